@@ -1,0 +1,27 @@
+"""A chip parameter: a value together with where it came from."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Provenance = Literal["measured", "decompiled", "vendor", "fitted", "predicted"]
+PROVENANCES: tuple[str, ...] = ("measured", "decompiled", "vendor", "fitted", "predicted")
+
+T = TypeVar("T")
+
+PosInt = Annotated[int, Field(gt=0, strict=True)]
+PosFloat = Annotated[float, Field(gt=0)]
+StrictBool = Annotated[bool, Field(strict=True)]
+
+
+class Param(BaseModel, Generic[T]):
+    """One configured quantity: its value, how it is known and the source that says so."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value: T
+    provenance: Provenance
+    source: Annotated[str, Field(min_length=1)]
+    note: str | None = None

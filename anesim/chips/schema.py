@@ -1,0 +1,147 @@
+"""The pydantic schema every chip configuration must satisfy after inheritance is resolved.
+
+Units live in field names (``_hz``, ``_s``, ``_bytes``, ``_bytes_per_s``). Every numeric or
+boolean hardware fact is a :class:`Param` carrying provenance and source.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from anesim.chips.params import Param, PosFloat, PosInt, StrictBool
+
+DType = Literal["fp16", "fp32", "int8", "uint8", "int4", "uint4", "palette"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identity(_Section):
+    """Which engine this is and how its programs are encoded."""
+
+    generation: Annotated[str, Field(min_length=1)]
+    compiler_target: Annotated[str, Field(min_length=1)]
+    soc: Annotated[str, Field(min_length=1)]
+    td_encoding: Literal["A", "B"]
+    td_version: Param[PosInt]
+
+
+class NeuralEngine(_Section):
+    """The MAC array: cores, lanes, accumulators and clock."""
+
+    cores: Param[PosInt]
+    clock_hz: Param[PosFloat]
+    out_channels_per_cycle_fp16: Param[PosInt]
+    out_channels_per_cycle_int8: Param[PosInt]
+    mac_lanes_per_out_channel: Param[PosInt]
+    accumulator_budget_per_core: Param[PosInt]
+    accumulator_split_granule: Param[PosInt]
+    ocg_byte_caps_per_element: Param[list[PosInt]]
+    per_layer_overhead_cycles: Param[PosInt]
+    winograd: Param[StrictBool]
+
+
+class PlanarEngine(_Section):
+    """The planar (elementwise) engine beside the MAC array."""
+
+    elements_per_cycle: Param[PosInt]
+
+
+class Memory(_Section):
+    """The compiler-managed on-chip pool and the kernel cache."""
+
+    pool_bytes: Param[PosInt]
+    working_set_cap_bytes: Param[PosInt]
+    banks: Param[PosInt]
+    bank_granule_bytes: Param[PosInt]
+    kernel_cache_bytes: Param[PosInt]
+
+
+class Dram(_Section):
+    """DRAM as the engine sees it: separate ceilings per stream and a shared peak."""
+
+    activation_bytes_per_s: Param[PosFloat]
+    weight_bytes_per_s: Param[PosFloat]
+    peak_bytes_per_s: Param[PosFloat]
+    latency_s: Param[PosFloat]
+
+
+class Dispatch(_Section):
+    """The host-to-engine round trip of one command and the firmware's per-task cost."""
+
+    host_binding_s: Param[PosFloat]
+    request_build_s: Param[PosFloat]
+    firmware_round_trip_s: Param[PosFloat]
+    completion_s: Param[PosFloat]
+    per_task_overhead_s: Param[PosFloat]
+
+
+class Capability(_Section):
+    """What the compiler lets a program use on this chip."""
+
+    tier: Annotated[str, Field(min_length=1)]
+    max_dimension: Param[PosInt]
+    conv3d: Param[StrictBool]
+    texture_engine: Param[StrictBool]
+    sin_cos: Param[StrictBool]
+    dropout: Param[StrictBool]
+    int8_fast_path: Param[StrictBool]
+    dtypes: Annotated[list[DType], Field(min_length=1)]
+
+
+class ChipConfig(_Section):
+    """One silicon profile, fully resolved from its file and the generation files it inherits."""
+
+    name: Annotated[str, Field(min_length=1)]
+    aliases: list[str] = []
+    family: Literal["A", "M"]
+    year: Param[PosInt]
+    notes: str | None = None
+    identity: Identity
+    ne: NeuralEngine
+    planar: PlanarEngine
+    memory: Memory
+    dram: Dram
+    dispatch: Dispatch
+    capability: Capability
+
+    _source_files: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def source_files(self) -> tuple[str, ...]:
+        """The files this config was assembled from, the chip's own first."""
+        return self._source_files
+
+    @property
+    def peak_fp16_flops_per_s(self) -> float:
+        """Peak fp16 rate: 2 FLOP per MAC over every core, lane and cycle."""
+        ne = self.ne
+        return 2.0 * ne.cores.value * ne.out_channels_per_cycle_fp16.value * (
+            ne.mac_lanes_per_out_channel.value * ne.clock_hz.value
+        )
+
+    @property
+    def peak_int8_ops_per_s(self) -> float:
+        """Peak int8 rate on the int8 path (2 ops per MAC)."""
+        ne = self.ne
+        return 2.0 * ne.cores.value * ne.out_channels_per_cycle_int8.value * (
+            ne.mac_lanes_per_out_channel.value * ne.clock_hz.value
+        )
+
+    @property
+    def pool_bytes_per_cycle(self) -> int:
+        """On-chip pool bandwidth: every bank delivers one granule per cycle."""
+        return self.memory.banks.value * self.memory.bank_granule_bytes.value
+
+    @property
+    def dispatch_floor_s(self) -> float:
+        """Fixed cost of one command with no work: the sum of the dispatch components."""
+        d = self.dispatch
+        return math.fsum(
+            p.value
+            for p in (d.host_binding_s, d.request_build_s, d.firmware_round_trip_s, d.completion_s)
+        )

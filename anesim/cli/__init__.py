@@ -1,0 +1,50 @@
+"""The ``anesim`` command: one subcommand per module listed in COMMAND_MODULES."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from anesim import __version__
+from anesim.errors import AnesimError
+
+# Each module exposes register(subparsers), which adds its parser and sets func(args) -> int.
+COMMAND_MODULES = ["chips"]
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="anesim",
+        description="A cycle-approximate simulator of the Apple Neural Engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"anesim {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"anesim.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; bad input prints one line on stderr and returns exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.func(args) or 0)
+    except AnesimError as exc:
+        print(f"anesim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        # A file the user named could not be read or written.
+        target = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"anesim: error: {target}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130

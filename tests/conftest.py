@@ -1,0 +1,36 @@
+"""Shared fixtures: the checkout's paths and the optional ../shared reference folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_shared_dir() -> Path | None:
+    """The shared reference folder: $ANESIM_SHARED, else ../shared beside the checkout."""
+    env = os.environ.get("ANESIM_SHARED")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO_ROOT.parent / "shared")
+    for candidate in candidates:
+        if (candidate / "hwx").is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The root of the checkout."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared reference folder; tests that need it skip when it is absent."""
+    found = find_shared_dir()
+    if found is None:
+        pytest.skip("../shared (sample programs and measurements) is not beside this checkout")
+    return found
