@@ -50,6 +50,27 @@ class TensorSpec:
     role: TensorRole
     slot: int
     offset_bytes: int = 0
+    row_stride_bytes: int = 0  # 0: the compiler's default rule (rows padded to 64 bytes)
+    plane_stride_bytes: int = 0  # 0: default rule (planes padded to 64 bytes)
+    batch_stride_bytes: int = 0  # 0: channels × plane stride
+
+    def layout(self) -> Layout:
+        """The tensor's placement in its slot, as a Layout whose ``groups`` axis is the batch."""
+        n, c, h, w = _nchw(self.shape)
+        size = DTYPE_BYTES[self.dtype]
+        row = self.row_stride_bytes or align_up(w * size)
+        plane = self.plane_stride_bytes or align_up(row * h)
+        batch = self.batch_stride_bytes or plane * c
+        return Layout("dram", self.slot, self.offset_bytes, c, h, w, self.dtype, row, plane,
+                      1, plane * c, n, batch)
+
+
+def _nchw(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Pad a logical shape on the left to four axes (N, C, H, W)."""
+    if len(shape) > 4:
+        raise ValueError(f"shape {shape} has more than four axes")
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    return padded[0], padded[1], padded[2], padded[3]
 
 
 @dataclass(frozen=True)
