@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from anesim import __version__
 from anesim.errors import AnesimError
 
 # Each module exposes register(subparsers), which adds its parser and sets func(args) -> int.
-COMMAND_MODULES = ["chips"]
+COMMAND_MODULES = ["chips", "disasm", "asm"]
 
 EXIT_BAD_INPUT = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other anesim error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the problem on one line and exit with status 2."""
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="anesim",
         description="A cycle-approximate simulator of the Apple Neural Engine.",
     )
@@ -41,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnesimError as exc:
         print(f"anesim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away: stop quietly, as other Unix tools do.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 141
     except OSError as exc:
         # A file the user named could not be read or written.
         target = f"{exc.filename}: " if getattr(exc, "filename", None) else ""

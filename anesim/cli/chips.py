@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from anesim.chips import ChipConfig, Param, all_chips, load_chip
 from anesim.cli.output import print_json, print_table
@@ -38,7 +41,7 @@ def summary_row(chip: ChipConfig) -> dict[str, Any]:
 def _flatten(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
     if isinstance(value, Param):
         out.append((prefix, value))
-    elif hasattr(value, "model_fields"):
+    elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             _flatten(f"{prefix}.{name}" if prefix else name, getattr(value, name), out)
     else:
@@ -65,7 +68,7 @@ def _show(chip: ChipConfig, as_json: bool) -> None:
         print_json(data)
         return
     print(f"{chip.name}  ({chip.identity.generation}, target {chip.identity.compiler_target}, SoC {chip.identity.soc})")
-    print("files: " + " <- ".join(chip.source_files))
+    print("files: " + " <- ".join(_display_path(f) for f in chip.source_files))
     rows = []
     for key, value in chip_fields(chip):
         if isinstance(value, Param):
@@ -77,6 +80,14 @@ def _show(chip: ChipConfig, as_json: bool) -> None:
     print(f"derived peak fp16: {chip.peak_fp16_flops_per_s / 1e12:.2f} TFLOP/s; "
           f"dispatch floor: {chip.dispatch_floor_s * 1e3:.3f} ms; "
           f"pool bandwidth: {chip.pool_bytes_per_cycle} B/cycle")
+
+
+def _display_path(path: str) -> str:
+    """A path relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _fmt(value: Any) -> str:
@@ -94,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "chips_command", None) == "show":
         _show(load_chip(args.chip), args.json)
         return 0
-    rows = [summary_row(c) for c in all_chips()]
+    chips = sorted(all_chips(), key=lambda c: (c.family != "M", c.year.value, c.name))
+    rows = [summary_row(c) for c in chips]
     if args.json:
         print_json(rows)
         return 0

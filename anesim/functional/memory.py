@@ -1,0 +1,83 @@
+"""DRAM buffer slots and the on-chip pool, with strided views described by Layouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anesim.errors import ProgramError
+from anesim.program.model import DTYPE_BYTES, Layout, Program
+
+# Element dtype of each tensor format in memory; fp16 travels as its uint16 bit pattern.
+STORAGE_DTYPES: dict[str, np.dtype] = {
+    "fp16": np.dtype(np.uint16), "int8": np.dtype(np.int8), "uint8": np.dtype(np.uint8),
+}
+
+
+@dataclass
+class Memory:
+    """The bytes a program can address: one array per DRAM slot and the on-chip pool."""
+
+    slots: dict[int, np.ndarray]
+    pool: np.ndarray
+    source: str = ""
+    _views: dict[Layout, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @staticmethod
+    def for_program(program: Program, pool_bytes: int) -> Memory:
+        """Allocate every slot (filled from constant data where the program ships it) and the pool."""
+        slots: dict[int, np.ndarray] = {}
+        for index, slot in program.slots.items():
+            buf = np.zeros(slot.size_bytes, dtype=np.uint8)
+            if slot.data is not None:
+                data = np.frombuffer(slot.data, dtype=np.uint8)
+                buf[: min(len(data), len(buf))] = data[: len(buf)]
+            slots[index] = buf
+        return Memory(slots, np.zeros(pool_bytes, dtype=np.uint8), program.source)
+
+    def _buffer(self, layout: Layout, what: str) -> np.ndarray:
+        if layout.space == "pool":
+            return self.pool
+        if layout.slot not in self.slots:
+            raise ProgramError(
+                f"{what} refers to a buffer slot the program does not bind", file=self.source or None,
+                expected=f"one of {sorted(self.slots)}", found=layout.slot,
+            )
+        return self.slots[layout.slot]
+
+    def view(self, layout: Layout, what: str = "tile") -> np.ndarray:
+        """A writable (groups, depth, channels, height, width) view of the bytes a layout names."""
+        cached = self._views.get(layout)
+        if cached is not None:
+            return cached
+        buf = self._buffer(layout, what)
+        dtype = STORAGE_DTYPES[layout.dtype]
+        size = DTYPE_BYTES[layout.dtype]
+        strides = (layout.group_stride_bytes, layout.depth_stride_bytes, layout.plane_stride_bytes,
+                   layout.row_stride_bytes, size)
+        shape = (layout.groups, layout.depth, layout.channels, layout.height, layout.width)
+        end = layout.offset_bytes + layout.span_bytes
+        if min(shape) <= 0 or layout.offset_bytes < 0 or min(strides) < 0 or end > len(buf):
+            space = "on-chip pool" if layout.space == "pool" else f"slot {layout.slot}"
+            raise ProgramError(
+                f"{what} does not fit its buffer ({space})", file=self.source or None,
+                where=f"offset {layout.offset_bytes:#x}",
+                expected=f"bytes within 0..{len(buf):#x}", found=f"a view ending at {end:#x}",
+            )
+        if layout.offset_bytes % size or any(s % size for s in strides):
+            raise ProgramError(f"{what} is not aligned to its {size}-byte elements",
+                               file=self.source or None, where=f"offset {layout.offset_bytes:#x}")
+        arr = np.ndarray(shape, dtype=dtype, buffer=buf.data, offset=layout.offset_bytes, strides=strides)
+        self._views[layout] = arr
+        return arr
+
+    def read(self, layout: Layout, what: str = "source") -> np.ndarray:
+        """A contiguous copy of a tile as (channels, height, width), groups and depth folded into channels."""
+        v = self.view(layout, what)
+        return np.ascontiguousarray(v.reshape(-1, layout.height, layout.width))
+
+    def write(self, layout: Layout, values: np.ndarray, what: str = "result") -> None:
+        """Store a (channels, height, width) array into the bytes a layout names."""
+        v = self.view(layout, what)
+        v[...] = values.reshape(v.shape).astype(v.dtype, copy=False)

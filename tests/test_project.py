@@ -1,0 +1,44 @@
+"""Project-level promises: the README's commands are the ones CI runs; the CLI behaves."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from anesim.cli import main
+
+
+def _readme_commands(root: Path) -> list[str]:
+    text = (root / "README.md").read_text()
+    blocks = re.findall(r"## (Get started|Run the tests)\s+```sh\n(.*?)```", text, flags=re.S)
+    return [cmd.strip() for _, block in blocks for cmd in block.strip().splitlines()]
+
+
+def test_ci_runs_the_readme_commands(repo_root: Path) -> None:
+    commands = _readme_commands(repo_root)
+    assert len(commands) == 2, commands
+    ci_lines = [line.strip() for line in (repo_root / ".ci" / "run").read_text().splitlines()]
+    for command in commands:
+        assert command in ci_lines, f"README command not run by .ci/run: {command}"
+
+
+def test_no_subcommand_prints_help_and_fails(capsys) -> None:
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs() -> None:
+    done = subprocess.run([sys.executable, "-m", "anesim", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and "anesim" in done.stdout
+
+
+def test_usage_errors_are_one_line(capsys) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit) as info:
+        main(["no-such-command"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error" in err
