@@ -64,6 +64,8 @@ REASONS: dict[str, str] = {
     "measurements README asks to prefer the ANEForge JSON where the two overlap",
     "multi_stream": "two concurrent submitting threads; anesim simulates one command stream",
     "derived": "arithmetic on two other figures of the same source, not a measurement",
+    "no_builder_path": "sparse weights: the program model has a sparse mask, but the compiler's "
+    "builder offers fp16, int8 and palettised weights only, so the workload cannot be built",
 }
 
 # ------------------------------------------------------------------ chip attribution
@@ -409,7 +411,7 @@ def rule_aneforge_benches(row: dict[str, str], i: int) -> dict[str, Any] | None:
         fmt = re.search(r"weights (\w+)", shape).group(1)
         params = {"m": b, "k": k, "n": n, "weights": fmt}
         if fmt == "sparse":
-            params["sparsity"] = float(re.search(r"sparsity ([\d.]+)", row["notes"]).group(1))
+            return _excluded("no_builder_path", "sparsity " + re.search(r"sparsity ([\d.]+)", row["notes"]).group(1))
         if fmt == "int4":
             params["palette_bits"] = 4
         return _mapped("linear_weights", params, "sustained", metric, row["value"],
@@ -477,8 +479,9 @@ def _guide_rules() -> list[tuple[str, str, str, Callable[[dict[str, str]], dict[
         ("dram_bandwidth", "", "GB/s",
          lambda r: x("config_input", "AMC memory-controller ceiling, chips/ dram.peak_bytes_per_s")),
         ("gemv_weight_stream", "large matmul with one output row", "GB/s",
-         lambda r: m("gemv", {"k": 8192, "n": 8192}, "single_dispatch", r["metric"], r["value"],
-                     "latency = K*N*2 B of weights / rate; 'saturating' is taken as K = N = 8192 (134 MB)")),
+         lambda r: m("gemv", {"k": 8192, "n": 8192, "byte_count": "weights"}, "single_dispatch", r["metric"],
+                     r["value"], "latency = K*N*2 B of weights / rate; 'saturating' is taken as K = N = 8192 "
+                     "(134 MB)")),
         ("elementwise_stream", "standalone activation-stream rate", "GB/s",
          lambda r: x("ambiguous_chip", "the guide's table lists 24 GB/s under M1 but its text gives the "
                      "standalone path to M5/H17s")),
@@ -588,8 +591,9 @@ def _guide_rules() -> list[tuple[str, str, str, Callable[[dict[str, str]], dict[
         ("conv_chain", "convolution peak (fused chain probe)", "tflops",
          lambda r: x("shape_unstated", "the chain's convolution shape is not given")),
         ("gemv_weight_stream", "DRAM weight-stream bandwidth, two read channels", "GB/s",
-         lambda r: m("gemv", {"k": 8192, "n": 8192}, "single_dispatch", r["metric"], r["value"],
-                     "latency = K*N*2 B of weights / rate at K = N = 8192, the saturated end of the M5 Pro sweep")),
+         lambda r: m("gemv", {"k": 8192, "n": 8192, "byte_count": "weights"}, "single_dispatch", r["metric"],
+                     r["value"], "latency = K*N*2 B of weights / rate at K = N = 8192, the saturated end of the "
+                     "M5 Pro sweep")),
         ("conv", "conv3x3 Cin=Cout=256, 28x28", "latency_ms",
          lambda r: m("conv3x3", {"c": 256, "h": 28, "w": 28, "batch": 1, "kernel": 3, "padding": "same"},
                      "single_dispatch", r["metric"], r["value"],
