@@ -1,0 +1,211 @@
+"""Validation report: accuracy tables (Markdown, CSV, JSON) and plots (matplotlib)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from anesim.chips.schema import ChipConfig
+from anesim.validate import workloads
+from anesim.validate.runner import ChipValidation, to_json
+from anesim.validate.stats import LATENCY_QUANTITIES, Point
+
+_MARKERS = "osD^v<>pPX*hH8"
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(families: Sequence[str]) -> dict[str, Any]:
+    plt = _plt()
+    cmap = plt.get_cmap("tab20")
+    return {f: cmap(i % 20) for i, f in enumerate(sorted(families))}
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    """A number for a table cell; '-' when absent."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def summary_rows(results: dict[str, ChipValidation]) -> list[list[str]]:
+    """One row per chip and family (family '(all)' first): n, median, mean, max, r."""
+    out = []
+    for name, v in results.items():
+        s = v.summary()
+        out.append([name, "(all)", str(s["n_points"]), str(s["n_excluded"]), fmt(s["median_abs_pct_error"]),
+                    fmt(s["mean_abs_pct_error"]), fmt(s["max_abs_pct_error"]), fmt(s["log_pearson_r"], 3)])
+        for fam, f in s["families"].items():
+            out.append([name, fam, str(f["n_points"]), "", fmt(f["median_abs_pct_error"]),
+                        fmt(f["mean_abs_pct_error"]), fmt(f["max_abs_pct_error"]), fmt(f["log_pearson_r"], 3)])
+    return out
+
+
+SUMMARY_HEADERS = ["chip", "family", "points", "excluded", "median |err| %", "mean |err| %",
+                   "max |err| %", "log r"]
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def point_rows(points: Sequence[Point]) -> list[list[str]]:
+    """One row per point: id, family, method, metric, measured and simulated value, error."""
+    return [[p.id, p.family, p.method, p.metric, f"{p.measured:.4g}", f"{p.simulated:.4g}",
+             fmt(p.error_pct)] for p in points]
+
+
+POINT_HEADERS = ["id", "family", "method", "metric", "measured (SI)", "simulated (SI)", "error %"]
+
+
+def write_tables(results: dict[str, ChipValidation], out: Path) -> None:
+    """accuracy.md, validation.json and one points CSV per chip."""
+    md = ["# Validation accuracy\n", markdown_table(SUMMARY_HEADERS, summary_rows(results))]
+    for name, v in results.items():
+        if v.failures:
+            md.append(f"\n{name}: {len(v.failures)} mapped rows could not be simulated:\n")
+            md += [f"- {rid}: {msg}\n" for rid, msg in v.failures]
+    (out / "accuracy.md").write_text("".join(md), encoding="utf-8")
+    (out / "validation.json").write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
+    for name, v in results.items():
+        slug = name.lower().replace(" ", "-")
+        with (out / f"points-{slug}.csv").open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "family", "method", "quantity", "metric", "value", "measured", "simulated",
+                        "measured_latency_s", "simulated_latency_s", "error_pct", "workload", "shape"])
+            for p in v.points:
+                w.writerow([p.id, p.family, p.method, p.quantity, p.metric, p.value, p.measured, p.simulated,
+                            p.measured_latency_s, p.simulated_latency_s, p.error_pct, p.workload, p.shape])
+
+
+# ------------------------------------------------------------------------------ plots
+
+
+def scatter_plot(results: dict[str, ChipValidation], path: Path) -> None:
+    """Measured against simulated latency on log axes, one panel per chip, colour by family."""
+    plt = _plt()
+    names = list(results)
+    cols = min(2, len(names)) or 1
+    rows = math.ceil(len(names) / cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 5.6 * rows), squeeze=False)
+    fams = sorted({p.family for v in results.values() for p in v.points})
+    color = _colors(fams)
+    for ax, name in zip(axes.flat, names):
+        v = results[name]
+        pts = [p for p in v.points if p.quantity in LATENCY_QUANTITIES and p.measured_latency_s
+               and p.simulated_latency_s]
+        for i, fam in enumerate(sorted({p.family for p in pts})):
+            sel = [p for p in pts if p.family == fam]
+            ax.scatter([p.measured_latency_s * 1e3 for p in sel], [p.simulated_latency_s * 1e3 for p in sel],
+                       s=22, color=color[fam], marker=_MARKERS[i % len(_MARKERS)], label=fam,
+                       edgecolors="black", linewidths=0.3)
+        if pts:
+            lo = min(min(p.measured_latency_s, p.simulated_latency_s) for p in pts) * 1e3 / 1.5
+            hi = max(max(p.measured_latency_s, p.simulated_latency_s) for p in pts) * 1e3 * 1.5
+            ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+            for f in (0.9, 1.1):
+                ax.plot([lo, hi], [lo * f, hi * f], color="gray", lw=0.6, ls="--")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+        s = v.summary()
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("measured latency (ms)")
+        ax.set_ylabel("simulated latency (ms)")
+        ax.set_title(f"{name}: median |err| {fmt(s['median_abs_pct_error'])} %, log r {fmt(s['log_pearson_r'], 3)}",
+                     fontsize=10)
+        ax.grid(True, which="major", lw=0.3)
+        ax.legend(fontsize=6.5, ncol=2, loc="upper left")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle("anesim against measured M1/M5 traces (dashed: ±10 %)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def roofline_points(points: Sequence[Point]) -> list[tuple[Point, float, float, float]]:
+    """(point, FLOP/byte, measured FLOP/s, simulated FLOP/s) for points with a FLOP count."""
+    out = []
+    for p in points:
+        if not (p.params and p.measured_latency_s and p.simulated_latency_s):
+            continue
+        fb = workloads.intensity(p.family, dict(p.params))
+        if not fb or fb[0] <= 0 or fb[1] <= 0:
+            continue
+        flops, nbytes = fb
+        out.append((p, flops / nbytes, flops / p.measured_latency_s, flops / p.simulated_latency_s))
+    return out
+
+
+def roofline_plot(chip: ChipConfig, points: Sequence[Point], path: Path, title: str | None = None) -> None:
+    """The chip's roofs (peak fp16, activation and weight DRAM streams) with measured and simulated points."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.6, 5.6))
+    peak = chip.peak_fp16_flops_per_s
+    roofs = [("activation stream", chip.dram.activation_bytes_per_s.value, "tab:red"),
+             ("weight stream", chip.dram.weight_bytes_per_s.value, "tab:blue"),
+             ("DRAM peak", chip.dram.peak_bytes_per_s.value, "tab:gray")]
+    xs = [10 ** (i / 20) for i in range(-40, 101)]  # 0.01 .. 1e5 FLOP/B
+    for label, bw, col in roofs:
+        ax.plot(xs, [min(peak, bw * x) for x in xs], color=col, lw=1.2,
+                label=f"{label} {bw / 1e9:.1f} GB/s, ridge {peak / bw:.0f} FLOP/B")
+    ax.axhline(peak, color="black", lw=0.6, ls=":")
+    ax.text(xs[0] * 1.2, peak * 1.08, f"peak fp16 {peak / 1e12:.2f} TFLOP/s (config)", fontsize=8)
+    placed = roofline_points(points)
+    fams = sorted({p.family for p, *_ in placed})
+    color = _colors(fams)
+    seen: set[str] = set()
+    for p, ai, meas, sim in placed:
+        c = color[p.family]
+        ax.plot([ai, ai], [meas, sim], color=c, lw=0.5, alpha=0.6)
+        ax.scatter([ai], [meas], s=26, facecolors="none", edgecolors=[c], linewidths=1.0,
+                   label=None if p.family in seen else f"{p.family}")
+        ax.scatter([ai], [sim], s=16, color=c, marker="x", linewidths=1.0)
+        seen.add(p.family)
+    ax.scatter([], [], s=26, facecolors="none", edgecolors="black", label="measured (circle)")
+    ax.scatter([], [], s=16, color="black", marker="x", label="simulated (cross)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(xs[0], xs[-1])
+    ymin = min([peak / 1e6] + [min(m, s) / 2 for _, _, m, s in placed])
+    ax.set_ylim(ymin, peak * 3)
+    ax.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
+    ax.set_ylabel("FLOP/s")
+    ax.set_title(title or f"{chip.name} roofline: measured and simulated", fontsize=10)
+    ax.grid(True, which="major", lw=0.3)
+    ax.legend(fontsize=6.5, loc="lower right", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def write_report(results: dict[str, ChipValidation], chips: dict[str, ChipConfig], out: Path) -> list[Path]:
+    """Tables and plots for every chip validated; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(results, out)
+    files = [out / "accuracy.md", out / "validation.json"]
+    scatter_plot(results, out / "measured-vs-simulated.png")
+    files.append(out / "measured-vs-simulated.png")
+    for name, v in results.items():
+        path = out / f"roofline-{name.lower().replace(' ', '-')}.png"
+        roofline_plot(chips[name], v.points, path)
+        files.append(path)
+    return files

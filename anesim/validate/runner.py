@@ -1,0 +1,112 @@
+"""Validate chips: simulate every mapped trace row of a chip and compare with the measurement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from anesim.chips import load_chip
+from anesim.chips.loader import normalize_name
+from anesim.chips.schema import ChipConfig
+from anesim.errors import AnesimError, InputError
+from anesim.validate.methods import measure
+from anesim.validate.simulate import Simulator, Timer
+from anesim.validate.stats import Point, by_family, signed_error_pct, summarize
+from anesim.validate.traces import TraceRow, load_traces
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ChipValidation:
+    """The validation of one chip: its points, excluded-row count and rows that failed to run."""
+
+    chip: str
+    points: list[Point]
+    n_excluded: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Overall figures, per-family figures and every point, as plain data."""
+        out = summarize(self.points, self.n_excluded)
+        out["families"] = by_family(self.points)
+        out["points"] = [p.as_dict() for p in self.points]
+        return out
+
+
+def validated_chips(rows: Iterable[TraceRow]) -> list[str]:
+    """Chips that have mapped rows, in first-appearance order."""
+    seen: dict[str, None] = {}
+    for r in rows:
+        if r.mapped and r.target:
+            seen.setdefault(r.target, None)
+    return list(seen)
+
+
+def resolve_chips(spec: str, rows: Sequence[TraceRow]) -> list[str]:
+    """Trace chip names for a --chip argument: a name or alias, or 'all'."""
+    names = validated_chips(rows)
+    if spec.strip().lower() == "all":
+        return names
+    wanted = load_chip(spec)
+    aliases = {normalize_name(n) for n in (wanted.name, *wanted.aliases)}
+    for name in names:
+        if normalize_name(name) in aliases:
+            return [name]
+    raise InputError("no measured traces for this chip", found=repr(spec),
+                     expected="all, or one of " + ", ".join(names))
+
+
+def point_of(row: TraceRow, value: float, latency_s: float | None, work: float | None,
+             params: dict[str, Any] | None = None) -> Point:
+    """The comparison of one row's measurement with its simulated value."""
+    assert row.measured is not None and row.quantity is not None and row.family and row.method
+    q = row.quantity
+    if q == "latency":
+        meas_lat = row.measured
+    elif q in ("flop_rate", "byte_rate", "token_rate") and work:
+        meas_lat = work / row.measured
+    else:
+        meas_lat, latency_s = None, None
+    return Point(
+        id=row.id, chip=row.target or "", family=row.family, method=row.method, quantity=q,
+        measured=row.measured, simulated=value, measured_latency_s=meas_lat,
+        simulated_latency_s=latency_s, error_pct=signed_error_pct(q, row.measured, value),
+        workload=row.workload, shape=row.shape, metric=row.metric, value=row.value, source=row.source,
+        params=params,
+    )
+
+
+def validate_chip(name: str, rows: Sequence[TraceRow] | None = None, *, timer: Timer | None = None,
+                  chip: ChipConfig | None = None, progress: Progress | None = None) -> ChipValidation:
+    """Simulate every mapped row of one chip (its own config unless ``chip`` is given)."""
+    rows = load_traces() if rows is None else rows
+    mine = [r for r in rows if r.target == name]
+    todo = [r for r in mine if r.mapped]
+    sim = Simulator(chip or load_chip(name), timer)
+    points: list[Point] = []
+    failures: list[tuple[str, str]] = []
+    for i, row in enumerate(todo):
+        if progress:
+            progress(name, i, len(todo))
+        try:
+            m = measure(sim, row.family or "", row.method or "", row.params, row.quantity or "")
+        except AnesimError as exc:
+            failures.append((row.id, str(exc)))
+            continue
+        points.append(point_of(row, m.value, m.latency_s, m.work, m.params))
+    return ChipValidation(name, points, sum(not r.mapped for r in mine), failures)
+
+
+def validate(spec: str = "all", *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
+             progress: Progress | None = None) -> dict[str, ChipValidation]:
+    """Validate every chip a --chip argument names."""
+    rows = load_traces() if rows is None else rows
+    return {name: validate_chip(name, rows, timer=timer, progress=progress)
+            for name in resolve_chips(spec, rows)}
+
+
+def to_json(results: dict[str, ChipValidation]) -> dict[str, Any]:
+    """The --json document: {"chips": {NAME: summary}}."""
+    return {"chips": {name: v.summary() for name, v in results.items()}}
