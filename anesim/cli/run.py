@@ -1,0 +1,146 @@
+"""``anesim run``: time a compiled program on a chip (and execute it, once numerics exist)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from anesim.cli.output import print_json, print_table, si
+
+MAX_TASK_ROWS = 100
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` subcommand."""
+    p = subparsers.add_parser(
+        "run", help="time a program on a chip (latency, cycles, utilisation, DRAM bytes, trace)",
+        description="Load FILE, simulate it on the chosen chip and print latency (seconds and engine "
+                    "cycles), per-unit busy time and utilisation, DRAM bytes per stream, achieved FLOP/s "
+                    "and a per-task table.")
+    p.add_argument("file", help="a compiled program (.hwx, or a raw command buffer the loader accepts)")
+    p.add_argument("--chip", default="m1", help="chip name, alias or YAML path (default: m1)")
+    p.add_argument("--timing-only", action="store_true", help="skip the functional (numerics) run")
+    p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
+    p.add_argument("--trace", metavar="OUT", help="write the timeline: OUT.json (Chrome) or OUT.pftrace (Perfetto)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input tensor for the functional run (repeatable)")
+    p.add_argument("--random-inputs", type=int, metavar="SEED", help="fill missing inputs with seeded random values")
+    p.add_argument("--out", metavar="DIR", help="write output tensors of the functional run as DIR/NAME.npy")
+    p.add_argument("--loop", choices=("simpy", "heap"), default="simpy",
+                   help="event kernel for the timing model (results are identical; heap is faster)")
+    p.set_defaults(func=run)
+
+
+def _functional(args: argparse.Namespace, program: Any) -> list[str]:
+    """Run the numerics when the functional engine is available; return notes for the report."""
+    import anesim
+
+    execute = getattr(anesim, "execute", None)
+    if execute is None:
+        note = "numerics skipped: the functional engine (anesim.execute) is not available in this build"
+        if args.input or args.out or args.random_inputs is not None:
+            note += "; --input, --random-inputs and --out were ignored"
+        return [note + " (use --timing-only to silence this)"]
+    import numpy as np
+
+    from anesim.errors import InputError
+
+    inputs: dict[str, Any] = {}
+    for item in args.input:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError("bad --input", expected="NAME=FILE.npy", found=repr(item))
+        inputs[name] = np.load(path)
+    if args.random_inputs is not None:
+        rng = np.random.default_rng(args.random_inputs)
+        for spec in program.inputs:
+            if spec.name not in inputs:
+                inputs[spec.name] = rng.standard_normal(spec.shape).astype(np.float16)
+    outputs = execute(program, inputs)
+    notes = []
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, value in dict(outputs).items():
+            np.save(out / f"{name}.npy", np.asarray(value))
+            notes.append(f"wrote {out / (name + '.npy')}")
+    return notes
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, simulate, optionally execute, and report."""
+    import anesim
+    from anesim.chips import load_chip
+    from anesim.timing import simulate
+    from anesim.timing.trace import write_trace
+
+    chip = load_chip(args.chip)
+    program = anesim.load(args.file)
+    result = simulate(program, chip, loop=args.loop, trace=bool(args.trace))
+    notes: list[str] = []
+    if args.trace:
+        fmt = write_trace(result, args.trace)
+        notes.append(f"wrote {fmt} trace {args.trace}")
+    if not args.timing_only:
+        notes.extend(_functional(args, program))
+    if args.json:
+        data = {"file": str(args.file), **result.to_dict()}
+        print_json(data)
+        for n in notes:
+            print(f"anesim: {n}", file=sys.stderr)
+        return 0
+    _report(result, chip, args.file)
+    for n in notes:
+        print(n)
+    return 0
+
+
+def seconds(value: float) -> str:
+    """A duration with a readable prefix: 183.3 µs, 2.1 ms, 1.25 s."""
+    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {unit}"
+    return "0 s" if value == 0 else f"{value / 1e-12:.4g} ps"
+
+
+def _report(result: Any, chip: Any, file: str) -> None:
+    """The text report."""
+    ne = chip.ne
+    print(f"{file}: program '{result.program}' on {chip.name} ({chip.identity.generation}, "
+          f"{ne.cores.value} NE cores at {ne.clock_hz.value / 1e9:.3g} GHz)")
+    cycles = result.latency_s * result.clock_hz
+    print(f"latency     {result.latency_s:.6g} s ({seconds(result.latency_s)}) = {cycles:,.0f} engine-clock cycles")
+    print(f"engine span {result.engine_cycles:,} cycles = {seconds(result.engine_s)} "
+          f"(first descriptor issued to last result written)")
+    d = result.dispatch_s
+    print("dispatch    " + ", ".join(f"{k.replace('_', ' ')} {seconds(v)}" for k, v in d.items()))
+    print(f"compute     {result.macs:,} MACs; achieved {si(result.flops_per_s, 'FLOP/s')} over the call, "
+          f"{si(result.engine_flops_per_s, 'FLOP/s')} over the engine span")
+    db = result.dram_bytes
+    print(f"DRAM        activation {db['activation']:,} B, weight {db['weight']:,} B, "
+          f"total {result.dram_bytes_total:,} B; contention {seconds(result.dram_contention_s)}")
+    print()
+    print_table(
+        ["unit", "busy", "busy cycles", "% of call", "% of engine span"],
+        [[u.name, seconds(u.busy_s), f"{u.busy_cycles:,.0f}", f"{100 * u.utilisation:.1f}",
+          "" if u.name == "host" else f"{100 * u.engine_utilisation:.1f}"] for u in result.units.values()],
+        right=(1, 2, 3, 4),
+    )
+    print()
+    rows = []
+    for t in result.tasks[:MAX_TASK_ROWS]:
+        rows.append([
+            t.index, t.name, t.kind, t.cores, t.passes, t.tiles, f"{t.cycles:,.0f}", f"{t.ne_cycles:,}",
+            f"{t.planar_cycles:,}", f"{t.dram_activation_bytes:,}", f"{t.dram_weight_bytes:,}",
+            f"{t.stall_input_cycles:,.0f}/{t.stall_weight_cycles:,.0f}/{t.stall_output_cycles:,.0f}",
+            t.bound + (" (spilled: " + ", ".join(t.spilled) + ")" if t.spilled else ""),
+        ])
+    print_table(
+        ["#", "task", "kind", "cores", "passes", "tiles", "cycles", "NE cyc", "planar cyc", "DRAM act B",
+         "DRAM wt B", "stalls in/wt/out", "bound"],
+        rows, right=(0, 3, 4, 5, 6, 7, 8, 9, 10, 11),
+    )
+    if len(result.tasks) > MAX_TASK_ROWS:
+        print(f"... {len(result.tasks) - MAX_TASK_ROWS} more tasks (use --json for all)")

@@ -1,0 +1,544 @@
+"""The discrete-event model: dispatch, firmware queue, kernel DMA, tile DMA, NE and planar engine.
+
+Processes (generators on a :mod:`~anesim.timing.loop` loop):
+
+- ``dispatch``: host binding, request build, the firmware picking the command up; then, once the
+  last task has written its result, the firmware signalling back and completion on the host.
+  One command is in flight, so nothing overlaps these stages.
+- ``firmware``: walks the task descriptors in order, paying the per-task overhead for each; it
+  runs at most one descriptor ahead of the task the engine has started.
+- ``kernel_dma``: fetches kernel chunks (weights, bias, post-scale, palette, LUT) on the weight
+  stream; a chunk may load while earlier ones are in use only if both fit the kernel cache.
+- ``tile_src``, ``compute``, ``tile_dst``: the tile pipeline. Every (pass, tile) step flows
+  source DMA -> NE/planar -> destination DMA with two buffers between stages (double
+  buffering), so DMA of one tile overlaps compute of its neighbours. The compute stage records
+  why it waited: input (source DMA late), weight (kernel DMA late) or output (destination DMA
+  still draining the buffer it needs).
+
+DRAM is a :class:`~anesim.timing.dram.SharedBandwidth`; the pool is modelled as a fixed rate
+per transfer. A task whose source another task produced waits for that task's last result
+write. Events are per tile step and per kernel chunk, never per cycle; runs of identical
+steps with no DRAM traffic are computed in closed form and advance as one event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from anesim.chips.schema import ChipConfig
+from anesim.timing import costs
+from anesim.timing.dram import SharedBandwidth
+from anesim.timing.loop import Loop, make_loop
+from anesim.timing.plan import ProgramPlan, Run, TaskPlan
+
+UNITS = ("host", "firmware", "kernel_dma", "tile_dma_src", "ne", "planar", "tile_dma_dst")
+_UNIT_ID = {u: i for i, u in enumerate(UNITS)}
+
+
+class _Gate:
+    """A counter that only grows; processes wait for it to reach a value.
+
+    A closed-form batch may also schedule increments at known future times; waiters that those
+    increments satisfy fire at exactly those times, as they would have step by step.
+    """
+
+    __slots__ = ("loop", "count", "waiters", "future")
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.count = 0
+        self.waiters: list[tuple[int, Any]] = []
+        self.future: deque[float] = deque()
+
+    def current(self) -> int:
+        """The count as of now (scheduled increments that are due included)."""
+        fut = self.future
+        if fut:
+            now = self.loop.now
+            while fut and fut[0] <= now:
+                fut.popleft()
+                self.count += 1
+        return self.count
+
+    def wait(self, n: int) -> Any:
+        """An event that fires once count >= n, or None if it already is."""
+        if self.current() >= n:
+            return None
+        ev = self.loop.event()
+        idx = n - self.count - 1
+        if idx < len(self.future):
+            self._fire_at(ev, self.future[idx])
+        else:
+            self.waiters.append((n, ev))
+        return ev
+
+    def _fire_at(self, ev: Any, t: float) -> None:
+        delay = t - self.loop.now
+        if delay <= 0:
+            ev.succeed()
+        else:
+            self.loop.call_later(delay, ev.succeed)
+
+    def advance(self, by: int = 1) -> None:
+        """Add ``by`` now and release every waiter now satisfied."""
+        self.current()
+        if self.future:
+            raise RuntimeError("gate advanced past a scheduled batch")
+        self.count += by
+        if self.waiters:
+            ready = [w for w in self.waiters if w[0] <= self.count]
+            if ready:
+                self.waiters = [w for w in self.waiters if w[0] > self.count]
+                for _, ev in ready:
+                    ev.succeed()
+
+    def schedule(self, times: list[float]) -> None:
+        """Add one increment at each of ``times`` (ascending; past times apply at once)."""
+        self.current()
+        self.future.extend(times)
+        if self.waiters:
+            keep = []
+            for n, ev in self.waiters:
+                idx = n - self.count - 1
+                if idx < len(self.future):
+                    self._fire_at(ev, self.future[idx])
+                else:
+                    keep.append((n, ev))
+            self.waiters = keep
+
+
+@dataclass
+class TaskStats:
+    """What happened to one task during the run (cycles)."""
+
+    start: float = -1.0
+    end: float = 0.0
+    ne_cycles: int = 0
+    planar_cycles: int = 0
+    stall_input: float = 0.0
+    stall_weight: float = 0.0
+    stall_output: float = 0.0
+    dram_activation_bytes: float = 0.0
+    dram_weight_bytes: float = 0.0
+
+
+@dataclass
+class EngineOutput:
+    """Raw output of one simulation, in cycles; :mod:`~anesim.timing.result` packages it."""
+
+    end_cycles: float
+    engine_start: float
+    engine_end: float
+    busy: dict[str, float]
+    busy_dispatch: dict[str, float]
+    task_stats: list[TaskStats]
+    dram_bytes: dict[str, float]
+    dram_busy_cycles: float
+    dram_contention_cycles: float
+    trace: list[tuple[int, str, float, float, int]]
+    tile_events: int
+    loop_events: int
+    batched_steps: int
+    wall_s: float
+    dispatch_marks: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class Engine:
+    """One simulation of a planned program on a chip."""
+
+    def __init__(
+        self, plan: ProgramPlan, chip: ChipConfig, loop: Loop, *,
+        record_trace: bool = True, batch: bool = True,
+    ) -> None:
+        self.plan = plan
+        self.chip = chip
+        self.loop = loop
+        self.record = record_trace
+        self.batch = batch
+        clock = chip.ne.clock_hz.value
+        self.clock = clock
+        d = chip.dram
+        self.dram = SharedBandwidth(
+            loop,
+            d.peak_bytes_per_s.value / clock,
+            {"activation": d.activation_bytes_per_s.value / clock, "weight": d.weight_bytes_per_s.value / clock},
+        )
+        self.dram_latency = d.latency_s.value * clock
+        self.task_overhead = chip.dispatch.per_task_overhead_s.value * clock
+        self.layer_overhead = costs.task_overhead_cycles(chip)
+        self.kernel_cache = chip.memory.kernel_cache_bytes.value
+        self.fw_gate = _Gate(loop)  # descriptors the firmware has issued
+        self.started_gate = _Gate(loop)  # tasks whose first step has begun
+        self.done_gate = _Gate(loop)  # tasks whose last result write has finished
+        self.src_gate = _Gate(loop)
+        self.ne_gate = _Gate(loop)
+        self.dst_gate = _Gate(loop)
+        self.kernel_gate = _Gate(loop)
+        self.stats = [TaskStats() for _ in plan.tasks]
+        self.busy = dict.fromkeys(UNITS, 0.0)
+        self.busy_dispatch = dict.fromkeys(UNITS, 0.0)  # the part outside the engine span
+        self.trace: list[tuple[int, str, float, float, int]] = []
+        self.tile_events = 0
+        self.batched_steps = 0
+        self.marks: dict[str, tuple[float, float]] = {}
+        self.engine_start = 0.0
+        self.engine_end = 0.0
+        self.end = 0.0
+        # first step of a batch -> (step after it, (compute end, destination end), start time)
+        self.batches: dict[int, tuple[int, tuple[float, float], float]] = {}
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _slice(self, unit: str, name: str, start: float, end: float, task: int) -> None:
+        self.busy[unit] += end - start
+        if task < 0:
+            self.busy_dispatch[unit] += end - start
+        if self.record and end > start:
+            self.trace.append((_UNIT_ID[unit], name, start, end, task))
+
+    def _dram(self, nbytes: float, stream: str) -> Any:
+        """An event for one DMA: the DRAM latency, then the transfer under contention."""
+        return self.dram.transfer(nbytes, stream, self.dram_latency)
+
+    # -- processes -------------------------------------------------------------------------
+
+    def dispatch(self) -> Generator[Any, Any, None]:
+        """Host and firmware round trip around the task walk."""
+        loop = self.loop
+        c = self.clock
+        comp = costs.dispatch_components_s(self.chip)
+        fw_half = comp["firmware_round_trip"] * c / 2
+        for unit, name, cycles in (
+            ("host", "host binding", comp["host_binding"] * c),
+            ("host", "request build", comp["request_build"] * c),
+            ("firmware", "command pick-up", fw_half),
+        ):
+            t0 = loop.now
+            yield loop.timeout(cycles)
+            self._slice(unit, name, t0, loop.now, -1)
+            self.marks[name] = (t0, loop.now)
+        self.engine_start = loop.now
+        loop.process(self.firmware())
+        if self.plan.tasks:
+            loop.process(self.tile_src())
+            loop.process(self.compute())
+            loop.process(self.tile_dst())
+            if self.plan.chunks:
+                loop.process(self.kernel_dma())
+            ev = self.done_gate.wait(len(self.plan.tasks))
+            if ev is not None:
+                yield ev
+        self.engine_end = loop.now
+        for unit, name, cycles in (
+            ("firmware", "completion signal", fw_half),
+            ("host", "completion", comp["completion"] * c),
+        ):
+            t0 = loop.now
+            yield loop.timeout(cycles)
+            self._slice(unit, name, t0, loop.now, -1)
+            self.marks[name] = (t0, loop.now)
+        self.end = loop.now
+
+    def firmware(self) -> Generator[Any, Any, None]:
+        """Issue descriptors in order, at most one ahead of the task the engine started."""
+        loop = self.loop
+        for tp in self.plan.tasks:
+            if tp.pos > 0:
+                ev = self.started_gate.wait(tp.pos)
+                if ev is not None:
+                    yield ev
+            t0 = loop.now
+            if self.task_overhead > 0:
+                yield loop.timeout(self.task_overhead)
+            self._slice("firmware", f"descriptor {tp.pos}", t0, loop.now, tp.pos)
+            self.fw_gate.advance()
+
+    def kernel_dma(self) -> Generator[Any, Any, None]:
+        """Fetch kernel chunks in order, double-buffered where the kernel cache allows."""
+        loop = self.loop
+        chunks = self.plan.chunks
+        for j, ch in enumerate(chunks):
+            ev = self.fw_gate.wait(ch.task_pos + 1)
+            if ev is not None:
+                yield ev
+            if j >= 1:
+                fits_two = ch.streamed or chunks[j - 1].nbytes + ch.nbytes <= self.kernel_cache
+                dep = j - 2 if fits_two else j - 1
+                if dep >= 0:
+                    ev = self.ne_gate.wait(chunks[dep].last_step + 1)
+                    if ev is not None:
+                        yield ev
+            t0 = loop.now
+            yield self._dram(ch.nbytes, "weight")
+            self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
+            self._slice("kernel_dma", "kernel", t0, loop.now, ch.task_pos)
+            self.tile_events += 1
+            self.kernel_gate.advance()
+
+    def tile_src(self) -> Generator[Any, Any, None]:
+        """Source tile DMA: DRAM or pool into one of two input buffers."""
+        loop = self.loop
+        for tp in self.plan.tasks:
+            st = self.stats[tp.pos]
+            runs = tp.runs
+            r = 0
+            i = 0
+            while r < len(runs):
+                run = runs[r]
+                if i >= run.count:
+                    r, i = r + 1, 0
+                    continue
+                k = run.first_step + i
+                if k == tp.first_step:
+                    ev = self.fw_gate.wait(tp.pos + 1)
+                    if ev is not None:
+                        yield ev
+                    for q in tp.producers:
+                        ev = self.done_gate.wait(q + 1)
+                        if ev is not None:
+                            yield ev
+                ev = self.ne_gate.wait(k - 1)  # a free input buffer: step k-2 computed
+                if ev is not None:
+                    yield ev
+                if k == tp.first_step:
+                    st.start = loop.now
+                    self.started_gate.advance()
+                if self.batch and i == 0 and self._batchable(tp, r):
+                    r = yield from self._run_batch(tp, r)
+                    i = 0
+                    continue
+                t0 = loop.now
+                if run.src_dram_bytes > 0:
+                    yield self._dram(run.src_dram_bytes, "activation")
+                    st.dram_activation_bytes += run.src_dram_bytes
+                rest = run.src_pool_cycles - (loop.now - t0)
+                if rest > 0:
+                    yield loop.timeout(rest)
+                self._slice("tile_dma_src", "src", t0, loop.now, tp.pos)
+                self.tile_events += 1
+                self.src_gate.advance()
+                i += 1
+
+    def compute(self) -> Generator[Any, Any, None]:
+        """NE and planar engine: wait for input, weights and a free output buffer, then run."""
+        loop = self.loop
+        covered = 0  # steps below this were done by a closed-form batch
+        for tp in self.plan.tasks:
+            st = self.stats[tp.pos]
+            for run in tp.runs:
+                i = 0
+                while i < run.count:
+                    k = run.first_step + i
+                    if k < covered:
+                        i = covered - run.first_step
+                        continue
+                    t0 = loop.now
+                    ev = self.src_gate.wait(k + 1)
+                    if ev is not None:
+                        yield ev
+                    if k in self.batches:
+                        st.stall_input += max(0.0, self.batches[k][2] - max(t0, st.start))
+                        covered = yield from self._skip_batched(k, 0)
+                        continue
+                    t1 = loop.now
+                    if run.chunk_first >= 0:
+                        ev = self.kernel_gate.wait(run.chunk_first + run.chunk_stride * i + 1)
+                        if ev is not None:
+                            yield ev
+                    t2 = loop.now
+                    ev = self.dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
+                    if ev is not None:
+                        yield ev
+                    t3 = loop.now
+                    st.stall_input += t1 - max(t0, st.start)  # waiting before the task began is not its stall
+                    st.stall_weight += t2 - t1
+                    st.stall_output += t3 - t2
+                    extra = self.layer_overhead if k == tp.first_step and tp.task.ne is not None else 0
+                    yield loop.timeout(run.compute_cycles + extra)
+                    self._compute_slices(tp, run, t3, extra)
+                    self.ne_gate.advance()
+                    i += 1
+
+    def tile_dst(self) -> Generator[Any, Any, None]:
+        """Destination tile DMA: from one of two output buffers to DRAM or the pool."""
+        loop = self.loop
+        covered = 0
+        for tp in self.plan.tasks:
+            st = self.stats[tp.pos]
+            for run in tp.runs:
+                i = 0
+                while i < run.count:
+                    k = run.first_step + i
+                    if k < covered:
+                        i = covered - run.first_step
+                        continue
+                    ev = self.ne_gate.wait(k + 1)
+                    if ev is not None:
+                        yield ev
+                    if k in self.batches:
+                        covered = yield from self._skip_batched(k, 1)
+                        continue
+                    t0 = loop.now
+                    if run.dst_dram_bytes > 0:
+                        yield self._dram(run.dst_dram_bytes, "activation")
+                        st.dram_activation_bytes += run.dst_dram_bytes
+                    rest = run.dst_pool_cycles - (loop.now - t0)
+                    if rest > 0:
+                        yield loop.timeout(rest)
+                    self._slice("tile_dma_dst", "dst", t0, loop.now, tp.pos)
+                    self.tile_events += 1
+                    self.dst_gate.advance()
+                    i += 1
+                    if k == tp.last_step:
+                        st.end = loop.now
+                        self.done_gate.advance()
+
+    def _compute_slices(self, tp: TaskPlan, run: Run, t0: float, extra: int) -> None:
+        st = self.stats[tp.pos]
+        ne = run.ne_cycles + extra if run.ne_cycles else 0
+        st.ne_cycles += ne
+        st.planar_cycles += run.planar_cycles
+        self.tile_events += 1
+        self._slice("ne", f"pass {run.pass_index}", t0, t0 + ne, tp.pos)
+        self._slice("planar", tp.kind, t0, t0 + run.planar_cycles, tp.pos)
+
+    # -- closed-form batches ---------------------------------------------------------------
+
+    def _skip_batched(self, k: int, stage: int) -> Generator[Any, Any, int]:
+        """Wait until stage ``stage`` (0 compute, 1 destination) of the batch opened at ``k`` ends."""
+        end_step, ends, _start = self.batches[k]
+        delay = ends[stage] - self.loop.now
+        if delay > 0:
+            yield self.loop.timeout(delay)
+        return end_step
+
+    def _batchable(self, tp: TaskPlan, r: int) -> bool:
+        """A run opens a batch when it is DRAM-free, holds its weights and the pipeline is empty."""
+        run = tp.runs[r]
+        if run.src_dram_bytes or run.dst_dram_bytes or run.chunk_stride:
+            return False
+        k = run.first_step
+        return self.ne_gate.current() == k and self.dst_gate.current() == k
+
+    def _run_batch(self, tp: TaskPlan, r0: int) -> Generator[Any, Any, int]:
+        """Advance DRAM-free runs of one task from an empty pipeline in closed form.
+
+        With stage times a (source), b (compute), c (destination) and two buffers between
+        stages, step j obeys: src_j starts at max(src_{j-1} end, cmp_{j-2} end); cmp_j at
+        max(src_j end, cmp_{j-1} end, dst_{j-2} end, weights resident); dst_j at max(cmp_j
+        end, dst_{j-1} end). Nothing else touches these stages, so the recurrence gives the
+        times the step-by-step model would; the gates are then scheduled at those times.
+        Returns the index of the first run not covered.
+        """
+        loop = self.loop
+        st = self.stats[tp.pos]
+        runs = tp.runs
+        r1 = r0
+        while (
+            r1 < len(runs)
+            and not (runs[r1].src_dram_bytes or runs[r1].dst_dram_bytes or runs[r1].chunk_stride)
+            and (
+                r1 == r0
+                or runs[r1].chunk_first in (-1, runs[r0].chunk_first)
+                or self.kernel_gate.current() > runs[r1].chunk_first
+            )
+        ):
+            r1 += 1
+        t = loop.now
+        first = runs[r0].first_step
+        kernel_ready = t
+        if runs[r0].chunk_first >= 0:
+            ev = self.kernel_gate.wait(runs[r0].chunk_first + 1)
+            if ev is not None:
+                yield ev  # the source times below still start from t: nothing else uses them
+            kernel_ready = loop.now
+        src_end: list[float] = []
+        cmp_end: list[float] = []
+        dst_end: list[float] = []
+        slice_ = self._slice
+        record = self.record
+        j = 0
+        for run in runs[r0:r1]:
+            a, c = run.src_pool_cycles, run.dst_pool_cycles
+            for _ in range(run.count):
+                extra = self.layer_overhead if j == 0 and first == tp.first_step and tp.task.ne is not None else 0
+                b = run.compute_cycles + extra
+                prev_cmp = cmp_end[j - 1] if j else t
+                s0 = max(src_end[j - 1] if j else t, cmp_end[j - 2] if j >= 2 else t)
+                s1 = s0 + a
+                ready = max(s1, prev_cmp)
+                w_ready = max(ready, kernel_ready if j == 0 else t)
+                c0 = max(w_ready, dst_end[j - 2] if j >= 2 else t)
+                st.stall_input += max(0.0, s1 - prev_cmp)
+                st.stall_weight += w_ready - ready
+                st.stall_output += c0 - w_ready
+                d0 = max(c0 + b, dst_end[j - 1] if j else t)
+                src_end.append(s1)
+                cmp_end.append(c0 + b)
+                dst_end.append(d0 + c)
+                if record:
+                    slice_("tile_dma_src", "src", s0, s1, tp.pos)
+                    self._compute_slices(tp, run, c0, extra)
+                    slice_("tile_dma_dst", "dst", d0, d0 + c, tp.pos)
+                else:
+                    ne = run.ne_cycles + extra if run.ne_cycles else 0
+                    st.ne_cycles += ne
+                    st.planar_cycles += run.planar_cycles
+                    self.busy["ne"] += ne
+                    self.busy["planar"] += run.planar_cycles
+                    self.busy["tile_dma_src"] += a
+                    self.busy["tile_dma_dst"] += c
+                    self.tile_events += 1
+                j += 1
+        n = j
+        self.tile_events += 2 * n
+        self.batched_steps += n
+        end_step = first + n
+        self.batches[first] = (end_step, (cmp_end[-1], dst_end[-1]), t)
+        self.src_gate.schedule(src_end)
+        self.ne_gate.schedule(cmp_end)
+        self.dst_gate.schedule(dst_end)
+        if end_step - 1 == tp.last_step:
+            st.end = dst_end[-1]
+            self.done_gate.schedule([dst_end[-1]])
+        delay = src_end[-1] - loop.now
+        if delay > 0:
+            yield loop.timeout(delay)
+        return r1
+
+    # -- driver ----------------------------------------------------------------------------
+
+    def run(self) -> EngineOutput:
+        """Simulate and return the raw output."""
+        wall0 = time.perf_counter()
+        self.loop.process(self.dispatch())
+        self.loop.run()
+        wall = time.perf_counter() - wall0
+        return EngineOutput(
+            end_cycles=self.end,
+            engine_start=self.engine_start,
+            engine_end=self.engine_end,
+            busy=dict(self.busy),
+            busy_dispatch=dict(self.busy_dispatch),
+            task_stats=self.stats,
+            dram_bytes=dict(self.dram.bytes_by_stream),
+            dram_busy_cycles=self.dram.busy_cycles,
+            dram_contention_cycles=self.dram.contention_cycles,
+            trace=self.trace,
+            tile_events=self.tile_events,
+            loop_events=self.loop.events_processed,
+            batched_steps=self.batched_steps,
+            wall_s=wall,
+            dispatch_marks=self.marks,
+        )
+
+
+def run_engine(
+    plan: ProgramPlan, chip: ChipConfig, *, loop: str = "simpy", record_trace: bool = True, batch: bool = True,
+) -> EngineOutput:
+    """Simulate a planned program on a fresh loop of the given kind."""
+    return Engine(plan, chip, make_loop(loop), record_trace=record_trace, batch=batch).run()

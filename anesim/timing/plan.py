@@ -1,0 +1,263 @@
+"""Lower a Program onto a chip: per task, runs of identical tile steps and kernel-DMA chunks.
+
+A *step* is one (pass, tile) of a task: its tile-DMA source bytes, NE and planar cycles and
+tile-DMA destination bytes. Passes are the outer loop (the array re-streams the input once per
+OCG pass), tiles the inner one. Consecutive identical steps form a *run*, so a task with a
+thousand equal tiles is one record. Steps are numbered globally across the program, because
+the DMA engines and the NE walk them in one order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from anesim.chips.schema import ChipConfig
+from anesim.program.model import Layout, Program, Task
+from anesim.timing import costs
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """``count`` identical consecutive steps of one task."""
+
+    task_pos: int
+    pass_index: int
+    first_step: int
+    count: int
+    out_rows: int
+    src_dram_bytes: float
+    src_pool_cycles: float
+    ne_cycles: int
+    planar_cycles: int
+    dst_dram_bytes: float
+    dst_pool_cycles: float
+    chunk_first: int  # kernel chunk the first step needs; -1 for none
+    chunk_stride: int  # 1 when every step streams its own chunk, else 0
+
+    @property
+    def compute_cycles(self) -> int:
+        """NE and planar stages stream into each other, so the slower one sets the pace."""
+        return max(self.ne_cycles, self.planar_cycles)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One kernel-DMA fetch: weights and coefficients for a task, a pass or a single step."""
+
+    task_pos: int
+    nbytes: int
+    first_step: int  # the first step that needs it
+    last_step: int  # the last step that reads it; its buffer frees when that step computes
+    streamed: bool  # streamed through a double buffer rather than held in the kernel cache
+
+
+@dataclass
+class TaskPlan:
+    """Everything the engine needs to schedule one task."""
+
+    pos: int
+    task: Task
+    kind: str
+    cores: int
+    passes: int
+    tiles: int
+    tile_rows: int
+    runs: list[Run]
+    first_step: int
+    last_step: int
+    kernel_bytes: int
+    producers: tuple[int, ...]  # earlier tasks whose results this task reads
+    spilled: tuple[str, ...] = ()  # operands in the pool space that exceed the working-set cap
+    macs: int = 0
+
+
+@dataclass
+class ProgramPlan:
+    """The lowered program: task plans and the global kernel-chunk list."""
+
+    tasks: list[TaskPlan]
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        """Total number of tile steps."""
+        return self.tasks[-1].last_step + 1 if self.tasks else 0
+
+
+def task_kind(task: Task) -> str:
+    """A short label: the NE op and/or the planar op."""
+    parts = []
+    if task.ne is not None:
+        parts.append(task.ne.op + ("+lut" if task.ne.activation == "lut" else ""))
+    if task.planar is not None:
+        parts.append(task.planar.op)
+    return "+".join(parts) or "copy"
+
+
+def _in_dram(chip: ChipConfig, layout: Layout) -> bool:
+    """Where an operand really lives: pool-space tensors over the cap spill to DRAM."""
+    return layout.space == "dram" or not costs.resident(chip, layout)
+
+
+def _source_rows(task: Task, src: Layout, out_rows: int) -> int:
+    if src is task.sources[0]:
+        return costs.input_rows_for(task, out_rows)
+    h_out = max(1, task.result.height)
+    return max(1, min(src.height, costs.ceil_div(out_rows * src.height, h_out)))
+
+
+def _auto_tile_rows(chip: ChipConfig, task: Task) -> int:
+    """Rows per tile when the program leaves it open: whole height, unless an operand streams.
+
+    A streamed operand (over the working-set cap) is double-buffered, so each tile of it must fit
+    in half the working set.
+    """
+    h_out = max(1, task.result.height)
+    if task.tile_height > 0:
+        return min(task.tile_height, h_out)
+    budget = chip.memory.working_set_cap_bytes.value / 2
+    streamed = [s for s in task.sources if not costs.resident(chip, s)]
+    rows = h_out
+    if not costs.resident(chip, task.result):
+        rows = min(rows, max(1, int(budget // max(1.0, costs.layout_row_bytes(task.result)))))
+    if streamed:
+        lo, hi = 1, rows
+        while lo < hi:  # the largest out-row count whose input slab fits the budget
+            mid = (lo + hi + 1) // 2
+            need = sum(costs.layout_row_bytes(s) * _source_rows(task, s, mid) for s in streamed)
+            if need <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        rows = lo
+    return max(1, rows)
+
+
+class _LastWriter:
+    """Which task last wrote each byte range, per memory (a DRAM slot or the pool)."""
+
+    def __init__(self) -> None:
+        # per memory: sorted, disjoint [start, end) intervals and the task that wrote each
+        self._maps: dict[tuple[str, int | None], tuple[list[int], list[int], list[int]]] = {}
+
+    @staticmethod
+    def _key(layout: Layout) -> tuple[str, int | None]:
+        return (layout.space, layout.slot if layout.space == "dram" else None)
+
+    @staticmethod
+    def _range(layout: Layout) -> tuple[int, int]:
+        return layout.offset_bytes, layout.offset_bytes + max(1, layout.span_bytes)
+
+    def record(self, layout: Layout, pos: int) -> None:
+        """Note that task ``pos`` wrote ``layout``."""
+        starts, ends, who = self._maps.setdefault(self._key(layout), ([], [], []))
+        a, b = self._range(layout)
+        i = bisect.bisect_right(ends, a)  # first interval ending after a
+        j = i
+        keep_s, keep_e, keep_w = [], [], []
+        while j < len(starts) and starts[j] < b:
+            if starts[j] < a:  # left remainder survives
+                keep_s.append(starts[j]); keep_e.append(a); keep_w.append(who[j])
+            if ends[j] > b:  # right remainder survives
+                keep_s.append(b); keep_e.append(ends[j]); keep_w.append(who[j])
+            j += 1
+        new = sorted(zip(keep_s + [a], keep_e + [b], keep_w + [pos]))
+        starts[i:j] = [n[0] for n in new]
+        ends[i:j] = [n[1] for n in new]
+        who[i:j] = [n[2] for n in new]
+
+    def last(self, layout: Layout) -> int | None:
+        """The latest task that wrote any byte of ``layout``, or None."""
+        m = self._maps.get(self._key(layout))
+        if m is None:
+            return None
+        starts, ends, who = m
+        a, b = self._range(layout)
+        i = bisect.bisect_right(ends, a)
+        best = None
+        while i < len(starts) and starts[i] < b:
+            best = who[i] if best is None else max(best, who[i])
+            i += 1
+        return best
+
+
+def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
+    """Lower every task of ``program`` to runs and chunks for ``chip``."""
+    plan = ProgramPlan(tasks=[])
+    writers = _LastWriter()
+    step = 0
+    cache = chip.memory.kernel_cache_bytes.value
+    for pos, task in enumerate(program.tasks):
+        producers = tuple(sorted({w for src in task.sources if (w := writers.last(src)) is not None}))[-1:]
+        shape = costs.pass_shape(chip, task)
+        h_out = max(1, task.result.height)
+        rows = _auto_tile_rows(chip, task)
+        n_full, rem = divmod(h_out, rows)
+        tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
+        tiles = n_full + (1 if rem else 0)
+        kb = costs.kernel_bytes(task)
+        c_out = max(1, task.result.channels)
+        first_step = step
+        runs: list[Run] = []
+        # Kernel chunks: whole kernel if it fits the kernel cache, else one per pass, else
+        # streamed afresh for every step (weights re-fetched per tile).
+        pass_channels = [
+            min(c_out, (p + 1) * shape.ocg * shape.cores) - p * shape.ocg * shape.cores
+            for p in range(shape.passes)
+        ]
+        per_pass_bytes = [kb * pc // c_out for pc in pass_channels]
+        if kb == 0:
+            mode = "none"
+        elif kb <= cache:
+            mode = "task"
+        elif max(per_pass_bytes) <= cache:
+            mode = "pass"
+        else:
+            mode = "step"
+        if mode == "task":
+            plan.chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
+        spilled = tuple(
+            name
+            for name, lay in [(f"source{i}", s) for i, s in enumerate(task.sources)] + [("result", task.result)]
+            if lay.space == "pool" and not costs.resident(chip, lay)
+        )
+        for p in range(shape.passes):
+            ch_core = shape.channels_in_pass(p)
+            frac = pass_channels[p] / c_out
+            pass_first = step
+            if mode == "pass":
+                plan.chunks.append(Chunk(pos, per_pass_bytes[p], pass_first, pass_first + tiles - 1, False))
+            for out_rows, count in tile_sizes:
+                src_dram = 0.0
+                src_pool = 0.0
+                for s in task.sources:
+                    b = costs.layout_row_bytes(s) * _source_rows(task, s, out_rows)
+                    if _in_dram(chip, s) and not (p > 0 and costs.resident(chip, s)):
+                        src_dram += b
+                    else:
+                        src_pool += b  # chained in the pool, or re-read of a resident copy
+                dst_b = costs.layout_row_bytes(task.result) * out_rows * frac
+                dst_dram = dst_b if _in_dram(chip, task.result) else 0.0
+                dst_pool = 0.0 if dst_dram else dst_b
+                ne = costs.ne_tile_cycles(chip, task, out_rows, ch_core)
+                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p], c_out)
+                if mode == "step":
+                    chunk_first, stride = len(plan.chunks), 1
+                    for i in range(count):
+                        plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True))
+                elif mode == "none":
+                    chunk_first, stride = -1, 0
+                else:
+                    chunk_first, stride = len(plan.chunks) - 1, 0
+                runs.append(
+                    Run(pos, p, step, count, out_rows, src_dram, costs.pool_cycles(chip, src_pool),
+                        ne, planar, dst_dram, costs.pool_cycles(chip, dst_pool), chunk_first, stride)
+                )
+                step += count
+        writers.record(task.result, pos)
+        plan.tasks.append(
+            TaskPlan(pos, task, task_kind(task), shape.cores, shape.passes, tiles, rows, runs,
+                     first_step, step - 1, kb, producers, spilled, task.macs)
+        )
+    return plan
