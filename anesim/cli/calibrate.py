@@ -1,0 +1,76 @@
+"""``anesim calibrate``: fit a chip's ``fitted`` parameters to its measured traces."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from anesim.cli.output import print_json, print_table
+from anesim.validate.calibrate import Calibration, calibrate, write_back
+from anesim.validate.report import fmt
+from anesim.validate.runner import resolve_chips
+from anesim.validate.traces import load_traces
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``calibrate`` subcommand."""
+    p = subparsers.add_parser("calibrate", help="fit a chip's 'fitted' parameters to the measured traces")
+    p.add_argument("--chip", required=True, help="a chip with traces: M1, 'M1 Max', M5 or 'M5 Pro'")
+    p.add_argument("--holdout", type=float, default=0.25, help="fraction of measurements held back (0.25)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the split hash (7)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY",
+                   help="also fit a parameter other generations share (e.g. dispatch.per_task_overhead_s)")
+    p.add_argument("--no-cv", action="store_true", help="skip leave-one-family-out cross-validation")
+    p.add_argument("--dry-run", action="store_true", help="report the fit, write nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def _progress(n: int) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r{n} parameter vectors evaluated ")
+        sys.stderr.flush()
+
+
+def _as_dict(r: Calibration) -> dict[str, object]:
+    return {
+        "chip": r.chip, "split": r.split, "evaluations": r.evaluations,
+        "params": [{"key": p.key, "file": p.file.name, "fitted": free, "before": s, "after": a}
+                   for p, free, s, a in zip(r.params, r.free, r.start, r.fitted)],
+        "calibration": r.calibration, "held_back": r.held_back,
+        "held_back_before": r.before_held_back, "family_cv": r.family_cv,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit, report and (unless --dry-run) write the values back."""
+    rows = load_traces()
+    (name,) = resolve_chips(args.chip, rows)
+    result = calibrate(name, rows=rows, seed=args.seed, holdout=args.holdout, include=args.param,
+                       cv=not args.no_cv, progress=_progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    edited = [] if args.dry_run else write_back(result, "m5.yaml" if name.startswith("M5") else "m1.yaml")
+    if args.json:
+        out = _as_dict(result)
+        out["written"] = [str(p) for p in edited]
+        print_json(out)
+        return 0
+    rows_out = []
+    for p, free, s, a in zip(result.params, result.free, result.start, result.fitted):
+        note = "fitted" if free else "shared with other generations: held (pass --param to fit)"
+        rows_out.append([p.key, p.file.name, f"{s:.4g}", f"{a:.4g}", note])
+    print_table(["parameter", "file", "before", "after", ""], rows_out)
+    print()
+    table = [["calibration split", result.calibration], ["held-back split (before)", result.before_held_back],
+             ["held-back split (after)", result.held_back]]
+    if result.family_cv:
+        table.append(["leave-one-family-out", result.family_cv])
+    print_table(["split", "points", "median |err| %", "mean |err| %", "max |err| %", "log r"],
+                [[label, str(s["n_points"]), fmt(s["median_abs_pct_error"]), fmt(s["mean_abs_pct_error"]),
+                  fmt(s["max_abs_pct_error"]), fmt(s["log_pearson_r"], 3)] for label, s in table],
+                right=(1, 2, 3, 4, 5))
+    print(f"\n{result.evaluations} parameter vectors evaluated; split: {result.split}")
+    for path in edited:
+        print(f"wrote {path}")
+    return 0

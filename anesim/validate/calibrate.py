@@ -1,0 +1,245 @@
+"""Fit the chip parameters marked ``fitted`` to the measured traces, and measure how well they hold.
+
+The mapped rows of one chip are grouped into measurements (a rate row that restates a latency
+row stays with it) and split deterministically: a seeded hash sends ``holdout`` of the groups
+to a held-back split that the fit never sees. The fit is a coordinate search in log space over
+a fixed grid (factors 2^(k/2), then 2^(k/8) around the best), minimising the mean absolute log
+error on the calibration split; every evaluated parameter vector is memoised. Leave-one-family-
+out cross-validation reuses the same memo: each family is predicted by a fit that did not see it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import yaml
+
+from anesim.chips import load_chip
+from anesim.chips.params import Param
+from anesim.chips.schema import ChipConfig
+from anesim.errors import InputError
+from anesim.validate.runner import validate_chip
+from anesim.validate.simulate import PipelineTimer, Timer
+from anesim.validate.stats import Point, summarize
+from anesim.validate.traces import TraceRow, load_traces
+from anesim.validate.yamledit import set_param
+
+COARSE = [2 ** (k / 2) for k in range(-4, 5)]  # 0.25x .. 4x
+FINE = [2 ** (k / 8) for k in range(-3, 4)]  # about -23 % .. +30 %
+Values = tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class FittedParam:
+    """A chip parameter marked ``fitted``: where it lives and whether other generations share it."""
+
+    key: str
+    value: float
+    integer: bool
+    file: Path
+    shared: bool  # defined above the chip's own generation, so other generations inherit it
+
+
+def fitted_params(chip: ChipConfig) -> list[FittedParam]:
+    """Every parameter of the chip whose provenance is ``fitted``, with the file defining it."""
+    chain = [Path(f) for f in chip.source_files]
+    raw = [yaml.safe_load(f.read_text(encoding="utf-8")) or {} for f in chain]
+    own = {p.resolve() for p in chain[:2]}  # the chip file and the generation it names
+    out = []
+    for section in type(chip).model_fields:
+        block = getattr(chip, section)
+        if not hasattr(block, "model_fields"):
+            continue
+        for name in type(block).model_fields:
+            param = getattr(block, name)
+            if isinstance(param, Param) and param.provenance == "fitted":
+                key = f"{section}.{name}"
+                # the nearest file in the inheritance chain that sets the key defines it
+                file = next((f for f, d in zip(chain, raw) if name in (d.get(section) or {})), chain[-1])
+                out.append(FittedParam(key, param.value, isinstance(param.value, int), file,
+                                       file.resolve() not in own))
+    return out
+
+
+def with_values(chip: ChipConfig, params: Sequence[FittedParam], values: Values) -> ChipConfig:
+    """A copy of the chip with the given fitted values (no file is touched)."""
+    updates: dict[str, dict[str, Any]] = {}
+    for p, v in zip(params, values):
+        section, name = p.key.split(".")
+        old = getattr(getattr(chip, section), name)
+        value = int(round(v)) if p.integer else float(v)
+        updates.setdefault(section, {})[name] = old.model_copy(update={"value": value})
+    return chip.model_copy(update={s: getattr(chip, s).model_copy(update=u) for s, u in updates.items()})
+
+
+def group_of(row: TraceRow) -> str:
+    """The measurement a row belongs to: the row it restates, or itself."""
+    return row.restates or row.id
+
+
+def held_back(row: TraceRow, seed: int, fraction: float) -> bool:
+    """Deterministic split by a seeded hash of the row's measurement group."""
+    h = hashlib.sha256(f"{seed}:{group_of(row)}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2 ** 64 < fraction
+
+
+def abs_log_error(p: Point) -> float:
+    """|log(simulated / measured)| in latency space (a large finite value for a failed point)."""
+    ratio = 1.0 + p.error_pct / 100.0
+    return abs(math.log(ratio)) if math.isfinite(ratio) and ratio > 0 else 10.0
+
+
+@dataclass
+class Evaluator:
+    """Validates one chip at given fitted values, memoising per-row points."""
+
+    name: str
+    chip: ChipConfig
+    params: list[FittedParam]
+    rows: Sequence[TraceRow]
+    timer: Timer
+    progress: Callable[[int], None] | None = None
+    memo: dict[Values, dict[str, Point]] = field(default_factory=dict)
+
+    def points(self, values: Values) -> dict[str, Point]:
+        """Points keyed by row id at these values."""
+        key = tuple(int(round(v)) if p.integer else float(f"{v:.6g}") for p, v in zip(self.params, values))
+        hit = self.memo.get(key)
+        if hit is None:
+            variant = with_values(self.chip, self.params, key)
+            result = validate_chip(self.name, self.rows, timer=self.timer, chip=variant)
+            hit = {p.id: p for p in result.points}
+            self.memo[key] = hit
+            if self.progress:
+                self.progress(len(self.memo))
+        return hit
+
+    def objective(self, values: Values, ids: set[str]) -> float:
+        """Mean absolute log error over the rows in ``ids``."""
+        pts = self.points(values)
+        errs = [abs_log_error(pts[i]) for i in ids if i in pts]
+        return math.fsum(errs) / len(errs) if errs else math.inf
+
+
+def _candidates(p: FittedParam, centre: float, factors: list[float]) -> list[float]:
+    out: list[float] = []
+    for f in factors:
+        v = centre * f
+        v = float(max(1, int(round(v)))) if p.integer else v
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def coordinate_search(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool]) -> Values:
+    """Coordinate descent over the coarse then the fine log grid; ties keep the current value."""
+    best = list(start)
+    best_obj = ev.objective(tuple(best), ids)
+    for factors in (COARSE, FINE):
+        for _ in range(3):  # passes until no coordinate moves
+            moved = False
+            for j, p in enumerate(ev.params):
+                if not free[j]:
+                    continue
+                for v in _candidates(p, best[j], factors):
+                    trial = list(best)
+                    trial[j] = v
+                    obj = ev.objective(tuple(trial), ids)
+                    if obj < best_obj - 1e-12:
+                        best, best_obj, moved = trial, obj, True
+            if not moved:
+                break
+    return tuple(best)
+
+
+@dataclass
+class Calibration:
+    """The outcome of one calibration: values before and after, and the errors on each split."""
+
+    chip: str
+    params: list[FittedParam]
+    free: list[bool]
+    start: Values
+    fitted: Values
+    calibration: dict[str, Any]
+    held_back: dict[str, Any]
+    before_held_back: dict[str, Any]
+    family_cv: dict[str, Any] | None
+    evaluations: int
+    split: str
+
+
+def _summary(ev: Evaluator, values: Values, ids: set[str]) -> dict[str, Any]:
+    pts = ev.points(values)
+    return summarize([pts[i] for i in sorted(ids) if i in pts])
+
+
+def family_cv(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool]) -> dict[str, Any]:
+    """Leave-one-family-out: each family's points predicted by a fit on the other families."""
+    fams: dict[str, set[str]] = {}
+    for i, p in ev.points(start).items():
+        if i in ids:
+            fams.setdefault(p.family, set()).add(i)
+    predicted: list[Point] = []
+    per_family = {}
+    for fam in sorted(fams):
+        fit = coordinate_search(ev, start, ids - fams[fam], free)
+        pts = ev.points(fit)
+        mine = [pts[i] for i in sorted(fams[fam]) if i in pts]
+        predicted += mine
+        per_family[fam] = {"n_points": len(mine),
+                           "median_abs_pct_error": round(median(p.abs_error_pct for p in mine), 4) if mine else None}
+    out = summarize(predicted)
+    out["families"] = per_family
+    return out
+
+
+def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
+              seed: int = 7, holdout: float = 0.25, include: Sequence[str] = (), cv: bool = True,
+              progress: Callable[[int], None] | None = None) -> Calibration:
+    """Fit the chip's fitted parameters on the calibration split; nothing is written."""
+    rows = load_traces() if rows is None else rows
+    chip = load_chip(name)
+    params = fitted_params(chip)
+    if not params:
+        raise InputError("the chip has no parameters marked fitted", found=repr(name))
+    free = [not p.shared or p.key in include for p in params]
+    mine = [r for r in rows if r.target == name and r.mapped]
+    if not mine:
+        raise InputError("no measured traces for this chip", found=repr(name))
+    held = {r.id for r in mine if held_back(r, seed, holdout)}
+    cal = {r.id for r in mine} - held
+    keys = frozenset(p.key for p in params)
+    ev = Evaluator(name, chip, params, rows, timer or PipelineTimer(keys), progress)
+    start = tuple(float(p.value) for p in params)
+    fitted = coordinate_search(ev, start, cal, free)
+    return Calibration(
+        chip=name, params=params, free=free, start=start, fitted=fitted,
+        calibration=_summary(ev, fitted, cal), held_back=_summary(ev, fitted, held),
+        before_held_back=_summary(ev, start, held),
+        family_cv=family_cv(ev, start, cal | held, free) if cv else None,
+        evaluations=len(ev.memo),
+        split=f"{round(100 * (1 - holdout))} % of measurement groups by seeded hash (seed {seed})",
+    )
+
+
+def write_back(result: Calibration, trace_file: str) -> list[Path]:
+    """Write the fitted values into the files that define them; returns the files edited."""
+    held = result.held_back.get("median_abs_pct_error")
+    held_text = f"{held:.1f} %" if isinstance(held, (int, float)) else "n/a"
+    source = (f"anesim calibrate --chip {result.chip}: fitted on the calibration split "
+              f"({result.split}) of validation/{trace_file}; held-back median |err| {held_text}")
+    edited = []
+    for p, free, v in zip(result.params, result.free, result.fitted):
+        if not free:
+            continue
+        value: Any = int(round(v)) if p.integer else float(f"{v:.4g}")
+        set_param(p.file, p.key, value, source)
+        edited.append(p.file)
+    return edited
