@@ -1,0 +1,58 @@
+"""``anesim run``: text report, JSON keys, traces, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anesim.cli import main
+
+
+@pytest.fixture
+def conv_hwx(shared_dir):
+    import anesim
+
+    path = shared_dir / "hwx" / "tinygrad" / "conv.hwx"
+    try:
+        anesim.load(path)
+    except Exception as exc:
+        pytest.skip(f"anesim.load cannot read {path.name} yet: {exc}")
+    return path
+
+
+def test_run_json_has_the_documented_keys(conv_hwx, capsys):
+    assert main(["run", str(conv_hwx), "--chip", "m1", "--timing-only", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in ("latency_s", "engine_cycles", "units", "dram_bytes", "flops_per_s", "tasks"):
+        assert key in data
+    assert data["latency_s"] > 0 and data["tasks"][0]["kind"] == "conv"
+
+
+def test_run_text_report_and_trace(conv_hwx, capsys, tmp_path):
+    out = tmp_path / "conv.pftrace"
+    assert main(["run", str(conv_hwx), "--timing-only", "--trace", str(out)]) == 0
+    text = capsys.readouterr().out
+    for word in ("latency", "engine-clock cycles", "DRAM", "tile_dma_src", "FLOP/s", "bound"):
+        assert word in text
+    assert out.stat().st_size > 0
+
+
+def test_run_without_numerics_says_so(conv_hwx, capsys):
+    import anesim
+
+    assert main(["run", str(conv_hwx)]) == 0
+    text = capsys.readouterr().out
+    if getattr(anesim, "execute", None) is None:
+        assert "numerics skipped" in text
+
+
+def test_run_missing_file_is_one_line(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "nope.hwx"), "--timing-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("anesim: error:") and err.count("\n") == 1
+
+
+def test_run_unknown_chip_is_one_line(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "x.hwx"), "--chip", "no-such-chip"]) == 2
+    assert "unknown chip" in capsys.readouterr().err

@@ -1,0 +1,225 @@
+"""The timing engine end to end, on synthetic programs, against hand-derived timelines.
+
+Test chip (tests/timing_support.py): 1 GHz, so 1 cycle = 1 ns. Dispatch: host binding 25 us,
+request build 16 us, firmware round trip 130 us (modelled as 65 us pick-up before the tasks and
+65 us signal after), completion 10 us, 2 us firmware overhead per task descriptor. DRAM:
+activation 20 B/cycle, weight 50 B/cycle, shared peak 60 B/cycle, 100-cycle latency per DMA.
+Pool: 1024 B/cycle. Per-layer overhead: 44 cycles on each task's first NE step.
+"""
+
+from __future__ import annotations
+
+import pytest
+from timing_support import add_task, conv_task, make_chip, program
+
+from anesim.timing import simulate
+
+DISPATCH_BEFORE_CYCLES = 25_000 + 16_000 + 65_000  # host binding + request build + fw pick-up
+DISPATCH_AFTER_CYCLES = 65_000 + 10_000  # fw signal + completion
+TASK_OVERHEAD_CYCLES = 2_000
+
+
+@pytest.fixture(scope="module")
+def chip():
+    return make_chip()
+
+
+def _slices(result, unit):
+    return [e for e in result.trace if e.unit == unit]
+
+
+def test_single_1x1_conv_tile(chip):
+    # conv 1x1, C_in 64 -> C_out 16 at 8x8, source and result in DRAM, 4 cores, OCG 4, one tile.
+    #  source 64*8*8*2 = 8192 B, result 16*8*8*2 = 2048 B, weights 16*64*2 = 2048 B (fits the cache).
+    # The firmware issues the descriptor at 106000 + 2000 = 108000; then, at once:
+    #  kernel DMA: 100 latency, then 2048 B while the source flow also runs. Max-min share of the
+    #   60 B/cycle peak: activation min(20, 30) = 20, weight min(50, 40) = 40 -> 2048/40 = 51.2.
+    #   Done at 108000 + 151.2.
+    #  source DMA: 100 + 8192/20 = 509.6 (activation keeps 20 B/cycle) -> 108509.6.
+    #  NE: 1 group x 64 positions x ceil(64/64) = 64, + 44 overhead = 108 -> 108617.6.
+    #  destination DMA: 100 + 2048/20 = 202.4 -> 108820.0.
+    # Latency: 108820 + 65000 + 10000 = 183820 cycles = 183.82 us; engine span 108820 - 106000.
+    r = simulate(program(conv_task(0, 64, 16, 8, 8, cores=4, ocg=4)), chip)
+    t = r.tasks[0]
+    assert (t.cores, t.passes, t.tiles) == (4, 1, 1)
+    assert t.ne_cycles == 108
+    assert t.start_s == pytest.approx(108_000e-9)
+    assert t.cycles == pytest.approx(820.0)
+    assert r.latency_s == pytest.approx(183_820e-9, rel=1e-12)
+    assert r.engine_cycles == 2_820
+    assert r.dram_bytes == {"activation": 8192 + 2048, "weight": 2048}
+    (kernel,) = _slices(r, "kernel_dma")
+    assert (kernel.end_s - kernel.start_s) * 1e9 == pytest.approx(151.2)
+    assert r.dram_contention_s * 1e9 == pytest.approx(51.2 - 2048 / 50)  # the weight flow's extra time
+    assert r.macs == 64 * 16 * 64
+    assert r.flops_per_s == pytest.approx(2 * 65536 / 183_820e-9)
+
+
+def _chained_1x1(c):
+    # A 1x1 conv at 32x32 whose source and result stay in the pool (a layer inside a fused chain).
+    return conv_task(0, c, c, 32, 32, src_space="pool", dst_space="pool", cores=4, ocg=48,
+                     dst_offset=2 * 2**20)
+
+
+def test_ocg_pass_step_192_to_256(chip):
+    # 4 cores, OCG 48 channels per core per pass: 192 channels fit one pass, 256 need two.
+    # C=192: 48 per core = 12 groups; 2x12 > 8 so drains are exposed.
+    #   NE = 12 x 1024 x ceil(192/64) + 12 x 1024 + 44 = 36864 + 12288 + 44 = 49196.
+    #   Weights 192*192*2 = 73728 B > 64 KiB cache: streamed with the step; alone on the weight
+    #   stream: 100 + 73728/50 = 1574.56. Source from the pool 393216/1024 = 384 (earlier).
+    #   Compute starts when the weights land (1574.56), ends 50770.56; result to the pool
+    #   393216/1024 = 384 -> task 51154.56 cycles.
+    # C=256: 64 per core -> pass 0 with 48 (12 groups, drains exposed), pass 1 with 16 (4 groups,
+    #   2x4 <= 8: double-buffered). ceil(256/64) = 4.
+    #   NE = (12 x 1024 x 4 + 12 x 1024) + 4 x 1024 x 4 + 44 = 61440 + 16384 + 44 = 77868.
+    #   Weight slices: pass 0 131072*192/256 = 98304 B -> 100 + 1966.08 = 2066.08;
+    #   pass 1 32768 B loads next (double buffer) -> 2066.08 + 100 + 655.36 = 2821.44.
+    #   The source is re-read once per pass: 524288/1024 = 512 cycles each, at 0 and 512.
+    #   Pass 0 computes 2066.08 .. 63550.08; writes 393216 B to the pool (384) while pass 1
+    #   computes 63550.08 .. 79934.08; pass 1 writes 131072 B (128) -> task 80062.08 cycles.
+    r192 = simulate(program(_chained_1x1(192)), chip)
+    r256 = simulate(program(_chained_1x1(256)), chip)
+    t192, t256 = r192.tasks[0], r256.tasks[0]
+    assert (t192.passes, t256.passes) == (1, 2)
+    assert (t192.ne_cycles, t256.ne_cycles) == (49_196, 77_868)
+    assert t192.cycles == pytest.approx(51_154.56)
+    assert t256.cycles == pytest.approx(80_062.08)
+    assert t192.dram_activation_bytes == t256.dram_activation_bytes == 0  # chained: no DRAM
+    assert (t192.dram_weight_bytes, t256.dram_weight_bytes) == (73_728, 131_072)
+    src256 = _slices(r256, "tile_dma_src")
+    assert len(src256) == 2 and all((e.end_s - e.start_s) * 1e9 == pytest.approx(512) for e in src256)
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 4])
+def test_core_scaling_one_channel_per_core(chip, cores):
+    # The guide's probe: C_out = n channels on n cores (c mod n map), C_in 64, 8x8.
+    # Every core holds <= 1 channel = 1 group: NE = 1 x 64 x 1 = 64 MAC cycles for any n,
+    # so MACs per cycle are n x 64 x 64 / 64 = 64 n: exact integer scaling (3 lights 4 cores).
+    r = simulate(program(conv_task(0, 64, cores, 8, 8, cores=cores, ocg=1)), chip)
+    t = r.tasks[0]
+    assert t.cores == (4 if cores == 3 else cores)
+    assert t.ne_cycles - 44 == 64
+    assert t.macs / (t.ne_cycles - 44) == 64 * cores
+
+
+def test_core_scaling_fixed_work(chip):
+    # 16 channels, C_in 64, 8x8, OCG 16. Per core: 16, 8, 4, 4 channels on 1, 2, 3->4, 4 cores
+    # = 4, 2, 1, 1 groups of 4 -> NE 256, 128, 64, 64 (+44).
+    ne = [simulate(program(conv_task(0, 64, 16, 8, 8, cores=n, ocg=16)), chip).tasks[0].ne_cycles - 44
+          for n in (1, 2, 3, 4)]
+    assert ne == [256, 128, 64, 64]
+
+
+def _chain(c_mid):
+    # DRAM input (16 ch) -> 1x1 conv -> pool intermediate (c_mid ch) -> 1x1 conv -> DRAM output.
+    a = conv_task(0, 16, c_mid, 32, 32, src_space="dram", dst_space="pool", ocg=8)
+    b = conv_task(1, c_mid, 16, 32, 32, src_space="pool", dst_space="dram", ocg=4, dst_slot=1)
+    return program(a, b)
+
+
+def test_working_set_cap_step_chained_intermediate(chip):
+    # Intermediate 1024 ch x 32 x 32 x 2 B = 2 MiB = the cap: it stays in the pool; only the
+    # 32 KiB input and 32 KiB output cross DRAM: 65536 B.
+    # 1040 ch = 2129920 B > cap: it spills, written to and read back from DRAM:
+    # 65536 + 2 x 2129920 = 4325376 B. Spilled operands stream in tiles of at most cap/2 = 1 MiB:
+    # a 1040-channel row is 66560 B -> 15 rows -> tiles of 15, 15, 2 rows.
+    under = simulate(_chain(1024), chip)
+    over = simulate(_chain(1040), chip)
+    assert under.dram_bytes["activation"] == 65_536
+    assert over.dram_bytes["activation"] == 4_325_376
+    assert [t.tiles for t in under.tasks] == [1, 1]
+    assert [t.tiles for t in over.tasks] == [3, 3]
+    assert over.tasks[0].spilled == ("result",) and over.tasks[1].spilled == ("source0",)
+    # Each spilled byte crosses DRAM at 20 B/cycle: the producer's destination DMA and the
+    # consumer's source DMA each spend >= 2129920 / 20 = 106496 cycles on it (resident, they
+    # moved it at 1024 B/cycle in ~2080). Much of it overlaps compute (the streamed tiles are
+    # double-buffered), so latency rises by less.
+    for unit in ("tile_dma_src", "tile_dma_dst"):
+        assert under.units[unit].busy_cycles < 10_000
+        assert over.units[unit].busy_cycles >= 106_496
+    assert over.latency_s > under.latency_s
+
+
+def test_working_set_cap_step_restreamed_source(chip):
+    # A two-pass conv (64 channels, 4 cores, OCG 8 -> 16 per core -> 2 passes) over a DRAM source.
+    # At the cap (1024 x 32 x 32 x 2 B = 2 MiB) the source is fetched once and re-read from the
+    # pool for pass 1; over it (1040 channels) each pass streams it from DRAM again.
+    def one(c_in):
+        return simulate(program(conv_task(0, c_in, 64, 32, 32, ocg=8)), chip).tasks[0]
+
+    at_cap, over = one(1024), one(1040)
+    assert at_cap.passes == over.passes == 2
+    out = 64 * 32 * 32 * 2
+    assert at_cap.dram_activation_bytes == 2_097_152 + out
+    assert over.dram_activation_bytes == 2 * 2_129_920 + out
+
+
+def test_dispatch_floor_of_a_tiny_program(chip):
+    # One elementwise add of two 1-element fp16 tensors in DRAM:
+    #  source DMA 100 + 4/20 = 100.2; planar ceil(1/32) = 1; destination 100 + 2/20 = 100.1.
+    # Latency = 106000 + 2000 (descriptor) + 201.3 + 75000 = 183201.3 cycles: the 181 us dispatch
+    # floor (25 + 16 + 130 + 10) plus 2 us of firmware and 0.2 us of engine work.
+    r = simulate(program(add_task(0, 1, 1, 1)), chip)
+    assert chip.dispatch_floor_s == pytest.approx(181e-6)
+    assert r.latency_s == pytest.approx(183_201.3e-9, rel=1e-12)
+    assert r.tasks[0].cycles == pytest.approx(201.3)
+    assert chip.dispatch_floor_s / r.latency_s > 0.98  # 98.8 % of the call is dispatch (guide ch. 2: ~98 %)
+
+
+def test_empty_program_is_exactly_the_floor(chip):
+    r = simulate(program(), chip)
+    assert r.latency_s == pytest.approx(chip.dispatch_floor_s, rel=1e-12)
+    assert r.engine_cycles == 0 and r.tasks == []
+
+
+def _mixed_program():
+    tasks = []
+    for i in range(6):
+        tasks.append(conv_task(2 * i, 32, 32, 16, 16, src_space="pool", dst_space="pool", tile_height=2,
+                               ocg=4, src_offset=(i % 2) * 65536, dst_offset=((i + 1) % 2) * 65536))
+        tasks.append(conv_task(2 * i + 1, 32, 32, 16, 16, tile_height=4, ocg=8, src_slot=i, dst_slot=i + 10))
+    tasks.append(add_task(99, 32, 16, 16, tile_height=4))
+    return program(*tasks)
+
+
+def test_repeated_runs_are_identical(chip):
+    p = _mixed_program()
+    runs = [simulate(p, chip) for _ in range(3)]
+    first = runs[0]
+    for r in runs[1:]:
+        assert r.latency_s == first.latency_s
+        assert r.engine_cycles == first.engine_cycles
+        assert [t.cycles for t in r.tasks] == [t.cycles for t in first.tasks]
+        assert r.raw_trace() == first.raw_trace()
+
+
+def test_loops_and_batching_do_not_change_times(chip):
+    p = _mixed_program()
+    ref = simulate(p, chip, loop="simpy", batch=False)
+    for loop in ("simpy", "heap"):
+        for batch in (False, True):
+            r = simulate(p, chip, loop=loop, batch=batch, trace=False)
+            assert r.latency_s == pytest.approx(ref.latency_s, rel=1e-12)
+            assert [t.cycles for t in r.tasks] == pytest.approx([t.cycles for t in ref.tasks], rel=1e-12)
+            assert r.units["ne"].busy_cycles == pytest.approx(ref.units["ne"].busy_cycles)
+            assert r.dram_bytes == ref.dram_bytes
+    assert simulate(p, chip, loop="heap", batch=True).sim.batched_steps > 0
+
+
+def test_chained_task_waits_for_its_producer(chip):
+    # Task 1 reads task 0's pool result, so its first source DMA starts after task 0's last write.
+    a = conv_task(0, 16, 16, 8, 8, src_space="dram", dst_space="pool", ocg=4)
+    b = conv_task(1, 16, 16, 8, 8, src_space="pool", dst_space="dram", ocg=4)
+    r = simulate(program(a, b), chip)
+    assert r.tasks[1].start_s >= r.tasks[0].end_s
+
+
+def test_units_and_json_keys(chip):
+    r = simulate(_mixed_program(), chip)
+    d = r.to_dict()
+    for key in ("latency_s", "engine_cycles", "units", "dram_bytes", "flops_per_s", "tasks"):
+        assert key in d
+    assert set(d["units"]) == {"host", "firmware", "kernel_dma", "tile_dma_src", "ne", "planar", "tile_dma_dst"}
+    for u in r.units.values():
+        assert 0.0 <= u.utilisation <= 1.0 + 1e-9
+        assert 0.0 <= u.engine_utilisation <= 1.0 + 1e-9
