@@ -44,6 +44,7 @@ class Section:
     offset: int  # file offset; 0 when the section has no file data
     index: int  # 1-based, as symbols refer to it
     maxprot: int  # of its segment: 1 input, 2 output, 3 scratch for __FVMLIB buffers
+    segment_vmsize: int = 0  # of its segment (buffers are bound at this size)
 
     @property
     def has_data(self) -> bool:
@@ -152,7 +153,7 @@ def parse(data: bytes, file: str | None = None) -> Container:
                 name = s["sectname"] if isinstance(s["sectname"], str) else "?"
                 seg = s["segname"] if isinstance(s["segname"], str) else "?"
                 sections.append(Section(seg, name, _num(s["addr"]), _num(s["size"]), _num(s["offset"]),
-                                        len(sections) + 1, c["maxprot"]))
+                                        len(sections) + 1, c["maxprot"], _num(c["vmsize"])))
         elif kind in ("LC_THREAD", "LC_UNIXTHREAD"):
             names = {v: k for k, v in THREAD_WORDS.get(c["flavor"], {}).items()}
             words = [0] * c["count"]

@@ -19,7 +19,7 @@ from anesim.hwx.jsonform import Doc, hexnum
 from anesim.hwx.loadcmds import encode_command
 from anesim.hwx.regmaps import load_map
 
-MAX_FILE_BYTES = 1 << 32
+MAX_FILE_BYTES = 1 << 30  # refuse to build files over 1 GiB from JSON (no real program is near it)
 
 
 def encode_stream(doc: Doc, generation: str) -> bytes:
@@ -47,7 +47,7 @@ def _regions(doc: Doc, start: int, generation: str) -> list[bytes]:
                 raise region.get("stream").error("the command stream no longer fits its section",
                                                  expected=f"{size:#x} bytes", found=f"{len(data):#x} bytes")
         else:
-            data = region.get("data").blob(MAX_FILE_BYTES)
+            data = region.get("data").blob(MAX_FILE_BYTES - pos)
         parts.append(data)
         pos += len(data)
     return parts
@@ -61,10 +61,13 @@ def encode_doc(value: dict[str, Any] | Doc, file: str | None = None) -> bytes:
         raise doc.get("format").error("not a decoded anesim program", expected=FORMAT_TAG, found=tag)
     doc.get("version").int(1, 1)
     generation = doc.get("generation").str()
+    doc.get("size", 0).int(0, MAX_FILE_BYTES)
     kind = doc.get("container").str()
     if kind == "hwx":
         h = doc.get("header")
-        cmds = [encode_command(c) for c in doc.get("load_commands").items()]
+        cmds: list[bytes] = []
+        for c in doc.get("load_commands").items():
+            cmds.append(encode_command(c, MAX_FILE_BYTES - sum(map(len, cmds))))
         sizeofcmds = sum(len(c) for c in cmds)
         header = struct.pack("<8I", h.get("magic").int(0, 0xFFFFFFFF), h.get("cputype").int(0, 0xFFFFFFFF),
                              h.get("cpusubtype").int(0, 0xFFFFFFFF), h.get("filetype").int(0, 0xFFFFFFFF),

@@ -15,6 +15,9 @@ from typing import Any
 
 from anesim.errors import ProgramError
 
+MAX_BLOB_BYTES = 1 << 30  # no blob of a real program comes near this; larger sizes are refused unallocated
+MAX_STREAM_BYTES = 1 << 28  # command streams are kilobytes; gaps inside them are bounded by this
+
 
 def blob(data: bytes) -> dict[str, Any]:
     """The JSON form of opaque bytes: size plus base64 of everything up to the last non-zero."""
@@ -93,9 +96,9 @@ class Doc:
             raise self.error("expected a string", found=type(self.value).__name__)
         return self.value
 
-    def blob(self, max_size: int = 1 << 32) -> bytes:
-        """The bytes of a blob written by :func:`blob`."""
-        size = self.get("size").int(0, max_size)
+    def blob(self, max_size: int = MAX_BLOB_BYTES) -> bytes:
+        """The bytes of a blob written by :func:`blob`; sizes over ``max_size`` are refused before allocating."""
+        size = self.get("size").int(0, max(max_size, 0))
         text = self.get("base64", "").value
         if not isinstance(text, str):
             raise self.get("base64").error("expected a base64 string")

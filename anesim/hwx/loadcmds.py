@@ -43,6 +43,7 @@ THREAD_WORDS: dict[int, dict[int, str]] = {
         9: "w", 10: "d", 16: "bytes", 18: "plane_stride", 20: "row_stride", 22: "element_bytes", 24: "bytes2"},
 }
 MAX_THREAD_WORDS = 1 << 16
+MAX_COMMAND_BYTES = 1 << 24  # real load commands are a few kilobytes
 
 
 def cmd_name(cmd: int) -> str:
@@ -135,31 +136,35 @@ def _decode_binding(cmd: int, body: bytes) -> dict[str, Any] | None:
     return out
 
 
-def encode_command(doc: Doc) -> bytes:
-    """The bytes of one load command in JSON form (cmd and cmdsize included)."""
+def encode_command(doc: Doc, budget: int = MAX_COMMAND_BYTES) -> bytes:
+    """The bytes of one load command in JSON form (cmd and cmdsize included).
+
+    Opaque parts may add up to at most ``budget`` bytes, checked before anything is allocated.
+    """
+    budget = min(budget, MAX_COMMAND_BYTES)
     kind = doc.get("cmd").value
     cmd = _CMD_BY_NAME.get(kind) if isinstance(kind, str) and not kind.startswith("0x") else doc.get("cmd").int(0, 0xFFFFFFFF)
     if cmd is None:
         raise doc.get("cmd").error("unknown load command name", expected=", ".join(_CMD_BY_NAME))
     if doc.has("raw"):
-        payload = doc.get("raw").blob()
+        payload = doc.get("raw").blob(budget)
     elif cmd == LC_SEGMENT_64:
-        payload = _encode_segment(doc)
+        payload = _encode_segment(doc, budget)
     elif cmd in (LC_THREAD, LC_UNIXTHREAD):
-        payload = _encode_thread(doc)
+        payload = _encode_thread(doc, budget)
     elif cmd == LC_SYMTAB:
         payload = struct.pack("<4I", doc.get("symoff").int(0, 0xFFFFFFFF), doc.get("nsyms").int(0, 0xFFFFFFFF),
-                              doc.get("stroff").int(0, 0xFFFFFFFF), doc.get("strsize").int(0, 0xFFFFFFFF)) + doc.get("tail").blob()
+                              doc.get("stroff").int(0, 0xFFFFFFFF), doc.get("strsize").int(0, 0xFFFFFFFF)) + doc.get("tail").blob(budget)
     elif cmd in (LC_ANE_MAPPED_REGION, LC_LOADFVMLIB):
-        payload = _encode_binding(cmd, doc)
+        payload = _encode_binding(cmd, doc, budget)
     elif cmd == LC_IDENT:
-        payload = doc.get("text").str().encode("utf-8") + doc.get("tail").blob()
+        payload = doc.get("text").str().encode("utf-8") + doc.get("tail").blob(budget)
     else:
         raise doc.error("load command has neither 'raw' nor a known layout")
     return struct.pack("<2I", cmd, 8 + len(payload)) + payload
 
 
-def _encode_segment(doc: Doc) -> bytes:
+def _encode_segment(doc: Doc, budget: int) -> bytes:
     sections = doc.get("sections").items()
     out = [SEGMENT.pack(name_bytes(doc.get("segname"), 16), doc.get("vmaddr").int(), doc.get("vmsize").int(),
                         doc.get("fileoff").int(), doc.get("filesize").int(), doc.get("maxprot").int(-(1 << 31), (1 << 31) - 1),
@@ -167,11 +172,11 @@ def _encode_segment(doc: Doc) -> bytes:
     for s in sections:
         values = [s.get(k).int(0, (1 << 64) - 1 if k in ("addr", "size") else 0xFFFFFFFF) for k in _SECTION_KEYS]
         out.append(SECTION.pack(name_bytes(s.get("sectname"), 16), name_bytes(s.get("segname"), 16), *values))
-    out.append(doc.get("tail").blob())
+    out.append(doc.get("tail").blob(budget))
     return b"".join(out)
 
 
-def _encode_thread(doc: Doc) -> bytes:
+def _encode_thread(doc: Doc, budget: int) -> bytes:
     flavor = doc.get("flavor").int(0, 0xFFFFFFFF)
     count = doc.get("count").int(0, MAX_THREAD_WORDS)
     index_of = {v: k for k, v in THREAD_WORDS.get(flavor, {}).items()}
@@ -186,15 +191,15 @@ def _encode_thread(doc: Doc) -> bytes:
         if i >= count:
             raise value.error("thread-state word beyond 'count'", expected=f"< {count}", found=i)
         state[i] = value.int(0, 0xFFFFFFFF)
-    return struct.pack(f"<2I{count}I", flavor, count, *state) + doc.get("tail").blob()
+    return struct.pack(f"<2I{count}I", flavor, count, *state) + doc.get("tail").blob(budget)
 
 
-def _encode_binding(cmd: int, doc: Doc) -> bytes:
-    pad = doc.get("pad").blob() if doc.has("pad") else b""
+def _encode_binding(cmd: int, doc: Doc, budget: int) -> bytes:
+    pad = doc.get("pad").blob(budget) if doc.has("pad") else b""
     fixed = 24 if cmd == LC_ANE_MAPPED_REGION else 20
     name_off = fixed + len(pad)
     if cmd == LC_ANE_MAPPED_REGION:
         head = struct.pack("<2Q", name_off, doc.get("vmaddr").int())
     else:
         head = struct.pack("<3I", name_off, doc.get("minor_version").int(0, 0xFFFFFFFF), doc.get("header_addr").int(0, 0xFFFFFFFF))
-    return head + pad + doc.get("name").str().encode("utf-8") + doc.get("tail").blob()
+    return head + pad + doc.get("name").str().encode("utf-8") + doc.get("tail").blob(budget)

@@ -18,7 +18,7 @@ from typing import Any
 
 from anesim.hwx.binary import Reader, pack_u32
 from anesim.hwx.fields import register_from_json, register_to_json, word_to_json
-from anesim.hwx.jsonform import Doc, hexnum
+from anesim.hwx.jsonform import MAX_STREAM_BYTES, Doc, hexnum
 from anesim.hwx.regmaps import RegisterMap
 from anesim.hwx.stream_a import Stream
 from anesim.hwx.tasks import DecodedTask, gap_item, header_fields, header_has_ext, header_from_json
@@ -181,7 +181,7 @@ def encode(doc: Doc, regmap: RegisterMap) -> bytes:
         if kind == "task":
             parts.append(encode_task(item, regmap))
         elif kind == "gap":
-            parts.append(item.get("data").blob())
+            parts.append(item.get("data").blob(MAX_STREAM_BYTES - sum(map(len, parts))))
         else:
             raise item.get("kind").error("unknown stream item", expected="'task' or 'gap'", found=kind)
     return b"".join(parts)

@@ -5,7 +5,9 @@ family: block base address, and per register its offset, name, bit fields and a 
 (V verified, C consistent, S single source, D derived from samples). A register may repeat
 (``count`` copies ``stride`` bytes apart, named ``Name[i]``). A field is ``[name, lo, width]``
 optionally followed by ``{"meaning", "values", "conf"}``. Registers absent from a map are still
-decoded and shown as raw values; nothing is dropped.
+decoded and shown as raw values; nothing is dropped. ``semantics`` names, per map, the register
+and field that hold each quantity the program-model builder needs (input width, source row
+stride, ...), so that builder is one piece of code for every generation.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class RegisterMap:
     blocks: tuple[Block, ...]
     registers: dict[int, RegDef]
     names: dict[str, RegDef]
+    semantics: dict[str, tuple[str, str]]  # meaning (e.g. "cin") -> (register, field; "" = whole word)
 
     def lookup(self, addr: int) -> RegDef | None:
         """The register at byte address ``addr``, or None if the map does not name it."""
@@ -137,7 +140,8 @@ def _build(data: dict[str, Any]) -> RegisterMap:
     ext = hdr["ext_flag"]
     return RegisterMap(data["name"], data.get("title", ""), data.get("sources", ""), int(hdr["words"]),
                        (int(ext["word"]), int(ext["bit"])), header, tuple(blocks), registers,
-                       {r.name: r for r in registers.values()})
+                       {r.name: r for r in registers.values()},
+                       {k: (str(v[0]), str(v[1])) for k, v in data.get("semantics", {}).items()})
 
 
 @lru_cache(maxsize=None)
