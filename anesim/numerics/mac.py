@@ -1,0 +1,116 @@
+"""Matrix products under the MAC array's reduction rule, on fp16 bit patterns.
+
+:func:`reduce_grouped` is the one entry point every NE reduction goes through (matmul, inner
+product, convolution after im2col). It runs the fast blocked kernel when a cheap bound proves no
+running accumulator can reach the overflow threshold, the tracked kernel when one might, and the
+one-at-a-time exact kernel for the few outputs whose operands hold an infinity or whose
+accumulator crossed the threshold in both directions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anesim.numerics import _mackernels as kernels
+from anesim.numerics.fp16 import f16_to_f32, f32_to_f16
+from anesim.numerics.rules import M1_RULES, TILE_LANES, MacRules
+
+_FP16_MIN_NORMAL = np.float32(2.0**-14)
+
+
+def mac_operand(bits: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """fp16 bits as the MAC array sees them: float32 values, NaN → +inf, subnormals flushed."""
+    values = f16_to_f32(bits)
+    values[np.isnan(values)] = np.inf
+    if rules.flush_subnormals:
+        values[np.abs(values) < _FP16_MIN_NORMAL] = 0.0
+    return values
+
+
+def _pad_lanes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pad the reduction axis to whole tiles with zero lanes."""
+    k = a.shape[-1]
+    k4 = -(-k // TILE_LANES) * TILE_LANES
+    if k4 == k:
+        return np.ascontiguousarray(a), np.ascontiguousarray(b)
+    a4 = np.zeros(a.shape[:-1] + (k4,), np.float32)
+    a4[..., :k] = a
+    b4 = np.zeros(b.shape[:-2] + (k4, b.shape[-1]), np.float32)
+    b4[..., :k, :] = b
+    return a4, b4
+
+
+def reduce_grouped_f32(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """Accumulators (float32, overflow already ±inf) of a[g] @ b[g]; a (G,M,K), b (G,K,N)."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise ValueError(f"reduce_grouped: shapes {a.shape} and {b.shape} do not chain")
+    a4, b4 = _pad_lanes(a.astype(np.float32, copy=False), b.astype(np.float32, copy=False))
+    groups, m, k = a4.shape
+    n = b4.shape[2]
+    threshold = rules.overflow_threshold
+    if m == 0 or n == 0:
+        return np.zeros((groups, m, n), np.float32)
+    if k == 0:
+        return np.zeros((groups, m, n), np.float32)
+
+    bad_rows = ~np.isfinite(a4).all(axis=2)  # (G, M)
+    bad_cols = ~np.isfinite(b4).all(axis=1)  # (G, N)
+    # |acc| after any tile is at most (1 + small) * sum |a||b|; BLAS gives that bound cheaply
+    abs_a = np.where(np.isfinite(a4), np.abs(a4), 0.0).astype(np.float32)
+    abs_b = np.where(np.isfinite(b4), np.abs(b4), 0.0).astype(np.float32)
+    bound = np.matmul(abs_a, abs_b)
+    margin = 1.01 + 4.0 * k * 2.0**-24
+    risky = bound * margin >= threshold
+
+    exact = bad_rows[:, :, None] | bad_cols[:, None, :]
+    if risky.any():
+        acc, hi, lo = kernels.mac_blocked_tracked(a4, b4)
+        up = hi >= threshold
+        down = lo <= -threshold
+        acc[up & ~down] = np.inf
+        acc[down & ~up] = -np.inf
+        exact |= up & down  # which crossing came first decides the sign: replay those
+    else:
+        acc = kernels.mac_blocked(a4, b4)
+    where = np.argwhere(exact)
+    if where.size:
+        acc[exact] = kernels.mac_exact_at(a4, b4, where.astype(np.int64), threshold)
+    return acc
+
+
+def port_round(acc: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """The output port: accumulators (overflow already ±inf) to fp16 bits, subnormals flushed."""
+    out = f32_to_f16(acc)
+    if rules.flush_subnormals:
+        subnormal = ((out & 0x7C00) == 0) & ((out & 0x03FF) != 0)
+        out[subnormal] = 0
+    out[out == 0x8000] = 0  # the port never emits -0: the accumulator starts at +0
+    return out
+
+
+def reduce_grouped(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """fp16 bits of a[g] @ b[g] for MAC operands ``a`` (G,M,K) and ``b`` (G,K,N) in float32."""
+    return port_round(reduce_grouped_f32(a, b, rules), rules)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """fp16 bits of ``a @ b`` for fp16 bit arrays (..., M, K) and (..., K, N), batch broadcast."""
+    a = np.asarray(a, dtype=np.uint16)
+    b = np.asarray(b, dtype=np.uint16)
+    vector_a = a.ndim == 1
+    vector_b = b.ndim == 1
+    a2 = a[None, :] if vector_a else a
+    b2 = b[:, None] if vector_b else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(f"matmul: inner sizes differ ({a2.shape} @ {b2.shape})")
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    m, k = a2.shape[-2:]
+    n = b2.shape[-1]
+    av = np.broadcast_to(mac_operand(a2, rules), batch + (m, k)).reshape(-1, m, k)
+    bv = np.broadcast_to(mac_operand(b2, rules), batch + (k, n)).reshape(-1, k, n)
+    out = reduce_grouped(av, bv, rules).reshape(batch + (m, n))
+    if vector_a:
+        out = out[..., 0, :]
+    if vector_b:
+        out = out[..., 0]
+    return out

@@ -1,0 +1,179 @@
+"""Plain-numpy reference of the engine's numeric rules: slow, written to be read, no numba.
+
+Every fast kernel in :mod:`anesim.numerics` must agree with these functions bit for bit. The
+code here deliberately avoids the kernels' bit tricks: it rounds with ``np.round`` on scaled
+float64 values and finds exponents with ``np.frexp``, so a shared mistake is unlikely.
+All arrays in and out are fp16 bit patterns (``uint16``) unless a docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anesim.numerics.rules import M1_RULES, TILE_BITS, TILE_LANES, WIDTH_SLICE_GAIN, MacRules
+
+F16 = np.float16
+
+
+def values(bits: np.ndarray) -> np.ndarray:
+    """fp16 bit patterns to float64 values (NaN stays NaN)."""
+    return np.asarray(bits, dtype=np.uint16).view(F16).astype(np.float64)
+
+
+def bits_of(x: np.ndarray) -> np.ndarray:
+    """Round float64 values to fp16 (numpy rounds to nearest even) and return the bits."""
+    with np.errstate(over="ignore"):
+        return np.asarray(x, dtype=np.float64).astype(F16).view(np.uint16)
+
+
+def round16(x: np.ndarray) -> np.ndarray:
+    """Round float64 values onto the fp16 grid, returned as float64."""
+    with np.errstate(over="ignore"):
+        return np.asarray(x, dtype=np.float64).astype(F16).astype(np.float64)
+
+
+def coerce_input(x: np.ndarray) -> np.ndarray:
+    """The input boundary of every unit: NaN becomes +inf."""
+    return np.where(np.isnan(x), np.inf, x)
+
+
+def flush_nan(x: np.ndarray) -> np.ndarray:
+    """Indeterminate results (NaN) become +0."""
+    return np.where(np.isnan(x), 0.0, x)
+
+
+# --------------------------------------------------------------------------------------- MAC
+
+
+def mac_operand(bits: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """fp16 bits to the float64 values the MAC multiplies."""
+    v = coerce_input(values(bits))
+    if rules.flush_subnormals:
+        v = np.where(np.abs(v) < 2.0**-14, 0.0, v)
+    return v
+
+
+def _exponent(x: np.ndarray) -> np.ndarray:
+    """floor(log2|x|) for non-zero finite x (0 for zero)."""
+    _, e = np.frexp(x)
+    return e - 1
+
+
+def tile_round(s: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """One tile step on float32 arrays: s + p in float32, then onto the larger addend's grid."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = flush_nan((s + p).astype(np.float32)).astype(np.float64)
+        big = np.maximum(np.abs(s.astype(np.float64)), np.abs(p.astype(np.float64)))
+        finite = np.isfinite(x) & np.isfinite(big)
+        e = _exponent(np.where(finite, big, 1.0))
+        quantum = np.ldexp(1.0, e - (TILE_BITS - 1))
+        rounded = np.round(np.where(finite, x, 0.0) / quantum) * quantum
+    return np.where(finite, rounded, x).astype(np.float32)
+
+
+def reduce(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """Accumulators (float64, overflow ±inf) of a @ b for MAC operand values a (M,K), b (K,N)."""
+    m, k = a.shape
+    n = b.shape[1]
+    k4 = -(-k // TILE_LANES) * TILE_LANES
+    a4 = np.zeros((m, k4)); a4[:, :k] = a  # noqa: E702 - zero lanes pad the last tile
+    b4 = np.zeros((k4, n)); b4[:k, :] = b  # noqa: E702
+    threshold = rules.overflow_threshold
+    acc = np.zeros((m, n), np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for t in range(k4 // TILE_LANES):
+            s = np.zeros((m, n), np.float32)
+            for lane in range(TILE_LANES):
+                kk = t * TILE_LANES + lane
+                p = flush_nan(np.outer(a4[:, kk], b4[kk, :])).astype(np.float32)  # exact
+                s = tile_round(s, p)
+            acc = flush_nan((acc + s).astype(np.float32)).astype(np.float32)
+            over = np.isfinite(acc) & (np.abs(acc) >= threshold)
+            acc = np.where(over, np.copysign(np.inf, acc), acc).astype(np.float32)
+    return acc.astype(np.float64)
+
+
+def port(acc: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """Output port: round to fp16, flush subnormal results, never −0."""
+    out = round16(acc)
+    if rules.flush_subnormals:
+        out = np.where(np.abs(out) < 2.0**-14, 0.0, out)
+    out = np.where(out == 0.0, 0.0, out)  # +0, also for a −0
+    return bits_of(out)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+    """fp16 bits of a @ b for 2-D fp16 bit arrays."""
+    return port(reduce(mac_operand(a, rules), mac_operand(b, rules), rules), rules)
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int],
+           padding: tuple[int, int, int, int], dilation: tuple[int, int],
+           pad_value: float = 0.0) -> tuple[np.ndarray, int, int]:
+    """Lane matrix of one image x (C,H,W) values: rows in lattice order (ky, kx, c), cols pixels."""
+    c, h, w = x.shape
+    top, bottom, left, right = padding
+    xp = np.full((c, h + top + bottom, w + left + right), pad_value)
+    xp[:, top:top + h, left:left + w] = x
+    ho = (h + top + bottom - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + left + right - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    rows = []
+    for ky in range(kh):
+        for kx in range(kw):
+            for ci in range(c):
+                plane = np.empty((ho, wo))
+                for oy in range(ho):
+                    for ox in range(wo):
+                        plane[oy, ox] = xp[ci, oy * stride[0] + ky * dilation[0],
+                                           ox * stride[1] + kx * dilation[1]]
+                rows.append(plane.reshape(-1))
+    return np.array(rows).reshape(kh * kw * c, ho * wo), ho, wo
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride: tuple[int, int] = (1, 1),
+           padding: tuple[int, int, int, int] = (0, 0, 0, 0), dilation: tuple[int, int] = (1, 1),
+           groups: int = 1, rules: MacRules = M1_RULES, pad_value: float = 0.0) -> np.ndarray:
+    """fp16 bits of a grouped 2-D convolution of x (N,C,H,W) with w (O,C/groups,kh,kw)."""
+    xv = mac_operand(x, rules)
+    wv = mac_operand(w, rules)
+    n, c, _, _ = xv.shape
+    o, cg, kh, kw = wv.shape
+    og = o // groups
+    outs = []
+    for img in range(n):
+        per_group = []
+        for g in range(groups):
+            lanes, ho, wo = im2col(xv[img, g * cg:(g + 1) * cg], kh, kw, stride, padding,
+                                   dilation, pad_value)
+            weights = wv[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, kh * kw * cg)
+            per_group.append(reduce(weights, lanes, rules).reshape(og, ho, wo))
+        outs.append(np.concatenate(per_group, axis=0))
+    return port(np.array(outs), rules)
+
+
+# --------------------------------------------------------------------------- fp16 datapath
+
+
+def scale_bias(y: np.ndarray, scale: np.ndarray | None, bias: np.ndarray | None,
+               axis: int = 1) -> np.ndarray:
+    """Per-channel post-scale then bias, each one fp16 operation: RN16(RN16(y*s) + b)."""
+    v = values(y)
+    shape = [1] * v.ndim
+    shape[axis] = -1
+    with np.errstate(invalid="ignore", over="ignore"):
+        if scale is not None:
+            v = flush_nan(round16(v * values(scale).reshape(shape)))
+        if bias is not None:
+            v = flush_nan(round16(v + values(bias).reshape(shape)))
+    return bits_of(v)
+
+
+def width_slice(x: np.ndarray, begin: int, end: int | None = None, step: int = 1) -> np.ndarray:
+    """Slice the last axis; a non-zero begin routes through the ×16 crop path, overflowing."""
+    v = values(x)[..., begin:end:step]
+    if begin != 0:
+        with np.errstate(over="ignore"):
+            boosted = round16(v * WIDTH_SLICE_GAIN)
+        v = np.where(np.isinf(boosted) & np.isfinite(v), np.copysign(np.inf, v), v)
+    return bits_of(v)
+
