@@ -54,7 +54,7 @@ def fitted_params(chip: ChipConfig) -> list[FittedParam]:
     out = []
     for section in type(chip).model_fields:
         block = getattr(chip, section)
-        if not hasattr(block, "model_fields"):
+        if not hasattr(type(block), "model_fields"):
             continue
         for name in type(block).model_fields:
             param = getattr(block, name)

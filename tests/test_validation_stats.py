@@ -1,0 +1,115 @@
+"""Validation statistics, methods on a stub timer, the report and the YAML edit."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from anesim.chips import builtin_chip_dir, load_chip
+from anesim.compiler.ops import node_macs
+from anesim.validate.calibrate import calibrate, fitted_params, with_values
+from anesim.validate.runner import to_json, validate
+from anesim.validate.simulate import Timing
+from anesim.validate.stats import Point, log_pearson, pearson, signed_error_pct, summarize
+from anesim.validate.yamledit import format_value, set_param
+
+
+def stub_timer(graph, chip):  # type: ignore[no-untyped-def]
+    """A roofline stand-in for the compile-and-simulate pipeline: floor + max(compute, I/O)."""
+    macs = sum(node_macs(graph, n) for n in graph.nodes)
+    io = 2.0 * sum(graph.info(n).elements for n in [*graph.inputs, *graph.outputs])
+    t = chip.dispatch_floor_s + max(2 * macs / (0.5 * chip.peak_fp16_flops_per_s),
+                                    io / chip.dram.activation_bytes_per_s.value)
+    t += len(graph.nodes) * chip.dispatch.per_task_overhead_s.value
+    return Timing(t, t, io)
+
+
+def _pt(err: float, meas: float = 1e-3, q: str = "latency", fam: str = "f") -> Point:
+    sim = meas * (1 + err / 100)
+    return Point("r", "M1", fam, "single_dispatch", q, meas, sim, meas, sim, err)
+
+
+def test_signed_error_is_in_latency_space() -> None:
+    assert signed_error_pct("latency", 1.0, 1.1) == pytest.approx(10.0)
+    # a simulated rate 10 % low is a latency 11.1 % high
+    assert signed_error_pct("flop_rate", 1.0, 0.9) == pytest.approx(100 / 9)
+    assert signed_error_pct("ratio", 2.0, 1.0) == pytest.approx(-50.0)
+    assert math.isinf(signed_error_pct("latency", 1.0, 0.0))
+
+
+def test_pearson_and_summary() -> None:
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert pearson([1, 2], [1, 2]) is None
+    pts = [_pt(e, m) for e, m in [(5, 1e-4), (-10, 1e-3), (20, 1e-2), (0, 1e-1)]]
+    s = summarize(pts, n_excluded=3)
+    assert s["n_points"] == 4 and s["n_excluded"] == 3
+    assert s["median_abs_pct_error"] == pytest.approx(7.5)
+    assert s["mean_abs_pct_error"] == pytest.approx(8.75)
+    assert s["max_abs_pct_error"] == pytest.approx(20.0)
+    assert log_pearson(pts) == pytest.approx(s["log_pearson_r"], abs=1e-5)
+    assert s["log_pearson_r"] > 0.99
+
+
+@pytest.fixture(scope="module")
+def stub_results():  # type: ignore[no-untyped-def]
+    return validate("all", timer=stub_timer)
+
+
+def test_validate_json_has_the_documented_shape(stub_results) -> None:  # type: ignore[no-untyped-def]
+    doc = to_json(stub_results)
+    assert set(doc) == {"chips"}
+    assert set(doc["chips"]) == {"M1", "M1 Max", "M5", "M5 Pro"}
+    keys = {"n_points", "n_excluded", "median_abs_pct_error", "mean_abs_pct_error", "max_abs_pct_error",
+            "log_pearson_r"}
+    for chip in doc["chips"].values():
+        assert keys | {"families", "points"} == set(chip)
+        assert chip["n_points"] == len(chip["points"]) > 50
+        for fam in chip["families"].values():
+            assert set(fam) == keys
+        for p in chip["points"]:
+            assert math.isfinite(p["error_pct"]) and p["abs_error_pct"] == abs(p["error_pct"])
+
+
+def test_report_writes_tables_and_plots(stub_results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from anesim.validate.report import write_report
+
+    chips = {n: load_chip(n) for n in stub_results}
+    files = write_report(stub_results, chips, tmp_path)
+    for f in files:
+        assert f.is_file() and f.stat().st_size > 0
+    assert (tmp_path / "roofline-m5-pro.png").is_file()
+    assert "| M1 | (all) |" in (tmp_path / "accuracy.md").read_text()
+
+
+def test_yaml_edit_changes_one_parameter_only(tmp_path: Path) -> None:
+    src = builtin_chip_dir() / "generations" / "h13.yaml"
+    path = tmp_path / "h13.yaml"
+    shutil.copy(src, path)
+    before = yaml.safe_load(path.read_text())
+    text_before = path.read_text()
+    set_param(path, "ne.mac_lanes_per_out_channel", 300, "anesim calibrate --chip M1: test")
+    after = yaml.safe_load(path.read_text())
+    assert after["ne"]["mac_lanes_per_out_channel"]["value"] == 300
+    assert after["ne"]["mac_lanes_per_out_channel"]["source"] == "anesim calibrate --chip M1: test"
+    after["ne"]["mac_lanes_per_out_channel"] = before["ne"]["mac_lanes_per_out_channel"]
+    assert after == before
+    # lines outside the edited parameter are byte-identical
+    kept = [line for line in text_before.splitlines() if "mac_lanes" not in line]
+    assert sum(line in path.read_text().splitlines() for line in kept) >= len(kept) - 6
+    assert format_value(3e-7) == "3.0e-7" and format_value(2.5e-7) == "2.5e-7" and format_value(7) == "7"
+
+
+def test_calibration_is_deterministic_and_reports_a_held_back_split() -> None:
+    a = calibrate("M1", timer=stub_timer, cv=False)
+    b = calibrate("M1", timer=stub_timer, cv=False)
+    assert a.fitted == b.fitted and a.held_back == b.held_back
+    assert a.held_back["n_points"] > 10 and a.calibration["n_points"] > 3 * a.held_back["n_points"] / 2
+    keys = [p.key for p in fitted_params(load_chip("M1"))]
+    assert "ne.mac_lanes_per_out_channel" in keys
+    chip = with_values(load_chip("M1"), a.params, a.fitted)
+    assert chip.ne.mac_lanes_per_out_channel.value == int(round(a.fitted[keys.index("ne.mac_lanes_per_out_channel")]))
