@@ -26,10 +26,10 @@ def _plt() -> Any:
     return plt
 
 
-def _colors(families: Sequence[str]) -> dict[str, Any]:
-    plt = _plt()
-    cmap = plt.get_cmap("tab20")
-    return {f: cmap(i % 20) for i, f in enumerate(sorted(families))}
+def _styles(families: Sequence[str]) -> dict[str, tuple[Any, str]]:
+    """A (colour, marker) pair per family, fixed by name order so every panel agrees."""
+    cmap = _plt().get_cmap("tab10")
+    return {f: (cmap(i % 10), _MARKERS[i % len(_MARKERS)]) for i, f in enumerate(sorted(families))}
 
 
 def fmt(x: float | None, digits: int = 1) -> str:
@@ -105,17 +105,16 @@ def scatter_plot(results: dict[str, ChipValidation], path: Path) -> None:
     cols = min(2, len(names)) or 1
     rows = math.ceil(len(names) / cols) or 1
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 5.6 * rows), squeeze=False)
-    fams = sorted({p.family for v in results.values() for p in v.points})
-    color = _colors(fams)
+    style = _styles(sorted({p.family for v in results.values() for p in v.points}))
     for ax, name in zip(axes.flat, names):
         v = results[name]
         pts = [p for p in v.points if p.quantity in LATENCY_QUANTITIES and p.measured_latency_s
                and p.simulated_latency_s]
-        for i, fam in enumerate(sorted({p.family for p in pts})):
+        for fam in sorted({p.family for p in pts}):
             sel = [p for p in pts if p.family == fam]
+            col, mark = style[fam]
             ax.scatter([p.measured_latency_s * 1e3 for p in sel], [p.simulated_latency_s * 1e3 for p in sel],
-                       s=22, color=color[fam], marker=_MARKERS[i % len(_MARKERS)], label=fam,
-                       edgecolors="black", linewidths=0.3)
+                       s=24, color=col, marker=mark, label=fam, edgecolors="black", linewidths=0.3)
         if pts:
             lo = min(min(p.measured_latency_s, p.simulated_latency_s) for p in pts) * 1e3 / 1.5
             hi = max(max(p.measured_latency_s, p.simulated_latency_s) for p in pts) * 1e3 * 1.5
@@ -170,18 +169,17 @@ def roofline_plot(chip: ChipConfig, points: Sequence[Point], path: Path, title: 
     ax.axhline(peak, color="black", lw=0.6, ls=":")
     ax.text(xs[0] * 1.2, peak * 1.08, f"peak fp16 {peak / 1e12:.2f} TFLOP/s (config)", fontsize=8)
     placed = roofline_points(points)
-    fams = sorted({p.family for p, *_ in placed})
-    color = _colors(fams)
-    seen: set[str] = set()
-    for p, ai, meas, sim in placed:
-        c = color[p.family]
-        ax.plot([ai, ai], [meas, sim], color=c, lw=0.5, alpha=0.6)
-        ax.scatter([ai], [meas], s=26, facecolors="none", edgecolors=[c], linewidths=1.0,
-                   label=None if p.family in seen else f"{p.family}")
-        ax.scatter([ai], [sim], s=16, color=c, marker="x", linewidths=1.0)
-        seen.add(p.family)
-    ax.scatter([], [], s=26, facecolors="none", edgecolors="black", label="measured (circle)")
-    ax.scatter([], [], s=16, color="black", marker="x", label="simulated (cross)")
+    style = _styles(sorted({p.family for p, *_ in placed}))
+    for fam, (c, mark) in style.items():
+        sel = [t for t in placed if t[0].family == fam]
+        for _, ai, meas, sim in sel:
+            ax.plot([ai, ai], [meas, sim], color=c, lw=0.6, alpha=0.7)
+        ax.scatter([t[1] for t in sel], [t[2] for t in sel], s=30, marker=mark, facecolors="none",
+                   edgecolors=[c], linewidths=1.1, label=fam)
+        ax.scatter([t[1] for t in sel], [t[3] for t in sel], s=30, marker=mark, color=c,
+                   edgecolors="black", linewidths=0.3)
+    ax.scatter([], [], s=30, facecolors="none", edgecolors="black", label="measured: hollow")
+    ax.scatter([], [], s=30, color="black", label="simulated: filled")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(xs[0], xs[-1])
