@@ -10,6 +10,7 @@ starts and ends, never per byte or per cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from anesim.timing.loop import Loop
@@ -48,7 +49,7 @@ class SharedBandwidth:
         self.bytes_by_stream[stream] = self.bytes_by_stream.get(stream, 0.0) + nbytes
         flow = _Flow(stream, float(nbytes), float(nbytes), done)
         if delay > 0:
-            self.loop.call_later(delay, lambda: self._start(flow))
+            self.loop.call_later(delay, partial(self._start, flow))
         else:
             self._start(flow)
         return done
@@ -81,36 +82,45 @@ class SharedBandwidth:
     def _rerate(self) -> None:
         """Recompute fair shares and make sure a wake-up is due at the earliest completion."""
         flows = self._flows
-        if not flows:
+        n = len(flows)
+        if not n:
             self._wake_at = -1.0
             self._token += 1
             return
         ceilings = self.ceilings_bytes_per_cycle
         peak = self.peak_bytes_per_cycle
-        if len(flows) == 1:
-            f = flows[0]
-            f.rate = min(ceilings[f.stream], peak)
-        else:
-            per_stream: dict[str, list[_Flow]] = {}
+        streams: dict[str, int] = {}
+        for f in flows:
+            streams[f.stream] = streams.get(f.stream, 0) + 1
+        if len(streams) == 1:
+            # One stream: its ceiling (under the peak) split evenly between its flows.
+            share = min(ceilings[flows[0].stream], peak) / n
             for f in flows:
-                per_stream.setdefault(f.stream, []).append(f)
+                f.rate = share
+        else:
             # Max-min fair split of the peak across streams, each capped by its ceiling.
-            streams = sorted(per_stream, key=lambda s: (ceilings[s], s))
             left = peak
-            for i, s in enumerate(streams):
-                share = min(ceilings[s], left / (len(streams) - i))
+            order = sorted(streams, key=lambda s: (ceilings[s], s))
+            rates = {}
+            for i, s in enumerate(order):
+                share = min(ceilings[s], left / (len(order) - i))
                 left -= share
-                members = per_stream[s]
-                for f in members:
-                    f.rate = share / len(members)
-        soonest = min(max(f.remaining_bytes, 0.0) / f.rate for f in flows)
+                rates[s] = share / streams[s]
+            for f in flows:
+                f.rate = rates[f.stream]
+        soonest = float("inf")
+        for f in flows:
+            t = f.remaining_bytes / f.rate
+            if t < soonest:
+                soonest = t
+        if soonest < 0.0:
+            soonest = 0.0
         wake_at = self.loop.now + soonest
         if wake_at == self._wake_at:
             return  # the wake-up already due is still the right one
         self._token += 1
         self._wake_at = wake_at
-        token = self._token
-        self.loop.call_later(soonest, lambda: self._wake(token))
+        self.loop.call_later(soonest, partial(self._wake, self._token))
 
     def _wake(self, token: int) -> None:
         if token != self._token:

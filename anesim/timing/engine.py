@@ -66,7 +66,7 @@ class _Gate:
 
     def wait(self, n: int) -> Any:
         """An event that fires once count >= n, or None if it already is."""
-        if self.current() >= n:
+        if self.count >= n or (self.future and self.current() >= n):
             return None
         ev = self.loop.event()
         idx = n - self.count - 1
@@ -85,14 +85,22 @@ class _Gate:
 
     def advance(self, by: int = 1) -> None:
         """Add ``by`` now and release every waiter now satisfied."""
-        self.current()
         if self.future:
-            raise RuntimeError("gate advanced past a scheduled batch")
-        self.count += by
-        if self.waiters:
-            ready = [w for w in self.waiters if w[0] <= self.count]
+            self.current()
+            if self.future:
+                raise RuntimeError("gate advanced past a scheduled batch")
+        count = self.count = self.count + by
+        waiters = self.waiters
+        if waiters:
+            if len(waiters) == 1:
+                if waiters[0][0] <= count:
+                    ev = waiters[0][1]
+                    self.waiters = []
+                    ev.succeed()
+                return
+            ready = [w for w in waiters if w[0] <= count]
             if ready:
-                self.waiters = [w for w in self.waiters if w[0] > self.count]
+                self.waiters = [w for w in waiters if w[0] > count]
                 for _, ev in ready:
                     ev.succeed()
 
@@ -538,7 +546,7 @@ class Engine:
 
 
 def run_engine(
-    plan: ProgramPlan, chip: ChipConfig, *, loop: str = "simpy", record_trace: bool = True, batch: bool = True,
+    plan: ProgramPlan, chip: ChipConfig, *, loop: str = "heap", record_trace: bool = True, batch: bool = True,
 ) -> EngineOutput:
     """Simulate a planned program on a fresh loop of the given kind."""
     return Engine(plan, chip, make_loop(loop), record_trace=record_trace, batch=batch).run()

@@ -112,14 +112,9 @@ class HeapLoop:
     name = "heap"
 
     def __init__(self) -> None:
-        self._now = 0.0
-        self._queue: list[tuple[float, int, int, _Event]] = []
+        self.now = 0.0  # the current simulated time in cycles (a plain attribute: read often)
+        self._queue: list[tuple[float, int, int, Any]] = []
         self._count = 0
-
-    @property
-    def now(self) -> float:
-        """The current simulated time in cycles."""
-        return self._now
 
     @property
     def events_processed(self) -> int:
@@ -127,7 +122,7 @@ class HeapLoop:
         return self._count - len(self._queue)
 
     def _push(self, delay: float, priority: int, event: _Event) -> None:
-        heapq.heappush(self._queue, (self._now + delay, priority, self._count, event))
+        heapq.heappush(self._queue, (self.now + delay, priority, self._count, event))
         self._count += 1
 
     def timeout(self, delay: float) -> _Event:
@@ -136,7 +131,8 @@ class HeapLoop:
             raise ValueError(f"negative delay {delay}")
         ev = _Event(self)
         ev.triggered = True
-        self._push(delay, NORMAL, ev)
+        heapq.heappush(self._queue, (self.now + delay, NORMAL, self._count, ev))
+        self._count += 1
         return ev
 
     def event(self) -> _Event:
@@ -149,15 +145,24 @@ class HeapLoop:
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         """Call ``fn()`` after ``delay`` cycles (no process needed)."""
-        ev = self.timeout(delay)
-        ev.callbacks.append(lambda _e: fn())  # type: ignore[union-attr]
+        if delay < 0:
+            raise ValueError(f"negative delay {delay}")
+        # A bare callable in the queue: cheaper than an event for internal wake-ups.
+        heapq.heappush(self._queue, (self.now + delay, NORMAL, self._count, fn))
+        self._count += 1
 
     def run(self) -> None:
         """Process events until none are left."""
         queue = self._queue
         pop = heapq.heappop
+        event_type = _Event
+        process_type = _Process
         while queue:
-            self._now, _, _, event = pop(queue)
+            self.now, _, _, event = pop(queue)
+            cls = event.__class__
+            if cls is not event_type and cls is not process_type:
+                event()  # a call_later callback
+                continue
             callbacks = event.callbacks
             event.callbacks = None
             for cb in callbacks:  # type: ignore[union-attr]

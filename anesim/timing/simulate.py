@@ -13,7 +13,7 @@ from anesim.timing.engine import UNITS, EngineOutput, run_engine
 from anesim.timing.plan import ProgramPlan, plan_program
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 
-DEFAULT_LOOP = "simpy"
+DEFAULT_LOOP = "heap"  # same results as "simpy" (tested), faster per event
 
 
 def _bound(st_in: float, st_w: float, st_out: float, compute: float) -> str:

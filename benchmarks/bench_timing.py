@@ -1,0 +1,106 @@
+"""Speed of the timing engine: simulated tasks and tile events per wall-clock second.
+
+Builds synthetic programs of at least 10,000 tasks with many tiles each and times
+``anesim.timing.simulate`` on both event loops. A *tile event* is one timed activity of one
+tile on one unit: a source DMA, an NE/planar compute or a destination DMA of one (pass, tile)
+step, or one kernel-DMA fetch. Programs:
+
+- chained:   every layer reads and writes the on-chip pool (a fused network); DRAM-free tile
+             runs advance in closed form.
+- streaming: every layer reads and writes DRAM, so every tile's source and destination DMA
+             contend for DRAM bandwidth; one event per tile activity.
+- mixed:     chained layers with a DRAM-streamed layer and a planar add every few tasks.
+
+Run: ``python benchmarks/bench_timing.py [--tasks N] [--loops heap,simpy] [--trace]``.
+"wall s" covers planning, simulation and packaging; "sim s" the event loop alone; the rates
+use "wall s".
+The bar (issue 5) is >= 100,000 tile events per second on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from timing_support import add_task, conv_task, make_chip, program  # noqa: E402
+
+from anesim.timing import simulate  # noqa: E402
+
+POOL_A, POOL_B = 0, 1 << 20  # two pool regions the chained layers ping-pong between
+
+
+def chained(n: int):
+    """n 1x1/3x3 convs at 32x32, 64 channels, tiles of 4 rows, pool to pool."""
+    tasks = []
+    for i in range(n):
+        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
+        tasks.append(conv_task(i, 64, 64, 32, 32, k=3 if i % 3 == 0 else 1, src_space="pool", dst_space="pool",
+                               tile_height=4, ocg=16, src_offset=src, dst_offset=dst))
+    return program(*tasks, name=f"chained-{n}")
+
+
+def streaming(n: int):
+    """n 1x1 convs at 32x32, 64 channels, tiles of 4 rows, DRAM to DRAM."""
+    return program(*[conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1)
+                     for i in range(n)], name=f"streaming-{n}")
+
+
+def mixed(n: int):
+    """Chained convs; every 8th layer streams through DRAM, every 10th is a planar add."""
+    tasks = []
+    for i in range(n):
+        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
+        if i % 10 == 9:
+            tasks.append(add_task(i, 64, 32, 32, tile_height=4))
+        elif i % 8 == 7:
+            tasks.append(conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1))
+        else:
+            tasks.append(conv_task(i, 64, 64, 32, 32, src_space="pool", dst_space="pool", tile_height=4, ocg=16,
+                                   src_offset=src, dst_offset=dst))
+    return program(*tasks, name=f"mixed-{n}")
+
+
+def main() -> int:
+    """Time each program on each loop and print a table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=10_000, help="tasks per program (default 10000)")
+    ap.add_argument("--loops", default="heap,simpy", help="comma-separated event loops to time")
+    ap.add_argument("--trace", action="store_true", help="record the per-slice timeline while timing")
+    ap.add_argument("--no-batch", action="store_true", help="disable closed-form tile runs")
+    args = ap.parse_args()
+    chip = make_chip()
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
+          f"{args.tasks} tasks per program; trace {'on' if args.trace else 'off'}; "
+          f"batching {'off' if args.no_batch else 'on'}")
+    header = (f"{'program':<16} {'loop':<6} {'wall s':>7} {'sim s':>6} {'tasks/s':>9} {'tile events':>12} "
+              f"{'tile ev/s':>10} {'loop ev/s':>10} {'batched':>8} {'sim latency s':>14}")
+    print(header)
+    print("-" * len(header))
+    worst = float("inf")
+    for build in (chained, streaming, mixed):
+        prog = build(args.tasks)
+        latencies = set()
+        for loop in args.loops.split(","):
+            t0 = time.perf_counter()
+            r = simulate(prog, chip, loop=loop, trace=args.trace, batch=not args.no_batch)
+            wall = time.perf_counter() - t0  # planning + simulation + packaging
+            rate = r.sim.tile_events / wall
+            worst = min(worst, rate) if loop == "heap" else worst
+            latencies.add(round(r.latency_s, 15))
+            print(f"{prog.name:<16} {loop:<6} {wall:7.2f} {r.sim.wall_s:6.2f} {args.tasks / wall:9,.0f} {r.sim.tile_events:12,} "
+                  f"{rate:10,.0f} {r.sim.loop_events / r.sim.wall_s:10,.0f} {r.sim.batched_steps:8,} "
+                  f"{r.latency_s:14.6g}")
+        if len(latencies) > 1:
+            print(f"  ! loops disagree on {prog.name}: {sorted(latencies)}")
+    print(f"slowest heap-loop rate: {worst:,.0f} tile events/s (bar: 100,000)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
