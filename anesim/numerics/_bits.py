@@ -83,3 +83,27 @@ def f2h_f16c(typingctx, f):  # type: ignore[no-untyped-def]
         return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
 
     return types.uint16(types.float32), codegen
+
+
+@intrinsic
+def f64_bits(typingctx, x):  # type: ignore[no-untyped-def]
+    """Reinterpret a float64 as its int64 bit pattern."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def bits_f64(typingctx, x):  # type: ignore[no-untyped-def]
+    """Reinterpret an int64 bit pattern as a float64."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(x), codegen

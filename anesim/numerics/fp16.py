@@ -22,7 +22,15 @@ import os
 import numpy as np
 from numba import njit
 
-from anesim.numerics._bits import HAVE_F16C, bits_f32, f2h_f16c, f32_bits, h2f_f16c
+from anesim.numerics._bits import (
+    HAVE_F16C,
+    bits_f32,
+    bits_f64,
+    f2h_f16c,
+    f32_bits,
+    f64_bits,
+    h2f_f16c,
+)
 
 FORCE_SOFT: bool = os.environ.get("ANESIM_FP16_SOFT", "") not in ("", "0")
 USE_F16C: bool = HAVE_F16C and not FORCE_SOFT
@@ -35,6 +43,9 @@ FP16_MIN_SUBNORMAL = 2.0**-24
 _EXP_MASK = np.int32(0x7F800000)
 _FP16_MIN_EXP_BITS = np.int32((127 - 14) << 23)  # exponent of 2**-14: below it the grid is fixed
 _RN16_MAGIC = np.int32((13 << 23) | 0x400000)  # turns 2**E into 1.5 * 2**(E + 13)
+_EXP_MASK64 = np.int64(0x7FF0000000000000)
+_FP16_MIN_EXP_BITS64 = np.int64((1023 - 14) << 52)
+_RN16_MAGIC64 = np.int64((42 << 52) | (1 << 51))  # 2**E -> 1.5 * 2**(E + 42): quantum 2**(E-10)
 
 
 @njit(inline="always")
@@ -160,7 +171,19 @@ def rn16(x: np.float32) -> np.float32:
     e = max(f32_bits(x) & _EXP_MASK, _FP16_MIN_EXP_BITS)
     c = bits_f32(e + _RN16_MAGIC)
     r = (x + c) - c
-    if abs(r) > np.float32(FP16_MAX):
-        r = np.float32(np.inf)
+    if not abs(r) <= np.float32(FP16_MAX):  # overflow, or x already ±inf or NaN
+        r = x if np.isnan(x) else np.float32(np.inf)
     # the magic-constant trick loses the sign of a zero result; IEEE keeps it
     return np.float32(np.copysign(r, x))
+
+
+@njit(inline="always")
+def rn16_64(x: np.float64) -> np.float64:
+    """Round a float64 onto the fp16 grid (nearest even, overflow to ±inf), kept as float64."""
+    x = np.float64(x)
+    e = max(f64_bits(x) & _EXP_MASK64, _FP16_MIN_EXP_BITS64)
+    c = bits_f64(e + _RN16_MAGIC64)
+    r = (x + c) - c
+    if not abs(r) <= FP16_MAX:  # overflow, or x already ±inf or NaN
+        r = x if np.isnan(x) else np.inf
+    return np.copysign(r, x)

@@ -177,3 +177,136 @@ def width_slice(x: np.ndarray, begin: int, end: int | None = None, step: int = 1
         v = np.where(np.isinf(boosted) & np.isfinite(v), np.copysign(np.inf, v), v)
     return bits_of(v)
 
+
+
+# ------------------------------------------------------------------------------ planar engine
+
+
+def elementwise(op: str, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """fp16 bits of one planar op, following the rules in :mod:`anesim.numerics.planar`."""
+    x = coerce_input(values(a))
+    y = coerce_input(values(b)) if b is not None else x
+    x, y = np.broadcast_arrays(x, y)
+    with np.errstate(all="ignore"):
+        table = {
+            "add": lambda: x + y,
+            "sub": lambda: x - y,
+            "mul": lambda: x * y,
+            "max": lambda: np.where(x >= y, x, y),
+            "min": lambda: np.where(x <= y, x, y),
+            "div": lambda: x / y,
+            "ave": lambda: round16(x + y) * 0.5,
+            "eq": lambda: (x == y) * 1.0,
+            "ne": lambda: (x != y) * 1.0,
+            "gt": lambda: (x > y) * 1.0,
+            "ge": lambda: (x >= y) * 1.0,
+            "lt": lambda: (x < y) * 1.0,
+            "le": lambda: (x <= y) * 1.0,
+            "copy": lambda: x,
+            "abs": lambda: np.abs(x),
+            "neg": lambda: -x,
+            "square": lambda: x * x,
+            "recip": lambda: np.where(x == 0, np.inf, 1.0 / x),
+            "rsqrt": lambda: np.where(x == 0, np.inf, np.where(x < 0, 0.0, 1.0 / np.sqrt(x))),
+            "sqrt": lambda: np.where(x <= 0, 0.0, np.sqrt(x)),
+            "relu": lambda: np.where(x > 0, x, 0.0),
+            "relu6": lambda: np.where(x > 0, np.minimum(x, 6.0), 0.0),
+            "floor": lambda: np.floor(x),
+            "ceil": lambda: np.ceil(x),
+            "sign": lambda: np.sign(x) + 0.0,
+            "frac": lambda: x - np.floor(x),
+        }
+        if op not in table:
+            raise ValueError(f"unknown elementwise op {op!r}")
+        return bits_of(flush_nan(table[op]()))
+
+
+def pool(x: np.ndarray, mode: str, kernel: tuple[int, int], stride: tuple[int, int] | None = None,
+         padding: tuple[int, int, int, int] = (0, 0, 0, 0), include_pad: bool = False) -> np.ndarray:
+    """fp16 bits of max/min/avg pooling over the last two axes; padding never wins max/min."""
+    v = coerce_input(values(x))
+    kh, kw = kernel
+    sy, sx = stride or kernel
+    top, bottom, left, right = padding
+    h, w = v.shape[-2:]
+    ho = (h + top + bottom - kh) // sy + 1
+    wo = (w + left + right - kw) // sx + 1
+    out = np.zeros(v.shape[:-2] + (ho, wo))
+    for oy in range(ho):
+        for ox in range(wo):
+            taps = [(oy * sy + ky - top, ox * sx + kx - left)
+                    for ky in range(kh) for kx in range(kw)]
+            inside = [(iy, ix) for iy, ix in taps if 0 <= iy < h and 0 <= ix < w]
+            window = np.stack([v[..., iy, ix] for iy, ix in inside], axis=-1)
+            if mode == "max":
+                out[..., oy, ox] = window.max(axis=-1)
+            elif mode == "min":
+                out[..., oy, ox] = window.min(axis=-1)
+            else:
+                total = np.zeros(window.shape[:-1], np.float32)
+                for i in range(window.shape[-1]):
+                    total = (total + window[..., i].astype(np.float32)).astype(np.float32)
+                count = kh * kw if include_pad else len(inside)
+                with np.errstate(invalid="ignore"):
+                    out[..., oy, ox] = flush_nan(total.astype(np.float64) * round16(1.0 / count))
+    return bits_of(out)
+
+
+# ------------------------------------------------------------------------------ lookup tables
+
+
+def apply_lut(x: np.ndarray, lut: object) -> np.ndarray:
+    """fp16 bits of a :class:`anesim.numerics.lut.Lut` applied to fp16 bits, step by step."""
+    from anesim.numerics.lut import SEGMENTS  # local: reference must not need the kernels
+
+    v = coerce_input(values(x))
+    with np.errstate(all="ignore"):
+        if lut.pre_scale != 1.0:  # type: ignore[attr-defined]
+            v = flush_nan(round16(v * lut.pre_scale))  # type: ignore[attr-defined]
+        sign = np.ones_like(v)
+        u = v.copy()
+        if lut.symmetry != "none":  # type: ignore[attr-defined]
+            if lut.symmetry == "odd":  # type: ignore[attr-defined]
+                sign = np.where(v < 0, -1.0, 1.0)
+            u = np.where(v < 0, -v, v)
+
+        def table(arg: np.ndarray) -> np.ndarray:
+            if lut.knots is None:  # type: ignore[attr-defined]
+                return arg
+            t = (arg - lut.x_first) * (SEGMENTS / (lut.x_last - lut.x_first))  # type: ignore[attr-defined]
+            i = np.clip(np.floor(np.where(np.isfinite(t), t, 0.0)), 0, SEGMENTS - 1).astype(int)
+            prod = flush_nan(round16(lut.slopes[i] * arg))  # type: ignore[attr-defined]
+            return flush_nan(round16(prod + lut.intercepts[i]))  # type: ignore[attr-defined]
+
+        red = lut.reduction  # type: ignore[attr-defined]
+        safe = np.where(np.isfinite(u) & (u > 0), u, 1.0)
+        if red == "none":
+            y = table(np.where(np.isfinite(u), u, 0.0))
+        elif red == "exp2":
+            whole = np.floor(np.where(np.isfinite(u), u, 0.0))
+            y = round16(np.ldexp(table(np.where(np.isfinite(u), u, 0.0) - whole), whole.astype(int)))
+        else:
+            mant, expo = np.frexp(safe)
+            if red in ("sqrt", "rsqrt"):
+                odd = expo % 2 != 0
+                mant = np.where(odd, mant * 2.0, mant)
+                expo = np.where(odd, expo - 1, expo)
+            t = table(mant)
+            if red == "recip":
+                y = round16(np.ldexp(t, -expo))
+            elif red == "rsqrt":
+                y = round16(np.ldexp(t, -(expo // 2)))
+            elif red == "sqrt":
+                y = round16(np.ldexp(t, expo // 2))
+            else:
+                y = flush_nan(round16(t + expo))
+            at_zero = {"log2": -np.inf, "sqrt": 0.0}.get(red, np.inf)
+            y = np.where(u == 0, at_zero, np.where(u < 0, 0.0, y))
+        y = np.where((u < lut.lo) | (u == -np.inf), lut.below,  # type: ignore[attr-defined]
+                     np.where((u > lut.hi) | (u == np.inf), lut.above, y))  # type: ignore[attr-defined]
+        y = sign * y
+        if lut.post_scale != 1.0:  # type: ignore[attr-defined]
+            y = flush_nan(round16(y * lut.post_scale))  # type: ignore[attr-defined]
+        if lut.post_bias != 0.0:  # type: ignore[attr-defined]
+            y = flush_nan(round16(y + lut.post_bias))  # type: ignore[attr-defined]
+    return bits_of(y)
