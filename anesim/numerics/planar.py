@@ -185,7 +185,7 @@ def pool_kernel(x: np.ndarray, mode: int, kh: int, kw: int, sy: int, sx: int, to
                 r = np.float64(total) * recip
                 out[p, oy, ox] = np.float32(0.0 if np.isnan(r) else rn16_64(r))
             else:
-                out[p, oy, ox] = np.float32(best)
+                out[p, oy, ox] = np.float32(best if count > 0 else 0.0)  # all padding: 0
 
 
 _POOL_MODES = {"max": 0, "min": 1, "avg": 2}

@@ -237,6 +237,9 @@ def pool(x: np.ndarray, mode: str, kernel: tuple[int, int], stride: tuple[int, i
             taps = [(oy * sy + ky - top, ox * sx + kx - left)
                     for ky in range(kh) for kx in range(kw)]
             inside = [(iy, ix) for iy, ix in taps if 0 <= iy < h and 0 <= ix < w]
+            if not inside:  # a window wholly in the padding yields 0
+                out[..., oy, ox] = 0.0
+                continue
             window = np.stack([v[..., iy, ix] for iy, ix in inside], axis=-1)
             if mode == "max":
                 out[..., oy, ox] = window.max(axis=-1)
