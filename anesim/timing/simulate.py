@@ -7,6 +7,7 @@ from pathlib import Path
 
 from anesim.chips.loader import load_chip
 from anesim.chips.schema import ChipConfig
+from anesim.errors import InputError
 from anesim.program.model import Program
 from anesim.timing import costs
 from anesim.timing.engine import UNITS, EngineOutput, run_engine
@@ -87,8 +88,18 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
     )
 
 
+def _as_program(obj: object) -> Program:
+    """A Program, or the ``.program`` of a compile result (timed as one dispatch)."""
+    if isinstance(obj, Program):
+        return obj
+    inner = getattr(obj, "program", None)
+    if isinstance(inner, Program):
+        return inner
+    raise InputError("cannot time this object", expected="an anesim Program", found=type(obj).__name__)
+
+
 def simulate(
-    program: Program,
+    program: Program | object,
     chip: ChipConfig | str | Path = "m1",
     *,
     loop: str = DEFAULT_LOOP,
@@ -97,10 +108,14 @@ def simulate(
 ) -> TimingResult:
     """Time ``program`` on ``chip`` (a ChipConfig, a chip name or a chip YAML path).
 
+    ``program`` is a Program, or an object with a ``.program`` (a compile result), timed as one
+    dispatch; a caller whose model needs several dispatches times each one's program.
+
     ``loop`` picks the event kernel (``simpy`` or ``heap``); ``trace`` keeps the per-slice
     timeline; ``batch`` lets runs of identical DRAM-free tiles advance in closed form. None of
     the three changes the simulated times.
     """
+    program = _as_program(program)
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
     plan = plan_program(program, cfg)
     out = run_engine(plan, cfg, loop=loop, record_trace=trace, batch=batch)
