@@ -1,0 +1,219 @@
+"""Kernel weights for the NE stage: formats, quantisation, per-core layout, lazy generation.
+
+Weights are logical OIHW. They reach the engine split by output channel across the cores
+(guide ch. 20: core ``k`` holds channels ``k, k + N, k + 2N, …``), each core's share in its
+own kernel-DMA buffer padded to 64 bytes (command-stream.md §3.10 and §5). Seeded weights are
+drawn only when something reads :attr:`LazyKernel.weights`, so compiling and timing a large
+model never touches them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from anesim.program.model import Kernel, align_up
+
+WEIGHT_BITS = {"fp16": 16, "int8": 8, "uint8": 8}
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """Where a task's weights come from: a float OIHW generator and the storage format."""
+
+    shape: tuple[int, int, int, int]  # OIHW
+    make: Callable[[], np.ndarray]  # float32 OIHW
+    format: str = "fp16"  # fp16, int8, uint8, palette
+    palette_bits: int = 0
+    description: str = ""
+
+    def slice_out(self, start: int, stop: int) -> KernelSource:
+        """Output channels [start, stop) only."""
+        make = self.make
+        o, i, kh, kw = self.shape
+        return KernelSource((stop - start, i, kh, kw), lambda: make()[start:stop], self.format,
+                            self.palette_bits, f"{self.description}[{start}:{stop}]")
+
+    def scaled(self, per_channel: np.ndarray) -> KernelSource:
+        """The same weights times a per-output-channel factor (batch norm, a following mul)."""
+        make = self.make
+        factor = np.asarray(per_channel, np.float32).reshape(-1, 1, 1, 1)
+        return KernelSource(self.shape, lambda: make() * factor, self.format, self.palette_bits,
+                            self.description + " (scaled)")
+
+    @property
+    def bits_per_weight(self) -> int:
+        """Storage bits of one weight."""
+        return self.palette_bits if self.format == "palette" else WEIGHT_BITS[self.format]
+
+
+def core_channels(cout: int, cores: int) -> list[int]:
+    """How many output channels each core holds under the round-robin map c -> c mod cores."""
+    return [len(range(k, cout, cores)) for k in range(cores)]
+
+
+def per_core_bytes(shape: tuple[int, int, int, int], bits: int, cores: int) -> list[int]:
+    """Kernel-DMA buffer size of each core, padded to 64 bytes (at least 64)."""
+    o, i, kh, kw = shape
+    per_channel_bits = i * kh * kw * bits
+    return [max(align_up(-(-n * per_channel_bits // 8)), 64) for n in core_channels(o, cores)]
+
+
+def _fp16_bits(array: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.asarray(array, np.float32).astype(np.float16).view(np.uint16)
+
+
+def quantize(w: np.ndarray, fmt: str, palette_bits: int = 0) -> dict[str, np.ndarray | None]:
+    """Codes and side tables for one weight format (per output channel)."""
+    o = w.shape[0]
+    flat = w.reshape(o, -1).astype(np.float32)
+    if fmt == "fp16":
+        return {"weights": _fp16_bits(w)}
+    if fmt == "int8":
+        scale = np.abs(flat).max(axis=1) / 127.0
+        scale[scale == 0] = 1.0
+        codes = np.clip(np.rint(flat / scale[:, None]), -127, 127).astype(np.int8)
+        return {"weights": codes.reshape(w.shape), "scale": _fp16_bits(scale),
+                "zero_point": np.zeros(o, np.int8)}
+    if fmt == "uint8":
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+        lo = np.minimum(lo, 0.0)
+        hi = np.maximum(hi, 0.0)
+        scale = (hi - lo) / 255.0
+        scale[scale == 0] = 1.0
+        zero = np.clip(np.rint(-lo / scale), 0, 255)
+        codes = np.clip(np.rint(flat / scale[:, None]) + zero[:, None], 0, 255).astype(np.uint8)
+        return {"weights": codes.reshape(w.shape), "scale": _fp16_bits(scale),
+                "zero_point": zero.astype(np.uint8)}
+    if fmt == "palette":
+        levels = 1 << palette_bits
+        # A per-channel palette at the quantiles of the channel's weights: cheap and close to
+        # what k-means palettisation gives for bell-shaped weights.
+        q = (np.arange(levels, dtype=np.float64) + 0.5) / levels
+        palette = np.quantile(flat, q, axis=1).T.astype(np.float32)  # (o, levels)
+        mids = (palette[:, 1:] + palette[:, :-1]) / 2.0
+        index = np.empty(flat.shape, np.uint8)
+        for ch in range(o):
+            index[ch] = np.searchsorted(mids[ch], flat[ch])
+        return {"weights": index.reshape(w.shape), "palette": _fp16_bits(palette)}
+    raise ValueError(f"unknown weight format {fmt!r}")
+
+
+class LazyKernel(Kernel):
+    """A :class:`Kernel` whose codes are computed from its source on first access."""
+
+    def __init__(self, source: KernelSource, dram_bytes: int) -> None:
+        object.__setattr__(self, "_source", source)
+        object.__setattr__(self, "_parts", None)
+        fmt = source.format
+        super().__init__(format=fmt, weights=None, palette_bits=source.palette_bits,  # type: ignore[arg-type]
+                         dram_bytes=dram_bytes)
+
+    def _materialize(self) -> dict[str, np.ndarray | None]:
+        parts = object.__getattribute__(self, "_parts")
+        if parts is None:
+            source: KernelSource = object.__getattribute__(self, "_source")
+            w = np.asarray(source.make(), np.float32).reshape(source.shape)
+            parts = quantize(w, source.format, source.palette_bits)
+            object.__setattr__(self, "_parts", parts)
+        return parts
+
+    @property  # type: ignore[override]
+    def weights(self) -> np.ndarray:
+        """The weight codes (generated now if needed)."""
+        return self._materialize()["weights"]  # type: ignore[return-value]
+
+    @weights.setter
+    def weights(self, value: np.ndarray | None) -> None:
+        if value is not None:
+            object.__setattr__(self, "_parts", {"weights": value})
+
+    def _side(self, key: str) -> np.ndarray | None:
+        return self._materialize().get(key)
+
+    @property  # type: ignore[override]
+    def scale(self) -> np.ndarray | None:
+        """Per-channel dequantisation scale (fp16 bits), for int8/uint8."""
+        if self.format not in ("int8", "uint8"):
+            return None
+        return self._side("scale")
+
+    @scale.setter
+    def scale(self, value: np.ndarray | None) -> None:
+        pass
+
+    @property  # type: ignore[override]
+    def zero_point(self) -> np.ndarray | None:
+        """Per-channel zero point, for int8/uint8."""
+        if self.format not in ("int8", "uint8"):
+            return None
+        return self._side("zero_point")
+
+    @zero_point.setter
+    def zero_point(self, value: np.ndarray | None) -> None:
+        pass
+
+    @property  # type: ignore[override]
+    def palette(self) -> np.ndarray | None:
+        """Per-channel palette (fp16 bits), for palettised weights."""
+        if self.format != "palette":
+            return None
+        return self._side("palette")
+
+    @palette.setter
+    def palette(self, value: np.ndarray | None) -> None:
+        pass
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """OIHW shape, known without generating the weights."""
+        return object.__getattribute__(self, "_source").shape
+
+    @property
+    def is_materialized(self) -> bool:
+        """True once the codes exist in memory."""
+        return object.__getattribute__(self, "_parts") is not None
+
+    def __repr__(self) -> str:
+        return f"LazyKernel({self.format}, shape={self.shape}, dram_bytes={self.dram_bytes})"
+
+
+def make_kernel(source: KernelSource, cores: int) -> LazyKernel:
+    """The program-model kernel for one task, sized for the cores it runs on."""
+    total = sum(per_core_bytes(source.shape, source.bits_per_weight, cores))
+    o = source.shape[0]
+    if source.format == "palette":
+        total += align_up(o * (1 << source.palette_bits) * 2)
+    elif source.format in ("int8", "uint8"):
+        total += align_up(o * 2) + align_up(o)
+    return LazyKernel(source, total)
+
+
+def pack_per_core(kernel: Kernel, cores: int) -> list[bytes]:
+    """Each core's kernel-DMA buffer: its channels' weights in OIHW order, padded to 64 bytes."""
+    w = np.asarray(kernel.weights)
+    bits = 16 if kernel.format == "fp16" else (kernel.palette_bits if kernel.format == "palette" else 8)
+    sizes = per_core_bytes(tuple(w.shape), bits, cores)  # type: ignore[arg-type]
+    out = []
+    for k in range(cores):
+        part = w[k::cores]
+        if bits >= 8:
+            raw = part.astype({16: np.uint16, 8: w.dtype}[bits]).tobytes()
+        else:
+            codes = part.reshape(-1).astype(np.uint8)
+            per_byte = 8 // bits
+            pad = (-len(codes)) % per_byte
+            codes = np.concatenate([codes, np.zeros(pad, np.uint8)]).reshape(-1, per_byte)
+            shifts = (np.arange(per_byte) * bits).astype(np.uint8)
+            raw = np.bitwise_or.reduce(codes << shifts, axis=1).astype(np.uint8).tobytes()
+        out.append(raw + bytes(sizes[k] - len(raw)))
+    return out
+
+
+def weight_elements(shape: tuple[int, ...]) -> int:
+    """Number of weights."""
+    return math.prod(shape)

@@ -1,0 +1,172 @@
+"""Activation lookup tables: 33 uniformly spaced fp16 samples plus a 4-value header.
+
+command-stream.md §5: the engine's nonlinearity table is a header of four fp16 values read as
+``[range_lo, range_hi, value_below, value_above]`` followed by 33 uniformly spaced samples;
+the program model (:class:`ActivationTable`) keeps exactly that. Between samples the table is
+read piecewise-linearly; outside the range it returns the constant below or above.
+
+Only functions whose tails are constant (or saturate in fp16) are tabulated over a plain range.
+GELU and SiLU grow linearly for large inputs, which a constant tail cannot follow, so the
+lowering computes them as ``x * Phi(x)`` and ``x * sigmoid(x)`` with the bounded factor from a
+table. Apple's own tables carry extra slope words after the samples (visible in the eiln blobs)
+that the program model does not represent; ``docs/compiler.md`` lists this difference.
+
+Five tables are *range-reduced*, as Apple's are (the eiln blobs for exp2/exp, inv, sqrt and
+log2, command-stream.md §5): the samples cover one octave of the mantissa and the exponent is
+handled separately. They are recognised by their ``name``:
+
+- ``exp2``: samples ``2**(k/32)``, k = 0..32; ``2**x = 2**floor(x) * T(frac(x))``. ``exp`` is
+  ``exp2`` after a post-scale of log2(e), exactly as Apple's exp kernel does.
+- ``inv``: samples ``1/m`` for m in [0.5, 1]; ``1/x = T(m) * 2**-e`` with ``x = m * 2**e``.
+- ``sqrt`` / ``rsqrt``: samples over [0, 2] in steps of 1/16 (zero below 0.5, as Apple's sqrt
+  table); ``x = m * 4**k`` with m in [0.5, 2): ``sqrt(x) = T(m) * 2**k``, ``rsqrt = T(m) * 2**-k``.
+- ``log2``: samples ``log2(m)`` for m in [0.5, 1]; ``log2(x) = T(m) + e``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from anesim.program.model import ActivationTable
+
+SAMPLES = 33
+FP16_MAX = 65504.0
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A function and the range it is tabulated over."""
+
+    fn: Callable[[np.ndarray], np.ndarray]
+    lo: float
+    hi: float
+    below: float
+    above: float
+
+
+# Ranges: where the function has settled to within fp16 resolution of its tail value.
+TABLES: dict[str, TableSpec] = {
+    "sigmoid": TableSpec(_sigmoid, -8.0, 8.0, 0.0, 1.0),
+    "tanh": TableSpec(np.tanh, -4.0, 4.0, -1.0, 1.0),
+    "erf": TableSpec(_erf, -3.0, 3.0, -1.0, 1.0),
+    "phi": TableSpec(_phi, -5.0, 5.0, 0.0, 1.0),  # the Gaussian CDF, GELU's factor
+    "hard_sigmoid": TableSpec(lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0), -3.0, 3.0, 0.0, 1.0),
+}
+
+# Range-reduced tables: (header lo, hi, below, above, sample grid, function on the grid).
+# Headers of exp2, inv, sqrt and log2 are Apple's (eiln blobs); rsqrt follows sqrt's pattern.
+_GRID_EXP = np.arange(SAMPLES) / 32.0
+_GRID_OCTAVE = 0.5 + np.arange(SAMPLES) / 64.0
+_GRID_SQRT = np.arange(SAMPLES) / 16.0
+REDUCED: dict[str, tuple[float, float, float, float, np.ndarray, Callable[[np.ndarray], np.ndarray]]] = {
+    "exp2": (-25.0, 16.0, 0.0, math.inf, _GRID_EXP, lambda g: np.exp2(g)),
+    "inv": (0.0, math.inf, math.inf, 0.0, _GRID_OCTAVE, lambda g: 1.0 / g),
+    "sqrt": (0.0, math.inf, 0.0, math.inf, _GRID_SQRT, lambda g: np.where(g >= 0.5, np.sqrt(g), 0.0)),
+    "rsqrt": (0.0, math.inf, math.inf, 0.0, _GRID_SQRT,
+              lambda g: np.where(g >= 0.5, 1.0 / np.sqrt(np.maximum(g, 0.5)), 0.0)),
+    "log2": (0.0, math.inf, -math.inf, 0.0, _GRID_OCTAVE, lambda g: np.log2(g)),
+}
+# graph op -> (table, post-scale applied before the table)
+LUT_OPS: dict[str, tuple[str, float]] = {
+    "exp": ("exp2", 1.0 / math.log(2.0)),
+    "reciprocal": ("inv", 1.0),
+    "sqrt": ("sqrt", 1.0),
+    "rsqrt": ("rsqrt", 1.0),
+}
+
+
+def clip_table(lo: float, hi: float, name: str = "clip") -> ActivationTable:
+    """A table for clip(x, lo, hi): exact, since the function is linear inside the range."""
+    xs = np.linspace(lo, hi, SAMPLES)
+    return _table(xs, xs, lo, hi, lo, hi, name)
+
+
+def build_table(name: str, lo: float | None = None, hi: float | None = None) -> ActivationTable:
+    """The table of a named function, optionally over a custom range."""
+    if name in REDUCED:
+        h_lo, h_hi, below, above, grid, fn = REDUCED[name]
+        return _table(grid, fn(grid), h_lo, h_hi, below, above, name)
+    spec = TABLES[name]
+    lo = spec.lo if lo is None else float(lo)
+    hi = spec.hi if hi is None else float(hi)
+    xs = np.linspace(lo, hi, SAMPLES)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        ys = spec.fn(xs.astype(np.float64))
+    below = spec.below if lo == spec.lo else float(spec.fn(np.array([lo]))[0])
+    above = spec.above if hi == spec.hi else float(spec.fn(np.array([hi]))[0])
+    return _table(xs, ys, lo, hi, below, above, name)
+
+
+def _table(xs: np.ndarray, ys: np.ndarray, lo: float, hi: float, below: float, above: float,
+           name: str) -> ActivationTable:
+    with np.errstate(over="ignore"):
+        samples = np.asarray(ys, np.float64).clip(-FP16_MAX, FP16_MAX).astype(np.float16).view(np.uint16)
+    return ActivationTable(float(np.float16(lo)), float(np.float16(hi)), below, above,
+                           samples.copy(), name)
+
+
+def _interp(ys: np.ndarray, grid0: float, step: float, v: np.ndarray) -> np.ndarray:
+    pos = (v - grid0) / step
+    idx = np.clip(np.floor(pos), 0, SAMPLES - 2).astype(np.int64)
+    frac = np.clip(pos - idx, 0.0, 1.0)
+    return ys[idx] + (ys[idx + 1] - ys[idx]) * frac
+
+
+def _evaluate_reduced(table: ActivationTable, x: np.ndarray) -> np.ndarray:
+    ys = table.samples.view(np.float16).astype(np.float64)
+    x = np.asarray(x, np.float64)
+    name = table.name
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if name == "exp2":
+            whole = np.floor(x)
+            out = np.ldexp(_interp(ys, 0.0, 1 / 32, x - whole), np.clip(whole, -64, 64).astype(np.int64))
+            out = np.where(x < table.range_lo, table.value_below, out)
+            return np.where(x > table.range_hi, table.value_above, out)
+        mag = np.abs(x)
+        m, e = np.frexp(np.where(mag > 0, mag, 1.0))  # m in [0.5, 1)
+        if name == "inv":
+            out = np.sign(x) * np.ldexp(_interp(ys, 0.5, 1 / 64, m), -e)
+            return np.where(x == 0, table.value_below, out)
+        if name == "log2":
+            out = _interp(ys, 0.5, 1 / 64, m) + e
+            return np.where(x <= 0, table.value_below, out)
+        odd = (e % 2) != 0
+        m2 = np.where(odd, m * 2.0, m)  # in [0.5, 2)
+        k = np.where(odd, (e - 1) // 2, e // 2)
+        t = _interp(ys, 0.0, 1 / 16, m2)
+        if name == "sqrt":
+            out = np.ldexp(t, k)
+            return np.where(x <= 0, table.value_below, out)
+        out = np.ldexp(t, -k)  # rsqrt
+        return np.where(x <= 0, table.value_below, out)
+
+
+def evaluate(table: ActivationTable, x: np.ndarray) -> np.ndarray:
+    """Read a table the way the lowering assumes the engine does (for tests and host code)."""
+    if table.name in REDUCED:
+        return _evaluate_reduced(table, x).astype(np.float32)
+    ys = table.samples.view(np.float16).astype(np.float32)
+    lo, hi = table.range_lo, table.range_hi
+    pos = (np.asarray(x, np.float32) - lo) / (hi - lo) * (SAMPLES - 1)
+    idx = np.clip(np.floor(pos), 0, SAMPLES - 2).astype(np.int64)
+    frac = np.clip(pos - idx, 0.0, 1.0)
+    out = ys[idx] + (ys[idx + 1] - ys[idx]) * frac
+    out = np.where(x < lo, np.float32(table.value_below), out)
+    out = np.where(x > hi, np.float32(table.value_above), out)
+    return out.astype(np.float32)
