@@ -28,6 +28,7 @@ CASE_LIMIT_SECONDS = 1.0
 
 
 def shared_dir() -> Path | None:
+    """$ANESIM_SHARED, else ../shared beside the checkout, if it holds hwx/."""
     env = os.environ.get("ANESIM_SHARED")
     for candidate in ([Path(env)] if env else []) + [ROOT.parent / "shared"]:
         if (candidate / "hwx").is_dir():
@@ -36,6 +37,7 @@ def shared_dir() -> Path | None:
 
 
 def main() -> int:
+    """Run the cases and print the tally; exit status 1 if any case was too slow."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1234)

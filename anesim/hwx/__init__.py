@@ -1,9 +1,11 @@
 """Decode real ANE programs: .hwx containers and raw command buffers, and encode them back.
 
     >>> import anesim.hwx as hwx
-    >>> prog = hwx.load_hwx("../shared/hwx/tinygrad/sigmoid.hwx")    # doctest: +SKIP
+    >>> path = "../shared/hwx/tinygrad/sigmoid.hwx"
+    >>> prog = hwx.load_hwx(path)                                     # doctest: +SKIP
     >>> print(hwx.listing(prog))                                      # doctest: +SKIP
     >>> hwx.encode(hwx.to_json(prog)) == open(path, "rb").read()      # doctest: +SKIP
+    True
 
 Every malformed input ends in :class:`anesim.errors.FormatError` (bad bytes) or
 :class:`anesim.errors.ProgramError` (bad JSON / sidecar) naming the file and position.

@@ -71,6 +71,7 @@ def mutate(sample: Sample, rng: random.Random) -> bytes:
     hot = min(sample.hot, len(data))
 
     def where(width: int = 1) -> int:
+        """A random offset, usually inside the structural part of the file."""
         span = hot if rng.random() < 0.85 else len(data)
         return rng.randrange(0, max(span - width, 1))
 

@@ -83,8 +83,11 @@ class RawBuffer:
     notes: list[str] = field(default_factory=list)
 
     def slot_table(self) -> dict[int, int]:
-        """Buffer slots the program uses, with the address each starts at (raw buffers: none fixed)."""
-        return {0: 0, 1: self.weights_offset, **{b.slot: 0 for b in self.sidecar.buffers}}
+        """The slots this buffer holds itself - 0 command, 1 weights - as offsets into the file.
+
+        The host binds every other slot (see ``sidecar.buffers``); a raw buffer fixes no address for them.
+        """
+        return {0: 0, 1: self.weights_offset}
 
 
 def parse_sidecar(value: dict[str, Any], file: str | None = None) -> Sidecar:

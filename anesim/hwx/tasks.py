@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from anesim.hwx.fields import word_from_json
 from anesim.hwx.jsonform import Doc, blob
 from anesim.hwx.regmaps import RegisterMap
 
@@ -50,8 +51,6 @@ def gap_item(data: bytes, offset: int) -> dict[str, Any]:
 
 def header_from_json(doc: Doc, regmap: RegisterMap) -> list[int]:
     """The header words of a task in JSON form, checked against the extension flag."""
-    from anesim.hwx.fields import word_from_json
-
     items = doc.items()
     words = [word_from_json(d, regmap.header[i] if i < len(regmap.header) else None) for i, d in enumerate(items)]
     want = regmap.header_words + (1 if header_has_ext(regmap, words) else 0)

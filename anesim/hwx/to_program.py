@@ -60,10 +60,12 @@ class _Builder:
         self.regs = RegisterFile(decoded.regmap)
 
     def v(self, meaning: str) -> int:
+        """The current value of a semantic quantity, or its assumed default."""
         return self.regs.sem(meaning, DEFAULTS.get(meaning, 0))
 
     # -- slots and tensors ------------------------------------------------------------------
     def build_slots(self) -> None:
+        """Program.slots: constant data for sections with file bytes, sizes for host buffers."""
         d = self.decoded
         if isinstance(d, Container):
             for slot, addr in sorted(self.summary.slots.items()):
@@ -92,6 +94,7 @@ class _Builder:
                 self.slots[b.slot] = Slot(b.slot, b.bytes, b.role if b.role != "constant" else "constant")
 
     def build_tensors(self) -> dict[str, TensorSpec]:
+        """Program.tensors: every host tensor with a slot, an NCHW shape and a known dtype."""
         out = {}
         for t in self.summary.tensors:
             if t.slot is None or len(t.shape) != 4 or t.dtype not in DTYPE_BYTES:
@@ -123,6 +126,7 @@ class _Builder:
 
     # -- one task ---------------------------------------------------------------------------
     def task(self, task: DecodedTask, binding: dict[str, int]) -> Task:
+        """The model of one task, read from the register file after its writes."""
         win, hin, cin = self.v("win"), self.v("hin"), self.v("cin")
         wout, hout, cout = self.v("wout"), self.v("hout"), self.v("cout")
         planar = self._planar(task)
@@ -242,6 +246,7 @@ class _Builder:
         return Kernel(fmt, weights, dram_bytes=sum(c.bytes for c in channels))  # type: ignore[arg-type]
 
     def build(self) -> Program:
+        """The whole program, replaying the register file task by task."""
         d = self.decoded
         self.build_slots()
         tensors = self.build_tensors()

@@ -85,6 +85,7 @@ def sidecar(path: str, model: dict, data: bytes) -> dict:
 
 
 def main() -> int:
+    """Write one sidecar per kernel in the archive."""
     sys.path.insert(0, str(ROOT))
     models = parse_headers()
     written = 0
