@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from anesim.hwx.fuzzing import Sample, fuzz, load_samples, mutate, run_case
+from anesim import hwx
+from anesim.errors import AnesimError
+from anesim.hwx.fuzzing import Sample, fuzz, load_samples, mutate, mutate_json, run_case
 
 SIDECARS = Path(__file__).resolve().parents[1] / "programs" / "eiln"
 CASE_SECONDS = 1.0
@@ -54,3 +56,16 @@ def test_mutation_is_seeded(samples: list[Sample]) -> None:
     a = [mutate(samples[0], random.Random(5)) for _ in range(3)]
     b = [mutate(samples[0], random.Random(5)) for _ in range(3)]
     assert a == b
+
+
+def test_damaged_json_ends_in_anesim_errors(samples: list[Sample]) -> None:
+    """asm on a JSON form with wrong types, huge sizes or missing keys raises only AnesimError."""
+    rng = random.Random(99)
+    docs = [hwx.to_json(hwx.decode_bytes(s.data, file=s.name, sidecar=s.sidecar), summary=False) for s in samples[::3]]
+    refused = 0
+    for i in range(300):
+        try:
+            hwx.encode(mutate_json(docs[i % len(docs)], rng))  # type: ignore[arg-type]
+        except AnesimError:
+            refused += 1
+    assert refused > 100

@@ -114,6 +114,37 @@ def fuzz(samples: list[Sample], cases: int, seed: int = 0) -> Tally:
     return tally
 
 
+AWKWARD_JSON = (None, [], {}, "x", "0x", "0x" + "f" * 20, -1, 1 << 70, 1.5, True, [1, 2], "LC_NOPE", 0, 1 << 32,
+                {"size": 5}, {"size": 1 << 40}, {"size": 4, "base64": "!!"}, {"hex": "zz"})
+
+
+def mutate_json(doc: object, rng: random.Random) -> object:
+    """A copy of a decoded program's JSON form with one to three values replaced or keys removed."""
+    out = json.loads(json.dumps(doc))
+    paths: list[tuple[object, ...]] = []
+
+    def walk(node: object, path: tuple[object, ...]) -> None:
+        paths.append(path)
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in items:
+            walk(child, path + (key,))
+
+    walk(out, ())
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        path = rng.choice(paths[1:])
+        node = out
+        try:
+            for key in path[:-1]:
+                node = node[key]  # type: ignore[index]
+            if isinstance(node, dict) and rng.random() < 0.2:
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = rng.choice(AWKWARD_JSON)  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier replacement removed this path
+    return out
+
+
 def eiln_kernels(shared: Path) -> list[tuple[str, bytes]]:
     """(path inside the archive, bytes) of every raw kernel in ``shared``/hwx/eiln/kernels.tar.gz."""
     out = []
