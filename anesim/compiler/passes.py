@@ -137,6 +137,21 @@ def fold_batch_norms(graph: Graph) -> Graph:
     return g
 
 
+def drop_identities(graph: Graph) -> Graph:
+    """Read through identity ops (block returns, no-op casts) unless they name an output."""
+    g = clone(graph)
+    rename: dict[str, str] = {}
+    kept = []
+    for node in g.nodes:
+        node.inputs = tuple(rename.get(i, i) for i in node.inputs)
+        if node.op == "identity" and node.output not in g.outputs:
+            rename[node.output] = node.inputs[0]
+            continue
+        kept.append(node)
+    g.nodes = kept
+    return g
+
+
 def run_passes(graph: Graph) -> Graph:
     """Every pre-lowering rewrite, in order."""
-    return fold_batch_norms(fold_transposes(fold_constants(graph)))
+    return fold_batch_norms(fold_transposes(fold_constants(drop_identities(graph))))
