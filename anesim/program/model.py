@@ -142,6 +142,11 @@ class ActivationTable:
     value_above: float
     samples: np.ndarray  # uint16 fp16 bits
     name: str = "custom"
+    # How the engine reads the samples. "none": they span [range_lo, range_hi]. A range-reduced
+    # table ("exp2", "recip", "sqrt", "rsqrt", "log2") tabulates one octave of the mantissa or the
+    # fraction, and the header's range only clamps. "odd"/"even" tables see |x|.
+    reduction: Literal["none", "exp2", "recip", "sqrt", "rsqrt", "log2"] = "none"
+    symmetry: Literal["none", "odd", "even"] = "none"
 
 
 @dataclass(frozen=True)
