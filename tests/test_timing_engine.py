@@ -141,17 +141,45 @@ def test_working_set_cap_step_chained_intermediate(chip):
 
 
 def test_working_set_cap_step_restreamed_source(chip):
-    # A two-pass conv (64 channels, 4 cores, OCG 8 -> 16 per core -> 2 passes) over a DRAM source.
-    # At the cap (1024 x 32 x 32 x 2 B = 2 MiB) the source is fetched once and re-read from the
-    # pool for pass 1; over it (1040 channels) each pass streams it from DRAM again.
-    def one(c_in):
-        return simulate(program(conv_task(0, c_in, 64, 32, 32, ocg=8)), chip).tasks[0]
+    # A two-pass conv over a DRAM source. At the cap (1024 x 32 x 32 x 2 B = 2 MiB) the source is
+    # fetched once and re-read from the pool in pass 1. Over it (1040 channels, 2129920 B) it is
+    # streamed in tiles of <= 1 MiB (15 rows of 66560 B: tiles 15, 15, 2) and the planner takes
+    # the loop order that moves DRAM for less time:
+    #  passes outer: source passes x 2129920 B at 20 GB/s, weights once at 50 GB/s;
+    #  tiles outer:  source once, weights once per tile if they exceed the 64 KiB kernel cache.
+    def one(c_in, c_out, ocg):
+        return simulate(program(conv_task(0, c_in, c_out, 32, 32, ocg=ocg)), chip).tasks[0]
 
-    at_cap, over = one(1024), one(1040)
-    assert at_cap.passes == over.passes == 2
-    out = 64 * 32 * 32 * 2
-    assert at_cap.dram_activation_bytes == 2_097_152 + out
-    assert over.dram_activation_bytes == 2 * 2_129_920 + out
+    # 64 out channels, OCG 8 -> 16 per core -> 2 passes; weights 64 x 1024 x 2 = 131072 B.
+    at_cap = one(1024, 64, 8)
+    assert at_cap.passes == 2 and at_cap.dram_activation_bytes == 2_097_152 + 64 * 2048
+    # Small weights (16 x 1040 x 2 = 33280 B, fit the cache; OCG 2 -> 2 passes):
+    # passes outer 2 x 106.5 us + 0.7 us > tiles outer 106.5 + 0.7 us -> the source crosses once.
+    small = one(1040, 16, 2)
+    assert (small.passes, small.tiles) == (2, 3)
+    assert small.dram_activation_bytes == 2_129_920 + 16 * 2048
+    assert small.dram_weight_bytes == 33_280
+    # Large weights (1536 x 1040 x 2 = 3194880 B; OCG 192 -> 384 per core -> 2 passes). The
+    # 3 MiB result streams too: 1 MiB / 98304 B per row = 10 rows -> tiles 10, 10, 10, 2. Even a
+    # pass's slice (1597440 B) exceeds the kernel cache, so weights stream per tile in either
+    # order: passes outer 213.0 + 4 x 63.9 = 468.6 us, tiles outer 106.5 + 4 x 63.9 = 362.1 us.
+    # Tiles outer: the source crosses once, the weights four times.
+    large = one(1040, 1536, 192)
+    assert (large.passes, large.tiles) == (2, 4)
+    assert large.dram_activation_bytes == 2_129_920 + 1536 * 2048
+    assert large.dram_weight_bytes == 4 * 3_194_880
+
+
+def test_matrix_as_one_long_row_is_split_by_columns(chip):
+    # A 2048^3 GEMM laid out as a 1 x 2048 "image" of 2048 channels: source and result are
+    # 2048 x 2048 x 2 = 8 MiB each, one row. The row is cut into 8 MiB / 1 MiB = 8 column tiles.
+    # OCG 16 -> 512 per core -> 32 passes; a pass's weight slice (8 MiB / 32 = 256 KiB) exceeds
+    # the cache, so weights stream per tile in either order, and tiles outer wins:
+    # source once (8 MiB) + result (8 MiB) on the activation stream, weights 8 x 8 MiB.
+    t = simulate(program(conv_task(0, 2048, 2048, 1, 2048, ocg=16)), chip).tasks[0]
+    assert (t.passes, t.tiles) == (32, 8)
+    assert t.dram_activation_bytes == 2 * 8 * 2**20
+    assert t.dram_weight_bytes == 8 * 8 * 2**20
 
 
 def test_dispatch_floor_of_a_tiny_program(chip):

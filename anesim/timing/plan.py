@@ -134,6 +134,24 @@ def _auto_tile_rows(chip: ChipConfig, task: Task) -> int:
     return max(1, rows)
 
 
+def runs_in_pass_start(runs: list[Run], p: int) -> bool:
+    """True when no run of pass ``p`` has been emitted yet (its weight slice is still due)."""
+    return not runs or runs[-1].pass_index != p
+
+
+def _column_parts(chip: ChipConfig, task: Task, rows: int) -> int:
+    """Pieces each output row is cut into so a streamed tile fits half the working set."""
+    if rows > 1:
+        return 1
+    budget = chip.memory.working_set_cap_bytes.value / 2
+    streamed = [s for s in task.sources if not costs.resident(chip, s)]
+    need = sum(costs.layout_row_bytes(s) * _source_rows(task, s, 1) for s in streamed)
+    if not costs.resident(chip, task.result):
+        need = max(need, costs.layout_row_bytes(task.result))
+    parts = costs.ceil_div(int(need), int(budget)) if need > budget else 1
+    return max(1, min(parts, max(1, task.result.width)))
+
+
 class _LastWriter:
     """Which task last wrote each byte range, per memory (a DRAM slot or the pool)."""
 
@@ -222,39 +240,63 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             for name, lay in [(f"source{i}", s) for i, s in enumerate(task.sources)] + [("result", task.result)]
             if lay.space == "pool" and not costs.resident(chip, lay)
         )
-        for p in range(shape.passes):
+        # Column split: when even one output row's streamed input exceeds the budget (a matrix
+        # laid out as one long row), each row is cut into `parts` pieces of equal width.
+        parts = _column_parts(chip, task, rows)
+        if parts > 1:
+            tile_sizes = [(1, h_out * parts)]
+            tiles = h_out * parts
+        streamed_src = [s for s in task.sources if _in_dram(chip, s) and not costs.resident(chip, s)]
+        # Loop order. Passes outermost re-streams an over-cap source once per pass; tiles
+        # outermost loads each source tile once but re-fetches the weights per tile when they do
+        # not fit the kernel cache. Take whichever moves DRAM for less time.
+        tile_outer = False
+        if streamed_src and shape.passes > 1 and tiles > 1:
+            d = chip.dram
+            src_b = sum(s.nbytes for s in streamed_src)
+            w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
+            w_tile_outer = kb if mode == "task" else kb * tiles
+            a_s = shape.passes * src_b / d.activation_bytes_per_s.value + w_pass_outer / d.weight_bytes_per_s.value
+            b_s = src_b / d.activation_bytes_per_s.value + w_tile_outer / d.weight_bytes_per_s.value
+            tile_outer = b_s < a_s
+            if tile_outer and mode == "pass":
+                mode = "step"
+        if tile_outer:
+            order = [(p, r, 1, True) for r, c in tile_sizes for _ in range(c) for p in range(shape.passes)]
+        else:
+            order = [(p, r, c, False) for p in range(shape.passes) for r, c in tile_sizes]
+        for p, out_rows, count, tile_loaded_once in order:
             ch_core = shape.channels_in_pass(p)
             frac = pass_channels[p] / c_out
-            pass_first = step
-            if mode == "pass":
-                plan.chunks.append(Chunk(pos, per_pass_bytes[p], pass_first, pass_first + tiles - 1, False))
-            for out_rows, count in tile_sizes:
-                src_dram = 0.0
-                src_pool = 0.0
-                for s in task.sources:
-                    b = costs.layout_row_bytes(s) * _source_rows(task, s, out_rows)
-                    if _in_dram(chip, s) and not (p > 0 and costs.resident(chip, s)):
-                        src_dram += b
-                    else:
-                        src_pool += b  # chained in the pool, or re-read of a resident copy
-                dst_b = costs.layout_row_bytes(task.result) * out_rows * frac
-                dst_dram = dst_b if _in_dram(chip, task.result) else 0.0
-                dst_pool = 0.0 if dst_dram else dst_b
-                ne = costs.ne_tile_cycles(chip, task, out_rows, ch_core)
-                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p], c_out)
-                if mode == "step":
-                    chunk_first, stride = len(plan.chunks), 1
-                    for i in range(count):
-                        plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True))
-                elif mode == "none":
-                    chunk_first, stride = -1, 0
+            if mode == "pass" and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
+                plan.chunks.append(Chunk(pos, per_pass_bytes[p], step, step + tiles - 1, False))
+            src_dram = 0.0
+            src_pool = 0.0
+            for s in task.sources:
+                b = costs.layout_row_bytes(s) * _source_rows(task, s, out_rows) / parts
+                again = p > 0 and (costs.resident(chip, s) or tile_loaded_once)
+                if _in_dram(chip, s) and not again:
+                    src_dram += b
                 else:
-                    chunk_first, stride = len(plan.chunks) - 1, 0
-                runs.append(
-                    Run(pos, p, step, count, out_rows, src_dram, costs.pool_cycles(chip, src_pool),
-                        ne, planar, dst_dram, costs.pool_cycles(chip, dst_pool), chunk_first, stride)
-                )
-                step += count
+                    src_pool += b  # chained in the pool, or re-read of a copy already on chip
+            dst_b = costs.layout_row_bytes(task.result) * out_rows * frac / parts
+            dst_dram = dst_b if _in_dram(chip, task.result) else 0.0
+            dst_pool = 0.0 if dst_dram else dst_b
+            ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
+            planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p], c_out * parts)
+            if mode == "step":
+                chunk_first, stride = len(plan.chunks), 1
+                for i in range(count):
+                    plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True))
+            elif mode == "none":
+                chunk_first, stride = -1, 0
+            else:
+                chunk_first, stride = len(plan.chunks) - 1, 0
+            runs.append(
+                Run(pos, p, step, count, out_rows, src_dram, costs.pool_cycles(chip, src_pool),
+                    ne, planar, dst_dram, costs.pool_cycles(chip, dst_pool), chunk_first, stride)
+            )
+            step += count
         writers.record(task.result, pos)
         plan.tasks.append(
             TaskPlan(pos, task, task_kind(task), shape.cores, shape.passes, tiles, rows, runs,
