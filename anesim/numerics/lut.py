@@ -265,8 +265,8 @@ def gelu_lut() -> Lut:
 
 
 def silu_lut() -> Lut:
-    """silu (swish) over [-8, 8], zero below −16, the last segment extended above 8."""
-    return Lut(knots_of(lambda x: x * _sigmoid(x), -8.0, 8.0), -8.0, 8.0, lo=-16.0, hi=math.inf,
+    """silu (swish) over [-8, 8], zero below −8, the last segment extended above 8."""
+    return Lut(knots_of(lambda x: x * _sigmoid(x), -8.0, 8.0), -8.0, 8.0, lo=-8.0, hi=math.inf,
                below=0.0, above=math.inf, name="silu")
 
 

@@ -43,11 +43,12 @@ def quantize(x: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | 
     """int8/uint8 codes of fp16 bits ``x``: round(x / scale) half to even, plus zero point, saturated."""
     info = np.iinfo(dtype)
     v = np.asarray(x, np.uint16).view(np.float16).astype(np.float64)
+    v = np.where(np.isnan(v), np.inf, v)  # the input boundary rule: NaN is +inf
     s = np.asarray(to_bits(np.asarray(scale, np.float32))).view(np.float16).astype(np.float64)
     z = _along(np.asarray(zero_point, np.int64), v.ndim, axis)
     with np.errstate(divide="ignore", invalid="ignore"):
         code = np.rint(v / _along(s, v.ndim, axis)) + z
-    code = np.where(np.isnan(code), np.where(v > 0, info.max, 0), code)  # NaN input acts as +inf
+    code = np.where(np.isnan(code), 0, code)  # inf/inf and the like: indeterminate, +0
     return np.clip(code, info.min, info.max).astype(dtype)
 
 

@@ -172,7 +172,7 @@ def width_slice(x: np.ndarray, begin: int, end: int | None = None, step: int = 1
     """Slice the last axis; a non-zero begin routes through the ×16 crop path, overflowing."""
     v = values(x)[..., begin:end:step]
     if begin != 0:
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             boosted = round16(v * WIDTH_SLICE_GAIN)
         v = np.where(np.isinf(boosted) & np.isfinite(v), np.copysign(np.inf, v), v)
     return bits_of(v)

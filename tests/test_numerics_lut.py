@@ -1,0 +1,119 @@
+"""Lookup-table activations: accuracy of the built-in tables and the table mechanics.
+
+The error figures asserted here are the ones docs/numerics.md reports; each is the largest
+error over every finite fp16 input in the stated domain, against the exact function rounded to
+fp16. ``abs`` is the absolute error; ``ulp`` counts fp16 spacings at the exact value (only for
+normal-range outputs) and is given where the output spans many binades.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import anesim.numerics as N
+
+ALL = np.arange(65536, dtype=np.uint16)
+VALUES = ALL.view(np.float16).astype(np.float64)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+# name: (exact function, input domain, documented max abs error, documented max ulp error)
+DOCUMENTED = {
+    "sigmoid": (_sigmoid, (-16.0, 16.0), 0.0044, None),
+    "tanh": (np.tanh, (-16.0, 16.0), 0.0020, None),
+    "gelu": (_gelu, (-16.0, 16.0), 0.0062, None),
+    "silu": (lambda x: x * _sigmoid(x), (-32.0, 32.0), 0.0152, None),
+    "exp": (np.exp, (-16.0, 11.08), None, 10),
+    "exp2": (np.exp2, (-24.0, 15.99), None, 1),
+    "recip": (lambda x: 1.0 / x, (2.0**-15, 65504.0), None, 2),
+    "sqrt": (np.sqrt, (2.0**-24, 65504.0), None, 1),
+    "rsqrt": (lambda x: 1.0 / np.sqrt(x), (2.0**-24, 65504.0), None, 2),
+    "log2": (np.log2, (2.0**-14, 65504.0), 0.0079, None),
+    "log": (np.log, (2.0**-14, 65504.0), 0.0079, None),
+}
+
+
+def measure(name: str) -> tuple[float, float, float]:
+    """Max abs error, max ulp error (normal outputs) and the share of exact results."""
+    fn, (lo, hi), _, _ = DOCUMENTED[name]
+    inside = np.isfinite(VALUES) & (VALUES >= lo) & (VALUES <= hi)
+    got = N.from_bits(N.apply_lut(ALL[inside], N.builtin_lut(name))).astype(np.float64)
+    with np.errstate(all="ignore"):
+        exact = fn(VALUES[inside]).astype(np.float16).astype(np.float64)
+    assert np.array_equal(np.isfinite(got), np.isfinite(exact)), name
+    ok = np.isfinite(exact)
+    err = np.abs(got[ok] - exact[ok])
+    mag = np.abs(exact[ok])
+    normal = mag >= 2.0**-14
+    spacing = np.ldexp(1.0, np.floor(np.log2(mag[normal])).astype(int) - 10)
+    return float(err.max()), float((err[normal] / spacing).max()), float(np.mean(err == 0))
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_table_error_is_within_the_documented_figure(name: str) -> None:
+    max_abs, max_ulp, _ = measure(name)
+    _, _, abs_bound, ulp_bound = DOCUMENTED[name]
+    if abs_bound is not None:
+        assert max_abs <= abs_bound
+    if ulp_bound is not None:
+        assert max_ulp <= ulp_bound
+
+
+def test_guide_error_figures_are_the_right_magnitude() -> None:
+    # measured on device (guide ch. 3): sigmoid 0.0034, tanh 0.0017, gelu 0.0059
+    for name, device in (("sigmoid", 0.0034), ("tanh", 0.0017), ("gelu", 0.0059)):
+        assert 0.5 * device <= measure(name)[0] <= 1.5 * device
+
+
+def test_clamps_and_asymptotes() -> None:
+    sig = N.builtin_lut("sigmoid")
+    out = N.from_bits(N.apply_lut(N.to_bits(np.array([-100.0, -9.95, 8.33, 100.0, -np.inf, np.inf])),
+                                  sig)).tolist()
+    assert out == [0.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    tanh = N.builtin_lut("tanh")
+    assert N.from_bits(N.apply_lut(N.to_bits(np.array([-5.0, 5.0])), tanh)).tolist() == [-1.0, 1.0]
+
+
+def test_odd_table_is_antisymmetric() -> None:
+    x = N.to_bits(np.linspace(0, 6, 500))
+    pos = N.apply_lut(x, N.builtin_lut("tanh"))
+    neg = N.apply_lut(x ^ np.uint16(0x8000), N.builtin_lut("tanh"))
+    assert np.array_equal(neg[1:], pos[1:] ^ np.uint16(0x8000))
+
+
+def test_identity_tables_are_exact_clamps() -> None:
+    x = ALL[np.isfinite(VALUES)]
+    v = VALUES[np.isfinite(VALUES)]
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(N.from_bits(N.apply_lut(x, N.builtin_lut("relu6"))), np.clip(v, 0, 6))
+        assert np.array_equal(N.from_bits(N.apply_lut(x, N.builtin_lut("relu"))),
+                              np.maximum(v, 0) + 0.0)
+
+
+def test_table_knots_are_reproduced_at_the_knots() -> None:
+    rng = np.random.default_rng(1)
+    samples = np.sort(rng.uniform(-1, 1, 33)).astype(np.float16).view(np.uint16)
+    table = N.Lut.from_table(samples, 0.0, 32.0, -5.0, 5.0)
+    at_knots = N.from_bits(N.apply_lut(N.to_bits(np.arange(33.0)), table)).astype(np.float64)
+    knots = samples.view(np.float16).astype(np.float64)
+    # slope·x + intercept in fp16 reproduces each knot to within a few fp16 spacings
+    assert np.max(np.abs(at_knots - knots)) < 0.01
+
+
+def test_lut_rejects_bad_tables() -> None:
+    with pytest.raises(ValueError):
+        N.Lut(np.zeros(32, np.uint16))
+    with pytest.raises(ValueError):
+        N.Lut(np.zeros(33, np.uint16), x_first=1.0, x_last=1.0)
+    with pytest.raises(ValueError):
+        N.builtin_lut("softsign")
