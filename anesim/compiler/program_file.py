@@ -290,12 +290,13 @@ class _Expander:
         if out is None:
             out = self._auto(f"{name}")
         returns = block.returns if isinstance(block.returns, list) else [block.returns]
+        returns = [self.subst(r, values, f"blocks.{name}.returns", ctx) for r in returns]
         outs = out if isinstance(out, list) else [out]
         if len(outs) != len(returns):
             raise self.error(f"{key}.out", "the block returns a different number of tensors", ctx,
                              expected=len(returns), found=len(outs))
         prefix = outs[0] if len(outs) == 1 else "/".join(map(str, outs))
-        inner = Scope(scope, str(prefix), {})
+        inner = Scope(scope, scope.qualify(str(prefix)), {})
         inner_ctx = _ctx(ctx, f"block '{name}' used at {key}")
         self._ops(block.ops, f"blocks.{name}.ops", inner, values, inner_ctx, depth + 1)
         for target, ret in zip(outs, returns):
@@ -303,8 +304,11 @@ class _Expander:
             if local is None:
                 raise self.error(f"blocks.{name}.returns", "the block does not define this tensor", inner_ctx,
                                  found=repr(ret))
-            self._alias(str(target), local, f"{key}.out", ctx)
-            scope.define(str(target), str(target))
+            full = scope.qualify(str(target))
+            if full in self.builder.graph.values:
+                raise self.error(f"{key}.out", "a tensor of this name already exists", ctx, found=repr(full))
+            self._alias(full, local, f"{key}.out", ctx)
+            scope.define(str(target), full)
 
     def _alias(self, name: str, source: str, key: str, ctx: str) -> None:
         if name == source:
@@ -325,7 +329,7 @@ class _Expander:
                              found=repr(op))
         allowed = META_KEYS | LAYER_KEYS.get(op, set(SPECS[op].defaults))
         if op not in LAYER_KEYS:
-            allowed |= {"activation"} if op in ("matmul",) else set()
+            allowed |= {"activation"}
         for k in entry:
             if k not in allowed:
                 raise self.error(f"{key}.{k}", f"unknown key for {op}", ctx,
