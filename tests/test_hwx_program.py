@@ -89,8 +89,11 @@ def test_matmul_on_every_generation(shared_dir: Path, name: str, slots: tuple[in
     assert task.sources[0].slot == b and task.result.slot == out
     assert (task.sources[0].channels, task.sources[0].width) == (3, 2)  # B's rows read as 3 channels of width 2
     assert (task.result.channels, task.result.width) == (2, 2)
-    assert task.ne is not None and task.ne.op == "conv" and task.ne.kernel is None
-    assert any(f"buffer slot {a} at run time" in n for n in prog.notes)  # A is the kernel: dynamic weights
+    assert task.ne is not None and task.ne.op == "conv"
+    kernel = task.ne.kernel  # A is the kernel, fetched from its slot at run time: dynamic weights
+    assert kernel is not None and kernel.weights is None and kernel.placement is not None
+    assert kernel.placement.slot == a and kernel.shape == (2, 3, 1, 1)
+    assert any(f"buffer slot {a} at run time" in n for n in prog.notes)
     assert task.cores_used == 2
 
 

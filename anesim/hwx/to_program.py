@@ -21,8 +21,9 @@ from anesim.hwx.container import Container
 from anesim.hwx.regfile import RegisterFile
 from anesim.hwx.summary import Decoded, KernelChannel, Summary, summarize
 from anesim.hwx.tasks import DecodedTask
+from anesim.program.kernels import gather_weights
 from anesim.program.model import (
-    DTYPE_BYTES, ActivationTable, Kernel, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
+    DTYPE_BYTES, ActivationTable, Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
 )
 
 FMT_DTYPE = {0: "uint8", 1: "int8", 2: "fp16"}
@@ -191,15 +192,13 @@ class _Builder:
         slot = binding.get("kernel")
         if self.v("bias_mode"):
             self.notes.append(f"task {task.index}: BiasMode is set but where the bias comes from is unknown")
-        if channels and slot is not None and slot not in self.constant:
-            self.notes.append(f"task {task.index}: kernel is read from buffer slot {slot} at run time "
-                              "(dynamic weights); the model's kernel is left empty")
-        elif channels and slot is not None:
-            data = self.constant[slot]
-            if act == "lut":
-                table = self._table(task, data, channels[0])
-            elif op in ("conv", "transconv"):
-                kernel = self._kernel(task, data, channels, cin // groups, cout, kh, kw)
+        if channels and slot is not None and act == "lut":
+            if slot in self.constant:
+                table = self._table(task, self.constant[slot], channels[0])
+            else:
+                self.notes.append(f"task {task.index}: lookup table is read from slot {slot} at run time; not modelled")
+        elif channels and slot is not None and op in ("conv", "transconv"):
+            kernel = self._kernel(task, slot, channels, cin // groups, cout, kh, kw)
         return NeStage(op, (kh, kw), (sy, sx), (py, pad_b, px, pad_r), (1, 1), groups, kernel, None,  # type: ignore[arg-type]
                        fp16(self.v("post_scale")), act, table)  # type: ignore[arg-type]
 
@@ -212,7 +211,7 @@ class _Builder:
         head = words[:4].view(np.float16).astype(float)
         return ActivationTable(float(head[0]), float(head[1]), float(head[2]), float(head[3]), words[4:4 + LUT_SAMPLES], name=f"task{task.index}-lut")
 
-    def _kernel(self, task: DecodedTask, data: bytes, channels: list[KernelChannel], cin_g: int, cout: int,
+    def _kernel(self, task: DecodedTask, slot: int, channels: list[KernelChannel], cin_g: int, cout: int,
                 kh: int, kw: int) -> Kernel | None:
         code = self.v("kfmt")
         if self.v("pal_en") or self.v("sparse"):
@@ -222,28 +221,25 @@ class _Builder:
         if fmt is None:
             self.notes.append(f"task {task.index}: kernel format {code} is not understood")
             return None
-        elem = DTYPE_BYTES[fmt]
-        per_out = align_up(cin_g * kh * kw * elem)  # each output channel padded to 64 bytes (derived)
-        ocg = 1 << self.v("ocg")
         cores = 1 << self.v("active_ne")
         by_core = {c.channel: c for c in channels}
-        if cout * cin_g * kh * kw * elem > len(data):
-            self.notes.append(f"task {task.index}: the kernel needs more bytes than its buffer holds; left empty")
-            return None  # checked before allocating: the counts come straight from the file
-        np_dtype = {"fp16": np.uint16, "int8": np.int8, "uint8": np.uint8}[fmt]
-        weights = np.zeros((cout, cin_g, kh, kw), dtype=np_dtype)
-        for o in range(cout):
-            core = (o // ocg) % cores
-            ch = by_core.get(core)
-            pos = ((o // (ocg * cores)) * ocg + o % ocg) * per_out
-            if ch is None or pos + cin_g * kh * kw * elem > ch.bytes or ch.offset + pos + cin_g * kh * kw * elem > len(data):
-                self.notes.append(f"task {task.index}: output channel {o} has no weights in its kernel channel "
-                                  f"(core {core}); the model's kernel is left empty")
-                return None
-            start = ch.offset + pos
-            raw = np.frombuffer(data[start:start + cin_g * kh * kw * elem], dtype=np_dtype)
-            weights[o] = raw.reshape(cin_g, kh, kw)
-        return Kernel(fmt, weights, dram_bytes=sum(c.bytes for c in channels))  # type: ignore[arg-type]
+        placement = KernelPlacement(
+            slot, tuple(by_core[n].offset if n in by_core else -1 for n in range(cores)),
+            tuple(by_core[n].bytes if n in by_core else 0 for n in range(cores)),
+            1 << self.v("ocg"), cores,
+            align_up(cin_g * kh * kw * DTYPE_BYTES[fmt]),  # each output channel padded to 64 bytes (derived)
+            (cout, cin_g, kh, kw),
+        )
+        dram_bytes = sum(c.bytes for c in channels)
+        if slot not in self.constant:
+            self.notes.append(f"task {task.index}: kernel is read from buffer slot {slot} at run time (dynamic weights)")
+            return Kernel(fmt, None, dram_bytes=dram_bytes, placement=placement)  # type: ignore[arg-type]
+        weights = gather_weights(self.constant[slot], placement, fmt)
+        if weights is None:
+            self.notes.append(f"task {task.index}: some output channel has no weights in its kernel channel; "
+                              "the model's kernel is left empty")
+            return None
+        return Kernel(fmt, weights, dram_bytes=dram_bytes)  # type: ignore[arg-type]
 
     def build(self) -> Program:
         """The whole program, replaying the register file task by task."""

@@ -1,11 +1,11 @@
 """The typed, generation-independent program model."""
 
 from anesim.program.model import (
-    ActivationTable, Kernel, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec,
+    ActivationTable, Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec,
     align_up,
 )
 
 __all__ = [
-    "ActivationTable", "Kernel", "Layout", "NeStage", "PlanarStage", "Program", "Slot", "Task",
+    "ActivationTable", "Kernel", "KernelPlacement", "Layout", "NeStage", "PlanarStage", "Program", "Slot", "Task",
     "TensorSpec", "align_up",
 ]

@@ -150,22 +150,43 @@ class ActivationTable:
 
 
 @dataclass(frozen=True)
+class KernelPlacement:
+    """Where the kernel DMA finds each NE core's weights in a buffer slot.
+
+    Output channel ``o`` sits on core ``(o // ocg) % cores`` at row
+    ``(o // (ocg * cores)) * ocg + o % ocg`` of that core's buffer; each row holds one output
+    channel's ``C_in/groups × kh × kw`` elements padded to ``row_bytes``.
+    """
+
+    slot: int
+    core_offsets_bytes: tuple[int, ...]  # indexed by core; -1 where the core has no channel
+    core_sizes_bytes: tuple[int, ...]  # 0 where the program leaves the size unstated
+    ocg: int
+    cores: int
+    row_bytes: int
+    shape_oihw: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
 class Kernel:
-    """Weights for the NE stage, already unpacked from the per-core kernel buffers."""
+    """Weights for the NE stage: unpacked (``weights``) or fetched at run time (``placement``)."""
 
     format: KernelFormat
-    weights: np.ndarray  # OIHW: uint16 fp16 bits for fp16; int8/uint8 codes; uint8 indices for palette
+    weights: np.ndarray | None  # OIHW: fp16 bits, int8/uint8 codes, or palette indices; None: read at run time
     scale: np.ndarray | None = None  # per output channel dequantisation scale (fp16 bits)
     zero_point: np.ndarray | None = None  # per output channel zero point
     palette: np.ndarray | None = None  # fp16 bits, 2**palette_bits entries (per output channel or shared)
     palette_bits: int = 0
     sparse_mask: np.ndarray | None = None  # bool OIHW; False entries are zero and skipped
     dram_bytes: int = 0  # bytes the kernel DMA fetches, all cores together
+    placement: KernelPlacement | None = None  # set when the weights come from a slot at run time
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The OIHW shape of the weights."""
-        return tuple(self.weights.shape)
+        if self.weights is not None:
+            return tuple(self.weights.shape)
+        return self.placement.shape_oihw if self.placement is not None else ()
 
 
 @dataclass(frozen=True)

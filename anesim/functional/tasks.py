@@ -1,0 +1,160 @@
+"""Run one task on fp16 bit arrays: sources → NE stage → planar stage → result."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anesim import numerics
+from anesim.errors import UnsupportedError
+from anesim.numerics.rules import IEEE_PORT_RULES, M1_RULES, MacRules
+from anesim.program.model import ActivationTable, Kernel, NeStage, PlanarStage, Task
+
+# Where the knots of a range-reduced table lie; the table header's range then only clamps.
+_REDUCED_KNOT_SPAN = {
+    "exp2": (0.0, 1.0), "recip": (0.5, 1.0), "log2": (0.5, 1.0), "sqrt": (0.0, 2.0), "rsqrt": (0.0, 2.0),
+}
+_POOL_MODES = {"maxpool": "max", "minpool": "min", "avgpool": "avg"}
+_BINARY_PLANAR = {"add", "sub", "mul", "max", "min", "div"}
+
+
+def mac_rules(generation: str) -> MacRules:
+    """The MAC rounding rule of a generation: the measured H13-class port limit up to H16."""
+    digits = "".join(ch for ch in generation if ch.isdigit())
+    number = int(digits) if digits else 13
+    return M1_RULES if number <= 16 else IEEE_PORT_RULES
+
+
+def table_to_lut(table: ActivationTable) -> numerics.Lut:
+    """The numerics' evaluator for a decoded or compiled activation table."""
+    lo, hi = table.range_lo, table.range_hi
+    first, last = _REDUCED_KNOT_SPAN.get(table.reduction, (lo, hi))
+    if not last > first:  # a degenerate header: treat the table as a constant
+        first, last = lo, lo + 1.0
+    return numerics.Lut(
+        np.asarray(table.samples, np.uint16), x_first=first, x_last=last, lo=lo, hi=hi,
+        below=table.value_below, above=table.value_above, symmetry=table.symmetry,
+        reduction=table.reduction, name=table.name,
+    )
+
+
+def dense_weights(kernel: Kernel) -> np.ndarray:
+    """fp16 bits of the kernel in OIHW, reconstructed from its stored format."""
+    if kernel.format == "fp16":
+        w = np.asarray(kernel.weights, np.uint16)
+    elif kernel.format in ("int8", "uint8"):
+        scale = kernel.scale if kernel.scale is not None else np.uint16(0x3C00)
+        zero = kernel.zero_point if kernel.zero_point is not None else 0
+        w = numerics.dequantize(np.asarray(kernel.weights), scale, zero, axis=0)
+    elif kernel.format == "palette":
+        if kernel.palette is None:
+            raise UnsupportedError("a palettised kernel without a palette")
+        pal = np.asarray(kernel.palette, np.uint16)
+        w = numerics.depalettize(kernel.weights, pal, axis=0 if pal.ndim == 2 else None)
+    else:  # pragma: no cover - the model's Literal forbids it
+        raise UnsupportedError(f"kernel format {kernel.format!r}")
+    if kernel.sparse_mask is not None:
+        w = np.where(np.asarray(kernel.sparse_mask, bool), w, np.uint16(0))
+    return w
+
+
+def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacRules) -> np.ndarray:
+    """The MAC array: convolution (or a pass-through), then bias, post-scale and nonlinearity."""
+    if ne.op == "conv":
+        if ne.kernel is None:
+            raise UnsupportedError("a convolution task without a kernel")
+        y = numerics.conv2d(
+            x[None], dense_weights(ne.kernel), None, ne.stride_hw, ne.padding_tblr, ne.dilation_hw,
+            ne.groups, rules=rules,
+        )[0]
+    elif ne.op == "elementwise":
+        if second is None:
+            raise UnsupportedError("an NE elementwise task without a second source")
+        y = numerics.elementwise("mul", x, second)
+    elif ne.op == "bypass":
+        y = x
+    else:
+        raise UnsupportedError(f"NE operation {ne.op!r} is not executed by the functional engine")
+    if ne.post_scale != 1.0:
+        y = numerics.scale_bias(y, np.float32(ne.post_scale), None, axis=0)
+    if ne.bias is not None:
+        y = numerics.scale_bias(y, None, np.asarray(ne.bias, np.uint16), axis=0)
+    if ne.activation == "relu":
+        y = numerics.elementwise("max", y, np.uint16(0))
+    elif ne.activation == "lut":
+        if ne.table is None:
+            raise UnsupportedError("a lookup-table activation without its table")
+        y = numerics.apply_lut(y, table_to_lut(ne.table))
+    return y
+
+
+def _scalar(y: np.ndarray, op: str, value: float) -> np.ndarray:
+    return numerics.elementwise(op, y, numerics.f32_to_f16(np.float32(value)))
+
+
+def _planar_stage(pe: PlanarStage, a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """The planar engine: pre-scale, the operation, then scale, bias, final scale and relu."""
+    if pe.pre_scale != 1.0:
+        a = _scalar(a, "mul", pe.pre_scale)
+    if pe.op in _POOL_MODES:
+        y = numerics.pool(a, _POOL_MODES[pe.op], pe.pool_hw, pe.pool_stride_hw, pe.pool_padding_tblr)
+    elif pe.op in _BINARY_PLANAR:
+        if b is None:
+            raise UnsupportedError(f"planar {pe.op} needs a second source")
+        y = numerics.elementwise(pe.op, a, b)
+    elif pe.op == "sqsum":
+        if b is None:
+            raise UnsupportedError("planar sqsum needs a second source")
+        y = numerics.elementwise("square", numerics.elementwise("add", a, b))
+    elif pe.op == "copy":
+        y = a
+    else:
+        raise UnsupportedError(f"planar operation {pe.op!r} is not executed by the functional engine")
+    if pe.scale != 1.0:
+        y = _scalar(y, "mul", pe.scale)
+    if pe.bias != 0.0:
+        y = _scalar(y, "add", pe.bias)
+    if pe.final_scale != 1.0:
+        y = _scalar(y, "mul", pe.final_scale)
+    if pe.relu:
+        y = numerics.elementwise("max", y, np.uint16(0))
+    return y
+
+
+def run_task(task: Task, sources: list[np.ndarray], rules: MacRules) -> np.ndarray:
+    """fp16 bits of a task's result, (channels, height, width), from its sources' fp16 bits."""
+    x = sources[0]
+    second = sources[1] if len(sources) > 1 else None
+    y = x
+    if task.ne is not None:
+        y = _ne_stage(task.ne, x, second, rules)
+        second = second if task.ne.op != "elementwise" else None
+    if task.planar is not None:
+        y = _planar_stage(task.planar, y, second)
+    c, h, w = task.output_chw
+    if y.shape != (c, h, w):
+        if y.size == c * h * w:
+            y = y.reshape(c, h, w)
+        else:
+            raise UnsupportedError(
+                f"task {task.index} computes a {tuple(y.shape)} result for a {(c, h, w)} destination"
+            )
+    return y
+
+
+def as_fp16_bits(values: np.ndarray) -> np.ndarray:
+    """fp16 bits of a source tile in any of the engine's storage formats (int values are exact)."""
+    if values.dtype == np.uint16:
+        return values
+    return values.astype(np.float16).view(np.uint16)
+
+
+def from_fp16_bits(bits: np.ndarray, dtype: str) -> np.ndarray:
+    """A result in its destination's storage format; int outputs round half to even and saturate."""
+    if dtype == "fp16":
+        return bits
+    info = np.iinfo(np.int8 if dtype == "int8" else np.uint8)
+    v = bits.view(np.float16).astype(np.float64)
+    v = np.nan_to_num(np.rint(v), nan=0.0, posinf=info.max, neginf=info.min)
+    return np.clip(v, info.min, info.max).astype(np.int8 if dtype == "int8" else np.uint8)
+
+
