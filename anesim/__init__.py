@@ -1,21 +1,66 @@
-"""anesim: a cycle-approximate simulator of the Apple Neural Engine."""
+"""anesim: a cycle-approximate simulator of the Apple Neural Engine.
+
+The public API, one function per step of the pipeline::
+
+    program = anesim.load("conv.hwx")                  # or a program YAML / ONNX / Core ML model
+    outputs = anesim.execute(program, {"image": x})    # what the engine computes, fp16 numerics
+    timing = anesim.simulate(program, "m1")            # how long it takes, and why
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from anesim.errors import AnesimError
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+
+    from anesim.chips.schema import ChipConfig
+    from anesim.compiler.result import CompileResult
+    from anesim.program.model import Program
+    from anesim.timing.result import TimingResult
+
 __version__ = "0.1.0"
 
-__all__ = ["AnesimError", "__version__", "encode", "load", "simulate"]
+__all__ = ["AnesimError", "__version__", "compile", "encode", "execute", "load", "simulate"]
+
+MODEL_SUFFIXES = (".yaml", ".yml", ".onnx", ".mlpackage", ".mlmodel", ".plist")
 
 
-def load(path, *, sidecar=None, raw_buffer: bool = False):  # type: ignore[no-untyped-def]
-    """Decode a compiled ANE program (.hwx, or a raw H13 command buffer with a sidecar) into a Program."""
+def is_model_file(path: str | Path) -> bool:
+    """Whether a path names a model the compiler reads (rather than a compiled program)."""
+    return Path(path).suffix.lower() in MODEL_SUFFIXES
+
+
+def load(path: str | Path, *, chip: ChipConfig | str = "m1", sidecar: str | Path | None = None,
+         raw_buffer: bool = False) -> Program:
+    """A Program from a compiled file (.hwx, raw command buffer) or a model compiled for ``chip``."""
+    if is_model_file(path):
+        return compile(path, chip).program
     from anesim.hwx import load as _load_decoded
     from anesim.hwx.to_program import build_program
 
     return build_program(_load_decoded(path, sidecar=sidecar, raw_buffer=raw_buffer))
 
 
-def encode(program_or_decoded) -> bytes:  # type: ignore[no-untyped-def]
+def compile(model: Any, chip: ChipConfig | str = "m1") -> CompileResult:  # noqa: A001 - the verb users expect
+    """Compile a model file or a builder graph for a chip; the result holds program and report."""
+    from anesim.compiler import compile_file, compile_graph
+    from anesim.compiler.graph import Graph
+
+    if isinstance(model, Graph):
+        return compile_graph(model, chip)
+    builder_graph = getattr(model, "graph", None)
+    if isinstance(builder_graph, Graph):
+        return compile_graph(builder_graph, chip)
+    return compile_file(model, chip)
+
+
+def encode(program_or_decoded: Any) -> bytes:
     """The program bytes of a Program from :func:`load`, a decoded program, or its JSON form."""
     from anesim.errors import UnsupportedError
     from anesim.hwx import encode as _encode
@@ -31,7 +76,16 @@ def encode(program_or_decoded) -> bytes:  # type: ignore[no-untyped-def]
     return _encode(program_or_decoded)
 
 
-def simulate(program, chip="m1", **options):  # type: ignore[no-untyped-def]
+def execute(program: Program, inputs: Mapping[str, np.ndarray],
+            chip: ChipConfig | str | None = None) -> dict[str, np.ndarray]:
+    """Run a Program on named inputs (logical NCHW arrays) with the engine's numerics."""
+    from anesim.chips import load_chip
+    from anesim.functional import execute as _execute
+
+    return _execute(program, inputs, load_chip(chip) if isinstance(chip, str) else chip)
+
+
+def simulate(program: Any, chip: ChipConfig | str = "m1", **options: Any) -> TimingResult:
     """Time a Program on a chip (a ChipConfig, a chip name or a YAML path); returns a TimingResult."""
     from anesim.timing import simulate as _simulate
 

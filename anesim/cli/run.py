@@ -1,4 +1,4 @@
-"""``anesim run``: time a compiled program on a chip (and execute it, once numerics exist)."""
+"""``anesim run``: execute a program with the engine's numerics and time it on a chip."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from anesim.cli.output import print_json, print_table, si
 
 MAX_TASK_ROWS = 100
+DEFAULT_SEED = 0  # inputs the user does not give are drawn reproducibly
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,53 +20,73 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Load FILE, simulate it on the chosen chip and print latency (seconds and engine "
                     "cycles), per-unit busy time and utilisation, DRAM bytes per stream, achieved FLOP/s "
                     "and a per-task table.")
-    p.add_argument("file", help="a compiled program (.hwx, or a raw command buffer the loader accepts)")
+    p.add_argument("file", help="a compiled program (.hwx, raw command buffer) or a model (program YAML, "
+                                "ONNX, Core ML) to compile for the chip")
     p.add_argument("--chip", default="m1", help="chip name, alias or YAML path (default: m1)")
     p.add_argument("--timing-only", action="store_true", help="skip the functional (numerics) run")
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     p.add_argument("--trace", metavar="OUT", help="write the timeline: OUT.json (Chrome) or OUT.pftrace (Perfetto)")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input tensor for the functional run (repeatable)")
-    p.add_argument("--random-inputs", type=int, metavar="SEED", help="fill missing inputs with seeded random values")
+    p.add_argument("--random-inputs", type=int, metavar="SEED", help="seed for the inputs not given with --input (default 0)")
     p.add_argument("--out", metavar="DIR", help="write output tensors of the functional run as DIR/NAME.npy")
+    p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
     p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
                    help="event kernel for the timing model (results are identical; heap is the faster)")
     p.set_defaults(func=run)
 
 
-def _functional(args: argparse.Namespace, program: Any) -> list[str]:
-    """Run the numerics when the functional engine is available; return notes for the report."""
-    import anesim
-
-    execute = getattr(anesim, "execute", None)
-    if execute is None:
-        note = "numerics skipped: the functional engine (anesim.execute) is not available in this build"
-        if args.input or args.out or args.random_inputs is not None:
-            note += "; --input, --random-inputs and --out were ignored"
-        return [note + " (use --timing-only to silence this)"]
+def _read_inputs(items: list[str]) -> dict[str, Any]:
+    """Arrays named on the command line as NAME=FILE.npy."""
     import numpy as np
 
     from anesim.errors import InputError
 
     inputs: dict[str, Any] = {}
-    for item in args.input:
+    for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InputError("bad --input", expected="NAME=FILE.npy", found=repr(item))
-        inputs[name] = np.load(path)
-    if args.random_inputs is not None:
-        rng = np.random.default_rng(args.random_inputs)
-        for spec in program.inputs:
-            if spec.name not in inputs:
-                inputs[spec.name] = rng.standard_normal(spec.shape).astype(np.float16)
-    outputs = execute(program, inputs)
+        try:
+            inputs[name] = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as exc:
+            raise InputError(f"cannot read input '{name}': {exc}", file=path, expected="a .npy array") from None
+    return inputs
+
+
+def _functional(args: argparse.Namespace, program: Any, chip: Any) -> list[str]:
+    """Execute the program with the engine's numerics; write outputs (and drawn inputs) to --out."""
+    import numpy as np
+
+    import anesim
+    from anesim.functional import random_inputs
+
+    inputs = _read_inputs(args.input)
+    seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
+    drawn = {k: v for k, v in random_inputs(program, seed).items() if k not in inputs}
+    inputs.update(drawn)
+    outputs = anesim.execute(program, inputs, chip)
     notes = []
+    if drawn and args.random_inputs is None:
+        notes.append(f"inputs not given with --input were drawn with seed {seed} "
+                     f"({', '.join(drawn)}); --random-inputs SEED picks another seed")
+    for name, value in outputs.items():
+        v = np.asarray(value, dtype=np.float32)
+        finite = v[np.isfinite(v)]
+        span = f"range [{finite.min():.4g}, {finite.max():.4g}]" if finite.size else "no finite values"
+        notes.append(f"output {name}: shape {tuple(v.shape)}, {span}, "
+                     f"{int(np.isnan(v).sum())} NaN, {int(np.isinf(v).sum())} inf")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        for name, value in dict(outputs).items():
+        for name, value in outputs.items():
             np.save(out / f"{name}.npy", np.asarray(value))
-            notes.append(f"wrote {out / (name + '.npy')}")
+        if drawn:
+            (out / "inputs").mkdir(exist_ok=True)
+            for name, value in drawn.items():
+                np.save(out / "inputs" / f"{name}.npy", value)
+        notes.append(f"wrote {len(outputs)} output(s) to {out}" + (f" and {len(drawn)} drawn input(s) to "
+                                                                    f"{out / 'inputs'}" if drawn else ""))
     return notes
 
 
@@ -77,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
     from anesim.timing.trace import write_trace
 
     chip = load_chip(args.chip)
-    program = anesim.load(args.file)
+    program = anesim.load(args.file, chip=chip, sidecar=args.sidecar)
     result = simulate(program, chip, loop=args.loop, trace=bool(args.trace))
     notes: list[str] = []
     if args.trace:
         fmt = write_trace(result, args.trace)
         notes.append(f"wrote {fmt} trace {args.trace}")
     if not args.timing_only:
-        notes.extend(_functional(args, program))
+        notes.extend(_functional(args, program, chip))
     if args.json:
         data = {"file": str(args.file), **result.to_dict()}
         print_json(data)
