@@ -4,9 +4,11 @@ Each engine op becomes one task, or several when its weights exceed what one tas
 may stream (guide ch. 24 kernel-memory split: the layer is cut by output channels into
 sub-layers, each writing its share of the result).
 
-A matrix product whose weights come from a tensor is an NE ``conv`` with no constant kernel and
-two sources: ``sources[1]`` is the weight tensor, read as rows ``(C=1, H=C_out, W=C_in)`` or,
-when its channel count is C_in, as planes ``(C=C_in, H=1, W=C_out)`` (``docs/compiler.md``).
+A matrix product whose weights come from a tensor is an NE ``conv`` whose kernel is read at run
+time. When the tensor holds one row per output channel (``(C=1, H=C_out, W=C_in)``, the form of
+Apple's H13 matmul sample) the kernel is a :class:`KernelPlacement` in the tensor's slot. When
+it holds the transpose, planes ``(C=C_in, H=1, W=C_out)``, no placement can describe it and the
+task has no kernel and a second source, the weight tensor (``docs/compiler.md``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from anesim.compiler.memory import (
 from anesim.compiler.tile import NePlan, plan
 from anesim.compiler.views import Buffer, View
 from anesim.program.model import (
-    Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
+    Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
 )
 
 
@@ -109,24 +111,26 @@ class ProgramEmitter:
             for part in split_for_kernel_cap(eop, self.limits):
                 expanded.append((part, plan(self.chip, part, cores_available)))
         accesses = [Access(tuple(e.sources) + ((e.weights_view,) if e.weights_view else ()), e.dest,
-                           e.engine) for e, _ in expanded]
+                           e.engine, (e.weights_view,) if e.weights_view else ()) for e, _ in expanded]
         placements, slot_sizes = plan_memory(
             self.buffers, accesses, self.chip.memory.pool_bytes.value,
             self.chip.memory.working_set_cap_bytes.value, output_order, input_order)
         tasks: list[Task] = []
         infos: list[TaskInfo] = []
-        kernel_parts: list[tuple[int, object, int]] = []
+        kernel_parts: list[tuple[int, object, int, int]] = []
         kernel_top = 0
         for index, (eop, p) in enumerate(expanded):
             ne = None
             kernel_offset = -1
             if eop.ne is not None:
                 spec = eop.ne
-                kernel = make_kernel(spec.kernel, p.cores) if spec.kernel is not None else None
+                kernel = make_kernel(spec.kernel, p.cores, p.ocg) if spec.kernel is not None else None
                 if kernel is not None:
                     kernel_offset = kernel_top
-                    kernel_parts.append((kernel_top, kernel, p.cores))
+                    kernel_parts.append((kernel_top, kernel, p.cores, p.ocg))
                     kernel_top = align_up(kernel_top + kernel.dram_bytes)
+                elif eop.weights_view is not None and eop.weights_view.c == 1:
+                    kernel = self.runtime_kernel(eop, placements)
                 bias = None
                 if spec.bias is not None:
                     bias = _fp16_bits(np.broadcast_to(spec.bias, (eop.dest.c,)) if spec.bias.size in (1, eop.dest.c)
@@ -140,7 +144,7 @@ class ProgramEmitter:
                 planar = PlanarStage(sp.op, relu=sp.relu, pool_hw=sp.pool_hw,  # type: ignore[arg-type]
                                      pool_stride_hw=sp.pool_stride_hw, pool_padding_tblr=sp.pool_padding_tblr)
             sources = [self.layout(v, placements) for v in eop.sources]
-            if eop.weights_view is not None:
+            if eop.weights_view is not None and (ne is None or ne.kernel is None):
                 sources.append(self.layout(eop.weights_view, placements))
             kind = (ne.op if ne is not None else planar.op) if (ne or planar) else "copy"  # type: ignore[union-attr]
             tasks.append(Task(index, tuple(sources), self.layout(eop.dest, placements), ne, planar,
@@ -152,6 +156,17 @@ class ProgramEmitter:
         program = Program(self.name, self.generation, tasks, tensors, slots, self.source, list(notes))
         return program, infos, first_task
 
+    def runtime_kernel(self, eop: EOp, placements: dict[int, Placement]) -> Kernel:
+        """A kernel read at run time from a tensor holding one row per output channel."""
+        w = eop.weights_view
+        assert w is not None
+        place = placements[w.buffer]
+        assert place.space == "dram", "run-time weights are read from DRAM by the kernel DMA"
+        shape = (w.h, w.w, 1, 1)
+        placement = KernelPlacement(place.slot, (place.offset + w.offset,), (w.h * w.sh,), 1, 1, w.sh,  # type: ignore[arg-type]
+                                    shape)
+        return Kernel("fp16", None, dram_bytes=w.h * w.w * w.elem, placement=placement)
+
     def layout(self, view: View, placements: dict[int, Placement]) -> Layout:
         """The program-model layout of a view."""
         buf = self.buffers[view.buffer]
@@ -161,14 +176,14 @@ class ProgramEmitter:
                       buf.dtype, view.sh, plane, 1, plane * view.c, 1, plane * view.c)  # type: ignore[arg-type]
 
     def _slots(self, sizes: dict[int, int], placements: dict[int, Placement],
-               kernel_parts: list[tuple[int, object, int]], kernel_top: int) -> dict[int, Slot]:
+               kernel_parts: list[tuple[int, object, int, int]], kernel_top: int) -> dict[int, Slot]:
         slots: dict[int, Slot] = {}
         if kernel_top:
-            def pack_kernels(parts: list[tuple[int, object, int]] = kernel_parts, size: int = kernel_top) -> bytes:
+            def pack_kernels(parts: list[tuple[int, object, int, int]] = kernel_parts, size: int = kernel_top) -> bytes:
                 blob = bytearray(size)
-                for offset, kernel, cores in parts:
+                for offset, kernel, cores, ocg in parts:
                     pos = offset
-                    for chunk in pack_per_core(kernel, cores):  # type: ignore[arg-type]
+                    for chunk in pack_per_core(kernel, cores, ocg):  # type: ignore[arg-type]
                         blob[pos:pos + len(chunk)] = chunk
                         pos += len(chunk)
                 return bytes(blob)

@@ -7,10 +7,11 @@ or the pool), so it checks addressing as well as arithmetic. It is not the engin
 
 Task semantics (also in ``docs/compiler.md``):
 
-- NE ``conv`` with a kernel: ``act(post_scale * (conv(src0, kernel) + bias))``.
-- NE ``conv`` without a kernel and two sources: a 1x1 product whose weights are ``src1``, rows
-  ``(C=1, H=C_out, W=C_in)`` or planes ``(C=C_in, H=1, W=C_out)``.
-- NE ``bypass``: ``act(post_scale * (src0 + bias))``.
+- NE ``conv`` with a kernel: ``act(post_scale * conv(src0, kernel) + bias)`` (the gain/offset
+  unit); a kernel with a ``placement`` is read from its slot at run time.
+- NE ``conv`` without a kernel and two sources: a 1x1 product whose weights are ``src1`` read
+  as planes ``(C=C_in, H=1, W=C_out)`` (a transposed run-time kernel).
+- NE ``bypass``: ``act(post_scale * src0 + bias)``.
 - planar: ``op(src0, src1)`` or pooling of ``src0``, then ReLU if asked.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from anesim.compiler.luts import evaluate
 from anesim.compiler.reference import _conv2d, _pool
+from anesim.program.kernels import gather_weights
 from anesim.program.model import DTYPE_BYTES, NUMPY_DTYPES, Kernel, Layout, Program, Task
 
 POOL_BYTES = 64 * 1024 * 1024
@@ -104,21 +106,24 @@ def run_task(task: Task, mem: Memory) -> None:
     ne = task.ne
     if ne is not None:
         if ne.op == "conv":
-            if ne.kernel is not None:
+            if ne.kernel is not None and ne.kernel.weights is None and ne.kernel.placement is not None:
+                place = ne.kernel.placement
+                bits = gather_weights(mem.slots[place.slot], place, ne.kernel.format)
+                if bits is None:
+                    raise IndexError(f"task {task.index}: run-time weights fall outside slot {place.slot}")
+                w = bits.view(np.float16).astype(np.float32)
+            elif ne.kernel is not None:
                 w = dequantize(ne.kernel)
             else:
-                raw = mem.read(task.sources[1])
-                if raw.shape[0] == 1 and raw.shape[1] == task.result.channels:
-                    w = raw[0]
-                else:
-                    w = raw[:, 0, :].T
+                raw = mem.read(task.sources[1])  # (C_in, 1, C_out)
+                w = raw[:, 0, :].T
                 w = w.reshape(w.shape[0], w.shape[1], 1, 1)
             attrs = {"stride": ne.stride_hw, "dilation": ne.dilation_hw, "padding": ne.padding_tblr,
                      "groups": ne.groups}
             y = _conv2d(x[None], w, None, attrs)[0]
+        y = y * np.float32(ne.post_scale)
         if ne.bias is not None:
             y = y + np.asarray(ne.bias).view(np.float16).astype(np.float32).reshape(-1, 1, 1)
-        y = y * np.float32(ne.post_scale)
         y = _activation(task, y)
     pl = task.planar
     if pl is not None:

@@ -1,8 +1,10 @@
 """Kernel weights for the NE stage: formats, quantisation, per-core layout, lazy generation.
 
 Weights are logical OIHW. They reach the engine split by output channel across the cores
-(guide ch. 20: core ``k`` holds channels ``k, k + N, k + 2N, …``), each core's share in its
-own kernel-DMA buffer padded to 64 bytes (command-stream.md §3.10 and §5). Seeded weights are
+(guide ch. 20: a strided round-robin, core ``k`` holds channels ``k, k + N, …``; with output
+channel groups of OCG channels the round-robin is over groups, the layout the program model's
+``KernelPlacement`` and the H13 decoder use), each channel a 64-byte-padded row of its core's
+kernel-DMA buffer (command-stream.md §3.10 and §5). Seeded weights are
 drawn only when something reads :attr:`LazyKernel.weights`, so compiling and timing a large
 model never touches them.
 """
@@ -50,16 +52,30 @@ class KernelSource:
         return self.palette_bits if self.format == "palette" else WEIGHT_BITS[self.format]
 
 
-def core_channels(cout: int, cores: int) -> list[int]:
-    """How many output channels each core holds under the round-robin map c -> c mod cores."""
-    return [len(range(k, cout, cores)) for k in range(cores)]
+def core_of(channel: int, cores: int, ocg: int = 1) -> int:
+    """The core holding an output channel: groups of OCG channels round-robin over the cores."""
+    return (channel // ocg) % cores
 
 
-def per_core_bytes(shape: tuple[int, int, int, int], bits: int, cores: int) -> list[int]:
-    """Kernel-DMA buffer size of each core, padded to 64 bytes (at least 64)."""
+def core_channels(cout: int, cores: int, ocg: int = 1) -> list[int]:
+    """How many output channels each core holds (``c mod cores`` when OCG is 1)."""
+    counts = [0] * cores
+    full, rest = divmod(cout, ocg * cores)
+    for k in range(cores):
+        counts[k] = full * ocg + max(0, min(ocg, rest - k * ocg))
+    return counts
+
+
+def row_bytes(shape: tuple[int, int, int, int], bits: int) -> int:
+    """Bytes of one output channel's weights in a core buffer, padded to 64."""
     o, i, kh, kw = shape
-    per_channel_bits = i * kh * kw * bits
-    return [max(align_up(-(-n * per_channel_bits // 8)), 64) for n in core_channels(o, cores)]
+    return align_up(-(-i * kh * kw * bits // 8))
+
+
+def per_core_bytes(shape: tuple[int, int, int, int], bits: int, cores: int, ocg: int = 1) -> list[int]:
+    """Kernel-DMA buffer size of each core: its channels' rows (at least 64 bytes)."""
+    row = row_bytes(shape, bits)
+    return [max(n * row, 64) for n in core_channels(shape[0], cores, ocg)]
 
 
 def _fp16_bits(array: np.ndarray) -> np.ndarray:
@@ -182,9 +198,9 @@ class LazyKernel(Kernel):
         return f"LazyKernel({self.format}, shape={self.shape}, dram_bytes={self.dram_bytes})"
 
 
-def make_kernel(source: KernelSource, cores: int) -> LazyKernel:
-    """The program-model kernel for one task, sized for the cores it runs on."""
-    total = sum(per_core_bytes(source.shape, source.bits_per_weight, cores))
+def make_kernel(source: KernelSource, cores: int, ocg: int = 1) -> LazyKernel:
+    """The program-model kernel for one task, sized for the cores and OCG it runs with."""
+    total = sum(per_core_bytes(source.shape, source.bits_per_weight, cores, ocg))
     o = source.shape[0]
     if source.format == "palette":
         total += align_up(o * (1 << source.palette_bits) * 2)
@@ -193,14 +209,19 @@ def make_kernel(source: KernelSource, cores: int) -> LazyKernel:
     return LazyKernel(source, total)
 
 
-def pack_per_core(kernel: Kernel, cores: int) -> list[bytes]:
-    """Each core's kernel-DMA buffer: its channels' weights in OIHW order, padded to 64 bytes."""
+def pack_per_core(kernel: Kernel, cores: int, ocg: int = 1) -> list[bytes]:
+    """Each core's kernel-DMA buffer, laid out as :class:`~anesim.program.model.KernelPlacement`
+    describes: output channel ``o`` on core ``(o // ocg) % cores``, one 64-byte-padded row each."""
     w = np.asarray(kernel.weights)
     bits = 16 if kernel.format == "fp16" else (kernel.palette_bits if kernel.format == "palette" else 8)
-    sizes = per_core_bytes(tuple(w.shape), bits, cores)  # type: ignore[arg-type]
-    out = []
-    for k in range(cores):
-        part = w[k::cores]
+    shape = tuple(w.shape)
+    row = row_bytes(shape, bits)  # type: ignore[arg-type]
+    sizes = per_core_bytes(shape, bits, cores, ocg)  # type: ignore[arg-type]
+    out = [bytearray(size) for size in sizes]
+    for o in range(shape[0]):
+        core = core_of(o, cores, ocg)
+        index = (o // (ocg * cores)) * ocg + o % ocg
+        part = w[o]
         if bits >= 8:
             raw = part.astype({16: np.uint16, 8: w.dtype}[bits]).tobytes()
         else:
@@ -210,8 +231,8 @@ def pack_per_core(kernel: Kernel, cores: int) -> list[bytes]:
             codes = np.concatenate([codes, np.zeros(pad, np.uint8)]).reshape(-1, per_byte)
             shifts = (np.arange(per_byte) * bits).astype(np.uint8)
             raw = np.bitwise_or.reduce(codes << shifts, axis=1).astype(np.uint8).tobytes()
-        out.append(raw + bytes(sizes[k] - len(raw)))
-    return out
+        out[core][index * row: index * row + len(raw)] = raw
+    return [bytes(b) for b in out]
 
 
 def weight_elements(shape: tuple[int, ...]) -> int:

@@ -224,8 +224,6 @@ class SegmentLowerer:
 
     def absorb(self, t: str, ne: NeSpec, channel_ok: bool) -> str:
         """Fold the ops after ``t`` that the NE epilogue can hold; returns the last tensor."""
-        if ne.bias is None:
-            ne.bias = None
         while True:
             users = self.consumers.get(t, [])
             if (t in self.outputs or len(users) != 1 or t in self.alias or t in self.back_reshape):
@@ -253,20 +251,25 @@ class SegmentLowerer:
             value = self._const_vector(other, self.g.info(t).shape, channel_ok)
             if value is None or (not channel_ok and not isinstance(value, float)):
                 return False
+            # The epilogue is post_scale * acc + bias (the gain/offset unit, guide ch. 22).
             ps = ne.post_scale
+            nch = self._nch(t, channel_ok)
             if op == "add":
-                self._add_bias(ne, np.asarray(value) / ps, self._nch(t, channel_ok))
+                self._add_bias(ne, np.asarray(value), nch)
             elif op == "sub":
                 if y.inputs[0] == t:
-                    self._add_bias(ne, -np.asarray(value) / ps, self._nch(t, channel_ok))
-                else:
-                    self._add_bias(ne, -np.asarray(value) / ps, self._nch(t, channel_ok))
+                    self._add_bias(ne, -np.asarray(value), nch)
+                else:  # value - t
                     ne.post_scale = -ps
+                    ne.bias = None if ne.bias is None else -ne.bias
+                    self._add_bias(ne, np.asarray(value), nch)
             elif op == "mul":
                 if isinstance(value, float):
                     if value == 0.0:
                         return False
                     ne.post_scale = ps * value
+                    if ne.bias is not None:
+                        ne.bias = ne.bias * np.float32(value)
                 else:
                     if ne.kernel is None or np.any(value == 0):
                         return False
@@ -277,17 +280,23 @@ class SegmentLowerer:
                 if y.inputs[0] != t or not isinstance(value, float) or value == 0.0:
                     return False
                 ne.post_scale = ps / value
+                if ne.bias is not None:
+                    ne.bias = ne.bias / np.float32(value)
             return True
         if op == "scale" and ne.has_epilogue_room:
-            s, b = float(y.attrs["scale"]), float(y.attrs["bias"])
-            if s == 0.0:
+            sc, b = float(y.attrs["scale"]), float(y.attrs["bias"])
+            if sc == 0.0:
                 return False
-            ne.post_scale *= s
+            ne.post_scale *= sc
+            if ne.bias is not None:
+                ne.bias = ne.bias * np.float32(sc)
             if b:
-                self._add_bias(ne, b / ne.post_scale, max(channels, 1))
+                self._add_bias(ne, b, max(channels, 1))
             return True
         if op == "neg" and ne.has_epilogue_room:
             ne.post_scale = -ne.post_scale
+            if ne.bias is not None:
+                ne.bias = -ne.bias
             return True
         if op == "batch_norm" and ne.has_epilogue_room and channel_ok and ne.kernel is not None:
             if any(p not in self.g.constants for p in y.inputs[1:]):
@@ -295,7 +304,7 @@ class SegmentLowerer:
             gamma, beta, mean, var = (self.g.constants[p].data.array().reshape(-1) for p in y.inputs[1:])
             gain = gamma / np.sqrt(var + float(y.attrs["eps"]))
             ne.kernel = ne.kernel.scaled(gain)
-            ne.bias = (ne.bias * gain if ne.bias is not None else 0) + (beta - mean * gain) / ne.post_scale
+            ne.bias = ((ne.bias * gain if ne.bias is not None else 0) + (beta - mean * gain)).astype(np.float32)
             ne.bias = np.asarray(ne.bias, np.float32).reshape(-1)
             return True
         if not ne.has_epilogue_room:
@@ -317,6 +326,8 @@ class SegmentLowerer:
             table, pre_scale = LUT_OPS[op]
             ne.activation, ne.table = "lut", build_table(table)
             ne.post_scale *= pre_scale
+            if ne.bias is not None:
+                ne.bias = ne.bias * np.float32(pre_scale)
         elif op in LUT_UNARY:
             ne.activation, ne.table = "lut", build_table(op)
         else:
@@ -527,8 +538,8 @@ class SegmentLowerer:
         if op == "add" or (op == "sub" and live_first):
             sign = 1.0 if op == "add" else -1.0
             self._add_bias(ne, sign * np.asarray(value), channels)
-        elif op == "sub":
-            self._add_bias(ne, -np.asarray(value), channels)
+        elif op == "sub":  # value - x
+            self._add_bias(ne, np.asarray(value), channels)
             ne.post_scale = -1.0
         elif op == "mul" and isinstance(value, float):
             ne.post_scale = value
@@ -824,7 +835,7 @@ class SegmentLowerer:
         x = self.src(node.inputs[0])
         ne = NeSpec("bypass", post_scale=post_scale)
         if bias:
-            self._add_bias(ne, bias / post_scale if post_scale else bias, x.c)
+            self._add_bias(ne, bias, x.c)
         out = self.absorb(node.output, ne, channel_ok=True)
         self.bypass(x, self.dest_for(out), ne, node.name, node.describe())
 

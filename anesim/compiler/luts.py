@@ -13,11 +13,12 @@ that the program model does not represent; ``docs/compiler.md`` lists this diffe
 
 Five tables are *range-reduced*, as Apple's are (the eiln blobs for exp2/exp, inv, sqrt and
 log2, command-stream.md §5): the samples cover one octave of the mantissa and the exponent is
-handled separately. They are recognised by their ``name``:
+handled separately. They carry the model's ``reduction`` field (and ``symmetry="odd"`` for
+the reciprocal), which is how the engines recognise them:
 
 - ``exp2``: samples ``2**(k/32)``, k = 0..32; ``2**x = 2**floor(x) * T(frac(x))``. ``exp`` is
   ``exp2`` after a post-scale of log2(e), exactly as Apple's exp kernel does.
-- ``inv``: samples ``1/m`` for m in [0.5, 1]; ``1/x = T(m) * 2**-e`` with ``x = m * 2**e``.
+- ``recip``: samples ``1/m`` for m in [0.5, 1]; ``1/x = T(m) * 2**-e`` with ``x = m * 2**e``.
 - ``sqrt`` / ``rsqrt``: samples over [0, 2] in steps of 1/16 (zero below 0.5, as Apple's sqrt
   table); ``x = m * 4**k`` with m in [0.5, 2): ``sqrt(x) = T(m) * 2**k``, ``rsqrt = T(m) * 2**-k``.
 - ``log2``: samples ``log2(m)`` for m in [0.5, 1]; ``log2(x) = T(m) + e``.
@@ -76,16 +77,16 @@ _GRID_OCTAVE = 0.5 + np.arange(SAMPLES) / 64.0
 _GRID_SQRT = np.arange(SAMPLES) / 16.0
 REDUCED: dict[str, tuple[float, float, float, float, np.ndarray, Callable[[np.ndarray], np.ndarray]]] = {
     "exp2": (-25.0, 16.0, 0.0, math.inf, _GRID_EXP, lambda g: np.exp2(g)),
-    "inv": (0.0, math.inf, math.inf, 0.0, _GRID_OCTAVE, lambda g: 1.0 / g),
+    "recip": (0.0, math.inf, math.inf, 0.0, _GRID_OCTAVE, lambda g: 1.0 / g),
     "sqrt": (0.0, math.inf, 0.0, math.inf, _GRID_SQRT, lambda g: np.where(g >= 0.5, np.sqrt(g), 0.0)),
     "rsqrt": (0.0, math.inf, math.inf, 0.0, _GRID_SQRT,
               lambda g: np.where(g >= 0.5, 1.0 / np.sqrt(np.maximum(g, 0.5)), 0.0)),
-    "log2": (0.0, math.inf, -math.inf, 0.0, _GRID_OCTAVE, lambda g: np.log2(g)),
+    "log2": (-math.inf, math.inf, 0.0, math.inf, _GRID_OCTAVE, lambda g: np.log2(g)),
 }
 # graph op -> (table, post-scale applied before the table)
 LUT_OPS: dict[str, tuple[str, float]] = {
     "exp": ("exp2", 1.0 / math.log(2.0)),
-    "reciprocal": ("inv", 1.0),
+    "reciprocal": ("recip", 1.0),
     "sqrt": ("sqrt", 1.0),
     "rsqrt": ("rsqrt", 1.0),
 }
@@ -101,7 +102,8 @@ def build_table(name: str, lo: float | None = None, hi: float | None = None) -> 
     """The table of a named function, optionally over a custom range."""
     if name in REDUCED:
         h_lo, h_hi, below, above, grid, fn = REDUCED[name]
-        return _table(grid, fn(grid), h_lo, h_hi, below, above, name)
+        return _table(grid, fn(grid), h_lo, h_hi, below, above, name, reduction=name,
+                      symmetry="odd" if name == "recip" else "none")
     spec = TABLES[name]
     lo = spec.lo if lo is None else float(lo)
     hi = spec.hi if hi is None else float(hi)
@@ -114,11 +116,11 @@ def build_table(name: str, lo: float | None = None, hi: float | None = None) -> 
 
 
 def _table(xs: np.ndarray, ys: np.ndarray, lo: float, hi: float, below: float, above: float,
-           name: str) -> ActivationTable:
+           name: str, reduction: str = "none", symmetry: str = "none") -> ActivationTable:
     with np.errstate(over="ignore"):
         samples = np.asarray(ys, np.float64).clip(-FP16_MAX, FP16_MAX).astype(np.float16).view(np.uint16)
     return ActivationTable(float(np.float16(lo)), float(np.float16(hi)), below, above,
-                           samples.copy(), name)
+                           samples.copy(), name, reduction, symmetry)  # type: ignore[arg-type]
 
 
 def _interp(ys: np.ndarray, grid0: float, step: float, v: np.ndarray) -> np.ndarray:
@@ -131,7 +133,7 @@ def _interp(ys: np.ndarray, grid0: float, step: float, v: np.ndarray) -> np.ndar
 def _evaluate_reduced(table: ActivationTable, x: np.ndarray) -> np.ndarray:
     ys = table.samples.view(np.float16).astype(np.float64)
     x = np.asarray(x, np.float64)
-    name = table.name
+    name = table.reduction
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if name == "exp2":
             whole = np.floor(x)
@@ -140,26 +142,26 @@ def _evaluate_reduced(table: ActivationTable, x: np.ndarray) -> np.ndarray:
             return np.where(x > table.range_hi, table.value_above, out)
         mag = np.abs(x)
         m, e = np.frexp(np.where(mag > 0, mag, 1.0))  # m in [0.5, 1)
-        if name == "inv":
+        if name == "recip":
             out = np.sign(x) * np.ldexp(_interp(ys, 0.5, 1 / 64, m), -e)
-            return np.where(x == 0, table.value_below, out)
+            return np.where(x == 0, math.inf, out)
         if name == "log2":
             out = _interp(ys, 0.5, 1 / 64, m) + e
-            return np.where(x <= 0, table.value_below, out)
+            return np.where(x < 0, 0.0, np.where(x == 0, -math.inf, out))
         odd = (e % 2) != 0
         m2 = np.where(odd, m * 2.0, m)  # in [0.5, 2)
         k = np.where(odd, (e - 1) // 2, e // 2)
         t = _interp(ys, 0.0, 1 / 16, m2)
         if name == "sqrt":
             out = np.ldexp(t, k)
-            return np.where(x <= 0, table.value_below, out)
+            return np.where(x <= 0, 0.0, out)
         out = np.ldexp(t, -k)  # rsqrt
-        return np.where(x <= 0, table.value_below, out)
+        return np.where(x < 0, 0.0, np.where(x == 0, math.inf, out))
 
 
 def evaluate(table: ActivationTable, x: np.ndarray) -> np.ndarray:
     """Read a table the way the lowering assumes the engine does (for tests and host code)."""
-    if table.name in REDUCED:
+    if table.reduction != "none":
         return _evaluate_reduced(table, x).astype(np.float32)
     ys = table.samples.view(np.float16).astype(np.float32)
     lo, hi = table.range_lo, table.range_hi

@@ -69,6 +69,7 @@ class Access:
     reads: tuple[View, ...]
     writes: View
     engine: str  # ne or pe
+    kernel_reads: tuple[View, ...] = ()  # tensors the kernel DMA reads as weights (DRAM only)
 
 
 def pack_tensor(array: np.ndarray, buf: Buffer) -> bytes:
@@ -94,6 +95,8 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
     whole = buf.view()
     if accesses[w].writes != whole:
         return False
+    if any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads):
+        return False  # the kernel DMA reads weights from DRAM
     reader = accesses[w + 1]
     if reader.engine != accesses[w].engine:
         return False

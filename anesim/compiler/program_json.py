@@ -45,6 +45,7 @@ def _table(table: ActivationTable | None) -> dict[str, Any] | None:
         return None
     return {"name": table.name, "range_lo": table.range_lo, "range_hi": table.range_hi,
             "value_below": table.value_below, "value_above": table.value_above,
+            "reduction": table.reduction, "symmetry": table.symmetry,
             "samples": [int(v) for v in np.asarray(table.samples, np.uint16)]}
 
 
