@@ -40,6 +40,24 @@ class Tensor:
 TensorLike = Tensor | str
 
 
+def _positive(value: Any, key: str, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CompileError(f"'{key}' must be a positive integer", where=where, found=repr(value))
+    return value
+
+
+def _kernel_pair(kernel: Any, where: str) -> tuple[int, int]:
+    if isinstance(kernel, int) and not isinstance(kernel, bool):
+        pair = (kernel, kernel)
+    elif isinstance(kernel, (list, tuple)) and len(kernel) == 2:
+        pair = (kernel[0], kernel[1])
+    else:
+        raise CompileError("'kernel' must be an integer or a pair of integers", where=where, found=repr(kernel))
+    for k in pair:
+        _positive(k, "kernel", where)
+    return pair
+
+
 class Builder:
     """Build a :class:`Graph` with one method call per operation."""
 
@@ -168,7 +186,9 @@ class Builder:
         """A 2-D convolution (OIHW weights), optional bias and activation."""
         xin = self.tensor(self._ref(x))
         node_name = self._name("conv", name)
-        kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        kh, kw = _kernel_pair(kernel, f"op '{node_name}'")
+        _positive(out_channels, "out_channels", f"op '{node_name}'")
+        _positive(groups, "groups", f"op '{node_name}'")
         if len(xin.shape) != 4:
             raise CompileError("conv2d needs an NCHW input", where=f"op '{node_name}'", found=xin.shape)
         cin = xin.shape[1]
@@ -191,6 +211,7 @@ class Builder:
         """A fully connected layer over the channel axis (a 1x1 convolution in ANE layout)."""
         xin = self.tensor(self._ref(x))
         node_name = self._name("linear", name)
+        _positive(out_features, "out_features", f"op '{node_name}'")
         if len(xin.shape) != 4:
             raise CompileError("linear needs an NCHW input (channel-first); use matmul otherwise",
                                where=f"op '{node_name}'", found=xin.shape)

@@ -64,9 +64,14 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
     per_channel = align_up(-(-shape[1] * shape[2] * shape[3] * bits // 8))
     if per_channel * cout <= limits.kernel_task_bytes:
         return [eop]
-    chunk = max(1, limits.kernel_task_bytes // per_channel)
-    if chunk >= 16:
-        chunk -= chunk % 16
+    # Equal shares, each a multiple of 16 channels when that still fits the cap.
+    parts = -(-per_channel * cout // limits.kernel_task_bytes)
+    chunk = max(1, -(-cout // parts))
+    rounded = -(-chunk // 16) * 16
+    if rounded * per_channel <= limits.kernel_task_bytes:
+        chunk = rounded
+    while chunk * per_channel > limits.kernel_task_bytes and chunk > 1:
+        chunk -= 1
     out = []
     for start in range(0, cout, chunk):
         stop = min(cout, start + chunk)

@@ -345,6 +345,11 @@ class _Expander:
             inputs = [scope.last]
         else:
             inputs = raw_in if isinstance(raw_in, list) else [raw_in]
+        if not inputs:
+            raise self.error(f"{key}.in", "an op needs at least one input", ctx)
+        if op in LAYER_KEYS and len(inputs) != 1:
+            raise self.error(f"{key}.in", f"{op} takes one input (its weights are attributes)", ctx,
+                             found=len(inputs))
         names = []
         for j, name in enumerate(inputs):
             if not isinstance(name, str):
@@ -367,8 +372,9 @@ class _Expander:
             self._call(op, names, full, values, where, key, ctx)
         except ProgramError:
             raise
-        except (AnesimError, TypeError) as exc:
-            problem = exc.problem if isinstance(exc, AnesimError) else str(exc)
+        except (AnesimError, TypeError, ValueError) as exc:
+            # A value of the wrong kind reaching a builder method (a list where a number goes).
+            problem = exc.problem if isinstance(exc, AnesimError) else f"bad value: {exc}"
             named = [k for k in re.findall(r"'(\w+)'", problem) if k in entry]
             at = f"{key}.{named[0]}" if named else key
             raise self.error(at, problem, ctx, expected=getattr(exc, "expected", None),

@@ -1,0 +1,180 @@
+"""The program YAML format: expansion, and one-line errors that name the file and key path."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from anesim.cli import main
+from anesim.compiler.program_file import load_program_file, parse_program
+from anesim.errors import AnesimError, ProgramError
+
+GOOD = """
+name: block
+seed: 3
+inputs:
+  x: {shape: [1, 8, 6, 6]}
+constants:
+  shift: {shape: [1, 8, 1, 1], init: normal, std: 0.1}
+blocks:
+  conv_relu:
+    params: {x: null, c: null, stride: 1}
+    ops:
+      - {op: conv2d, in: $x, out: y, out_channels: $c, kernel: 3, stride: $stride, padding: 1, bias: true,
+         activation: relu}
+    returns: y
+ops:
+  - {use: conv_relu, with: {x: x, c: 8}, out: a}
+  - {op: conv2d, out: b, out_channels: "${4 * 2}", kernel: 1}
+  - {op: add, in: [b, shift], out: c0}
+  - repeat: 2
+    as: i
+    ops:
+      - {op: relu, in: "c${i}", out: "c${i + 1}"}
+outputs: [c2]
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "prog.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_program_expands(tmp_path: Path) -> None:
+    g = load_program_file(_write(tmp_path, GOOD))
+    ops = [n.op for n in g.nodes]
+    assert ops == ["conv2d", "relu", "identity", "conv2d", "add", "relu", "relu"]
+    assert g.outputs == ["c2"]
+    assert g.info("b").shape == (1, 8, 6, 6)
+    assert "a/y.weight" in g.constants and "b.weight" in g.constants
+    assert g.nodes[0].where.startswith("key 'blocks.conv_relu.ops[0]'")
+
+
+def test_nested_blocks_and_repeats_get_distinct_names(repo_root: Path) -> None:
+    g = load_program_file(repo_root / "programs" / "resnet50.yaml")
+    convs = [n for n in g.nodes if n.op == "conv2d"]
+    assert len(convs) == 53
+    assert len({n.output for n in g.nodes}) == len(g.nodes)
+    assert sum(1 for n in g.nodes if n.op == "add") == 16
+
+
+BAD = [
+    ("kernel: 3, stride", "kernelz: 3, stride", "key 'blocks.conv_relu.ops[0].kernelz'", "unknown key for conv2d"),
+    ("kernel: 1}", "kernel: 1, padding: foo}", "key 'ops[1].padding'", "'padding' must be"),
+    ("in: [b, shift]", "in: [b, nope]", "key 'ops[2].in[1]'", "unknown tensor"),
+    ("use: conv_relu", "use: conv_relux", "key 'ops[0].use'", "unknown block"),
+    ("shape: [1, 8, 6, 6]", "shape: [1, 8, 6, -6]", "key 'inputs.x.shape'", "positive"),
+    ("outputs: [c2]", "outputs: [c9]", "key 'outputs[0]'", "unknown tensor"),
+    ('"c${i + 1}"', '"c${i +}"', "key 'ops[3].ops[0].out'", "malformed expression"),
+    ("seed: 3", "seed: three", "key 'seed'", "valid integer"),
+    ("repeat: 2", "repeat: -1", "key 'ops[3].repeat'", "non-negative"),
+    ("name: block", "name: block\nextra: 1", "key 'extra'", "unknown key"),
+    ("init: normal", "init: gaussian", "key 'constants.shift.init'", "unknown initialiser"),
+    ("with: {x: x, c: 8}", "with: {x: x}", "key 'ops[0].with'", "missing block parameter"),
+    ("with: {x: x, c: 8}", "with: {x: x, c: 8, d: 1}", "key 'ops[0].with.d'", "unknown block parameter"),
+    ("{op: relu, in", "{op: relu, bogus: 1, in", "key 'ops[3].ops[0].bogus'", "unknown key for relu"),
+    ('"${4 * 2}"', '"${4 * q}"', "key 'ops[1].out_channels'", "unknown name"),
+]
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("old, new, key, problem", BAD)
+def test_bad_files_give_one_line_naming_file_and_key(tmp_path: Path, old: str, new: str, key: str,
+                                                     problem: str) -> None:
+    path = _write(tmp_path, _edit(old, new), "bad.yaml")
+    with pytest.raises(ProgramError) as info:
+        load_program_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}"), message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\ninputs: {x: {shape: [1, 2]\n", "broken.yaml")
+    with pytest.raises(ProgramError, match=r"broken.yaml: line \d+, column \d+: malformed YAML"):
+        load_program_file(path)
+
+
+def test_cli_compile_bad_file_prints_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, _edit(*BAD[0][:2]), "bad.yaml")
+    assert main(["compile", str(path), "--chip", "m1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "kernelz" in err and str(path) in err
+
+
+# -- fuzzing -------------------------------------------------------------------------------
+
+BASE: dict[str, Any] = yaml.safe_load(GOOD)
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False, width=16),
+                 st.text(max_size=6), st.lists(st.integers(-2, 40), max_size=5),
+                 st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+PATHS = _paths(BASE)[1:]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(PATHS))
+        parent: Any = doc
+        try:
+            for part in path[:-1]:
+                parent = parent[part]
+            action = draw(st.sampled_from(["replace", "delete", "add"]))
+            if action == "replace":
+                parent[path[-1]] = draw(JUNK)
+            elif action == "delete" and isinstance(parent, dict):
+                del parent[path[-1]]
+            elif isinstance(parent, dict):
+                parent[draw(st.text(min_size=1, max_size=5))] = draw(JUNK)
+        except (KeyError, IndexError, TypeError):
+            continue
+    return doc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_fuzzed_programs_fail_only_with_anesim_errors(doc: dict[str, Any]) -> None:
+    try:
+        parse_program(doc, "fuzz.yaml")
+    except AnesimError as exc:
+        assert "\n" not in str(exc)
+        assert str(exc).startswith("fuzz.yaml")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=80))
+def test_arbitrary_text_fails_only_with_anesim_errors(text: str) -> None:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return
+    try:
+        parse_program(data, "text.yaml")
+    except AnesimError:
+        pass
