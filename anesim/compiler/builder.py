@@ -150,14 +150,17 @@ class Builder:
     # -- generic -------------------------------------------------------------------------
 
     def op(self, op: str, inputs: Sequence[TensorLike], name: str | None = None,
-           where: str | None = None, **attrs: Any) -> Tensor:
-        """Append any operation by name (see :mod:`anesim.compiler.ops`)."""
+           where: str | None = None, output: str | None = None, **attrs: Any) -> Tensor:
+        """Append any operation by name (see :mod:`anesim.compiler.ops`).
+
+        The result tensor is called ``output`` when given, else like the node.
+        """
         node_name = self._name(op, name)
         refs = tuple(self._ref(t) for t in inputs)
         loc = where or f"op '{node_name}'"
         shapes = [self.graph.info(r).shape for r in refs]
         merged, shape = check_node(op, shapes, dict(attrs), where=loc, file=self.graph.source or None)
-        out = node_name
+        out = output or node_name
         self.graph.add_value(TensorInfo(out, shape), where=loc)
         self.graph.nodes.append(Node(node_name, op, refs, out, merged, loc))
         return Tensor(out, shape)
@@ -225,9 +228,17 @@ class Builder:
         return self._activate(out, activation)
 
     def _activate(self, x: Tensor, activation: str | None) -> Tensor:
+        """Apply an activation; the result keeps the layer's name, the raw sum becomes '<name>.pre'."""
         if not activation or activation == "none":
             return x
-        return self.op(activation, [x], name=f"{x.name}.{activation}")
+        node = self.graph.nodes[-1]
+        pre = f"{x.name}.pre"
+        if node.output != x.name or pre in self.graph.values:
+            return self.op(activation, [x], name=f"{x.name}.{activation}")
+        info = self.graph.values.pop(x.name)
+        self.graph.values[pre] = TensorInfo(pre, info.shape, info.dtype)
+        node.output = pre
+        return self.op(activation, [pre], name=f"{x.name}.{activation}", output=x.name, where=node.where)
 
     def matmul(self, a: TensorLike, b: TensorLike, transpose_a: bool = False,
                transpose_b: bool = False, name: str | None = None) -> Tensor:

@@ -152,6 +152,19 @@ def drop_identities(graph: Graph) -> Graph:
     return g
 
 
+def drop_dead(graph: Graph) -> Graph:
+    """Remove ops whose results nothing reads and that are not outputs."""
+    g = clone(graph)
+    live = set(g.outputs)
+    kept: list[Node] = []
+    for node in reversed(g.nodes):
+        if node.output in live:
+            kept.append(node)
+            live.update(node.inputs)
+    g.nodes = kept[::-1]
+    return g
+
+
 def run_passes(graph: Graph) -> Graph:
     """Every pre-lowering rewrite, in order."""
-    return fold_batch_norms(fold_transposes(fold_constants(drop_identities(graph))))
+    return drop_dead(fold_batch_norms(fold_transposes(fold_constants(drop_identities(graph)))))

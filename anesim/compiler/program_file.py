@@ -199,9 +199,10 @@ class _Expander:
         scope = Scope(None, "", {})
         self._ops(self.model.ops, "ops", scope, {}, "", 0)
         for i, out in enumerate(self.model.outputs):
-            if out not in b.graph.values:
+            resolved = scope.resolve(out)
+            if resolved not in b.graph.values:
                 raise self.error(f"outputs[{i}]", "unknown tensor", found=repr(out))
-            self._guard(f"outputs[{i}]", lambda o=out: b.output(o))
+            self._guard(f"outputs[{i}]", lambda o=resolved: b.output(o))
         return b.build()
 
     def _guard(self, key: str, fn: Any, ctx: str = "") -> Any:
@@ -401,7 +402,7 @@ class _Expander:
             activation = attrs.pop("activation", None)
             t = b.op(op, inputs, name=name, where=where, **attrs)
             if activation:
-                t = b.op(activation, [t], name=f"{name}.{activation}", where=where)
+                t = b._activate(t, activation)
         node = b.graph.nodes[-1]
         if not node.where or node.where.startswith("op '"):
             for n in b.graph.nodes[::-1]:
@@ -430,9 +431,8 @@ class Scope:
         self.last = full
 
     def result(self, full: str, builder: Builder) -> str:
-        """The tensor an op finally produced (its activation, when one was attached)."""
-        last = builder.graph.nodes[-1].output
-        return last if last.startswith(full) else full
+        """The tensor an op produced (an attached activation keeps the op's name)."""
+        return full
 
     def resolve(self, name: str) -> str:
         """A name as seen from this scope."""

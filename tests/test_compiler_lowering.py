@@ -1,0 +1,306 @@
+"""Lowering decisions: OCG, cores, passes, Winograd, tiling, chaining, fusion, splits, numerics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from anesim.chips import load_chip
+from anesim.compiler import Builder, compile_graph
+from anesim.compiler import capability
+from anesim.compiler.interp import run_program
+from anesim.compiler.kernels import KernelSource, make_kernel, pack_per_core
+from anesim.compiler.luts import build_table, evaluate
+from anesim.compiler.reference import fp16_inputs, run_graph
+from anesim.program.kernels import gather_weights
+from anesim.program.model import KernelPlacement
+
+
+@pytest.fixture(scope="module")
+def m1():
+    return load_chip("m1")
+
+
+def _one(build, chip, cores=None):
+    b = Builder("t")
+    b.output(build(b))
+    return compile_graph(b.build(), chip, cores=cores)
+
+
+def _check_numerics(graph, chip, tol=5e-3):
+    result = compile_graph(graph, chip)
+    inputs = fp16_inputs(graph, 7)
+    ref = run_graph(graph, inputs)
+    got = result.execute(inputs, run_program)
+    for name, want in ref.items():
+        scale = float(np.max(np.abs(want))) + 1e-6
+        err = float(np.max(np.abs(want - got[name]))) / scale
+        assert err < tol, f"{graph.name}/{name}: relative error {err:.3g}"
+    return result
+
+
+# -- geometry --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cout, cin, hw, kernel, cores, expect", [
+    # H13 samples (16 NE channels): conv 3->3 on 4 cores with OCG 1; the 512x512 inner product on
+    # 16 cores with OCG 32 (command-stream.md §3.10: ActiveNE 2 / OCGSize 0 and 4 / 5).
+    (3, 3, 1, 1, 16, (1, 4, 1)),
+    (512, 512, 1, 1, 16, (32, 16, 1)),
+    (2, 3, 2, 1, 16, (1, 2, 1)),
+    # M1 (4 cores): a 1x1 conv at 32x32 in default source mode holds 16 channels per pass.
+    (256, 256, 32, 1, 4, (16, 4, 4)),
+    (192, 256, 32, 1, 4, (16, 4, 3)),
+    # 3x3 stride 2 (no Winograd): floor_pow2(8 / 9) clamps to 1, times 2 channels per accumulator.
+    (64, 64, 56, 3, 4, (2, 4, 8)),
+])
+def test_ocg_cores_passes(m1, cout, cin, hw, kernel, cores, expect) -> None:
+    stride = 2 if kernel == 3 else 1
+    size = hw * stride
+
+    def build(b):
+        return b.conv2d(b.input("x", (1, cin, size, size)), cout, kernel=kernel, stride=stride,
+                        padding=kernel // 2)
+
+    result = _one(build, m1, cores=cores)
+    task = result.program.tasks[0]
+    passes = result.task_info[0].plan.passes
+    assert (task.ocg_size, task.cores_used, passes) == expect
+    assert passes == math.ceil(cout / (task.ocg_size * task.cores_used))
+
+
+def test_cores_are_next_power_of_two_and_capped(m1) -> None:
+    for cout, cores in ((1, 1), (2, 2), (3, 4), (5, 4), (64, 4)):
+        task = _one(lambda b, c=cout: b.conv2d(b.input("x", (1, 8, 1, 1)), c, kernel=1), m1).program.tasks[0]
+        assert task.cores_used == cores
+
+
+def test_winograd_only_for_dense_3x3_stride_1(m1) -> None:
+    def flag(**kw):
+        cin = kw.pop("cin", 64)
+        kw.setdefault("padding", 1)
+        task = _one(lambda b: b.conv2d(b.input("x", (1, cin, 28, 28)), 64, kernel=3, **kw), m1)
+        return task.program.tasks[0].winograd
+
+    assert flag()
+    assert not flag(stride=2)
+    assert not flag(groups=64)
+    assert not flag(dilation=2, padding=2)
+    assert not flag(cin=4)
+    m1_no = load_chip("a11")  # the A11 profile has no Winograd-enable bit
+    if not m1_no.ne.winograd.value:
+        task = _one(lambda b: b.conv2d(b.input("x", (1, 64, 28, 28)), 64, kernel=3, padding=1), m1_no)
+        assert not task.program.tasks[0].winograd
+
+
+def test_tile_height_keeps_the_tile_under_the_working_set_cap(m1) -> None:
+    cap = m1.memory.working_set_cap_bytes.value
+    result = _one(lambda b: b.conv2d(b.input("x", (1, 64, 256, 256)), 64, kernel=3, padding=1), m1)
+    task = result.program.tasks[0]
+    assert 1 <= task.tile_height < 256
+    rows_in = task.tile_height + 2
+    need = (task.tile_height * task.result.row_stride_bytes * 64
+            + rows_in * task.sources[0].row_stride_bytes * 64)
+    assert need <= cap
+    small = _one(lambda b: b.conv2d(b.input("x", (1, 64, 32, 32)), 64, kernel=3, padding=1), m1)
+    assert small.program.tasks[0].tile_height == 32
+
+
+def test_large_weights_split_into_sub_layers(m1, monkeypatch) -> None:
+    monkeypatch.setattr(capability, "KERNEL_STREAM_CAP_BYTES", 256 * 1024)
+    result = _one(lambda b: b.linear(b.input("x", (1, 512, 1, 64)), 512, bias=True), m1)
+    tasks = result.program.tasks
+    assert len(tasks) == 2  # 512 KB of weights, 256 KB per task
+    assert [t.result.channels for t in tasks] == [256, 256]
+    assert tasks[1].result.offset_bytes == 256 * tasks[0].result.plane_stride_bytes
+    assert all(t.ne.kernel.shape == (256, 512, 1, 1) for t in tasks)
+
+
+# -- fusion, chaining, segments ----------------------------------------------------------------
+
+def test_conv_bias_scale_activation_fuse_into_one_task(m1) -> None:
+    def build(b):
+        y = b.conv2d(b.input("x", (1, 8, 8, 8)), 8, kernel=3, padding=1, bias=True)
+        y = b.mul(y, b.constant("s", 0.5, shape=(1,)))
+        y = b.add(y, b.constant("c", "normal", shape=(1, 8, 1, 1)))
+        return b.sigmoid(y)
+
+    result = _one(build, m1)
+    assert len(result.program.tasks) == 1
+    ne = result.program.tasks[0].ne
+    assert ne.post_scale == 0.5 and ne.activation == "lut" and ne.table.name == "sigmoid"
+    assert result.task_info[0].fused == ("mul", "add", "sigmoid")
+
+
+def test_two_live_inputs_stay_on_the_planar_engine(m1) -> None:
+    def build(b):
+        x = b.input("x", (1, 8, 8, 8))
+        return b.relu(b.add(b.conv2d(x, 8, kernel=1), x))
+
+    tasks = _one(build, m1).program.tasks
+    assert [t.name.split(":")[1] for t in tasks] == ["conv", "add"]
+    assert tasks[1].planar.relu
+
+
+def test_chained_intermediates_stay_in_the_pool(repo_root, m1) -> None:
+    from anesim.compiler import compile_file
+
+    result = compile_file(repo_root / "programs" / "conv1x1_chain.yaml", m1)
+    spaces = [t.result.space for t in result.program.tasks]
+    assert spaces == ["pool"] * 7 + ["dram"]
+    for prev, task in zip(result.program.tasks, result.program.tasks[1:]):
+        assert task.sources[0] == prev.result  # read exactly as written
+
+
+def test_no_chaining_across_engines_or_fan_out(m1) -> None:
+    def build(b):
+        x = b.input("x", (1, 16, 8, 8))
+        a = b.conv2d(x, 16, kernel=1)       # two consumers: stays in DRAM
+        c = b.conv2d(a, 16, kernel=1)
+        return b.add(a, c)                   # planar after NE: no chain
+
+    tasks = _one(build, m1).program.tasks
+    assert [t.result.space for t in tasks] == ["dram", "dram", "dram"]
+
+
+def test_unsupported_op_splits_into_segments(m1) -> None:
+    b = Builder("split")
+    x = b.input("x", (1, 4, 6, 8))
+    y = b.conv2d(x, 4, kernel=1, bias=True)
+    t = b.transpose(y, (0, 1, 3, 2))        # moves the width axis: host
+    z = b.relu(b.conv2d(t, 4, kernel=1))
+    b.output(z)
+    graph = b.build()
+    result = _check_numerics(graph, m1)
+    assert result.dispatches == 2
+    assert [h.node.op for h in result.host_ops] == ["transpose"]
+    assert "width axis" in result.host_ops[0].reason
+    report = result.report()
+    assert "2 dispatches" in report and "host: transpose" in report
+    seg = result.segments[1]
+    assert [s.role for s in seg.program.tensors.values()].count("input") == 1
+
+
+def test_kernel_size_over_the_tier_limit_runs_on_the_host(m1) -> None:
+    def build(b):
+        return b.conv2d(b.input("x", (1, 4, 20, 20)), 4, kernel=(3, 15))
+
+    assert _one(build, m1).host_ops[0].reason.startswith("kernel 3x15 exceeds")
+    assert not _one(build, load_chip("m5")).host_ops  # A14 tier and later: 16 wide
+
+
+def test_dimension_over_the_chip_maximum_runs_on_the_host(m1) -> None:
+    result = _one(lambda b: b.relu(b.input("x", (1, 1, 2, 20000))), m1)
+    assert "maximum dimension" in result.host_ops[0].reason
+
+
+# -- kernels and tables --------------------------------------------------------------------
+
+@pytest.mark.parametrize("cores, ocg", [(4, 1), (4, 8), (16, 32), (2, 3)])
+def test_per_core_packing_matches_the_kernel_placement(cores: int, ocg: int) -> None:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((37, 5, 3, 3)).astype(np.float32)
+    kernel = make_kernel(KernelSource(w.shape, lambda: w), cores, ocg)
+    buffers = pack_per_core(kernel, cores, ocg)
+    offsets, pos = [], 0
+    for buf in buffers:
+        offsets.append(pos)
+        pos += len(buf)
+    placement = KernelPlacement(1, tuple(offsets), tuple(len(b) for b in buffers), ocg, cores,
+                                64 * math.ceil(5 * 9 * 2 / 64), w.shape)
+    got = gather_weights(b"".join(buffers), placement, "fp16")
+    assert np.array_equal(got, kernel.weights)
+    assert kernel.dram_bytes == sum(len(b) for b in buffers)
+
+
+@pytest.mark.parametrize("name, fn, lo, hi, tol", [
+    ("exp2", np.exp2, -12.0, 12.0, 2e-3),
+    ("recip", lambda x: 1 / x, 1e-3, 1e3, 2e-3),
+    ("sqrt", np.sqrt, 1e-4, 1e4, 2e-3),
+    ("rsqrt", lambda x: 1 / np.sqrt(x), 1e-4, 1e4, 2e-3),
+    ("log2", np.log2, 1e-3, 1e3, 1e-2),
+    ("sigmoid", lambda x: 1 / (1 + np.exp(-x)), -12.0, 12.0, 5e-3),
+    ("tanh", np.tanh, -6.0, 6.0, 6e-3),
+])
+def test_lookup_tables_are_accurate(name, fn, lo, hi, tol) -> None:
+    table = build_table(name)
+    xs = np.geomspace(lo, hi, 500) if lo > 0 else np.linspace(lo, hi, 501)
+    want = fn(xs)
+    got = evaluate(table, xs)
+    err = np.abs(got - want) / np.maximum(np.abs(want), 1.0 if lo <= 0 else 1e-30)
+    assert float(err.max()) < tol
+    assert table.samples.dtype == np.uint16 and table.samples.size == 33
+
+
+# -- numerics of the lowering (float32 interpreter against numpy) ------------------------------
+
+def _graph(name, shapes, body):
+    b = Builder(name, seed=11)
+    ins = [b.input(f"x{i}", s) for i, s in enumerate(shapes)]
+    out = body(b, *ins)
+    b.output(*(out if isinstance(out, tuple) else (out,)))
+    return b.build()
+
+
+CASES = {
+    "softmax_c": ([(1, 6, 5, 7)], lambda b, x: b.softmax(x, axis=1)),
+    "softmax_h": ([(1, 6, 5, 7)], lambda b, x: b.softmax(x, axis=2)),
+    "softmax_w": ([(1, 6, 5, 7)], lambda b, x: b.softmax(x, axis=3)),
+    "layer_norm_c": ([(1, 6, 5, 7)], lambda b, x: b.layer_norm(x, 1, gamma="normal", beta="normal")),
+    "layer_norm_w": ([(1, 6, 5, 7)], lambda b, x: b.layer_norm(x, -1, gamma="normal", beta="normal")),
+    "rms_norm_h": ([(1, 6, 5, 7)], lambda b, x: b.rms_norm(x, 2, gamma="normal")),
+    "reduce_mean_h": ([(1, 6, 5, 7)], lambda b, x: b.op("reduce_mean", [x], axis=2)),
+    "reduce_sum_w": ([(1, 6, 5, 7)], lambda b, x: b.op("reduce_sum", [x], axis=3)),
+    "reduce_max_c": ([(1, 6, 5, 7)], lambda b, x: b.op("reduce_max", [x], axis=1)),
+    "matmul": ([(1, 3, 5, 4), (1, 3, 4, 6)], lambda b, x, y: b.matmul(x, y)),
+    "matmul_ta": ([(1, 3, 4, 5), (1, 3, 4, 6)], lambda b, x, y: b.matmul(x, y, transpose_a=True)),
+    "matmul_const": ([(7, 5)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(5, 6)))),
+    "matmul_const_tb": ([(7, 5)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(6, 5)),
+                                                         transpose_b=True)),
+    "gelu": ([(1, 4, 3, 5)], lambda b, x: b.gelu(x)),
+    "silu": ([(1, 4, 3, 5)], lambda b, x: b.activation("silu", x)),
+    "leaky_relu": ([(1, 4, 3, 5)], lambda b, x: b.activation("leaky_relu", x, alpha=0.1)),
+    "exp_log": ([(1, 4, 3, 5)], lambda b, x: b.activation("log", b.activation("exp", x))),
+    "rsqrt": ([(1, 4, 3, 5)], lambda b, x: b.activation("rsqrt", b.scale(b.activation("square", x), 1, 0.5))),
+    "broadcast": ([(1, 4, 3, 5), (1, 1, 3, 1)], lambda b, x, y: b.mul(x, y)),
+    "broadcast_c": ([(1, 4, 3, 5), (1, 4, 1, 5)], lambda b, x, y: b.sub(x, y)),
+    "const_ops": ([(1, 4, 3, 5)], lambda b, x: b.div(b.sub(b.constant("k", 2.0, shape=(1,)), x),
+                                                     b.constant("d", 4.0, shape=(1,)))),
+    "concat": ([(1, 4, 3, 5), (1, 2, 3, 5)], lambda b, x, y: b.concat(
+        [b.conv2d(x, 3, kernel=1), b.conv2d(y, 2, kernel=1), x], axis=1)),
+    "views": ([(1, 8, 3, 5)], lambda b, x: b.relu(b.transpose(
+        b.slice(b.reshape(x, (1, 2, 12, 5)), 2, 2, 10, 2), (0, 2, 1, 3)))),
+    "pools": ([(1, 4, 9, 9)], lambda b, x: (b.max_pool2d(x, 3, 2, 1), b.avg_pool2d(x, 2))),
+    "grouped": ([(1, 8, 9, 9)], lambda b, x: b.conv2d(x, 8, kernel=3, stride=2, dilation=1, groups=4,
+                                                       padding=1, bias=True, activation="relu6")),
+    "batch2": ([(2, 4, 6, 6)], lambda b, x: b.conv2d(x, 4, kernel=3, padding=1, bias=True)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_lowering_matches_numpy(m1, case: str) -> None:
+    shapes, body = CASES[case]
+    _check_numerics(_graph(case, shapes, body), m1)
+
+
+def test_quantised_weights_match_their_dequantised_reference(m1) -> None:
+    from anesim.compiler.interp import dequantize
+
+    for fmt, bits in (("int8", 0), ("uint8", 0), ("palette", 4), ("palette", 2)):
+        graph = _graph(fmt, [(1, 16, 6, 6)], lambda b, x: b.conv2d(
+            x, 8, kernel=3, padding=1, weight_format=fmt, palette_bits=bits or 4))
+        result = compile_graph(graph, m1)
+        kernel = result.program.tasks[0].ne.kernel
+        assert kernel.format == fmt
+        w = dequantize(kernel)
+        inputs = fp16_inputs(graph, 1)
+        x = inputs["x0"].astype(np.float32)
+        from anesim.compiler.reference import _conv2d
+
+        want = _conv2d(x, w, None, {"stride": (1, 1), "dilation": (1, 1), "padding": (1, 1, 1, 1), "groups": 1})
+        got = result.execute(inputs, run_program)[graph.outputs[0]]
+        assert float(np.max(np.abs(want - got))) < 2e-2 * float(np.max(np.abs(want)))
+        if fmt != "palette" or bits >= 4:  # few-bit palettes are coarse by nature
+            exact = run_graph(graph, inputs)[graph.outputs[0]]
+            assert float(np.max(np.abs(exact - got))) < 0.35 * float(np.max(np.abs(exact)))
