@@ -165,6 +165,96 @@ def drop_dead(graph: Graph) -> Graph:
     return g
 
 
+def _flat(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 4 and shape[2] == 1 and shape[3] == 1
+
+
+def sink_flattens(graph: Graph) -> Graph:
+    """Keep classifier heads channel-first: move a (N, C, 1, 1) -> (N, C) flatten past the ops after it.
+
+    Features-last models flatten pooled features before their fully connected layers. Flattening
+    moves the channel axis into the width axis, which only the host can do; done after the head
+    (products with constant weights, constant-broadcast elementwise ops, activations, softmax)
+    it costs nothing, because the outputs are copied out by the host anyway.
+    """
+    from anesim.compiler.graph import TensorInfo
+
+    g = clone(graph)
+    changed = True
+    while changed:
+        changed = False
+        for r in [n for n in g.nodes if n.op == "reshape"]:
+            src = g.info(r.inputs[0]).shape
+            dst = g.info(r.output).shape
+            if not (_flat(src) and dst == (src[0], src[1])) or r.output in g.outputs:
+                continue
+            users = g.consumers(r.output)
+            if len(users) != 1:
+                continue
+            y = users[0]
+            rewritten = _channel_first(g, y, r, TensorInfo)
+            if rewritten:
+                changed = True
+                break
+    return g
+
+
+def _channel_first(g: Graph, y: Node, r: Node, TensorInfo: type) -> bool:
+    """Rewrite ``y`` (reading the flatten ``r``) to work on the channel-first tensor; True if done."""
+    x = r.inputs[0]
+    n, c = g.info(r.output).shape
+    flat_in = r.output
+    other = [i for i in y.inputs if i != flat_in]
+    new_shape: tuple[int, ...]
+    if y.op == "matmul" and y.inputs[0] == flat_in and len(y.inputs) == 2 and y.inputs[1] in g.constants \
+            and not y.attrs["transpose_a"]:
+        w = g.constants[y.inputs[1]].data
+        tb = y.attrs["transpose_b"]
+        k = w.shape[0] if tb else w.shape[1]
+        name = f"{y.name}.weight_cf"
+        g.constants[name] = Constant(name, ConstantData.derived(
+            (k, c), (lambda d=w: d.array()) if tb else (lambda d=w: d.array().T), "linear weight"))
+        g.values[name] = TensorInfo(name, (k, c))
+        y.op, y.inputs, y.attrs = "linear", (x, name), {"weight_format": "fp16", "palette_bits": 4}
+        new_shape = (n, k, 1, 1)
+    elif y.op in ("add", "sub", "mul", "div", "max", "min") and len(other) == 1 and other[0] in g.constants:
+        const = g.constants[other[0]].data
+        if const.shape not in ((c,), (1, c)) or g.info(y.output).shape != (n, c):
+            return False
+        name = f"{other[0]}.cf"
+        if name not in g.constants:
+            g.constants[name] = Constant(name, ConstantData.derived(
+                (1, c, 1, 1), lambda d=const: d.array().reshape(1, -1, 1, 1), "per-channel"))
+            g.values[name] = TensorInfo(name, (1, c, 1, 1))
+        y.inputs = tuple(x if i == flat_in else name for i in y.inputs)
+        new_shape = (n, c, 1, 1)
+    elif y.op == "softmax" and y.attrs["axis"] in (1, -1):
+        y.inputs = (x,)
+        y.attrs = {"axis": 1}
+        new_shape = (n, c, 1, 1)
+    elif len(y.inputs) == 1 and y.op in ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "exp", "scale",
+                                          "leaky_relu", "clip", "identity", "neg", "abs"):
+        y.inputs = (x,)
+        new_shape = (n, c, 1, 1)
+    else:
+        return False
+    # y now computes the channel-first value; the flatten moves after it
+    out = y.output
+    cf = f"{out}.cf"
+    y.output = cf
+    g.values[cf] = TensorInfo(cf, new_shape)
+    r.inputs = (cf,)
+    r.attrs = {**r.attrs, "shape": (new_shape[0], new_shape[1])}
+    old_out = r.output
+    r.output = out
+    g.values.pop(old_out, None)
+    g.values[out] = TensorInfo(out, (new_shape[0], new_shape[1]))
+    g.nodes.remove(r)
+    g.nodes.insert(g.nodes.index(y) + 1, r)
+    return True
+
+
 def run_passes(graph: Graph) -> Graph:
     """Every pre-lowering rewrite, in order."""
-    return drop_dead(fold_batch_norms(fold_transposes(fold_constants(drop_identities(graph)))))
+    graph = fold_constants(drop_identities(graph))
+    return drop_dead(fold_batch_norms(fold_transposes(sink_flattens(graph))))

@@ -191,6 +191,8 @@ def segment_program(program: Program, index: int, start: int, end: int) -> Progr
     tasks = [replace(t, index=i) for i, t in enumerate(program.tasks[start:end])]
     written = {(t.result.space, t.result.slot) for t in tasks}
     read = {(s.space, s.slot) for t in tasks for s in t.sources}
+    read |= {("dram", t.ne.kernel.placement.slot) for t in tasks
+             if t.ne is not None and t.ne.kernel is not None and t.ne.kernel.placement is not None}
     tensors = {}
     for name, spec in program.tensors.items():
         key = ("dram", spec.slot)
