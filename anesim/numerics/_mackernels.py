@@ -4,10 +4,11 @@ Operands arrive as float32 arrays that already hold fp16 values (NaN coerced, su
 flushed as the rules ask), with the reduction axis padded to a multiple of four. Every kernel
 returns the float32 accumulator; rounding at the output port happens in :mod:`.mac`.
 
-The hot loop works on a block of four output rows by ``_COLS`` output columns and keeps the four
-accumulator rows in L1, so each weight row loaded is used for four rows of products. Tile
-rounding uses the magic-constant trick: adding and subtracting ``1.5 * 2**(E + 12)`` rounds a
-float32 to the grid ``2**(E - 11)`` with the adder's own nearest-even rounding.
+The hot loop works on a block of eight output rows by ``_COLS`` output columns, keeping the
+accumulator rows in L1 so each row of ``b`` loaded serves eight rows of products, and issuing
+each tile step for all eight rows before the next so the core always has independent chains.
+Tile rounding uses the magic-constant trick: adding and subtracting ``1.5 * 2**(E + 12)``
+rounds a float32 to the grid ``2**(E - 11)`` with the adder's own nearest-even rounding.
 """
 
 from __future__ import annotations
@@ -19,20 +20,13 @@ from anesim.numerics._bits import bits_f32, f32_bits
 
 _EXP = np.int32(0x7F800000)
 _TILE_MAGIC = np.int32((12 << 23) | 0x400000)  # 2**E -> 1.5 * 2**(E + 12): quantum 2**(E - 11)
-_COLS = 256  # output columns per block: 4 rows x 256 float32 accumulators stay in L1
-
-
-@njit(inline="always")
-def _first(a: np.float32, b: np.float32) -> np.float32:
-    """Tile step with an empty partial: the product rounded to 12 bits on its own grid."""
-    p = a * b
-    c = bits_f32((f32_bits(p) & _EXP) + _TILE_MAGIC)
-    return (p + c) - c
+_COLS = 256  # output columns per block: 8 rows x 256 float32 accumulators stay in L1
+_ROWS = 8
 
 
 @njit(inline="always")
 def _step(s: np.float32, a: np.float32, b: np.float32) -> np.float32:
-    """One tile step: s + a*b in float32, rounded on the grid set by the larger addend."""
+    """One tile addition: s + a*b in float32, rounded on the grid set by the larger addend."""
     p = a * b
     x = s + p
     e = max(f32_bits(s) & _EXP, f32_bits(p) & _EXP)
@@ -42,95 +36,102 @@ def _step(s: np.float32, a: np.float32, b: np.float32) -> np.float32:
 
 @njit(inline="always")
 def _tile(a0, a1, a2, a3, b0, b1, b2, b3):  # type: ignore[no-untyped-def]
-    """The partial of one four-lane tile."""
-    s = _first(a0, b0)
+    """The partial of one four-lane tile: the first product, then three rounded additions."""
+    s = a0 * b0
     s = _step(s, a1, b1)
     s = _step(s, a2, b2)
     return _step(s, a3, b3)
 
 
 @njit
-def _rows4(a, i, t, b0, b1, b2, b3, acc0, acc1, acc2, acc3):  # type: ignore[no-untyped-def]
-    """Add tile ``t`` of rows i..i+3 of ``a`` into four accumulator rows (vectorised over j)."""
-    k = 4 * t
-    a00 = a[i, k]; a01 = a[i, k + 1]; a02 = a[i, k + 2]; a03 = a[i, k + 3]  # noqa: E702
-    a10 = a[i + 1, k]; a11 = a[i + 1, k + 1]; a12 = a[i + 1, k + 2]; a13 = a[i + 1, k + 3]  # noqa: E702
-    a20 = a[i + 2, k]; a21 = a[i + 2, k + 1]; a22 = a[i + 2, k + 2]; a23 = a[i + 2, k + 3]  # noqa: E702
-    a30 = a[i + 3, k]; a31 = a[i + 3, k + 1]; a32 = a[i + 3, k + 2]; a33 = a[i + 3, k + 3]  # noqa: E702
-    for j in range(acc0.shape[0]):
+def _rows8(a, i, k, b0, b1, b2, b3, acc):  # type: ignore[no-untyped-def]
+    """Add the tile at lanes k..k+3 of rows i..i+7 of ``a`` into eight accumulator rows."""
+    a00 = a[i + 0, k]; a01 = a[i + 0, k + 1]; a02 = a[i + 0, k + 2]; a03 = a[i + 0, k + 3]  # noqa: E501,E702
+    a10 = a[i + 1, k]; a11 = a[i + 1, k + 1]; a12 = a[i + 1, k + 2]; a13 = a[i + 1, k + 3]  # noqa: E501,E702
+    a20 = a[i + 2, k]; a21 = a[i + 2, k + 1]; a22 = a[i + 2, k + 2]; a23 = a[i + 2, k + 3]  # noqa: E501,E702
+    a30 = a[i + 3, k]; a31 = a[i + 3, k + 1]; a32 = a[i + 3, k + 2]; a33 = a[i + 3, k + 3]  # noqa: E501,E702
+    a40 = a[i + 4, k]; a41 = a[i + 4, k + 1]; a42 = a[i + 4, k + 2]; a43 = a[i + 4, k + 3]  # noqa: E501,E702
+    a50 = a[i + 5, k]; a51 = a[i + 5, k + 1]; a52 = a[i + 5, k + 2]; a53 = a[i + 5, k + 3]  # noqa: E501,E702
+    a60 = a[i + 6, k]; a61 = a[i + 6, k + 1]; a62 = a[i + 6, k + 2]; a63 = a[i + 6, k + 3]  # noqa: E501,E702
+    a70 = a[i + 7, k]; a71 = a[i + 7, k + 1]; a72 = a[i + 7, k + 2]; a73 = a[i + 7, k + 3]  # noqa: E501,E702
+    for j in range(acc.shape[1]):
         x0 = b0[j]; x1 = b1[j]; x2 = b2[j]; x3 = b3[j]  # noqa: E702
-        acc0[j] += _tile(a00, a01, a02, a03, x0, x1, x2, x3)
-        acc1[j] += _tile(a10, a11, a12, a13, x0, x1, x2, x3)
-        acc2[j] += _tile(a20, a21, a22, a23, x0, x1, x2, x3)
-        acc3[j] += _tile(a30, a31, a32, a33, x0, x1, x2, x3)
+        s0 = a00 * x0; s1 = a10 * x0; s2 = a20 * x0; s3 = a30 * x0  # noqa: E702
+        s4 = a40 * x0; s5 = a50 * x0; s6 = a60 * x0; s7 = a70 * x0  # noqa: E702
+        s0 = _step(s0, a01, x1); s1 = _step(s1, a11, x1)  # noqa: E702
+        s2 = _step(s2, a21, x1); s3 = _step(s3, a31, x1)  # noqa: E702
+        s4 = _step(s4, a41, x1); s5 = _step(s5, a51, x1)  # noqa: E702
+        s6 = _step(s6, a61, x1); s7 = _step(s7, a71, x1)  # noqa: E702
+        s0 = _step(s0, a02, x2); s1 = _step(s1, a12, x2)  # noqa: E702
+        s2 = _step(s2, a22, x2); s3 = _step(s3, a32, x2)  # noqa: E702
+        s4 = _step(s4, a42, x2); s5 = _step(s5, a52, x2)  # noqa: E702
+        s6 = _step(s6, a62, x2); s7 = _step(s7, a72, x2)  # noqa: E702
+        s0 = _step(s0, a03, x3); s1 = _step(s1, a13, x3)  # noqa: E702
+        s2 = _step(s2, a23, x3); s3 = _step(s3, a33, x3)  # noqa: E702
+        s4 = _step(s4, a43, x3); s5 = _step(s5, a53, x3)  # noqa: E702
+        s6 = _step(s6, a63, x3); s7 = _step(s7, a73, x3)  # noqa: E702
+        acc[0, j] += s0; acc[1, j] += s1; acc[2, j] += s2; acc[3, j] += s3  # noqa: E702
+        acc[4, j] += s4; acc[5, j] += s5; acc[6, j] += s6; acc[7, j] += s7  # noqa: E702
 
 
 @njit
-def _row1(a, i, t, b0, b1, b2, b3, acc):  # type: ignore[no-untyped-def]
-    """Add tile ``t`` of row i of ``a`` into one accumulator row."""
-    k = 4 * t
+def _row1(a, i, k, b0, b1, b2, b3, acc):  # type: ignore[no-untyped-def]
+    """Add the tile at lanes k..k+3 of row i of ``a`` into one accumulator row."""
     a0 = a[i, k]; a1 = a[i, k + 1]; a2 = a[i, k + 2]; a3 = a[i, k + 3]  # noqa: E702
     for j in range(acc.shape[0]):
         acc[j] += _tile(a0, a1, a2, a3, b0[j], b1[j], b2[j], b3[j])
 
 
 @njit
-def _rows4_tracked(a, i, t, b0, b1, b2, b3, acc, hi, lo):  # type: ignore[no-untyped-def]
-    """As :func:`_rows4`, also keeping the running maximum and minimum of each accumulator."""
-    _rows4(a, i, t, b0, b1, b2, b3, acc[0], acc[1], acc[2], acc[3])
-    for r in range(4):
-        accr = acc[r]; hir = hi[r]; lor = lo[r]  # noqa: E702
-        for j in range(accr.shape[0]):
-            hir[j] = max(hir[j], accr[j])
-            lor[j] = min(lor[j], accr[j])
+def _row1_tracked(a, i, k, b0, b1, b2, b3, acc, hi, lo):  # type: ignore[no-untyped-def]
+    """As :func:`_row1`, also keeping the running maximum and minimum of each accumulator."""
+    a0 = a[i, k]; a1 = a[i, k + 1]; a2 = a[i, k + 2]; a3 = a[i, k + 3]  # noqa: E702
+    for j in range(acc.shape[0]):
+        v = acc[j] + _tile(a0, a1, a2, a3, b0[j], b1[j], b2[j], b3[j])
+        acc[j] = v
+        hi[j] = max(hi[j], v)
+        lo[j] = min(lo[j], v)
 
 
 @njit
 def _block(a, b, out, i0, j0, ncols):  # type: ignore[no-untyped-def]
-    """Accumulate output rows i0.. (up to four) by columns j0..j0+ncols over the full reduction."""
+    """Accumulate output rows i0.. (up to eight) by columns j0..j0+ncols over the reduction."""
     m = a.shape[0]
-    ntiles = a.shape[1] // 4
+    lanes = a.shape[1]
     j1 = j0 + ncols
-    if i0 + 4 <= m:
-        acc = np.zeros((4, ncols), np.float32)
-        acc0 = acc[0]; acc1 = acc[1]; acc2 = acc[2]; acc3 = acc[3]  # noqa: E702
-        for t in range(ntiles):
-            k = 4 * t
-            _rows4(a, i0, t, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1],
-                   acc0, acc1, acc2, acc3)
-        out[i0:i0 + 4, j0:j1] = acc
+    if i0 + _ROWS <= m:
+        acc = np.zeros((_ROWS, ncols), np.float32)
+        for k in range(0, lanes, 4):
+            _rows8(a, i0, k, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1], acc)
+        out[i0:i0 + _ROWS, j0:j1] = acc
     else:
-        acc1r = np.zeros(ncols, np.float32)
+        row = np.zeros(ncols, np.float32)
         for i in range(i0, m):
-            acc1r[:] = 0.0
-            for t in range(ntiles):
-                k = 4 * t
-                _row1(a, i, t, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1], acc1r)
-            out[i, j0:j1] = acc1r
+            row[:] = 0.0
+            for k in range(0, lanes, 4):
+                _row1(a, i, k, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1], row)
+            out[i, j0:j1] = row
 
 
 @njit
 def _block_tracked(a, b, out, hi, lo, i0, j0, ncols):  # type: ignore[no-untyped-def]
-    """As :func:`_block`, also recording each accumulator's running extremes."""
+    """As :func:`_block`, one row at a time, also recording the accumulators' running extremes."""
     m = a.shape[0]
-    ntiles = a.shape[1] // 4
+    lanes = a.shape[1]
     j1 = j0 + ncols
-    rows = min(4, m - i0)
-    acc = np.zeros((4, ncols), np.float32)
-    top = np.zeros((4, ncols), np.float32)
-    bot = np.zeros((4, ncols), np.float32)
-    # short row blocks borrow row 0's operands for the missing rows and discard them
-    sub = np.empty((4, a.shape[1]), np.float32)
-    for r in range(4):
-        sub[r, :] = a[i0 + min(r, rows - 1)]
-    for t in range(ntiles):
-        k = 4 * t
-        _rows4_tracked(sub, 0, t, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1],
-                       acc, top, bot)
-    for r in range(rows):
-        out[i0 + r, j0:j1] = acc[r]
-        hi[i0 + r, j0:j1] = top[r]
-        lo[i0 + r, j0:j1] = bot[r]
+    row = np.zeros(ncols, np.float32)
+    top = np.zeros(ncols, np.float32)
+    bot = np.zeros(ncols, np.float32)
+    for i in range(i0, min(m, i0 + _ROWS)):
+        row[:] = 0.0
+        top[:] = 0.0
+        bot[:] = 0.0
+        for k in range(0, lanes, 4):
+            _row1_tracked(a, i, k, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1],
+                          row, top, bot)
+        out[i, j0:j1] = row
+        hi[i, j0:j1] = top
+        lo[i, j0:j1] = bot
 
 
 @njit(parallel=True, cache=True)
@@ -139,7 +140,7 @@ def mac_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     groups, m, _ = a.shape
     n = b.shape[2]
     out = np.empty((groups, m, n), np.float32)
-    row_blocks = (m + 3) // 4
+    row_blocks = (m + _ROWS - 1) // _ROWS
     col_blocks = (n + _COLS - 1) // _COLS
     per_group = row_blocks * col_blocks
     # column-block major, so a thread's consecutive blocks reuse one panel of b from cache
@@ -149,7 +150,7 @@ def mac_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         jb = r // row_blocks
         rb = r % row_blocks
         j0 = jb * _COLS
-        _block(a[g], b[g], out[g], rb * 4, j0, min(_COLS, n - j0))
+        _block(a[g], b[g], out[g], rb * _ROWS, j0, min(_COLS, n - j0))
     return out
 
 
@@ -161,7 +162,7 @@ def mac_blocked_tracked(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
     out = np.empty((groups, m, n), np.float32)
     hi = np.empty((groups, m, n), np.float32)
     lo = np.empty((groups, m, n), np.float32)
-    row_blocks = (m + 3) // 4
+    row_blocks = (m + _ROWS - 1) // _ROWS
     col_blocks = (n + _COLS - 1) // _COLS
     per_group = row_blocks * col_blocks
     for q in prange(groups * per_group):
@@ -170,7 +171,7 @@ def mac_blocked_tracked(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
         jb = r // row_blocks
         rb = r % row_blocks
         j0 = jb * _COLS
-        _block_tracked(a[g], b[g], out[g], hi[g], lo[g], rb * 4, j0, min(_COLS, n - j0))
+        _block_tracked(a[g], b[g], out[g], hi[g], lo[g], rb * _ROWS, j0, min(_COLS, n - j0))
     return out, hi, lo
 
 
@@ -183,11 +184,11 @@ def _no_nan(x: np.float32) -> np.float32:
 @njit
 def _reduce_one(a, b, threshold):  # type: ignore[no-untyped-def]
     """One output of the rule with every special case: non-finite operands, sticky overflow."""
-    k_total = a.shape[0]
+    lanes = a.shape[0]
     acc = np.float32(0.0)
-    for k0 in range(0, k_total, 4):
-        s = np.float32(0.0)
-        for k in range(k0, k0 + 4):
+    for k0 in range(0, lanes, 4):
+        s = _no_nan(a[k0] * b[k0])
+        for k in range(k0 + 1, k0 + 4):
             p = _no_nan(a[k] * b[k])
             x = _no_nan(s + p)
             if np.isinf(x):

@@ -40,6 +40,28 @@ def _pad_lanes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a4, b4
 
 
+def _may_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray | None:
+    """Outputs whose running accumulator might reach ``threshold`` (None when none can).
+
+    After any tile |acc| ≤ (1 + small)·Σ|a||b| ≤ min(Σ|a|·max|b|, max|a|·Σ|b|); the check runs
+    on row and column sums only, so the common case costs O(MK + KN).
+    """
+    abs_a = np.where(np.isfinite(a), np.abs(a), np.float32(0.0))
+    abs_b = np.where(np.isfinite(b), np.abs(b), np.float32(0.0))
+    margin = 1.01 + 4.0 * a.shape[2] * 2.0**-24
+    a_sum, a_max = abs_a.sum(axis=2), abs_a.max(axis=2, initial=0.0)  # (G, M)
+    b_sum, b_max = abs_b.sum(axis=1), abs_b.max(axis=1, initial=0.0)  # (G, N)
+    overall = min(float(a_sum.max(initial=0.0)) * float(b_max.max(initial=0.0)),
+                  float(a_max.max(initial=0.0)) * float(b_sum.max(initial=0.0)))
+    if overall * margin < threshold:
+        return None
+    with np.errstate(over="ignore"):
+        bound = np.minimum(a_sum[:, :, None] * b_max[:, None, :],
+                           a_max[:, :, None] * b_sum[:, None, :])
+    risky = bound * margin >= threshold
+    return risky if risky.any() else None
+
+
 def reduce_grouped_f32(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
     """Accumulators (float32, overflow already ±inf) of a[g] @ b[g]; a (G,M,K), b (G,K,N)."""
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
@@ -55,15 +77,9 @@ def reduce_grouped_f32(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES)
 
     bad_rows = ~np.isfinite(a4).all(axis=2)  # (G, M)
     bad_cols = ~np.isfinite(b4).all(axis=1)  # (G, N)
-    # |acc| after any tile is at most (1 + small) * sum |a||b|; BLAS gives that bound cheaply
-    abs_a = np.where(np.isfinite(a4), np.abs(a4), 0.0).astype(np.float32)
-    abs_b = np.where(np.isfinite(b4), np.abs(b4), 0.0).astype(np.float32)
-    bound = np.matmul(abs_a, abs_b)
-    margin = 1.01 + 4.0 * k * 2.0**-24
-    risky = bound * margin >= threshold
-
+    risky = _may_reach(a4, b4, threshold)
     exact = bad_rows[:, :, None] | bad_cols[:, None, :]
-    if risky.any():
+    if risky is not None:
         acc, hi, lo = kernels.mac_blocked_tracked(a4, b4)
         up = hi >= threshold
         down = lo <= -threshold

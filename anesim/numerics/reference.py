@@ -82,11 +82,10 @@ def reduce(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarr
     acc = np.zeros((m, n), np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         for t in range(k4 // TILE_LANES):
-            s = np.zeros((m, n), np.float32)
             for lane in range(TILE_LANES):
                 kk = t * TILE_LANES + lane
                 p = flush_nan(np.outer(a4[:, kk], b4[kk, :])).astype(np.float32)  # exact
-                s = tile_round(s, p)
+                s = p if lane == 0 else tile_round(s, p)  # the first product enters unrounded
             acc = flush_nan((acc + s).astype(np.float32)).astype(np.float32)
             over = np.isfinite(acc) & (np.abs(acc) >= threshold)
             acc = np.where(over, np.copysign(np.inf, acc), acc).astype(np.float32)

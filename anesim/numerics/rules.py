@@ -7,10 +7,11 @@ The rules (docs/numerics.md gives the evidence for each):
 * Products are exact: an fp16 × fp16 product has at most 22 significant bits and fits float32.
 * Products reduce in tiles of four consecutive lanes of a fixed lattice over the reduction index
   (for a convolution the lanes run over kernel row, kernel column, input channel, innermost
-  last). Inside a tile a running partial ``s`` starts at the first product; each further product
-  ``p`` is added in a float32 adder and the sum is rounded, nearest-even, to the grid one bit
-  finer than the fp16 grid of the larger addend: quantum ``2**(E - 11)`` with
-  ``E = max(exponent(s), exponent(p))``. A short last tile is padded with zero products.
+  last). A tile is a chain of three additions: the partial ``s`` starts as the first product;
+  each further product ``p`` is added in a float32 adder and the sum is rounded, nearest-even,
+  to the grid one bit finer than the fp16 grid of the larger addend: quantum ``2**(E - 11)``
+  with ``E = max(exponent(s), exponent(p))``. A short last tile is padded with zero products,
+  which go through the same additions.
 * Tile partials are added in order into a float32 accumulator (round to nearest even).
 * At the output port the accumulator rounds to fp16. A result whose fp16 magnitude would reach
   ``port_limit`` becomes ±inf, and so does the result of any reduction whose running
