@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,12 @@ _MAX_DEPTH = 32
 
 
 def builtin_chip_dir() -> Path:
-    """The folder of chip files shipped with anesim (the checkout's ``chips/``)."""
-    here = Path(__file__).resolve()
-    checkout = here.parents[2] / "chips"
-    if (checkout / _GENERATIONS).is_dir():
+    """The folder of chip files shipped with anesim: the checkout's ``chips/``, or its copy in the wheel."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / "chips"
+    if (checkout / _GENERATIONS).is_dir() and (package.parent / "pyproject.toml").is_file():
         return checkout
-    return Path(str(resources.files("anesim._chipdata")))
+    return package / "_chipdata"  # where the wheel puts chips/ (pyproject.toml maps it)
 
 
 def normalize_name(name: str) -> str:
