@@ -47,6 +47,20 @@ def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = No
                if t in used_by_engine]
     outputs = [o for o in g.outputs if o not in host_outputs]
     outputs += [t for t in used_by_host if t in engine_made and t not in outputs]
+    # A value made in one segment and read in a later one leaves the engine between the two
+    # dispatches: it is an output of the first segment and an input of the later one.
+    segment_of: dict[str, int] = {}
+    crossing: list[str] = []
+    current = 0
+    for node in g.nodes:
+        if node.name in host:
+            current += 1
+            continue
+        for i in node.inputs:
+            if segment_of.get(i, current) < current and i not in outputs and i not in crossing:
+                crossing.append(i)
+        segment_of[node.output] = current
+    outputs += crossing
     notes: list[str] = []
     lowerer = SegmentLowerer(g, chip, limits, list(g.nodes), inputs, outputs, notes, host)
     eops = lowerer.run()

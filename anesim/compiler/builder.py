@@ -103,6 +103,12 @@ class Builder:
         self.graph.constants[name] = Constant(name, data)
         return Tensor(name, data.shape)
 
+    def constant_data(self, name: str, data: ConstantData) -> Tensor:
+        """A constant whose numbers come from a :class:`ConstantData` (importers use this)."""
+        self.graph.add_value(TensorInfo(name, data.shape, data.dtype), where=f"constant '{name}'")
+        self.graph.constants[name] = Constant(name, data)
+        return Tensor(name, data.shape)
+
     def _constant_data(self, name: str, value: WeightSpec, shape: tuple[int, ...] | None,
                        dtype: str, init: dict[str, Any]) -> ConstantData:
         where = f"constant '{name}'"

@@ -86,6 +86,10 @@ class ConstantData:
     given: np.ndarray | None = None
     thunk: Callable[[], np.ndarray] | None = None
     description: str = ""
+    # How the model stores it compressed, when it came that way: (format, palette bits,
+    # a function giving the kernel's codes and side tables). Kernels keep it instead of
+    # re-quantising the dense numbers.
+    encoding: tuple[str, int, Callable[[], dict[str, np.ndarray] | None]] | None = None
     _cache: np.ndarray | None = field(default=None, repr=False)
 
     @staticmethod

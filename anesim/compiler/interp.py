@@ -86,6 +86,8 @@ def dequantize(kernel: Kernel) -> np.ndarray:
         zero = np.asarray(kernel.zero_point, np.float32).reshape(-1, 1, 1, 1)
         return (w.astype(np.float32) - zero) * scale
     palette = np.asarray(kernel.palette).view(np.float16).astype(np.float32)
+    if palette.ndim == 1:  # one palette shared by every output channel
+        return palette[w.astype(np.int64)]
     return np.take_along_axis(palette, w.reshape(w.shape[0], -1).astype(np.int64), axis=1).reshape(w.shape)
 
 

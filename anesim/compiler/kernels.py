@@ -31,13 +31,25 @@ class KernelSource:
     format: str = "fp16"  # fp16, int8, uint8, palette
     palette_bits: int = 0
     description: str = ""
+    encoded: Callable[[], dict[str, np.ndarray] | None] | None = None  # the model's own codes
 
     def slice_out(self, start: int, stop: int) -> KernelSource:
         """Output channels [start, stop) only."""
         make = self.make
         o, i, kh, kw = self.shape
+        encoded = None
+        if self.encoded is not None:
+            whole = self.encoded
+
+            def encoded() -> dict[str, np.ndarray] | None:
+                parts = whole()
+                if parts is None:
+                    return None
+                return {k: (v[start:stop] if v.ndim and v.shape[0] == o and k != "palette" or
+                            (k == "palette" and v.ndim == 2) else v) for k, v in parts.items()}
+
         return KernelSource((stop - start, i, kh, kw), lambda: make()[start:stop], self.format,
-                            self.palette_bits, f"{self.description}[{start}:{stop}]")
+                            self.palette_bits, f"{self.description}[{start}:{stop}]", encoded)
 
     def scaled(self, per_channel: np.ndarray) -> KernelSource:
         """The same weights times a per-output-channel factor (batch norm, a following mul)."""
@@ -133,8 +145,10 @@ class LazyKernel(Kernel):
         parts = object.__getattribute__(self, "_parts")
         if parts is None:
             source: KernelSource = object.__getattribute__(self, "_source")
-            w = np.asarray(source.make(), np.float32).reshape(source.shape)
-            parts = quantize(w, source.format, source.palette_bits)
+            parts = source.encoded() if source.encoded is not None else None
+            if parts is None:
+                w = np.asarray(source.make(), np.float32).reshape(source.shape)
+                parts = quantize(w, source.format, source.palette_bits)
             object.__setattr__(self, "_parts", parts)
         return parts
 

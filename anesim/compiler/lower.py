@@ -402,7 +402,10 @@ class SegmentLowerer:
             fmt, bits = "fp16", 0
         if fmt == "palette" and f"int{bits}" not in self.limits.dtypes and "palette" not in self.limits.dtypes:
             fmt, bits = "fp16", 0
-        return KernelSource(shape4, lambda: data.array().reshape(shape4), fmt, bits, data.description)
+        encoded = None
+        if data.encoding is not None and data.encoding[0] == fmt and data.encoding[1] == bits:
+            encoded = data.encoding[2]
+        return KernelSource(shape4, lambda: data.array().reshape(shape4), fmt, bits, data.description, encoded)
 
     def _bias_of(self, node: Node, index: int) -> np.ndarray | None:
         if len(node.inputs) <= index:

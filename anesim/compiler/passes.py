@@ -141,12 +141,27 @@ def drop_identities(graph: Graph) -> Graph:
     """Read through identity ops (block returns, no-op casts) unless they name an output."""
     g = clone(graph)
     rename: dict[str, str] = {}
-    kept = []
+    kept: list[Node] = []
+    producers: dict[str, Node] = {}
+    uses: dict[str, int] = {}
+    for node in g.nodes:
+        for i in node.inputs:
+            uses[i] = uses.get(i, 0) + 1
     for node in g.nodes:
         node.inputs = tuple(rename.get(i, i) for i in node.inputs)
         if node.op == "identity" and node.output not in g.outputs:
             rename[node.output] = node.inputs[0]
             continue
+        src = node.inputs[0] if node.inputs else ""
+        prod = producers.get(src)
+        if (node.op == "identity" and prod is not None and src not in g.outputs
+                and uses.get(src, 0) == 1 and src not in rename.values()):
+            # An output that only renames its producer's result: the producer writes it directly.
+            g.values.pop(src, None)
+            prod.output = node.output
+            producers[node.output] = prod
+            continue
+        producers[node.output] = node
         kept.append(node)
     g.nodes = kept
     return g
