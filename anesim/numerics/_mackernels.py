@@ -94,26 +94,6 @@ def _row1_tracked(a, i, k, b0, b1, b2, b3, acc, hi, lo):  # type: ignore[no-unty
 
 
 @njit
-def _block(a, b, out, i0, j0, ncols):  # type: ignore[no-untyped-def]
-    """Accumulate output rows i0.. (up to eight) by columns j0..j0+ncols over the reduction."""
-    m = a.shape[0]
-    lanes = a.shape[1]
-    j1 = j0 + ncols
-    if i0 + _ROWS <= m:
-        acc = np.zeros((_ROWS, ncols), np.float32)
-        for k in range(0, lanes, 4):
-            _rows8(a, i0, k, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1], acc)
-        out[i0:i0 + _ROWS, j0:j1] = acc
-    else:
-        row = np.zeros(ncols, np.float32)
-        for i in range(i0, m):
-            row[:] = 0.0
-            for k in range(0, lanes, 4):
-                _row1(a, i, k, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1], row)
-            out[i, j0:j1] = row
-
-
-@njit
 def _block_tracked(a, b, out, hi, lo, i0, j0, ncols):  # type: ignore[no-untyped-def]
     """As :func:`_block`, one row at a time, also recording the accumulators' running extremes."""
     m = a.shape[0]
@@ -137,7 +117,7 @@ def _block_tracked(a, b, out, hi, lo, i0, j0, ncols):  # type: ignore[no-untyped
 @njit(parallel=True, cache=True)
 def mac_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Accumulators of ``a[g] @ b[g]`` under the tile rule; a: (G, M, K4), b: (G, K4, N)."""
-    groups, m, _ = a.shape
+    groups, m, lanes = a.shape
     n = b.shape[2]
     out = np.empty((groups, m, n), np.float32)
     row_blocks = (m + _ROWS - 1) // _ROWS
@@ -150,7 +130,24 @@ def mac_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         jb = r // row_blocks
         rb = r % row_blocks
         j0 = jb * _COLS
-        _block(a[g], b[g], out[g], rb * _ROWS, j0, min(_COLS, n - j0))
+        j1 = min(n, j0 + _COLS)
+        i0 = rb * _ROWS
+        ag = a[g]
+        bg = b[g]
+        if i0 + _ROWS <= m:
+            acc = np.zeros((_ROWS, j1 - j0), np.float32)
+            for k in range(0, lanes, 4):
+                _rows8(ag, i0, k, bg[k, j0:j1], bg[k + 1, j0:j1], bg[k + 2, j0:j1],
+                       bg[k + 3, j0:j1], acc)
+            out[g, i0:i0 + _ROWS, j0:j1] = acc
+        else:  # the last few rows, one at a time
+            row = np.zeros(j1 - j0, np.float32)
+            for i in range(i0, m):
+                row[:] = 0.0
+                for k in range(0, lanes, 4):
+                    _row1(ag, i, k, bg[k, j0:j1], bg[k + 1, j0:j1], bg[k + 2, j0:j1],
+                          bg[k + 3, j0:j1], row)
+                out[g, i, j0:j1] = row
     return out
 
 
