@@ -4,9 +4,9 @@ Operands arrive as float32 arrays that already hold fp16 values (NaN coerced, su
 flushed as the rules ask), with the reduction axis padded to a multiple of four. Every kernel
 returns the float32 accumulator; rounding at the output port happens in :mod:`.mac`.
 
-The hot loop works on a block of eight output rows by ``_COLS`` output columns, keeping the
-accumulator rows in L1 so each row of ``b`` loaded serves eight rows of products, and issuing
-each tile step for all eight rows before the next so the core always has independent chains.
+The hot loop works on a block of four output rows by ``_COLS`` output columns, keeping the
+accumulator rows in L1 so each row of ``b`` loaded serves four rows of products, and issuing
+each tile step for all four rows before the next so the core always has independent chains.
 Tile rounding uses the magic-constant trick: adding and subtracting ``1.5 * 2**(E + 12)``
 rounds a float32 to the grid ``2**(E - 11)`` with the adder's own nearest-even rounding.
 """
@@ -20,8 +20,8 @@ from anesim.numerics._bits import bits_f32, f32_bits
 
 _EXP = np.int32(0x7F800000)
 _TILE_MAGIC = np.int32((12 << 23) | 0x400000)  # 2**E -> 1.5 * 2**(E + 12): quantum 2**(E - 11)
-_COLS = 256  # output columns per block: 8 rows x 256 float32 accumulators stay in L1
-_ROWS = 8
+_COLS = 512  # output columns per block: 4 rows x 512 float32 accumulators stay in L1
+_ROWS = 4
 
 
 @njit(inline="always")
@@ -44,34 +44,23 @@ def _tile(a0, a1, a2, a3, b0, b1, b2, b3):  # type: ignore[no-untyped-def]
 
 
 @njit
-def _rows8(a, i, k, b0, b1, b2, b3, acc):  # type: ignore[no-untyped-def]
-    """Add the tile at lanes k..k+3 of rows i..i+7 of ``a`` into eight accumulator rows."""
-    a00 = a[i + 0, k]; a01 = a[i + 0, k + 1]; a02 = a[i + 0, k + 2]; a03 = a[i + 0, k + 3]  # noqa: E501,E702
-    a10 = a[i + 1, k]; a11 = a[i + 1, k + 1]; a12 = a[i + 1, k + 2]; a13 = a[i + 1, k + 3]  # noqa: E501,E702
-    a20 = a[i + 2, k]; a21 = a[i + 2, k + 1]; a22 = a[i + 2, k + 2]; a23 = a[i + 2, k + 3]  # noqa: E501,E702
-    a30 = a[i + 3, k]; a31 = a[i + 3, k + 1]; a32 = a[i + 3, k + 2]; a33 = a[i + 3, k + 3]  # noqa: E501,E702
-    a40 = a[i + 4, k]; a41 = a[i + 4, k + 1]; a42 = a[i + 4, k + 2]; a43 = a[i + 4, k + 3]  # noqa: E501,E702
-    a50 = a[i + 5, k]; a51 = a[i + 5, k + 1]; a52 = a[i + 5, k + 2]; a53 = a[i + 5, k + 3]  # noqa: E501,E702
-    a60 = a[i + 6, k]; a61 = a[i + 6, k + 1]; a62 = a[i + 6, k + 2]; a63 = a[i + 6, k + 3]  # noqa: E501,E702
-    a70 = a[i + 7, k]; a71 = a[i + 7, k + 1]; a72 = a[i + 7, k + 2]; a73 = a[i + 7, k + 3]  # noqa: E501,E702
+def _rows4(a, i, k, b0, b1, b2, b3, acc):  # type: ignore[no-untyped-def]
+    """Add the tile at lanes k..k+3 of rows i..i+3 of ``a`` into four accumulator rows."""
+    a00 = a[i, k]; a01 = a[i, k + 1]; a02 = a[i, k + 2]; a03 = a[i, k + 3]  # noqa: E702
+    a10 = a[i + 1, k]; a11 = a[i + 1, k + 1]; a12 = a[i + 1, k + 2]; a13 = a[i + 1, k + 3]  # noqa: E702
+    a20 = a[i + 2, k]; a21 = a[i + 2, k + 1]; a22 = a[i + 2, k + 2]; a23 = a[i + 2, k + 3]  # noqa: E702
+    a30 = a[i + 3, k]; a31 = a[i + 3, k + 1]; a32 = a[i + 3, k + 2]; a33 = a[i + 3, k + 3]  # noqa: E702
     for j in range(acc.shape[1]):
         x0 = b0[j]; x1 = b1[j]; x2 = b2[j]; x3 = b3[j]  # noqa: E702
+        # each step is issued for all four rows before the next: four independent chains
         s0 = a00 * x0; s1 = a10 * x0; s2 = a20 * x0; s3 = a30 * x0  # noqa: E702
-        s4 = a40 * x0; s5 = a50 * x0; s6 = a60 * x0; s7 = a70 * x0  # noqa: E702
         s0 = _step(s0, a01, x1); s1 = _step(s1, a11, x1)  # noqa: E702
         s2 = _step(s2, a21, x1); s3 = _step(s3, a31, x1)  # noqa: E702
-        s4 = _step(s4, a41, x1); s5 = _step(s5, a51, x1)  # noqa: E702
-        s6 = _step(s6, a61, x1); s7 = _step(s7, a71, x1)  # noqa: E702
         s0 = _step(s0, a02, x2); s1 = _step(s1, a12, x2)  # noqa: E702
         s2 = _step(s2, a22, x2); s3 = _step(s3, a32, x2)  # noqa: E702
-        s4 = _step(s4, a42, x2); s5 = _step(s5, a52, x2)  # noqa: E702
-        s6 = _step(s6, a62, x2); s7 = _step(s7, a72, x2)  # noqa: E702
         s0 = _step(s0, a03, x3); s1 = _step(s1, a13, x3)  # noqa: E702
         s2 = _step(s2, a23, x3); s3 = _step(s3, a33, x3)  # noqa: E702
-        s4 = _step(s4, a43, x3); s5 = _step(s5, a53, x3)  # noqa: E702
-        s6 = _step(s6, a63, x3); s7 = _step(s7, a73, x3)  # noqa: E702
         acc[0, j] += s0; acc[1, j] += s1; acc[2, j] += s2; acc[3, j] += s3  # noqa: E702
-        acc[4, j] += s4; acc[5, j] += s5; acc[6, j] += s6; acc[7, j] += s7  # noqa: E702
 
 
 @njit
@@ -95,7 +84,7 @@ def _row1_tracked(a, i, k, b0, b1, b2, b3, acc, hi, lo):  # type: ignore[no-unty
 
 @njit
 def _block_tracked(a, b, out, hi, lo, i0, j0, ncols):  # type: ignore[no-untyped-def]
-    """As :func:`_block`, one row at a time, also recording the accumulators' running extremes."""
+    """One block, one row at a time, also recording the accumulators' running extremes."""
     m = a.shape[0]
     lanes = a.shape[1]
     j1 = j0 + ncols
@@ -137,7 +126,7 @@ def mac_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if i0 + _ROWS <= m:
             acc = np.zeros((_ROWS, j1 - j0), np.float32)
             for k in range(0, lanes, 4):
-                _rows8(ag, i0, k, bg[k, j0:j1], bg[k + 1, j0:j1], bg[k + 2, j0:j1],
+                _rows4(ag, i0, k, bg[k, j0:j1], bg[k + 1, j0:j1], bg[k + 2, j0:j1],
                        bg[k + 3, j0:j1], acc)
             out[g, i0:i0 + _ROWS, j0:j1] = acc
         else:  # the last few rows, one at a time
