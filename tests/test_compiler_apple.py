@@ -36,3 +36,48 @@ def test_neuron_netplist_compiles(shared_dir: Path) -> None:
     assert result.dispatches == 1
     task = result.program.tasks[0]
     assert task.ne.activation == "lut" and task.ne.table.reduction == "exp2"
+
+
+def test_h13_command_buffer_round_trips_through_the_decoder(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    import anesim
+    from anesim.compiler import Builder, compile_graph
+    from anesim.compiler.h13 import program_fields
+    from anesim.compiler.h13_emit import encode_raw
+
+    b = Builder("round_trip")
+    x = b.input("x", (1, 16, 8, 8))
+    y = b.conv2d(x, 32, kernel=3, padding=1, activation="relu")
+    z = b.activation("sigmoid", b.add(b.conv2d(y, 8, kernel=1), b.conv2d(x, 8, kernel=1)))
+    b.output(b.concat([z, b.conv2d(x, 5, kernel=1)], axis=1))
+    result = compile_graph(b.build(), "m1", chain=False)
+    data, sidecar = encode_raw(result)
+    (tmp_path / "p.bin").write_bytes(data)
+    (tmp_path / "p.sidecar.json").write_text(json.dumps(sidecar))
+    decoded = anesim.load(tmp_path / "p.bin", sidecar=tmp_path / "p.sidecar.json", raw_buffer=True)
+    assert len(decoded.tasks) == len(result.program.tasks) and not decoded.notes
+    ours = program_fields(result.program, [i.kernel_offset for i in result.task_info])
+    for task, mine in zip(decoded.tasks, ours):
+        diffs = {k for k, v in task.fields.items() if v != mine.get(k, 0) and "CoeffBaseAddr" not in k}
+        assert not diffs, diffs
+    execute = pytest.importorskip("anesim.functional.execute").execute
+    x0 = np.random.default_rng(0).standard_normal((1, 16, 8, 8)).astype(np.float16)
+    a = execute(decoded, {"x": x0})
+    c = execute(result.program, {"x": x0})
+    assert all(np.array_equal(a[k], c[k]) for k in c)
+
+
+def test_command_buffer_refuses_what_h13_cannot_express(tmp_path: Path) -> None:
+    from anesim.compiler import Builder, compile_graph
+    from anesim.compiler.h13_emit import encode_raw
+    from anesim.errors import UnsupportedError
+
+    b = Builder("biased")
+    b.output(b.conv2d(b.input("x", (1, 4, 4, 4)), 4, kernel=1, bias="normal"))
+    with pytest.raises(UnsupportedError, match="bias"):
+        encode_raw(compile_graph(b.build(), "m1", chain=False))
+    with pytest.raises(UnsupportedError, match="H13 only"):
+        encode_raw(compile_graph(b.build(), "m5"))

@@ -18,27 +18,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="the model file")
     p.add_argument("--chip", default="m1", help="chip name, alias or YAML path (default: m1)")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="write the program: .hwx for H13 when the encoder supports it, else program-model JSON")
+                   help="write the program: OUT.bin = an H13 command buffer plus OUT.sidecar.json (H13 chips); "
+                        "OUT.json = the program model (every chip)")
     p.add_argument("--json", action="store_true", help="print the summary and task table as JSON")
     p.add_argument("--tasks", type=int, default=60, metavar="N", help="show at most N task rows (default 60)")
     p.add_argument("--weights", action="store_true", help="include kernel weights in JSON output")
     p.set_defaults(func=run)
 
 
-def _write(result: object, out: Path, weights: bool) -> str:
+def _write(args: argparse.Namespace, result: object, out: Path) -> str:
     from anesim.compiler.program_json import program_to_dict
+    from anesim.errors import UnsupportedError
 
     program = result.program  # type: ignore[attr-defined]
-    if out.suffix.lower() == ".hwx":
-        from anesim.compiler.hwx_emit import encode_compiled  # optional: H13 register emission
+    suffix = out.suffix.lower()
+    if suffix == ".hwx":
+        raise UnsupportedError("writing the Mach-O .hwx container is not implemented", file=out,
+                               expected="OUT.bin (an H13 command buffer with a sidecar) or OUT.json (the program model)")
+    if suffix in (".bin", ".anec"):
+        from anesim.compiler import compile_file
+        from anesim.compiler.h13_emit import encode_raw
 
-        data = encode_compiled(result)
+        # the command buffer keeps every intermediate in DRAM: pool residency has no H13 encoding yet
+        raw_result = compile_file(args.model, args.chip, chain=False)
+        data, sidecar = encode_raw(raw_result)
         out.write_bytes(data)
-        return f"wrote {out} ({len(data)} bytes, {len(program.tasks)} tasks, {program.generation})"
-    out.write_text(json.dumps(program_to_dict(program, weights), indent=1) + "\n", encoding="utf-8")
-    reason = ("" if out.suffix.lower() == ".json"
-              else " (program-model JSON; name the file .hwx to request an H13 container)")
-    return f"wrote {out}: the program model as JSON, {len(program.tasks)} tasks{reason}"
+        side = out.with_name(out.stem + ".sidecar.json")
+        side.write_text(json.dumps(sidecar, indent=1) + "\n", encoding="utf-8")
+        return (f"wrote {out} ({len(data)} bytes, {len(raw_result.program.tasks)} H13 tasks, intermediates in DRAM) "
+                f"and {side}; read it back with: anesim disasm {out} --sidecar {side}")
+    out.write_text(json.dumps(program_to_dict(program, args.weights), indent=1) + "\n", encoding="utf-8")
+    note = "" if program.generation == "H13" else f" ({program.generation}: no task-descriptor encoder, the program model instead)"
+    return f"wrote {out}: the program model as JSON, {len(program.tasks)} tasks{note}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from anesim.compiler import compile_file
 
     result = compile_file(args.model, args.chip)
-    message = _write(result, Path(args.output), args.weights) if args.output else None
+    message = _write(args, result, Path(args.output)) if args.output else None
     if args.json:
         data = result.summary()
         data["tasks_table"] = result.task_rows()

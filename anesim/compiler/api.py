@@ -22,11 +22,12 @@ def _chip(chip: ChipConfig | str) -> ChipConfig:
 
 
 def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = None,
-                  cores: int | None = None) -> CompileResult:
+                  cores: int | None = None, chain: bool = True) -> CompileResult:
     """Lower, tile and lay out a graph for one chip; the result holds the program and report.
 
     ``cores`` overrides the number of cores the compiler spreads output channels over (for
     comparing with programs compiled for a different core count); by default the chip's own.
+    ``chain=False`` keeps every intermediate in DRAM (no on-chip pool residency).
     """
     started = time.perf_counter()
     chip = _chip(chip)
@@ -67,7 +68,7 @@ def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = No
     emitter = ProgramEmitter(chip, limits, lowerer.buffers, name or g.name, chip.identity.generation,
                              g.source)
     shapes = {k: v.shape for k, v in g.values.items()}
-    program, infos, first_task = emitter.emit(eops, outputs, inputs, shapes, notes, cores)
+    program, infos, first_task = emitter.emit(eops, outputs, inputs, shapes, notes, cores, chain)
     first_task.append(len(program.tasks))
     segments: list[Segment] = []
     pending: list[HostOp] = []
@@ -114,7 +115,8 @@ def load_graph(path: str | Path) -> Graph:
                            expected=", ".join(MODEL_SUFFIXES), found=suffix or "no suffix")
 
 
-def compile_file(path: str | Path, chip: ChipConfig | str, *, cores: int | None = None) -> CompileResult:
+def compile_file(path: str | Path, chip: ChipConfig | str, *, cores: int | None = None,
+                 chain: bool = True) -> CompileResult:
     """Compile a model file (program YAML, ONNX, Core ML, netplist) for a chip."""
     graph = load_graph(path)
-    return compile_graph(graph, chip, cores=cores)
+    return compile_graph(graph, chip, cores=cores, chain=chain)

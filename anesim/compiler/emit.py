@@ -106,7 +106,7 @@ class ProgramEmitter:
 
     def emit(self, eops: list[EOp], output_order: list[str], input_order: list[str],
              tensor_shapes: dict[str, tuple[int, ...]], notes: list[str],
-             cores: int | None = None) -> tuple[Program, list[TaskInfo], list[int]]:
+             cores: int | None = None, chain: bool = True) -> tuple[Program, list[TaskInfo], list[int]]:
         """The program, per-task info, and for each engine op the index of its first task."""
         cores_available = cores or self.limits.cores
         expanded: list[tuple[EOp, NePlan]] = []
@@ -119,7 +119,7 @@ class ProgramEmitter:
                            e.engine, (e.weights_view,) if e.weights_view else ()) for e, _ in expanded]
         placements, slot_sizes = plan_memory(
             self.buffers, accesses, self.chip.memory.pool_bytes.value,
-            self.chip.memory.working_set_cap_bytes.value, output_order, input_order)
+            self.chip.memory.working_set_cap_bytes.value, output_order, input_order, chain)
         tasks: list[Task] = []
         infos: list[TaskInfo] = []
         kernel_parts: list[tuple[int, object, int, int]] = []

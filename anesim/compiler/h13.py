@@ -151,6 +151,7 @@ def task_fields(program: Program, index: int, kernel_offset: int = -1) -> dict[s
     f["Common.TaskInfo.NID"] = int(kind != "planar")
 
     # tile DMA source and destination (§3.6; strides in 64-byte units)
+    f["TileDMASrc.BaseAddr.Addr"] = _units(src.offset_bytes)
     f["TileDMASrc.RowStride.Stride"] = _units(src.row_stride_bytes)
     f["TileDMASrc.PlaneStride.PlaneStride"] = _units(src.plane_stride_bytes)
     f["TileDMASrc.DepthStride.Stride"] = _units(src.plane_stride_bytes * src.channels)
@@ -159,6 +160,7 @@ def task_fields(program: Program, index: int, kernel_offset: int = -1) -> dict[s
     f["TileDMASrc.unk_40"] = 0 if kind == "planar" else 0x100
     if two:
         s2 = task.sources[1]
+        f["TileDMASrc.Src2BaseAddr.Addr"] = _units(s2.offset_bytes)
         f["TileDMASrc.Src2RowStride.Stride"] = _units(s2.row_stride_bytes)
         f["TileDMASrc.Src2PlaneStride.PlaneStride"] = _units(s2.plane_stride_bytes)
         f["TileDMASrc.Src2DepthStride.Stride"] = _units(s2.plane_stride_bytes * s2.channels)

@@ -104,8 +104,9 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
 
 
 def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, cap: int,
-                output_order: list[str], input_order: list[str]) -> tuple[dict[int, Placement], dict[int, int]]:
-    """Placements of every buffer and the size of each DRAM slot it uses."""
+                output_order: list[str], input_order: list[str],
+                chain: bool = True) -> tuple[dict[int, Placement], dict[int, int]]:
+    """Placements of every buffer and the size of each DRAM slot it uses (no pool with chain=False)."""
     writers: dict[int, list[int]] = {}
     readers: dict[int, list[int]] = {}
     for t, acc in enumerate(accesses):
@@ -156,7 +157,7 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
         touched = writers[buf.id] + readers.get(buf.id, [])
         first, last = min(touched), max(touched)
         size = align_up(buf.nbytes)
-        if _chainable(buf, writers[buf.id], readers.get(buf.id, []), accesses, cap):
+        if chain and _chainable(buf, writers[buf.id], readers.get(buf.id, []), accesses, cap):
             pool_live = [a for a in pool_live if a[0] >= first]
             spot = _first_fit(pool_live, size, pool_bytes)
             if spot is not None:
