@@ -162,9 +162,8 @@ class _Importer:
                  eps=float(a.get("epsilon", 1e-5)))
         elif op == "LayerNormalization":
             axis = int(a.get("axis", -1))
-            rank = self._rank(ins[0])
-            if axis % rank != rank - 1 and axis not in (1, -3):
-                pass
+            if axis % self._rank(ins[0]) != self._rank(ins[0]) - 1:
+                raise self.fail("LayerNormalization is supported over the last axis", found=axis)
             b.op("layer_norm", [i for i in ins if i], name=nm, output=out, axis=axis,
                  eps=float(a.get("epsilon", 1e-5)))
         elif op == "Softmax":
@@ -194,7 +193,6 @@ class _Importer:
     def _conv(self, a: dict[str, Any], ins: list[str], nm: str, out: str) -> None:
         if ins[1] not in self.b.graph.constants:
             raise self.fail("convolution weights must be initializers")
-        kh, kw = self.b.graph.info(ins[1]).shape[2:]
         pads = list(a.get("pads", [0, 0, 0, 0]))
         auto = a.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else auto
@@ -205,7 +203,6 @@ class _Importer:
             padding = 0
         self.b.op("conv2d", [i for i in ins if i], name=nm, output=out, stride=list(a.get("strides", [1, 1])),
                   padding=padding, dilation=list(a.get("dilations", [1, 1])), groups=int(a.get("group", 1)))
-        del kh, kw
 
     def _gemm(self, op: str, a: dict[str, Any], ins: list[str], nm: str, out: str) -> None:
         b = self.b

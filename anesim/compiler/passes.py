@@ -19,9 +19,6 @@ from anesim.compiler.constants import ConstantData
 from anesim.compiler.graph import Constant, Graph, Node
 from anesim.compiler.reference import run_node
 
-VIEW_LIKE_FOLDABLE = True
-
-
 def clone(graph: Graph) -> Graph:
     """A copy of the graph whose node list and tables can be rewritten freely."""
     out = Graph(graph.name, dict(graph.inputs), dict(graph.constants),

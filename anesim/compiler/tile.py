@@ -150,7 +150,6 @@ def tile_height(chip: ChipConfig, eop: EOp) -> int:
     out_h = eop.dest.h
     out_row = eop.dest.c * eop.dest.sh
     in_rows = [(s.c * s.sh, s.h) for s in eop.sources]
-    in_total = sum(r * h for r, h in in_rows)
     if max([out_row * out_h] + [r * h for r, h in in_rows]) <= cap:
         return out_h
     best = 1
@@ -162,5 +161,4 @@ def tile_height(chip: ChipConfig, eop: EOp) -> int:
             best, lo = mid, mid + 1
         else:
             hi = mid - 1
-    del in_total
     return best
