@@ -21,12 +21,10 @@ import os
 import platform
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # numba's OpenMP threads: sleep when idle
+import numba
+import numpy as np
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-
-import anesim.numerics as N  # noqa: E402
+import anesim.numerics as N
 
 CONV_SIDE = 16  # image height and width of the convolution case
 SETTLE_S = 0.3  # pause between timed phases

@@ -9,6 +9,8 @@ normal-range outputs) and is given where the output spans many binades.
 from __future__ import annotations
 
 import math
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +119,33 @@ def test_lut_rejects_bad_tables() -> None:
         N.Lut(np.zeros(33, np.uint16), x_first=1.0, x_last=1.0)
     with pytest.raises(ValueError):
         N.builtin_lut("softsign")
+
+
+def _decoded_table(shared: Path, member: str, offset: int) -> np.ndarray:
+    """The 64 fp16 words of an activation table inside one of the M1 raw kernels."""
+    with tarfile.open(shared / "hwx" / "eiln" / "kernels.tar.gz") as tar:
+        handle = tar.extractfile(f"kernels/{member}.bin")
+        assert handle is not None
+        blob = handle.read()
+    return np.frombuffer(blob[offset:offset + 128], np.uint16).copy()
+
+
+def test_decoded_m1_tables_reach_the_guides_accuracy(shared_dir: Path) -> None:
+    # tables taken from M1 command buffers, evaluated by our rule; the knot spans are the ones
+    # the sampled values imply (tanh over [0, 4], gelu over [-4, 4], sigmoid − ½ over [0, 8])
+    inside = np.isfinite(VALUES) & (np.abs(VALUES) <= 16.0)
+    x, v = ALL[inside], VALUES[inside]
+    tanh_words = _decoded_table(shared_dir, "unary/tanh", 0x280)
+    tanh = N.Lut(tanh_words[4:37], 0.0, 4.0, lo=0.0, hi=4.0, below=0.0, above=1.0, symmetry="odd")
+    gelu_words = _decoded_table(shared_dir, "activation/gelu", 0x280)
+    gelu = N.Lut(gelu_words[4:37], -4.0, 4.0, lo=-4.4, hi=math.inf, below=0.0, above=math.inf)
+    sig_words = _decoded_table(shared_dir, "unary/sigmoid", 0x580)
+    sigmoid = N.Lut(sig_words[4:37], 0.0, 8.0, lo=-1.0, hi=10.0, below=0.0, above=0.5,
+                    symmetry="odd", post_bias=0.5)
+    for table, fn, device in ((tanh, np.tanh, 0.0017), (gelu, _gelu, 0.0059),
+                              (sigmoid, _sigmoid, 0.0034)):
+        got = N.from_bits(N.apply_lut(x, table)).astype(np.float64)
+        err = np.abs(got - fn(v).astype(np.float16).astype(np.float64)).max()
+        assert err <= 1.2 * device
+    # the decoded gelu carries a small negative value at the origin, as the guide reports
+    assert -0.001 < float(N.from_bits(N.apply_lut(np.zeros(1, np.uint16), gelu))[0]) < 0.0

@@ -72,35 +72,48 @@ def _row1(a, i, k, b0, b1, b2, b3, acc):  # type: ignore[no-untyped-def]
 
 
 @njit
-def _row1_tracked(a, i, k, b0, b1, b2, b3, acc, hi, lo):  # type: ignore[no-untyped-def]
-    """As :func:`_row1`, also keeping the running maximum and minimum of each accumulator."""
-    a0 = a[i, k]; a1 = a[i, k + 1]; a2 = a[i, k + 2]; a3 = a[i, k + 3]  # noqa: E702
-    for j in range(acc.shape[0]):
-        v = acc[j] + _tile(a0, a1, a2, a3, b0[j], b1[j], b2[j], b3[j])
-        acc[j] = v
-        hi[j] = max(hi[j], v)
-        lo[j] = min(lo[j], v)
+def _rows4_tracked(a, i, k, b0, b1, b2, b3, acc, hi, lo):  # type: ignore[no-untyped-def]
+    """As :func:`_rows4`, also keeping the running maximum and minimum of each accumulator."""
+    a00 = a[i, k]; a01 = a[i, k + 1]; a02 = a[i, k + 2]; a03 = a[i, k + 3]  # noqa: E702
+    a10 = a[i + 1, k]; a11 = a[i + 1, k + 1]; a12 = a[i + 1, k + 2]; a13 = a[i + 1, k + 3]  # noqa: E702
+    a20 = a[i + 2, k]; a21 = a[i + 2, k + 1]; a22 = a[i + 2, k + 2]; a23 = a[i + 2, k + 3]  # noqa: E702
+    a30 = a[i + 3, k]; a31 = a[i + 3, k + 1]; a32 = a[i + 3, k + 2]; a33 = a[i + 3, k + 3]  # noqa: E702
+    for j in range(acc.shape[1]):
+        x0 = b0[j]; x1 = b1[j]; x2 = b2[j]; x3 = b3[j]  # noqa: E702
+        s0 = a00 * x0; s1 = a10 * x0; s2 = a20 * x0; s3 = a30 * x0  # noqa: E702
+        s0 = _step(s0, a01, x1); s1 = _step(s1, a11, x1)  # noqa: E702
+        s2 = _step(s2, a21, x1); s3 = _step(s3, a31, x1)  # noqa: E702
+        s0 = _step(s0, a02, x2); s1 = _step(s1, a12, x2)  # noqa: E702
+        s2 = _step(s2, a22, x2); s3 = _step(s3, a32, x2)  # noqa: E702
+        s0 = _step(s0, a03, x3); s1 = _step(s1, a13, x3)  # noqa: E702
+        s2 = _step(s2, a23, x3); s3 = _step(s3, a33, x3)  # noqa: E702
+        v0 = acc[0, j] + s0; v1 = acc[1, j] + s1; v2 = acc[2, j] + s2; v3 = acc[3, j] + s3  # noqa: E702
+        acc[0, j] = v0; acc[1, j] = v1; acc[2, j] = v2; acc[3, j] = v3  # noqa: E702
+        hi[0, j] = max(hi[0, j], v0); hi[1, j] = max(hi[1, j], v1)  # noqa: E702
+        hi[2, j] = max(hi[2, j], v2); hi[3, j] = max(hi[3, j], v3)  # noqa: E702
+        lo[0, j] = min(lo[0, j], v0); lo[1, j] = min(lo[1, j], v1)  # noqa: E702
+        lo[2, j] = min(lo[2, j], v2); lo[3, j] = min(lo[3, j], v3)  # noqa: E702
 
 
 @njit
 def _block_tracked(a, b, out, hi, lo, i0, j0, ncols):  # type: ignore[no-untyped-def]
-    """One block, one row at a time, also recording the accumulators' running extremes."""
+    """One block with the accumulators' running extremes; short row blocks repeat a row."""
     m = a.shape[0]
     lanes = a.shape[1]
     j1 = j0 + ncols
-    row = np.zeros(ncols, np.float32)
-    top = np.zeros(ncols, np.float32)
-    bot = np.zeros(ncols, np.float32)
-    for i in range(i0, min(m, i0 + _ROWS)):
-        row[:] = 0.0
-        top[:] = 0.0
-        bot[:] = 0.0
-        for k in range(0, lanes, 4):
-            _row1_tracked(a, i, k, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1],
-                          row, top, bot)
-        out[i, j0:j1] = row
-        hi[i, j0:j1] = top
-        lo[i, j0:j1] = bot
+    rows = min(_ROWS, m - i0)
+    sub = np.empty((_ROWS, lanes), np.float32)
+    for r in range(_ROWS):
+        sub[r] = a[i0 + min(r, rows - 1)]
+    acc = np.zeros((_ROWS, ncols), np.float32)
+    top = np.zeros((_ROWS, ncols), np.float32)
+    bot = np.zeros((_ROWS, ncols), np.float32)
+    for k in range(0, lanes, 4):
+        _rows4_tracked(sub, 0, k, b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1],
+                       acc, top, bot)
+    out[i0:i0 + rows, j0:j1] = acc[:rows]
+    hi[i0:i0 + rows, j0:j1] = top[:rows]
+    lo[i0:i0 + rows, j0:j1] = bot[:rows]
 
 
 @njit(parallel=True, cache=True)
