@@ -156,7 +156,10 @@ def to_bits(values: np.ndarray | float) -> np.ndarray:
         return np.ascontiguousarray(arr).view(np.uint16)
     if arr.dtype == np.uint16:
         return arr
-    return f32_to_f16(arr.astype(np.float32))
+    if arr.dtype == np.float32:
+        return f32_to_f16(arr)
+    with np.errstate(over="ignore"):  # numpy rounds wider floats to half directly, no double rounding
+        return np.ascontiguousarray(arr.astype(np.float64).astype(np.float16)).view(np.uint16)
 
 
 def from_bits(bits: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from anesim.numerics.fp16 import f16_to_f32, f32_to_f16, rn16_64
+from anesim.numerics.fp16 import f16_to_f32, f32_to_f16, rn16_64, to_bits
 
 BINARY_OPS: dict[str, int] = {
     "add": 0, "sub": 1, "mul": 2, "max": 3, "min": 4, "div": 5, "ave": 6,
@@ -130,9 +130,7 @@ def scale_bias(y: np.ndarray, scale: np.ndarray | float | None = None,
     y = np.asarray(y, dtype=np.uint16)
 
     def along(v: np.ndarray | float) -> np.ndarray:
-        arr = np.asarray(v)
-        if arr.dtype != np.uint16:
-            arr = f32_to_f16(arr.astype(np.float32))
+        arr = to_bits(np.asarray(v))
         if arr.ndim == 0:
             return arr
         shape = [1] * y.ndim
@@ -148,7 +146,7 @@ def scale_bias(y: np.ndarray, scale: np.ndarray | float | None = None,
 
 def leaky_relu(x: np.ndarray, alpha: float) -> np.ndarray:
     """x where x > 0, else the fp16 product alpha·x."""
-    slope = f32_to_f16(np.float32(alpha))
+    slope = to_bits(np.float64(alpha))
     scaled = elementwise("mul", x, slope)
     positive = planar_operand(x) > 0
     return np.where(positive, np.asarray(x, np.uint16), scaled)

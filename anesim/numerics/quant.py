@@ -24,14 +24,20 @@ def _along(v: np.ndarray | float | int, ndim: int, axis: int) -> np.ndarray:
     return arr.reshape(shape)
 
 
+def _scale_values(scale: np.ndarray | float) -> np.ndarray:
+    """A scale (fp16 bits, or numbers rounded to fp16) as float64 values."""
+    arr = np.asarray(scale)
+    bits = arr if arr.dtype == np.uint16 else to_bits(arr.astype(np.float64))
+    return np.asarray(bits).view(np.float16).astype(np.float64)
+
+
 def dequantize(q: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int = 0,
                axis: int = 0) -> np.ndarray:
     """fp16 bits of ``scale · (q − zero_point)`` rounded once; scale/zero point per ``axis``."""
     q = np.asarray(q)
     if q.dtype not in (np.int8, np.uint8):
         raise ValueError(f"dequantize takes int8 or uint8 codes, not {q.dtype}")
-    s = np.asarray(to_bits(np.asarray(scale, np.float32) if np.asarray(scale).dtype != np.uint16
-                           else np.asarray(scale))).view(np.float16).astype(np.float64)
+    s = _scale_values(scale)
     z = np.asarray(zero_point, np.int64)
     centred = q.astype(np.int64) - _along(z, q.ndim, axis)  # exact in fp16: |q − z| ≤ 255
     with np.errstate(over="ignore"):
@@ -44,7 +50,7 @@ def quantize(x: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | 
     info = np.iinfo(dtype)
     v = np.asarray(x, np.uint16).view(np.float16).astype(np.float64)
     v = np.where(np.isnan(v), np.inf, v)  # the input boundary rule: NaN is +inf
-    s = np.asarray(to_bits(np.asarray(scale, np.float32))).view(np.float16).astype(np.float64)
+    s = _scale_values(scale)
     z = _along(np.asarray(zero_point, np.int64), v.ndim, axis)
     with np.errstate(divide="ignore", invalid="ignore"):
         code = np.rint(v / _along(s, v.ndim, axis)) + z

@@ -8,11 +8,17 @@ All arrays in and out are fp16 bit patterns (``uint16``) unless a docstring says
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from anesim.numerics.rules import M1_RULES, TILE_BITS, TILE_LANES, WIDTH_SLICE_GAIN, MacRules
 
+if TYPE_CHECKING:  # the reference only reads a Lut's fields; it never runs the kernels
+    from anesim.numerics.lut import Lut
+
 F16 = np.float16
+SEGMENTS = 32  # a lookup table's 33 knots bound 32 segments
 
 
 def values(bits: np.ndarray) -> np.ndarray:
@@ -257,30 +263,28 @@ def pool(x: np.ndarray, mode: str, kernel: tuple[int, int], stride: tuple[int, i
 # ------------------------------------------------------------------------------ lookup tables
 
 
-def apply_lut(x: np.ndarray, lut: object) -> np.ndarray:
+def apply_lut(x: np.ndarray, lut: Lut) -> np.ndarray:
     """fp16 bits of a :class:`anesim.numerics.lut.Lut` applied to fp16 bits, step by step."""
-    from anesim.numerics.lut import SEGMENTS  # local: reference must not need the kernels
-
     v = coerce_input(values(x))
     with np.errstate(all="ignore"):
-        if lut.pre_scale != 1.0:  # type: ignore[attr-defined]
-            v = flush_nan(round16(v * lut.pre_scale))  # type: ignore[attr-defined]
+        if lut.pre_scale != 1.0:
+            v = flush_nan(round16(v * lut.pre_scale))
         sign = np.ones_like(v)
         u = v.copy()
-        if lut.symmetry != "none":  # type: ignore[attr-defined]
-            if lut.symmetry == "odd":  # type: ignore[attr-defined]
+        if lut.symmetry != "none":
+            if lut.symmetry == "odd":
                 sign = np.where(v < 0, -1.0, 1.0)
             u = np.where(v < 0, -v, v)
 
         def table(arg: np.ndarray) -> np.ndarray:
-            if lut.knots is None:  # type: ignore[attr-defined]
+            if lut.knots is None:
                 return arg
-            t = (arg - lut.x_first) * (SEGMENTS / (lut.x_last - lut.x_first))  # type: ignore[attr-defined]
+            t = (arg - lut.x_first) * (SEGMENTS / (lut.x_last - lut.x_first))
             i = np.clip(np.floor(np.where(np.isfinite(t), t, 0.0)), 0, SEGMENTS - 1).astype(int)
-            prod = flush_nan(round16(lut.slopes[i] * arg))  # type: ignore[attr-defined]
-            return flush_nan(round16(prod + lut.intercepts[i]))  # type: ignore[attr-defined]
+            prod = flush_nan(round16(lut.slopes[i] * arg))
+            return flush_nan(round16(prod + lut.intercepts[i]))
 
-        red = lut.reduction  # type: ignore[attr-defined]
+        red = lut.reduction
         safe = np.where(np.isfinite(u) & (u > 0), u, 1.0)
         if red == "none":
             y = table(np.where(np.isfinite(u), u, 0.0))
@@ -304,11 +308,11 @@ def apply_lut(x: np.ndarray, lut: object) -> np.ndarray:
                 y = flush_nan(round16(t + expo))
             at_zero = {"log2": -np.inf, "sqrt": 0.0}.get(red, np.inf)
             y = np.where(u == 0, at_zero, np.where(u < 0, 0.0, y))
-        y = np.where((u < lut.lo) | (u == -np.inf), lut.below,  # type: ignore[attr-defined]
-                     np.where((u > lut.hi) | (u == np.inf), lut.above, y))  # type: ignore[attr-defined]
+        y = np.where((u < lut.lo) | (u == -np.inf), lut.below,
+                     np.where((u > lut.hi) | (u == np.inf), lut.above, y))
         y = sign * y
-        if lut.post_scale != 1.0:  # type: ignore[attr-defined]
-            y = flush_nan(round16(y * lut.post_scale))  # type: ignore[attr-defined]
-        if lut.post_bias != 0.0:  # type: ignore[attr-defined]
-            y = flush_nan(round16(y + lut.post_bias))  # type: ignore[attr-defined]
+        if lut.post_scale != 1.0:
+            y = flush_nan(round16(y * lut.post_scale))
+        if lut.post_bias != 0.0:
+            y = flush_nan(round16(y + lut.post_bias))
     return bits_of(y)
