@@ -76,13 +76,17 @@ def encode(program_or_decoded: Any) -> bytes:
     return _encode(program_or_decoded)
 
 
-def execute(program: Program, inputs: Mapping[str, np.ndarray],
+def execute(program: Program | CompileResult, inputs: Mapping[str, np.ndarray],
             chip: ChipConfig | str | None = None) -> dict[str, np.ndarray]:
-    """Run a Program on named inputs (logical NCHW arrays) with the engine's numerics."""
+    """Run a Program (or a compiled model, host work included) on named NCHW inputs."""
     from anesim.chips import load_chip
     from anesim.functional import execute as _execute
+    from anesim.program.model import Program as _Program
 
-    return _execute(program, inputs, load_chip(chip) if isinstance(chip, str) else chip)
+    config = load_chip(chip) if isinstance(chip, str) else chip
+    if isinstance(program, _Program):
+        return _execute(program, inputs, config)
+    return program.execute(inputs, lambda segment, feeds: _execute(segment, feeds, config))
 
 
 def simulate(program: Any, chip: ChipConfig | str = "m1", **options: Any) -> TimingResult:

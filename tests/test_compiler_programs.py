@@ -81,20 +81,13 @@ def test_small_programs_compute_the_model(name: str) -> None:
         assert err < 5e-3, f"{name}/{key}: relative error {err:.3g}"
 
 
-def _has_transposed_runtime_weights(program) -> bool:
-    return any(t.ne is not None and t.ne.op == "conv" and t.ne.kernel is None and len(t.sources) > 1
-               for t in program.tasks)
-
-
 @pytest.mark.parametrize("name", SMALL)
 def test_functional_engine_runs_compiled_programs(name: str) -> None:
-    execute = pytest.importorskip("anesim.functional.execute").execute
+    from anesim.functional import execute
+
     chip = load_chip("m1")
     graph = load_graph(REPO / "programs" / f"{name}.yaml")
     result = compile_file(REPO / "programs" / f"{name}.yaml", chip)
-    if _has_transposed_runtime_weights(result.program):
-        pytest.skip("transposed run-time weights (attention scores) are not executed by the functional "
-                    "engine yet; docs/compiler.md")
     inputs = fp16_inputs(graph, 5)
     ref = run_graph(graph, inputs)
     got = result.execute(inputs, lambda prog, feeds: execute(prog, feeds, chip))

@@ -54,7 +54,7 @@ def _read_inputs(items: list[str]) -> dict[str, Any]:
     return inputs
 
 
-def _functional(args: argparse.Namespace, program: Any, chip: Any) -> list[str]:
+def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) -> list[str]:
     """Execute the program with the engine's numerics; write outputs (and drawn inputs) to --out."""
     import numpy as np
 
@@ -65,7 +65,7 @@ def _functional(args: argparse.Namespace, program: Any, chip: Any) -> list[str]:
     seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
     drawn = {k: v for k, v in random_inputs(program, seed).items() if k not in inputs}
     inputs.update(drawn)
-    outputs = anesim.execute(program, inputs, chip)
+    outputs = anesim.execute(target, inputs, chip)
     notes = []
     if drawn and args.random_inputs is None:
         notes.append(f"inputs not given with --input were drawn with seed {seed} "
@@ -98,14 +98,18 @@ def run(args: argparse.Namespace) -> int:
     from anesim.timing.trace import write_trace
 
     chip = load_chip(args.chip)
-    program = anesim.load(args.file, chip=chip, sidecar=args.sidecar)
-    result = simulate(program, chip, loop=args.loop, trace=bool(args.trace))
+    if anesim.is_model_file(args.file):
+        target: Any = anesim.compile(args.file, chip)  # segments and host work, not just the tasks
+        program = target.program
+    else:
+        program = target = anesim.load(args.file, sidecar=args.sidecar)
+    result = simulate(target, chip, loop=args.loop, trace=bool(args.trace))
     notes: list[str] = []
     if args.trace:
         fmt = write_trace(result, args.trace)
         notes.append(f"wrote {fmt} trace {args.trace}")
     if not args.timing_only:
-        notes.extend(_functional(args, program, chip))
+        notes.extend(_functional(args, program, target, chip))
     if args.json:
         data = {"file": str(args.file), **result.to_dict()}
         print_json(data)

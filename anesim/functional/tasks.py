@@ -57,14 +57,25 @@ def dense_weights(kernel: Kernel) -> np.ndarray:
     return w
 
 
+def _weights_from_source(planes: np.ndarray) -> np.ndarray:
+    """1×1 weights streamed as a second source: planes (C_in, 1, C_out) hold w[o, c] at [c, 0, o]."""
+    c_in, height, c_out = planes.shape
+    if height != 1:
+        raise UnsupportedError(f"a weight source must hold one row per input channel, found {height} rows")
+    return np.ascontiguousarray(planes[:, 0, :].T).reshape(c_out, c_in, 1, 1)
+
+
 def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacRules) -> np.ndarray:
     """The MAC array: convolution (or a pass-through), then bias, post-scale and nonlinearity."""
     if ne.op == "conv":
-        if ne.kernel is None:
-            raise UnsupportedError("a convolution task without a kernel")
+        if ne.kernel is not None:
+            weights = dense_weights(ne.kernel)
+        elif second is not None:
+            weights = _weights_from_source(second)
+        else:
+            raise UnsupportedError("a convolution task with neither a kernel nor a weight source")
         y = numerics.conv2d(
-            x[None], dense_weights(ne.kernel), None, ne.stride_hw, ne.padding_tblr, ne.dilation_hw,
-            ne.groups, rules=rules,
+            x[None], weights, None, ne.stride_hw, ne.padding_tblr, ne.dilation_hw, ne.groups, rules=rules,
         )[0]
     elif ne.op == "elementwise":
         if second is None:
@@ -127,7 +138,8 @@ def run_task(task: Task, sources: list[np.ndarray], rules: MacRules) -> np.ndarr
     y = x
     if task.ne is not None:
         y = _ne_stage(task.ne, x, second, rules)
-        second = second if task.ne.op != "elementwise" else None
+        consumed = task.ne.op == "elementwise" or (task.ne.op == "conv" and task.ne.kernel is None)
+        second = None if consumed else second
     if task.planar is not None:
         y = _planar_stage(task.planar, y, second)
     c, h, w = task.output_chw

@@ -191,7 +191,11 @@ class Kernel:
 
 @dataclass(frozen=True)
 class NeStage:
-    """The MAC-array stage: convolution or inner product, then bias, post-scale, nonlinearity."""
+    """The MAC-array stage: convolution or inner product, then post-scale, bias, nonlinearity.
+
+    A ``conv`` without a ``kernel`` takes 1×1 weights from the task's second source, laid out as
+    planes ``(C_in, 1, C_out)`` (a matrix product whose right operand is a run-time tensor).
+    """
 
     op: NeOp = "conv"
     kernel_hw: tuple[int, int] = (1, 1)

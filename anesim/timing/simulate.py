@@ -13,6 +13,7 @@ from anesim.timing import costs
 from anesim.timing.engine import UNITS, EngineOutput, run_engine
 from anesim.timing.plan import ProgramPlan, plan_program
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
+from anesim.timing.segments import combine
 
 DEFAULT_LOOP = "heap"  # same results as "simpy" (tested), faster per event
 
@@ -88,14 +89,17 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
     )
 
 
-def _as_program(obj: object) -> Program:
-    """A Program, or the ``.program`` of a compile result (timed as one dispatch)."""
+def _segment_programs(obj: object) -> tuple[str, list[Program]]:
+    """The programs to dispatch one after another: a Program, or a compile result's segments."""
     if isinstance(obj, Program):
-        return obj
+        return obj.name, [obj]
     inner = getattr(obj, "program", None)
+    segments = getattr(obj, "segments", None)
     if isinstance(inner, Program):
-        return inner
-    raise InputError("cannot time this object", expected="an anesim Program", found=type(obj).__name__)
+        programs = [s.program for s in segments or () if isinstance(getattr(s, "program", None), Program)]
+        return inner.name, programs or [inner]
+    raise InputError("cannot time this object", expected="an anesim Program or compile result",
+                     found=type(obj).__name__)
 
 
 def simulate(
@@ -108,15 +112,18 @@ def simulate(
 ) -> TimingResult:
     """Time ``program`` on ``chip`` (a ChipConfig, a chip name or a chip YAML path).
 
-    ``program`` is a Program, or an object with a ``.program`` (a compile result), timed as one
-    dispatch; a caller whose model needs several dispatches times each one's program.
+    ``program`` is a Program, or a compile result: each of its segments is one dispatch, timed
+    back to back (host work between segments is not timed).
 
     ``loop`` picks the event kernel (``simpy`` or ``heap``); ``trace`` keeps the per-slice
     timeline; ``batch`` lets runs of identical DRAM-free tiles advance in closed form. None of
     the three changes the simulated times.
     """
-    program = _as_program(program)
+    name, programs = _segment_programs(program)
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
-    plan = plan_program(program, cfg)
-    out = run_engine(plan, cfg, loop=loop, record_trace=trace, batch=batch)
-    return package(plan, cfg, program, out, loop)
+    results = []
+    for segment in programs:
+        plan = plan_program(segment, cfg)
+        out = run_engine(plan, cfg, loop=loop, record_trace=trace, batch=batch)
+        results.append(package(plan, cfg, segment, out, loop))
+    return results[0] if len(results) == 1 else combine(results, name)
