@@ -16,7 +16,7 @@ DEFAULT_SEED = 0  # inputs the user does not give are drawn reproducibly
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``run`` subcommand."""
     p = subparsers.add_parser(
-        "run", help="time a program on a chip (latency, cycles, utilisation, DRAM bytes, trace)",
+        "run", help="execute a program with fp16 numerics and time it on a chip",
         description="Load FILE, simulate it on the chosen chip and print latency (seconds and engine "
                     "cycles), per-unit busy time and utilisation, DRAM bytes per stream, achieved FLOP/s "
                     "and a per-task table.")
