@@ -213,3 +213,60 @@ def mac_exact_at(a: np.ndarray, b: np.ndarray, where: np.ndarray, threshold: flo
         j = where[q, 2]
         out[q] = _reduce_one(a[g, i, :], np.ascontiguousarray(b[g, :, j]), thr)
     return out
+
+
+@njit(parallel=True, cache=True)
+def fix_operand(v: np.ndarray, flush_subnormals: bool) -> None:
+    """In place on a flat float32 array of fp16 values: NaN → +inf, subnormals → +0 if asked."""
+    tiny = np.float32(2.0**-14)
+    for i in prange(v.shape[0]):
+        x = v[i]
+        if np.isnan(x):
+            v[i] = np.inf
+        elif flush_subnormals and abs(x) < tiny:
+            v[i] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def row_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (g, i) of a (G, M, K): sum and max of the finite |a|, and whether any entry is ±inf."""
+    groups, m, k = a.shape
+    total = np.zeros((groups, m), np.float64)
+    peak = np.zeros((groups, m), np.float64)
+    bad = np.zeros((groups, m), np.bool_)
+    for q in prange(groups * m):
+        g = q // m
+        i = q % m
+        s = 0.0
+        top = 0.0
+        inf = False
+        for kk in range(k):
+            x = abs(np.float64(a[g, i, kk]))
+            if x == np.inf:
+                inf = True
+            else:
+                s += x
+                top = max(top, x)
+        total[g, i] = s
+        peak[g, i] = top
+        bad[g, i] = inf
+    return total, peak, bad
+
+
+@njit(parallel=True, cache=True)
+def col_stats(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (g, j) of b (G, K, N): sum and max of the finite |b|, and whether any entry is ±inf."""
+    groups, k, n = b.shape
+    total = np.zeros((groups, n), np.float64)
+    peak = np.zeros((groups, n), np.float64)
+    bad = np.zeros((groups, n), np.bool_)
+    for g in prange(groups):
+        for kk in range(k):
+            for j in range(n):
+                x = abs(np.float64(b[g, kk, j]))
+                if x == np.inf:
+                    bad[g, j] = True
+                else:
+                    total[g, j] += x
+                    peak[g, j] = max(peak[g, j], x)
+    return total, peak, bad

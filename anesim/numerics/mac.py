@@ -15,15 +15,10 @@ from anesim.numerics import _mackernels as kernels
 from anesim.numerics.fp16 import f16_to_f32, f32_to_f16
 from anesim.numerics.rules import M1_RULES, TILE_LANES, MacRules
 
-_FP16_MIN_NORMAL = np.float32(2.0**-14)
-
-
 def mac_operand(bits: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
     """fp16 bits as the MAC array sees them: float32 values, NaN → +inf, subnormals flushed."""
     values = f16_to_f32(bits)
-    values[np.isnan(values)] = np.inf
-    if rules.flush_subnormals:
-        values[np.abs(values) < _FP16_MIN_NORMAL] = 0.0
+    kernels.fix_operand(values.reshape(-1), rules.flush_subnormals)
     return values
 
 
@@ -40,26 +35,25 @@ def _pad_lanes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a4, b4
 
 
-def _may_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray | None:
-    """Outputs whose running accumulator might reach ``threshold`` (None when none can).
+def _may_reach(a: np.ndarray, b: np.ndarray,
+               threshold: float) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Outputs whose running accumulator might reach ``threshold`` (None when none can), and
+    the rows of ``a`` and columns of ``b`` holding an infinity.
 
     After any tile |acc| ≤ (1 + small)·Σ|a||b| ≤ min(Σ|a|·max|b|, max|a|·Σ|b|); the check runs
     on row and column sums only, so the common case costs O(MK + KN).
     """
-    abs_a = np.where(np.isfinite(a), np.abs(a), np.float32(0.0))
-    abs_b = np.where(np.isfinite(b), np.abs(b), np.float32(0.0))
+    a_sum, a_max, bad_rows = kernels.row_stats(a)  # (G, M)
+    b_sum, b_max, bad_cols = kernels.col_stats(b)  # (G, N)
     margin = 1.01 + 4.0 * a.shape[2] * 2.0**-24
-    a_sum, a_max = abs_a.sum(axis=2), abs_a.max(axis=2, initial=0.0)  # (G, M)
-    b_sum, b_max = abs_b.sum(axis=1), abs_b.max(axis=1, initial=0.0)  # (G, N)
     overall = min(float(a_sum.max(initial=0.0)) * float(b_max.max(initial=0.0)),
                   float(a_max.max(initial=0.0)) * float(b_sum.max(initial=0.0)))
     if overall * margin < threshold:
-        return None
-    with np.errstate(over="ignore"):
-        bound = np.minimum(a_sum[:, :, None] * b_max[:, None, :],
-                           a_max[:, :, None] * b_sum[:, None, :])
+        return None, bad_rows, bad_cols
+    bound = np.minimum(a_sum[:, :, None] * b_max[:, None, :],
+                       a_max[:, :, None] * b_sum[:, None, :])
     risky = bound * margin >= threshold
-    return risky if risky.any() else None
+    return (risky if risky.any() else None), bad_rows, bad_cols
 
 
 def reduce_grouped_f32(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
@@ -75,9 +69,7 @@ def reduce_grouped_f32(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES)
     if k == 0:
         return np.zeros((groups, m, n), np.float32)
 
-    bad_rows = ~np.isfinite(a4).all(axis=2)  # (G, M)
-    bad_cols = ~np.isfinite(b4).all(axis=1)  # (G, N)
-    risky = _may_reach(a4, b4, threshold)
+    risky, bad_rows, bad_cols = _may_reach(a4, b4, threshold)
     exact = bad_rows[:, :, None] | bad_cols[:, None, :]
     if risky is not None:
         acc, hi, lo = kernels.mac_blocked_tracked(a4, b4)
