@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from anesim.validate.runner import validate
+from anesim.validate.runner import chip_families, validate
 from anesim.validate.traces import ACCURACY_FILE, trace_dir
 
 # Slack for float noise between platforms; the simulation itself is deterministic.
@@ -49,6 +49,8 @@ def test_validation_error_does_not_rise_above_the_record() -> None:
         pytest.skip(f"compile pipeline unavailable: {exc}")
     results = validate("all")
     problems = []
+    for fam, then in _recorded().get("chip_families", {}).items():
+        problems += _check(fam, chip_families(results)[fam], then)
     for name, then in recorded.items():
         now = results[name].summary()
         problems += _check(name, now, then)

@@ -13,7 +13,7 @@ from anesim.cli.output import print_json, print_table
 from anesim.validate.report import (
     POINT_HEADERS, SUMMARY_HEADERS, point_rows, summary_rows, write_report,
 )
-from anesim.validate.runner import ChipValidation, to_json, validate
+from anesim.validate.runner import ChipValidation, chip_families, to_json, validate
 from anesim.validate.traces import ACCURACY_FILE, trace_dir
 
 
@@ -44,7 +44,8 @@ def accuracy_record(results: dict[str, ChipValidation]) -> dict[str, Any]:
         s = v.summary()
         s.pop("points")
         chips[name] = s
-    return {"generated_by": "anesim validate --chip all --record", "chips": chips}
+    return {"generated_by": "anesim validate --chip all --record", "chip_families": chip_families(results),
+            "chips": chips}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from anesim.chips.schema import ChipConfig
 from anesim.validate import workloads
-from anesim.validate.runner import ChipValidation, to_json
+from anesim.validate.runner import ChipValidation, chip_families, to_json
 from anesim.validate.stats import LATENCY_QUANTITIES, Point
 
 _MARKERS = "osD^v<>pPX*hH8"
@@ -45,6 +45,11 @@ def fmt(x: float | None, digits: int = 1) -> str:
 def summary_rows(results: dict[str, ChipValidation]) -> list[list[str]]:
     """One row per chip and family (family '(all)' first): n, median, mean, max, r."""
     out = []
+    families = chip_families(results)
+    for name, s in families.items():
+        if len([n for n in results if n.split()[0] + " family" == name]) > 1:
+            out.append([name, "(all)", str(s["n_points"]), str(s["n_excluded"]), fmt(s["median_abs_pct_error"]),
+                        fmt(s["mean_abs_pct_error"]), fmt(s["max_abs_pct_error"]), fmt(s["log_pearson_r"], 3)])
     for name, v in results.items():
         s = v.summary()
         out.append([name, "(all)", str(s["n_points"]), str(s["n_excluded"]), fmt(s["median_abs_pct_error"]),

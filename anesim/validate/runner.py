@@ -107,6 +107,15 @@ def validate(spec: str = "all", *, rows: Sequence[TraceRow] | None = None, timer
             for name in resolve_chips(spec, rows)}
 
 
+def chip_families(results: dict[str, ChipValidation]) -> dict[str, dict[str, Any]]:
+    """Pooled figures per chip family (M1 with M1 Max, M5 with M5 Pro), the issue's bar."""
+    groups: dict[str, list[ChipValidation]] = {}
+    for name, v in results.items():
+        groups.setdefault(name.split()[0] + " family", []).append(v)
+    return {fam: summarize([p for v in vs for p in v.points], sum(v.n_excluded for v in vs))
+            for fam, vs in groups.items()}
+
+
 def to_json(results: dict[str, ChipValidation]) -> dict[str, Any]:
     """The --json document: {"chips": {NAME: summary}}."""
     return {"chips": {name: v.summary() for name, v in results.items()}}

@@ -27,6 +27,7 @@ class Timing:
     latency_s: float  # one dispatch of a loaded program, dispatch overhead included
     sustained_s: float  # time per iteration of back-to-back dispatches of the same program
     dram_bytes: float  # bytes moved to and from DRAM by the dispatch
+    dispatches: int = 1  # engine segments the compiler split the workload into
 
 
 Timer = Callable[[Graph, ChipConfig], Timing]
@@ -80,18 +81,23 @@ class PipelineTimer:
         except ImportError as exc:  # the compiler or timing engine is not installed yet
             raise UnsupportedError(f"the compile-and-simulate pipeline is unavailable ({exc})") from None
         key = (graph.name, chip_key(chip, self.timing_only_keys))
-        program = self._programs.get(key)
-        if program is None:
-            program = compile_graph(graph, chip)
-            self._programs[key] = program
-        try:  # no timeline and the faster event kernel: neither changes the simulated times
-            result = simulate(program, chip, trace=False, loop="heap")
-        except TypeError:
-            result = simulate(program, chip)
-        latency = float(_result_value(result, "latency_s"))
-        sustained = _result_value(result, "sustained_s", "steady_state_s")
-        dram = _dram_total(_result_value(result, "dram_bytes"))
-        return Timing(latency, float(sustained) if sustained else latency, dram)
+        programs = self._programs.get(key)
+        if programs is None:
+            compiled = compile_graph(graph, chip)
+            # one dispatch per engine segment; host work between segments is not timed
+            programs = [s.program for s in getattr(compiled, "segments", None) or []] or [compiled]
+            self._programs[key] = programs
+        latency = sustained = dram = 0.0
+        for program in programs:
+            try:  # no timeline and the faster event kernel: neither changes the simulated times
+                result = simulate(program, chip, trace=False, loop="heap")
+            except TypeError:
+                result = simulate(program, chip)
+            lat = float(_result_value(result, "latency_s"))
+            latency += lat
+            sustained += float(_result_value(result, "sustained_s", "steady_state_s") or lat)
+            dram += _dram_total(_result_value(result, "dram_bytes"))
+        return Timing(latency, sustained, dram, len(programs))
 
 
 class Simulator:

@@ -232,12 +232,17 @@ def build_layer_norm(p: Params) -> Graph:
 
 
 def build_attention(p: Params) -> Graph:
-    """Scaled dot-product attention [B, H, S, D]: QK^T, softmax, times V, in one program."""
+    """Scaled dot-product attention [B, H, S, D] in one program: QK^T, scale, softmax, times V.
+
+    K arrives transposed, [B*H, D, S]: the measured program (ANEForge af.sdpa) runs wholly on
+    the engine, and a run-time transpose of K's width axis would send the product to the host.
+    """
     b = Builder(_name("attention", p))
-    shape = (p["batch"] * p["heads"], 1, p["seq"], p["d_head"])
-    q, k, v = (b.input(n, shape) for n in ("q", "k", "v"))
-    s = b.matmul(q, k, transpose_b=True, name="scores")
-    s = b.scale(s, 1.0 / p["d_head"] ** 0.5, name="scale")
+    bh, s_len, d = p["batch"] * p["heads"], p["seq"], p["d_head"]
+    q = b.input("q", (bh, 1, s_len, d))
+    kt = b.input("k_t", (bh, 1, d, s_len))
+    v = b.input("v", (bh, 1, s_len, d))
+    s = b.scale(b.matmul(q, kt, name="scores"), 1.0 / d ** 0.5, name="scale")
     a = b.softmax(s, axis=-1, name="softmax")
     b.output(b.matmul(a, v, name="context"))
     return b.build()
@@ -249,12 +254,20 @@ def attention_flops(p: Params) -> float:
     return p["batch"] * (4.0 * h * s * s * d + 5.0 * h * s * s)
 
 
-def build_decode_step(p: Params) -> Graph:
-    """One decode step of a pre-norm decoder (ANEForge decode_measurement.py), one program.
+MAX_CHUNK = 16000  # vocabulary chunk: under the 16384 extent cap of H13-H15 (ANEMLL splits lm_head too)
 
-    Per layer: rms norm, Q/K/V projections, scores against a per-stream KV cache that the host
-    feeds as inputs, softmax, context, output projection, residual; rms norm, SiLU-gated FFN,
-    residual. Then a final norm and the vocabulary projection.
+
+def build_decode_step(p: Params) -> Graph:
+    """One decode step of a pre-norm decoder (ANEForge decode_measurement.py).
+
+    Tokens sit on the width axis, ``(1, d, 1, B)``, so every weight is read once per step. Per
+    layer: rms norm; Q, K, V projections; each stream's query against its own KV cache, which
+    the host feeds as inputs (K transposed as [B, H, dh, S], V as [B, H, S, dh], the bytes
+    ANEForge feeds); scale, softmax, context; output projection and residual; rms norm,
+    SiLU-gated FFN, residual. Then a final norm and the vocabulary projection in chunks of at
+    most 16000 outputs. The new token's own key and value (one more score column) are left out.
+    Moving a stream's query from the width axis to the batch axis is a transpose; the compiler
+    decides where it runs.
     """
     d, heads, layers = p["d_model"], p["n_heads"], p["n_layers"]
     dh, bsz, s_kv, d_ff = d // heads, p["batch"], p["s_kv"], p["d_ff"]
@@ -263,14 +276,17 @@ def build_decode_step(p: Params) -> Graph:
     h: Tensor = b.input("x", (1, d, 1, bsz))
     for i in range(layers):
         a_in = b.rms_norm(h, axis=1, gamma="ones", name=f"l{i}.ln1")
-        q, k, v = (b.linear(a_in, d, name=f"l{i}.w{t}", **wfmt) for t in "qkv")
-        del k, v  # the new token's own key and value add one score column of s_kv + 1: dropped
-        qh = b.reshape(b.transpose(q, (3, 1, 2, 0), name=f"l{i}.qt"), (bsz, heads, 1, dh), name=f"l{i}.qh")
-        kc = b.input(f"l{i}.kcache_t", (bsz, heads, dh, s_kv))
-        vc = b.input(f"l{i}.vcache", (bsz, heads, s_kv, dh))
+        q = b.linear(a_in, d, name=f"l{i}.wq", **wfmt)
+        b.linear(a_in, d, name=f"l{i}.wk", **wfmt)  # computed as in the source; feeds the cache append
+        b.linear(a_in, d, name=f"l{i}.wv", **wfmt)
+        qt = b.transpose(q, (3, 1, 2, 0), name=f"l{i}.q_t")  # (B, d, 1, 1)
+        qh = b.reshape(qt, (bsz, heads, 1, dh), name=f"l{i}.q_heads")
+        kc = b.input(f"l{i}.k_cache_t", (bsz, heads, dh, s_kv))
+        vc = b.input(f"l{i}.v_cache", (bsz, heads, s_kv, dh))
         sc = b.scale(b.matmul(qh, kc, name=f"l{i}.scores"), 1.0 / dh ** 0.5, name=f"l{i}.scale")
         ctx = b.matmul(b.softmax(sc, axis=-1, name=f"l{i}.softmax"), vc, name=f"l{i}.ctx")
-        ctx = b.transpose(b.reshape(ctx, (bsz, d, 1, 1), name=f"l{i}.ctxr"), (3, 1, 2, 0), name=f"l{i}.ctxt")
+        ctx = b.reshape(ctx, (bsz, d, 1, 1), name=f"l{i}.ctx_r")
+        ctx = b.transpose(ctx, (3, 1, 2, 0), name=f"l{i}.ctx_t")  # back to (1, d, 1, B)
         h = b.add(h, b.linear(ctx, d, name=f"l{i}.wo", **wfmt), name=f"l{i}.res1")
         f_in = b.rms_norm(h, axis=1, gamma="ones", name=f"l{i}.ln2")
         g = b.activation("silu", b.linear(f_in, d_ff, name=f"l{i}.wg", **wfmt), name=f"l{i}.silu")
@@ -278,7 +294,12 @@ def build_decode_step(p: Params) -> Graph:
         f = b.linear(b.mul(g, u, name=f"l{i}.gate"), d, name=f"l{i}.wd", **wfmt)
         h = b.add(h, f, name=f"l{i}.res2")
     h = b.rms_norm(h, axis=1, gamma="ones", name="lnf")
-    b.output(b.linear(h, p["vocab"], name="vocab", **wfmt))
+    vocab, parts, start = p["vocab"], [], 0
+    while start < vocab:
+        n = min(MAX_CHUNK, vocab - start)
+        parts.append(b.linear(h, n, name=f"vocab{len(parts)}", **wfmt))
+        start += n
+    b.output(parts[0] if len(parts) == 1 else b.concat(parts, axis=1, name="logits"))
     return b.build()
 
 
@@ -357,7 +378,7 @@ def intensity(name: str, p: Params) -> tuple[float, float] | None:
         return matmul_chain_flops(p), 2.0 * (m * k + m * n + p["depth"] * k * n)
     if name == "attention":
         h, s, d = p["batch"] * p["heads"], p["seq"], p["d_head"]
-        return attention_flops(p), 2.0 * (4 * h * s * d + 2 * h * s * s)
+        return attention_flops(p), 2.0 * (4 * h * s * d + 2 * h * s * s)  # ANEForge: scores spill
     if name in ("elementwise", "softmax", "layer_norm", "reduction") and n_el:
         key = p.get("op", name)
         return _STREAM_FLOPS.get(key, 1.0) * n_el, (read_bytes(p) if name == "reduction" else rw_bytes(p))
