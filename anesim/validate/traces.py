@@ -79,7 +79,11 @@ def trace_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "validation"
     if (checkout / TRACE_FILES[0]).is_file():
         return checkout
-    return Path(str(resources.files("anesim._validationdata")))
+    try:  # an installed wheel ships validation/ as the data package anesim._validationdata
+        return Path(str(resources.files("anesim._validationdata")))
+    except ModuleNotFoundError:
+        raise ConfigError("the measured traces are not installed", file=checkout,
+                          expected="validation/m1.yaml beside the package, or anesim._validationdata") from None
 
 
 def _loader() -> type:
