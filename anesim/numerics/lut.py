@@ -6,13 +6,17 @@ A :class:`Lut` holds the knots the kernel DMA fetches (33 fp16 values evenly spa
 1. NaN becomes +inf (the input boundary rule), so a NaN lands on a clamp value;
 2. ``x ← RN16(x · pre_scale)``;
 3. symmetry fold: ``odd`` and ``even`` tables see ``u = |x|`` (odd tables restore the sign);
+   a ``positive`` table gives +0 for every negative input;
 4. clamps: ``u < lo`` (or −inf) gives ``below``; ``u > hi`` (or +inf) gives ``above``;
 5. range reduction splits ``u`` so the table sees a bounded argument (``exp2``: integer and
    fraction; ``recip``/``log2``: mantissa in [0.5, 1); ``sqrt``/``rsqrt``: mantissa in
-   [0.5, 2) with an even exponent) and rescales the table value afterwards;
+   [0.5, 2) with an even exponent) and rescales the table value afterwards; ``int`` and
+   ``frac`` return the integer part (toward zero) and the fractional part of ``u``;
 6. the bracketing segment ``i`` evaluates ``RN16(RN16(slope_i · u) + intercept_i)``; inputs
-   outside the knot span use the end segments (linear extrapolation); slopes and intercepts
-   are derived from the knots once and held as fp16;
+   outside the knot span use the end segments (linear extrapolation), or the table's two
+   ``tails`` ``RN16(RN16(slope · u) + intercept)`` when it has them; slopes and intercepts
+   are derived from the knots once and held as fp16. A table with tails may have an empty
+   knot span (``x_first == x_last``): the tails then meet at that point, which takes knot 0;
 7. ``y ← RN16(y · post_scale)``, then ``y ← RN16(y + post_bias)``.
 Indeterminate intermediate results become +0. ``knots=None`` makes the table the identity, which
 with clamps gives relu, relu6 and hard-tanh.
@@ -31,10 +35,10 @@ from anesim.numerics.fp16 import f16_to_f32, f32_to_f16, rn16_64
 
 KNOTS = 33
 SEGMENTS = KNOTS - 1
-Symmetry = Literal["none", "odd", "even"]
-Reduction = Literal["none", "exp2", "recip", "rsqrt", "sqrt", "log2"]
-_SYMMETRY_CODES = {"none": 0, "odd": 1, "even": 2}
-_REDUCTION_CODES = {"none": 0, "exp2": 1, "recip": 2, "rsqrt": 3, "sqrt": 4, "log2": 5}
+Symmetry = Literal["none", "odd", "even", "positive"]
+Reduction = Literal["none", "exp2", "recip", "rsqrt", "sqrt", "log2", "int", "frac"]
+_SYMMETRY_CODES = {"none": 0, "odd": 1, "even": 2, "positive": 3}
+_REDUCTION_CODES = {"none": 0, "exp2": 1, "recip": 2, "rsqrt": 3, "sqrt": 4, "log2": 5, "int": 6, "frac": 7}
 
 
 def _fp16(value: float) -> float:
@@ -60,6 +64,8 @@ class Lut:
     post_scale: float = 1.0
     post_bias: float = 0.0
     name: str = "custom"
+    # (slope, intercept) below the knot span, then above it; None: extrapolate the end segments
+    tails: tuple[float, float, float, float] | None = None
     _segments: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,8 +78,10 @@ class Lut:
             raise ValueError(f"unknown symmetry {self.symmetry!r}")
         if self.reduction not in _REDUCTION_CODES:
             raise ValueError(f"unknown range reduction {self.reduction!r}")
-        if not self.x_last > self.x_first:
-            raise ValueError("a Lut needs x_last > x_first")
+        if not (self.x_last > self.x_first or (self.tails is not None and self.x_last == self.x_first)):
+            raise ValueError("a Lut needs x_last > x_first (or equal, with tails)")
+        if self.tails is not None and len(self.tails) != 4:
+            raise ValueError("tails are (slope_below, intercept_below, slope_above, intercept_above)")
         object.__setattr__(self, "_segments", self._derive_segments())
 
     def _derive_segments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +89,8 @@ class Lut:
         if self.knots is None:
             return np.zeros(SEGMENTS), np.zeros(SEGMENTS)
         v = self.knots.view(np.float16).astype(np.float64)
+        if self.x_last == self.x_first:  # an empty span: only knot 0 is ever read
+            return np.zeros(SEGMENTS), np.full(SEGMENTS, np.nan_to_num(v[0]))
         step = (self.x_last - self.x_first) / SEGMENTS
         x = self.x_first + step * np.arange(SEGMENTS)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -107,10 +117,12 @@ class Lut:
 
     def params(self) -> np.ndarray:
         """The scalar parameters as one float64 array, in the order the kernel reads them."""
+        tails = (0.0, 0.0, 0.0, 0.0) if self.tails is None else tuple(_fp16(t) for t in self.tails)
         return np.array([self.x_first, self.x_last, self.lo, self.hi, self.below, self.above,
                          self.pre_scale, self.post_scale, self.post_bias,
                          _SYMMETRY_CODES[self.symmetry], _REDUCTION_CODES[self.reduction],
-                         0.0 if self.knots is None else 1.0], np.float64)
+                         0.0 if self.knots is None else 1.0, *tails,
+                         0.0 if self.tails is None else 1.0], np.float64)
 
 
 @njit(inline="always")
@@ -141,12 +153,19 @@ def _ldexp(y: np.float64, e: int) -> np.float64:
     return rn16_64(y * 2.0**e)
 
 
+@njit(inline="always")
+def _line(u, slope, intercept):  # type: ignore[no-untyped-def]
+    """A tail: RN16(RN16(slope · u) + intercept)."""
+    return _no_nan(rn16_64(_no_nan(rn16_64(slope * u)) + intercept))
+
+
 @njit
 def lut_eval(x, prm, slopes, intercepts):  # type: ignore[no-untyped-def]
     """One table evaluation (see the module docstring) on an fp16 value held in float64."""
     x_first = prm[0]; x_last = prm[1]; lo = prm[2]; hi = prm[3]  # noqa: E702
     below = prm[4]; above = prm[5]; pre = prm[6]; post = prm[7]; bias = prm[8]  # noqa: E702
     symmetry = int(prm[9]); reduction = int(prm[10]); has_knots = prm[11] != 0.0  # noqa: E702
+    has_tails = prm[16] != 0.0
     if np.isnan(x):
         x = np.inf
     if pre != 1.0:
@@ -157,12 +176,25 @@ def lut_eval(x, prm, slopes, intercepts):  # type: ignore[no-untyped-def]
         if x < 0.0:
             sign = -1.0 if symmetry == 1 else 1.0
             u = -x
-    if u < lo or u == -np.inf:
+    if symmetry == 3 and x < 0.0:
+        y = 0.0
+    elif u < lo or u == -np.inf:
         y = below
     elif u > hi or u == np.inf:
         y = above
     elif reduction == 0:
-        y = _segment(u, x_first, x_last, slopes, intercepts, has_knots)
+        if has_tails and u < x_first:
+            y = _line(u, prm[12], prm[13])
+        elif has_tails and u > x_last:
+            y = _line(u, prm[14], prm[15])
+        elif has_knots and x_last == x_first:
+            y = intercepts[0]
+        else:
+            y = _segment(u, x_first, x_last, slopes, intercepts, has_knots)
+    elif reduction == 6:  # int: the integer part, toward zero (exact on fp16 values)
+        y = np.trunc(u)
+    elif reduction == 7:  # frac: what int leaves (exact on fp16 values)
+        y = u - np.trunc(u)
     elif reduction == 1:  # exp2: 2**n * table(fraction)
         n = np.floor(u)
         y = _ldexp(_segment(u - n, x_first, x_last, slopes, intercepts, has_knots), int(n))

@@ -208,3 +208,42 @@ def pool(x: np.ndarray, mode: str, kernel: tuple[int, int], stride: tuple[int, i
     out = np.empty((planes.shape[0], ho, wo), np.float32)
     pool_kernel(planes, _POOL_MODES[mode], kh, kw, sy, sx, top, left, ho, wo, include_pad, out)
     return f32_to_f16(out).reshape(lead + (ho, wo))
+
+
+@njit(parallel=True, cache=True)
+def reduce_kernel(x: np.ndarray, mode: int, out: np.ndarray) -> None:
+    """Per row of float32 x (rows, n): max (0), or the float32 running sum in index order (1)."""
+    for r in prange(x.shape[0]):
+        if mode == 0:
+            best = -np.inf
+            for i in range(x.shape[1]):
+                best = x[r, i] if x[r, i] > best else best
+            out[r] = best
+        else:
+            total = np.float32(0.0)
+            for i in range(x.shape[1]):
+                total = np.float32(total + x[r, i])  # the wide (float32) accumulator
+            out[r] = total
+
+
+_REDUCE_MODES = ("max", "sum", "recip_sum")
+
+
+def reduce_rows(x: np.ndarray, mode: str) -> np.ndarray:
+    """fp16 bits of a reduction along the last axis (kept, length 1): max, sum, or 1/sum.
+
+    The sum runs in float32 in index order and rounds once to fp16; ``recip_sum`` is then the
+    fp16 reciprocal of that rounded sum (two roundings; the order is decided, see
+    docs/numerics.md).
+    """
+    if mode not in _REDUCE_MODES:
+        raise ValueError(f"unknown reduction {mode!r}; known: {list(_REDUCE_MODES)}")
+    x = np.asarray(x, dtype=np.uint16)
+    v = planar_operand(x)
+    rows = np.ascontiguousarray(v.reshape(-1, v.shape[-1] if v.ndim else 1))
+    out = np.empty(rows.shape[0], np.float32)
+    reduce_kernel(rows, 0 if mode == "max" else 1, out)
+    y = f32_to_f16(out).reshape(x.shape[:-1] + (1,))
+    if mode == "recip_sum":
+        y = elementwise("recip", y)
+    return y
