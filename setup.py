@@ -1,9 +1,10 @@
 """Package discovery that pyproject.toml cannot express alone.
 
-The chip configs sit at the top of the checkout in ``chips/`` and ship as the data-only package
-``anesim._chipdata`` (mapped in pyproject.toml); automatic discovery would not see it.
+The chip configs (``chips/``) and measured traces (``validation/``) sit at the top of the checkout
+and ship as the data-only packages ``anesim._chipdata`` and ``anesim._validationdata`` (mapped in
+pyproject.toml); automatic discovery would not see them.
 """
 
 from setuptools import find_packages, setup
 
-setup(packages=find_packages(include=["anesim", "anesim.*"]) + ["anesim._chipdata"])
+setup(packages=find_packages(include=["anesim", "anesim.*"]) + ["anesim._chipdata", "anesim._validationdata"])

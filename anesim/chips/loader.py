@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from anesim.chips.schema import ChipConfig
+from anesim.datafiles import shipped_dir
 from anesim.errors import ConfigError
 
 KeyPath = tuple[str, ...]
@@ -27,11 +28,7 @@ _MAX_DEPTH = 32
 
 def builtin_chip_dir() -> Path:
     """The folder of chip files shipped with anesim: the checkout's ``chips/``, or its copy in the wheel."""
-    package = Path(__file__).resolve().parents[1]
-    checkout = package.parent / "chips"
-    if (checkout / _GENERATIONS).is_dir() and (package.parent / "pyproject.toml").is_file():
-        return checkout
-    return package / "_chipdata"  # where the wheel puts chips/ (pyproject.toml maps it)
+    return shipped_dir("chips", "_chipdata")
 
 
 def normalize_name(name: str) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from anesim.datafiles import shipped_dir
 from anesim.errors import ConfigError
 
 SCHEMA = "anesim-trace/1"
@@ -75,15 +75,12 @@ _FIELDS = set(TraceRow.__dataclass_fields__)
 
 
 def trace_dir() -> Path:
-    """The folder of trace files shipped with anesim (the checkout's ``validation/``)."""
-    checkout = Path(__file__).resolve().parents[2] / "validation"
-    if (checkout / TRACE_FILES[0]).is_file():
-        return checkout
-    try:  # an installed wheel ships validation/ as the data package anesim._validationdata
-        return Path(str(resources.files("anesim._validationdata")))
-    except ModuleNotFoundError:
-        raise ConfigError("the measured traces are not installed", file=checkout,
-                          expected="validation/m1.yaml beside the package, or anesim._validationdata") from None
+    """The folder of trace files shipped with anesim: the checkout's ``validation/``, or the wheel's copy."""
+    folder = shipped_dir("validation", "_validationdata")
+    if not (folder / TRACE_FILES[0]).is_file():
+        raise ConfigError("the measured traces are not installed", file=folder / TRACE_FILES[0],
+                          expected="the trace files shipped with anesim")
+    return folder
 
 
 def _loader() -> type:
