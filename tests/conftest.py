@@ -34,3 +34,16 @@ def shared_dir() -> Path:
     if found is None:
         pytest.skip("../shared (sample programs and measurements) is not beside this checkout")
     return found
+
+
+@pytest.fixture(scope="session")
+def eiln_dir(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The raw kernels unpacked into a temporary folder (the binaries are not part of the checkout)."""
+    from anesim.hwx.fuzzing import eiln_kernels
+
+    out = tmp_path_factory.mktemp("eiln")
+    for rel, data in eiln_kernels(shared_dir):
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return out

@@ -50,17 +50,6 @@ def sample_path(shared_dir: Path, name: str) -> Path:
     return shared_dir / "hwx" / HWX_SAMPLES[name][0] / name
 
 
-@pytest.fixture(scope="session")
-def eiln_dir(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The raw kernels unpacked into a temporary folder (the binaries are not part of the checkout)."""
-    out = tmp_path_factory.mktemp("eiln")
-    for rel, data in eiln_kernels(shared_dir):
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return out
-
-
 def test_every_hwx_sample_is_listed(shared_dir: Path) -> None:
     found = {p.name for p in (shared_dir / "hwx").glob("*/*.hwx*")}
     assert found == set(HWX_SAMPLES)

@@ -1,4 +1,10 @@
-"""DRAM buffer slots and the on-chip pool, with strided views described by Layouts."""
+"""DRAM buffer slots and the on-chip pool, with strided views described by Layouts.
+
+A pool tile whose strides make its rows overlap (a row stride of 32 bytes under 1600-element
+rows, say) describes a ring buffer the hardware streams through a few rows at a time while the
+next task drains it. Executing whole tasks in order, the engine hands such a tile over as a
+whole tensor kept beside the pool bytes, keyed by its pool offset (docs/functional.md).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ class Memory:
     slots: dict[int, np.ndarray]
     pool: np.ndarray
     source: str = ""
+    streams: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # pool offset -> tile
     _views: dict[Layout, np.ndarray] = field(default_factory=dict, repr=False)
 
     @staticmethod
@@ -74,10 +81,39 @@ class Memory:
 
     def read(self, layout: Layout, what: str = "source") -> np.ndarray:
         """A contiguous copy of a tile as (channels, height, width), groups and depth folded into channels."""
+        if streamed(layout):
+            tile = self.streams.get(layout.offset_bytes)
+            if tile is None or tile.size != layout.elements:
+                raise ProgramError(f"{what} reads an on-chip stream that no earlier task wrote with its shape",
+                                   file=self.source or None, where=f"pool offset {layout.offset_bytes:#x}",
+                                   expected=f"{layout.elements} elements",
+                                   found="nothing" if tile is None else f"{tile.size} elements")
+            return tile.reshape(-1, layout.height, layout.width).copy()
         v = self.view(layout, what)
         return np.ascontiguousarray(v.reshape(-1, layout.height, layout.width))
 
     def write(self, layout: Layout, values: np.ndarray, what: str = "result") -> None:
         """Store a (channels, height, width) array into the bytes a layout names."""
+        if streamed(layout):
+            dtype = STORAGE_DTYPES[layout.dtype]
+            self.streams[layout.offset_bytes] = np.array(values, dtype=dtype).reshape(
+                -1, layout.height, layout.width)
+            return
+        self.streams.pop(layout.offset_bytes, None) if layout.space == "pool" else None
         v = self.view(layout, what)
         v[...] = values.reshape(v.shape).astype(v.dtype, copy=False)
+
+
+def streamed(layout: Layout) -> bool:
+    """Whether a pool layout addresses some byte twice (a ring buffer the engine streams)."""
+    if layout.space != "pool":
+        return False
+    size = DTYPE_BYTES[layout.dtype]
+    dims = [(layout.group_stride_bytes, layout.groups), (layout.depth_stride_bytes, layout.depth),
+            (layout.plane_stride_bytes, layout.channels), (layout.row_stride_bytes, layout.height)]
+    span = size * layout.width
+    for stride, extent in sorted(d for d in dims if d[1] > 1):
+        if stride < span:
+            return True
+        span = stride * (extent - 1) + span
+    return False

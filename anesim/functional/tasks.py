@@ -6,6 +6,7 @@ import numpy as np
 
 from anesim import numerics
 from anesim.errors import UnsupportedError
+from anesim.numerics.planar import reduce_rows
 from anesim.numerics.rules import IEEE_PORT_RULES, M1_RULES, MacRules
 from anesim.program.model import ActivationTable, Kernel, NeStage, PlanarStage, Task
 
@@ -14,6 +15,7 @@ _REDUCED_KNOT_SPAN = {
     "exp2": (0.0, 1.0), "recip": (0.5, 1.0), "log2": (0.5, 1.0), "sqrt": (0.0, 2.0), "rsqrt": (0.0, 2.0),
 }
 _POOL_MODES = {"maxpool": "max", "minpool": "min", "avgpool": "avg"}
+_REDUCTIONS = {"reduce_max": "max", "reduce_sum": "sum", "recip_sum": "recip_sum"}
 _BINARY_PLANAR = {"add", "sub", "mul", "max", "min", "div"}
 
 
@@ -27,13 +29,13 @@ def mac_rules(generation: str) -> MacRules:
 def table_to_lut(table: ActivationTable) -> numerics.Lut:
     """The numerics' evaluator for a decoded or compiled activation table."""
     lo, hi = table.range_lo, table.range_hi
-    first, last = _REDUCED_KNOT_SPAN.get(table.reduction, (lo, hi))
-    if not last > first:  # a degenerate header: treat the table as a constant
-        first, last = lo, lo + 1.0
+    first, last = table.knot_span or _REDUCED_KNOT_SPAN.get(table.reduction, (lo, hi))
+    if not (last > first or (table.tails is not None and last == first)):
+        first, last = lo, lo + 1.0  # a degenerate header: treat the table as a constant
     return numerics.Lut(
         np.asarray(table.samples, np.uint16), x_first=first, x_last=last, lo=lo, hi=hi,
         below=table.value_below, above=table.value_above, symmetry=table.symmetry,
-        reduction=table.reduction, name=table.name,
+        reduction=table.reduction, name=table.name, tails=table.tails,
     )
 
 
@@ -85,6 +87,8 @@ def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacR
         y = x
     else:
         raise UnsupportedError(f"NE operation {ne.op!r} is not executed by the functional engine")
+    if ne.acc_bias != 0.0:  # exact sum in the accumulator, one rounding at the port
+        y = numerics.elementwise("add", y, numerics.f32_to_f16(np.float32(ne.acc_bias)))
     if ne.post_scale != 1.0:
         y = numerics.scale_bias(y, np.float32(ne.post_scale), None, axis=0)
     if ne.bias is not None:
@@ -116,6 +120,10 @@ def _planar_stage(pe: PlanarStage, a: np.ndarray, b: np.ndarray | None) -> np.nd
         if b is None:
             raise UnsupportedError("planar sqsum needs a second source")
         y = numerics.elementwise("square", numerics.elementwise("add", a, b))
+    elif pe.op in _REDUCTIONS:
+        y = reduce_rows(a, _REDUCTIONS[pe.op])
+    elif pe.op == "abs":
+        y = numerics.elementwise("abs", a)
     elif pe.op == "copy":
         y = a
     else:
@@ -142,15 +150,26 @@ def run_task(task: Task, sources: list[np.ndarray], rules: MacRules) -> np.ndarr
         second = None if consumed else second
     if task.planar is not None:
         y = _planar_stage(task.planar, y, second)
-    c, h, w = task.output_chw
-    if y.shape != (c, h, w):
-        if y.size == c * h * w:
-            y = y.reshape(c, h, w)
+    r = task.result
+    shape = (r.groups * r.depth * r.channels, r.height, r.width)
+    if y.shape != shape:
+        if y.size == r.elements:
+            y = y.reshape(shape)
+        elif _broadcasts(y.shape, shape):  # one value per row read back across a wider row
+            y = np.ascontiguousarray(np.broadcast_to(y, shape))
         else:
             raise UnsupportedError(
-                f"task {task.index} computes a {tuple(y.shape)} result for a {(c, h, w)} destination"
+                f"task {task.index} computes a {tuple(y.shape)} result for a {shape} destination"
             )
     return y
+
+
+def _broadcasts(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    """Whether numpy broadcasting stretches ``got`` to ``want``."""
+    try:
+        return np.broadcast_shapes(got, want) == want
+    except ValueError:
+        return False
 
 
 def as_fp16_bits(values: np.ndarray) -> np.ndarray:

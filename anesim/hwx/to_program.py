@@ -14,31 +14,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dataclasses import replace
+
 import numpy as np
 
 from anesim.errors import FormatError
 from anesim.hwx.container import Container
 from anesim.hwx.regfile import RegisterFile
 from anesim.hwx.summary import Decoded, KernelChannel, Summary, summarize
+from anesim.hwx.tables import WORDS as LUT_WORDS
+from anesim.hwx.tables import decode_table
 from anesim.hwx.tasks import DecodedTask
 from anesim.program.kernels import gather_weights
 from anesim.program.model import (
-    DTYPE_BYTES, ActivationTable, Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
+    DTYPE_BYTES, REDUCTION_OPS, ActivationTable, Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task,
+    TensorSpec, align_up,
 )
 
 FMT_DTYPE = {0: "uint8", 1: "int8", 2: "fp16"}
 NE_OPS = {0: "conv", 1: "elementwise", 4: "bypass", 5: "transconv"}
 ACTIVATIONS = {0: "none", 1: "relu", 2: "lut"}
-# Raw H13 planar-engine Cfg words and the operation each performs, named after the eiln kernels
-# (add/mul/max/min .bin) and tinygrad sum.hwx that use them (derived from those samples).
-PLANAR_OPS = {0x80000: "add", 0x80004: "mul", 0x80008: "max", 0x8000C: "min", 0x0: "copy"}
+# Raw H13 planar-engine Cfg words and the operation each performs, derived from the eiln kernels
+# and tinygrad sum.hwx that use them; docs/functional.md gives the evidence for each word.
+PLANAR_OPS = {0x80000: "add", 0x80004: "mul", 0x80008: "max", 0x8000C: "min", 0xC0000: "sub", 0x0: "copy",
+              0x40: "abs", 0x2: "reduce_max", 0x1000: "recip_sum"}
 BINARY_PLANAR = {"add", "sub", "mul", "max", "min", "sqsum", "div"}
 # Assumed values of registers a program never writes (see module docstring).
 DEFAULTS = {"kw": 1, "kh": 1, "sx": 1, "sy": 1, "groups": 1, "cin": 1, "cout": 1, "win": 1, "hin": 1,
             "wout": 1, "hout": 1, "in_fmt": 2, "out_fmt": 2, "src1_memfmt": 2, "src2_memfmt": 2,
             "dst_memfmt": 2, "kfmt": 2, "post_scale": 0x3C00}
 MAX_SLOT_BYTES = 1 << 32  # buffer addresses are 32-bit offsets in the ANE's DART window
-LUT_SAMPLES = 33  # after a 4-value header: range_lo, range_hi, value_below, value_above (§5, derived)
 
 
 def fp16(bits: int) -> float:
@@ -59,6 +64,7 @@ class _Builder:
         self.slots: dict[int, Slot] = {}
         self.constant: dict[int, bytes] = {}
         self.regs = RegisterFile(decoded.regmap)
+        self.pool_written: dict[int, Layout] = {}  # on-chip pool offset -> the last result put there
 
     def v(self, meaning: str) -> int:
         """The current value of a semantic quantity, or its assumed default."""
@@ -114,16 +120,28 @@ class _Builder:
             self.notes.append(f"{meaning} = {code} is not a known tensor format; assuming fp16")
         return FMT_DTYPE.get(code, "fp16")
 
-    def _dram(self, prefix: str, slot: int, channels: int, height: int, width: int) -> Layout:
+    def _dram(self, prefix: str, slot: int, channels: int, height: int, width: int, groups: int = 1) -> Layout:
         return Layout("dram", slot, 64 * self.v(f"{prefix}_base"), channels, height, width,
                       self._dtype(f"{prefix}_memfmt"),  # type: ignore[arg-type]
                       64 * self.v(f"{prefix}_row"), 64 * self.v(f"{prefix}_plane"),
-                      1, 64 * self.v(f"{prefix}_depth"), 1, 64 * self.v(f"{prefix}_group"))
+                      1, 64 * self.v(f"{prefix}_depth"), groups, 64 * self.v(f"{prefix}_group"))
 
-    def _pool(self, prefix: str, channels: int, height: int, width: int, fmt: str) -> Layout:
+    def _pool(self, prefix: str, channels: int, height: int, width: int, fmt: str, groups: int = 1,
+              group_register: str = "") -> Layout:
+        group_stride = 16 * self.regs.field(group_register, "Stride") if groups > 1 else 0
         return Layout("pool", None, 16 * self.v(f"{prefix}_base"), channels, height, width,
                       self._dtype(fmt),  # type: ignore[arg-type]
-                      16 * self.v(f"{prefix}_row"), 16 * self.v(f"{prefix}_chan"))
+                      16 * self.v(f"{prefix}_row"), 16 * self.v(f"{prefix}_chan"), 1, 0, groups, group_stride)
+
+    def _pool_source(self, prefix: str, channels: int, height: int, width: int, groups: int) -> Layout:
+        """A pool source; where an earlier task left one value per row there, the row is broadcast."""
+        layout = self._pool(prefix, channels, height, width, "in_fmt", groups, "L2.SourceGroupStride")
+        written = self.pool_written.get(layout.offset_bytes)
+        if written is not None and written.width == 1 and width > 1:
+            # The producer wrote one value per 16-byte line (a reduction over the width); the
+            # reader's row stride steps those lines, so each row reads its one value.
+            layout = replace(layout, width=1)
+        return layout
 
     # -- one task ---------------------------------------------------------------------------
     def task(self, task: DecodedTask, binding: dict[str, int]) -> Task:
@@ -131,13 +149,20 @@ class _Builder:
         win, hin, cin = self.v("win"), self.v("hin"), self.v("cin")
         wout, hout, cout = self.v("wout"), self.v("hout"), self.v("cout")
         planar = self._planar(task)
-        sources = [self._dram("src1", binding["src1"], cin, hin, win) if "src1" in binding
-                   else self._pool("l2_src1", cin, hin, win, "in_fmt")]
+        # A planar-only task with many groups walks a fifth tensor axis (softmax and norm walk
+        # rows this way); for the NE the groups are convolution groups over the channels.
+        groups = max(self.v("groups"), 1) if not task.header.get("ENE", 1) else 1
+        sources = [self._dram("src1", binding["src1"], cin, hin, win, groups) if "src1" in binding
+                   else self._pool_source("l2_src1", cin, hin, win, groups)]
         if planar is not None and planar.op in BINARY_PLANAR:
-            sources.append(self._dram("src2", binding["src2"], cin, hin, win) if "src2" in binding
-                           else self._pool("l2_src2", cin, hin, win, "in_fmt"))
-        result = (self._dram("dst", binding["dst"], cout, hout, wout) if "dst" in binding
-                  else self._pool("l2_res", cout, hout, wout, "out_fmt"))
+            sources.append(self._dram("src2", binding["src2"], cin, hin, win, groups) if "src2" in binding
+                           else self._pool_source("l2_src2", cin, hin, win, groups))
+        if planar is not None and planar.op in REDUCTION_OPS:
+            wout = 1  # one value per row: the result's rows are single 16-byte lines (docs/functional.md)
+        result = (self._dram("dst", binding["dst"], cout, hout, wout, groups) if "dst" in binding
+                  else self._pool("l2_res", cout, hout, wout, "out_fmt", groups, "L2.ResultGroupStride"))
+        if result.space == "pool":
+            self.pool_written[result.offset_bytes] = result
         ne = self._ne(task, binding, cin, hin, win, cout, hout, wout) if task.header.get("ENE", 1) else None
         fields = {f"Header.{k}": v for k, v in task.header.items()}
         for addr, value in self.regs.values.items():
@@ -160,15 +185,15 @@ class _Builder:
         if task.header.get("ENE", 1) and cfg == 0 and not any(scales):
             return None  # an NE task with the planar engine left idle
         op = PLANAR_OPS.get(cfg)
-        if op == "copy" and self.v("groups") != 1:
-            op = None  # the same Cfg word with many groups is some reduction (softmax, norm); not decoded
+        if op == "copy" and self.v("groups") != 1 and not task.header.get("ENE", 1):
+            op = "reduce_sum"  # the add configuration over many one-row groups: a sum along each row
         if op is None:
             self.notes.append(f"task {task.index}: planar-engine configuration {cfg:#x} is not understood; "
                               "the task's planar stage is left out")
             return None
         bias, scale, pre, final = scales
-        if pre == 0xBC00 and op == "add":
-            op = "sub"  # add with the first source scaled by -1 (eiln sub.bin, frac.bin)
+        # sub.bin and frac.bin subtract as an add whose first source is pre-scaled by -1; the
+        # stage keeps that form, so b - a comes out of add(-1 * a, b) with one rounding.
         return PlanarStage(op, pre_scale=fp16(pre) if pre else 1.0, bias=fp16(bias), scale=fp16(scale) if scale else 1.0,  # type: ignore[arg-type]
                            final_scale=fp32(final) if final else 1.0)
 
@@ -199,17 +224,26 @@ class _Builder:
                 self.notes.append(f"task {task.index}: lookup table is read from slot {slot} at run time; not modelled")
         elif channels and slot is not None and op in ("conv", "transconv"):
             kernel = self._kernel(task, slot, channels, cin // groups, cout, kh, kw)
+        acc_bias = 0.0
+        if op == "conv" and kernel is None and table is not None and "src2" not in binding \
+                and self.regs.field("NE.MACCfg", "KernelMode"):
+            # The coefficient channel carries only the table, so there are no weights: the
+            # convolution passes its input through and adds the accumulator bias (eiln inv.bin:
+            # AccBias = RN16(1e-4), Core ML's epsilon for inverse). Bypass skips that bias.
+            op, acc_bias = "bypass", fp16(self.regs.field("NE.AccBias", "AccBias"))
         return NeStage(op, (kh, kw), (sy, sx), (py, pad_b, px, pad_r), (1, 1), groups, kernel, None,  # type: ignore[arg-type]
-                       fp16(self.v("post_scale")), act, table)  # type: ignore[arg-type]
+                       fp16(self.v("post_scale")), act, table, acc_bias)  # type: ignore[arg-type]
 
     def _table(self, task: DecodedTask, data: bytes, ch: KernelChannel) -> ActivationTable | None:
-        raw = data[ch.offset:ch.offset + 2 * (4 + LUT_SAMPLES)]
-        if len(raw) < 2 * (4 + LUT_SAMPLES):
+        raw = data[ch.offset:ch.offset + 2 * LUT_WORDS]
+        if len(raw) < 2 * 37:  # the four clamp words and the 33 samples at least
             self.notes.append(f"task {task.index}: lookup table runs past the end of its buffer")
             return None
-        words = np.frombuffer(raw, dtype=np.uint16).copy()
-        head = words[:4].view(np.float16).astype(float)
-        return ActivationTable(float(head[0]), float(head[1]), float(head[2]), float(head[3]), words[4:4 + LUT_SAMPLES], name=f"task{task.index}-lut")
+        words = np.zeros(LUT_WORDS, np.uint16)
+        words[:len(raw) // 2] = np.frombuffer(raw[:len(raw) // 2 * 2], dtype="<u2")
+        table, notes = decode_table(words, f"task{task.index}-lut")
+        self.notes.extend(f"task {task.index}: {n}" for n in notes)
+        return table
 
     def _kernel(self, task: DecodedTask, slot: int, channels: list[KernelChannel], cin_g: int, cout: int,
                 kh: int, kw: int) -> Kernel | None:

@@ -28,8 +28,11 @@ NeOp = Literal["conv", "elementwise", "bypass", "transconv"]
 Activation = Literal["none", "relu", "lut"]
 PlanarOp = Literal[
     "add", "sub", "mul", "max", "min", "sqsum", "div",
-    "avgpool", "maxpool", "minpool", "copy",
+    "avgpool", "maxpool", "minpool", "copy", "abs",
+    # reductions along the width of every row: one value per row (docs/functional.md)
+    "reduce_max", "reduce_sum", "recip_sum",
 ]
+REDUCTION_OPS = ("reduce_max", "reduce_sum", "recip_sum")
 KernelFormat = Literal["fp16", "int8", "uint8", "palette"]
 
 ALIGN_BYTES = 64  # every stride above the row is a multiple of 64 bytes
@@ -132,8 +135,9 @@ class Layout:
 class ActivationTable:
     """A nonlinearity lookup table as fetched by the kernel DMA.
 
-    ``samples`` are fp16 bit patterns, uniformly spaced over [range_lo, range_hi]; inputs below
-    or above the range map to ``value_below`` / ``value_above``.
+    ``samples`` are fp16 bit patterns, uniformly spaced over ``knot_span`` (by default
+    [range_lo, range_hi]); inputs below or above the range map to ``value_below`` /
+    ``value_above``. docs/functional.md describes how the decoder reads Apple's tables.
     """
 
     range_lo: float
@@ -145,8 +149,16 @@ class ActivationTable:
     # How the engine reads the samples. "none": they span [range_lo, range_hi]. A range-reduced
     # table ("exp2", "recip", "sqrt", "rsqrt", "log2") tabulates one octave of the mantissa or the
     # fraction, and the header's range only clamps. "odd"/"even" tables see |x|.
-    reduction: Literal["none", "exp2", "recip", "sqrt", "rsqrt", "log2"] = "none"
-    symmetry: Literal["none", "odd", "even"] = "none"
+    # "int"/"frac" return the integer part (toward zero) or the fractional part, no samples.
+    reduction: Literal["none", "exp2", "recip", "sqrt", "rsqrt", "log2", "int", "frac"] = "none"
+    # "positive": defined for x >= 0 only; every negative input gives +0.
+    symmetry: Literal["none", "odd", "even", "positive"] = "none"
+    # Where the 33 samples sit. None: [range_lo, range_hi] for a plain table, the reduced
+    # argument's interval otherwise. An empty span (lo == hi) is a table of tails only.
+    knot_span: tuple[float, float] | None = None
+    # (slope, intercept) of the lines used below and above the knot span; None: the end
+    # segments extend.
+    tails: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +220,7 @@ class NeStage:
     post_scale: float = 1.0
     activation: Activation = "none"
     table: ActivationTable | None = None
+    acc_bias: float = 0.0  # added to the accumulator before the post-scale
 
 
 @dataclass(frozen=True)

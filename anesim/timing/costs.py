@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from anesim.chips.schema import ChipConfig
-from anesim.program.model import DTYPE_BYTES, Kernel, Layout, Task
+from anesim.program.model import DTYPE_BYTES, REDUCTION_OPS, Kernel, Layout, Task
 
 # Winograd F(m x m, 3 x 3): an m x m output tile costs (m + 2)^2 products per input channel
 # instead of 9 m^2. The gate admits only F(2x2) and F(4x4) (guide ch. 20); the larger one
@@ -173,6 +173,8 @@ def planar_tile_cycles(chip: ChipConfig, task: Task, out_rows: int) -> int:
     out_elems = r.groups * r.depth * r.channels * out_rows * r.width
     if pl.op in ("avgpool", "maxpool", "minpool"):
         work = out_elems * pl.pool_hw[0] * pl.pool_hw[1]  # every window element is read
+    elif pl.op in REDUCTION_OPS:
+        work = out_elems * task.sources[0].width  # a row reduction reads its whole row per result
     else:
         work = out_elems
     return ceil_div(work, chip.planar.elements_per_cycle.value)

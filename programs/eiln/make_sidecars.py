@@ -57,6 +57,11 @@ def sidecar(path: str, model: dict, data: bytes) -> dict:
     win, hin = first[0x0] & 0x7FFF, (first[0x0] >> 16) & 0x7FFF
     cin = first[0xC] & 0x1FFFF
     src_row, src_plane = first[0x1380C] & ~0x3F, first[0x13810] & ~0x3F
+    groups = first.get(0x24, 1) & 0x1FFF
+    if hin == 1 and groups > 1:
+        # softmax/logsoftmax start with a planar task that walks the rows as groups of one
+        # row each (NumGroups rows, TileDMASrc.GroupStride apart): the tensor has that many rows
+        hin, src_row = groups, first[0x13818] & ~0x3F
     dst_row, dst_plane = regs[0x17808] & ~0x3F, regs[0x1780C] & ~0x3F
     buffers = []
     for slot, (ntiles, label) in sorted(model["tiles"].items()):

@@ -1,0 +1,91 @@
+"""Activation tables as the kernel DMA fetches them: 64 fp16 words -> ActivationTable.
+
+The layout, derived from the 28 H13 raw kernels (docs/functional.md gives the evidence):
+
+====== ===============================================================================
+words  meaning
+====== ===============================================================================
+0-3    clamps ``[lo, hi, below, above]``: after the symmetry fold, ``u < lo`` gives
+       ``below`` and ``u > hi`` gives ``above`` (command-stream.md §5)
+4-36   33 samples, evenly spaced over the knot span
+37-40  tails: slope and intercept of the line used below the knot span, then above it
+41     bits [5:0] ``shift``: the knot spacing is ``2**-shift``, so the span is
+       ``32 * 2**-shift`` long; bit 6: no samples, the tails alone (the span is empty)
+42     bits [3:0] the argument mode (below); bits [7:5] the input fold: ``0b011`` odd
+       (``|x|``, sign restored), ``0b110`` positive (``|x|``, negative inputs give +0)
+====== ===============================================================================
+
+Argument modes (word 42, bits [3:0]) and where the span starts:
+
+==== ========= ===================================================================
+mode reduction span start
+==== ========= ===================================================================
+0    none      0 (tables of a folded input: sigmoid, tanh, sign)
+1    none      ``-16 * 2**-shift``: the span is centred on zero (gelu)
+3    frac      (no samples)
+4    int       (no samples)
+5    sqrt      0: the samples cover [0, 2], the mantissa is taken in [0.5, 2)
+7    recip     0.5: the mantissa in [0.5, 1)
+9    log2      0.5: the mantissa in [0.5, 1)
+10   exp2      0: the fraction in [0, 1)
+==== ========= ===================================================================
+
+A table whose words 37-42 are all zero (what anesim's own compiler writes) is a plain table
+over ``[lo, hi]`` that extends its end segments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anesim.program.model import ActivationTable
+
+WORDS = 64
+SAMPLES = 33
+TAIL_WORD, SHIFT_WORD, MODE_WORD = 37, 41, 42
+BYPASS_BIT = 0x40
+# mode -> (reduction, start of the knot span in units of the spacing, or a fixed start)
+MODES: dict[int, tuple[str, float | None, float]] = {
+    0: ("none", 0.0, 0.0),
+    1: ("none", -16.0, 0.0),
+    3: ("frac", None, 0.0),
+    4: ("int", None, 0.0),
+    5: ("sqrt", None, 0.0),
+    7: ("recip", None, 0.5),
+    9: ("log2", None, 0.5),
+    10: ("exp2", None, 0.0),
+}
+FOLDS = {0x00: "none", 0x60: "odd", 0xC0: "positive"}
+
+
+def _f16(words: np.ndarray) -> list[float]:
+    return [float(v) for v in words.astype(np.uint16).view(np.float16).astype(np.float64)]
+
+
+def decode_table(words: np.ndarray, name: str) -> tuple[ActivationTable, list[str]]:
+    """The table a 64-word blob holds, and what in it could not be read."""
+    words = np.asarray(words, np.uint16)
+    lo, hi, below, above = _f16(words[:4])
+    samples = words[4:4 + SAMPLES].copy()
+    trailer = words[TAIL_WORD:MODE_WORD + 1]
+    if not trailer.any():
+        return ActivationTable(lo, hi, below, above, samples, name), []
+    notes = []
+    param, flags = int(words[SHIFT_WORD]), int(words[MODE_WORD])
+    mode, fold = flags & 0x0F, flags & 0xF0
+    reduction, start_steps, start = MODES.get(mode, ("none", 0.0, 0.0))
+    if mode not in MODES:
+        notes.append(f"{name}: table mode {mode} is not understood; read as a plain table from 0")
+    symmetry = FOLDS.get(fold, "none")
+    if fold not in FOLDS:
+        notes.append(f"{name}: table input fold {fold:#x} is not understood; no fold applied")
+    step = 2.0 ** -(param & 0x3F)
+    if param & BYPASS_BIT:
+        span = (0.0, 0.0)
+    else:
+        first = start_steps * step if start_steps is not None else start
+        span = (first, first + 32 * step)
+    tails = tuple(_f16(words[TAIL_WORD:TAIL_WORD + 4]))
+    table = ActivationTable(lo, hi, below, above, samples, name, reduction,  # type: ignore[arg-type]
+                            symmetry, span, tails)  # type: ignore[arg-type]
+    return table, notes
