@@ -11,10 +11,9 @@ in ``Program.notes`` rather than guessed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from dataclasses import replace
 
 import numpy as np
 
