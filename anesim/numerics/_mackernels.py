@@ -202,12 +202,12 @@ def _reduce_one(a, b, threshold):  # type: ignore[no-untyped-def]
     return acc
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)  # memory-bound or rare: a serial loop compiles much faster
 def mac_exact_at(a: np.ndarray, b: np.ndarray, where: np.ndarray, threshold: float) -> np.ndarray:
     """Accumulators at the listed (g, i, j) positions, one reduction at a time, all cases exact."""
     out = np.empty(where.shape[0], np.float32)
     thr = np.float32(threshold)
-    for q in prange(where.shape[0]):
+    for q in range(where.shape[0]):
         g = where[q, 0]
         i = where[q, 1]
         j = where[q, 2]
@@ -215,11 +215,11 @@ def mac_exact_at(a: np.ndarray, b: np.ndarray, where: np.ndarray, threshold: flo
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)  # memory-bound or rare: a serial loop compiles much faster
 def fix_operand(v: np.ndarray, flush_subnormals: bool) -> None:
     """In place on a flat float32 array of fp16 values: NaN → +inf, subnormals → +0 if asked."""
     tiny = np.float32(2.0**-14)
-    for i in prange(v.shape[0]):
+    for i in range(v.shape[0]):
         x = v[i]
         if np.isnan(x):
             v[i] = np.inf
@@ -253,14 +253,14 @@ def row_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return total, peak, bad
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)  # memory-bound or rare: a serial loop compiles much faster
 def col_stats(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per (g, j) of b (G, K, N): sum and max of the finite |b|, and whether any entry is ±inf."""
     groups, k, n = b.shape
     total = np.zeros((groups, n), np.float64)
     peak = np.zeros((groups, n), np.float64)
     bad = np.zeros((groups, n), np.bool_)
-    for g in prange(groups):
+    for g in range(groups):
         for kk in range(k):
             for j in range(n):
                 x = abs(np.float64(b[g, kk, j]))
