@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="the model file")
     p.add_argument("--chip", default="m1", help="chip name, alias or YAML path (default: m1)")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="write the program: OUT.bin = an H13 command buffer plus OUT.sidecar.json (H13 chips); "
+                   help="write the program: OUT.hwx = an H13 .hwx container; OUT.bin = an H13 command buffer plus "
+                        "OUT.sidecar.json (H13 chips); "
                         "OUT.json = the program model (every chip)")
     p.add_argument("--json", action="store_true", help="print the summary and task table as JSON")
     p.add_argument("--tasks", type=int, default=60, metavar="N", help="show at most N task rows (default 60)")
@@ -33,8 +34,19 @@ def _write(args: argparse.Namespace, result: object, out: Path) -> str:
     program = result.program  # type: ignore[attr-defined]
     suffix = out.suffix.lower()
     if suffix == ".hwx":
-        raise UnsupportedError("writing the Mach-O .hwx container is not implemented", file=out,
-                               expected="OUT.bin (an H13 command buffer with a sidecar) or OUT.json (the program model)")
+        if program.generation != "H13":
+            raise UnsupportedError(f"the .hwx container is written for H13 only, not {program.generation} "
+                                   "(no task-descriptor encoder for it)", file=out,
+                                   expected="--chip m1 (or another H13 chip), or OUT.json (the program model)")
+        from anesim.compiler import compile_file
+        from anesim.compiler.h13_hwx import write_hwx
+
+        # like the command buffer, the container keeps every intermediate in DRAM
+        hwx_result = compile_file(args.model, args.chip, chain=False)
+        data = write_hwx(hwx_result)
+        out.write_bytes(data)
+        return (f"wrote {out} ({len(data)} bytes, {len(hwx_result.program.tasks)} H13 tasks, intermediates in DRAM); "
+                f"read it back with: anesim disasm {out}")
     if suffix in (".bin", ".anec"):
         from anesim.compiler import compile_file
         from anesim.compiler.h13_emit import encode_raw

@@ -13,6 +13,7 @@ wrongly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -103,8 +104,19 @@ def encode_task(fields: dict[str, int], regmap: Any) -> bytes:
     return data
 
 
-def encode_raw(result: CompileResult) -> tuple[bytes, dict[str, Any]]:
-    """The H13 command buffer of a compiled program and its sidecar document."""
+@dataclass
+class H13Emission:
+    """What the H13 encoder produced for one program: command stream, weights, fields, buffers."""
+
+    command: bytes  # the task descriptors, 0x300 apart from offset 0
+    weights: bytes  # every task's kernel (per core) or lookup table, read through slot 1
+    fields: list[dict[str, int]]  # the register fields each task descriptor was encoded from
+    weight_blocks: list[tuple[int, int, list[bytes]]]  # (task, offset in weights, per-core chunks)
+    buffers: list[dict[str, Any]]  # host buffers by slot: name, role, shape, dtype, strides, bytes
+
+
+def emit_h13(result: CompileResult) -> H13Emission:
+    """Encode every task of a compiled single-dispatch H13 program (refusing what H13 cannot express)."""
     from anesim.hwx.regmaps import load_map
 
     program = result.program
@@ -116,30 +128,34 @@ def encode_raw(result: CompileResult) -> tuple[bytes, dict[str, Any]]:
     regmap = load_map("h13")
     weights = bytearray()
     offsets = []
-    for task, info in zip(program.tasks, result.task_info):
+    blocks: list[tuple[int, int, list[bytes]]] = []
+    for task in program.tasks:
         _check(program, task)
         if task.ne is not None and task.ne.kernel is not None:
             offsets.append(len(weights))
-            for chunk in pack_per_core(task.ne.kernel, task.cores_used, task.ocg_size):
+            chunks = [bytes(c) for c in pack_per_core(task.ne.kernel, task.cores_used, task.ocg_size)]
+            blocks.append((task.index, len(weights), chunks))
+            for chunk in chunks:
                 weights += chunk
         elif task.ne is not None and task.ne.activation == "lut":
             offsets.append(len(weights))
+            blocks.append((task.index, len(weights), [_table_bytes(task)]))
             weights += _table_bytes(task)
         else:
             offsets.append(-1)
     tds = []
+    all_fields = []
     for index in range(len(program.tasks)):
         fields = task_fields(program, index, offsets[index])
         if offsets[index] >= 0 and program.tasks[index].ne.kernel is None:  # type: ignore[union-attr]
             fields["KernelDMASrc.CoeffBaseAddr[0].Addr"] = offsets[index] // 64
+        all_fields.append(fields)
         tds.append(encode_task(fields, regmap))
     command = bytearray()
     for i, td in enumerate(tds):
         if i:
             command += bytes(TD_PITCH * i - len(command))
         command += td
-    weights_offset = -(-len(command) // 16) * 16
-    data = bytes(command) + bytes(weights_offset - len(command)) + bytes(weights)
     buffers = []
     for spec in program.tensors.values():
         layout = spec.layout()
@@ -150,10 +166,20 @@ def encode_raw(result: CompileResult) -> tuple[bytes, dict[str, Any]]:
     for index, slot in program.slots.items():
         if index not in (KERNEL_SLOT,) and all(b["slot"] != index for b in buffers):
             buffers.append({"slot": index, "name": f"slot{index}", "role": slot.role, "bytes": slot.size_bytes})
+    return H13Emission(bytes(command), bytes(weights), all_fields, blocks,
+                       sorted(buffers, key=lambda b: b["slot"]))
+
+
+def encode_raw(result: CompileResult) -> tuple[bytes, dict[str, Any]]:
+    """The H13 command buffer of a compiled program and its sidecar document."""
+    emitted = emit_h13(result)
+    command, weights = emitted.command, emitted.weights
+    weights_offset = -(-len(command) // 16) * 16
+    data = command + bytes(weights_offset - len(command)) + weights
     sidecar = {
-        "format": "anesim-raw-sidecar", "version": 1, "name": program.name, "generation": "H13",
-        "command": {"size": hex(len(command)), "first_task_size": hex(TD_BYTES), "tasks": len(tds)},
+        "format": "anesim-raw-sidecar", "version": 1, "name": result.program.name, "generation": "H13",
+        "command": {"size": hex(len(command)), "first_task_size": hex(TD_BYTES), "tasks": len(emitted.fields)},
         "weights": {"offset": hex(weights_offset), "size": hex(len(weights))},
-        "buffers": sorted(buffers, key=lambda b: b["slot"]),
+        "buffers": emitted.buffers,
     }
     return data, sidecar
