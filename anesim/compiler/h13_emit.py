@@ -8,7 +8,7 @@ the next 16-byte boundary as slot 1. Register values come from :mod:`anesim.comp
 Only what the H13 register map is known to express is written; a task that needs more (a bias
 vector - the H13 bias channel is not established - planar pooling, run-time weights, constants
 read by the tile DMA, on-chip pool residency) is refused with the reason, rather than encoded
-wrongly.
+wrongly. :func:`emit_h13` is shared with the ``.hwx`` writer (:mod:`anesim.compiler.h13_hwx`).
 """
 
 from __future__ import annotations

@@ -116,7 +116,9 @@ def hwx_document(result: CompileResult, emitted: H13Emission | None = None) -> d
     """The decoder's JSON form of the .hwx container of a compiled H13 program."""
     emitted = emitted if emitted is not None else emit_h13(result)
     gen = by_name("H13")
-    buffers = [b for b in emitted.buffers if b["slot"] != KERNEL_SLOT]
+    # emit_h13 refuses tasks that read constants through the tile DMA, so no task reads a
+    # constant slot other than the kernels' (slot 1, __TEXT,__const)
+    buffers = [b for b in emitted.buffers if b["slot"] != KERNEL_SLOT and b["role"] != "constant"]
     for b in buffers:
         if b["role"] in ("input", "output") and ("shape" not in b or b.get("dtype") not in TYPE_ID):
             raise UnsupportedError(f"buffer '{b['name']}' has no NCHW shape or a dtype the symbol table names",
