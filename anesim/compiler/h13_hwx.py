@@ -120,7 +120,8 @@ def hwx_document(result: CompileResult, emitted: H13Emission | None = None) -> d
     # constant slot other than the kernels' (slot 1, __TEXT,__const)
     buffers = [b for b in emitted.buffers if b["slot"] != KERNEL_SLOT and b["role"] != "constant"]
     for b in buffers:
-        if b["role"] in ("input", "output") and ("shape" not in b or b.get("dtype") not in TYPE_ID):
+        if b["role"] in ("input", "output") and ("shape" not in b or len(b["shape"]) > 4
+                                                     or b.get("dtype") not in TYPE_ID):
             raise UnsupportedError(f"buffer '{b['name']}' has no NCHW shape or a dtype the symbol table names",
                                    expected="fp16, int8 or uint8 inputs and outputs")
         if b["role"] not in ("input", "output", "intermediate"):
