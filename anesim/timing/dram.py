@@ -5,51 +5,92 @@ sharing: the peak is divided among the active streams, no stream above its own c
 stream's share is split evenly between its flows. Rates are recomputed whenever a flow starts
 or ends, so contention lengthens transfers exactly while it lasts. Events happen only at flow
 starts and ends, never per byte or per cycle.
+
+The fair shares depend only on how many flows each stream has in flight, so they are computed
+once per distinct mix of counts and reused; the arithmetic on every flow's remaining bytes is
+the same at every start and end as a full recomputation would do, so the times are identical.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from anesim.timing.loop import Loop
 
 _EPS_CYCLES = 1e-9
+_INF = float("inf")
 
 
-@dataclass(slots=True)
 class _Flow:
-    stream: str
-    nbytes: float
-    remaining_bytes: float
-    done: Any  # loop event fired at completion
-    start: float = 0.0
-    rate: float = 0.0  # bytes per cycle
+    """One transfer in flight; calling it starts it (the DRAM latency's wake-up)."""
+
+    __slots__ = ("bw", "stream", "nbytes", "remaining_bytes", "done", "start", "rate", "bit")
+
+    def __init__(self, bw: SharedBandwidth, stream: str, nbytes: float, done: Any, bit: int) -> None:
+        self.bw = bw
+        self.stream = stream
+        self.nbytes = nbytes
+        self.remaining_bytes = nbytes
+        self.done = done  # loop event fired at completion
+        self.start = 0.0
+        self.rate = 0.0  # bytes per cycle
+        self.bit = bit  # this stream's unit in the packed per-stream flow counts
+
+    def __call__(self) -> None:
+        self.bw._start(self)
 
 
-@dataclass
+class _Wake:
+    """A scheduled check for finished flows; stale once a later start or finish supersedes it."""
+
+    __slots__ = ("bw", "token")
+
+    def __init__(self, bw: SharedBandwidth, token: int) -> None:
+        self.bw = bw
+        self.token = token
+
+    def __call__(self) -> None:
+        bw = self.bw
+        if self.token == bw._token:
+            bw._wake()
+
+
+_COUNT_BITS = 32  # flows per stream are packed into one int, this many bits each
+
+
 class SharedBandwidth:
     """A bandwidth pool with per-stream ceilings (bytes per cycle) under a shared peak."""
 
-    loop: Loop
-    peak_bytes_per_cycle: float
-    ceilings_bytes_per_cycle: dict[str, float]
-    bytes_by_stream: dict[str, float] = field(default_factory=dict)
-    busy_cycles: float = 0.0  # time with at least one flow active
-    contention_cycles: float = 0.0  # time flows took beyond their uncontended duration
-    _flows: list[_Flow] = field(default_factory=list)
-    _last_update: float = 0.0
-    _token: int = 0
-    _wake_at: float = -1.0
+    def __init__(
+        self, loop: Loop, peak_bytes_per_cycle: float, ceilings_bytes_per_cycle: dict[str, float],
+    ) -> None:
+        self.loop = loop
+        self.peak_bytes_per_cycle = peak_bytes_per_cycle
+        self.ceilings_bytes_per_cycle = ceilings_bytes_per_cycle
+        self.bytes_by_stream: dict[str, float] = {}
+        self.busy_cycles = 0.0  # time with at least one flow active
+        self.contention_cycles = 0.0  # time flows took beyond their uncontended duration
+        self._flows: list[_Flow] = []
+        self._last_update = 0.0
+        self._token = 0
+        self._wake_at = -1.0
+        # Flows in flight per stream, packed into one int (stream i in bits [32i, 32i+32)): the
+        # key of the fair-share cache, updated by adding or subtracting the stream's unit.
+        self._streams = list(ceilings_bytes_per_cycle)
+        self._bits = {s: 1 << (_COUNT_BITS * i) for i, s in enumerate(self._streams)}
+        self._mix = 0
+        self._rates_cache: dict[int, dict[str, float]] = {}
+        self._alone = {s: min(c, peak_bytes_per_cycle) for s, c in ceilings_bytes_per_cycle.items()}
 
     def transfer(self, nbytes: float, stream: str, delay: float = 0.0) -> Any:
         """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done."""
-        done = self.loop.event()
-        self.bytes_by_stream[stream] = self.bytes_by_stream.get(stream, 0.0) + nbytes
-        flow = _Flow(stream, float(nbytes), float(nbytes), done)
+        loop = self.loop
+        done = loop.event()
+        by = self.bytes_by_stream
+        by[stream] = by.get(stream, 0.0) + nbytes
+        flow = _Flow(self, stream, float(nbytes), done, self._bits[stream])
         if delay > 0:
-            self.loop.call_later(delay, partial(self._start, flow))
+            loop.call_later(delay, flow)
         else:
             self._start(flow)
         return done
@@ -64,39 +105,34 @@ class SharedBandwidth:
         if flow.nbytes <= 0:
             flow.done.succeed()
             return
-        self._advance()
-        flow.start = self.loop.now
-        self._flows.append(flow)
-        self._rerate()
-
-    def _advance(self) -> None:
-        """Charge every flow the bytes it moved since the last update."""
         now = self.loop.now
+        flows = self._flows
+        # Charge every flow the bytes it moved since the last update.
         dt = now - self._last_update
-        if dt > 0 and self._flows:
+        if dt > 0 and flows:
             self.busy_cycles += dt
-            for f in self._flows:
+            for f in flows:
                 f.remaining_bytes -= f.rate * dt
         self._last_update = now
+        flow.start = now
+        flows.append(flow)
+        self._mix += flow.bit
+        self._rerate(now)
 
-    def _rerate(self) -> None:
-        """Recompute fair shares and make sure a wake-up is due at the earliest completion."""
-        flows = self._flows
-        n = len(flows)
-        if not n:
-            self._wake_at = -1.0
-            self._token += 1
-            return
+    def _rates(self, mix: int) -> dict[str, float]:
+        """Per-flow rate of each stream for a mix of flow counts (max-min fair)."""
         ceilings = self.ceilings_bytes_per_cycle
         peak = self.peak_bytes_per_cycle
-        streams: dict[str, int] = {}
-        for f in flows:
-            streams[f.stream] = streams.get(f.stream, 0) + 1
+        mask = (1 << _COUNT_BITS) - 1
+        streams = {}
+        for i, s in enumerate(self._streams):
+            n = (mix >> (_COUNT_BITS * i)) & mask
+            if n:
+                streams[s] = n
         if len(streams) == 1:
             # One stream: its ceiling (under the peak) split evenly between its flows.
-            share = min(ceilings[flows[0].stream], peak) / n
-            for f in flows:
-                f.rate = share
+            ((s, n),) = streams.items()
+            rates = {s: min(ceilings[s], peak) / n}
         else:
             # Max-min fair split of the peak across streams, each capped by its ceiling.
             left = peak
@@ -106,36 +142,56 @@ class SharedBandwidth:
                 share = min(ceilings[s], left / (len(order) - i))
                 left -= share
                 rates[s] = share / streams[s]
-            for f in flows:
-                f.rate = rates[f.stream]
-        soonest = float("inf")
+        self._rates_cache[mix] = rates
+        return rates
+
+    def _rerate(self, now: float) -> None:
+        """Recompute fair shares and make sure a wake-up is due at the earliest completion."""
+        flows = self._flows
+        if not flows:
+            self._wake_at = -1.0
+            self._token += 1
+            return
+        mix = self._mix
+        rates = self._rates_cache.get(mix) or self._rates(mix)
+        soonest = _INF
         for f in flows:
-            t = f.remaining_bytes / f.rate
+            rate = f.rate = rates[f.stream]
+            t = f.remaining_bytes / rate
             if t < soonest:
                 soonest = t
         if soonest < 0.0:
             soonest = 0.0
-        wake_at = self.loop.now + soonest
+        wake_at = now + soonest
         if wake_at == self._wake_at:
             return  # the wake-up already due is still the right one
-        self._token += 1
+        token = self._token = self._token + 1
         self._wake_at = wake_at
-        self.loop.call_later(soonest, partial(self._wake, self._token))
+        self.loop.call_later(soonest, _Wake(self, token))
 
-    def _wake(self, token: int) -> None:
-        if token != self._token:
-            return  # superseded by a later start or finish
+    def _wake(self) -> None:
         self._wake_at = -1.0
-        self._advance()
+        now = self.loop.now
+        flows = self._flows
+        dt = now - self._last_update
+        if dt > 0 and flows:
+            self.busy_cycles += dt
+            for f in flows:
+                f.remaining_bytes -= f.rate * dt
+        self._last_update = now
         keep: list[_Flow] = []
         finished: list[_Flow] = []
-        for f in self._flows:
-            (finished if f.remaining_bytes <= f.rate * _EPS_CYCLES + 1e-6 else keep).append(f)
+        for f in flows:
+            if f.remaining_bytes <= f.rate * _EPS_CYCLES + 1e-6:
+                finished.append(f)
+                self._mix -= f.bit
+            else:
+                keep.append(f)
         self._flows = keep
-        self._rerate()
-        now = self.loop.now
+        self._rerate(now)
+        alone = self._alone
         for f in finished:
-            extra = (now - f.start) - self.uncontended_cycles(f.nbytes, f.stream)
+            extra = (now - f.start) - f.nbytes / alone[f.stream]
             if extra > _EPS_CYCLES:
                 self.contention_cycles += extra
             f.done.succeed()

@@ -37,6 +37,8 @@ from anesim.timing.plan import ProgramPlan, Run, TaskPlan
 
 UNITS = ("host", "firmware", "kernel_dma", "tile_dma_src", "ne", "planar", "tile_dma_dst")
 _UNIT_ID = {u: i for i, u in enumerate(UNITS)}
+_NE_ID = _UNIT_ID["ne"]
+_PLANAR_ID = _UNIT_ID["planar"]
 
 
 class _Gate:
@@ -290,9 +292,19 @@ class Engine:
     def tile_src(self) -> Generator[Any, Any, None]:
         """Source tile DMA: DRAM or pool into one of two input buffers."""
         loop = self.loop
+        ne_gate = self.ne_gate
+        src_gate = self.src_gate
+        busy = self.busy
+        trace = self.trace
+        record = self.record
+        transfer = self.dram.transfer
+        latency = self.dram_latency
+        src_unit = _UNIT_ID["tile_dma_src"]
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
+            pos = tp.pos
             runs = tp.runs
+            first_step = tp.first_step
             r = 0
             i = 0
             while r < len(runs):
@@ -301,18 +313,18 @@ class Engine:
                     r, i = r + 1, 0
                     continue
                 k = run.first_step + i
-                if k == tp.first_step:
-                    ev = self.fw_gate.wait(tp.pos + 1)
+                if k == first_step:
+                    ev = self.fw_gate.wait(pos + 1)
                     if ev is not None:
                         yield ev
                     for q in tp.producers:
                         ev = self.done_gate.wait(q + 1)
                         if ev is not None:
                             yield ev
-                ev = self.ne_gate.wait(k - 1)  # a free input buffer: step k-2 computed
+                ev = ne_gate.wait(k - 1)  # a free input buffer: step k-2 computed
                 if ev is not None:
                     yield ev
-                if k == tp.first_step:
+                if k == first_step:
                     st.start = loop.now
                     self.started_gate.advance()
                 if self.batch and i == 0 and self._batchable(tp, r):
@@ -320,99 +332,143 @@ class Engine:
                     i = 0
                     continue
                 t0 = loop.now
-                if run.src_dram_bytes > 0:
-                    yield self._dram(run.src_dram_bytes, "activation")
-                    st.dram_activation_bytes += run.src_dram_bytes
-                rest = run.src_pool_cycles - (loop.now - t0)
+                nbytes = run.src_dram_bytes
+                if nbytes > 0:
+                    yield transfer(nbytes, "activation", latency)
+                    st.dram_activation_bytes += nbytes
+                now = loop.now
+                rest = run.src_pool_cycles - (now - t0)
                 if rest > 0:
                     yield loop.timeout(rest)
-                self._slice("tile_dma_src", "src", t0, loop.now, tp.pos)
+                    now = loop.now
+                busy["tile_dma_src"] += now - t0
+                if record and now > t0:
+                    trace.append((src_unit, "src", t0, now, pos))
                 self.tile_events += 1
-                self.src_gate.advance()
+                src_gate.advance()
                 i += 1
 
     def compute(self) -> Generator[Any, Any, None]:
         """NE and planar engine: wait for input, weights and a free output buffer, then run."""
         loop = self.loop
+        src_gate = self.src_gate
+        kernel_gate = self.kernel_gate
+        dst_gate = self.dst_gate
+        ne_gate = self.ne_gate
+        batches = self.batches
+        timeout = loop.timeout
         covered = 0  # steps below this were done by a closed-form batch
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
+            first_step = tp.first_step
+            has_ne = tp.task.ne is not None
             for run in tp.runs:
                 i = 0
-                while i < run.count:
-                    k = run.first_step + i
+                count = run.count
+                run_first = run.first_step
+                chunk_first = run.chunk_first
+                while i < count:
+                    k = run_first + i
                     if k < covered:
-                        i = covered - run.first_step
+                        i = covered - run_first
                         continue
                     t0 = loop.now
-                    ev = self.src_gate.wait(k + 1)
+                    ev = src_gate.wait(k + 1)
                     if ev is not None:
                         yield ev
-                    if k in self.batches:
-                        st.stall_input += max(0.0, self.batches[k][2] - max(t0, st.start))
+                    if k in batches:
+                        st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
                         covered = yield from self._skip_batched(k, 0)
                         continue
                     t1 = loop.now
-                    if run.chunk_first >= 0:
-                        ev = self.kernel_gate.wait(run.chunk_first + run.chunk_stride * i + 1)
+                    if chunk_first >= 0:
+                        ev = kernel_gate.wait(chunk_first + run.chunk_stride * i + 1)
                         if ev is not None:
                             yield ev
                     t2 = loop.now
-                    ev = self.dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
+                    ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
                     if ev is not None:
                         yield ev
                     t3 = loop.now
                     st.stall_input += t1 - max(t0, st.start)  # waiting before the task began is not its stall
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
-                    extra = self.layer_overhead if k == tp.first_step and tp.task.ne is not None else 0
-                    yield loop.timeout(run.compute_cycles + extra)
+                    extra = self.layer_overhead if k == first_step and has_ne else 0
+                    yield timeout(run.compute_cycles + extra)
                     self._compute_slices(tp, run, t3, extra)
-                    self.ne_gate.advance()
+                    ne_gate.advance()
                     i += 1
 
     def tile_dst(self) -> Generator[Any, Any, None]:
         """Destination tile DMA: from one of two output buffers to DRAM or the pool."""
         loop = self.loop
+        ne_gate = self.ne_gate
+        dst_gate = self.dst_gate
+        batches = self.batches
+        busy = self.busy
+        trace = self.trace
+        record = self.record
+        transfer = self.dram.transfer
+        latency = self.dram_latency
+        dst_unit = _UNIT_ID["tile_dma_dst"]
         covered = 0
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
+            pos = tp.pos
+            last_step = tp.last_step
             for run in tp.runs:
                 i = 0
-                while i < run.count:
-                    k = run.first_step + i
+                count = run.count
+                run_first = run.first_step
+                while i < count:
+                    k = run_first + i
                     if k < covered:
-                        i = covered - run.first_step
+                        i = covered - run_first
                         continue
-                    ev = self.ne_gate.wait(k + 1)
+                    ev = ne_gate.wait(k + 1)
                     if ev is not None:
                         yield ev
-                    if k in self.batches:
+                    if k in batches:
                         covered = yield from self._skip_batched(k, 1)
                         continue
                     t0 = loop.now
-                    if run.dst_dram_bytes > 0:
-                        yield self._dram(run.dst_dram_bytes, "activation")
-                        st.dram_activation_bytes += run.dst_dram_bytes
-                    rest = run.dst_pool_cycles - (loop.now - t0)
+                    nbytes = run.dst_dram_bytes
+                    if nbytes > 0:
+                        yield transfer(nbytes, "activation", latency)
+                        st.dram_activation_bytes += nbytes
+                    now = loop.now
+                    rest = run.dst_pool_cycles - (now - t0)
                     if rest > 0:
                         yield loop.timeout(rest)
-                    self._slice("tile_dma_dst", "dst", t0, loop.now, tp.pos)
+                        now = loop.now
+                    busy["tile_dma_dst"] += now - t0
+                    if record and now > t0:
+                        trace.append((dst_unit, "dst", t0, now, pos))
                     self.tile_events += 1
-                    self.dst_gate.advance()
+                    dst_gate.advance()
                     i += 1
-                    if k == tp.last_step:
-                        st.end = loop.now
+                    if k == last_step:
+                        st.end = now
                         self.done_gate.advance()
 
     def _compute_slices(self, tp: TaskPlan, run: Run, t0: float, extra: int) -> None:
         st = self.stats[tp.pos]
         ne = run.ne_cycles + extra if run.ne_cycles else 0
+        planar = run.planar_cycles
         st.ne_cycles += ne
-        st.planar_cycles += run.planar_cycles
+        st.planar_cycles += planar
         self.tile_events += 1
-        self._slice("ne", f"pass {run.pass_index}", t0, t0 + ne, tp.pos)
-        self._slice("planar", tp.kind, t0, t0 + run.planar_cycles, tp.pos)
+        busy = self.busy
+        ne_end = t0 + ne
+        planar_end = t0 + planar
+        busy["ne"] += ne_end - t0
+        busy["planar"] += planar_end - t0
+        if self.record:
+            trace = self.trace
+            if ne_end > t0:
+                trace.append((_NE_ID, f"pass {run.pass_index}", t0, ne_end, tp.pos))
+            if planar_end > t0:
+                trace.append((_PLANAR_ID, tp.kind, t0, planar_end, tp.pos))
 
     # -- closed-form batches ---------------------------------------------------------------
 
