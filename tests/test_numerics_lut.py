@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import anesim.numerics as N
+from anesim.numerics import reference as R
 
 ALL = np.arange(65536, dtype=np.uint16)
 VALUES = ALL.view(np.float16).astype(np.float64)
@@ -149,3 +150,124 @@ def test_decoded_m1_tables_reach_the_guides_accuracy(shared_dir: Path) -> None:
         assert err <= 1.2 * device
     # the decoded gelu carries a small negative value at the origin, as the guide reports
     assert -0.001 < float(N.from_bits(N.apply_lut(np.zeros(1, np.uint16), gelu))[0]) < 0.0
+
+
+# ------------------------------------------- tails, int/frac, positive-only fold: kernel = reference
+
+INF = math.inf
+_RNG = np.random.default_rng(30)
+
+
+def _knots(scale: float = 1.0) -> np.ndarray:
+    return (_RNG.standard_normal(33) * scale).astype(np.float16).view(np.uint16)
+
+
+def _exp2_knots(x_first: float, x_last: float) -> np.ndarray:
+    return N.lut.knots_of(np.exp2, x_first, x_last)
+
+
+ZEROS = np.zeros(33, np.uint16)
+# tables built to exercise each rule of docs/numerics.md (*Tables with tails, int/frac and the
+# positive-only fold*), alone and with the fold, clamps, pre/post scale and post bias around it
+FEATURE_TABLES = {
+    "tails": N.Lut(_knots(), -2.0, 3.0, tails=(0.37, -1.1, -2.5, 4.0)),
+    "tails clamped, post": N.Lut(_knots(), -2.0, 3.0, lo=-7.0, hi=9.0, below=-3.0, above=5.0,
+                                 tails=(0.1, 0.2, 1.0, 0.0), post_scale=0.75, post_bias=-0.125),
+    "tails odd": N.Lut(_knots(), 0.0, 4.0, symmetry="odd", tails=(0.0, 0.0, 0.001, 0.99)),
+    "tails even, pre": N.Lut(_knots(), 0.5, 2.5, symmetry="even", pre_scale=1.4427,
+                             tails=(3.0, -1.0, -0.5, 2.0)),
+    "tails overflowing": N.Lut(_knots(1000.0), -100.0, 100.0, tails=(70000.0, 1e-5, -300.0, -6e4)),
+    "tails identity": N.Lut(None, -1.0, 1.0, tails=(0.25, -0.75, 0.5, 0.5)),
+    "tails only: relu6": N.Lut(ZEROS, 0.0, 0.0, lo=-INF, hi=6.0, below=0.0, above=6.0,
+                               tails=(0.0, 0.0, 1.0, 0.0)),
+    "tails only: leaky relu": N.Lut(ZEROS, 0.0, 0.0, tails=(0.01, 0.0, 1.0, 0.0)),
+    "tails only: sign": N.Lut(ZEROS, 0.0, 0.0, lo=0.0, hi=1.0, below=0.0, above=1.0,
+                              symmetry="odd", tails=(0.0, 0.0, 0.0, 1.0)),
+    "tails only, knot 0": N.Lut(_knots(), 1.5, 1.5, tails=(-0.3, 0.7, 2.0, -1.5)),
+    "tails only, knot 0 = -0": N.Lut(np.full(33, 0x8000, np.uint16), 0.0, 0.0,
+                                     tails=(1.0, 0.0, 1.0, 0.0)),
+    "tails only, identity": N.Lut(None, 0.0, 0.0, tails=(0.25, 0.0, 2.0, 0.0)),
+    "tails of exp2 beyond the span": N.Lut(_exp2_knots(0.0, 0.5), 0.0, 0.5, lo=-25.0, hi=16.0,
+                                           above=INF, reduction="exp2", tails=(0.5, 1.0, 0.75, 1.0)),
+    "tails of exp2, empty span": N.Lut(_exp2_knots(0.0, 1.0), 0.5, 0.5, lo=-25.0, hi=16.0,
+                                       above=INF, reduction="exp2", tails=(0.5, 1.0, 0.75, 1.0)),
+    "tails of recip beyond the span": N.Lut(N.lut.knots_of(lambda m: 1 / m, 0.5, 0.75), 0.5, 0.75,
+                                            lo=0.0, hi=INF, below=INF, symmetry="odd",
+                                            reduction="recip", tails=(0.0, 2.0, -1.0, 2.0)),
+    "int": N.Lut(None, lo=-INF, hi=INF, below=-INF, above=INF, reduction="int"),
+    "int odd (ceil.bin)": N.Lut(ZEROS, 0.0, 1.0, lo=-INF, hi=INF, below=-INF, above=INF,
+                                symmetry="odd", reduction="int", tails=(0.0, 0.0, 0.0, 0.0)),
+    "int clamped, bias": N.Lut(None, lo=-50.0, hi=300.0, below=-1.0, above=2.0, reduction="int",
+                               post_bias=0.25),
+    "frac": N.Lut(None, lo=-INF, hi=INF, below=0.0, above=0.0, reduction="frac"),
+    "frac odd (ceil.bin)": N.Lut(ZEROS, 0.0, 32.0, lo=-INF, hi=INF, below=0.0, above=0.0,
+                                 symmetry="odd", reduction="frac", tails=(0.0, 0.0, 0.0, 0.0)),
+    "frac even, pre, post": N.Lut(None, lo=-100.0, hi=100.0, below=7.0, above=-7.0,
+                                  symmetry="even", reduction="frac", pre_scale=0.3,
+                                  post_scale=-2.0, post_bias=0.5),
+    "positive": N.Lut(_knots(), 0.0, 8.0, lo=-1.0, hi=10.0, below=3.0, above=4.0,
+                      symmetry="positive"),
+    "positive, post": N.Lut(_knots(), 0.0, 8.0, symmetry="positive", post_scale=-1.0,
+                            post_bias=0.5),
+    "positive with tails": N.Lut(_knots(), 1.0, 3.0, symmetry="positive",
+                                 tails=(0.5, 0.5, 1.0, -1.0)),
+    "positive int": N.Lut(None, symmetry="positive", reduction="int"),
+    "positive sqrt": N.Lut(N.lut._even_mantissa_table(np.sqrt), 0.0, 2.0, lo=0.0, hi=INF,
+                           below=0.0, above=INF, symmetry="positive", reduction="sqrt"),
+    "positive log2": N.Lut(N.lut.knots_of(np.log2, 0.5, 1.0), 0.5, 1.0, lo=-INF, hi=INF,
+                           below=0.0, above=INF, symmetry="positive", reduction="log2",
+                           tails=(1.0, -1.0, 1.0, -1.0)),
+    "positive exp2": N.Lut(_exp2_knots(0.0, 1.0), 0.0, 1.0, lo=-25.0, hi=16.0, above=INF,
+                           symmetry="positive", reduction="exp2"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_TABLES))
+def test_table_features_match_the_reference_on_every_input(name: str) -> None:
+    table = FEATURE_TABLES[name]
+    assert np.array_equal(N.apply_lut(ALL, table), R.apply_lut(ALL, table))
+
+
+def _at(table: N.Lut, xs: list[float]) -> list[float]:
+    bits = N.to_bits(np.array(xs))
+    got = N.from_bits(N.apply_lut(bits, table)).astype(np.float64).tolist()
+    assert got == N.from_bits(R.apply_lut(bits, table)).astype(np.float64).tolist()
+    return got
+
+
+def test_int_frac_and_the_positive_fold_by_value() -> None:
+    xs = [-2.5, -2.0, -0.75, 0.0, 0.5, 3.75, np.nan]
+    assert _at(FEATURE_TABLES["int"], xs) == [-2.0, -2.0, -0.0, 0.0, 0.0, 3.0, INF]
+    assert _at(FEATURE_TABLES["frac"], xs) == [-0.5, 0.0, -0.75, 0.0, 0.5, 0.75, 0.0]
+    # the positive fold gives +0 before the clamps; post-scale and bias still apply
+    assert _at(FEATURE_TABLES["positive"], [-100.0, -0.5, -INF]) == [0.0, 0.0, 0.0]
+    assert _at(FEATURE_TABLES["positive, post"], [-3.0, -INF]) == [0.5, 0.5]
+    assert _at(FEATURE_TABLES["positive sqrt"], [-4.0, 4.0, 0.0]) == [0.0, 2.0, 0.0]
+
+
+def test_reduced_tables_use_their_tails_outside_the_knot_span() -> None:
+    # exp2 over an empty span at 0.5: below it the lower tail 0.5·f + 1, above it 0.75·f + 1,
+    # at it knot 0 (= 2**0), each scaled by 2**floor(x)
+    table = FEATURE_TABLES["tails of exp2, empty span"]
+    assert _at(table, [0.25, 1.75, 2.5]) == [1.125, 2 * 1.5625, 4.0]
+
+
+def test_decoded_eiln_tables_match_the_reference_on_every_input(eiln_dir: Path) -> None:
+    import anesim
+    from anesim.functional.tasks import table_to_lut
+
+    sidecars = Path(__file__).resolve().parents[1] / "programs" / "eiln"
+    seen = {"tails": 0, "empty span": 0, "int": 0, "frac": 0, "positive": 0}
+    for sidecar in sorted(sidecars.rglob("*.sidecar.json")):
+        rel = sidecar.relative_to(sidecars).as_posix().replace(".sidecar.json", ".bin")
+        for task in anesim.load(eiln_dir / rel, sidecar=sidecar).tasks:
+            if task.ne is None or task.ne.table is None:
+                continue
+            table = table_to_lut(task.ne.table)
+            assert np.array_equal(N.apply_lut(ALL, table), R.apply_lut(ALL, table)), (rel, table)
+            seen["tails"] += table.tails is not None
+            seen["empty span"] += table.tails is not None and table.x_first == table.x_last
+            seen["int"] += table.reduction == "int"
+            seen["frac"] += table.reduction == "frac"
+            seen["positive"] += table.symmetry == "positive"
+    assert all(seen.values()), seen  # every new feature occurs in a real table

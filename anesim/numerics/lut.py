@@ -159,13 +159,26 @@ def _line(u, slope, intercept):  # type: ignore[no-untyped-def]
     return _no_nan(rn16_64(_no_nan(rn16_64(slope * u)) + intercept))
 
 
+@njit(inline="always")
+def _table(u, prm, slopes, intercepts, has_knots):  # type: ignore[no-untyped-def]
+    """The table at argument u: the tails outside the knot span when the table has them (knot 0
+    on an empty span), else the segments with the end ones extrapolated."""
+    if prm[16] != 0.0:
+        if u < prm[0]:
+            return _line(u, prm[12], prm[13])
+        if u > prm[1]:
+            return _line(u, prm[14], prm[15])
+        if prm[1] == prm[0]:
+            return intercepts[0] if has_knots else u
+    return _segment(u, prm[0], prm[1], slopes, intercepts, has_knots)
+
+
 @njit
 def lut_eval(x, prm, slopes, intercepts):  # type: ignore[no-untyped-def]
     """One table evaluation (see the module docstring) on an fp16 value held in float64."""
-    x_first = prm[0]; x_last = prm[1]; lo = prm[2]; hi = prm[3]  # noqa: E702
+    lo = prm[2]; hi = prm[3]  # noqa: E702
     below = prm[4]; above = prm[5]; pre = prm[6]; post = prm[7]; bias = prm[8]  # noqa: E702
     symmetry = int(prm[9]); reduction = int(prm[10]); has_knots = prm[11] != 0.0  # noqa: E702
-    has_tails = prm[16] != 0.0
     if np.isnan(x):
         x = np.inf
     if pre != 1.0:
@@ -183,21 +196,14 @@ def lut_eval(x, prm, slopes, intercepts):  # type: ignore[no-untyped-def]
     elif u > hi or u == np.inf:
         y = above
     elif reduction == 0:
-        if has_tails and u < x_first:
-            y = _line(u, prm[12], prm[13])
-        elif has_tails and u > x_last:
-            y = _line(u, prm[14], prm[15])
-        elif has_knots and x_last == x_first:
-            y = intercepts[0]
-        else:
-            y = _segment(u, x_first, x_last, slopes, intercepts, has_knots)
+        y = _table(u, prm, slopes, intercepts, has_knots)
     elif reduction == 6:  # int: the integer part, toward zero (exact on fp16 values)
         y = np.trunc(u)
     elif reduction == 7:  # frac: what int leaves (exact on fp16 values)
         y = u - np.trunc(u)
     elif reduction == 1:  # exp2: 2**n * table(fraction)
         n = np.floor(u)
-        y = _ldexp(_segment(u - n, x_first, x_last, slopes, intercepts, has_knots), int(n))
+        y = _ldexp(_table(u - n, prm, slopes, intercepts, has_knots), int(n))
     else:
         if u == 0.0:
             y = -np.inf if reduction == 5 else (0.0 if reduction == 4 else np.inf)
@@ -209,7 +215,7 @@ def lut_eval(x, prm, slopes, intercepts):  # type: ignore[no-untyped-def]
                 if e % 2 != 0:
                     m = m * 2.0
                     e -= 1
-            t = _segment(m, x_first, x_last, slopes, intercepts, has_knots)
+            t = _table(m, prm, slopes, intercepts, has_knots)
             if reduction == 2:
                 y = _ldexp(t, -e)
             elif reduction == 3:

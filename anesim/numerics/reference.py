@@ -264,55 +264,89 @@ def pool(x: np.ndarray, mode: str, kernel: tuple[int, int], stride: tuple[int, i
 
 
 def apply_lut(x: np.ndarray, lut: Lut) -> np.ndarray:
-    """fp16 bits of a :class:`anesim.numerics.lut.Lut` applied to fp16 bits, step by step."""
+    """fp16 bits of a :class:`anesim.numerics.lut.Lut` applied to fp16 bits, step by step.
+
+    The steps are the numbered ones of docs/numerics.md (*Activation lookup tables*): each
+    input takes the first outcome that decides it (positive-only fold, then the clamps), the
+    rest go through the argument mode and the table; sign and post-processing apply to all.
+    """
+    # 1. NaN becomes +inf
     v = coerce_input(values(x))
     with np.errstate(all="ignore"):
+        # 2. pre-scale, one fp16 rounding
         if lut.pre_scale != 1.0:
             v = flush_nan(round16(v * lut.pre_scale))
-        sign = np.ones_like(v)
-        u = v.copy()
-        if lut.symmetry != "none":
-            if lut.symmetry == "odd":
-                sign = np.where(v < 0, -1.0, 1.0)
-            u = np.where(v < 0, -v, v)
-
-        def table(arg: np.ndarray) -> np.ndarray:
-            if lut.knots is None:
-                return arg
-            t = (arg - lut.x_first) * (SEGMENTS / (lut.x_last - lut.x_first))
-            i = np.clip(np.floor(np.where(np.isfinite(t), t, 0.0)), 0, SEGMENTS - 1).astype(int)
-            prod = flush_nan(round16(lut.slopes[i] * arg))
-            return flush_nan(round16(prod + lut.intercepts[i]))
-
-        red = lut.reduction
-        safe = np.where(np.isfinite(u) & (u > 0), u, 1.0)
-        if red == "none":
-            y = table(np.where(np.isfinite(u), u, 0.0))
-        elif red == "exp2":
-            whole = np.floor(np.where(np.isfinite(u), u, 0.0))
-            y = round16(np.ldexp(table(np.where(np.isfinite(u), u, 0.0) - whole), whole.astype(int)))
-        else:
-            mant, expo = np.frexp(safe)
-            if red in ("sqrt", "rsqrt"):
-                odd = expo % 2 != 0
-                mant = np.where(odd, mant * 2.0, mant)
-                expo = np.where(odd, expo - 1, expo)
-            t = table(mant)
-            if red == "recip":
-                y = round16(np.ldexp(t, -expo))
-            elif red == "rsqrt":
-                y = round16(np.ldexp(t, -(expo // 2)))
-            elif red == "sqrt":
-                y = round16(np.ldexp(t, expo // 2))
-            else:
-                y = flush_nan(round16(t + expo))
-            at_zero = {"log2": -np.inf, "sqrt": 0.0}.get(red, np.inf)
-            y = np.where(u == 0, at_zero, np.where(u < 0, 0.0, y))
-        y = np.where((u < lut.lo) | (u == -np.inf), lut.below,
-                     np.where((u > lut.hi) | (u == np.inf), lut.above, y))
+        # 3. input fold: odd/even see |x| (odd remembers the sign); positive-only zeroes
+        #    every negative input (−0 is not negative: nothing is folded for it)
+        negative = v < 0
+        u = np.where(negative, -v, v) if lut.symmetry in ("odd", "even") else v.copy()
+        sign = np.where(negative, -1.0, 1.0) if lut.symmetry == "odd" else np.ones_like(v)
+        zeroed = negative if lut.symmetry == "positive" else np.zeros(v.shape, bool)
+        # 4. clamps on the folded value (∓inf always clamp)
+        low = ~zeroed & ((u < lut.lo) | (u == -np.inf))
+        high = ~zeroed & ~low & ((u > lut.hi) | (u == np.inf))
+        live = ~(zeroed | low | high)  # finite from here on
+        w = np.where(live, u, 0.0)
+        # 5./6. argument mode, table, rescaling
+        y = _lut_mode(w, lut)
+        y = np.where(zeroed, 0.0, np.where(low, lut.below, np.where(high, lut.above, y)))
         y = sign * y
+        # 7. post-scale, then post-bias, one fp16 rounding each
         if lut.post_scale != 1.0:
             y = flush_nan(round16(y * lut.post_scale))
         if lut.post_bias != 0.0:
             y = flush_nan(round16(y + lut.post_bias))
     return bits_of(y)
+
+
+def _lut_line(slope: float, intercept: float, arg: np.ndarray) -> np.ndarray:
+    """One fp16 line RN16(RN16(slope · arg) + intercept), indeterminate forms flushed to +0."""
+    return flush_nan(round16(flush_nan(round16(slope * arg)) + intercept))
+
+
+def _lut_table(arg: np.ndarray, lut: Lut) -> np.ndarray:
+    """The table at finite arguments: segments inside the knot span, tails (or the end
+    segments extended) outside it; on an empty span the point itself takes knot 0."""
+    first, last = lut.x_first, lut.x_last
+    if lut.knots is None:
+        inside = arg.copy()  # the identity table
+    elif last == first:
+        inside = np.full(arg.shape, flush_nan(values(lut.knots[:1]))[0])
+    else:
+        seg = np.floor((arg - first) * (SEGMENTS / (last - first)))
+        seg = np.clip(seg, 0, SEGMENTS - 1).astype(int)  # beyond the span: the end segments
+        inside = np.zeros(arg.shape)
+        for k in range(SEGMENTS):
+            on = seg == k
+            inside[on] = _lut_line(lut.slopes[k], lut.intercepts[k], arg[on])
+    if lut.tails is None:
+        return inside
+    # the tails are table words: fp16 slope and intercept below the span, then above it
+    s_lo, b_lo, s_hi, b_hi = (float(round16(np.float64(t))) for t in lut.tails)
+    return np.where(arg < first, _lut_line(s_lo, b_lo, arg),
+                    np.where(arg > last, _lut_line(s_hi, b_hi, arg), inside))
+
+
+def _lut_mode(u: np.ndarray, lut: Lut) -> np.ndarray:
+    """Steps 5 and 6 on finite folded inputs u: reduce, look up, rescale."""
+    red = lut.reduction
+    if red == "none":
+        return _lut_table(u, lut)
+    if red in ("int", "frac"):
+        whole = np.where(u < 0, np.ceil(u), np.floor(u))  # toward zero, keeps the sign of u
+        return whole if red == "int" else round16(u - whole)  # frac: what int leaves
+    if red == "exp2":
+        n = np.floor(u)
+        return round16(np.ldexp(_lut_table(u - n, lut), n.astype(int)))
+    # the mantissa modes: u = m · 2**e with m in [0.5, 1)
+    m, e = np.frexp(np.where(u > 0, u, 1.0))
+    if red in ("sqrt", "rsqrt"):  # m in [0.5, 2) with an even exponent
+        odd = e % 2 != 0
+        m, e = np.where(odd, 2.0 * m, m), np.where(odd, e - 1, e)
+    t = _lut_table(m, lut)
+    y = {"recip": lambda: round16(np.ldexp(t, -e)),
+         "rsqrt": lambda: round16(np.ldexp(t, -(e // 2))),
+         "sqrt": lambda: round16(np.ldexp(t, e // 2)),
+         "log2": lambda: flush_nan(round16(t + e))}[red]()
+    at_zero = {"log2": -np.inf, "sqrt": 0.0}.get(red, np.inf)
+    return np.where(u == 0, at_zero, np.where(u < 0, 0.0, y))  # below zero: indeterminate, +0
