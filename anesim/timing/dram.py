@@ -37,7 +37,38 @@ class _Flow:
         self.bit = bit  # this stream's unit in the packed per-stream flow counts
 
     def __call__(self) -> None:
-        self.bw._start(self)
+        """Start: charge the flows in flight up to now, join them and re-rate."""
+        bw = self.bw
+        if self.nbytes <= 0:
+            self.done.succeed()
+            return
+        now = bw.loop.now
+        flows = bw._flows
+        dt = now - bw._last_update
+        if dt > 0 and flows:
+            bw.busy_cycles += dt
+            for f in flows:
+                f.remaining_bytes -= f.rate * dt
+        bw._last_update = now
+        self.start = now
+        flows.append(self)
+        mix = bw._mix = bw._mix + self.bit
+        # Re-rate: fair shares for the new mix, and a wake-up at the earliest completion.
+        rates = bw._rates_cache.get(mix) or bw._rates(mix)
+        soonest = _INF
+        for f in flows:
+            rate = f.rate = rates[f.stream]
+            t = f.remaining_bytes / rate
+            if t < soonest:
+                soonest = t
+        if soonest < 0.0:
+            soonest = 0.0
+        wake_at = now + soonest
+        if wake_at == bw._wake_at:
+            return  # the wake-up already due is still the right one
+        token = bw._token = bw._token + 1
+        bw._wake_at = wake_at
+        bw.loop.call_later(soonest, _Wake(bw, token))
 
 
 class _Wake:
@@ -102,22 +133,7 @@ class SharedBandwidth:
     # -- internals -------------------------------------------------------------------------
 
     def _start(self, flow: _Flow) -> None:
-        if flow.nbytes <= 0:
-            flow.done.succeed()
-            return
-        now = self.loop.now
-        flows = self._flows
-        # Charge every flow the bytes it moved since the last update.
-        dt = now - self._last_update
-        if dt > 0 and flows:
-            self.busy_cycles += dt
-            for f in flows:
-                f.remaining_bytes -= f.rate * dt
-        self._last_update = now
-        flow.start = now
-        flows.append(flow)
-        self._mix += flow.bit
-        self._rerate(now)
+        flow()
 
     def _rates(self, mix: int) -> dict[str, float]:
         """Per-flow rate of each stream for a mix of flow counts (max-min fair)."""
@@ -145,30 +161,6 @@ class SharedBandwidth:
         self._rates_cache[mix] = rates
         return rates
 
-    def _rerate(self, now: float) -> None:
-        """Recompute fair shares and make sure a wake-up is due at the earliest completion."""
-        flows = self._flows
-        if not flows:
-            self._wake_at = -1.0
-            self._token += 1
-            return
-        mix = self._mix
-        rates = self._rates_cache.get(mix) or self._rates(mix)
-        soonest = _INF
-        for f in flows:
-            rate = f.rate = rates[f.stream]
-            t = f.remaining_bytes / rate
-            if t < soonest:
-                soonest = t
-        if soonest < 0.0:
-            soonest = 0.0
-        wake_at = now + soonest
-        if wake_at == self._wake_at:
-            return  # the wake-up already due is still the right one
-        token = self._token = self._token + 1
-        self._wake_at = wake_at
-        self.loop.call_later(soonest, _Wake(self, token))
-
     def _wake(self) -> None:
         self._wake_at = -1.0
         now = self.loop.now
@@ -179,16 +171,41 @@ class SharedBandwidth:
             for f in flows:
                 f.remaining_bytes -= f.rate * dt
         self._last_update = now
-        keep: list[_Flow] = []
-        finished: list[_Flow] = []
-        for f in flows:
+        if len(flows) == 1:  # the common case: the only flow in flight ends
+            f = flows[0]
             if f.remaining_bytes <= f.rate * _EPS_CYCLES + 1e-6:
-                finished.append(f)
+                finished = flows
+                keep = []
                 self._mix -= f.bit
             else:
-                keep.append(f)
+                finished = []
+                keep = flows
+        else:
+            keep = []
+            finished = []
+            for f in flows:
+                if f.remaining_bytes <= f.rate * _EPS_CYCLES + 1e-6:
+                    finished.append(f)
+                    self._mix -= f.bit
+                else:
+                    keep.append(f)
         self._flows = keep
-        self._rerate(now)
+        if keep:  # re-rate as a start does; _wake_at is -1 here, so a wake-up is always due
+            mix = self._mix
+            rates = self._rates_cache.get(mix) or self._rates(mix)
+            soonest = _INF
+            for f in keep:
+                rate = f.rate = rates[f.stream]
+                t = f.remaining_bytes / rate
+                if t < soonest:
+                    soonest = t
+            if soonest < 0.0:
+                soonest = 0.0
+            token = self._token = self._token + 1
+            self._wake_at = now + soonest
+            self.loop.call_later(soonest, _Wake(self, token))
+        else:
+            self._token += 1
         alone = self._alone
         for f in finished:
             extra = (now - f.start) - f.nbytes / alone[f.stream]

@@ -48,10 +48,11 @@ class _Gate:
     increments satisfy fire at exactly those times, as they would have step by step.
     """
 
-    __slots__ = ("loop", "count", "waiters", "future")
+    __slots__ = ("loop", "new_event", "count", "waiters", "future")
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
+        self.new_event = loop.event
         self.count = 0
         self.waiters: list[tuple[int, Any]] = []
         self.future: deque[float] = deque()
@@ -70,7 +71,7 @@ class _Gate:
         """An event that fires once count >= n, or None if it already is."""
         if self.count >= n or (self.future and self.current() >= n):
             return None
-        ev = self.loop.event()
+        ev = self.new_event()
         idx = n - self.count - 1
         if idx < len(self.future):
             self._fire_at(ev, self.future[idx])
@@ -95,8 +96,8 @@ class _Gate:
         waiters = self.waiters
         if waiters:
             if len(waiters) == 1:
-                if waiters[0][0] <= count:
-                    ev = waiters[0][1]
+                n, ev = waiters[0]
+                if n <= count:
                     self.waiters = []
                     ev.succeed()
                 return

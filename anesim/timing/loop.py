@@ -70,21 +70,24 @@ class _Event:
             raise RuntimeError("event already triggered")
         self.triggered = True
         self.value = value
-        self.loop._push(0.0, NORMAL, self)
+        loop = self.loop
+        heapq.heappush(loop._queue, (loop.now, NORMAL, loop._count, self))  # now + 0.0 is now
+        loop._count += 1
         return self
 
 
 class _Process(_Event):
     """A running generator; as an event it fires when the generator returns."""
 
-    __slots__ = ("gen",)
+    __slots__ = ("gen", "resume")
 
     def __init__(self, loop: HeapLoop, gen: Generator[Any, Any, Any]) -> None:
         super().__init__(loop)
         self.gen = gen
+        self.resume = self._resume  # one bound method, appended to every event it waits on
         start = _Event(loop)
         start.triggered = True
-        start.callbacks.append(self._resume)  # type: ignore[union-attr]
+        start.callbacks.append(self.resume)  # type: ignore[union-attr]
         loop._push(0.0, URGENT, start)
 
     def _resume(self, event: _Event) -> None:
@@ -102,7 +105,7 @@ class _Process(_Event):
             if callbacks is None:  # already processed: continue at once, as simpy does
                 value = target.value
                 continue
-            callbacks.append(self._resume)
+            callbacks.append(self.resume)
             return
 
 
