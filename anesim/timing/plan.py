@@ -34,11 +34,12 @@ class Run:
     dst_pool_cycles: float
     chunk_first: int  # kernel chunk the first step needs; -1 for none
     chunk_stride: int  # 1 when every step streams its own chunk, else 0
+    # NE and planar stages stream into each other, so the slower one sets the pace (set from
+    # the two above; a field rather than a property because the engine reads it every step).
+    compute_cycles: int = field(init=False, compare=False)
 
-    @property
-    def compute_cycles(self) -> int:
-        """NE and planar stages stream into each other, so the slower one sets the pace."""
-        return max(self.ne_cycles, self.planar_cycles)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compute_cycles", max(self.ne_cycles, self.planar_cycles))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,13 @@ class _LastWriter:
         starts, ends, who = self._maps.setdefault(self._key(layout), ([], [], []))
         a, b = self._range(layout)
         i = bisect.bisect_right(ends, a)  # first interval ending after a
+        n = len(starts)
+        if i == n or starts[i] >= b:  # overlaps nothing: insert it
+            starts.insert(i, a); ends.insert(i, b); who.insert(i, pos)
+            return
+        if starts[i] == a and ends[i] == b:  # exactly an earlier write's range: take it over
+            who[i] = pos
+            return
         j = i
         keep_s, keep_e, keep_w = [], [], []
         while j < len(starts) and starts[j] < b:
