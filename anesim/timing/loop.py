@@ -19,6 +19,9 @@ from typing import Any, Protocol
 
 URGENT = 0  # process start-ups, as simpy's Initialize
 NORMAL = 1  # timeouts and triggered events
+# The heap loop folds (priority, insertion count) into one int: the count for NORMAL entries,
+# the count minus this offset for URGENT ones, so the order is the same with shorter tuples.
+_URGENT_OFFSET = 1 << 62
 
 
 class Waitable(Protocol):
@@ -71,7 +74,7 @@ class _Event:
         self.triggered = True
         self.value = value
         loop = self.loop
-        heapq.heappush(loop._queue, (loop.now, NORMAL, loop._count, self))  # now + 0.0 is now
+        heapq.heappush(loop._queue, (loop.now, loop._count, self))  # NORMAL; now + 0.0 is now
         loop._count += 1
         return self
 
@@ -110,13 +113,13 @@ class _Process(_Event):
 
 
 class HeapLoop:
-    """A small deterministic event kernel: a heap of (time, priority, count, event)."""
+    """A small deterministic event kernel: a heap of (time, priority and count, event)."""
 
     name = "heap"
 
     def __init__(self) -> None:
         self.now = 0.0  # the current simulated time in cycles (a plain attribute: read often)
-        self._queue: list[tuple[float, int, int, Any]] = []
+        self._queue: list[tuple[float, int, Any]] = []
         self._count = 0
 
     @property
@@ -125,7 +128,8 @@ class HeapLoop:
         return self._count - len(self._queue)
 
     def _push(self, delay: float, priority: int, event: _Event) -> None:
-        heapq.heappush(self._queue, (self.now + delay, priority, self._count, event))
+        key = self._count if priority == NORMAL else self._count - _URGENT_OFFSET
+        heapq.heappush(self._queue, (self.now + delay, key, event))
         self._count += 1
 
     def timeout(self, delay: float) -> _Event:
@@ -134,7 +138,7 @@ class HeapLoop:
             raise ValueError(f"negative delay {delay}")
         ev = _Event(self)
         ev.triggered = True
-        heapq.heappush(self._queue, (self.now + delay, NORMAL, self._count, ev))
+        heapq.heappush(self._queue, (self.now + delay, self._count, ev))  # NORMAL
         self._count += 1
         return ev
 
@@ -151,7 +155,7 @@ class HeapLoop:
         if delay < 0:
             raise ValueError(f"negative delay {delay}")
         # A bare callable in the queue: cheaper than an event for internal wake-ups.
-        heapq.heappush(self._queue, (self.now + delay, NORMAL, self._count, fn))
+        heapq.heappush(self._queue, (self.now + delay, self._count, fn))  # NORMAL
         self._count += 1
 
     def run(self) -> None:
@@ -161,7 +165,7 @@ class HeapLoop:
         event_type = _Event
         process_type = _Process
         while queue:
-            self.now, _, _, event = pop(queue)
+            self.now, _, event = pop(queue)
             cls = event.__class__
             if cls is not event_type and cls is not process_type:
                 event()  # a call_later callback

@@ -214,6 +214,7 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
     writers = _LastWriter()
     step = 0
     cache = chip.memory.kernel_cache_bytes.value
+    pool_rate = chip.pool_bytes_per_cycle  # as costs.pool_cycles: bytes / this
     for pos, task in enumerate(program.tasks):
         producers = tuple(sorted({w for src in task.sources if (w := writers.last(src)) is not None}))[-1:]
         shape = costs.pass_shape(chip, task)
@@ -301,8 +302,8 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             else:
                 chunk_first, stride = len(plan.chunks) - 1, 0
             runs.append(
-                Run(pos, p, step, count, out_rows, src_dram, costs.pool_cycles(chip, src_pool),
-                    ne, planar, dst_dram, costs.pool_cycles(chip, dst_pool), chunk_first, stride)
+                Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
+                    ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride)
             )
             step += count
         writers.record(task.result, pos)
