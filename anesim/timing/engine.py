@@ -38,6 +38,7 @@ from anesim.timing.plan import ProgramPlan, Run, TaskPlan
 UNITS = ("host", "firmware", "kernel_dma", "tile_dma_src", "ne", "planar", "tile_dma_dst")
 _UNIT_ID = {u: i for i, u in enumerate(UNITS)}
 _NE_ID = _UNIT_ID["ne"]
+_FIRMWARE_ID = _UNIT_ID["firmware"]
 _PLANAR_ID = _UNIT_ID["planar"]
 
 
@@ -122,7 +123,7 @@ class _Gate:
             self.waiters = keep
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskStats:
     """What happened to one task during the run (cycles)."""
 
@@ -265,7 +266,10 @@ class Engine:
             t0 = loop.now
             if self.task_overhead > 0:
                 yield loop.timeout(self.task_overhead)
-            self._slice("firmware", f"descriptor {tp.pos}", t0, loop.now, tp.pos)
+            now = loop.now
+            self.busy["firmware"] += now - t0
+            if self.record and now > t0:
+                self.trace.append((_FIRMWARE_ID, f"descriptor {tp.pos}", t0, now, tp.pos))
             self.fw_gate.advance()
 
     def kernel_dma(self) -> Generator[Any, Any, None]:
