@@ -326,9 +326,10 @@ class Engine:
                         ev = self.done_gate.wait(q + 1)
                         if ev is not None:
                             yield ev
-                ev = ne_gate.wait(k - 1)  # a free input buffer: step k-2 computed
-                if ev is not None:
-                    yield ev
+                if ne_gate.count < k - 1:  # (wait() would return None otherwise)
+                    ev = ne_gate.wait(k - 1)  # a free input buffer: step k-2 computed
+                    if ev is not None:
+                        yield ev
                 if k == first_step:
                     st.start = loop.now
                     self.started_gate.advance()
@@ -362,6 +363,8 @@ class Engine:
         ne_gate = self.ne_gate
         batches = self.batches
         timeout = loop.timeout
+        record = self.record
+        busy = self.busy
         covered = 0  # steps below this were done by a closed-form batch
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
@@ -378,9 +381,10 @@ class Engine:
                         i = covered - run_first
                         continue
                     t0 = loop.now
-                    ev = src_gate.wait(k + 1)
-                    if ev is not None:
-                        yield ev
+                    if src_gate.count <= k:
+                        ev = src_gate.wait(k + 1)
+                        if ev is not None:
+                            yield ev
                     if k in batches:
                         st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
                         covered = yield from self._skip_batched(k, 0)
@@ -391,16 +395,26 @@ class Engine:
                         if ev is not None:
                             yield ev
                     t2 = loop.now
-                    ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
-                    if ev is not None:
-                        yield ev
+                    if dst_gate.count < k - 1:
+                        ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
+                        if ev is not None:
+                            yield ev
                     t3 = loop.now
                     st.stall_input += t1 - max(t0, st.start)  # waiting before the task began is not its stall
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
                     extra = self.layer_overhead if k == first_step and has_ne else 0
                     yield timeout(run.compute_cycles + extra)
-                    self._compute_slices(tp, run, t3, extra)
+                    if record:
+                        self._compute_slices(tp, run, t3, extra)
+                    else:  # as _compute_slices, without the trace
+                        ne = run.ne_cycles + extra if run.ne_cycles else 0
+                        planar = run.planar_cycles
+                        st.ne_cycles += ne
+                        st.planar_cycles += planar
+                        self.tile_events += 1
+                        busy["ne"] += (t3 + ne) - t3
+                        busy["planar"] += (t3 + planar) - t3
                     ne_gate.advance()
                     i += 1
 
@@ -430,9 +444,10 @@ class Engine:
                     if k < covered:
                         i = covered - run_first
                         continue
-                    ev = ne_gate.wait(k + 1)
-                    if ev is not None:
-                        yield ev
+                    if ne_gate.count <= k:
+                        ev = ne_gate.wait(k + 1)
+                        if ev is not None:
+                            yield ev
                     if k in batches:
                         covered = yield from self._skip_batched(k, 1)
                         continue
