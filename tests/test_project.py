@@ -42,3 +42,13 @@ def test_usage_errors_are_one_line(capsys) -> None:
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error" in err
+
+
+def test_readme_python_example_runs(repo_root: Path) -> None:
+    text = (repo_root / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)
+    scope: dict = {}
+    exec(compile(example, "README.md", "exec"), scope)  # noqa: S102 - our own documentation
+    assert scope["timing"].latency_s > 0
+    (out,) = scope["outputs"].values()
+    assert out.shape == (1, 64, 32, 32) and float(out.astype("float32").min()) >= 0.0  # after ReLU
