@@ -28,43 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from timing_support import add_task, conv_task, make_chip, program  # noqa: E402
+from timing_support import chained, make_chip, mixed, streaming  # noqa: E402
 
 from anesim.timing import simulate  # noqa: E402
-
-POOL_A, POOL_B = 0, 1 << 20  # two pool regions the chained layers ping-pong between
-
-
-def chained(n: int):
-    """n 1x1/3x3 convs at 32x32, 64 channels, tiles of 4 rows, pool to pool."""
-    tasks = []
-    for i in range(n):
-        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
-        tasks.append(conv_task(i, 64, 64, 32, 32, k=3 if i % 3 == 0 else 1, src_space="pool", dst_space="pool",
-                               tile_height=4, ocg=16, src_offset=src, dst_offset=dst))
-    return program(*tasks, name=f"chained-{n}")
-
-
-def streaming(n: int):
-    """n 1x1 convs at 32x32, 64 channels, tiles of 4 rows, DRAM to DRAM."""
-    return program(*[conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1)
-                     for i in range(n)], name=f"streaming-{n}")
-
-
-def mixed(n: int):
-    """Chained convs; every 8th layer streams through DRAM, every 10th is a planar add."""
-    tasks = []
-    for i in range(n):
-        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
-        if i % 10 == 9:
-            tasks.append(add_task(i, 64, 32, 32, tile_height=4))
-        elif i % 8 == 7:
-            tasks.append(conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1))
-        else:
-            tasks.append(conv_task(i, 64, 64, 32, 32, src_space="pool", dst_space="pool", tile_height=4, ocg=16,
-                                   src_offset=src, dst_offset=dst))
-    return program(*tasks, name=f"mixed-{n}")
-
 
 def main() -> int:
     """Time each program on each loop and print a table."""

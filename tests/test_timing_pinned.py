@@ -9,42 +9,11 @@ closed-form batching and trace recording.
 from __future__ import annotations
 
 import pytest
-from timing_support import add_task, conv_task, make_chip, program
+from timing_support import chained, make_chip, mixed, streaming
 
 from anesim.timing import simulate
 
 N = 200
-POOL_A, POOL_B = 0, 1 << 20
-
-
-def chained(n: int):
-    tasks = []
-    for i in range(n):
-        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
-        tasks.append(conv_task(i, 64, 64, 32, 32, k=3 if i % 3 == 0 else 1, src_space="pool", dst_space="pool",
-                               tile_height=4, ocg=16, src_offset=src, dst_offset=dst))
-    return program(*tasks, name=f"chained-{n}")
-
-
-def streaming(n: int):
-    return program(*[conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1)
-                     for i in range(n)], name=f"streaming-{n}")
-
-
-def mixed(n: int):
-    tasks = []
-    for i in range(n):
-        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
-        if i % 10 == 9:
-            tasks.append(add_task(i, 64, 32, 32, tile_height=4))
-        elif i % 8 == 7:
-            tasks.append(conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1))
-        else:
-            tasks.append(conv_task(i, 64, 64, 32, 32, src_space="pool", dst_space="pool", tile_height=4, ocg=16,
-                                   src_offset=src, dst_offset=dst))
-    return program(*tasks, name=f"mixed-{n}")
-
-
 # latency_s, engine_cycles, dram_contention_s, last task end_s, sum of all stalls (cycles),
 # destination-DMA busy cycles
 PINNED = {

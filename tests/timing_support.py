@@ -108,3 +108,38 @@ def add_task(index: int, c: int, h: int, w: int, *, space: str = "dram", tile_he
 def program(*tasks: Task, name: str = "test") -> Program:
     """A program of the given tasks (no tensors or slots: timing needs neither)."""
     return Program(name=name, generation="H13", tasks=list(tasks), tensors={}, slots={})
+
+
+# Benchmark-shaped programs, shared by benchmarks/bench_timing.py and tests/test_timing_pinned.py.
+POOL_A, POOL_B = 0, 1 << 20  # two pool regions the chained layers ping-pong between
+
+
+def chained(n: int):
+    """n 1x1/3x3 convs at 32x32, 64 channels, tiles of 4 rows, pool to pool."""
+    tasks = []
+    for i in range(n):
+        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
+        tasks.append(conv_task(i, 64, 64, 32, 32, k=3 if i % 3 == 0 else 1, src_space="pool", dst_space="pool",
+                               tile_height=4, ocg=16, src_offset=src, dst_offset=dst))
+    return program(*tasks, name=f"chained-{n}")
+
+
+def streaming(n: int):
+    """n 1x1 convs at 32x32, 64 channels, tiles of 4 rows, DRAM to DRAM."""
+    return program(*[conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1)
+                     for i in range(n)], name=f"streaming-{n}")
+
+
+def mixed(n: int):
+    """Chained convs; every 8th layer streams through DRAM, every 10th is a planar add."""
+    tasks = []
+    for i in range(n):
+        src, dst = (POOL_A, POOL_B) if i % 2 == 0 else (POOL_B, POOL_A)
+        if i % 10 == 9:
+            tasks.append(add_task(i, 64, 32, 32, tile_height=4))
+        elif i % 8 == 7:
+            tasks.append(conv_task(i, 64, 64, 32, 32, tile_height=4, ocg=16, src_slot=i, dst_slot=i + 1))
+        else:
+            tasks.append(conv_task(i, 64, 64, 32, 32, src_space="pool", dst_space="pool", tile_height=4, ocg=16,
+                                   src_offset=src, dst_offset=dst))
+    return program(*tasks, name=f"mixed-{n}")

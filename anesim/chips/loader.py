@@ -13,12 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from anesim.chips.schema import ChipConfig
 from anesim.datafiles import shipped_dir
 from anesim.errors import ConfigError
+from anesim.yamlfile import read_yaml
 
 KeyPath = tuple[str, ...]
 _INHERITS = "inherits"
@@ -37,19 +37,7 @@ def normalize_name(name: str) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("no such chip file", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read chip file: {exc}", file=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigError(f"malformed YAML: {problem}", file=path, where=where) from None
+    data = read_yaml(path, ConfigError, "chip file")
     if not isinstance(data, dict):
         raise ConfigError(
             "a chip file must be a mapping of keys",

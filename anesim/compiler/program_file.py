@@ -35,7 +35,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anesim.compiler.builder import Builder
@@ -43,6 +42,7 @@ from anesim.compiler.constants import INIT_KINDS
 from anesim.compiler.graph import Graph
 from anesim.compiler.ops import SPECS
 from anesim.errors import AnesimError, ProgramError
+from anesim.yamlfile import read_yaml
 
 MAX_EXPANDED_OPS = 200_000
 MAX_DEPTH = 16
@@ -478,17 +478,5 @@ def parse_program(data: Any, file: str = "<program>") -> Graph:
 def load_program_file(path: str | Path) -> Graph:
     """Read, validate and expand a program YAML file into a graph."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProgramError("no such program file", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProgramError(f"cannot read program file: {exc}", file=file) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ProgramError(f"malformed YAML: {problem}", file=file, where=where) from None
+    data = read_yaml(file, ProgramError, "program file")
     return parse_program(data, str(path))

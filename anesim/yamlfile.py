@@ -1,0 +1,27 @@
+"""Reading a YAML file a user wrote, with errors that name the file and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from anesim.errors import AnesimError
+
+
+def read_yaml(path: Path, error: type[AnesimError], what: str) -> Any:
+    """The parsed contents of ``path``; a missing, unreadable or malformed file raises ``error``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"no such {what}", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what}: {exc}", file=path) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise error(f"malformed YAML: {problem}", file=path, where=where) from None
