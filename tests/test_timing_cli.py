@@ -54,3 +54,11 @@ def test_run_missing_file_is_one_line(capsys, tmp_path):
 def test_run_unknown_chip_is_one_line(capsys, tmp_path):
     assert main(["run", str(tmp_path / "x.hwx"), "--chip", "no-such-chip"]) == 2
     assert "unknown chip" in capsys.readouterr().err
+
+
+def test_run_rejects_a_file_that_is_not_npy(conv_hwx, capsys, tmp_path):
+    bad = tmp_path / "x.npy"
+    bad.write_text("not an array")
+    assert main(["run", str(conv_hwx), "--input", f"image={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x.npy" in err and "image" in err and ".npy file" in err

@@ -49,8 +49,9 @@ def _read_inputs(items: list[str]) -> dict[str, Any]:
             raise InputError("bad --input", expected="NAME=FILE.npy", found=repr(item))
         try:
             inputs[name] = np.load(path, allow_pickle=False)
-        except (ValueError, EOFError) as exc:
-            raise InputError(f"cannot read input '{name}': {exc}", file=path, expected="a .npy array") from None
+        except (ValueError, EOFError, OSError):
+            raise InputError(f"cannot read input '{name}'", file=path,
+                             expected="a NumPy .npy file of numbers") from None
     return inputs
 
 
