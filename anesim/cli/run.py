@@ -49,6 +49,8 @@ def _read_inputs(items: list[str]) -> dict[str, Any]:
             raise InputError("bad --input", expected="NAME=FILE.npy", found=repr(item))
         try:
             inputs[name] = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputError(f"no such file for input '{name}'", file=path) from None
         except (ValueError, EOFError, OSError):
             raise InputError(f"cannot read input '{name}'", file=path,
                              expected="a NumPy .npy file of numbers") from None
