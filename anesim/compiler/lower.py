@@ -69,6 +69,7 @@ class SegmentLowerer:
         self.const_buffers: dict[str, View] = {}
         self.eops: list[EOp] = []
         self.fused: set[str] = set()
+        self.on_chip = False  # temporaries belong to a row tile (kept in the pool when they fit)
         self.consumers: dict[str, list[Node]] = {}
         for node in nodes:
             for name in dict.fromkeys(node.inputs):
@@ -93,7 +94,9 @@ class SegmentLowerer:
 
     def temp(self, dims: tuple[int, int, int, int], stem: str) -> View:
         """A fresh intermediate buffer of NCHW ``dims``."""
-        return self._new_buffer(f"{stem}#{len(self.buffers)}", "intermediate", dims).view()
+        buf = self._new_buffer(f"{stem}#{len(self.buffers)}", "intermediate", dims)
+        buf.on_chip = self.on_chip
+        return buf.view()
 
     def const_view(self, name: str, data: ConstantData | None = None, shape: tuple[int, ...] | None = None) -> View:
         """A constant tensor read by the tile DMA (not as a kernel): a constant buffer."""
@@ -693,9 +696,64 @@ class SegmentLowerer:
         dims[axis] = 1
         return tuple(dims)  # type: ignore[return-value]
 
-    def _op_softmax(self, node: Node) -> None:
+    def _row_tiles(self, x: View, target: View, axis: int, full_tiles: int) -> list[tuple[View, View]]:
+        """Row tiles of a row-wise decomposition over ``axis``: ``[(x, target)]`` when untiled.
+
+        A tensor whose working set exceeds the cap (as every intermediate would spill to DRAM)
+        is cut along an axis other than the reduced one, height if it has rows, else width in
+        steps of 32 elements (64 bytes, so every tile starts on a row boundary), into the
+        largest tiles whose working set, ``full_tiles`` tensors of the tile's size, fits the
+        cap. The stages then run tile by tile with their temporaries on chip, as Apple's softmax
+        streams a few rows at a time through the pool; one element of every reduction lives in
+        one tile, so the arithmetic is unchanged.
+        """
+        cap = self.chip.memory.working_set_cap_bytes.value
+        whole = [(x, target)]
+        if axis != 1 or x.n != 1 or target.n != 1:
+            return whole
+        if full_tiles * Buffer(0, "", "", *x.dims).nbytes <= cap:
+            return whole
+        tile_axis, extent, step = (2, x.h, 1) if x.h > 1 else (3, x.w, 32)
+
+        def tile_bytes(count: int) -> int:
+            dims = list(x.dims)
+            dims[tile_axis] = count
+            return full_tiles * Buffer(0, "", "", *dims).nbytes
+
+        size = 0
+        for count in range(step, extent, step):
+            if tile_bytes(count) > cap:
+                break
+            size = count
+        if size == 0:
+            return whole
+        tiles = []
+        for start in range(0, extent, size):
+            count = min(size, extent - start)
+            xs = slice_view(x, tile_axis, start, count, 1)
+            ts = slice_view(target, tile_axis, start, count, 1)
+            assert xs is not None and ts is not None
+            tiles.append((xs, ts))
+        return tiles
+
+    def _tiled(self, node: Node, full_tiles: int, body: Any) -> None:
+        """Run ``body(x, target, axis)`` once per row tile of the node's input."""
         x = self.src(node.inputs[0])
         axis = self._axis(node)
+        tiles = self._row_tiles(x, self.dest_for(node.output), axis, full_tiles)
+        self.on_chip = len(tiles) > 1
+        try:
+            for xs, ts in tiles:
+                body(node, xs, ts, axis)
+        finally:
+            self.on_chip = False
+
+    def _op_softmax(self, node: Node) -> None:
+        # live at once: x, the negated max and the shifted values; then e, the broadcast sum
+        # and the result
+        self._tiled(node, 3, self._softmax)
+
+    def _softmax(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
         small = self._small(x, axis)
         m = self.temp(small, f"{nm}.max")
@@ -712,7 +770,7 @@ class SegmentLowerer:
         self.reduce(e, axis, "sum", s, nm, wh)
         sb = self.temp(x.dims, f"{nm}.sum_b")
         self.broadcast(s, axis, sb, nm, wh)
-        self.planar("div", e, sb, self.dest_for(node.output), nm, wh)
+        self.planar("div", e, sb, target, nm, wh)
 
     def _norm_params(self, node: Node, first: int) -> tuple[Any, Any]:
         gamma = beta = None
@@ -722,13 +780,12 @@ class SegmentLowerer:
             beta = self.g.constants[node.inputs[first + 1]].data
         return gamma, beta
 
-    def _finish_norm(self, node: Node, x_centered: View, r: View, axis: int) -> None:
+    def _finish_norm(self, node: Node, x_centered: View, r: View, axis: int, target: View) -> None:
         nm, wh = node.name, node.describe()
         gamma, beta = self._norm_params(node, 1)
         rb = self.temp(x_centered.dims, f"{nm}.rstd_b")
         self.broadcast(r, axis, rb, nm, wh, values=(gamma.array if gamma is not None else None))
         has_beta = beta is not None and beta.scalar_value() != 0.0
-        target = self.dest_for(node.output)
         if not has_beta:
             self.planar("mul", x_centered, rb, target, nm, wh)
             return
@@ -748,8 +805,10 @@ class SegmentLowerer:
         return NeSpec("conv", bias=np.array([eps], np.float32), activation="lut", table=build_table("rsqrt"))
 
     def _op_layer_norm(self, node: Node) -> None:
-        x = self.src(node.inputs[0])
-        axis = self._axis(node)
+        # live at once: the centered values, the broadcast scale and the result
+        self._tiled(node, 3, self._layer_norm)
+
+    def _layer_norm(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
         small = self._small(x, axis)
         mu = self.temp(small, f"{nm}.mean")
@@ -762,17 +821,19 @@ class SegmentLowerer:
         self.planar("mul", xc, xc, sq, nm, wh)
         r = self.temp(small, f"{nm}.rstd")
         self.reduce(sq, axis, "mean", r, nm, wh, epilogue=self._rsqrt_epilogue(float(node.attrs["eps"])))
-        self._finish_norm(node, xc, r, axis)
+        self._finish_norm(node, xc, r, axis, target)
 
     def _op_rms_norm(self, node: Node) -> None:
-        x = self.src(node.inputs[0])
-        axis = self._axis(node)
+        # live at once: x, the broadcast scale and the result
+        self._tiled(node, 3, self._rms_norm)
+
+    def _rms_norm(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
         sq = self.temp(x.dims, f"{nm}.square")
         self.planar("mul", x, x, sq, nm, wh)
         r = self.temp(self._small(x, axis), f"{nm}.rrms")
         self.reduce(sq, axis, "mean", r, nm, wh, epilogue=self._rsqrt_epilogue(float(node.attrs["eps"])))
-        self._finish_norm(node, x, r, axis)
+        self._finish_norm(node, x, r, axis, target)
 
     def _reduce_op(self, node: Node, kind: str) -> None:
         x = self.src(node.inputs[0])

@@ -7,7 +7,10 @@ not stay on chip. I/O buffers are rounded up to the 16 KiB page the engine maps 
 
 An intermediate is *chained* through the pool (guide ch. 22, allocation type 2) when exactly one
 task writes it, exactly the next task reads it, both run on the same engine class, it is read
-the way it was written, and it fits the working-set cap; it then never touches DRAM.
+the way it was written, and it fits the working-set cap; it then never touches DRAM. The
+intermediates of a row tile of softmax or a norm (``Buffer.on_chip``, set by the lowerer when
+the tile's working set fits the cap) stay in the pool too, for as long as the tile's tasks read
+them, when the pool has room.
 """
 
 from __future__ import annotations
@@ -103,6 +106,17 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
     return all(v == whole for v in reader.reads if v.buffer == buf.id)
 
 
+def _tile_local(buf: Buffer, accesses: list[Access], cap: int) -> bool:
+    """An intermediate of one row tile of a row-wise decomposition (softmax, the norms).
+
+    The lowerer marks them when the tile's working set fits the cap; they stay on chip even when
+    read by a later task or another engine class, unless the kernel DMA reads them as weights.
+    """
+    if not buf.on_chip or buf.role != "intermediate" or buf.nbytes > cap:
+        return False
+    return not any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads)
+
+
 def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, cap: int,
                 output_order: list[str], input_order: list[str],
                 chain: bool = True) -> tuple[dict[int, Placement], dict[int, int]]:
@@ -157,7 +171,8 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
         touched = writers[buf.id] + readers.get(buf.id, [])
         first, last = min(touched), max(touched)
         size = align_up(buf.nbytes)
-        if chain and _chainable(buf, writers[buf.id], readers.get(buf.id, []), accesses, cap):
+        if chain and (_chainable(buf, writers[buf.id], readers.get(buf.id, []), accesses, cap)
+                      or _tile_local(buf, accesses, cap)):
             pool_live = [a for a in pool_live if a[0] >= first]
             spot = _first_fit(pool_live, size, pool_bytes)
             if spot is not None:

@@ -31,6 +31,7 @@ class Buffer:
     dtype: str = "fp16"
     data: ConstantData | None = None  # constants read by the tile DMA (not kernels)
     logical_shape: tuple[int, ...] = ()
+    on_chip: bool = False  # a row tile's intermediate: kept in the pool when there is room
 
     @property
     def elem_bytes(self) -> int:
