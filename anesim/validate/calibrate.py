@@ -3,8 +3,9 @@
 The mapped rows of one chip are grouped into measurements (a rate row that restates a latency
 row stays with it) and split deterministically: a seeded hash sends ``holdout`` of the groups
 to a held-back split that the fit never sees. The fit is a coordinate search in log space over
-a fixed grid (factors 2^(k/2), then 2^(k/8) around the best), minimising the mean absolute log
-error on the calibration split; every evaluated parameter vector is memoised. Leave-one-family-
+a fixed grid (factors 2^(k/2), then 2^(k/8) around the best, never beyond 4x either way of the
+configured value), minimising the mean absolute log error on the calibration split; every
+evaluated parameter vector is memoised. Leave-one-family-
 out cross-validation reuses the same memo: each family is predicted by a fit that did not see it.
 """
 
@@ -127,10 +128,13 @@ class Evaluator:
         return math.fsum(errs) / len(errs) if errs else math.inf
 
 
+BOUND = 4.0  # a fitted value stays within this factor of the configured one
+
+
 def _candidates(p: FittedParam, centre: float, factors: list[float]) -> list[float]:
     out: list[float] = []
     for f in factors:
-        v = centre * f
+        v = min(max(centre * f, p.value / BOUND), p.value * BOUND)
         v = float(max(1, int(round(v)))) if p.integer else v
         if v not in out:
             out.append(v)
