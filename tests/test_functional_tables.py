@@ -131,3 +131,17 @@ def test_a_tails_only_table_is_piecewise_linear_through_zero() -> None:
     y = apply_lut(x.view(np.uint16), lut).view(np.float16)
     want = np.where(x > 0, x, (np.float16(0.01) * x.astype(np.float32)).astype(np.float16))
     assert np.array_equal(y.view(np.uint16) & 0x7FFF, want.view(np.uint16) & 0x7FFF)
+
+
+@pytest.mark.parametrize("rel,task", sorted(INFERRED))
+def test_tables_encode_back_to_what_they_decode_from(eiln_dir: Path, rel: str, task: int) -> None:
+    from anesim.hwx.tables import decode_table, encode_table
+
+    t = table(eiln_dir, rel, task)
+    words = encode_table(t)
+    assert words is not None
+    back, notes = decode_table(words, t.name)
+    assert not notes
+    assert (back.range_lo, back.range_hi, back.knot_span, back.tails, back.reduction, back.symmetry) == \
+           (t.range_lo, t.range_hi, t.knot_span, t.tails, t.reduction, t.symmetry)
+    assert np.array_equal(back.samples, t.samples)

@@ -23,6 +23,7 @@ from anesim.compiler.kernels import pack_per_core
 from anesim.compiler.memory import CONSTANT_SLOT, KERNEL_SLOT
 from anesim.compiler.result import CompileResult
 from anesim.errors import UnsupportedError
+from anesim.hwx.tables import encode_table
 from anesim.program.model import Program, Task
 
 # (block, first register address, words): the canonical group order (command-stream.md §3.2)
@@ -63,12 +64,11 @@ def _check(program: Program, task: Task) -> None:
 
 
 def _table_bytes(task: Task) -> bytes:
-    table = task.ne.table  # type: ignore[union-attr]
-    head = np.array([table.range_lo, table.range_hi, table.value_below, table.value_above], np.float32)
-    with np.errstate(over="ignore"):
-        words = np.concatenate([head.astype(np.float16).view(np.uint16), np.asarray(table.samples, np.uint16)])
+    words = encode_table(task.ne.table)  # type: ignore[union-attr, arg-type]
+    if words is None:
+        raise _refuse(task, "its activation table's knot span or fold has no H13 table encoding")
     raw = words.astype("<u2").tobytes()
-    return raw + bytes(LUT_RECORD - len(raw))
+    return raw + bytes(max(0, LUT_RECORD - len(raw)))
 
 
 def _words(fields: dict[str, int], regmap: Any, base: int, count: int) -> list[int]:

@@ -39,7 +39,7 @@ from anesim.compiler.views import Buffer, View, permute_view, reshape_view, slic
 from anesim.errors import CompileError
 
 VIEW_OPS = ("reshape", "transpose", "slice", "identity")
-LUT_UNARY = ("sigmoid", "tanh", "erf", "hard_sigmoid", "exp", "sqrt", "rsqrt", "reciprocal")
+LUT_UNARY = ("sigmoid", "tanh", "erf", "hard_sigmoid", "gelu", "exp", "sqrt", "rsqrt", "reciprocal")
 BINARY_PLANAR = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "max": "max", "min": "min"}
 
 
@@ -915,15 +915,12 @@ class SegmentLowerer:
         self._affine_unary(node, -1.0)
 
     def _gated(self, node: Node, table: str) -> None:
-        """x * f(x) with f from a table: GELU (Phi), SiLU (sigmoid), hard swish."""
+        """x * f(x) with f from a table: SiLU (sigmoid), hard swish."""
         x = self.src(node.inputs[0])
         gate = self.temp(x.dims, f"{node.name}.gate")
         self.bypass(x, gate, NeSpec("bypass", activation="lut", table=build_table(table)), node.name,
                     node.describe())
         self.planar("mul", x, gate, self.dest_for(node.output), node.name, node.describe())
-
-    def _op_gelu(self, node: Node) -> None:
-        self._gated(node, "phi")
 
     def _op_silu(self, node: Node) -> None:
         self._gated(node, "sigmoid")

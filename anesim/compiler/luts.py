@@ -5,11 +5,12 @@ command-stream.md §5: the engine's nonlinearity table is a header of four fp16 
 the program model (:class:`ActivationTable`) keeps exactly that. Between samples the table is
 read piecewise-linearly; outside the range it returns the constant below or above.
 
-Only functions whose tails are constant (or saturate in fp16) are tabulated over a plain range.
-GELU and SiLU grow linearly for large inputs, which a constant tail cannot follow, so the
-lowering computes them as ``x * Phi(x)`` and ``x * sigmoid(x)`` with the bounded factor from a
-table. Apple's own tables carry extra slope words after the samples (visible in the eiln blobs)
-that the program model does not represent; ``docs/compiler.md`` lists this difference.
+Functions whose tails are constant (or saturate in fp16) are tabulated over a plain range.
+GELU grows linearly for large inputs; its table is Apple's: knots over [-4, 4], zero below the
+header's -4.4 and the line y = x above the knots (the ``tails`` of the program model, read from
+the eiln gelu blob), so a GELU is one table pass as Apple's compiler emits it. SiLU has no
+such table in the references (Apple's silu blob is three tasks); the lowering computes it as
+``x * sigmoid(x)`` with the bounded factor from a table.
 
 Five tables are *range-reduced*, as Apple's are (the eiln blobs for exp2/exp, inv, sqrt and
 log2, command-stream.md §5): the samples cover one octave of the mantissa and the exponent is
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,6 +71,13 @@ TABLES: dict[str, TableSpec] = {
     "hard_sigmoid": TableSpec(lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0), -3.0, 3.0, 0.0, 1.0),
 }
 
+# Tables with linear tails: (function, knot span, header lo, hi, below, above, tails). GELU's
+# header and tails are the eiln gelu blob's (tests/test_functional_tables.py reads them).
+TAILED: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[float, float], float, float, float, float,
+                        tuple[float, float, float, float]]] = {
+    "gelu": (lambda x: x * _phi(x), (-4.0, 4.0), -4.3984375, math.inf, 0.0, math.inf, (0.0, 0.0, 1.0, 0.0)),
+}
+
 # Range-reduced tables: (header lo, hi, below, above, sample grid, function on the grid).
 # Headers of exp2, inv, sqrt and log2 are Apple's (eiln blobs); rsqrt follows sqrt's pattern.
 _GRID_EXP = np.arange(SAMPLES) / 32.0
@@ -104,6 +112,11 @@ def build_table(name: str, lo: float | None = None, hi: float | None = None) -> 
         h_lo, h_hi, below, above, grid, fn = REDUCED[name]
         return _table(grid, fn(grid), h_lo, h_hi, below, above, name, reduction=name,
                       symmetry="odd" if name == "recip" else "none")
+    if name in TAILED and lo is None and hi is None:
+        fn, span, h_lo, h_hi, below, above, tails = TAILED[name]
+        xs = np.linspace(span[0], span[1], SAMPLES)
+        table = _table(xs, fn(xs.astype(np.float64)), h_lo, h_hi, below, above, name)
+        return replace(table, knot_span=span, tails=tails)
     spec = TABLES[name]
     lo = spec.lo if lo is None else float(lo)
     hi = spec.hi if hi is None else float(hi)
@@ -165,10 +178,18 @@ def evaluate(table: ActivationTable, x: np.ndarray) -> np.ndarray:
         return _evaluate_reduced(table, x).astype(np.float32)
     ys = table.samples.view(np.float16).astype(np.float32)
     lo, hi = table.range_lo, table.range_hi
-    pos = (np.asarray(x, np.float32) - lo) / (hi - lo) * (SAMPLES - 1)
+    first, last = table.knot_span or (lo, hi)
+    x = np.asarray(x, np.float32)
+    pos = (x - np.float32(first)) / np.float32(last - first) * (SAMPLES - 1)
     idx = np.clip(np.floor(pos), 0, SAMPLES - 2).astype(np.int64)
-    frac = np.clip(pos - idx, 0.0, 1.0)
+    frac = pos - idx
+    if table.tails is None:  # the end segments extend only when there are tails to replace them
+        frac = np.clip(frac, 0.0, 1.0)
     out = ys[idx] + (ys[idx + 1] - ys[idx]) * frac
+    if table.tails is not None:
+        s_lo, b_lo, s_hi, b_hi = (np.float32(v) for v in table.tails)
+        out = np.where(x < first, s_lo * x + b_lo, out)
+        out = np.where(x > last, s_hi * x + b_hi, out)
     out = np.where(x < lo, np.float32(table.value_below), out)
     out = np.where(x > hi, np.float32(table.value_above), out)
     return out.astype(np.float32)

@@ -89,3 +89,39 @@ def decode_table(words: np.ndarray, name: str) -> tuple[ActivationTable, list[st
     table = ActivationTable(lo, hi, below, above, samples, name, reduction,  # type: ignore[arg-type]
                             symmetry, span, tails)  # type: ignore[arg-type]
     return table, notes
+
+
+def encode_table(table: ActivationTable) -> np.ndarray | None:
+    """The 64-word blob of a table (the inverse of :func:`decode_table`); None when the trailer
+    cannot say the table's knot span, reduction or fold."""
+    head = np.array([table.range_lo, table.range_hi, table.value_below, table.value_above], np.float32)
+    words = np.zeros(WORDS, np.uint16)
+    with np.errstate(over="ignore"):
+        words[:4] = head.astype(np.float16).view(np.uint16)
+    words[4:4 + SAMPLES] = np.asarray(table.samples, np.uint16)[:SAMPLES]
+    plain = table.knot_span is None or table.knot_span == (table.range_lo, table.range_hi)
+    if table.tails is None and plain and table.reduction == "none" and table.symmetry == "none":
+        return words  # a plain table: the trailer stays zero
+    fold = {v: k for k, v in FOLDS.items()}.get(table.symmetry)
+    if fold is None or table.tails is None or table.knot_span is None:
+        return None
+    first, last = table.knot_span
+    for mode, (reduction, start_steps, start) in MODES.items():
+        if reduction != table.reduction:
+            continue
+        if first == last:  # tails only
+            shift, flags = BYPASS_BIT, 0
+        else:
+            step = (last - first) / 32
+            shift = round(-np.log2(step)) if step > 0 else -1
+            if not 0 <= shift < 0x40 or 2.0 ** -shift != step:
+                continue
+            if (start_steps * step if start_steps is not None else start) != first:
+                continue
+            flags = 0
+        with np.errstate(over="ignore"):
+            words[TAIL_WORD:TAIL_WORD + 4] = np.array(table.tails, np.float32).astype(np.float16).view(np.uint16)
+        words[SHIFT_WORD] = shift | flags
+        words[MODE_WORD] = mode | fold
+        return words
+    return None
