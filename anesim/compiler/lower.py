@@ -737,13 +737,29 @@ class SegmentLowerer:
         return tiles
 
     def _tiled(self, node: Node, full_tiles: int, body: Any) -> None:
-        """Run ``body(x, target, axis)`` once per row tile of the node's input."""
+        """Run ``body(x, target, axis)`` once per row tile of the node's input.
+
+        When a tile's working set fits the cap, its temporaries stay in the pool, and so does
+        ``x``: an untiled intermediate is written there by its producer, anything else is
+        brought on chip once (a copy through the NE) before the stages read it twice or more,
+        as a tile DMA fills the pool once. Otherwise every stage reads DRAM.
+        """
         x = self.src(node.inputs[0])
         axis = self._axis(node)
         tiles = self._row_tiles(x, self.dest_for(node.output), axis, full_tiles)
-        self.on_chip = len(tiles) > 1
+        cap = self.chip.memory.working_set_cap_bytes.value
+        fits = (full_tiles + 1) * Buffer(0, "", "", *tiles[0][0].dims).nbytes <= cap
+        self.on_chip = len(tiles) > 1 or fits
         try:
             for xs, ts in tiles:
+                buf = self.buffers[xs.buffer]
+                if fits and not buf.on_chip:
+                    if buf.role == "intermediate" and len(tiles) == 1:
+                        buf.on_chip = True  # the producer writes it into the pool instead
+                    else:
+                        staged = self.temp(xs.dims, f"{node.name}.tile")
+                        self.copy(xs, staged, node.name, node.describe())
+                        xs = staged
                 body(node, xs, ts, axis)
         finally:
             self.on_chip = False
@@ -753,23 +769,39 @@ class SegmentLowerer:
         # and the result
         self._tiled(node, 3, self._softmax)
 
+    def _spread(self, v: View, like: View, axis: int) -> View | None:
+        """One channel of ``v`` read across ``like``'s channels through a zero channel stride.
+
+        The planar engine broadcasts a source itself (PECfg Src1/Src2Broadcast,
+        command-stream.md register 0x0048), so a per-row statistic needs no broadcast task.
+        """
+        if axis != 1 or v.c != 1 or like.c == 1:
+            return None
+        return replace(v, c=like.c, sc=0)
+
     def _softmax(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
         small = self._small(x, axis)
         m = self.temp(small, f"{nm}.max")
         self.reduce(x, axis, "max", m, nm, wh)
-        neg_max = self.temp(x.dims, f"{nm}.neg_max")
-        self.broadcast(m, axis, neg_max, nm, wh, fill=-1.0)
         shifted = self.temp(x.dims, f"{nm}.shifted")
-        self.planar("add", x, neg_max, shifted, nm, wh)
+        spread = self._spread(m, x, axis)
+        if spread is not None:
+            self.planar("sub", x, spread, shifted, nm, wh)
+        else:
+            neg_max = self.temp(x.dims, f"{nm}.neg_max")
+            self.broadcast(m, axis, neg_max, nm, wh, fill=-1.0)
+            self.planar("add", x, neg_max, shifted, nm, wh)
         e = self.temp(x.dims, f"{nm}.exp")
         exp_table, log2e = LUT_OPS["exp"]
         self.bypass(shifted, e, NeSpec("bypass", post_scale=log2e, activation="lut", table=build_table(exp_table)),
                     nm, wh)
         s = self.temp(small, f"{nm}.sum")
         self.reduce(e, axis, "sum", s, nm, wh)
-        sb = self.temp(x.dims, f"{nm}.sum_b")
-        self.broadcast(s, axis, sb, nm, wh)
+        sb = self._spread(s, x, axis)
+        if sb is None:
+            sb = self.temp(x.dims, f"{nm}.sum_b")
+            self.broadcast(s, axis, sb, nm, wh)
         self.planar("div", e, sb, target, nm, wh)
 
     def _norm_params(self, node: Node, first: int) -> tuple[Any, Any]:
@@ -783,8 +815,11 @@ class SegmentLowerer:
     def _finish_norm(self, node: Node, x_centered: View, r: View, axis: int, target: View) -> None:
         nm, wh = node.name, node.describe()
         gamma, beta = self._norm_params(node, 1)
-        rb = self.temp(x_centered.dims, f"{nm}.rstd_b")
-        self.broadcast(r, axis, rb, nm, wh, values=(gamma.array if gamma is not None else None))
+        unit_gain = gamma is None or bool(np.all(gamma.array() == 1.0))
+        rb = self._spread(r, x_centered, axis) if unit_gain else None
+        if rb is None:
+            rb = self.temp(x_centered.dims, f"{nm}.rstd_b")
+            self.broadcast(r, axis, rb, nm, wh, values=(gamma.array if gamma is not None else None))
         has_beta = beta is not None and beta.scalar_value() != 0.0
         if not has_beta:
             self.planar("mul", x_centered, rb, target, nm, wh)
@@ -813,10 +848,14 @@ class SegmentLowerer:
         small = self._small(x, axis)
         mu = self.temp(small, f"{nm}.mean")
         self.reduce(x, axis, "mean", mu, nm, wh)
-        neg_mu = self.temp(x.dims, f"{nm}.neg_mean")
-        self.broadcast(mu, axis, neg_mu, nm, wh, fill=-1.0)
         xc = self.temp(x.dims, f"{nm}.centered")
-        self.planar("add", x, neg_mu, xc, nm, wh)
+        spread = self._spread(mu, x, axis)
+        if spread is not None:
+            self.planar("sub", x, spread, xc, nm, wh)
+        else:
+            neg_mu = self.temp(x.dims, f"{nm}.neg_mean")
+            self.broadcast(mu, axis, neg_mu, nm, wh, fill=-1.0)
+            self.planar("add", x, neg_mu, xc, nm, wh)
         sq = self.temp(x.dims, f"{nm}.square")
         self.planar("mul", xc, xc, sq, nm, wh)
         r = self.temp(small, f"{nm}.rstd")

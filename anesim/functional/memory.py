@@ -112,7 +112,7 @@ def streamed(layout: Layout) -> bool:
     dims = [(layout.group_stride_bytes, layout.groups), (layout.depth_stride_bytes, layout.depth),
             (layout.plane_stride_bytes, layout.channels), (layout.row_stride_bytes, layout.height)]
     span = size * layout.width
-    for stride, extent in sorted(d for d in dims if d[1] > 1):
+    for stride, extent in sorted(d for d in dims if d[1] > 1 and d[0] != 0):  # 0: a broadcast
         if stride < span:
             return True
         span = stride * (extent - 1) + span

@@ -101,8 +101,13 @@ class Layout:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the DMA moves for this view (payload only, no padding)."""
-        return self.elements * DTYPE_BYTES[self.dtype]
+        """Bytes the DMA moves for this view (payload only, no padding).
+
+        A zero channel stride reads one plane for every channel (a broadcast source): the
+        plane moves once.
+        """
+        channels = 1 if self.plane_stride_bytes == 0 else self.channels
+        return self.groups * self.depth * channels * self.height * self.width * DTYPE_BYTES[self.dtype]
 
     @property
     def span_bytes(self) -> int:
