@@ -76,7 +76,16 @@ def test_cores_are_next_power_of_two_and_capped(m1) -> None:
         assert task.cores_used == cores
 
 
-def test_winograd_only_for_dense_3x3_stride_1(m1) -> None:
+def test_winograd_not_selected_by_default(m1) -> None:
+    task = _one(lambda b: b.conv2d(b.input("x", (1, 64, 28, 28)), 64, kernel=3, padding=1), m1)
+    assert not task.program.tasks[0].winograd
+
+
+def test_winograd_only_for_dense_3x3_stride_1(m1, monkeypatch: pytest.MonkeyPatch) -> None:
+    from anesim.compiler import tile
+
+    monkeypatch.setattr(tile, "SELECT_WINOGRAD", True)
+
     def flag(**kw):
         cin = kw.pop("cin", 64)
         kw.setdefault("padding", 1)

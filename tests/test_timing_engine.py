@@ -251,3 +251,15 @@ def test_units_and_json_keys(chip):
     for u in r.units.values():
         assert 0.0 <= u.utilisation <= 1.0 + 1e-9
         assert 0.0 <= u.engine_utilisation <= 1.0 + 1e-9
+
+
+def test_asymmetric_activation_stream_keeps_the_read_write_rate():
+    """A read ratio r makes reads r times the stream rate and writes cost 2r - 1 reads."""
+    sym, asym = make_chip(), make_chip(**{"dram.activation_read_ratio": 2.0})
+    p = program(add_task(0, 64, 256, 256))  # reads 2 N bytes, writes N: DMA-bound
+    rw, n = 20.0e9, 64 * 256 * 256 * 2
+    sym_s = simulate(p, sym).latency_s - simulate(program(), sym).latency_s
+    asym_s = simulate(p, asym).latency_s - simulate(program(), asym).latency_s
+    assert sym_s == pytest.approx(3 * n / rw, rel=0.05)
+    # 2N reads at 2 rw, then N writes at cost 3 reads each: (2N + 3N) / (2 rw)
+    assert asym_s == pytest.approx(5 * n / (2 * rw), rel=0.05)

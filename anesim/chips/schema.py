@@ -65,6 +65,9 @@ class Dram(_Section):
     """DRAM as the engine sees it: separate ceilings per stream and a shared peak."""
 
     activation_bytes_per_s: Param[PosFloat]
+    # read-only activation rate over the read+write stream rate; a write then costs
+    # 2 * ratio - 1 reads, so the ratio must exceed 1/2 (docs/timing.md)
+    activation_read_ratio: Param[Annotated[float, Field(gt=0.5, le=4.0)]]
     weight_bytes_per_s: Param[PosFloat]
     peak_bytes_per_s: Param[PosFloat]
     latency_s: Param[PosFloat]

@@ -14,7 +14,10 @@ Sources (guide ch. 20 unless noted):
   inner product on 16 cores with OCG 32 (command-stream.md §3.10).
 - Passes: ``ceil(C_out / (OCG * cores))``.
 - Winograd: the ``CanUseWinogradMode`` gate (3x3, stride 1, no dilation, dense, 2-D, work
-  threshold) plus channels enough to amortise the transform (ch. 13).
+  threshold) plus channels enough to amortise the transform (ch. 13). The compiler does not
+  select it by default (``SELECT_WINOGRAD``): every measured 3x3 convolution runs at 1.3-2x
+  its chip's GEMM rate, not the 2.25-4x a Winograd datapath would give, and direct
+  convolution reproduces the measured sweeps (docs/validation.md).
 - Tile height: the whole output while its largest operand fits the working-set cap (ch. 21),
   otherwise the most output rows whose input slab and output rows fit the cap together.
 """
@@ -27,6 +30,7 @@ from anesim.chips.schema import ChipConfig
 from anesim.compiler.eops import EOp
 
 OCG_FIELD_MAX = 128  # the ConvCfg.OCGSize field is 3 bits of log2 (command-stream.md §3.6)
+SELECT_WINOGRAD = False  # the gate is modelled; measured conv rates show direct convolution
 WINOGRAD_MIN_CHANNELS = 16  # "any dense 3x3 stride-1 convolution with enough channels" (ch. 13)
 WINOGRAD_KERNEL_ELEMENTS = 4  # F(2x2, 3x3): 16 products per 2x2 output tile, 4 per output
 TINY_SOURCE = 4  # HAL 0x338 on the M1: tiny source mode up to 4 (ch. 20)
@@ -90,9 +94,9 @@ def max_ocg(chip: ChipConfig, kernel_elements: int, fmt: str, mode: str) -> int:
 
 
 def winograd_ok(chip: ChipConfig, eop: EOp) -> bool:
-    """True when the Winograd gate holds and the layer is big enough to take it."""
+    """True when Winograd is selected, its gate holds and the layer is big enough to take it."""
     ne = eop.ne
-    if ne is None or ne.op != "conv" or ne.kernel is None or not chip.ne.winograd.value:
+    if not SELECT_WINOGRAD or ne is None or ne.op != "conv" or ne.kernel is None or not chip.ne.winograd.value:
         return False
     if ne.kernel_hw != (3, 3) or ne.stride_hw != (1, 1) or ne.dilation_hw != (1, 1) or ne.groups != 1:
         return False

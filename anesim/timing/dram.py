@@ -113,13 +113,17 @@ class SharedBandwidth:
         self._rates_cache: dict[int, dict[str, float]] = {}
         self._alone = {s: min(c, peak_bytes_per_cycle) for s, c in ceilings_bytes_per_cycle.items()}
 
-    def transfer(self, nbytes: float, stream: str, delay: float = 0.0) -> Any:
-        """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done."""
+    def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Any:
+        """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done.
+
+        ``cost`` scales the bytes the stream's rate is charged for (a write on an asymmetric
+        activation stream); the byte count recorded is ``nbytes``.
+        """
         loop = self.loop
         done = loop.event()
         by = self.bytes_by_stream
         by[stream] = by.get(stream, 0.0) + nbytes
-        flow = _Flow(self, stream, float(nbytes), done, self._bits[stream])
+        flow = _Flow(self, stream, float(nbytes) * cost, done, self._bits[stream])
         if delay > 0:
             loop.call_later(delay, flow)
         else:

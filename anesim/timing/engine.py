@@ -177,8 +177,12 @@ class Engine:
         self.dram = SharedBandwidth(
             loop,
             d.peak_bytes_per_s.value / clock,
-            {"activation": d.activation_bytes_per_s.value / clock, "weight": d.weight_bytes_per_s.value / clock},
+            {"activation": d.activation_bytes_per_s.value * d.activation_read_ratio.value / clock,
+             "weight": d.weight_bytes_per_s.value / clock},
         )
+        # The activation stream runs at the read rate; a written byte costs this many read bytes
+        # (1 when reads and writes are symmetric), so a read+write stream keeps its measured rate.
+        self.write_cost = 2.0 * d.activation_read_ratio.value - 1.0
         self.dram_latency = d.latency_s.value * clock
         self.task_overhead = chip.dispatch.per_task_overhead_s.value * clock
         self.layer_overhead = costs.task_overhead_cycles(chip)
@@ -454,7 +458,7 @@ class Engine:
                     t0 = loop.now
                     nbytes = run.dst_dram_bytes
                     if nbytes > 0:
-                        yield transfer(nbytes, "activation", latency)
+                        yield transfer(nbytes, "activation", latency, self.write_cost)
                         st.dram_activation_bytes += nbytes
                     now = loop.now
                     rest = run.dst_pool_cycles - (now - t0)
