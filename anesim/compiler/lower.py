@@ -779,19 +779,23 @@ class SegmentLowerer:
             return None
         return replace(v, c=like.c, sc=0)
 
+    def _subtract_row_stat(self, x: View, stat: View, dest: View, axis: int, name: str, where: str) -> None:
+        """``dest = x - stat`` with ``stat`` one value per row: a planar broadcast where it can be."""
+        spread = self._spread(stat, x, axis)
+        if spread is not None:
+            self.planar("sub", x, spread, dest, name, where)
+            return
+        negated = self.temp(x.dims, f"{name}.neg_stat")
+        self.broadcast(stat, axis, negated, name, where, fill=-1.0)
+        self.planar("add", x, negated, dest, name, where)
+
     def _softmax(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
         small = self._small(x, axis)
         m = self.temp(small, f"{nm}.max")
         self.reduce(x, axis, "max", m, nm, wh)
         shifted = self.temp(x.dims, f"{nm}.shifted")
-        spread = self._spread(m, x, axis)
-        if spread is not None:
-            self.planar("sub", x, spread, shifted, nm, wh)
-        else:
-            neg_max = self.temp(x.dims, f"{nm}.neg_max")
-            self.broadcast(m, axis, neg_max, nm, wh, fill=-1.0)
-            self.planar("add", x, neg_max, shifted, nm, wh)
+        self._subtract_row_stat(x, m, shifted, axis, nm, wh)
         e = self.temp(x.dims, f"{nm}.exp")
         exp_table, log2e = LUT_OPS["exp"]
         self.bypass(shifted, e, NeSpec("bypass", post_scale=log2e, activation="lut", table=build_table(exp_table)),
@@ -849,13 +853,7 @@ class SegmentLowerer:
         mu = self.temp(small, f"{nm}.mean")
         self.reduce(x, axis, "mean", mu, nm, wh)
         xc = self.temp(x.dims, f"{nm}.centered")
-        spread = self._spread(mu, x, axis)
-        if spread is not None:
-            self.planar("sub", x, spread, xc, nm, wh)
-        else:
-            neg_mu = self.temp(x.dims, f"{nm}.neg_mean")
-            self.broadcast(mu, axis, neg_mu, nm, wh, fill=-1.0)
-            self.planar("add", x, neg_mu, xc, nm, wh)
+        self._subtract_row_stat(x, mu, xc, axis, nm, wh)
         sq = self.temp(x.dims, f"{nm}.square")
         self.planar("mul", xc, xc, sq, nm, wh)
         r = self.temp(small, f"{nm}.rstd")
