@@ -93,13 +93,14 @@ def test_ocg_pass_step_192_to_256(chip):
 @pytest.mark.parametrize("cores", [1, 2, 3, 4])
 def test_core_scaling_one_channel_per_core(chip, cores):
     # The guide's probe: C_out = n channels on n cores (c mod n map), C_in 64, 8x8.
-    # Every core holds <= 1 channel = 1 group: NE = 1 x 64 x 1 = 64 MAC cycles for any n,
-    # so MACs per cycle are n x 64 x 64 / 64 = 64 n: exact integer scaling (3 lights 4 cores).
+    # Every core holds <= 1 channel, and a pass narrower than the 4-channel lane width fills
+    # the spare lanes with further positions: NE = ceil(1 x 64 / 4) x 1 = 16 MAC cycles for
+    # any n, so MACs per cycle are n x 64 x 64 / 16 = 256 n: exact integer scaling.
     r = simulate(program(conv_task(0, 64, cores, 8, 8, cores=cores, ocg=1)), chip)
     t = r.tasks[0]
     assert t.cores == (4 if cores == 3 else cores)
-    assert t.ne_cycles - 44 == 64
-    assert t.macs / (t.ne_cycles - 44) == 64 * cores
+    assert t.ne_cycles - 44 == 16
+    assert t.macs / (t.ne_cycles - 44) == 256 * cores
 
 
 def test_core_scaling_fixed_work(chip):

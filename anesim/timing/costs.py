@@ -158,7 +158,10 @@ def ne_tile_cycles(chip: ChipConfig, task: Task, out_rows: int, channels: int) -
         kh, kw = ne.kernel_hw
         positions = out_rows * width * depth
         reduction = ceil_div(c_in * kh * kw, lanes)
-    cycles = groups * positions * reduction
+    # A pass narrower than the lane width fills the spare channel lanes with further output
+    # positions, so the array still makes ocpc channel-positions per cycle (guide ch. 20: the
+    # compiler packs channels onto accumulators "to keep the multipliers busy").
+    cycles = ceil_div(channels * positions, ocpc) * reduction if channels < ocpc else groups * positions * reduction
     if not accumulator_double_buffered(chip, task, channels):
         cycles += groups * out_rows * width * depth  # drain not hidden behind the next fill
     return cycles
