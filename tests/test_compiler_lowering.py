@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
+import anesim
 from anesim.chips import load_chip
+from anesim.errors import AnesimError
 from anesim.compiler import Builder, compile_graph
 from anesim.compiler import capability
 from anesim.compiler.interp import run_program
@@ -313,3 +315,29 @@ def test_quantised_weights_match_their_dequantised_reference(m1) -> None:
         if fmt != "palette" or bits >= 4:  # few-bit palettes are coarse by nature
             exact = run_graph(graph, inputs)[graph.outputs[0]]
             assert float(np.max(np.abs(exact - got))) < 0.35 * float(np.max(np.abs(exact)))
+
+
+def test_sparse_linear_prunes_deterministically_and_moves_fewer_bytes(m1) -> None:
+    def build(s: float):  # type: ignore[no-untyped-def]
+        b = Builder("sparse")
+        b.output(b.linear(b.input("x", (1, 256, 1, 16)), 128, sparsity=s, name="fc"))
+        return compile_graph(b.build(), m1)
+
+    dense, sparse = build(0.0), build(0.75)
+    kd, ks = dense.program.tasks[0].ne.kernel, sparse.program.tasks[0].ne.kernel
+    assert ks.sparse_mask is not None and kd.sparse_mask is None
+    assert abs(1 - ks.sparse_mask.mean() - 0.75) < 0.02
+    # a 1-bit mask plus a quarter of the fp16 values: (1 + 4) / 16 of the dense bytes
+    assert ks.dram_bytes == pytest.approx(kd.dram_bytes * 5 / 16, rel=0.02)
+    assert np.array_equal(np.asarray(build(0.75).program.tasks[0].ne.kernel.weights), np.asarray(ks.weights))
+    x = np.random.default_rng(3).standard_normal((1, 256, 1, 16)).astype(np.float16)
+    got = list(anesim.execute(sparse, {"x": x}).values())[0].astype(np.float32).reshape(128, 16)
+    w = np.asarray(ks.weights).view(np.float16).astype(np.float32).reshape(128, 256)
+    assert np.abs(got - w @ x.astype(np.float32).reshape(256, 16)).max() < 0.02
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "half", True])
+def test_sparsity_out_of_range_is_a_compile_error(bad) -> None:  # type: ignore[no-untyped-def]
+    b = Builder("bad_sparse")
+    with pytest.raises(AnesimError, match="sparsity"):
+        b.linear(b.input("x", (1, 8, 1, 4)), 4, sparsity=bad)

@@ -264,3 +264,14 @@ def test_asymmetric_activation_stream_keeps_the_read_write_rate():
     assert sym_s == pytest.approx(3 * n / rw, rel=0.05)
     # 2N reads at 2 rw, then N writes at cost 3 reads each: (2N + 3N) / (2 rw)
     assert asym_s == pytest.approx(5 * n / (2 * rw), rel=0.05)
+
+
+def test_energy_is_the_linear_model_of_time_macs_and_bytes(chip):
+    """E = engine_w * latency + mac_energy_j * MACs + dram_byte_energy_j * DRAM bytes."""
+    r = simulate(program(conv_task(0, 64, 64, 32, 32, k=3, ocg=16)), chip)
+    want = 0.5 * r.latency_s + 1e-12 * r.macs + 2e-11 * r.dram_bytes_total
+    assert r.energy_j == pytest.approx(want, rel=1e-12)
+    assert r.power_w == pytest.approx(want / r.latency_s, rel=1e-12)
+    more = simulate(program(conv_task(0, 64, 64, 32, 32, k=3, ocg=16)),
+                    make_chip(**{"power.mac_energy_j": 2e-12}))
+    assert more.energy_j - r.energy_j == pytest.approx(1e-12 * r.macs, rel=1e-9)

@@ -113,3 +113,47 @@ def test_calibration_is_deterministic_and_reports_a_held_back_split() -> None:
     assert "ne.mac_lanes_per_out_channel" in keys
     chip = with_values(load_chip("M1"), a.params, a.fitted)
     assert chip.ne.mac_lanes_per_out_channel.value == int(round(a.fitted[keys.index("ne.mac_lanes_per_out_channel")]))
+
+
+def test_nonnegative_least_squares_recovers_and_clips() -> None:
+    import numpy as np
+
+    from anesim.validate.calibrate import _nonneg_lstsq
+
+    a = np.array([[1.0, 2.0, 0.5], [1.0, 0.1, 3.0], [1.0, 4.0, 1.0], [1.0, 1.0, 1.0]])
+    x = np.array([0.3, 1.5, 0.2])
+    assert np.allclose(_nonneg_lstsq(a, a @ x), x)
+    # a fit that wants a negative coefficient gets zero there instead
+    y = a @ np.array([1.0, -0.2, 0.0])
+    got = _nonneg_lstsq(a, y)
+    assert got.min() >= 0 and got[1] == 0
+
+
+def test_power_method_is_energy_over_latency() -> None:
+    from anesim.timing.power import dispatch_energy_j
+    from anesim.validate.methods import measure
+    from anesim.validate.simulate import Simulator
+
+    def timer(graph, chip):  # type: ignore[no-untyped-def]
+        return Timing(2e-3, 2e-3, 4e6, 1, 5e9)
+
+    chip = load_chip("M1")
+    sim = Simulator(chip, timer)
+    m = measure(sim, "power", "sustained_power", {"workload": "gemm", "m": 64, "k": 64, "n": 64}, "power")
+    assert m.value == pytest.approx(dispatch_energy_j(chip, 2e-3, 5e9, 4e6) / 2e-3)
+    eff = measure(sim, "power", "peak_efficiency", {"workload": "gemm", "sizes": [64, 128]}, "flop_per_joule")
+    assert eff.value == pytest.approx(2 * 128 ** 3 / dispatch_energy_j(chip, 2e-3, 5e9, 4e6))
+    # an efficiency 10 % low is an energy 11.1 % high
+    assert signed_error_pct("flop_per_joule", 1.0, 0.9) == pytest.approx(100 / 9)
+
+
+def test_power_coefficients_fit_by_calibration_only() -> None:
+    a = calibrate("M1", timer=stub_timer, cv=False, only="power")
+    keys = [p.key for p in a.params]
+    assert {"power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j"} <= set(keys)
+    for p, free, before, after in zip(a.params, a.free, a.start, a.fitted):
+        assert free == p.key.startswith("power")
+        if not free:
+            assert after == before  # timing parameters held
+        else:
+            assert after > 0

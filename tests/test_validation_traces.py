@@ -45,7 +45,9 @@ def test_every_row_is_mapped_or_excluded_with_a_reason() -> None:
         assert r.units and r.source_method, r.id
         if r.mapped:
             assert r.target in TARGETS, r.id
-            assert r.family in workloads.FAMILIES or r.family == "roofline", r.id
+            assert r.family in workloads.FAMILIES or r.family in ("roofline", "power"), r.id
+            if r.family == "power":
+                assert r.params["workload"] in workloads.FAMILIES, r.id
             assert r.method in METHODS and r.quantity in QUANTITIES, r.id
             assert r.measured is not None and r.measured > 0 and r.conversion, r.id
             assert r.reason is None
@@ -69,19 +71,16 @@ def test_every_mapped_workload_builds() -> None:
         if not r.mapped or r.family == "roofline":
             continue
         p = dict(r.params)
-        if r.family == "ocg_passes":
+        family = p.pop("workload") if r.family == "power" else r.family
+        if family == "ocg_passes":
             p = {"c": p["c_from"], "h": p["h"], "w": p["w"], "depth": p["depths"][0]}
         elif "depths" in p:
             p["depth"] = p.pop("depths")[0]
-        for q in expand(r.family, p) if ("sizes" in p or "configs" in p) else [p]:
-            graph = workloads.family(r.family).build(q)
+        for q in expand(family, p) if ("sizes" in p or "configs" in p) else [p]:
+            graph = workloads.family(family).build(q)
             assert graph.outputs, r.id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "241 of 668 rows (36 %) are excluded; 194 of them are not timings of a program anesim could "
-    "run (94 power, 39 vendor figures and constants, 34 Core ML / training / hybrid pipelines, "
-    "27 compile, cold-start and numerics rows: 29 % on their own); docs/validation.md"))
 def test_at_most_a_quarter_of_rows_are_excluded() -> None:
     rows = load_traces()
     assert sum(not r.mapped for r in rows) <= len(rows) / 4

@@ -48,6 +48,7 @@ BASE_CHIP: dict[str, Any] = {
         "completion_s": 10e-6,
         "per_task_overhead_s": 2e-6,
     },
+    "power": {"engine_w": 0.5, "mac_energy_j": 1e-12, "dram_byte_energy_j": 2e-11},
     "capability": {
         "tier": "test",
         "max_dimension": 16384,

@@ -83,6 +83,14 @@ class Dispatch(_Section):
     per_task_overhead_s: Param[PosFloat]
 
 
+class Power(_Section):
+    """The engine rail's energy model: a floor while a call runs, energy per MAC and per DRAM byte."""
+
+    engine_w: Param[PosFloat]
+    mac_energy_j: Param[PosFloat]
+    dram_byte_energy_j: Param[PosFloat]
+
+
 class Capability(_Section):
     """What the compiler lets a program use on this chip."""
 
@@ -110,6 +118,7 @@ class ChipConfig(_Section):
     memory: Memory
     dram: Dram
     dispatch: Dispatch
+    power: Power
     capability: Capability
 
     _source_files: tuple[str, ...] = PrivateAttr(default=())

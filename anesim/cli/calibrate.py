@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="seed of the split hash (7)")
     p.add_argument("--param", action="append", default=[], metavar="KEY",
                    help="also fit a parameter other generations share (e.g. dispatch.per_task_overhead_s)")
+    p.add_argument("--only", metavar="PREFIX",
+                   help="fit only the parameters whose key starts with PREFIX (e.g. power, ne.)")
     p.add_argument("--no-cv", action="store_true", help="skip leave-one-family-out cross-validation")
     p.add_argument("--dry-run", action="store_true", help="report the fit, write nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     rows = load_traces()
     (name,) = resolve_chips(args.chip, rows)
     result = calibrate(name, rows=rows, seed=args.seed, holdout=args.holdout, include=args.param,
-                       cv=not args.no_cv, progress=_progress)
+                       cv=not args.no_cv, progress=_progress, only=args.only)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     edited = [] if args.dry_run else write_back(result, "m5.yaml" if name.startswith("M5") else "m1.yaml")
@@ -58,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows_out = []
     for p, free, s, a in zip(result.params, result.free, result.start, result.fitted):
-        note = "fitted" if free else "shared with other generations: held (pass --param to fit)"
+        if free:
+            note = "fitted"
+        elif args.only and not p.key.startswith(args.only):
+            note = f"held (--only {args.only})"
+        else:
+            note = "shared with other generations: held (pass --param to fit)"
         rows_out.append([p.key, p.file.name, f"{s:.4g}", f"{a:.4g}", note])
     print_table(["parameter", "file", "before", "after", ""], rows_out)
     print()

@@ -149,6 +149,8 @@ def _report(result: Any, chip: Any, file: str) -> None:
     db = result.dram_bytes
     print(f"DRAM        activation {db['activation']:,} B, weight {db['weight']:,} B, "
           f"total {result.dram_bytes_total:,} B; contention {seconds(result.dram_contention_s)}")
+    print(f"power       {result.power_w:.3g} W on the engine rail, {result.energy_j * 1e3:.4g} mJ per call "
+          f"(modelled: {chip.power.engine_w.provenance} coefficients, docs/timing.md)")
     print()
     print_table(
         ["unit", "busy", "busy cycles", "% of call", "% of engine span"],

@@ -191,8 +191,12 @@ class Builder:
                stride: int | Sequence[int] = 1, padding: Any = 0, dilation: int | Sequence[int] = 1,
                groups: int = 1, weights: WeightSpec = None, bias: WeightSpec | bool = False,
                activation: str | None = None, weight_format: str = "fp16", palette_bits: int = 4,
-               name: str | None = None) -> Tensor:
-        """A 2-D convolution (OIHW weights), optional bias and activation."""
+               name: str | None = None, sparsity: float = 0.0) -> Tensor:
+        """A 2-D convolution (OIHW weights), optional bias and activation.
+
+        ``sparsity`` prunes that fraction of the weights to zero; the kernel is then stored as a
+        mask and its nonzero fp16 values.
+        """
         xin = self.tensor(self._ref(x))
         node_name = self._name("conv", name)
         kh, kw = _kernel_pair(kernel, f"op '{node_name}'")
@@ -211,13 +215,17 @@ class Builder:
                                        (out_channels,), "zeros"))
         out = self.op("conv2d", inputs, name=node_name, stride=stride, padding=padding,
                       dilation=dilation, groups=groups, weight_format=weight_format,
-                      palette_bits=palette_bits)
+                      palette_bits=palette_bits, sparsity=sparsity)
         return self._activate(out, activation)
 
     def linear(self, x: TensorLike, out_features: int, weights: WeightSpec = None,
                bias: WeightSpec | bool = False, activation: str | None = None,
-               weight_format: str = "fp16", palette_bits: int = 4, name: str | None = None) -> Tensor:
-        """A fully connected layer over the channel axis (a 1x1 convolution in ANE layout)."""
+               weight_format: str = "fp16", palette_bits: int = 4, name: str | None = None,
+               sparsity: float = 0.0) -> Tensor:
+        """A fully connected layer over the channel axis (a 1x1 convolution in ANE layout).
+
+        ``sparsity`` prunes that fraction of the weights to zero (mask plus nonzero values).
+        """
         xin = self.tensor(self._ref(x))
         node_name = self._name("linear", name)
         _positive(out_features, "out_features", f"op '{node_name}'")
@@ -230,7 +238,7 @@ class Builder:
             inputs.append(self._weight(node_name, "bias", "zeros" if bias is True else bias,
                                        (out_features,), "zeros"))
         out = self.op("linear", inputs, name=node_name, weight_format=weight_format,
-                      palette_bits=palette_bits)
+                      palette_bits=palette_bits, sparsity=sparsity)
         return self._activate(out, activation)
 
     def _activate(self, x: Tensor, activation: str | None) -> Tensor:

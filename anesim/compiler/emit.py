@@ -187,6 +187,8 @@ class ProgramEmitter:
             def pack_kernels(parts: list[tuple[int, object, int, int]] = kernel_parts, size: int = kernel_top) -> bytes:
                 blob = bytearray(size)
                 for offset, kernel, cores, ocg in parts:
+                    if getattr(kernel, "is_sparse", False):
+                        continue  # no encoding of pruned kernels is established; the task carries them
                     pos = offset
                     for chunk in pack_per_core(kernel, cores, ocg):  # type: ignore[arg-type]
                         blob[pos:pos + len(chunk)] = chunk

@@ -54,6 +54,8 @@ def _check(program: Program, task: Task) -> None:
             raise _refuse(task, "its weights are read from a tensor at run time")
         if ne.kernel is not None and ne.kernel.format != "fp16":
             raise _refuse(task, f"{ne.kernel.format} kernels are not written yet")
+        if ne.kernel is not None and getattr(ne.kernel, "sparse_mask", None) is not None:
+            raise _refuse(task, "its kernel is pruned (sparse) and the H13 sparse-kernel encoding is not established")
         if ne.kernel is not None and ne.activation == "lut":
             raise _refuse(task, "its activation table would share coefficient channel 0 with its kernel; "
                                 "where H13 fetches a convolution's table is not established")

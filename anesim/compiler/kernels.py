@@ -32,6 +32,7 @@ class KernelSource:
     palette_bits: int = 0
     description: str = ""
     encoded: Callable[[], dict[str, np.ndarray] | None] | None = None  # the model's own codes
+    sparsity: float = 0.0  # fraction pruned to zero: stored as a 1-bit mask plus the nonzeros
 
     def slice_out(self, start: int, stop: int) -> KernelSource:
         """Output channels [start, stop) only."""
@@ -49,14 +50,14 @@ class KernelSource:
                             (k == "palette" and v.ndim == 2) else v) for k, v in parts.items()}
 
         return KernelSource((stop - start, i, kh, kw), lambda: make()[start:stop], self.format,
-                            self.palette_bits, f"{self.description}[{start}:{stop}]", encoded)
+                            self.palette_bits, f"{self.description}[{start}:{stop}]", encoded, self.sparsity)
 
     def scaled(self, per_channel: np.ndarray) -> KernelSource:
         """The same weights times a per-output-channel factor (batch norm, a following mul)."""
         make = self.make
         factor = np.asarray(per_channel, np.float32).reshape(-1, 1, 1, 1)
         return KernelSource(self.shape, lambda: make() * factor, self.format, self.palette_bits,
-                            self.description + " (scaled)")
+                            self.description + " (scaled)", sparsity=self.sparsity)
 
     @property
     def bits_per_weight(self) -> int:
@@ -199,6 +200,23 @@ class LazyKernel(Kernel):
         pass
 
     @property
+    def is_sparse(self) -> bool:
+        """True for a pruned kernel (known without generating the weights)."""
+        return bool(object.__getattribute__(self, "_source").sparsity)
+
+    @property  # type: ignore[override]
+    def sparse_mask(self) -> np.ndarray | None:
+        """Where the weights are nonzero, for a pruned kernel (None for a dense one)."""
+        source: KernelSource = object.__getattribute__(self, "_source")
+        if not source.sparsity:
+            return None
+        return np.asarray(self.weights) != 0
+
+    @sparse_mask.setter
+    def sparse_mask(self, value: np.ndarray | None) -> None:
+        pass
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """OIHW shape, known without generating the weights."""
         return object.__getattribute__(self, "_source").shape
@@ -213,9 +231,19 @@ class LazyKernel(Kernel):
 
 
 def make_kernel(source: KernelSource, cores: int, ocg: int = 1) -> LazyKernel:
-    """The program-model kernel for one task, sized for the cores and OCG it runs with."""
-    total = sum(per_core_bytes(source.shape, source.bits_per_weight, cores, ocg))
+    """The program-model kernel for one task, sized for the cores and OCG it runs with.
+
+    A pruned kernel moves a 1-bit mask per weight and the expected count of nonzero fp16
+    values, each core's share padded to 64 bytes.
+    """
     o = source.shape[0]
+    if source.sparsity:
+        per_weight_bits = 1.0 + 16.0 * (1.0 - source.sparsity)
+        elements = math.prod(source.shape[1:])
+        total = sum(max(64, align_up(math.ceil(n * elements * per_weight_bits / 8)))
+                    for n in core_channels(o, cores, ocg))
+        return LazyKernel(source, total)
+    total = sum(per_core_bytes(source.shape, source.bits_per_weight, cores, ocg))
     if source.format == "palette":
         total += align_up(o * (1 << source.palette_bits) * 2)
     elif source.format in ("int8", "uint8"):

@@ -23,6 +23,7 @@ The rules, with their sources (``docs/compiler.md`` has the long form):
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import replace
 from typing import Any
 
@@ -408,7 +409,17 @@ class SegmentLowerer:
         encoded = None
         if data.encoding is not None and data.encoding[0] == fmt and data.encoding[1] == bits:
             encoded = data.encoding[2]
-        return KernelSource(shape4, lambda: data.array().reshape(shape4), fmt, bits, data.description, encoded)
+        sparsity = float(node.attrs.get("sparsity", 0.0))
+        if not sparsity:
+            return KernelSource(shape4, lambda: data.array().reshape(shape4), fmt, bits, data.description, encoded)
+
+        def pruned() -> np.ndarray:
+            # the same weights pruned the same way on every compile: the mask is seeded by the layer
+            w = data.array().reshape(shape4).astype(np.float32)
+            rng = np.random.default_rng(zlib.crc32(node.name.encode()))
+            return np.where(rng.random(shape4) < sparsity, np.float32(0.0), w)
+
+        return KernelSource(shape4, pruned, fmt, bits, f"{data.description}, {sparsity:.0%} pruned", None, sparsity)
 
     def _bias_of(self, node: Node, index: int) -> np.ndarray | None:
         if len(node.inputs) <= index:

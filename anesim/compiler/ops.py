@@ -135,6 +135,7 @@ def _conv_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
                          f"found {attrs['weight_format']!r}")
     if attrs["weight_format"] == "palette" and attrs["palette_bits"] not in PALETTE_BITS:
         raise ValueError(f"'palette_bits' must be one of {PALETTE_BITS}, found {attrs['palette_bits']!r}")
+    _check_sparsity(attrs)
     pt, pb, pl, pr = attrs["padding"]
     sy, sx = attrs["stride"]
     dy, dx = attrs["dilation"]
@@ -143,6 +144,15 @@ def _conv_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     if ho < 1 or wo < 1:
         raise ValueError(f"kernel {kh}x{kw} is larger than the padded input {h}x{wd}")
     return (n, cout, ho, wo)
+
+
+def _check_sparsity(attrs: dict[str, Any]) -> None:
+    s = attrs["sparsity"]
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s < 1.0:
+        raise ValueError(f"'sparsity' (the fraction of weights pruned to zero) must be in [0, 1), found {s!r}")
+    if s and attrs["weight_format"] != "fp16":
+        raise ValueError(f"sparse weights are fp16 values under a mask; weight_format "
+                         f"{attrs['weight_format']!r} cannot be sparse too")
 
 
 def _linear_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
@@ -160,6 +170,7 @@ def _linear_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
         raise ValueError(f"'weight_format' must be one of {', '.join(WEIGHT_FORMATS)}")
     if attrs["weight_format"] == "palette" and attrs["palette_bits"] not in PALETTE_BITS:
         raise ValueError(f"'palette_bits' must be one of {PALETTE_BITS}, found {attrs['palette_bits']!r}")
+    _check_sparsity(attrs)
     return (x[0], w[0], x[2], x[3])
 
 
@@ -336,11 +347,12 @@ def _slice_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 
 _CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "weight_format": "fp16",
-                  "palette_bits": 4}
+                  "palette_bits": 4, "sparsity": 0.0}
 
 SPECS: dict[str, OpSpec] = {
     "conv2d": OpSpec("conv2d", 2, 3, dict(_CONV_DEFAULTS), _conv_infer),
-    "linear": OpSpec("linear", 2, 3, {"weight_format": "fp16", "palette_bits": 4}, _linear_infer),
+    "linear": OpSpec("linear", 2, 3, {"weight_format": "fp16", "palette_bits": 4, "sparsity": 0.0},
+                     _linear_infer),
     "matmul": OpSpec("matmul", 2, 2, {"transpose_a": False, "transpose_b": False}, _matmul_infer),
     "batch_norm": OpSpec("batch_norm", 5, 5, {"eps": 1e-5}, _batch_norm_infer),
     "max_pool2d": OpSpec("max_pool2d", 1, 1, {"kernel": 2, "stride": None, "padding": 0}, _pool_infer),

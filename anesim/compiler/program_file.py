@@ -98,8 +98,8 @@ META_KEYS = {"op", "in", "out"}
 # Layer-level keys (weights and shapes the builder turns into constants), per op.
 LAYER_KEYS: dict[str, set[str]] = {
     "conv2d": {"out_channels", "kernel", "stride", "padding", "dilation", "groups", "weights", "bias",
-               "activation", "weight_format", "palette_bits"},
-    "linear": {"out_features", "weights", "bias", "activation", "weight_format", "palette_bits"},
+               "activation", "weight_format", "palette_bits", "sparsity"},
+    "linear": {"out_features", "weights", "bias", "activation", "weight_format", "palette_bits", "sparsity"},
     "batch_norm": {"eps", "gamma", "beta", "mean", "var"},
     "layer_norm": {"axis", "eps", "gamma", "beta"},
     "rms_norm": {"axis", "eps", "gamma"},

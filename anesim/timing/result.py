@@ -86,12 +86,18 @@ class TimingResult:
     tasks: list[TaskTiming]
     sim: SimStats
     trace_units: tuple[str, ...] = ()
+    energy_j: float = 0.0  # the rail's energy over the call (anesim.timing.power)
     _trace: list[tuple[int, str, float, float, int]] = field(default_factory=list, repr=False)
 
     @property
     def dram_bytes_total(self) -> int:
         """DRAM bytes over both streams."""
         return sum(self.dram_bytes.values())
+
+    @property
+    def power_w(self) -> float:
+        """Average power over the call (and over a back-to-back loop of it)."""
+        return self.energy_j / self.latency_s if self.latency_s else 0.0
 
     @property
     def engine_s(self) -> float:
@@ -132,6 +138,8 @@ class TimingResult:
             "macs": self.macs,
             "flops_per_s": self.flops_per_s,
             "engine_flops_per_s": self.engine_flops_per_s,
+            "energy_j": self.energy_j,
+            "power_w": self.power_w,
             "tasks": [asdict(t) for t in self.tasks],
             "sim": asdict(self.sim),
         }

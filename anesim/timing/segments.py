@@ -49,5 +49,6 @@ def combine(results: list[TimingResult], program: str) -> TimingResult:
                      sum(r.sim.tile_events for r in results), sum(r.sim.batched_steps for r in results),
                      sum(r.sim.steps for r in results)),
         trace_units=first.trace_units,
+        energy_j=sum(r.energy_j for r in results),
         _trace=trace,
     )

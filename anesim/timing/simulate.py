@@ -12,6 +12,7 @@ from anesim.program.model import Program
 from anesim.timing import costs
 from anesim.timing.engine import UNITS, EngineOutput, run_engine
 from anesim.timing.plan import ProgramPlan, plan_program
+from anesim.timing.power import dispatch_energy_j
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 from anesim.timing.segments import combine
 
@@ -85,6 +86,7 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
         tasks=tasks,
         sim=SimStats(loop, out.wall_s, out.loop_events, out.tile_events, out.batched_steps, plan.steps),
         trace_units=UNITS,
+        energy_j=dispatch_energy_j(chip, latency_s, macs, act + wt),
         _trace=out.trace,
     )
 

@@ -2,11 +2,14 @@
 
 The mapped rows of one chip are grouped into measurements (a rate row that restates a latency
 row stays with it) and split deterministically: a seeded hash sends ``holdout`` of the groups
-to a held-back split that the fit never sees. The fit is a coordinate search in log space over
-a fixed grid (factors 2^(k/2), then 2^(k/8) around the best, never beyond 4x either way of the
-configured value), minimising the mean absolute log error on the calibration split; every
-evaluated parameter vector is memoised. Leave-one-family-
-out cross-validation reuses the same memo: each family is predicted by a fit that did not see it.
+to a held-back split that the fit never sees. The timing parameters are fitted by a coordinate
+search in log space over a fixed grid (factors 2^(k/2), then 2^(k/8) around the best, never
+beyond 4x either way of the configured value), minimising the mean absolute log error of the
+calibration split's timing points; every evaluated parameter vector is memoised. The energy
+model's coefficients (section ``power``) enter the power points linearly, so they are then
+solved exactly: non-negative least squares of the relative power error over the calibration
+split's power rows, at the fitted timing. Leave-one-family-out cross-validation reuses the
+memo: each timing family is predicted by a fit that did not see it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import numpy as np
 import yaml
 
 from anesim.chips import load_chip
@@ -26,7 +30,7 @@ from anesim.chips.params import Param
 from anesim.chips.schema import ChipConfig
 from anesim.errors import InputError
 from anesim.validate.runner import validate_chip
-from anesim.validate.simulate import PipelineTimer, Timer
+from anesim.validate.simulate import PipelineTimer, Simulator, Timer
 from anesim.validate.stats import Point, summarize
 from anesim.validate.traces import TraceRow, load_traces
 from anesim.validate.yamledit import set_param
@@ -129,6 +133,47 @@ class Evaluator:
 
 
 BOUND = 4.0  # a fitted value stays within this factor of the configured one
+POWER_KEYS = ("power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j")  # feature order
+# floors for a coefficient the fit drives to zero (the schema wants positive values)
+POWER_FLOORS = (1e-3, 1e-15, 1e-15)
+
+
+def _nonneg_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """min |a x - b| subject to x >= 0, by trying every support (three unknowns at most)."""
+    n = a.shape[1]
+    best, best_res = np.zeros(n), float(np.sum(b ** 2))
+    for mask in range(1, 1 << n):
+        cols = [j for j in range(n) if mask >> j & 1]
+        x, *_ = np.linalg.lstsq(a[:, cols], b, rcond=None)
+        if np.any(x < 0):
+            continue
+        full = np.zeros(n)
+        full[cols] = x
+        res = float(np.sum((a @ full - b) ** 2))
+        if res < best_res - 1e-15:
+            best, best_res = full, res
+    return best
+
+
+def fit_power(ev: Evaluator, values: Values, ids: set[str]) -> dict[str, float] | None:
+    """Energy coefficients minimising the relative error of the power rows in ``ids``."""
+    chip = with_values(ev.chip, ev.params, values)
+    sim = Simulator(chip, ev.timer)
+    feats, measured = [], []
+    for row in ev.rows:
+        if row.id not in ids or row.family != "power" or row.method != "sustained_power":
+            continue
+        inner = {k: v for k, v in row.params.items() if k != "workload"}
+        t = sim.time(row.params["workload"], inner)
+        seconds = max(t.latency_s, 1e-12)
+        feats.append([1.0, t.macs / seconds, t.dram_bytes / seconds])  # W, MAC/s, B/s
+        measured.append(float(row.measured))  # type: ignore[arg-type]
+    if len(feats) < 3:
+        return None
+    a = np.asarray(feats) / np.asarray(measured)[:, None]
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-300)  # columns span 20 decades
+    x = _nonneg_lstsq(a / scale, np.ones(len(measured))) / scale
+    return {k: max(float(v), floor) for k, v, floor in zip(POWER_KEYS, x, POWER_FLOORS)}
 
 
 def _candidates(p: FittedParam, centre: float, factors: list[float]) -> list[float]:
@@ -206,14 +251,18 @@ def family_cv(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool])
 
 def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
               seed: int = 7, holdout: float = 0.25, include: Sequence[str] = (), cv: bool = True,
-              progress: Callable[[int], None] | None = None) -> Calibration:
-    """Fit the chip's fitted parameters on the calibration split; nothing is written."""
+              progress: Callable[[int], None] | None = None, only: str | None = None) -> Calibration:
+    """Fit the chip's fitted parameters on the calibration split; nothing is written.
+
+    ``only`` restricts the fit to the keys that start with it (``power`` fits the energy model
+    alone and holds the timing parameters at their configured values).
+    """
     rows = load_traces() if rows is None else rows
     chip = load_chip(name)
     params = fitted_params(chip)
     if not params:
         raise InputError("the chip has no parameters marked fitted", found=repr(name))
-    free = [not p.shared or p.key in include for p in params]
+    free = [(not p.shared or p.key in include) and (only is None or p.key.startswith(only)) for p in params]
     mine = [r for r in rows if r.target == name and r.mapped]
     if not mine:
         raise InputError("no measured traces for this chip", found=repr(name))
@@ -222,12 +271,17 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
     keys = frozenset(p.key for p in params)
     ev = Evaluator(name, chip, params, rows, timer or PipelineTimer(keys), progress)
     start = tuple(float(p.value) for p in params)
-    fitted = coordinate_search(ev, start, cal, free)
+    power = {r.id for r in mine if r.family == "power"}
+    searched = [f and p.key not in POWER_KEYS for f, p in zip(free, params)]
+    fitted = coordinate_search(ev, start, cal - power, searched)
+    solved = fit_power(ev, fitted, cal & power)
+    if solved is not None:
+        fitted = tuple(solved[p.key] if f and p.key in solved else v for p, f, v in zip(params, free, fitted))
     return Calibration(
         chip=name, params=params, free=free, start=start, fitted=fitted,
         calibration=_summary(ev, fitted, cal), held_back=_summary(ev, fitted, held),
         before_held_back=_summary(ev, start, held),
-        family_cv=family_cv(ev, start, cal | held, free) if cv else None,
+        family_cv=family_cv(ev, start, (cal | held) - power, searched) if cv else None,
         evaluations=len(ev.memo),
         split=f"{round(100 * (1 - holdout))} % of measurement groups by seeded hash (seed {seed})",
     )

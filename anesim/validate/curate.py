@@ -30,8 +30,9 @@ MADERIX = "github.com/maderix/ANE"
 # ---------------------------------------------------------------------------- reasons
 
 REASONS: dict[str, str] = {
-    "power": "power or energy figure (powermetrics' modelled rails, not a meter); anesim "
-    "predicts time, DRAM bytes and utilisation, not power",
+    "power": "power figure without a workload anesim can rebuild (an unstated shape, a "
+    "package rail that includes the CPU and DRAM, or an 'under 2.3 W' bound); anesim models the "
+    "ANE rail of a workload it simulates",
     "numerics": "numerical-behaviour probe (fp16 overflow cliff or relative error); the "
     "functional engine's tests cover numerics, the timing validation does not",
     "compile_time": "compile or load time of the host toolchain; anesim times dispatch and "
@@ -64,8 +65,6 @@ REASONS: dict[str, str] = {
     "measurements README asks to prefer the ANEForge JSON where the two overlap",
     "multi_stream": "two concurrent submitting threads; anesim simulates one command stream",
     "derived": "arithmetic on two other figures of the same source, not a measurement",
-    "no_builder_path": "sparse weights: the program model has a sparse mask, but the compiler's "
-    "builder offers fp16, int8 and palettised weights only, so the workload cannot be built",
 }
 
 # ------------------------------------------------------------------ chip attribution
@@ -242,6 +241,7 @@ _SI = {
     "GB/s_standalone": ("byte_rate", 1e9), "tokens_per_s": ("token_rate", 1.0),
     "ridge_flop_per_byte": ("ratio", 1.0), "speedup_x": ("ratio", 1.0),
     "dram_MB_per_dispatch": ("bytes", 1e6),
+    "ane_power_mW": ("power", 1e-3), "ane_power_W": ("power", 1.0), "gflops_per_W": ("flop_per_joule", 1e9),
 }
 
 
@@ -273,10 +273,37 @@ def _mapped(family: str, params: dict[str, Any], method: str, metric: str, value
 _POWER_METRICS = {"ane_power_mW", "ane_power_W", "package_W", "gflops_per_W", "gflops_per_W_pkg", "pJ_per_flop"}
 
 
+# ANEForge samples powermetrics' ANE rail while the workload of the same run loops.
+_MAPPED_POWER = {"ane_power_mW", "gflops_per_W"}
+
+
+# ane-guide power rows whose workload the guide states (ch.10): (workload, metric)
+_GUIDE_POWER = {("matmul_chain", "ane_power_mW"), ("single_call_loop", "ane_power_mW"),
+                ("dispatch_floor_matmul", "ane_power_W"), ("matmul", "ane_power_W")}
+
+
+def _power_row(row: dict[str, str]) -> bool:
+    if row["source_repo_or_url"].startswith(GUIDE):
+        return (row["workload"], row["metric"]) in _GUIDE_POWER and "int8" not in row["shape"] \
+            and not row["shape"].startswith("bandwidth-bound")
+    return row["source_repo_or_url"].startswith(ANEFORGE) and row["metric"] in _MAPPED_POWER
+
+
+def _as_power(base: dict[str, Any] | None, row: dict[str, str]) -> dict[str, Any] | None:
+    """A power row mapped onto the workload its run's latency row maps to."""
+    if base is None or base.get("status") != "mapped":
+        return base
+    params = {"workload": base["family"], **base["params"]}
+    return _mapped("power", params, "sustained_power", row["metric"], row["value"],
+                   "mean ANE-rail power over a back-to-back loop of the workload: energy per "
+                   "call (engine_w * latency + mac_energy_j * MACs + dram_byte_energy_j * DRAM "
+                   "bytes) / latency")
+
+
 def rule_generic_exclusions(row: dict[str, str], i: int) -> dict[str, Any] | None:
     """Exclusions that follow from the metric, the source or the provenance alone."""
     src, metric, workload = row["source_repo_or_url"], row["metric"], row["workload"]
-    if metric in _POWER_METRICS:
+    if metric in _POWER_METRICS and not _power_row(row):
         return _excluded("power")
     if metric in ("inf_cliff_abs_value", "relerr"):
         return _excluded("numerics")
@@ -316,6 +343,10 @@ def rule_aneforge_headline(row: dict[str, str], i: int) -> dict[str, Any] | None
     if "MacBookPro17,1" in notes:
         return _excluded("anomalous_run")
     gemm_sizes, _, stream_rows = machine(row)
+    if row["workload"] == "roofline_headline" and metric == "gflops_per_W":
+        return _mapped("power", {"workload": "gemm", "sizes": gemm_sizes}, "peak_efficiency", metric,
+                       row["value"], "peak FLOPs per joule over square GEMMs N in sizes: 2*N^3 / energy "
+                       "per call (the energy model of the power rows)")
     if row["workload"] == "roofline_headline" and metric == "tflops":
         return _mapped("gemm", {"sizes": gemm_sizes}, "peak_over_sizes", metric, row["value"],
                        "peak FLOP/s over square GEMMs N in sizes, FLOPs = 2*N^3; latency-equivalent at "
@@ -353,6 +384,11 @@ def rule_aneforge_rooflines(row: dict[str, str], i: int) -> dict[str, Any] | Non
     sec, metric, shape, work = row["source_path_or_section"], row["metric"], row["shape"], row["workload"]
     if not (row["source_repo_or_url"].startswith(ANEFORGE) and "rooflines/roofline-" in sec):
         return None
+    if metric == "ane_power_mW":
+        if row["workload"] in ("elementwise_stream", "gelu_stream", "reduce_sum", "softmax", "layer_norm"):
+            rows, cols = _ints(r"(\d+)x(\d+)", shape)  # "relu/x*2 16384x4096 loop"
+            shape = f"{rows}x{cols} fp16"
+        return _as_power(rule_aneforge_rooflines({**row, "shape": shape, "metric": "latency_ms"}, i), row)
     gemm_sizes, conv_cfgs, stream_rows = machine(row)
     sustained = metric == "gflops_sustained"
     method = "sustained" if sustained else "single_dispatch"
@@ -411,12 +447,14 @@ def rule_aneforge_benches(row: dict[str, str], i: int) -> dict[str, Any] | None:
         fmt = re.search(r"weights (\w+)", shape).group(1)
         params = {"m": b, "k": k, "n": n, "weights": fmt}
         if fmt == "sparse":
-            return _excluded("no_builder_path", "sparsity " + re.search(r"sparsity ([\d.]+)", row["notes"]).group(1))
+            params["sparsity"] = float(re.search(r"sparsity ([\d.]+)", row["notes"]).group(1))
         if fmt == "int4":
             params["palette_bits"] = 4
         return _mapped("linear_weights", params, "sustained", metric, row["value"],
                        "median per-call latency as measured")
     if "gemv_bandwidth_sweep" in sec:
+        if metric == "ane_power_mW":
+            return _as_power(rule_aneforge_benches({**row, "metric": "latency_ms"}, i), row)
         if metric == "GB/s_max":
             return _mapped("gemv", {"sizes": [512, 1024, 2048, 4096, 6144, 8192]}, "peak_over_sizes", metric,
                            row["value"], "peak (K*N + K + N) * 2 B / latency over square K = N in sizes")
@@ -463,9 +501,30 @@ _TINY_NOTE = ("ch.2's tiny graph (3x3 conv 8->8, pad 1, relu, mean); its spatial
               "is assumed, which is far inside the dispatch-bound regime the row measures")
 
 
+def _guide_power(workload: str, params: dict[str, Any], note: str) -> Callable[[dict[str, str]], dict[str, Any]]:
+    def handler(r: dict[str, str]) -> dict[str, Any]:
+        out = _as_power(_mapped(workload, params, "sustained", "latency_ms", "1", ""), r)
+        assert out is not None
+        out["conversion"] += "; " + note
+        return out
+    return handler
+
+
 def _guide_rules() -> list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]]]]:
     m, x = _mapped, _excluded
     return [
+        ("matmul_chain", "same", "ane_power_mW",
+         _guide_power("matmul_chain", {"m": 1024, "k": 1024, "n": 1024, "depth": 8},
+                      "ch.10: the 8x chained 1024^2 matmul loop of the row before, first third of the run")),
+        ("single_call_loop", "single small call loop", "ane_power_mW",
+         _guide_power("dispatch_floor", dict(_TINY_CONV, graph="tiny_conv"), _TINY_NOTE)),
+        ("dispatch_floor_matmul", "dispatch-floor matmul", "ane_power_W",
+         _guide_power("dispatch_floor", {"graph": "linear", "k": 64, "n": 64},
+                      "a 64x64 linear layer stands for ch.10's 'dispatch-floor matrix multiply'")),
+        ("matmul", "compute-bound 1024x4096 fp16 matmul", "ane_power_W",
+         _guide_power("gemm", {"m": 1024, "k": 4096, "n": 4096},
+                      "'a compute-bound 1024 by 4096 fp16 matrix multiply' read as [1024 x 4096] @ "
+                      "[4096 x 4096] (assumed)")),
         ("roofline_constant", "overhead-isolated matmul slope", "tflops",
          lambda r: m("matmul_chain", _MM_CHAIN_1MB, "per_layer_slope", r["metric"], r["value"],
                      "per-layer FLOPs 2*M*K*N / per-layer slope (T(96) - T(32)) / 64; " + _CHAIN_NOTE)),

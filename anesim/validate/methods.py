@@ -11,7 +11,10 @@ Each method reproduces how the source obtained its number:
 - ``ridge``: peak GEMM FLOP/s over peak stream B/s;
 - ``dram_bytes``: DRAM bytes of one dispatch;
 - ``step_ratio``: per-layer slope after an OCG-pass step over the slope before it;
-- ``throughput_ratio``: n * T(1 output channel) / T(n output channels).
+- ``throughput_ratio``: n * T(1 output channel) / T(n output channels);
+- ``sustained_power``: the engine rail's average power over a back-to-back loop of the
+  workload named by ``params["workload"]`` (anesim.timing.power);
+- ``peak_efficiency``: the best FLOPs per joule over the sweep of GEMM sizes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from statistics import median
 from typing import Any
 
 from anesim.errors import UnsupportedError
+from anesim.timing.power import dispatch_energy_j
 from anesim.validate import workloads
 from anesim.validate.simulate import Simulator
 
@@ -145,6 +149,28 @@ def throughput_ratio(sim: Simulator, family: str, p: Params, quantity: str) -> M
     return Measure(n * t1 / max(tn, _TINY), None, None)
 
 
+def _energy(sim: Simulator, family: str, p: Params) -> tuple[float, float]:
+    """(energy per call in J, seconds per call) of a workload."""
+    t = sim.time(family, p)
+    return dispatch_energy_j(sim.chip, t.latency_s, t.macs, t.dram_bytes), max(t.latency_s, _TINY)
+
+
+def sustained_power(sim: Simulator, family: str, p: Params, quantity: str) -> Measure:
+    """Average engine-rail power (W) while the workload runs back to back."""
+    inner = _strip(p, "workload")
+    joules, seconds = _energy(sim, p["workload"], inner)
+    return Measure(joules / seconds, None, None, inner)
+
+
+def peak_efficiency(sim: Simulator, family: str, p: Params, quantity: str) -> Measure:
+    """The best FLOPs per joule over square GEMMs of the sweep's sizes."""
+    best = 0.0
+    for q in expand("gemm", _strip(p, "workload")):
+        joules, _ = _energy(sim, "gemm", q)
+        best = max(best, workloads.gemm_flops(q) / max(joules, _TINY))
+    return Measure(best, None, None)
+
+
 METHODS: dict[str, Callable[[Simulator, str, Params, str], Measure]] = {
     "single_dispatch": single_dispatch,
     "sustained": sustained,
@@ -156,6 +182,8 @@ METHODS: dict[str, Callable[[Simulator, str, Params, str], Measure]] = {
     "dram_bytes": dram_bytes,
     "step_ratio": step_ratio,
     "throughput_ratio": throughput_ratio,
+    "sustained_power": sustained_power,
+    "peak_efficiency": peak_efficiency,
 }
 
 

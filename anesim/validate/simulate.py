@@ -28,6 +28,7 @@ class Timing:
     sustained_s: float  # time per iteration of back-to-back dispatches of the same program
     dram_bytes: float  # bytes moved to and from DRAM by the dispatch
     dispatches: int = 1  # engine segments the compiler split the workload into
+    macs: float = 0.0  # multiply-accumulates of the dispatch (for the energy model)
 
 
 Timer = Callable[[Graph, ChipConfig], Timing]
@@ -87,7 +88,7 @@ class PipelineTimer:
             # one dispatch per engine segment; host work between segments is not timed
             programs = [s.program for s in getattr(compiled, "segments", None) or []] or [compiled]
             self._programs[key] = programs
-        latency = sustained = dram = 0.0
+        latency = sustained = dram = macs = 0.0
         for program in programs:
             try:  # no timeline and the faster event kernel: neither changes the simulated times
                 result = simulate(program, chip, trace=False, loop="heap")
@@ -97,7 +98,8 @@ class PipelineTimer:
             latency += lat
             sustained += float(_result_value(result, "sustained_s", "steady_state_s") or lat)
             dram += _dram_total(_result_value(result, "dram_bytes"))
-        return Timing(latency, sustained, dram, len(programs))
+            macs += float(_result_value(result, "macs") or 0.0)
+        return Timing(latency, sustained, dram, len(programs), macs)
 
 
 class Simulator:

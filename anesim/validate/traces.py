@@ -32,6 +32,8 @@ QUANTITIES = {
     "token_rate": "token/s",  # converts to latency through the batch size
     "ratio": "1",  # a ratio of two simulated times or rates
     "bytes": "B",  # DRAM bytes per dispatch
+    "power": "W",  # mean ANE-rail power over a back-to-back loop (the energy model)
+    "flop_per_joule": "FLOP/J",  # efficiency: FLOPs over the energy of a call
 }
 
 

@@ -49,8 +49,10 @@ def _weights(p: Params) -> dict[str, Any]:
         return {"weight_format": "int8"}
     if fmt == "int4":
         return {"weight_format": "palette", "palette_bits": int(p.get("palette_bits", 4))}
+    if fmt == "sparse":
+        return {"sparsity": float(p["sparsity"])}
     raise UnsupportedError("weight format has no builder equivalent", found=repr(fmt),
-                           expected="fp16, int8 or int4 (palette)")
+                           expected="fp16, int8, int4 (palette) or sparse")
 
 
 def build_gemm(p: Params) -> Graph:
