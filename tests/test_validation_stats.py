@@ -141,10 +141,7 @@ def test_power_method_is_energy_over_latency() -> None:
     sim = Simulator(chip, timer)
     m = measure(sim, "power", "sustained_power", {"workload": "gemm", "m": 64, "k": 64, "n": 64}, "power")
     assert m.value == pytest.approx(dispatch_energy_j(chip, 2e-3, 5e9, 4e6) / 2e-3)
-    eff = measure(sim, "power", "peak_efficiency", {"workload": "gemm", "sizes": [64, 128]}, "flop_per_joule")
-    assert eff.value == pytest.approx(2 * 128 ** 3 / dispatch_energy_j(chip, 2e-3, 5e9, 4e6))
-    # an efficiency 10 % low is an energy 11.1 % high
-    assert signed_error_pct("flop_per_joule", 1.0, 0.9) == pytest.approx(100 / 9)
+    assert signed_error_pct("power", 2.0, 2.2) == pytest.approx(10.0)
 
 
 def test_power_coefficients_fit_by_calibration_only() -> None:

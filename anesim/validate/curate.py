@@ -241,7 +241,7 @@ _SI = {
     "GB/s_standalone": ("byte_rate", 1e9), "tokens_per_s": ("token_rate", 1.0),
     "ridge_flop_per_byte": ("ratio", 1.0), "speedup_x": ("ratio", 1.0),
     "dram_MB_per_dispatch": ("bytes", 1e6),
-    "ane_power_mW": ("power", 1e-3), "ane_power_W": ("power", 1.0), "gflops_per_W": ("flop_per_joule", 1e9),
+    "ane_power_mW": ("power", 1e-3), "ane_power_W": ("power", 1.0),
 }
 
 
@@ -274,7 +274,7 @@ _POWER_METRICS = {"ane_power_mW", "ane_power_W", "package_W", "gflops_per_W", "g
 
 
 # ANEForge samples powermetrics' ANE rail while the workload of the same run loops.
-_MAPPED_POWER = {"ane_power_mW", "gflops_per_W"}
+_MAPPED_POWER = {"ane_power_mW"}
 
 
 # ane-guide power rows whose workload the guide states (ch.10): (workload, metric)
@@ -303,6 +303,11 @@ def _as_power(base: dict[str, Any] | None, row: dict[str, str]) -> dict[str, Any
 def rule_generic_exclusions(row: dict[str, str], i: int) -> dict[str, Any] | None:
     """Exclusions that follow from the metric, the source or the provenance alone."""
     src, metric, workload = row["source_repo_or_url"], row["metric"], row["workload"]
+    if metric == "gflops_per_W" and src.startswith(ANEFORGE):
+        return _excluded("derived", "ROOFLINES.md's GFLOP/s per watt headline states no definition, and no "
+                         "ratio of its run's per-size GEMM rates and ANE-rail powers reproduces it (M1 "
+                         "617-858 against 622, M1 Max 459-1305 against 897, M5 770-1731 against 1184, "
+                         "M5 Pro 805-1314 against 918)")
     if metric in _POWER_METRICS and not _power_row(row):
         return _excluded("power")
     if metric in ("inf_cliff_abs_value", "relerr"):
@@ -343,10 +348,6 @@ def rule_aneforge_headline(row: dict[str, str], i: int) -> dict[str, Any] | None
     if "MacBookPro17,1" in notes:
         return _excluded("anomalous_run")
     gemm_sizes, _, stream_rows = machine(row)
-    if row["workload"] == "roofline_headline" and metric == "gflops_per_W":
-        return _mapped("power", {"workload": "gemm", "sizes": gemm_sizes}, "peak_efficiency", metric,
-                       row["value"], "peak FLOPs per joule over square GEMMs N in sizes: 2*N^3 / energy "
-                       "per call (the energy model of the power rows)")
     if row["workload"] == "roofline_headline" and metric == "tflops":
         return _mapped("gemm", {"sizes": gemm_sizes}, "peak_over_sizes", metric, row["value"],
                        "peak FLOP/s over square GEMMs N in sizes, FLOPs = 2*N^3; latency-equivalent at "

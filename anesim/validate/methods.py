@@ -13,8 +13,7 @@ Each method reproduces how the source obtained its number:
 - ``step_ratio``: per-layer slope after an OCG-pass step over the slope before it;
 - ``throughput_ratio``: n * T(1 output channel) / T(n output channels);
 - ``sustained_power``: the engine rail's average power over a back-to-back loop of the
-  workload named by ``params["workload"]`` (anesim.timing.power);
-- ``peak_efficiency``: the best FLOPs per joule over the sweep of GEMM sizes.
+  workload named by ``params["workload"]`` (anesim.timing.power).
 """
 
 from __future__ import annotations
@@ -162,15 +161,6 @@ def sustained_power(sim: Simulator, family: str, p: Params, quantity: str) -> Me
     return Measure(joules / seconds, None, None, inner)
 
 
-def peak_efficiency(sim: Simulator, family: str, p: Params, quantity: str) -> Measure:
-    """The best FLOPs per joule over square GEMMs of the sweep's sizes."""
-    best = 0.0
-    for q in expand("gemm", _strip(p, "workload")):
-        joules, _ = _energy(sim, "gemm", q)
-        best = max(best, workloads.gemm_flops(q) / max(joules, _TINY))
-    return Measure(best, None, None)
-
-
 METHODS: dict[str, Callable[[Simulator, str, Params, str], Measure]] = {
     "single_dispatch": single_dispatch,
     "sustained": sustained,
@@ -183,7 +173,6 @@ METHODS: dict[str, Callable[[Simulator, str, Params, str], Measure]] = {
     "step_ratio": step_ratio,
     "throughput_ratio": throughput_ratio,
     "sustained_power": sustained_power,
-    "peak_efficiency": peak_efficiency,
 }
 
 

@@ -48,13 +48,12 @@ class Point:
 def signed_error_pct(quantity: str, measured: float, simulated: float) -> float:
     """Signed percentage error in latency space.
 
-    For a rate, the latency-equivalent error at fixed work is measured / simulated - 1 (for an
-    efficiency, the energy-equivalent); for a latency, a power, a ratio or a byte count it is
-    simulated / measured - 1.
+    For a rate, the latency-equivalent error at fixed work is measured / simulated - 1; for a
+    latency, a power, a ratio or a byte count it is simulated / measured - 1.
     """
     if measured <= 0 or simulated <= 0:
         return math.inf
-    if quantity in ("flop_rate", "byte_rate", "token_rate", "flop_per_joule"):
+    if quantity in ("flop_rate", "byte_rate", "token_rate"):
         return (measured / simulated - 1.0) * 100.0
     return (simulated / measured - 1.0) * 100.0
 

@@ -33,7 +33,6 @@ QUANTITIES = {
     "ratio": "1",  # a ratio of two simulated times or rates
     "bytes": "B",  # DRAM bytes per dispatch
     "power": "W",  # mean ANE-rail power over a back-to-back loop (the energy model)
-    "flop_per_joule": "FLOP/J",  # efficiency: FLOPs over the energy of a call
 }
 
 
