@@ -781,14 +781,16 @@ class SegmentLowerer:
         self._tiled(node, 3, self._softmax)
 
     def _spread(self, v: View, like: View, axis: int) -> View | None:
-        """One channel of ``v`` read across ``like``'s channels through a zero channel stride.
+        """``v`` (size 1 along ``axis``) read across ``like``'s channels or rows through a zero stride.
 
         The planar engine broadcasts a source itself (PECfg Src1/Src2Broadcast,
         command-stream.md register 0x0048), so a per-row statistic needs no broadcast task.
         """
-        if axis != 1 or v.c != 1 or like.c == 1:
-            return None
-        return replace(v, c=like.c, sc=0)
+        if axis == 1 and v.c == 1 and like.c > 1:
+            return replace(v, c=like.c, sc=0)
+        if axis == 2 and v.h == 1 and like.h > 1:
+            return replace(v, h=like.h, sh=0)
+        return None
 
     def _subtract_row_stat(self, x: View, stat: View, dest: View, axis: int, name: str, where: str) -> None:
         """``dest = x - stat`` with ``stat`` one value per row: a planar broadcast where it can be."""

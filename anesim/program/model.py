@@ -103,11 +103,12 @@ class Layout:
     def nbytes(self) -> int:
         """Bytes the DMA moves for this view (payload only, no padding).
 
-        A zero channel stride reads one plane for every channel (a broadcast source): the
-        plane moves once.
+        A zero channel or row stride reads one plane (row) for every channel (row): a broadcast
+        source, whose plane (row) moves once.
         """
         channels = 1 if self.plane_stride_bytes == 0 else self.channels
-        return self.groups * self.depth * channels * self.height * self.width * DTYPE_BYTES[self.dtype]
+        rows = 1 if self.row_stride_bytes == 0 else self.height
+        return self.groups * self.depth * channels * rows * self.width * DTYPE_BYTES[self.dtype]
 
     @property
     def span_bytes(self) -> int:

@@ -268,8 +268,9 @@ def build_decode_step(p: Params) -> Graph:
     ANEForge feeds); scale, softmax, context; output projection and residual; rms norm,
     SiLU-gated FFN, residual. Then a final norm and the vocabulary projection in chunks of at
     most 16000 outputs. The new token's own key and value (one more score column) are left out.
-    Moving a stream's query from the width axis to the batch axis is a transpose; the compiler
-    decides where it runs.
+    The attention stays channel-first, so the whole step is one engine program as ANEForge
+    measures it: a token's query channels split into heads by a view, (1, H, dh, 1); the scores
+    are K^T q and the context V^T a, with the sequence on the height axis.
     """
     d, heads, layers = p["d_model"], p["n_heads"], p["n_layers"]
     dh, bsz, s_kv, d_ff = d // heads, p["batch"], p["s_kv"], p["d_ff"]
@@ -281,14 +282,22 @@ def build_decode_step(p: Params) -> Graph:
         q = b.linear(a_in, d, name=f"l{i}.wq", **wfmt)
         b.linear(a_in, d, name=f"l{i}.wk", **wfmt)  # computed as in the source; feeds the cache append
         b.linear(a_in, d, name=f"l{i}.wv", **wfmt)
-        qt = b.transpose(q, (3, 1, 2, 0), name=f"l{i}.q_t")  # (B, d, 1, 1)
-        qh = b.reshape(qt, (bsz, heads, 1, dh), name=f"l{i}.q_heads")
         kc = b.input(f"l{i}.k_cache_t", (bsz, heads, dh, s_kv))
         vc = b.input(f"l{i}.v_cache", (bsz, heads, s_kv, dh))
-        sc = b.scale(b.matmul(qh, kc, name=f"l{i}.scores"), 1.0 / dh ** 0.5, name=f"l{i}.scale")
-        ctx = b.matmul(b.softmax(sc, axis=-1, name=f"l{i}.softmax"), vc, name=f"l{i}.ctx")
-        ctx = b.reshape(ctx, (bsz, d, 1, 1), name=f"l{i}.ctx_r")
-        ctx = b.transpose(ctx, (3, 1, 2, 0), name=f"l{i}.ctx_t")  # back to (1, d, 1, B)
+        ctxs = []
+        for t in range(bsz):
+            # each token against its own cache: the query's channels split into heads (a view),
+            # scores K^T q and context V^T a with the sequence on the height axis
+            qt = q if bsz == 1 else b.slice(q, 3, t, t + 1, 1, name=f"l{i}.q{t}")
+            kt = kc if bsz == 1 else b.slice(kc, 0, t, t + 1, 1, name=f"l{i}.k{t}")
+            vt = vc if bsz == 1 else b.slice(vc, 0, t, t + 1, 1, name=f"l{i}.v{t}")
+            qh = b.reshape(qt, (1, heads, dh, 1), name=f"l{i}.q_heads{t}")
+            sc = b.scale(b.matmul(kt, qh, transpose_a=True, name=f"l{i}.scores{t}"), 1.0 / dh ** 0.5,
+                         name=f"l{i}.scale{t}")
+            a = b.softmax(sc, axis=2, name=f"l{i}.softmax{t}")
+            ctx_t = b.matmul(vt, a, transpose_a=True, name=f"l{i}.ctx{t}")  # (1, H, dh, 1)
+            ctxs.append(b.reshape(ctx_t, (1, d, 1, 1), name=f"l{i}.ctx_r{t}"))
+        ctx = ctxs[0] if bsz == 1 else b.concat(ctxs, axis=3, name=f"l{i}.ctx")
         h = b.add(h, b.linear(ctx, d, name=f"l{i}.wo", **wfmt), name=f"l{i}.res1")
         f_in = b.rms_norm(h, axis=1, gamma="ones", name=f"l{i}.ln2")
         g = b.activation("silu", b.linear(f_in, d_ff, name=f"l{i}.wg", **wfmt), name=f"l{i}.silu")
