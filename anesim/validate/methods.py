@@ -156,9 +156,8 @@ def _energy(sim: Simulator, family: str, p: Params) -> tuple[float, float]:
 
 def sustained_power(sim: Simulator, family: str, p: Params, quantity: str) -> Measure:
     """Average engine-rail power (W) while the workload runs back to back."""
-    inner = _strip(p, "workload")
-    joules, seconds = _energy(sim, p["workload"], inner)
-    return Measure(joules / seconds, None, None, inner)
+    joules, seconds = _energy(sim, p["workload"], _strip(p, "workload"))
+    return Measure(joules / seconds, None, None, p)
 
 
 METHODS: dict[str, Callable[[Simulator, str, Params, str], Measure]] = {

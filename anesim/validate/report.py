@@ -145,6 +145,44 @@ def scatter_plot(results: dict[str, ChipValidation], path: Path) -> None:
     plt.close(fig)
 
 
+def power_plot(results: dict[str, ChipValidation], path: Path) -> None:
+    """Measured against simulated ANE-rail power, one marker per chip, colour by workload."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    pts = [(name, p) for name, v in results.items() for p in v.points if p.quantity == "power"]
+    workloads_ = sorted({str((p.params or {}).get("workload", "?")) for _, p in pts})
+    style = _styles(workloads_)
+    marks = dict(zip(sorted(results), _MARKERS))
+    for name in sorted(results):
+        for w in workloads_:
+            sel = [p for n, p in pts if n == name and str((p.params or {}).get("workload", "?")) == w]
+            if sel:
+                ax.scatter([p.measured for p in sel], [p.simulated for p in sel], s=26, color=style[w][0],
+                           marker=marks[name], edgecolors="black", linewidths=0.3)
+    if pts:
+        lo = min(min(p.measured, p.simulated) for _, p in pts) / 1.3
+        hi = max(max(p.measured, p.simulated) for _, p in pts) * 1.3
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+        for f in (0.9, 1.1):
+            ax.plot([lo, hi], [lo * f, hi * f], color="gray", lw=0.6, ls="--")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+    for w in workloads_:
+        ax.scatter([], [], s=26, color=style[w][0], label=w)
+    for name in sorted(results):
+        ax.scatter([], [], s=26, color="white", edgecolors="black", marker=marks[name], label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured ANE-rail power (W, powermetrics)")
+    ax.set_ylabel("simulated power (W)")
+    ax.set_title("energy model against measured power (dashed: ±10 %)", fontsize=10)
+    ax.grid(True, which="major", lw=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def roofline_points(points: Sequence[Point]) -> list[tuple[Point, float, float, float]]:
     """(point, FLOP/byte, measured FLOP/s, simulated FLOP/s) for points with a FLOP count."""
     out = []
@@ -207,6 +245,9 @@ def write_report(results: dict[str, ChipValidation], chips: dict[str, ChipConfig
     files = [out / "accuracy.md", out / "validation.json"]
     scatter_plot(results, out / "measured-vs-simulated.png")
     files.append(out / "measured-vs-simulated.png")
+    if any(p.quantity == "power" for v in results.values() for p in v.points):
+        power_plot(results, out / "power-measured-vs-simulated.png")
+        files.append(out / "power-measured-vs-simulated.png")
     for name, v in results.items():
         path = out / f"roofline-{name.lower().replace(' ', '-')}.png"
         roofline_plot(chips[name], v.points, path)
