@@ -5,8 +5,11 @@ flushed as the rules ask), with the reduction axis padded to a multiple of four.
 returns the float32 accumulator; rounding at the output port happens in :mod:`.mac`.
 
 The hot loop works on a block of four output rows by ``_COLS`` output columns, keeping the
-accumulator rows in L1 so each row of ``b`` loaded serves four rows of products, and issuing
-each tile step for all four rows before the next so the core always has independent chains.
+accumulator rows in L1 so each row of ``b`` loaded serves four rows of products. A tile is a
+chain of three dependent roundings (about 35 cycles of latency for a few dozen instructions), so
+the fast kernel runs on explicit eight-lane vectors (:mod:`._simd`) and software-pipelines each
+tile across column vectors: one loop iteration does the first addition for columns j, the second
+for j - 8 and the third (with the accumulation) for j - 16, twelve independent chains in all.
 Tile rounding uses the magic-constant trick: adding and subtracting ``1.5 * 2**(E + 12)``
 rounds a float32 to the grid ``2**(E - 11)`` with the adder's own nearest-even rounding.
 """
@@ -16,11 +19,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from anesim.numerics._bits import bits_f32, f32_bits
+from anesim.numerics._bits import HAVE_F16C, bits_f32, f2h_f16c, f32_bits, h2f_f16c
+from anesim.numerics._simd import LANES, vadd, vload, vmul, vsplat, vstore, vtile_add
+from anesim.numerics.fp16 import f2h_soft, h2f_soft
 
 _EXP = np.int32(0x7F800000)
 _TILE_MAGIC = np.int32((12 << 23) | 0x400000)  # 2**E -> 1.5 * 2**(E + 12): quantum 2**(E - 11)
-_COLS = 512  # output columns per block: 4 rows x 512 float32 accumulators stay in L1
+_COLS = 1024  # output columns per block: 4 rows x 1024 float32 accumulators stay in L1
 _ROWS = 4
 
 
@@ -69,6 +74,90 @@ def _row1(a, i, k, b0, b1, b2, b3, acc):  # type: ignore[no-untyped-def]
     a0 = a[i, k]; a1 = a[i, k + 1]; a2 = a[i, k + 2]; a3 = a[i, k + 3]  # noqa: E702
     for j in range(acc.shape[0]):
         acc[j] += _tile(a0, a1, a2, a3, b0[j], b1[j], b2[j], b3[j])
+
+
+@njit(inline="always")
+def _first4(a0, a1, a2, a3, c0, c1, c2, c3, x0, x1):  # type: ignore[no-untyped-def]
+    """Lanes 0 and 1 of a tile for four rows: the exact first product plus one rounded add."""
+    return (vtile_add(vmul(a0, x0), vmul(c0, x1)), vtile_add(vmul(a1, x0), vmul(c1, x1)),
+            vtile_add(vmul(a2, x0), vmul(c2, x1)), vtile_add(vmul(a3, x0), vmul(c3, x1)))
+
+
+@njit(inline="always")
+def _next4(s, a0, a1, a2, a3, x):  # type: ignore[no-untyped-def]
+    """One more lane of a tile for four rows."""
+    return (vtile_add(s[0], vmul(a0, x)), vtile_add(s[1], vmul(a1, x)),
+            vtile_add(s[2], vmul(a2, x)), vtile_add(s[3], vmul(a3, x)))
+
+
+@njit(inline="always")
+def _accumulate4(acc, w, j, s):  # type: ignore[no-untyped-def]
+    """Add four rows of tile partials into the accumulator rows (stride w) at columns j.."""
+    vstore(acc, j, vadd(vload(acc, j), s[0]))
+    vstore(acc, w + j, vadd(vload(acc, w + j), s[1]))
+    vstore(acc, 2 * w + j, vadd(vload(acc, 2 * w + j), s[2]))
+    vstore(acc, 3 * w + j, vadd(vload(acc, 3 * w + j), s[3]))
+
+
+@njit
+def _rows4_vec(a, i, k, b, o, ldb, acc, w, nv):  # type: ignore[no-untyped-def]
+    """As :func:`_rows4` on nv whole column vectors: lane l of the tile is b[o + l*ldb:].
+
+    Three stages run in one loop, each on its own column vector, so the chains of one tile
+    overlap with those of the next two vectors instead of waiting on each other.
+    """
+    a00 = vsplat(a[i, k]); a10 = vsplat(a[i + 1, k])  # noqa: E702
+    a20 = vsplat(a[i + 2, k]); a30 = vsplat(a[i + 3, k])  # noqa: E702
+    a01 = vsplat(a[i, k + 1]); a11 = vsplat(a[i + 1, k + 1])  # noqa: E702
+    a21 = vsplat(a[i + 2, k + 1]); a31 = vsplat(a[i + 3, k + 1])  # noqa: E702
+    a02 = vsplat(a[i, k + 2]); a12 = vsplat(a[i + 1, k + 2])  # noqa: E702
+    a22 = vsplat(a[i + 2, k + 2]); a32 = vsplat(a[i + 3, k + 2])  # noqa: E702
+    a03 = vsplat(a[i, k + 3]); a13 = vsplat(a[i + 1, k + 3])  # noqa: E702
+    a23 = vsplat(a[i + 2, k + 3]); a33 = vsplat(a[i + 3, k + 3])  # noqa: E702
+    o1 = o + ldb
+    o2 = o + 2 * ldb
+    o3 = o + 3 * ldb
+    s1 = _first4(a00, a10, a20, a30, a01, a11, a21, a31, vload(b, o), vload(b, o1))
+    s2 = _next4(s1, a02, a12, a22, a32, vload(b, o2))
+    if nv == 1:
+        _accumulate4(acc, w, 0, _next4(s2, a03, a13, a23, a33, vload(b, o3)))
+        return
+    s1 = _first4(a00, a10, a20, a30, a01, a11, a21, a31, vload(b, o + LANES),
+                 vload(b, o1 + LANES))
+    # invariant at the top: s2 holds two lanes' worth for column j - 16, s1 one for j - 8
+    for v in range(2, nv):
+        j = v * LANES
+        _accumulate4(acc, w, j - 2 * LANES,
+                     _next4(s2, a03, a13, a23, a33, vload(b, o3 + j - 2 * LANES)))
+        s2 = _next4(s1, a02, a12, a22, a32, vload(b, o2 + j - LANES))
+        s1 = _first4(a00, a10, a20, a30, a01, a11, a21, a31, vload(b, o + j), vload(b, o1 + j))
+    j = nv * LANES
+    _accumulate4(acc, w, j - 2 * LANES,
+                 _next4(s2, a03, a13, a23, a33, vload(b, o3 + j - 2 * LANES)))
+    s2 = _next4(s1, a02, a12, a22, a32, vload(b, o2 + j - LANES))
+    _accumulate4(acc, w, j - LANES, _next4(s2, a03, a13, a23, a33, vload(b, o3 + j - LANES)))
+
+
+@njit
+def _block4(a, b, i0, j0, j1, out):  # type: ignore[no-untyped-def]
+    """out[i0:i0+4, j0:j1] = accumulators of rows i0..i0+3 of ``a`` against ``b``."""
+    lanes = a.shape[1]
+    n = b.shape[1]
+    nv = (j1 - j0) // LANES
+    jv = j0 + nv * LANES
+    if nv > 0:
+        w = nv * LANES
+        acc = np.zeros(_ROWS * w, np.float32)
+        flat = b.reshape(-1)
+        for k in range(0, lanes, 4):
+            _rows4_vec(a, i0, k, flat, k * n + j0, n, acc, w, nv)
+        for r in range(_ROWS):
+            out[i0 + r, j0:jv] = acc[r * w:(r + 1) * w]
+    if jv < j1:  # the last few columns, not a whole vector
+        tail = np.zeros((_ROWS, j1 - jv), np.float32)
+        for k in range(0, lanes, 4):
+            _rows4(a, i0, k, b[k, jv:j1], b[k + 1, jv:j1], b[k + 2, jv:j1], b[k + 3, jv:j1], tail)
+        out[i0:i0 + _ROWS, jv:j1] = tail
 
 
 @njit
@@ -133,18 +222,14 @@ def mac_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         rb = r % row_blocks
         j0 = jb * _COLS
         j1 = min(n, j0 + _COLS)
-        i0 = rb * _ROWS
-        ag = a[g]
-        bg = b[g]
-        if i0 + _ROWS <= m:
-            acc = np.zeros((_ROWS, j1 - j0), np.float32)
-            for k in range(0, lanes, 4):
-                _rows4(ag, i0, k, bg[k, j0:j1], bg[k + 1, j0:j1], bg[k + 2, j0:j1],
-                       bg[k + 3, j0:j1], acc)
-            out[g, i0:i0 + _ROWS, j0:j1] = acc
-        else:  # the last few rows, one at a time
+        if m >= _ROWS:
+            # a short last block moves up over its neighbour's rows, recomputing the same values
+            _block4(a[g], b[g], min(rb * _ROWS, m - _ROWS), j0, j1, out[g])
+        else:  # fewer than four rows in all: one at a time
+            ag = a[g]
+            bg = b[g]
             row = np.zeros(j1 - j0, np.float32)
-            for i in range(i0, m):
+            for i in range(m):
                 row[:] = 0.0
                 for k in range(0, lanes, 4):
                     _row1(ag, i, k, bg[k, j0:j1], bg[k + 1, j0:j1], bg[k + 2, j0:j1],
@@ -215,16 +300,68 @@ def mac_exact_at(a: np.ndarray, b: np.ndarray, where: np.ndarray, threshold: flo
     return out
 
 
-@njit(cache=True)  # memory-bound or rare: a serial loop compiles much faster
-def fix_operand(v: np.ndarray, flush_subnormals: bool) -> None:
-    """In place on a flat float32 array of fp16 values: NaN → +inf, subnormals → +0 if asked."""
-    tiny = np.float32(2.0**-14)
-    for i in range(v.shape[0]):
-        x = v[i]
-        if np.isnan(x):
-            v[i] = np.inf
-        elif flush_subnormals and abs(x) < tiny:
-            v[i] = 0.0
+@njit(inline="always")
+def _operand(x: np.float32, flush_subnormals: bool) -> np.float32:
+    """An fp16 value as the MAC array takes it: NaN → +inf, subnormals → +0 if asked."""
+    if np.isnan(x):
+        return np.float32(np.inf)
+    if flush_subnormals and abs(x) < np.float32(2.0**-14):
+        return np.float32(0.0)
+    return x
+
+
+@njit(inline="always")
+def _port(bits: np.uint16, flush_subnormals: bool) -> np.uint16:
+    """An fp16 result as the output port emits it: no -0, subnormals → +0 if asked."""
+    if (bits & np.uint16(0x7FFF)) == 0:
+        return np.uint16(0)
+    if flush_subnormals and (bits & np.uint16(0x7C00)) == 0:
+        return np.uint16(0)
+    return bits
+
+
+_CHUNK = 1 << 15  # elements per task of the elementwise passes below
+
+
+@njit(parallel=True, cache=True)
+def operand_soft(src: np.ndarray, dst: np.ndarray, flush_subnormals: bool) -> None:
+    """dst = MAC operand values of the flat fp16 bits ``src`` (integer conversion)."""
+    n = src.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            dst[i] = _operand(h2f_soft(src[i]), flush_subnormals)
+
+
+@njit(parallel=True, cache=True)
+def port_soft(acc: np.ndarray, dst: np.ndarray, flush_subnormals: bool) -> None:
+    """dst = fp16 bits the output port emits for the flat float32 accumulators ``acc``."""
+    n = acc.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            dst[i] = _port(f2h_soft(acc[i]), flush_subnormals)
+
+
+if HAVE_F16C:
+
+    @njit(parallel=True, cache=True)
+    def operand_f16c(src: np.ndarray, dst: np.ndarray, flush_subnormals: bool) -> None:
+        """As :func:`operand_soft`, converting with F16C."""
+        n = src.shape[0]
+        for c in prange((n + _CHUNK - 1) // _CHUNK):
+            for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+                dst[i] = _operand(h2f_f16c(src[i]), flush_subnormals)
+
+    @njit(parallel=True, cache=True)
+    def port_f16c(acc: np.ndarray, dst: np.ndarray, flush_subnormals: bool) -> None:
+        """As :func:`port_soft`, converting with F16C."""
+        n = acc.shape[0]
+        for c in prange((n + _CHUNK - 1) // _CHUNK):
+            for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+                dst[i] = _port(f2h_f16c(acc[i]), flush_subnormals)
+
+else:  # pragma: no cover - only on CPUs without F16C
+    operand_f16c = operand_soft
+    port_f16c = port_soft
 
 
 @njit(parallel=True, cache=True)
@@ -253,16 +390,24 @@ def row_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return total, peak, bad
 
 
-@njit(cache=True)  # memory-bound or rare: a serial loop compiles much faster
+_STAT_COLS = 128  # columns per task of col_stats
+
+
+@njit(parallel=True, cache=True)
 def col_stats(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per (g, j) of b (G, K, N): sum and max of the finite |b|, and whether any entry is ±inf."""
     groups, k, n = b.shape
     total = np.zeros((groups, n), np.float64)
     peak = np.zeros((groups, n), np.float64)
     bad = np.zeros((groups, n), np.bool_)
-    for g in range(groups):
+    blocks = (n + _STAT_COLS - 1) // _STAT_COLS
+    # each task owns a band of columns and walks the rows in order, as the sums require
+    for q in prange(groups * blocks):
+        g = q // blocks
+        j0 = (q % blocks) * _STAT_COLS
+        j1 = min(n, j0 + _STAT_COLS)
         for kk in range(k):
-            for j in range(n):
+            for j in range(j0, j1):
                 x = abs(np.float64(b[g, kk, j]))
                 if x == np.inf:
                     bad[g, j] = True

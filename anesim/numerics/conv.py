@@ -76,6 +76,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride: tuple[int, int] = (1, 1),
            padding: tuple[int, int, int, int] = (0, 0, 0, 0), dilation: tuple[int, int] = (1, 1),
            groups: int = 1, rules: MacRules = M1_RULES, pad_value: float = 0.0) -> np.ndarray:
     """fp16 bits of a grouped convolution of fp16 bits x (N,C,H,W) with w (O,C/groups,kh,kw)."""
-    acc = conv2d_acc(mac_operand(x, rules), mac_operand(w, rules), stride, padding, dilation,
-                     groups, rules, pad_value)
+    # the weights go to lane order (kernel row, kernel column, input channel) as 2-byte bits;
+    # viewed back as (O, C/groups, kh, kw), conv2d_acc's own reordering of them copies nothing
+    lanes = np.ascontiguousarray(np.asarray(w, dtype=np.uint16).transpose(0, 2, 3, 1))
+    wv = mac_operand(lanes, rules).transpose(0, 3, 1, 2)
+    acc = conv2d_acc(mac_operand(x, rules), wv, stride, padding, dilation, groups, rules,
+                     pad_value)
     return port_round(acc, rules)

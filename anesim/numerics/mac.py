@@ -12,13 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 from anesim.numerics import _mackernels as kernels
-from anesim.numerics.fp16 import f16_to_f32, f32_to_f16
+from anesim.numerics.fp16 import USE_F16C
 from anesim.numerics.rules import M1_RULES, TILE_LANES, MacRules
+
+# conversion and fix-up in one parallel pass over the data, on the same fp16 path as fp16.py
+_to_operand = kernels.operand_f16c if USE_F16C else kernels.operand_soft
+_to_port = kernels.port_f16c if USE_F16C else kernels.port_soft
+
 
 def mac_operand(bits: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
     """fp16 bits as the MAC array sees them: float32 values, NaN → +inf, subnormals flushed."""
-    values = f16_to_f32(bits)
-    kernels.fix_operand(values.reshape(-1), rules.flush_subnormals)
+    src = np.ascontiguousarray(bits, dtype=np.uint16)
+    values = np.empty(src.shape, np.float32)
+    _to_operand(src.reshape(-1), values.reshape(-1), rules.flush_subnormals)
     return values
 
 
@@ -70,29 +76,34 @@ def reduce_grouped_f32(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES)
         return np.zeros((groups, m, n), np.float32)
 
     risky, bad_rows, bad_cols = _may_reach(a4, b4, threshold)
-    exact = bad_rows[:, :, None] | bad_cols[:, None, :]
+    # outputs to replay one at a time; usually none, and then no (G, M, N) mask is built
+    exact = (bad_rows[:, :, None] | bad_cols[:, None, :]
+             if bad_rows.any() or bad_cols.any() else None)
     if risky is not None:
         acc, hi, lo = kernels.mac_blocked_tracked(a4, b4)
         up = hi >= threshold
         down = lo <= -threshold
         acc[up & ~down] = np.inf
         acc[down & ~up] = -np.inf
-        exact |= up & down  # which crossing came first decides the sign: replay those
+        both = up & down  # which crossing came first decides the sign: replay those
+        exact = both if exact is None else exact | both
     else:
         acc = kernels.mac_blocked(a4, b4)
-    where = np.argwhere(exact)
-    if where.size:
-        acc[exact] = kernels.mac_exact_at(a4, b4, where.astype(np.int64), threshold)
+    if exact is not None:
+        where = np.argwhere(exact)
+        if where.size:
+            acc[exact] = kernels.mac_exact_at(a4, b4, where.astype(np.int64), threshold)
     return acc
 
 
 def port_round(acc: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
-    """The output port: accumulators (overflow already ±inf) to fp16 bits, subnormals flushed."""
-    out = f32_to_f16(acc)
-    if rules.flush_subnormals:
-        subnormal = ((out & 0x7C00) == 0) & ((out & 0x03FF) != 0)
-        out[subnormal] = 0
-    out[out == 0x8000] = 0  # the port never emits -0: the accumulator starts at +0
+    """The output port: accumulators (overflow already ±inf) to fp16 bits, subnormals flushed.
+
+    The port never emits -0: the accumulator starts at +0.
+    """
+    src = np.ascontiguousarray(acc, dtype=np.float32)
+    out = np.empty(src.shape, np.uint16)
+    _to_port(src.reshape(-1), out.reshape(-1), rules.flush_subnormals)
     return out
 
 

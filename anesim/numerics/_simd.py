@@ -1,0 +1,148 @@
+"""Eight-lane float32 vectors for the numba kernels, as LLVM ``<8 x float>`` values.
+
+numba exposes no SIMD type, and left to itself LLVM vectorizes the MAC kernel's column loop
+behind run-time aliasing checks and a scalar remainder, and keeps only as many reduction chains
+in flight as the source order happens to give it. Writing the hot loop with explicit vectors
+fixes the vector width, removes the checks, and lets the kernel software-pipeline the tile
+chains across columns (see :mod:`anesim.numerics._mackernels`).
+
+The operations are deliberately few: unaligned load and store at an element index of a 1-D
+float32 array, broadcast, add, multiply, and :func:`vtile_add`, the tile rounding rule. Nothing
+here contracts or reassociates: every operation rounds exactly as its scalar counterpart.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, models, register_model
+
+LANES = 8
+
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+_VF32 = ir.VectorType(_F32, LANES)
+_VI32 = ir.VectorType(_I32, LANES)
+
+_EXP = 0x7F800000
+_TILE_MAGIC = (12 << 23) | 0x400000  # 2**E -> 1.5 * 2**(E + 12), as in _mackernels
+
+
+class Float32x8(types.Type):
+    """Eight float32 lanes held in one vector register."""
+
+    def __init__(self) -> None:
+        super().__init__(name="float32x8")
+
+
+float32x8 = Float32x8()
+
+
+@register_model(Float32x8)
+class _Float32x8Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):  # type: ignore[no-untyped-def]
+        super().__init__(dmm, fe_type, _VF32)
+
+
+def _is_f32_vector_array(arr: types.Type) -> bool:
+    """A contiguous 1-D float32 array: lanes are consecutive elements."""
+    return (isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.ndim == 1
+            and arr.layout == "C")
+
+
+def _element_pointer(context, builder, arrty, arr, index):  # type: ignore[no-untyped-def]
+    """Address of arr[index] (no wraparound, no bounds check) as a vector pointer."""
+    data = context.make_array(arrty)(context, builder, arr).data
+    return builder.bitcast(builder.gep(data, [index]), _VF32.as_pointer())
+
+
+@intrinsic
+def vload(typingctx, arr, index):  # type: ignore[no-untyped-def]
+    """arr[index : index + 8] of a 1-D float32 array; the caller keeps it in bounds."""
+    if not _is_f32_vector_array(arr) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.load(_element_pointer(context, builder, sig.args[0], args[0], args[1]),
+                            align=4)
+
+    return float32x8(arr, index), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, index, value):  # type: ignore[no-untyped-def]
+    """arr[index : index + 8] = value; the caller keeps it in bounds."""
+    if (not _is_f32_vector_array(arr) or not isinstance(index, types.Integer)
+            or value != float32x8):
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        builder.store(args[2], _element_pointer(context, builder, sig.args[0], args[0], args[1]),
+                      align=4)
+        return context.get_dummy_value()
+
+    return types.none(arr, index, value), codegen
+
+
+@intrinsic
+def vsplat(typingctx, x):  # type: ignore[no-untyped-def]
+    """A float32 in every lane."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        one = builder.insert_element(ir.Constant(_VF32, ir.Undefined), args[0],
+                                     ir.Constant(_I32, 0))
+        return builder.shuffle_vector(one, ir.Constant(_VF32, ir.Undefined),
+                                      ir.Constant(_VI32, [0] * LANES))
+
+    return float32x8(x), codegen
+
+
+@intrinsic
+def vadd(typingctx, x, y):  # type: ignore[no-untyped-def]
+    """Lane-wise float32 sum, rounded to nearest even."""
+    if x != float32x8 or y != float32x8:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.fadd(args[0], args[1])
+
+    return float32x8(x, y), codegen
+
+
+@intrinsic
+def vmul(typingctx, x, y):  # type: ignore[no-untyped-def]
+    """Lane-wise float32 product, rounded to nearest even."""
+    if x != float32x8 or y != float32x8:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.fmul(args[0], args[1])
+
+    return float32x8(x, y), codegen
+
+
+@intrinsic
+def vtile_add(typingctx, s, p):  # type: ignore[no-untyped-def]
+    """One tile addition in every lane, exactly as ``_mackernels._step`` given p = a*b.
+
+    s + p in float32, then rounded on the grid 2**(E-11) where E is the exponent of the
+    larger addend: adding and subtracting 1.5 * 2**(E + 12) uses the adder's nearest-even
+    rounding. The exponent field of a non-finite addend wraps the constant to a tiny negative
+    number, so infinities and NaN pass through unchanged, as in the scalar kernel.
+    """
+    if s != float32x8 or p != float32x8:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        s, p = args
+        x = builder.fadd(s, p)
+        exp = ir.Constant(_VI32, [_EXP] * LANES)
+        es = builder.and_(builder.bitcast(s, _VI32), exp)
+        ep = builder.and_(builder.bitcast(p, _VI32), exp)
+        e = builder.select(builder.icmp_unsigned(">", es, ep), es, ep)
+        c = builder.bitcast(builder.add(e, ir.Constant(_VI32, [_TILE_MAGIC] * LANES)), _VF32)
+        return builder.fsub(builder.fadd(x, c), c)
+
+    return float32x8(s, p), codegen
