@@ -29,6 +29,7 @@ from anesim.chips import load_chip
 from anesim.chips.params import Param
 from anesim.chips.schema import ChipConfig
 from anesim.errors import InputError
+from anesim.timing.power import energy_features
 from anesim.validate.runner import validate_chip
 from anesim.validate.simulate import PipelineTimer, Simulator, Timer
 from anesim.validate.stats import Point, summarize
@@ -133,7 +134,8 @@ class Evaluator:
 
 
 BOUND = 4.0  # a fitted value stays within this factor of the configured one
-POWER_KEYS = ("power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j")  # feature order
+# the coefficients in the order of anesim.timing.power.energy_features
+POWER_KEYS = ("power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j")
 # floors for a coefficient the fit drives to zero (the schema wants positive values)
 POWER_FLOORS = (1e-3, 1e-15, 1e-15)
 
@@ -166,7 +168,8 @@ def fit_power(ev: Evaluator, values: Values, ids: set[str]) -> dict[str, float] 
         inner = {k: v for k, v in row.params.items() if k != "workload"}
         t = sim.time(row.params["workload"], inner)
         seconds = max(t.latency_s, 1e-12)
-        feats.append([1.0, t.macs / seconds, t.dram_bytes / seconds])  # W, MAC/s, B/s
+        # power = energy / latency: each coefficient's feature over the call's duration
+        feats.append([f / seconds for f in energy_features(t.latency_s, t.macs, t.dram_bytes)])
         measured.append(float(row.measured))  # type: ignore[arg-type]
     if len(feats) < 3:
         return None
@@ -299,5 +302,6 @@ def write_back(result: Calibration, trace_file: str) -> list[Path]:
             continue
         value: Any = int(round(v)) if p.integer else float(f"{v:.4g}")
         set_param(p.file, p.key, value, source)
-        edited.append(p.file)
+        if p.file not in edited:
+            edited.append(p.file)
     return edited
