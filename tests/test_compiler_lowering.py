@@ -341,3 +341,20 @@ def test_sparsity_out_of_range_is_a_compile_error(bad) -> None:  # type: ignore[
     b = Builder("bad_sparse")
     with pytest.raises(AnesimError, match="sparsity"):
         b.linear(b.input("x", (1, 8, 1, 4)), 4, sparsity=bad)
+
+
+def test_batched_transposed_matmul_is_one_grouped_task(m1) -> None:
+    b = Builder("heads")
+    k, q = b.input("k", (1, 8, 16, 32)), b.input("q", (1, 8, 16, 1))
+    b.output(b.matmul(k, q, transpose_a=True))
+    result = compile_graph(b.build(), m1)
+    assert len(result.program.tasks) == 1 and result.program.tasks[0].ne.groups == 8
+    rng = np.random.default_rng(5)
+    kv = rng.standard_normal((1, 8, 16, 32)).astype(np.float16)
+    qv = rng.standard_normal((1, 8, 16, 1)).astype(np.float16)
+    got = list(anesim.execute(result, {"k": kv, "q": qv}).values())[0].astype(np.float32)
+    want = np.einsum("nckm,nckj->ncmj", kv.astype(np.float32), qv.astype(np.float32))
+    assert np.abs(got - want).max() < 0.02
+    # the weights travel once, through the tile DMA (no second copy through the kernel DMA)
+    t = anesim.simulate(result, m1).tasks[0]
+    assert t.dram_weight_bytes == 0 and t.dram_activation_bytes >= kv.nbytes

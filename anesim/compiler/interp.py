@@ -23,7 +23,7 @@ import numpy as np
 
 from anesim.compiler.luts import evaluate
 from anesim.compiler.reference import _conv2d, _pool
-from anesim.program.kernels import gather_weights
+from anesim.program.kernels import gather_weights, weights_from_source
 from anesim.program.model import DTYPE_BYTES, NUMPY_DTYPES, Kernel, Layout, Program, Task
 
 POOL_BYTES = 64 * 1024 * 1024
@@ -117,9 +117,7 @@ def run_task(task: Task, mem: Memory) -> None:
             elif ne.kernel is not None:
                 w = dequantize(ne.kernel)
             else:
-                raw = mem.read(task.sources[1])  # (C_in, 1, C_out)
-                w = raw[:, 0, :].T
-                w = w.reshape(w.shape[0], w.shape[1], 1, 1)
+                w = weights_from_source(mem.read(task.sources[1]), ne.groups)
             attrs = {"stride": ne.stride_hw, "dilation": ne.dilation_hw, "padding": ne.padding_tblr,
                      "groups": ne.groups}
             y = _conv2d(x[None], w, None, attrs)[0]

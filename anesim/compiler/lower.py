@@ -498,6 +498,9 @@ class SegmentLowerer:
         else:
             b_view = self.src(b_name)
         a_view = None if a_const else self.src(a_name)
+        if a_view is not None and ta and c_out > 1 and self._grouped_matmul(
+                node, a_view, b_view, dest, template, (an, ac, bn, bc), (c_out, m, k, ncols), n_out):
+            return
         for n in range(n_out):
             for c in range(c_out):
                 data_view = b_view.plane(min(n, bn - 1), min(c, bc - 1)).rows_as_channels()
@@ -517,6 +520,30 @@ class SegmentLowerer:
                     weights = plane.rows_as_channels() if ta else plane
                     self.emit(EOp(node.name, node.describe(), [data_view], d, ne=replace(template),
                                   weights_view=weights))
+
+    def _grouped_matmul(self, node: Node, a_view: View, b_view: View, dest: View, template: NeSpec,
+                        counts: tuple[int, int, int, int], dims: tuple[int, int, int, int], n_out: int) -> bool:
+        """A^T B over every channel of an image as one grouped task (heads as groups).
+
+        Each channel's matrices are merged along channels, which strides say only when the
+        planes are packed back to back; then the run-time weights of group c are A_c's rows.
+        """
+        an, ac, bn, bc = counts
+        c_out, m, k, ncols = dims
+        if ac != c_out or bc != c_out:
+            return False
+        parts = []
+        for n in range(n_out):
+            data = reshape_view(b_view.image(min(n, bn - 1)), (1, c_out * k, 1, ncols))
+            weights = reshape_view(a_view.image(min(n, an - 1)), (1, c_out * k, 1, m))
+            out = reshape_view(dest.image(n), (1, c_out * m, 1, ncols))
+            if data is None or weights is None or out is None:
+                return False
+            parts.append((data, weights, out))
+        for data, weights, out in parts:
+            self.emit(EOp(node.name, node.describe(), [data], out, ne=replace(template, groups=c_out),
+                          weights_view=weights))
+        return True
 
     def _binary(self, node: Node) -> None:
         a_name, b_name = node.inputs

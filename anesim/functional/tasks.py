@@ -8,6 +8,7 @@ from anesim import numerics
 from anesim.errors import UnsupportedError
 from anesim.numerics.planar import reduce_rows
 from anesim.numerics.rules import IEEE_PORT_RULES, M1_RULES, MacRules
+from anesim.program.kernels import weights_from_source
 from anesim.program.model import ActivationTable, Kernel, NeStage, PlanarStage, Task
 
 # Where the knots of a range-reduced table lie; the table header's range then only clamps.
@@ -59,12 +60,14 @@ def dense_weights(kernel: Kernel) -> np.ndarray:
     return w
 
 
-def _weights_from_source(planes: np.ndarray) -> np.ndarray:
-    """1×1 weights streamed as a second source: planes (C_in, 1, C_out) hold w[o, c] at [c, 0, o]."""
-    c_in, height, c_out = planes.shape
+def _weights_from_source(planes: np.ndarray, groups: int) -> np.ndarray:
+    """1×1 weights streamed as a second source (:func:`anesim.program.kernels.weights_from_source`)."""
+    c_in, height, _ = planes.shape
     if height != 1:
         raise UnsupportedError(f"a weight source must hold one row per input channel, found {height} rows")
-    return np.ascontiguousarray(planes[:, 0, :].T).reshape(c_out, c_in, 1, 1)
+    if c_in % groups:
+        raise UnsupportedError(f"a weight source of {c_in} channels cannot feed {groups} groups")
+    return weights_from_source(planes, groups)
 
 
 def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacRules) -> np.ndarray:
@@ -73,7 +76,7 @@ def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacR
         if ne.kernel is not None:
             weights = dense_weights(ne.kernel)
         elif second is not None:
-            weights = _weights_from_source(second)
+            weights = _weights_from_source(second, ne.groups)
         else:
             raise UnsupportedError("a convolution task with neither a kernel nor a weight source")
         y = numerics.conv2d(

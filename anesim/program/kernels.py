@@ -9,6 +9,19 @@ from anesim.program.model import DTYPE_BYTES, KernelPlacement
 _STORAGE = {"fp16": np.uint16, "int8": np.int8, "uint8": np.uint8}
 
 
+def weights_from_source(planes: np.ndarray, groups: int = 1) -> np.ndarray:
+    """OIHW 1x1 weights of a kernel-less convolution from its weight source.
+
+    The source holds C_in channels of one row, each C_out / groups wide: group g's weights are
+    channels [g * C_in/groups, (g + 1) * C_in/groups), and w[g * M + m, k] sits at
+    [g * C_in/groups + k, 0, m] (for one group, w[o, c] at [c, 0, o]).
+    """
+    c_in, _, width = planes.shape
+    k = c_in // groups
+    w = planes[:, 0, :].reshape(groups, k, width).transpose(0, 2, 1)
+    return np.ascontiguousarray(w).reshape(groups * width, k, 1, 1)
+
+
 def kernel_row(placement: KernelPlacement, out_channel: int) -> tuple[int, int]:
     """(core, byte offset inside that core's buffer) of one output channel's weights."""
     p = placement

@@ -201,6 +201,8 @@ def kernel_bytes(task: Task) -> int:
     k: Kernel | None = ne.kernel
     if k is not None and k.dram_bytes > 0:
         total = k.dram_bytes
+    elif k is None and len(task.sources) > 1:
+        total = 0  # run-time weights read as a second source: the tile DMA moves them
     elif ne.op in ("conv", "transconv"):
         kh, kw = ne.kernel_hw
         c_in = task.sources[0].channels // max(1, ne.groups)
