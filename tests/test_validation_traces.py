@@ -6,8 +6,6 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from anesim.validate import workloads
 from anesim.validate.curate import CSV_NAME, REASONS, build, dump
 from anesim.validate.methods import METHODS, expand

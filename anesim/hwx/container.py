@@ -22,7 +22,7 @@ from anesim.hwx import stream_a, stream_b
 from anesim.hwx.binary import Reader
 from anesim.hwx.generations import ANE_CPUTYPE, Generation, by_subtype
 from anesim.hwx.jsonform import blob, hexnum
-from anesim.hwx.loadcmds import LC_SYMTAB, THREAD_WORDS, decode_command
+from anesim.hwx.loadcmds import THREAD_WORDS, decode_command
 from anesim.hwx.regmaps import RegisterMap, load_map
 from anesim.hwx.stream_a import Stream
 from anesim.hwx.symbols import Symbol, TensorStab, read_symbols, tensor_stabs
