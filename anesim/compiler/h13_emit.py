@@ -70,7 +70,7 @@ def _table_bytes(task: Task) -> bytes:
     if words is None:
         raise _refuse(task, "its activation table's knot span or fold has no H13 table encoding")
     raw = words.astype("<u2").tobytes()
-    return raw + bytes(max(0, LUT_RECORD - len(raw)))
+    return raw + bytes(LUT_RECORD - len(raw))
 
 
 def _words(fields: dict[str, int], regmap: Any, base: int, count: int) -> list[int]:

@@ -819,15 +819,17 @@ class SegmentLowerer:
             return replace(v, h=like.h, sh=0)
         return None
 
-    def _subtract_row_stat(self, x: View, stat: View, dest: View, axis: int, name: str, where: str) -> None:
-        """``dest = x - stat`` with ``stat`` one value per row: a planar broadcast where it can be."""
-        spread = self._spread(stat, x, axis)
+    def _per_row(self, stat: View, like: View, axis: int, name: str, where: str, values: Any = None) -> View:
+        """``stat`` (one value per row) across ``like``: a zero-stride view, else a broadcast task.
+
+        ``values`` scales entry i of the broadcast (a norm's gain), which only a task can do.
+        """
+        spread = None if values is not None else self._spread(stat, like, axis)
         if spread is not None:
-            self.planar("sub", x, spread, dest, name, where)
-            return
-        negated = self.temp(x.dims, f"{name}.neg_stat")
-        self.broadcast(stat, axis, negated, name, where, fill=-1.0)
-        self.planar("add", x, negated, dest, name, where)
+            return spread
+        full = self.temp(like.dims, f"{name}.broadcast")
+        self.broadcast(stat, axis, full, name, where, values=values)
+        return full
 
     def _softmax(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
@@ -835,18 +837,14 @@ class SegmentLowerer:
         m = self.temp(small, f"{nm}.max")
         self.reduce(x, axis, "max", m, nm, wh)
         shifted = self.temp(x.dims, f"{nm}.shifted")
-        self._subtract_row_stat(x, m, shifted, axis, nm, wh)
+        self.planar("sub", x, self._per_row(m, x, axis, nm, wh), shifted, nm, wh)
         e = self.temp(x.dims, f"{nm}.exp")
         exp_table, log2e = LUT_OPS["exp"]
         self.bypass(shifted, e, NeSpec("bypass", post_scale=log2e, activation="lut", table=build_table(exp_table)),
                     nm, wh)
         s = self.temp(small, f"{nm}.sum")
         self.reduce(e, axis, "sum", s, nm, wh)
-        sb = self._spread(s, x, axis)
-        if sb is None:
-            sb = self.temp(x.dims, f"{nm}.sum_b")
-            self.broadcast(s, axis, sb, nm, wh)
-        self.planar("div", e, sb, target, nm, wh)
+        self.planar("div", e, self._per_row(s, x, axis, nm, wh), target, nm, wh)
 
     def _norm_params(self, node: Node, first: int) -> tuple[Any, Any]:
         gamma = beta = None
@@ -860,10 +858,7 @@ class SegmentLowerer:
         nm, wh = node.name, node.describe()
         gamma, beta = self._norm_params(node, 1)
         unit_gain = gamma is None or bool(np.all(gamma.array() == 1.0))
-        rb = self._spread(r, x_centered, axis) if unit_gain else None
-        if rb is None:
-            rb = self.temp(x_centered.dims, f"{nm}.rstd_b")
-            self.broadcast(r, axis, rb, nm, wh, values=(gamma.array if gamma is not None else None))
+        rb = self._per_row(r, x_centered, axis, nm, wh, values=None if unit_gain else gamma.array)
         has_beta = beta is not None and beta.scalar_value() != 0.0
         if not has_beta:
             self.planar("mul", x_centered, rb, target, nm, wh)
@@ -893,7 +888,7 @@ class SegmentLowerer:
         mu = self.temp(small, f"{nm}.mean")
         self.reduce(x, axis, "mean", mu, nm, wh)
         xc = self.temp(x.dims, f"{nm}.centered")
-        self._subtract_row_stat(x, mu, xc, axis, nm, wh)
+        self.planar("sub", x, self._per_row(mu, x, axis, nm, wh), xc, nm, wh)
         sq = self.temp(x.dims, f"{nm}.square")
         self.planar("mul", xc, xc, sq, nm, wh)
         r = self.temp(small, f"{nm}.rstd")

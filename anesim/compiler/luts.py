@@ -183,10 +183,10 @@ def evaluate(table: ActivationTable, x: np.ndarray) -> np.ndarray:
     pos = (x - np.float32(first)) / np.float32(last - first) * (SAMPLES - 1)
     idx = np.clip(np.floor(pos), 0, SAMPLES - 2).astype(np.int64)
     frac = pos - idx
-    if table.tails is None:  # the end segments extend only when there are tails to replace them
-        frac = np.clip(frac, 0.0, 1.0)
-    out = ys[idx] + (ys[idx + 1] - ys[idx]) * frac
-    if table.tails is not None:
+    if table.tails is None:  # no tails: the end knots hold outside the span
+        out = ys[idx] + (ys[idx + 1] - ys[idx]) * np.clip(frac, 0.0, 1.0)
+    else:
+        out = ys[idx] + (ys[idx + 1] - ys[idx]) * frac
         s_lo, b_lo, s_hi, b_hi = (np.float32(v) for v in table.tails)
         out = np.where(x < first, s_lo * x + b_lo, out)
         out = np.where(x > last, s_hi * x + b_hi, out)

@@ -110,7 +110,7 @@ def encode_table(table: ActivationTable) -> np.ndarray | None:
         if reduction != table.reduction:
             continue
         if first == last:  # tails only
-            shift, flags = BYPASS_BIT, 0
+            shift = BYPASS_BIT
         else:
             step = (last - first) / 32
             shift = round(-np.log2(step)) if step > 0 else -1
@@ -118,10 +118,9 @@ def encode_table(table: ActivationTable) -> np.ndarray | None:
                 continue
             if (start_steps * step if start_steps is not None else start) != first:
                 continue
-            flags = 0
         with np.errstate(over="ignore"):
             words[TAIL_WORD:TAIL_WORD + 4] = np.array(table.tails, np.float32).astype(np.float16).view(np.uint16)
-        words[SHIFT_WORD] = shift | flags
+        words[SHIFT_WORD] = shift
         words[MODE_WORD] = mode | fold
         return words
     return None

@@ -277,27 +277,26 @@ _POWER_METRICS = {"ane_power_mW", "ane_power_W", "package_W", "gflops_per_W", "g
 _MAPPED_POWER = {"ane_power_mW"}
 
 
-# ane-guide power rows whose workload the guide states (ch.10): (workload, metric)
-_GUIDE_POWER = {("matmul_chain", "ane_power_mW"), ("single_call_loop", "ane_power_mW"),
-                ("dispatch_floor_matmul", "ane_power_W"), ("matmul", "ane_power_W")}
-
-
 def _power_row(row: dict[str, str]) -> bool:
+    """Whether a power row names a workload: ANEForge's ANE rail, or a guide row a rule maps."""
     if row["source_repo_or_url"].startswith(GUIDE):
-        return (row["workload"], row["metric"]) in _GUIDE_POWER and "int8" not in row["shape"] \
-            and not row["shape"].startswith("bandwidth-bound")
+        return _guide_handler(row) is not None
     return row["source_repo_or_url"].startswith(ANEFORGE) and row["metric"] in _MAPPED_POWER
+
+
+def _power_of(family: str, params: dict[str, Any], row: dict[str, str], note: str = "") -> dict[str, Any]:
+    """A power row validated on a loop of ``family``'s workload with ``params``."""
+    return _mapped("power", {"workload": family, **params}, "sustained_power", row["metric"], row["value"],
+                   "mean ANE-rail power over a back-to-back loop of the workload: energy per call "
+                   "(engine_w * latency + mac_energy_j * MACs + dram_byte_energy_j * DRAM bytes) / "
+                   "latency" + (f"; {note}" if note else ""))
 
 
 def _as_power(base: dict[str, Any] | None, row: dict[str, str]) -> dict[str, Any] | None:
     """A power row mapped onto the workload its run's latency row maps to."""
     if base is None or base.get("status") != "mapped":
         return base
-    params = {"workload": base["family"], **base["params"]}
-    return _mapped("power", params, "sustained_power", row["metric"], row["value"],
-                   "mean ANE-rail power over a back-to-back loop of the workload: energy per "
-                   "call (engine_w * latency + mac_energy_j * MACs + dram_byte_energy_j * DRAM "
-                   "bytes) / latency")
+    return _power_of(base["family"], base["params"], row)
 
 
 def rule_generic_exclusions(row: dict[str, str], i: int) -> dict[str, Any] | None:
@@ -503,12 +502,7 @@ _TINY_NOTE = ("ch.2's tiny graph (3x3 conv 8->8, pad 1, relu, mean); its spatial
 
 
 def _guide_power(workload: str, params: dict[str, Any], note: str) -> Callable[[dict[str, str]], dict[str, Any]]:
-    def handler(r: dict[str, str]) -> dict[str, Any]:
-        out = _as_power(_mapped(workload, params, "sustained", "latency_ms", "1", ""), r)
-        assert out is not None
-        out["conversion"] += "; " + note
-        return out
-    return handler
+    return lambda r: _power_of(workload, params, r, note)
 
 
 def _guide_rules() -> list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]]]]:
@@ -735,9 +729,15 @@ def rule_guide(row: dict[str, str], i: int) -> dict[str, Any] | None:
         return _guide_conv1x1(row)
     if work == "conv1x1_core_scaling" and not shape.startswith("1x1 conv, 1 output"):
         return _guide_core_scaling(row)
+    handler = _guide_handler(row)
+    return handler(row) if handler is not None else None
+
+
+def _guide_handler(row: dict[str, str]) -> Callable[[dict[str, str]], dict[str, Any]] | None:
+    """The handler of the first table rule matching the row's workload, shape prefix and metric."""
     for w, prefix, met, handler in _guide_rules():
-        if w == work and shape.startswith(prefix) and met == metric and handler is not None:
-            return handler(row)
+        if w == row["workload"] and row["shape"].startswith(prefix) and met == row["metric"] and handler:
+            return handler
     return None
 
 

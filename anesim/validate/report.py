@@ -103,6 +103,15 @@ def write_tables(results: dict[str, ChipValidation], out: Path) -> None:
 # ------------------------------------------------------------------------------ plots
 
 
+def _identity(ax: Any, lo: float, hi: float) -> None:
+    """The y = x line, the ±10 % band around it, and square limits [lo, hi]."""
+    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    for f in (0.9, 1.1):
+        ax.plot([lo, hi], [lo * f, hi * f], color="gray", lw=0.6, ls="--")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+
+
 def scatter_plot(results: dict[str, ChipValidation], path: Path) -> None:
     """Measured against simulated latency on log axes, one panel per chip, colour by family."""
     plt = _plt()
@@ -123,11 +132,7 @@ def scatter_plot(results: dict[str, ChipValidation], path: Path) -> None:
         if pts:
             lo = min(min(p.measured_latency_s, p.simulated_latency_s) for p in pts) * 1e3 / 1.5
             hi = max(max(p.measured_latency_s, p.simulated_latency_s) for p in pts) * 1e3 * 1.5
-            ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
-            for f in (0.9, 1.1):
-                ax.plot([lo, hi], [lo * f, hi * f], color="gray", lw=0.6, ls="--")
-            ax.set_xlim(lo, hi)
-            ax.set_ylim(lo, hi)
+            _identity(ax, lo, hi)
         s = v.summary()
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -149,24 +154,21 @@ def power_plot(results: dict[str, ChipValidation], path: Path) -> None:
     """Measured against simulated ANE-rail power, one marker per chip, colour by workload."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    pts = [(name, p) for name, v in results.items() for p in v.points if p.quantity == "power"]
-    workloads_ = sorted({str((p.params or {}).get("workload", "?")) for _, p in pts})
+    pts = [(name, str((p.params or {}).get("workload", "?")), p)
+           for name, v in results.items() for p in v.points if p.quantity == "power"]
+    workloads_ = sorted({w for _, w, _ in pts})
     style = _styles(workloads_)
     marks = dict(zip(sorted(results), _MARKERS))
     for name in sorted(results):
         for w in workloads_:
-            sel = [p for n, p in pts if n == name and str((p.params or {}).get("workload", "?")) == w]
+            sel = [p for n, pw, p in pts if n == name and pw == w]
             if sel:
                 ax.scatter([p.measured for p in sel], [p.simulated for p in sel], s=26, color=style[w][0],
                            marker=marks[name], edgecolors="black", linewidths=0.3)
     if pts:
-        lo = min(min(p.measured, p.simulated) for _, p in pts) / 1.3
-        hi = max(max(p.measured, p.simulated) for _, p in pts) * 1.3
-        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
-        for f in (0.9, 1.1):
-            ax.plot([lo, hi], [lo * f, hi * f], color="gray", lw=0.6, ls="--")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
+        lo = min(min(p.measured, p.simulated) for _, _, p in pts) / 1.3
+        hi = max(max(p.measured, p.simulated) for _, _, p in pts) * 1.3
+        _identity(ax, lo, hi)
     for w in workloads_:
         ax.scatter([], [], s=26, color=style[w][0], label=w)
     for name in sorted(results):
