@@ -722,7 +722,7 @@ def rule_guide(row: dict[str, str], i: int) -> dict[str, Any] | None:
     """ane-guide rows, matched by workload, shape prefix and metric."""
     if not row["source_repo_or_url"].startswith(GUIDE):
         return None
-    work, shape, metric = row["workload"], row["shape"], row["metric"]
+    work, shape = row["workload"], row["shape"]
     if work == "conv" and shape.startswith("conv3x3 Cin=Cout=64,"):
         return _guide_conv_ramp(row)
     if work == "conv" and shape.startswith("1x1 C"):
