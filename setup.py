@@ -7,4 +7,5 @@ pyproject.toml); automatic discovery would not see them.
 
 from setuptools import find_packages, setup
 
-setup(packages=find_packages(include=["anesim", "anesim.*"]) + ["anesim._chipdata", "anesim._validationdata"])
+setup(packages=find_packages(include=["anesim", "anesim.*"])
+      + ["anesim._chipdata", "anesim._chipdata.generations", "anesim._validationdata"])
