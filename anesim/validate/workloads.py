@@ -280,7 +280,9 @@ def build_decode_step(p: Params) -> Graph:
     for i in range(layers):
         a_in = b.rms_norm(h, axis=1, gamma="ones", name=f"l{i}.ln1")
         q = b.linear(a_in, d, name=f"l{i}.wq", **wfmt)
-        b.linear(a_in, d, name=f"l{i}.wk", **wfmt)  # computed as in the source; feeds the cache append
+        # K and V of the new token, as in the source; nothing here reads them (the cache append is
+        # the host's), so the compiler drops both and their weights are not streamed
+        b.linear(a_in, d, name=f"l{i}.wk", **wfmt)
         b.linear(a_in, d, name=f"l{i}.wv", **wfmt)
         kc = b.input(f"l{i}.k_cache_t", (bsz, heads, dh, s_kv))
         vc = b.input(f"l{i}.v_cache", (bsz, heads, s_kv, dh))
