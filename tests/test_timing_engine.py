@@ -171,6 +171,35 @@ def test_working_set_cap_step_restreamed_source(chip):
     assert large.dram_weight_bytes == 4 * 3_194_880
 
 
+def test_weights_fetched_per_tile_move_at_the_refetch_rate(chip):
+    # The "large" conv above fetches each pass's 1597440 B weight slice once per tile: 2 passes x
+    # 4 tiles = 8 fetches. With dram.weight_refetch_ratio 0.25 they run at 12.5 B/cycle instead
+    # of 50: alone, 100 + 1597440 / 12.5 = 127895.2 cycles each, against 32048.8.
+    slow_chip = make_chip(**{"dram.weight_refetch_ratio": 0.25})
+
+    def kernel_cycles(c):
+        r = simulate(program(conv_task(0, 1040, 1536, 32, 32, ocg=192)), c)
+        return r, sorted((e.end_s - e.start_s) * 1e9 for e in _slices(r, "kernel_dma"))
+
+    fast, fast_k = kernel_cycles(chip)
+    slow, slow_k = kernel_cycles(slow_chip)
+    assert slow.dram_bytes == fast.dram_bytes  # the same bytes, only slower
+    assert len(slow_k) == len(fast_k) == 8
+    assert slow_k[0] == pytest.approx(127_895.2)
+    assert fast_k[0] == pytest.approx(32_048.8)
+    assert slow.latency_s > fast.latency_s  # the NE hides most of it, not all
+
+
+def test_a_kernel_fetched_once_is_not_a_refetch(chip):
+    # One tile (8x8 source of 64 KiB), two passes whose 256 KiB weight slices exceed the cache:
+    # each slice is fetched once, so the refetch ratio must not change anything.
+    slow_chip = make_chip(**{"dram.weight_refetch_ratio": 0.25})
+    task = conv_task(0, 512, 512, 8, 8, ocg=64)
+    fast, slow = simulate(program(task), chip), simulate(program(task), slow_chip)
+    assert fast.tasks[0].tiles == 1 and fast.tasks[0].passes == 2
+    assert slow.latency_s == fast.latency_s
+
+
 def test_matrix_as_one_long_row_is_split_by_columns(chip):
     # A 2048^3 GEMM laid out as a 1 x 2048 "image" of 2048 channels: source and result are
     # 2048 x 2048 x 2 = 8 MiB each, one row. The row is cut into 8 MiB / 1 MiB = 8 column tiles.

@@ -69,6 +69,8 @@ class Dram(_Section):
     # 2 * ratio - 1 reads, so the ratio must exceed 1/2 (docs/timing.md)
     activation_read_ratio: Param[Annotated[float, Field(gt=0.5, le=4.0)]]
     weight_bytes_per_s: Param[PosFloat]
+    # rate of a kernel fetched again for every output tile, over weight_bytes_per_s
+    weight_refetch_ratio: Param[Annotated[float, Field(gt=0.0, le=1.0)]]
     peak_bytes_per_s: Param[PosFloat]
     latency_s: Param[PosFloat]
 

@@ -13,6 +13,7 @@ the same at every start and end as a full recomputation would do, so the times a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from anesim.timing.loop import Loop
@@ -175,9 +176,12 @@ class SharedBandwidth:
             for f in flows:
                 f.remaining_bytes -= f.rate * dt
         self._last_update = now
+        # A flow is done when what it has left takes less than the clock can still resolve at
+        # this time: otherwise a rounding residue re-arms a wake-up that never advances `now`.
+        tol = max(_EPS_CYCLES, 4.0 * math.ulp(now))
         if len(flows) == 1:  # the common case: the only flow in flight ends
             f = flows[0]
-            if f.remaining_bytes <= f.rate * _EPS_CYCLES + 1e-6:
+            if f.remaining_bytes <= f.rate * tol + 1e-6:
                 finished = flows
                 keep = []
                 self._mix -= f.bit
@@ -188,7 +192,7 @@ class SharedBandwidth:
             keep = []
             finished = []
             for f in flows:
-                if f.remaining_bytes <= f.rate * _EPS_CYCLES + 1e-6:
+                if f.remaining_bytes <= f.rate * tol + 1e-6:
                     finished.append(f)
                     self._mix -= f.bit
                 else:

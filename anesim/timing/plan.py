@@ -51,6 +51,7 @@ class Chunk:
     first_step: int  # the first step that needs it
     last_step: int  # the last step that reads it; its buffer frees when that step computes
     streamed: bool  # streamed through a double buffer rather than held in the kernel cache
+    refetched: bool = False  # one of several fetches of the same weights, one per output tile
 
 
 @dataclass
@@ -263,10 +264,13 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         if streamed_src and shape.passes > 1 and tiles > 1:
             d = chip.dram
             src_b = sum(s.nbytes for s in streamed_src)
+            refetch_rate = d.weight_bytes_per_s.value * d.weight_refetch_ratio.value
             w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
             w_tile_outer = kb if mode == "task" else kb * tiles
-            a_s = shape.passes * src_b / d.activation_bytes_per_s.value + w_pass_outer / d.weight_bytes_per_s.value
-            b_s = src_b / d.activation_bytes_per_s.value + w_tile_outer / d.weight_bytes_per_s.value
+            w_pass_rate = refetch_rate if mode == "step" else d.weight_bytes_per_s.value
+            w_tile_rate = d.weight_bytes_per_s.value if mode == "task" else refetch_rate
+            a_s = shape.passes * src_b / d.activation_bytes_per_s.value + w_pass_outer / w_pass_rate
+            b_s = src_b / d.activation_bytes_per_s.value + w_tile_outer / w_tile_rate
             tile_outer = b_s < a_s
             if tile_outer and mode == "pass":
                 mode = "step"
@@ -296,7 +300,7 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             if mode == "step":
                 chunk_first, stride = len(plan.chunks), 1
                 for i in range(count):
-                    plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True))
+                    plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True, tiles > 1))
             elif mode == "none":
                 chunk_first, stride = -1, 0
             else:
