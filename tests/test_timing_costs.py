@@ -108,6 +108,17 @@ def test_kernel_bytes_weights_bias_lut():
     assert costs.kernel_bytes(given) == 5000
 
 
+def test_int8_kernel_stream_bytes_follow_the_chip():
+    src = Layout.packed("dram", 0, 64, 1, 1)
+    dst = Layout.packed("dram", 1, 64, 1, 1)
+    int8 = Task(0, (src,), dst, ne=NeStage(kernel=Kernel("int8", np.zeros(0, np.int8), dram_bytes=4096)))
+    fp16 = Task(0, (src,), dst, ne=NeStage(kernel=Kernel("fp16", np.zeros(0, np.uint16), dram_bytes=8192)))
+    one, two = make_chip(), make_chip(**{"dram.int8_weight_bytes": 2.0})
+    assert costs.kernel_stream_bytes(one, int8) == 4096
+    assert costs.kernel_stream_bytes(two, int8) == 8192  # as if it reached the engine as fp16
+    assert costs.kernel_stream_bytes(two, fp16) == 8192  # other formats are untouched
+
+
 def test_dma_and_pool_rates(chip):
     # Activation stream 20 GB/s at 1 GHz: 8192 B -> 100 ns latency + 409.6 ns.
     assert costs.dram_seconds(chip, 8192, "activation") == pytest.approx(509.6e-9)

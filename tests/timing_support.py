@@ -39,6 +39,7 @@ BASE_CHIP: dict[str, Any] = {
         "activation_read_ratio": 1.0,
         "weight_bytes_per_s": 50.0e9,
         "weight_refetch_ratio": 1.0,
+        "int8_weight_bytes": 1.0,
         "peak_bytes_per_s": 60.0e9,
         "latency_s": 100e-9,
     },

@@ -71,6 +71,8 @@ class Dram(_Section):
     weight_bytes_per_s: Param[PosFloat]
     # rate of a kernel fetched again for every output tile, over weight_bytes_per_s
     weight_refetch_ratio: Param[Annotated[float, Field(gt=0.0, le=1.0)]]
+    # bytes an int8 weight occupies on the kernel stream (2 when it reaches the engine as fp16)
+    int8_weight_bytes: Param[Annotated[float, Field(ge=1.0, le=2.0)]]
     peak_bytes_per_s: Param[PosFloat]
     latency_s: Param[PosFloat]
 

@@ -192,6 +192,15 @@ def layout_row_bytes(layout: Layout) -> float:
     return layout.nbytes / max(1, layout.height)
 
 
+def kernel_stream_bytes(chip: ChipConfig, task: Task) -> int:
+    """Bytes the kernel DMA moves for a task on ``chip``: an int8 kernel at dram.int8_weight_bytes a weight."""
+    kb = kernel_bytes(task)
+    ne = task.ne
+    if kb and ne is not None and ne.kernel is not None and ne.kernel.format in INT8_DTYPES:
+        return int(round(kb * chip.dram.int8_weight_bytes.value))
+    return kb
+
+
 def kernel_bytes(task: Task) -> int:
     """Bytes the kernel DMA fetches for a task: weights, bias, post-scale, palette, LUT."""
     ne = task.ne

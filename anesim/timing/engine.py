@@ -183,8 +183,6 @@ class Engine:
         # The activation stream runs at the read rate; a written byte costs this many read bytes
         # (1 when reads and writes are symmetric), so a read+write stream keeps its measured rate.
         self.write_cost = 2.0 * d.activation_read_ratio.value - 1.0
-        # a kernel fetched again for every output tile moves at a fraction of the one-pass rate
-        self.refetch_cost = 1.0 / d.weight_refetch_ratio.value
         self.dram_latency = d.latency_s.value * clock
         self.task_overhead = chip.dispatch.per_task_overhead_s.value * clock
         self.layer_overhead = costs.task_overhead_cycles(chip)
@@ -294,7 +292,7 @@ class Engine:
                     if ev is not None:
                         yield ev
             t0 = loop.now
-            yield self._dram(ch.nbytes, "weight", self.refetch_cost if ch.refetched else 1.0)
+            yield self._dram(ch.nbytes, "weight", ch.cost)
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
             self._slice("kernel_dma", "kernel", t0, loop.now, ch.task_pos)
             self.tile_events += 1

@@ -51,7 +51,7 @@ class Chunk:
     first_step: int  # the first step that needs it
     last_step: int  # the last step that reads it; its buffer frees when that step computes
     streamed: bool  # streamed through a double buffer rather than held in the kernel cache
-    refetched: bool = False  # one of several fetches of the same weights, one per output tile
+    cost: float = 1.0  # weight-stream bytes charged per byte moved (1 / refetch ratio for a refetch)
 
 
 @dataclass
@@ -224,7 +224,8 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         n_full, rem = divmod(h_out, rows)
         tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
         tiles = n_full + (1 if rem else 0)
-        kb = costs.kernel_bytes(task)
+        kb = costs.kernel_stream_bytes(chip, task)
+        refetch_cost = 1.0 / chip.dram.weight_refetch_ratio.value
         c_out = max(1, task.result.channels)
         first_step = step
         runs: list[Run] = []
@@ -264,11 +265,12 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         if streamed_src and shape.passes > 1 and tiles > 1:
             d = chip.dram
             src_b = sum(s.nbytes for s in streamed_src)
-            refetch_rate = d.weight_bytes_per_s.value * d.weight_refetch_ratio.value
             w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
             w_tile_outer = kb if mode == "task" else kb * tiles
-            w_pass_rate = refetch_rate if mode == "step" else d.weight_bytes_per_s.value
-            w_tile_rate = d.weight_bytes_per_s.value if mode == "task" else refetch_rate
+            once_rate = d.weight_bytes_per_s.value
+            refetch_rate = d.weight_bytes_per_s.value / refetch_cost
+            w_pass_rate = refetch_rate if mode == "step" else once_rate
+            w_tile_rate = once_rate if mode == "task" else refetch_rate
             a_s = shape.passes * src_b / d.activation_bytes_per_s.value + w_pass_outer / w_pass_rate
             b_s = src_b / d.activation_bytes_per_s.value + w_tile_outer / w_tile_rate
             tile_outer = b_s < a_s
@@ -300,7 +302,8 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             if mode == "step":
                 chunk_first, stride = len(plan.chunks), 1
                 for i in range(count):
-                    plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True, tiles > 1))
+                    plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True,
+                                             refetch_cost if tiles > 1 else 1.0))
             elif mode == "none":
                 chunk_first, stride = -1, 0
             else:
