@@ -281,8 +281,10 @@ class Engine:
         loop = self.loop
         chunks = self.plan.chunks
         for j, ch in enumerate(chunks):
+            waited = False
             ev = self.fw_gate.wait(ch.task_pos + 1)
             if ev is not None:
+                waited = True
                 yield ev
             if j >= 1:
                 fits_two = ch.streamed or chunks[j - 1].nbytes + ch.nbytes <= self.kernel_cache
@@ -290,9 +292,13 @@ class Engine:
                 if dep >= 0:
                     ev = self.ne_gate.wait(chunks[dep].last_step + 1)
                     if ev is not None:
+                        waited = True
                         yield ev
             t0 = loop.now
-            yield self._dram(ch.nbytes, "weight", ch.cost)
+            # Back to back, the request for this chunk went out while the previous one moved, so
+            # only a fetch that had to wait (or the first) pays the DRAM latency.
+            latency = self.dram_latency if waited or j == 0 else 0.0
+            yield self.dram.transfer(ch.nbytes, "weight", latency, ch.cost)
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
             self._slice("kernel_dma", "kernel", t0, loop.now, ch.task_pos)
             self.tile_events += 1
