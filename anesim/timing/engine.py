@@ -216,10 +216,6 @@ class Engine:
         if self.record and end > start:
             self.trace.append((_UNIT_ID[unit], name, start, end, task))
 
-    def _dram(self, nbytes: float, stream: str, cost: float = 1.0) -> Any:
-        """An event for one DMA: the DRAM latency, then the transfer under contention."""
-        return self.dram.transfer(nbytes, stream, self.dram_latency, cost)
-
     # -- processes -------------------------------------------------------------------------
 
     def dispatch(self) -> Generator[Any, Any, None]:
