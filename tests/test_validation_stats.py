@@ -62,10 +62,15 @@ def stub_results():  # type: ignore[no-untyped-def]
 
 def test_validate_json_has_the_documented_shape(stub_results) -> None:  # type: ignore[no-untyped-def]
     doc = to_json(stub_results)
-    assert set(doc) == {"chips"}
+    assert set(doc) == {"chips", "chip_families"}
     assert set(doc["chips"]) == {"M1", "M1 Max", "M5", "M5 Pro"}
     keys = {"n_points", "n_excluded", "median_abs_pct_error", "mean_abs_pct_error", "max_abs_pct_error",
             "log_pearson_r"}
+    assert set(doc["chip_families"]) == {"M1 family", "M5 family"}
+    for name, fam in doc["chip_families"].items():
+        assert set(fam) == keys
+        chips = [c for c in doc["chips"] if c.split()[0] + " family" == name]
+        assert fam["n_points"] == sum(doc["chips"][c]["n_points"] for c in chips)
     for chip in doc["chips"].values():
         assert keys | {"families", "points"} == set(chip)
         assert chip["n_points"] == len(chip["points"]) > 50

@@ -117,5 +117,6 @@ def chip_families(results: dict[str, ChipValidation]) -> dict[str, dict[str, Any
 
 
 def to_json(results: dict[str, ChipValidation]) -> dict[str, Any]:
-    """The --json document: {"chips": {NAME: summary}}."""
-    return {"chips": {name: v.summary() for name, v in results.items()}}
+    """The --json document: {"chips": {NAME: summary}, "chip_families": {FAMILY: figures}}."""
+    return {"chips": {name: v.summary() for name, v in results.items()},
+            "chip_families": chip_families(results)}
