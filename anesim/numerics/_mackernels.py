@@ -20,23 +20,28 @@ import numpy as np
 from numba import njit, prange
 
 from anesim.numerics._bits import HAVE_F16C, bits_f32, f2h_f16c, f32_bits, h2f_f16c
-from anesim.numerics._simd import LANES, vadd, vload, vmul, vsplat, vstore, vtile_add
+from anesim.numerics._simd import (EXP_MASK, LANES, TILE_MAGIC, vadd, vload, vmul, vsplat, vstore,
+                                   vtile_add)
 from anesim.numerics.fp16 import f2h_soft, h2f_soft
 
-_EXP = np.int32(0x7F800000)
-_TILE_MAGIC = np.int32((12 << 23) | 0x400000)  # 2**E -> 1.5 * 2**(E + 12): quantum 2**(E - 11)
+_EXP = np.int32(EXP_MASK)
+_TILE_MAGIC = np.int32(TILE_MAGIC)
 _COLS = 1024  # output columns per block: 4 rows x 1024 float32 accumulators stay in L1
 _ROWS = 4
+
+
+@njit(inline="always")
+def _round_tile(s: np.float32, p: np.float32, x: np.float32) -> np.float32:
+    """x = s + p (float32) rounded on the grid 2**(E - 11), E the larger addend's exponent."""
+    c = bits_f32(max(f32_bits(s) & _EXP, f32_bits(p) & _EXP) + _TILE_MAGIC)
+    return (x + c) - c
 
 
 @njit(inline="always")
 def _step(s: np.float32, a: np.float32, b: np.float32) -> np.float32:
     """One tile addition: s + a*b in float32, rounded on the grid set by the larger addend."""
     p = a * b
-    x = s + p
-    e = max(f32_bits(s) & _EXP, f32_bits(p) & _EXP)
-    c = bits_f32(e + _TILE_MAGIC)
-    return (x + c) - c
+    return _round_tile(s, p, s + p)
 
 
 @njit(inline="always")
@@ -278,9 +283,7 @@ def _reduce_one(a, b, threshold):  # type: ignore[no-untyped-def]
             if np.isinf(x):
                 s = x
             else:
-                e = max(f32_bits(s) & _EXP, f32_bits(p) & _EXP)
-                c = bits_f32(e + _TILE_MAGIC)
-                s = (x + c) - c
+                s = _round_tile(s, p, x)
         acc = _no_nan(acc + s)
         if abs(acc) >= threshold:
             acc = np.float32(np.copysign(np.inf, acc))

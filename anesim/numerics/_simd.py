@@ -24,8 +24,8 @@ _I32 = ir.IntType(32)
 _VF32 = ir.VectorType(_F32, LANES)
 _VI32 = ir.VectorType(_I32, LANES)
 
-_EXP = 0x7F800000
-_TILE_MAGIC = (12 << 23) | 0x400000  # 2**E -> 1.5 * 2**(E + 12), as in _mackernels
+EXP_MASK = 0x7F800000  # the exponent field of a float32
+TILE_MAGIC = (12 << 23) | 0x400000  # added to 2**E's bits: 1.5 * 2**(E + 12), quantum 2**(E - 11)
 
 
 class Float32x8(types.Type):
@@ -138,11 +138,11 @@ def vtile_add(typingctx, s, p):  # type: ignore[no-untyped-def]
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
         s, p = args
         x = builder.fadd(s, p)
-        exp = ir.Constant(_VI32, [_EXP] * LANES)
+        exp = ir.Constant(_VI32, [EXP_MASK] * LANES)
         es = builder.and_(builder.bitcast(s, _VI32), exp)
         ep = builder.and_(builder.bitcast(p, _VI32), exp)
         e = builder.select(builder.icmp_unsigned(">", es, ep), es, ep)
-        c = builder.bitcast(builder.add(e, ir.Constant(_VI32, [_TILE_MAGIC] * LANES)), _VF32)
+        c = builder.bitcast(builder.add(e, ir.Constant(_VI32, [TILE_MAGIC] * LANES)), _VF32)
         return builder.fsub(builder.fadd(x, c), c)
 
     return float32x8(s, p), codegen

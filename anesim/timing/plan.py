@@ -268,7 +268,7 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
             w_tile_outer = kb if mode == "task" else kb * tiles
             once_rate = d.weight_bytes_per_s.value
-            refetch_rate = d.weight_bytes_per_s.value / refetch_cost
+            refetch_rate = once_rate * d.weight_refetch_ratio.value
             w_pass_rate = refetch_rate if mode == "step" else once_rate
             w_tile_rate = once_rate if mode == "task" else refetch_rate
             a_s = shape.passes * src_b / d.activation_bytes_per_s.value + w_pass_outer / w_pass_rate

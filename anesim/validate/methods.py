@@ -148,16 +148,11 @@ def throughput_ratio(sim: Simulator, family: str, p: Params, quantity: str) -> M
     return Measure(n * t1 / max(tn, _TINY), None, None)
 
 
-def _energy(sim: Simulator, family: str, p: Params) -> tuple[float, float]:
-    """(energy per call in J, seconds per call) of a workload."""
-    t = sim.time(family, p)
-    return dispatch_energy_j(sim.chip, t.latency_s, t.macs, t.dram_bytes), max(t.latency_s, _TINY)
-
-
 def sustained_power(sim: Simulator, family: str, p: Params, quantity: str) -> Measure:
     """Average engine-rail power (W) while the workload runs back to back."""
-    joules, seconds = _energy(sim, p["workload"], _strip(p, "workload"))
-    return Measure(joules / seconds, None, None, p)
+    t = sim.time(p["workload"], _strip(p, "workload"))
+    joules = dispatch_energy_j(sim.chip, t.latency_s, t.macs, t.dram_bytes)
+    return Measure(joules / max(t.latency_s, _TINY), None, None, p)
 
 
 METHODS: dict[str, Callable[[Simulator, str, Params, str], Measure]] = {
