@@ -174,9 +174,10 @@ class _Builder:
         scopes = {"always"} | {k for k in ("src1", "src2", "dst") if k in binding}
         if task.header.get("ENE", 1):
             scopes.add("ne")
-        for name, value, allowed in unexplained_fields(self.decoded.regmap, self.regs, scopes):
-            self.note(task.index, name, value, f"the model does not read this field, and the sources "
-                      f"describe only {allowed}")
+        for name, value, allowed, kind in unexplained_fields(self.decoded.regmap, self.regs, scopes):
+            what = "the timing model" if kind == "timing" else "the model"
+            self.note(task.index, name, value, f"{what} does not read this field, and the sources describe only "
+                      f"{allowed}", kind)  # type: ignore[arg-type]
         win, hin, cin = self.v("win"), self.v("hin"), self.v("cin")
         wout, hout, cout = self.v("wout"), self.v("hout"), self.v("cout")
         planar = self._planar(task)
@@ -252,9 +253,9 @@ class _Builder:
         if op is None:
             name = NE_OP_NAMES.get(op_mode)
             self.note(task.index, self.field_of("op_mode"), op_mode,
-                      f"NE op mode {op_mode} ({name}): the sources name it but not what it computes"
-                      if name else "no source describes this NE op mode")
-            op = "conv"
+                      f"NE op mode {op_mode} ({name}): the sources name it but not what it computes; "
+                      "approximated as bypass" if name else "no source describes this NE op mode; approximated as bypass")
+            op = "bypass"
         nl_mode = self.v("nl_mode")
         act = ACTIVATIONS.get(nl_mode)
         if act is None:

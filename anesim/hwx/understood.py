@@ -22,10 +22,14 @@ def _table() -> dict[str, Any]:
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 
-def unexplained_fields(regmap: RegisterMap, regs: RegisterFile, scopes: set[str]) -> list[tuple[str, int, str]]:
-    """(Register.Field, value, understood values) for every written field outside its understood values."""
+def unexplained_fields(regmap: RegisterMap, regs: RegisterFile, scopes: set[str]) -> list[tuple[str, int, str, str]]:
+    """(Register.Field, value, understood values, note kind) for every written field outside its
+    understood values; the kind is 'timing' for fields that only change the modelled time."""
     out = []
-    for scope, fields in _table().get(regmap.name, {}).items():
+    entry = _table().get(regmap.name, {})
+    sections = [(scope, fields, "value") for scope, fields in entry.items() if scope != "timing"]
+    sections += [(scope, fields, "timing") for scope, fields in entry.get("timing", {}).items()]
+    for scope, fields, kind in sections:
         if scope not in scopes:
             continue
         for name, allowed in fields.items():
@@ -34,5 +38,5 @@ def unexplained_fields(regmap: RegisterMap, regs: RegisterFile, scopes: set[str]
                 continue
             value = regs.field(reg, fld)
             if value not in allowed:
-                out.append((name, value, " or ".join(str(a) for a in allowed)))
+                out.append((name, value, " or ".join(str(a) for a in allowed), kind))
     return out
