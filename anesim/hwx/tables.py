@@ -81,6 +81,9 @@ def decode_table(words: np.ndarray, name: str) -> tuple[ActivationTable, list[Ta
         at = MODE_WORD + 1 + int(extra[0])
         notes.append((f"LUT[{at}]", int(words[at]), "table words 43-63 hold data no document describes"))
     if not trailer.any():
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            notes.append(("LUT[0]", int(words[0]), "a table without trailer words spans [lo, hi], which must be "
+                          f"finite and increasing (found [{lo}, {hi}])"))
         return ActivationTable(lo, hi, below, above, samples, name), notes
     param, flags = int(words[SHIFT_WORD]), int(words[MODE_WORD])
     mode, fold = flags & MODE_MASK, flags & FOLD_MASK
