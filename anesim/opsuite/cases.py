@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,7 +49,6 @@ class OpCase:
     source: str = ""
     generations: tuple[str, ...] = ("H13",)
     output: str = "dst0"
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -175,7 +174,8 @@ def samples(fn: Callable[[np.ndarray], np.ndarray], first: float, step: float) -
         return fn(first + step * np.arange(33))
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
+def erf(x: np.ndarray) -> np.ndarray:
+    """math.erf elementwise."""
     return np.vectorize(math.erf)(x)
 
 
@@ -184,7 +184,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
 def _elu(x: np.ndarray, alpha: float = 1.0, scale: float = 1.0) -> np.ndarray:

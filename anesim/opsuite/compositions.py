@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anesim.opsuite import tasks as T
-from anesim.opsuite.cases import Arrays, Built, _erf, samples, spread, x64
+from anesim.opsuite.cases import Arrays, Built, erf, samples, spread, x64
 from anesim.opsuite.stream import Buffer, TaskRegs
 
 H, W = 64, 64
@@ -155,7 +155,7 @@ def layer_norm(eps: float = 2.0 ** -10) -> Built:
 
 def gelu() -> Built:
     """x · Φ(x) with Φ - ½ an odd table plus ½ on the planar engine (silu.bin's shape)."""
-    half_erf = T.lut_words((0, INF, 0, 0.5), samples(lambda u: 0.5 * _erf(u / math.sqrt(2.0)), 0, 1 / 8),
+    half_erf = T.lut_words((0, INF, 0, 0.5), samples(lambda u: 0.5 * erf(u / math.sqrt(2.0)), 0, 1 / 8),
                            (0, 0, 0, 0.5), 3, "none", "odd")
     p1, p2 = 0, PLANE
     tasks = [
@@ -182,7 +182,7 @@ def _layer_norm_ref(a: Arrays, eps: float = 2.0 ** -10) -> np.ndarray:
 
 def _gelu_ref(a: Arrays) -> np.ndarray:
     x = x64(a)
-    return 0.5 * x * (1.0 + _erf(x.reshape(-1) / math.sqrt(2.0)).reshape(x.shape))
+    return 0.5 * x * (1.0 + erf(x.reshape(-1) / math.sqrt(2.0)).reshape(x.shape))
 
 
 def _attention_ref(a: Arrays) -> np.ndarray:
