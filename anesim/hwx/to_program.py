@@ -254,7 +254,7 @@ class _Builder:
             name = NE_OP_NAMES.get(op_mode)
             self.note(task.index, self.field_of("op_mode"), op_mode,
                       f"NE op mode {op_mode} ({name}): the sources name it but not what it computes; "
-                      "approximated as bypass" if name else "no source describes this NE op mode; approximated as bypass")
+                      "the approximation runs it as bypass" if name else "no source describes this NE op mode; the approximation runs it as bypass")
             op = "bypass"
         nl_mode = self.v("nl_mode")
         act = ACTIVATIONS.get(nl_mode)
