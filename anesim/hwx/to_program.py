@@ -252,9 +252,9 @@ class _Builder:
         op = NE_OPS.get(op_mode)
         if op is None:
             name = NE_OP_NAMES.get(op_mode)
-            self.note(task.index, self.field_of("op_mode"), op_mode,
-                      f"NE op mode {op_mode} ({name}): the sources name it but not what it computes; "
-                      "the approximation runs it as bypass" if name else "no source describes this NE op mode; the approximation runs it as bypass")
+            what = (f"NE op mode {op_mode} ({name}): the sources name it but not what it computes" if name
+                    else "no source describes this NE op mode")
+            self.note(task.index, self.field_of("op_mode"), op_mode, what + "; the approximation runs it as bypass")
             op = "bypass"
         nl_mode = self.v("nl_mode")
         act = ACTIVATIONS.get(nl_mode)
