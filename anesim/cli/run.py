@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--random-inputs", type=int, metavar="SEED", help="seed for the inputs not given with --input (default 0)")
     p.add_argument("--out", metavar="DIR", help="write output tensors of the functional run as DIR/NAME.npy")
     p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
+    p.add_argument("--approximate", action="store_true",
+                   help="run a program whose registers ask for something anesim would have to guess (a mode no "
+                        "source describes), printing a warning for each guess instead of refusing it")
     p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
                    help="event kernel for the timing model (results are identical; heap is the faster)")
     p.set_defaults(func=run)
@@ -57,16 +60,25 @@ def _read_inputs(items: list[str]) -> dict[str, Any]:
     return inputs
 
 
+def _input_specs(program: Any, target: Any) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype) of what the user supplies: a compiled model's graph inputs (not the
+    tensors its host operations compute between engine segments), else the program's inputs."""
+    graph = getattr(target, "graph", None)
+    if graph is not None:
+        return [(name, tuple(info.shape), info.dtype) for name, info in graph.inputs.items()]
+    return [(t.name, tuple(t.shape), t.dtype) for t in program.inputs]
+
+
 def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) -> list[str]:
     """Execute the program with the engine's numerics; write outputs (and drawn inputs) to --out."""
     import numpy as np
 
     import anesim
-    from anesim.functional import random_inputs
+    from anesim.functional import draw_inputs
 
     inputs = _read_inputs(args.input)
     seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
-    drawn = {k: v for k, v in random_inputs(program, seed).items() if k not in inputs}
+    drawn = {k: v for k, v in draw_inputs(_input_specs(program, target), seed).items() if k not in inputs}
     inputs.update(drawn)
     outputs = anesim.execute(target, inputs, chip)
     notes = []
@@ -105,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         target: Any = anesim.compile(args.file, chip)  # segments and host work, not just the tasks
         program = target.program
     else:
-        program = target = anesim.load(args.file, sidecar=args.sidecar)
+        program = target = anesim.load(args.file, sidecar=args.sidecar, approximate=args.approximate)
+    warnings = [n.render() for n in program.approximations]
+    for line in warnings:  # one line per note, before anything can fail
+        print(f"anesim: warning: {args.file}: {line}", file=sys.stderr)
     result = simulate(target, chip, loop=args.loop, trace=bool(args.trace))
     notes: list[str] = []
     if args.trace:
@@ -114,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.timing_only:
         notes.extend(_functional(args, program, target, chip))
     if args.json:
-        data = {"file": str(args.file), **result.to_dict()}
+        data = {"file": str(args.file), **result.to_dict(), "warnings": warnings}
         print_json(data)
         for n in notes:
             print(f"anesim: {n}", file=sys.stderr)

@@ -92,13 +92,17 @@ def _with_runtime_weights(task: Task, memory: Memory) -> Task:
 
 def random_inputs(program: Program, seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs for every program input: fp16 uniform in [-1, 1), integers over their range."""
+    return draw_inputs([(t.name, tuple(t.shape), t.dtype) for t in program.inputs], seed)
+
+
+def draw_inputs(specs: list[tuple[str, tuple[int, ...], str]], seed: int) -> dict[str, np.ndarray]:
+    """Seeded arrays for (name, shape, dtype) specs: floats uniform in [-1, 1), integers over their range."""
     rng = np.random.default_rng(seed)
     drawn: dict[str, np.ndarray] = {}
-    for spec in program.inputs:
-        if spec.dtype == "fp16":
-            drawn[spec.name] = rng.uniform(-1.0, 1.0, spec.shape).astype(np.float16)
+    for name, shape, dtype in specs:
+        if dtype in ("int8", "uint8"):
+            info = np.iinfo(NUMPY_DTYPES[dtype])
+            drawn[name] = rng.integers(info.min, info.max, shape, endpoint=True).astype(NUMPY_DTYPES[dtype])
         else:
-            info = np.iinfo(NUMPY_DTYPES[spec.dtype])
-            drawn[spec.name] = rng.integers(info.min, info.max, spec.shape, endpoint=True).astype(
-                NUMPY_DTYPES[spec.dtype])
+            drawn[name] = rng.uniform(-1.0, 1.0, shape).astype(np.float16)
     return drawn
