@@ -11,8 +11,7 @@ import pytest
 
 from anesim.cli import main
 from anesim.compiler import compile_file, load_graph
-from anesim.compiler.interp import run_program
-from anesim.compiler.reference import fp16_inputs, run_graph
+from anesim.compiler.reference import fp16_inputs, run_graph, run_program
 from anesim.errors import AnesimError, UnsupportedError
 
 RNG = np.random.default_rng(0)

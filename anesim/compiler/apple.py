@@ -3,7 +3,7 @@
 For each sample whose network description is public (``../shared/hwx/tinygrad/*.plist``) the
 network is compiled for H13 with the sample's tensor shapes and 16 NE channels (the H13
 descriptor addresses 16 kernel-DMA channels and ``ActiveNE`` counts them, command-stream.md
-§3.1, §3.10), each task's register fields are produced by :mod:`anesim.compiler.h13`, and
+§3.1, §3.10), each task's register fields are produced by :mod:`anesim.compiler.backend.h13`, and
 compared with the fields the decoder reads from Apple's ``.hwx``. Buffer addresses are left
 out. Differences whose reason is known are labelled with it.
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from anesim.chips import load_chip
 from anesim.compiler.api import compile_graph
-from anesim.compiler.builder import Builder
-from anesim.compiler.graph import Graph, TensorInfo
-from anesim.compiler.h13 import ADDRESS_FIELDS, program_fields
-from anesim.compiler.netplist import load_netplist
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.graph import Graph, TensorInfo
+from anesim.compiler.backend.h13 import ADDRESS_FIELDS, program_fields
+from anesim.compiler.frontends.netplist import load_netplist
 from anesim.compiler.result import CompileResult
 
 H13_NE_CHANNELS = 16

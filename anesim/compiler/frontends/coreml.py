@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from anesim.compiler.builder import Builder
-from anesim.compiler.constants import ConstantData
-from anesim.compiler.graph import Graph
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.constants import ConstantData
+from anesim.compiler.graph.graph import Graph
 from anesim.compiler.protowire import Message
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
 

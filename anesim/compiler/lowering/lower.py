@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 
 from anesim.chips.schema import ChipConfig
-from anesim.compiler.capability import Limits
-from anesim.compiler.constants import ConstantData
-from anesim.compiler.eops import EOp, NeSpec, PlanarSpec
-from anesim.compiler.graph import Graph, Node, as_nchw, axis_nchw
-from anesim.compiler.kernels import KernelSource
-from anesim.compiler.luts import LUT_OPS, build_table, clip_table
-from anesim.compiler.views import Buffer, View, permute_view, reshape_view, slice_view
+from anesim.compiler.lowering.capability import Limits
+from anesim.compiler.graph.constants import ConstantData
+from anesim.compiler.lowering.eops import EOp, NeSpec, PlanarSpec
+from anesim.compiler.graph.graph import Graph, Node, as_nchw, axis_nchw
+from anesim.compiler.lowering.kernels import KernelSource
+from anesim.compiler.lowering.luts import LUT_OPS, build_table, clip_table
+from anesim.compiler.lowering.views import Buffer, View, permute_view, reshape_view, slice_view
 from anesim.errors import CompileError
 
 VIEW_OPS = ("reshape", "transpose", "slice", "identity")
