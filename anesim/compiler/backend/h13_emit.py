@@ -14,17 +14,19 @@ wrongly. :func:`emit_h13` is shared with the ``.hwx`` writer (:mod:`anesim.compi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from anesim.compiler.backend.h13 import TD_BYTES, TD_PITCH, task_fields
 from anesim.compiler.lowering.kernels import pack_per_core
 from anesim.compiler.lowering.memory import CONSTANT_SLOT, KERNEL_SLOT
-from anesim.compiler.result import CompileResult
 from anesim.errors import UnsupportedError
 from anesim.hwx.tables import encode_table
 from anesim.program.model import Program, Task
+
+if TYPE_CHECKING:  # the writers take a compiled result; the result module imports the backend
+    from anesim.compiler.result import CompileResult
 
 # (block, first register address, words): the canonical group order (command-stream.md §3.2)
 GROUPS = (("KernelDMASrc", 0x1F800, 62), ("Common", 0x0, 16), ("TileDMASrc", 0x13800, 28),
