@@ -107,10 +107,11 @@ def network_for(shared: Path, name: str, apple: object) -> Graph:
 
 def compare(shared: Path, name: str) -> tuple[SampleComparison, CompileResult]:
     """Compile one sample's network for H13 and compare every task's fields with Apple's."""
-    import anesim
+    from anesim.hwx import load as load_decoded
+    from anesim.hwx.to_program import build_program
 
     _, hwx, _ = SAMPLES[name]
-    apple = anesim.load(shared / "hwx" / "tinygrad" / hwx)
+    apple = build_program(load_decoded(shared / "hwx" / "tinygrad" / hwx))
     result = compile_graph(network_for(shared, name, apple), load_chip("m1"), cores=H13_NE_CHANNELS)
     ours = program_fields(result.program, [i.kernel_offset for i in result.task_info])
     out = SampleComparison(name, len(apple.tasks), len(result.program.tasks))
