@@ -11,8 +11,8 @@ import pytest
 
 import anesim
 from anesim.compiler import Builder, compile_file, compile_graph
-from anesim.compiler.h13_emit import emit_h13
-from anesim.compiler.h13_hwx import write_hwx
+from anesim.compiler.backend.h13_emit import emit_h13
+from anesim.compiler.backend.h13_hwx import write_hwx
 from anesim.errors import AnesimError, UnsupportedError
 from anesim.hwx import load_hwx
 from anesim.hwx.fuzzing import Sample, run_case

@@ -10,8 +10,7 @@ import pytest
 from anesim.chips import all_chips, load_chip
 from anesim.cli import main
 from anesim.compiler import compile_file, load_graph
-from anesim.compiler.interp import run_program
-from anesim.compiler.reference import fp16_inputs, run_graph
+from anesim.compiler.reference import fp16_inputs, run_graph, run_program
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = sorted((REPO / "programs").glob("*.yaml"))

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from anesim.chips import builtin_chip_dir, load_chip
-from anesim.compiler.ops import node_macs
+from anesim.compiler.graph.ops import node_macs
 from anesim.validate.calibrate import calibrate, fitted_params, with_values
 from anesim.validate.runner import to_json, validate
 from anesim.validate.simulate import Timing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anesim import numerics
+import anesim.numerics as numerics
 from anesim.errors import UnsupportedError
 from anesim.numerics.planar import reduce_rows
 from anesim.numerics.rules import IEEE_PORT_RULES, M1_RULES, MacRules

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anesim.compiler.views import Buffer, View
+from anesim.compiler.lowering.views import Buffer, View
 from anesim.program.model import Slot, align_up
 
 PAGE_BYTES = 0x4000

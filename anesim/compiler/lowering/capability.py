@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from anesim.chips.schema import ChipConfig
-from anesim.compiler.graph import Graph, Node, as_nchw, axis_nchw
-from anesim.compiler.views import Buffer, permute_view, reshape_view
+from anesim.compiler.graph.graph import Graph, Node, as_nchw, axis_nchw
+from anesim.compiler.lowering.views import Buffer, permute_view, reshape_view
 
 # Kernel-size limits per capability tier (ane-guide appendix A, "per-chip numeric limits":
 # max kernel W fp16 13 and H 29 up to the A13 tier, 16 and 32 from the A14 tier).

@@ -37,10 +37,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from anesim.compiler.builder import Builder
-from anesim.compiler.constants import INIT_KINDS
-from anesim.compiler.graph import Graph
-from anesim.compiler.ops import SPECS
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.constants import INIT_KINDS
+from anesim.compiler.graph.graph import Graph
+from anesim.compiler.graph.ops import SPECS
 from anesim.errors import AnesimError, ProgramError
 from anesim.yamlfile import read_yaml
 

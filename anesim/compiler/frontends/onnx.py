@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from anesim.compiler.builder import Builder
-from anesim.compiler.graph import Graph
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
 
 UNARY = {

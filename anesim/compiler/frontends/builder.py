@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from anesim.compiler.constants import INIT_KINDS, ConstantData, Init, derive_seed
-from anesim.compiler.graph import Constant, Graph, Node, TensorInfo
-from anesim.compiler.ops import check_node
+from anesim.compiler.graph.constants import INIT_KINDS, ConstantData, Init, derive_seed
+from anesim.compiler.graph.graph import Constant, Graph, Node, TensorInfo
+from anesim.compiler.graph.ops import check_node
 from anesim.errors import CompileError
 
 WeightSpec = np.ndarray | str | dict[str, Any] | None
@@ -157,7 +157,7 @@ class Builder:
 
     def op(self, op: str, inputs: Sequence[TensorLike], name: str | None = None,
            where: str | None = None, output: str | None = None, **attrs: Any) -> Tensor:
-        """Append any operation by name (see :mod:`anesim.compiler.ops`).
+        """Append any operation by name (see :mod:`anesim.compiler.graph.ops`).
 
         The result tensor is called ``output`` when given, else like the node.
         """

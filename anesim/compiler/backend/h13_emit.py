@@ -3,28 +3,30 @@
 The buffer has the layout the Linux driver submits and ``anesim.load(path, sidecar=...)``
 reads (docs/program-format.md, raw buffers): task descriptors from offset 0, 0x300 apart, each
 the seven register groups of the v4-v7 compilers (command-stream.md §3.2), then the weights at
-the next 16-byte boundary as slot 1. Register values come from :mod:`anesim.compiler.h13`.
+the next 16-byte boundary as slot 1. Register values come from :mod:`anesim.compiler.backend.h13`.
 
 Only what the H13 register map is known to express is written; a task that needs more (a bias
 vector - the H13 bias channel is not established - planar pooling, run-time weights, constants
 read by the tile DMA, on-chip pool residency) is refused with the reason, rather than encoded
-wrongly. :func:`emit_h13` is shared with the ``.hwx`` writer (:mod:`anesim.compiler.h13_hwx`).
+wrongly. :func:`emit_h13` is shared with the ``.hwx`` writer (:mod:`anesim.compiler.backend.h13_hwx`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anesim.compiler.h13 import TD_BYTES, TD_PITCH, task_fields
-from anesim.compiler.kernels import pack_per_core
-from anesim.compiler.memory import CONSTANT_SLOT, KERNEL_SLOT
-from anesim.compiler.result import CompileResult
+from anesim.compiler.backend.h13 import TD_BYTES, TD_PITCH, task_fields
+from anesim.compiler.lowering.kernels import pack_per_core
+from anesim.compiler.lowering.memory import CONSTANT_SLOT, KERNEL_SLOT
 from anesim.errors import UnsupportedError
 from anesim.hwx.tables import encode_table
 from anesim.program.model import Program, Task
+
+if TYPE_CHECKING:  # the writers take a compiled result; the result module imports the backend
+    from anesim.compiler.result import CompileResult
 
 # (block, first register address, words): the canonical group order (command-stream.md §3.2)
 GROUPS = (("KernelDMASrc", 0x1F800, 62), ("Common", 0x0, 16), ("TileDMASrc", 0x13800, 28),

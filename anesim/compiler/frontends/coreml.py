@@ -1,40 +1,38 @@
-"""Core ML ML programs (``.mlpackage``) -> graphs, without coremltools.
+"""Core ML ML programs (``.mlpackage``) -> graphs, through coremltools' protobuf classes.
 
-The package's manifest names the model spec (a protobuf ``Model`` whose field 502 is the MIL
-``Program``) and its weight file. The spec is read with :mod:`anesim.compiler.protowire` using
-the field numbers of coremltools' ``Model.proto`` and ``MIL.proto``; weights are read from
-``weight.bin`` on demand (each blob: a 64-byte record ``0xDEADBEEF, dtype, size, offset``;
-reference/numba-fp16-and-deps-notes.md §4). Palettised (``constexpr_lut_to_dense``) and
+The package's manifest (``Manifest.json``, read with :mod:`json`) names the model spec, a
+``Model`` message of coremltools' ``Model.proto`` whose ``mlProgram`` is a MIL ``Program``; the
+spec is parsed with the generated classes coremltools ships (``coremltools.proto.Model_pb2``,
+``MIL_pb2``). Weights stay in their blob file until a convolution's kernel is needed and are
+read with coremltools' ``libmilstoragepython`` blob reader (the one its own MIL loader uses),
+which checks each blob's sentinel, type and bounds. Palettised (``constexpr_lut_to_dense``) and
 quantised (``constexpr_affine_dequantize``) weights keep their format on the convolution that
-uses them. coremltools is only needed to *create* models (the tests do).
+uses them.
+
+coremltools is an optional extra (``pip install 'anesim[coreml]'``); nothing else in anesim
+imports it. The manifest is read with :mod:`json` rather than coremltools' ``ModelPackage``,
+because opening a package with ``ModelPackage`` rewrites its ``Manifest.json`` (and creates a
+package where there is none): a reader must not change the model it reads.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-import struct
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from anesim.compiler.builder import Builder
-from anesim.compiler.constants import ConstantData
-from anesim.compiler.graph import Graph
-from anesim.compiler.protowire import Message
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.constants import ConstantData
+from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
 
-MODEL_FIELD_SPEC_VERSION = 1
-MODEL_FIELD_ML_PROGRAM = 502
-# MIL DataType enum values (MIL.proto)
-FLOAT_TYPES = {10: np.float16, 11: np.float32, 12: np.float64}
-INT_TYPES = {21: np.int8, 22: np.int16, 23: np.int32, 24: np.int64, 31: np.uint8, 32: np.uint16,
-             33: np.uint32, 34: np.uint64}
-BOOL, STRING = 1, 2
-# weight.bin blob data types (coremltools' MIL storage)
-BLOB_TYPES = {1: np.float16, 2: np.float32, 3: np.uint8, 4: np.int8, 6: np.int16, 7: np.uint16}
-BLOB_SENTINEL = 0xDEADBEEF
+INSTALL = "pip install 'anesim[coreml]'"
+MODEL_PATH = "@model_path/"  # how a spec names files relative to its own folder
 
 UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "erf": "erf",
          "abs": "abs", "square": "square", "silu": "silu", "softplus": "softplus", "gelu": "gelu",
@@ -43,50 +41,90 @@ UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh",
 BINARY = {"add": "add", "sub": "sub", "mul": "mul", "real_div": "div", "maximum": "max", "minimum": "min"}
 REDUCE = {"reduce_mean": "reduce_mean", "reduce_sum": "reduce_sum", "reduce_max": "reduce_max",
           "reduce_min": "reduce_min"}
+# MIL data types (MIL.proto ``DataType``) as numpy types, and the blob reader's method for each
+# type a weight file may hold.
+FLOAT_TYPES = {"FLOAT16": np.float16, "FLOAT32": np.float32, "FLOAT64": np.float64}
+INT_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
+             "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64}
+BLOB_READERS = {"FLOAT16": "read_fp16_data", "FLOAT32": "read_float_data", "INT8": "read_int8_data",
+                "UINT8": "read_uint8_data", "INT16": "read_int16_data", "UINT16": "read_uint16_data",
+                "INT32": "read_int32_data", "UINT32": "read_uint32_data"}
+
+
+def _coremltools() -> SimpleNamespace:
+    """coremltools' protobuf classes, or an error that says how to install them."""
+    # On Linux, importing coremltools warns that its Core ML runtime bindings (macOS only) are
+    # missing; reading a spec does not need them, so the warnings are kept out of the output.
+    log = logging.getLogger("coremltools")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from coremltools.proto import MIL_pb2, Model_pb2
+        from google.protobuf.message import DecodeError
+    except ImportError:
+        raise UnsupportedError("reading Core ML models needs the coremltools package",
+                               expected=INSTALL) from None
+    finally:
+        log.setLevel(level)
+    types = {value: name for name, value in MIL_pb2.DataType.items()}
+    return SimpleNamespace(Model_pb2=Model_pb2, MIL_pb2=MIL_pb2, DecodeError=DecodeError, type_name=types)
 
 
 class _Blobs:
-    """Lazy access to the blobs of one weight file."""
+    """Lazy access to the weight files a spec names, through coremltools' blob reader."""
 
-    def __init__(self, path: Path, file: str) -> None:
-        self.path = path
-        self.file = file
+    def __init__(self, spec_path: Path) -> None:
+        self.folder = spec_path.parent
+        self.spec = spec_path
+        self.readers: dict[Path, Any] = {}
 
-    def read(self, offset: int) -> np.ndarray:
-        with open(self.path, "rb") as fh:
-            fh.seek(offset)
-            head = fh.read(24)
-            if len(head) < 24:
-                raise ProgramError("weight blob header runs past the end of the file", file=self.path,
-                                   where=f"byte {offset:#x}")
-            sentinel, dtype, size, data_offset = struct.unpack("<IIQQ", head)
-            if sentinel != BLOB_SENTINEL or dtype not in BLOB_TYPES:
-                raise ProgramError("not a weight blob", file=self.path, where=f"byte {offset:#x}",
-                                   expected=f"sentinel {BLOB_SENTINEL:#x} and a known type", found=f"{sentinel:#x}/{dtype}")
-            fh.seek(data_offset)
-            data = fh.read(size)
-        if len(data) != size:
-            raise ProgramError("weight blob runs past the end of the file", file=self.path,
-                               where=f"byte {data_offset:#x}")
-        return np.frombuffer(data, BLOB_TYPES[dtype])
+    def path(self, file_name: str) -> Path:
+        """The weight file a blob value names (``@model_path/weights/weight.bin``)."""
+        relative = file_name[len(MODEL_PATH):] if file_name.startswith(MODEL_PATH) else file_name
+        path = (self.folder / relative).resolve()
+        if not relative or Path(relative).is_absolute() or self.folder.resolve() not in path.parents:
+            raise ProgramError("a weight file outside the model's folder", file=self.spec,
+                               expected=f"{MODEL_PATH}<file>", found=repr(file_name))
+        if not path.is_file():
+            raise ProgramError("the model refers to a weight file that is missing", file=self.spec,
+                               found=repr(file_name))
+        return path
+
+    def read(self, file_name: str, offset: int, dtype: str) -> np.ndarray:
+        """The values of the blob at ``offset`` of a weight file, of MIL type ``dtype``."""
+        path = self.path(file_name)
+        method = BLOB_READERS.get(dtype)
+        if method is None:
+            raise UnsupportedError("weight blobs of this type are not supported", file=path,
+                                   where=f"byte {offset:#x}", expected=", ".join(BLOB_READERS), found=dtype)
+        reader = self.readers.get(path)
+        if reader is None:
+            try:
+                from coremltools.libmilstoragepython import _BlobStorageReader
+            except ImportError:
+                raise UnsupportedError("reading Core ML weight files needs coremltools' libmilstoragepython",
+                                       file=path, expected=INSTALL) from None
+            reader = self.readers[path] = _BlobStorageReader(str(path))
+        try:
+            values = getattr(reader, method)(offset)
+        except (RuntimeError, ValueError) as exc:  # bad sentinel, type or bounds
+            raise ProgramError(f"unreadable weight blob ({exc})", file=path, where=f"byte {offset:#x}",
+                               expected=f"a {dtype} blob") from None
+        return values.view(np.float16) if dtype == "FLOAT16" else values
 
 
-def _shape(value_type: Message | None) -> tuple[int, list[int]]:
-    """(MIL data type, dimensions) of a ValueType's tensor type."""
-    if value_type is None:
-        return 0, []
-    tensor = value_type.message(1)
-    if tensor is None:
-        return 0, []
-    dims = []
-    for dim in tensor.messages(3):
-        constant = dim.message(1)
-        dims.append(constant.int(1) if constant is not None else -1)
-    return tensor.int(1), dims
+def _shape(ct: SimpleNamespace, value_type: Any) -> tuple[str, list[int]]:
+    """(MIL data type name, dimensions; -1 where unknown) of a ValueType's tensor type."""
+    if value_type is None or value_type.WhichOneof("type") != "tensorType":
+        return "", []
+    tensor = value_type.tensorType
+    dims = [d.constant.size if d.WhichOneof("dimension") == "constant" else -1 for d in tensor.dimensions]
+    return ct.type_name.get(tensor.dataType, str(tensor.dataType)), dims
 
 
 class _Importer:
-    def __init__(self, program: Message, blobs: _Blobs | None, file: str, name: str) -> None:
+    def __init__(self, ct: SimpleNamespace, program: Any, blobs: _Blobs, file: str, name: str) -> None:
+        self.ct = ct
         self.program = program
         self.blobs = blobs
         self.file = file
@@ -106,50 +144,51 @@ class _Importer:
 
     # -- values ----------------------------------------------------------------------------
 
-    def _value(self, value: Message, name: str) -> Any:
-        dtype, dims = _shape(value.message(2))
-        immediate = value.message(3)
-        if immediate is not None:
-            tensor = immediate.message(1)
-            if tensor is None:
+    def _value(self, value: Any, name: str) -> Any:
+        """A MIL ``Value``: an immediate tensor as numpy, a float blob as lazy constant data."""
+        dtype, dims = _shape(self.ct, value.type if value.HasField("type") else None)
+        kind = value.WhichOneof("value")
+        if kind == "immediateValue":
+            if value.immediateValue.WhichOneof("value") != "tensor":
                 raise self.fail("only tensor immediate values are supported")
-            return self._tensor_value(tensor, dtype, dims)
-        blob = value.message(5)
-        if blob is not None:
-            if self.blobs is None:
-                raise ProgramError("the model refers to a weight file but has none", file=self.file)
-            offset = blob.int(2, signed=False)
+            return self._tensor_value(value.immediateValue.tensor, dtype, dims)
+        if kind == "blobFileValue":
+            file_name, offset = value.blobFileValue.fileName, value.blobFileValue.offset
             shape = tuple(max(d, 1) for d in dims) or (1,)
+            blobs = self.blobs
             if dtype in FLOAT_TYPES:
-                blobs = self.blobs
-                return ConstantData.derived(shape, lambda: blobs.read(offset).astype(np.float32).reshape(shape),
-                                            f"weight.bin @{offset:#x}")
-            raw = self.blobs.read(offset)
+                blobs.path(file_name)  # a missing or misplaced weight file is an error now, not on first use
+
+                def weights() -> np.ndarray:
+                    values = blobs.read(file_name, offset, dtype)
+                    if values.size != math.prod(shape):
+                        raise ProgramError("weight blob size does not match its value's shape",
+                                           file=blobs.path(file_name), where=f"byte {offset:#x}",
+                                           expected=f"{math.prod(shape)} values {shape}", found=values.size)
+                    return values.astype(np.float32).reshape(shape)
+
+                return ConstantData.derived(shape, weights, f"{Path(file_name).name} @{offset:#x}")
+            raw = blobs.read(file_name, offset, dtype)
             return raw.reshape(shape) if raw.size == math.prod(shape) else raw.reshape(-1)
         raise self.fail("a value with neither immediate data nor a blob", found=repr(name))
 
-    def _tensor_value(self, tensor: Message, dtype: int, dims: list[int]) -> Any:
+    def _tensor_value(self, tensor: Any, dtype: str, dims: list[int]) -> Any:
         shape = tuple(dims)
-        if tensor.has(1):
-            arr = np.asarray(tensor.message(1).packed_fixed(1, "f"), np.float32)  # type: ignore[union-attr]
-        elif tensor.has(2):
-            arr = np.asarray([v - (1 << 64) if v >= 1 << 63 else v
-                              for v in tensor.message(2).packed_varints(1)], np.int64)  # type: ignore[union-attr]
-        elif tensor.has(3):
-            arr = np.asarray(tensor.message(3).packed_varints(1), bool)  # type: ignore[union-attr]
-        elif tensor.has(4):
-            strings = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                       for v in tensor.message(4).all(1)]  # type: ignore[union-attr]
+        kind = tensor.WhichOneof("value")
+        if kind == "floats":
+            arr = np.asarray(tensor.floats.values, np.float32)
+        elif kind in ("ints", "longInts"):
+            arr = np.asarray(getattr(tensor, kind).values, np.int64)
+        elif kind == "bools":
+            arr = np.asarray(tensor.bools.values, bool)
+        elif kind == "strings":
+            strings = list(tensor.strings.values)
             return strings[0] if len(strings) == 1 and not shape else strings
-        elif tensor.has(5):
-            arr = np.asarray([v - (1 << 64) if v >= 1 << 63 else v
-                              for v in tensor.message(5).packed_varints(1)], np.int64)  # type: ignore[union-attr]
-        elif tensor.has(6):
-            arr = np.asarray(tensor.message(6).packed_fixed(1, "d"), np.float64)  # type: ignore[union-attr]
-        elif tensor.has(7):
-            raw = tensor.message(7).get(1) or b""  # type: ignore[union-attr]
+        elif kind == "doubles":
+            arr = np.asarray(tensor.doubles.values, np.float64)
+        elif kind == "bytes":
             np_type = FLOAT_TYPES.get(dtype) or INT_TYPES.get(dtype) or np.uint8
-            arr = np.frombuffer(bytes(raw), np_type)
+            arr = np.frombuffer(tensor.bytes.values, np_type)
         else:
             arr = np.zeros(0, np.float32)
         if shape and arr.size == math.prod(shape):
@@ -176,42 +215,36 @@ class _Importer:
     # -- walk ------------------------------------------------------------------------------
 
     def run(self) -> Graph:
-        functions = {}
-        for entry in self.program.messages(2):
-            functions[entry.text(1)] = entry.message(2)
-        main = functions.get("main")
-        if main is None:
+        functions = self.program.functions
+        if "main" not in functions:
             raise ProgramError("the ML program has no 'main' function", file=self.file,
-                               found=", ".join(functions) or "no functions")
-        opset = main.text(2)
-        block = None
-        for entry in main.messages(3):
-            if entry.text(1) == opset or block is None:
-                block = entry.message(2)
-        if block is None:
+                               found=", ".join(sorted(functions)) or "no functions")
+        main = functions["main"]
+        blocks = main.block_specializations
+        if not blocks:
             raise ProgramError("the main function has no block", file=self.file)
-        for named in main.messages(1):
-            name = named.text(1)
-            dtype, dims = _shape(named.message(2))
+        # the block of the function's opset; a spec without one names its only block otherwise
+        block = blocks[main.opset] if main.opset in blocks else blocks[sorted(blocks)[0]]
+        for named in main.inputs:
+            dtype, dims = _shape(self.ct, named.type)
             if any(d < 1 for d in dims):
-                raise ProgramError("inputs need fixed shapes", file=self.file, where=f"input '{name}'",
+                raise ProgramError("inputs need fixed shapes", file=self.file, where=f"input '{named.name}'",
                                    found=dims)
-            self.b.input(name, dims or [1], "uint8" if dtype == 31 else "fp16")
-        for self.index, op in enumerate(block.messages(3)):
-            self.op_type = op.text(1)
-            outputs = [o.text(1) for o in op.messages(3)]
+            self.b.input(named.name, dims or [1], "uint8" if dtype == "UINT8" else "fp16")
+        for self.index, op in enumerate(block.operations):
+            self.op_type = op.type
+            outputs = [o.name for o in op.outputs]
             self.op_name = outputs[0] if outputs else ""
             inputs: dict[str, list[Any]] = {}
-            for entry in op.messages(2):
-                argument = entry.message(2)
+            for key, argument in op.inputs.items():
                 bindings = []
-                for binding in (argument.messages(1) if argument is not None else []):
-                    if binding.has(1):
-                        bindings.append(("name", binding.text(1)))
+                for binding in argument.arguments:
+                    if binding.WhichOneof("binding") == "name":
+                        bindings.append(("name", binding.name))
                     else:
-                        bindings.append(("value", self._value(binding.message(2), entry.text(1))))  # type: ignore[arg-type]
-                inputs[entry.text(1)] = bindings
-            attributes = {e.text(1): e.message(2) for e in op.messages(5)}
+                        bindings.append(("value", self._value(binding.value, key)))
+                inputs[key] = bindings
+            attributes = dict(op.attributes)
             try:
                 self._op(self.op_type, inputs, attributes, outputs)
             except AnesimError as exc:
@@ -219,7 +252,7 @@ class _Importer:
                     raise
                 raise type(exc)(exc.problem, file=self.file, where=self.where(), expected=exc.expected,
                                 found=exc.found) from None
-        for name in [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in block.all(2)]:
+        for name in block.outputs:
             self.b.output(self.tensor(name))
         return self.b.build()
 
@@ -243,7 +276,7 @@ class _Importer:
             names.append(self.tensor(value))
         return names
 
-    def _op(self, op: str, inputs: dict[str, list[Any]], attrs: dict[str, Message], outputs: list[str]) -> None:
+    def _op(self, op: str, inputs: dict[str, list[Any]], attrs: dict[str, Any], outputs: list[str]) -> None:
         b = self.b
         out = outputs[0] if outputs else ""
         if op == "const":
@@ -317,8 +350,13 @@ class _Importer:
         else:
             raise self.fail("unsupported operation", found=op)
 
-    def _constexpr(self, op: str, attrs: dict[str, Message], out: str) -> None:
+    def _constexpr(self, op: str, attrs: dict[str, Any], out: str) -> None:
         values = {k: self._value(v, k) for k, v in attrs.items() if k != "name"}
+        needed = {"constexpr_lut_to_dense": ("lut", "indices", "shape"),
+                  "constexpr_affine_dequantize": ("quantized_data", "zero_point", "scale")}.get(op, ())
+        if any(key not in values for key in needed):  # the iOS 18 forms take inputs instead
+            raise self.fail("only the iOS 16 form of this operation (its data as attributes) is supported",
+                            expected=", ".join(needed), found=", ".join(sorted(values)) or "no attributes")
 
         def materialize(v: Any) -> np.ndarray:
             return v.array() if isinstance(v, ConstantData) else np.asarray(v)
@@ -476,7 +514,7 @@ class _Importer:
             self.b.op("reshape", [final], name=out, shape=kept)
 
 
-def _spec_path(package: Path) -> tuple[Path, Path | None]:
+def _spec_path(package: Path) -> Path:
     manifest = package / "Manifest.json"
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
@@ -486,32 +524,31 @@ def _spec_path(package: Path) -> tuple[Path, Path | None]:
         raise ProgramError("not an .mlpackage: no Manifest.json", file=package) from None
     except (OSError, ValueError, KeyError, TypeError):
         raise ProgramError("unreadable .mlpackage manifest", file=manifest) from None
-    spec = package / "Data" / root
-    weights = spec.parent / "weights" / "weight.bin"
-    return spec, weights if weights.is_file() else None
+    return package / "Data" / root
 
 
 def load_coreml(path: str | Path) -> Graph:
-    """Read a Core ML ML program (.mlpackage, or an .mlmodel spec beside a weights folder)."""
+    """Read a Core ML ML program (.mlpackage, or an .mlmodel spec beside its weights folder)."""
     file = Path(path)
     if file.is_dir():
-        spec_path, weights = _spec_path(file)
+        spec_path = _spec_path(file)
     elif file.is_file():
         spec_path = file
-        candidate = file.parent / "weights" / "weight.bin"
-        weights = candidate if candidate.is_file() else None
     else:
         raise ProgramError("no such Core ML model", file=file)
+    ct = _coremltools()
     try:
         data = spec_path.read_bytes()
     except OSError as exc:
         raise ProgramError(f"cannot read the model spec: {exc.strerror}", file=spec_path) from None
-    model = Message(data, str(spec_path))
-    program = model.message(MODEL_FIELD_ML_PROGRAM)
-    if program is None:
-        kinds = sorted(model.fields)
-        raise UnsupportedError("only ML programs (mlprogram) are supported, not neural-network models",
-                               file=spec_path, found=f"spec fields {kinds[:6]}")
-    blobs = _Blobs(weights, str(weights)) if weights is not None else None
+    model = ct.Model_pb2.Model()
+    try:
+        model.ParseFromString(data)
+    except (ct.DecodeError, ValueError) as exc:
+        raise ProgramError(f"not a Core ML model spec ({type(exc).__name__}: {exc})", file=spec_path) from None
+    kind = model.WhichOneof("Type")
+    if kind != "mlProgram":
+        raise UnsupportedError("only ML programs (mlprogram) are supported", file=spec_path,
+                               found=kind or "a spec with no model")
     name = file.stem if file.suffix else file.name
-    return _Importer(program, blobs, str(path), name).run()
+    return _Importer(ct, model.mlProgram, _Blobs(spec_path), str(path), name).run()

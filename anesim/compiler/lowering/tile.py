@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from anesim.chips.schema import ChipConfig
-from anesim.compiler.eops import EOp
+from anesim.compiler.lowering.eops import EOp
 
 OCG_FIELD_MAX = 128  # the ConvCfg.OCGSize field is 3 bits of log2 (command-stream.md §3.6)
 SELECT_WINOGRAD = False  # the gate is modelled; measured conv rates show direct convolution

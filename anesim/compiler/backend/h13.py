@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from anesim.compiler.kernels import core_channels, row_bytes
+from anesim.compiler.lowering.kernels import core_channels, row_bytes
 from anesim.program.model import Layout, Program, Task
 
 GRANULE = 16  # L2 addresses and strides count 16-byte granules (command-stream.md §3.6)

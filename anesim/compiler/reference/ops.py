@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from anesim.compiler.graph import Graph, Node, as_nchw
+from anesim.compiler.graph.graph import Graph, Node, as_nchw
 
 F32 = np.float32
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from anesim.compiler.constants import ConstantData
+from anesim.compiler.graph.constants import ConstantData
 from anesim.program.model import DTYPE_BYTES, align_up
 
 BufferRole = str  # "input", "output", "intermediate", "constant"

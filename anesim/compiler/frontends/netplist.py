@@ -14,8 +14,8 @@ import plistlib
 from pathlib import Path
 from typing import Any
 
-from anesim.compiler.builder import Builder
-from anesim.compiler.graph import Graph
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.graph import Graph
 from anesim.errors import ProgramError, UnsupportedError
 
 ELEMENTWISE = {"Add": "add", "Multiply": "mul", "Mul": "mul", "Max": "max", "Min": "min", "Sub": "sub"}

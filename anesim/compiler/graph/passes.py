@@ -15,9 +15,9 @@ import copy
 
 import numpy as np
 
-from anesim.compiler.constants import ConstantData
-from anesim.compiler.graph import Constant, Graph, Node
-from anesim.compiler.reference import run_node
+from anesim.compiler.graph.constants import ConstantData
+from anesim.compiler.graph.graph import Constant, Graph, Node
+from anesim.compiler.reference.ops import run_node
 
 def clone(graph: Graph) -> Graph:
     """A copy of the graph whose node list and tables can be rewritten freely."""
@@ -122,7 +122,7 @@ def fold_batch_norms(graph: Graph) -> Graph:
         w_name, b_name = f"{prod.name}.folded_weight", f"{prod.name}.folded_bias"
         g.constants[w_name] = Constant(w_name, ConstantData.derived(w_data.shape, weight, "batch norm folded"))
         g.constants[b_name] = Constant(b_name, ConstantData.derived((cout,), bias, "batch norm folded"))
-        from anesim.compiler.graph import TensorInfo
+        from anesim.compiler.graph.graph import TensorInfo
 
         g.values[w_name] = TensorInfo(w_name, w_data.shape)
         g.values[b_name] = TensorInfo(b_name, (cout,))
@@ -189,7 +189,7 @@ def sink_flattens(graph: Graph) -> Graph:
     (products with constant weights, constant-broadcast elementwise ops, activations, softmax)
     it costs nothing, because the outputs are copied out by the host anyway.
     """
-    from anesim.compiler.graph import TensorInfo
+    from anesim.compiler.graph.graph import TensorInfo
 
     g = clone(graph)
     changed = True

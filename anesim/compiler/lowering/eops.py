@@ -3,7 +3,7 @@
 An :class:`EOp` is either an NE operation (a convolution with constant weights, a matrix
 product whose weights come from a tensor, or a bypass that only applies bias, post-scale and
 nonlinearity) or a planar-engine operation (elementwise combination of two sources, or
-pooling). Sources and destination are :class:`~anesim.compiler.views.View` s of buffers.
+pooling). Sources and destination are :class:`~anesim.compiler.lowering.views.View` s of buffers.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anesim.compiler.kernels import KernelSource
-from anesim.compiler.views import View
+from anesim.compiler.lowering.kernels import KernelSource
+from anesim.compiler.lowering.views import View
 from anesim.program.model import ActivationTable
 
 

@@ -18,14 +18,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from anesim.chips.schema import ChipConfig
-from anesim.compiler.capability import Limits
-from anesim.compiler.eops import EOp
-from anesim.compiler.kernels import KernelSource, make_kernel, pack_per_core, per_core_bytes
-from anesim.compiler.memory import (
+from anesim.compiler.lowering.capability import Limits
+from anesim.compiler.lowering.eops import EOp
+from anesim.compiler.lowering.kernels import KernelSource, make_kernel, pack_per_core, per_core_bytes
+from anesim.compiler.lowering.memory import (
     CONSTANT_SLOT, KERNEL_SLOT, Access, LazySlot, Placement, pack_tensor, plan_memory,
 )
-from anesim.compiler.tile import NePlan, plan
-from anesim.compiler.views import Buffer, View
+from anesim.compiler.lowering.tile import NePlan, plan
+from anesim.compiler.lowering.views import Buffer, View
 from anesim.program.model import (
     Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
 )

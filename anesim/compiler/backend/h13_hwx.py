@@ -1,6 +1,6 @@
 """Compiled H13 programs as Mach-O-shaped ``.hwx`` containers that the decoder reads back.
 
-The writer takes what :func:`anesim.compiler.h13_emit.emit_h13` produced - the task-descriptor
+The writer takes what :func:`anesim.compiler.backend.h13_emit.emit_h13` produced - the task-descriptor
 stream, the weights and the program's host buffers - and lays them out the way Apple's v4 H13
 compiler does (command-stream.md §2): a 32-byte header (magic 0xBEEFFACE, cputype 0x80,
 cpusubtype 4), then the load commands
@@ -28,18 +28,20 @@ the ``LC_NOTE`` of some compilers, and symbols for intermediate buffers.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anesim.compiler.h13 import TD_BYTES
-from anesim.compiler.h13_emit import H13Emission, emit_h13
-from anesim.compiler.memory import KERNEL_SLOT
-from anesim.compiler.result import CompileResult
+from anesim.compiler.backend.h13 import TD_BYTES
+from anesim.compiler.backend.h13_emit import H13Emission, emit_h13
+from anesim.compiler.lowering.memory import KERNEL_SLOT
 from anesim.errors import UnsupportedError
 from anesim.hwx.container import FORMAT_TAG, FORMAT_VERSION, HEADER_BYTES, MAGIC
 from anesim.hwx.encode import encode_doc
 from anesim.hwx.generations import ANE_CPUTYPE, by_name
 from anesim.hwx.jsonform import blob, hexnum
 from anesim.hwx.symbols import N_STAB_GSYM, N_STAB_LSYM, NLIST
+
+if TYPE_CHECKING:  # the writers take a compiled result; the result module imports the backend
+    from anesim.compiler.result import CompileResult
 
 BASE_ADDR = 0x30000000  # __TEXT's address in the ANE's view (command-stream.md §2.2)
 PAGE = 0x4000  # segments and the stream's file offset are 16 KiB aligned

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from anesim.compiler.luts import evaluate
-from anesim.compiler.reference import _conv2d, _pool
+from anesim.compiler.reference.ops import _conv2d, _pool
+from anesim.compiler.reference.tables import evaluate
 from anesim.program.kernels import gather_weights, weights_from_source
 from anesim.program.model import DTYPE_BYTES, NUMPY_DTYPES, Kernel, Layout, Program, Task
 

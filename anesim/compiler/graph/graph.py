@@ -1,7 +1,7 @@
 """The typed graph a model is described in before it is lowered to tasks.
 
 A :class:`Graph` holds named tensors: inputs the host supplies, constants (given arrays or
-seeded generators, see :mod:`anesim.compiler.constants`), and the values the operations
+seeded generators, see :mod:`anesim.compiler.graph.constants`), and the values the operations
 produce. Shapes are logical, rank 1 to 4, read as NCHW after padding on the left with ones
 (``(M, K)`` is ``(1, 1, M, K)``). Every node remembers *where* it came from (``ops[3]`` of a
 program file, ``op 'fc1'`` of the builder) so errors can point at it.
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from anesim.compiler.constants import ConstantData
+from anesim.compiler.graph.constants import ConstantData
 from anesim.errors import CompileError
 
 MAX_RANK = 4
@@ -149,7 +149,7 @@ class Graph:
 
     def macs(self) -> int:
         """Multiply-accumulates of the convolutions and matrix products in the graph."""
-        from anesim.compiler.ops import node_macs
+        from anesim.compiler.graph.ops import node_macs
 
         return sum(node_macs(self, n) for n in self.nodes)
 
