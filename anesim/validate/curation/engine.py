@@ -122,6 +122,7 @@ class Curator:
     def __init__(self, table: Table | None = None, names: ChipNames | None = None) -> None:
         self.table = table or load_table()
         self.names = names or builtin_names()
+        check_workloads(self.table)
 
     # ------------------------------------------------------------------ attribution
 
@@ -167,7 +168,7 @@ class Curator:
         missing = [k for k in p.required if k not in got]
         if missing:
             raise Excluded("unparsed_shape", f"{p.field} {text!r} gives no {missing[0]}")
-        return got
+        return {**got, p.name: dict(got)} if p.name else got
 
     def _machine(self, row: Mapping[str, str], source: Source | None) -> dict[str, Any]:
         text = row["section"] + " " + row["notes"]
@@ -201,10 +202,12 @@ class Curator:
         value = ex.render(m.value, names) if m.value is not None else row["value"]
         quantity, measured = self._measured(metric, value)
         params = ex.render(m.params, names)
+        if not isinstance(params, dict):
+            raise ConfigError("a rule's params are not a mapping", where=ex.where, found=repr(params))
         if m.workload:
             params = {"workload": m.workload, **params}
         self._check_dimensions(params)
-        return {"status": "mapped", "family": m.family, "params": params, "method": m.method,
+        return {"status": "mapped", "family": str(ex.render(m.family, names)), "params": params, "method": m.method,
                 "quantity": quantity, "measured": measured, "conversion": str(ex.render(m.conversion, names))}
 
     def _power_of(self, p: PowerOf, row: Mapping[str, str], source: Source | None, names: dict[str, Any],
@@ -287,9 +290,11 @@ class Curator:
             if out is not None:
                 rec.update(out)
                 return rec, None
+        named = [s.name for s in sources if s.match]  # a source that matches every row names none
         detail = f"workload {row['workload']!r}, metric {row['metric']!r}" + (
-            f" of {sources[0].name}" if sources else f" from {row['source'] or 'an unnamed source'!r}")
-        rec.update(excluded(self.table, "no_rule", detail))
+            f" of {named[0]}" if named else f" from {row['source'] or 'an unnamed source'!r}")
+        reason = "no_rule" if row["metric"] in self.table.quantities else "unknown_metric"
+        rec.update(excluded(self.table, reason, detail))
         return rec, None
 
     def curate(self, rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
@@ -305,6 +310,29 @@ class Curator:
             else:
                 first[key] = rec["id"]
         return [clean(rec) for rec, _ in pairs]
+
+
+def check_workloads(table: Table) -> None:
+    """Every family and method a rule maps to exists (a family may be a template)."""
+    from anesim.validate.methods import METHODS
+    from anesim.validate.workloads import FAMILIES
+
+    families = set(FAMILIES) | {"roofline", "power"}
+    for source in [None, *table.sources]:
+        for rule in (source.rules if source else [*table.before, *table.after]):
+            m = rule.map
+            where = f"rule '{rule.name}'" + (f" of source '{source.name}'" if source else "")
+            if m is None:
+                continue
+            if "{" not in m.family and m.family not in families:
+                raise ConfigError("a rule maps to an unknown workload family", where=where, found=repr(m.family),
+                                  expected=", ".join(sorted(families)))
+            if m.method not in METHODS:
+                raise ConfigError("a rule names an unknown measurement method", where=where, found=repr(m.method),
+                                  expected=", ".join(METHODS))
+            if m.workload is not None and m.workload not in FAMILIES:
+                raise ConfigError("a power rule names an unknown workload family", where=where,
+                                  found=repr(m.workload))
 
 
 def _restate_key(rec: dict[str, Any], source: Source | None) -> tuple[Any, ...] | None:

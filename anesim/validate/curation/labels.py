@@ -54,7 +54,7 @@ class ChipNames:
         for chip in chips:
             self.files[chip.name] = Path(chip.source_files[0]).name if chip.source_files else chip.name
             for text in (chip.name, *chip.aliases):
-                self.keys.setdefault(normalize_name(text), ("name", set()))[1].add(chip.name)
+                self.keys.setdefault(normalize_name(text), ("name or alias", set()))[1].add(chip.name)
             soc = chip.identity.soc.lower()
             if "x" not in soc[1:]:  # 'T603x' stands for a family of dies, not one
                 socs.setdefault(soc, set()).add(chip.name)
@@ -69,7 +69,7 @@ class ChipNames:
     def canonical(self, name: str) -> str | None:
         """The chip a name or alias spells exactly, if exactly one."""
         hit = self.keys.get(normalize_name(name))
-        return next(iter(hit[1])) if hit and hit[0] == "name" and len(hit[1]) == 1 else None
+        return next(iter(hit[1])) if hit and hit[0] == "name or alias" and len(hit[1]) == 1 else None
 
     def read(self, label: str) -> Attribution:
         """The chip a free-form label names."""

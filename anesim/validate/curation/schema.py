@@ -53,6 +53,7 @@ class Parse(_Model):
     key_value: bool = False  # every "name=value" pair of the field
     keys: list[str] | None = None  # the names a key_value parse accepts (all, when absent)
     required: list[str] = []
+    name: str | None = None  # also bind every value read, as one mapping, to this name
 
     @model_validator(mode="after")
     def _one_kind(self) -> Parse:
@@ -66,7 +67,7 @@ class Map(_Model):
 
     family: str
     workload: str | None = None  # for family power: the workload whose loop the rail was read over
-    params: dict[str, Any] = {}
+    params: dict[str, Any] | str = {}  # a mapping, or one "{name}" bound to a mapping
     method: str
     conversion: str
     metric: str | None = None  # the metric whose SI conversion applies (the row's when absent)
