@@ -63,22 +63,26 @@ def stub_results():  # type: ignore[no-untyped-def]
 
 def test_validate_json_has_the_documented_shape(stub_results) -> None:  # type: ignore[no-untyped-def]
     doc = to_json(stub_results)
-    assert set(doc) == {"chips", "chip_families"}
+    assert set(doc) == {"measurements", "coverage", "pooled", "chip_families", "chips"}
     assert set(doc["chips"]) == {"M1", "M1 Max", "M5", "M5 Pro"}
-    keys = {"n_points", "n_excluded", "median_abs_pct_error", "mean_abs_pct_error", "max_abs_pct_error",
-            "log_pearson_r"}
+    keys = {"points", "median_abs_error_pct", "mean_abs_error_pct", "max_abs_error_pct", "log_r"}
+    cov = doc["coverage"]
+    assert cov["rows"] == 668 and cov["used"] + sum(cov["excluded"].values()) == cov["rows"]
+    assert set(doc["pooled"]) == keys | {"excluded"} and doc["pooled"]["points"] == cov["used"]
     assert set(doc["chip_families"]) == {"M1 family", "M5 family"}
     for name, fam in doc["chip_families"].items():
-        assert set(fam) == keys
+        assert set(fam) == keys | {"excluded"}
         chips = [c for c in doc["chips"] if c.split()[0] + " family" == name]
-        assert fam["n_points"] == sum(doc["chips"][c]["n_points"] for c in chips)
+        assert fam["points"] == sum(doc["chips"][c]["points"] for c in chips)
     for chip in doc["chips"].values():
-        assert keys | {"families", "points"} == set(chip)
-        assert chip["n_points"] == len(chip["points"]) > 50
+        assert keys | {"excluded", "families", "per_point"} == set(chip)
+        assert chip["points"] == len(chip["per_point"]) > 50
+        assert all(isinstance(n, int) and n > 0 for n in chip["excluded"].values())
         for fam in chip["families"].values():
             assert set(fam) == keys
-        for p in chip["points"]:
+        for p in chip["per_point"]:
             assert math.isfinite(p["error_pct"]) and p["abs_error_pct"] == abs(p["error_pct"])
+            assert p["measured"] > 0 and p["simulated"] > 0 and p["source"]
 
 
 def test_report_writes_tables_and_plots(stub_results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
