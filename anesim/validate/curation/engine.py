@@ -18,7 +18,7 @@ import simpleeval
 from anesim.errors import ConfigError
 from anesim.validate.curation.labels import Attribution, ChipNames, builtin_names
 from anesim.validate.curation.schema import (
-    Condition, Map, Parse, PowerOf, Rule, Source, Table, Test, When, load_table,
+    Condition, Map, Parse, PowerOf, Rule, Source, Table, TextTest, When, load_table,
 )
 
 # The table's columns as the rules name them.
@@ -62,7 +62,7 @@ def holds(cond: Condition, text: str) -> bool:
         return text == cond
     if isinstance(cond, list):
         return text in cond
-    t: Test = cond
+    t: TextTest = cond
     return ((t.equals is None or text == t.equals) and (t.in_ is None or text in t.in_)
             and (t.prefix is None or text.startswith(t.prefix)) and (t.contains is None or t.contains in text)
             and (t.not_contains is None or t.not_contains not in text)

@@ -29,7 +29,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class Test(_Model):
+class TextTest(_Model):
     """A test of one text field; every key given must hold."""
 
     equals: str | None = None
@@ -41,7 +41,7 @@ class Test(_Model):
 
 
 # A bare string tests equality, a list membership; a mapping gives the other tests.
-Condition = str | list[str] | Test
+Condition = str | list[str] | TextTest
 When = dict[RowField, Condition]
 
 
