@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anesim.chips.schema import ChipConfig
-from anesim.compiler.graph import Graph
+from anesim.compiler import Graph
 from anesim.errors import UnsupportedError
 from anesim.validate import workloads
 
