@@ -32,7 +32,6 @@ def test_program_compiles_and_times(path: Path, chip: str) -> None:
     assert result.program.tasks, path.name
     timing = simulate(result, config, trace=False)
     assert math.isfinite(timing.latency_s) and timing.latency_s > 0, f"{path.name} on {chip}"
-    assert timing.macs > 0
 
 
 def _graph(name: str) -> Graph:
