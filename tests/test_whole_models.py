@@ -48,7 +48,7 @@ def _weights(graph: Graph, op: str) -> int:
 
 
 # Multiply-accumulates per image as published: torchvision's model tables (GFLOPS there counts
-# one multiply-add), MobileOne table 7, FastViT table 1. (GMAC, tolerance: the table's rounding)
+# one multiply-add) and the MobileOne and FastViT papers. (GMAC, tolerance: the table's rounding)
 PUBLISHED_GMAC = {
     "resnet18": (1.81, 0.006), "resnet34": (3.66, 0.006), "resnet50": (4.09, 0.006),
     "resnet101": (7.80, 0.006), "mobilenet_v2": (0.30, 0.006), "mobilenet_v3_large": (0.22, 0.006),
