@@ -186,7 +186,7 @@ def explain_layers(tasks: Sequence[TaskExplanation]) -> list[LayerExplanation]:
     return out
 
 
-def _programs(target: Any) -> list[Program]:
+def programs_of(target: Any) -> list[Program]:
     """The programs a target runs as, in the order the timing result lists their tasks."""
     if isinstance(target, Program):
         return [target]
@@ -202,7 +202,7 @@ def explain(target: Program | Any, chip: ChipConfig, result: TimingResult | None
         from anesim.timing import simulate
 
         result = simulate(target, chip, trace=False)
-    program_tasks = [task for p in _programs(target) for task in p.tasks]
+    program_tasks = [task for p in programs_of(target) for task in p.tasks]
     if len(program_tasks) != len(result.tasks):
         program_tasks = [None] * len(result.tasks)
     tasks = [explain_task(chip, t, task) for t, task in zip(result.tasks, program_tasks)]
