@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timing-only", action="store_true", help="skip the functional (numerics) run")
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     p.add_argument("--trace", metavar="OUT", help="write the timeline: OUT.json (Chrome) or OUT.pftrace (Perfetto)")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the timeline per unit with pool occupancy below (.png, .svg, .pdf)")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input tensor for the functional run (repeatable)")
     p.add_argument("--random-inputs", type=int, metavar="SEED", help="seed for the inputs not given with --input (default 0)")
@@ -121,11 +122,16 @@ def run(args: argparse.Namespace) -> int:
     warnings = [n.render() for n in program.approximations]
     for line in warnings:  # one line per note, before anything can fail
         print(f"anesim: warning: {args.file}: {line}", file=sys.stderr)
-    result = simulate(target, chip, loop=args.loop, trace=bool(args.trace))
+    result = simulate(target, chip, loop=args.loop, trace=bool(args.trace or args.plot))
     notes: list[str] = []
     if args.trace:
         fmt = write_trace(result, args.trace)
         notes.append(f"wrote {fmt} trace {args.trace}")
+    if args.plot:
+        from anesim.report.plots import timeline_plot, programs_of
+
+        timeline_plot(result, args.plot, programs=programs_of(target), chip=chip)
+        notes.append(f"wrote timeline {args.plot}")
     if not args.timing_only:
         notes.extend(_functional(args, program, target, chip))
     if args.json:
