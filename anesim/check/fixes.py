@@ -90,7 +90,7 @@ def split_kernel(g: Graph, node: Node, limits: Limits) -> list[Node] | None:
     return parts
 
 
-def linear_as_conv(g: Graph, node: Node) -> list[Node] | None:
+def linear_as_conv(g: Graph, node: Node, limits: Limits) -> list[Node] | None:
     """A 1x1 convolution in channels-first layout for ``x @ W`` (x a model input, the result an output)."""
     if node.op != "matmul" or node.attrs["transpose_a"]:
         return None
@@ -110,8 +110,20 @@ def linear_as_conv(g: Graph, node: Node) -> list[Node] | None:
     info = TensorInfo(x, (1, k, 1, seq), g.inputs[x].dtype)
     g.inputs[x] = info
     g.values[x] = info
-    kernel = _constant(g, f"{node.name}.conv_weight", weights.T.reshape(out_features, k, 1, 1))
-    return [_node(g, node.name, "conv2d", (x, kernel), node.output, node.where)]
+    kernel = weights.T.reshape(out_features, k, 1, 1)
+    # a kernel's output channels count as its batch extent in placement: chunks within the limit
+    step = limits.max_dimension
+    if out_features <= step:
+        wname = _constant(g, f"{node.name}.conv_weight", kernel)
+        return [_node(g, node.name, "conv2d", (x, wname), node.output, node.where)]
+    parts, outs = [], []
+    for j, lo in enumerate(range(0, out_features, step)):
+        wname = _constant(g, f"{node.name}/part{j}.conv_weight", kernel[lo:lo + step])
+        out = f"{node.name}/part{j}"
+        parts.append(_node(g, out, "conv2d", (x, wname), out, node.where))
+        outs.append(out)
+    parts.append(_node(g, node.name, "concat", tuple(outs), node.output, node.where, axis=1))
+    return parts
 
 
 def apply_fixes(graph: Graph, limits: Limits, host: dict[str, str | None]) -> tuple[Graph, list[Applied]]:
@@ -126,7 +138,7 @@ def apply_fixes(graph: Graph, limits: Limits, host: dict[str, str | None]) -> tu
             parts = split_kernel(g, node, limits)
             what = f"kernel split into {sum(1 for p in parts or [] if p.op == 'conv2d')} convolutions of width <= {limits.kernel_w}"
         elif fix == "linear-as-conv":
-            parts = linear_as_conv(g, node)
+            parts = linear_as_conv(g, node, limits)
             what = "1x1 convolution in the channels-first (1, C, 1, S) layout; input and output are channels-first"
         if parts is None:
             nodes.append(node)

@@ -135,7 +135,7 @@ def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
         node_time[info.eop_name] = node_time.get(info.eop_name, 0.0) + engine_work * task.cycles / cycles_total
     rows: list[LayerRow] = []
     cuts: list[Cut] = []
-    segment, pending = 0, []
+    segment, pending, seen_engine = 0, [], False
     engine_made: set[str] = set(g.inputs)
     host_s = transfer_s = 0.0
     dram = cfg.dram.activation_bytes_per_s.value
@@ -149,7 +149,7 @@ def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
         readers = [o for o in names if any(o in m.inputs for m in g.nodes if m.name not in host_names)]
         nbytes = _bytes(g, crossing + readers, ENGINE_ELEMENT_BYTES)
         compute = sum(_host_seconds(g, n) for n in pending)
-        cut = Cut(segment, [n.name for n in pending], 0.0 if last else dispatch_one, nbytes,
+        cut = Cut(segment if seen_engine else -1, [n.name for n in pending], 0.0 if last else dispatch_one, nbytes,
                   2.0 * nbytes / dram, compute)
         host_s += compute
         transfer_s += cut.transfer_s
@@ -166,13 +166,13 @@ def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
             if d.engine:
                 placement = "host (no anesim lowering)"
             rows.append(LayerRow(node.name, _op(node), placement, d.rule, d.reason, d.citation,
-                                 f"host after segment {segment}" if any(
-                                     r.placement == "engine" for r in rows) else "host before segment 0",
+                                 f"host after segment {segment}" if seen_engine else "host before segment 0",
                                  macs, _host_seconds(g, node), d.suggestion, d.fix, d.assumed))
             continue
         if pending:
             close_cut(False)
-            segment += 1
+            segment += 1 if seen_engine else 0
+        seen_engine = True
         engine_made.add(node.output)
         rows.append(LayerRow(node.name, _op(node), "engine", d.rule, d.reason, d.citation, str(segment), macs,
                              node_time.get(node.name, 0.0), None, None, d.assumed))

@@ -54,7 +54,8 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
             if r.suggestion:
                 print(f"    suggestion: {r.suggestion}")
     for c in report.cuts:
-        print(f"cut after segment {c.after_segment} ({', '.join(c.host_layers)}): +{c.dispatch_s * 1e3:.3f} ms dispatch, "
+        where = f"after segment {c.after_segment}" if c.after_segment >= 0 else "before segment 0"
+        print(f"cut {where} ({', '.join(c.host_layers)}): +{c.dispatch_s * 1e3:.3f} ms dispatch, "
               f"{c.transfer_bytes} B across ({c.transfer_s * 1e3:.4f} ms), host {c.host_compute_s * 1e3:.4f} ms")
     for w in report.warnings:
         print(f"warning: {w}")
