@@ -42,7 +42,8 @@ def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = No
     engine_nodes = [n for n in g.nodes if n.name not in host]
     engine_made = {n.output for n in engine_nodes}
     used_by_engine = {i for n in engine_nodes for i in n.inputs}
-    used_by_host = {i for n in g.nodes if n.name in host for i in n.inputs}
+    # A dict, not a set: segment outputs must come in graph order, whatever the hash seed.
+    used_by_host = dict.fromkeys(i for n in g.nodes if n.name in host for i in n.inputs)
     inputs = [i for i in g.inputs if i in used_by_engine or (i in g.outputs and i not in host_outputs)]
     inputs += [t for t in dict.fromkeys(n.output for n in g.nodes if n.name in host)
                if t in used_by_engine]

@@ -7,6 +7,7 @@ read as attributes (reshape shapes, slice bounds). An operator outside the suppo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def _onnx() -> Any:
 
 
 class _Importer:
-    def __init__(self, model: Any, file: str) -> None:
+    def __init__(self, model: Any, file: str, fallback: Callable[[Any, Any], bool] | None = None) -> None:
         onnx = _onnx()
         self.helper = onnx.helper
         self.numpy_helper = onnx.numpy_helper
@@ -47,6 +48,9 @@ class _Importer:
         self.ints: dict[str, np.ndarray] = {}  # integer initializers and constants: attribute data
         self.index = 0
         self.node: Any = None
+        # fallback(importer, node) -> True when it added the node itself (``anesim check`` keeps
+        # operations without a graph op as source ops instead of refusing them)
+        self.fallback = fallback
 
     def where(self) -> str:
         node = self.node
@@ -78,6 +82,8 @@ class _Importer:
             self.b.input(value.name, shape or [1])
         for self.index, self.node in enumerate(g.node):
             try:
+                if self.fallback is not None and self.fallback(self, self.node):
+                    continue
                 self._node()
             except AnesimError as exc:
                 if exc.file:
@@ -286,6 +292,7 @@ def load_onnx(path: str | Path) -> Graph:
     return _Importer(model, str(path)).run()
 
 
-def graph_from_onnx(model: Any, name: str = "<onnx>") -> Graph:
-    """A graph from an in-memory ``onnx.ModelProto``."""
-    return _Importer(model, name).run()
+def graph_from_onnx(model: Any, name: str = "<onnx>",
+                    fallback: Callable[[Any, Any], bool] | None = None) -> Graph:
+    """A graph from an in-memory ``onnx.ModelProto`` (``fallback``: see ``_Importer``)."""
+    return _Importer(model, name, fallback).run()

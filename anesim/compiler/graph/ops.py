@@ -378,6 +378,22 @@ SPECS["gelu"] = OpSpec("gelu", 1, 1, {"approximate": "none"}, _same_infer)
 for _name in REDUCE_OPS:
     SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 1, "keepdims": True}, _reduce_infer)
 
+
+def _source_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    shape = attrs["shape"]
+    if not isinstance(attrs["source_type"], str) or not attrs["source_type"]:
+        raise ValueError("'source_type' must name the source model's operation")
+    if not isinstance(shape, (list, tuple)) or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(f"'shape' must be a list of positive integers, found {shape!r}")
+    return tuple(shape)
+
+
+# An operation of the source model with no graph op of its own (an LSTM, a sine, an int32 cast):
+# it carries its type, output shape and element type so placement can decide where it runs
+# (`anesim check`); it has no lowering and no reference semantics.
+SPECS["source_op"] = OpSpec("source_op", 0, 64, {"source_type": None, "shape": None, "dtype": "fp16",
+                                                  "dynamic": ()}, _source_infer)
+
 OP_NAMES: tuple[str, ...] = tuple(sorted(SPECS))
 
 
