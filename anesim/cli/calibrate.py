@@ -66,7 +66,7 @@ def run_shared(args: argparse.Namespace) -> int:
     else:
         print("shared constants: " + ", ".join(f"{k} = {v:.4g}" for k, v in constants.items()))
         print_table(["chip", "points", "median |err| %", "log r"],
-                    [[n, f["n_points"], fmt(f["median_abs_pct_error"]), fmt(f["log_pearson_r"])]
+                    [[n, f["n_points"], fmt(f["median_abs_pct_error"]), f"{f['log_pearson_r']:.3f}"]
                      for n, f in figures.items()], right=(1, 2, 3))
     if not args.dry_run:
         chips = ", ".join(figures)
