@@ -89,7 +89,7 @@ def _pow2ceil(x: float) -> int:
 def _namespace(data: Mapping[str, Any]) -> dict[str, SimpleNamespace]:
     out = {}
     for section in SECTIONS:
-        block = data.get(section) or {}
+        block = _block(data, section)
         values = {}
         for key, item in block.items():
             values[key] = item.get("value") if isinstance(item, Mapping) else item
@@ -99,6 +99,15 @@ def _namespace(data: Mapping[str, Any]) -> dict[str, SimpleNamespace]:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _block(data: Mapping[str, Any], section: str) -> Mapping[str, Any]:
+    block = data.get(section)
+    return block if isinstance(block, Mapping) else {}
+
+
+def _bad_number(v: Any) -> bool:
+    return isinstance(v, bool) or (isinstance(v, (int, float)) and not (math.isfinite(v) and v > 0))
 
 
 def derive(data: dict[str, Any], file: Path, model: ScalingModel | None = None,
@@ -114,7 +123,7 @@ def derive(data: dict[str, Any], file: Path, model: ScalingModel | None = None,
         consts.update(constants)
     wanted: dict[str, str] = {}
     for section in SECTIONS:
-        for key, item in (data.get(section) or {}).items():
+        for key, item in _block(data, section).items():
             if isinstance(item, Mapping) and RULE_KEY in item:
                 name = item[RULE_KEY]
                 if name not in model.rules or model.rules[name].param != f"{section}.{key}":
@@ -139,6 +148,14 @@ def derive(data: dict[str, Any], file: Path, model: ScalingModel | None = None,
         if rule.param not in wanted:
             continue
         names: dict[str, Any] = {**consts, **_namespace(data)}
+        inputs = [m for m in _DOTTED.findall(rule.formula + " " + " ".join(model.inputs.values()))]
+        if any(_bad_number(getattr(names[sec], key, None)) for sec, key in inputs):
+            # an input the schema will refuse (zero cores, a negative clock): leave a placeholder so
+            # that validation reports the input, not the rule
+            section, key = rule.param.split(".")
+            data[section][key] = {"value": 1 if rule.integer else 1.0, "provenance": "predicted",
+                                  "source": f"rule {rule_name} not evaluated: an input is invalid"}
+            continue
         ev = simpleeval.EvalWithCompoundTypes(names=names, functions=functions)
         try:
             for input_name, expr in model.inputs.items():

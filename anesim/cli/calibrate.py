@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     rows = measured_rows(args)
     (name,) = resolve_chips(args.chip, rows)
     result = calibrate(name, rows=rows, seed=args.seed, holdout=args.holdout, include=args.param,
-                       cv=not args.no_cv, progress=_progress, only=args.only)
+                       cv=not args.no_cv, progress=_progress, only=args.only,
+                       derived=args.measurements is not None)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     if args.measurements is not None:
