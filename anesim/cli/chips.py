@@ -104,7 +104,7 @@ def _prediction_note(chip: ChipConfig) -> None:
         print("calibration rows: yes (the shared constants were fitted on them; errors in docs/validation.md)")
     elif interval is not None:
         lo, hi = interval.latency_ratio
-        print(f"calibration rows: none; a latency predicted here carries a {round(100 * interval.coverage)} % range "
+        print(f"calibration rows: none; a latency predicted here carries the {round(100 * interval.coverage)} % range "
               f"of x{1 / hi:.2f} to x{1 / lo:.2f} ({interval.basis.replace('_', '-')} cross-validation)")
 
 
