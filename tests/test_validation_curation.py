@@ -255,6 +255,6 @@ def test_calibration_fits_a_chip_of_a_measurement_file(tmp_path: Path) -> None:
         t = chip.dispatch_floor_s + io / chip.dram.activation_bytes_per_s.value
         return Timing(t, t, io)
 
-    result = calibrate("M4", rows=traces, timer=io_timer, cv=False)
+    result = calibrate("M4", rows=traces, timer=io_timer, cv=False, derived=True)
     assert result.calibration["n_points"] + result.held_back["n_points"] == len(rows)
     assert len(result.fitted) == len(result.params) > 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from anesim.chips import scaling
 from anesim.chips.schema import ChipConfig
 from anesim.datafiles import shipped_dir
 from anesim.errors import ConfigError
@@ -82,7 +83,7 @@ def _merge(
     for key, value in over.items():
         path = prefix + (str(key),)
         old = base.get(key)
-        is_param = isinstance(value, Mapping) and "value" in value
+        is_param = isinstance(value, Mapping) and ("value" in value or scaling.RULE_KEY in value)
         if isinstance(old, dict) and isinstance(value, Mapping) and not is_param:
             _merge(old, base_origin, value, over_file, path)
         else:
@@ -169,15 +170,27 @@ def validate_merged(data: dict[str, Any], origin: Mapping[KeyPath, Path], file: 
         ) from None
 
 
-def load_chip_file(path: str | Path) -> ChipConfig:
-    """Load one chip file (with its parents) and validate it."""
+def load_chip_file(path: str | Path, constants: Mapping[str, float] | None = None) -> ChipConfig:
+    """Load one chip file (with its parents), derive its rule Params and validate it.
+
+    ``constants`` overrides shared constants of the cross-generation model (chips/model/scaling.yaml).
+    """
     file = Path(path)
     if file.is_dir():
         raise ConfigError("expected a chip file, found a folder", file=file)
     data, origin, chain = resolve_file(file)
+    derived = scaling.derive(data, file, constants=constants)
     chip = validate_merged(data, origin, file)
     chip._source_files = tuple(str(p) for p in chain)
+    chip._derived = derived
     return chip
+
+
+def with_constants(chip: ChipConfig, constants: Mapping[str, float]) -> ChipConfig:
+    """The same chip re-derived under other values of the shared constants."""
+    if not chip.source_files:
+        raise ConfigError("the chip was not loaded from a file", found=chip.name)
+    return load_chip_file(chip.source_files[0], constants)
 
 
 def _chip_files(folder: Path) -> list[Path]:

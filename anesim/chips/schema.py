@@ -95,6 +95,19 @@ class Power(_Section):
     dram_byte_energy_j: Param[PosFloat]
 
 
+class Facts(_Section):
+    """Public per-chip facts the cross-generation rules read (chips/model/scaling.yaml).
+
+    None of these is read by the timing engine directly; rules turn them into the Params above.
+    """
+
+    process: Param[Annotated[str, Field(min_length=1)]] | None = None  # foundry node, e.g. N5, N3P
+    vendor_tops: Param[PosFloat] | None = None  # Apple's Neural Engine rating, trillion ops/s
+    vendor_tops_counts: Param[Literal["fp16", "int8"]] | None = None  # what the rating counts
+    # Core ML llama lm_head weight stream (ANEMLL-Bench), a public figure outside the calibration set
+    coreml_lm_head_bytes_per_s: Param[PosFloat] | None = None
+
+
 class Capability(_Section):
     """What the compiler lets a program use on this chip."""
 
@@ -124,8 +137,15 @@ class ChipConfig(_Section):
     dispatch: Dispatch
     power: Power
     capability: Capability
+    facts: Facts = Facts()
 
     _source_files: tuple[str, ...] = PrivateAttr(default=())
+    _derived: dict[str, str] = PrivateAttr(default_factory=dict)  # dotted key -> rule name
+
+    @property
+    def derived_params(self) -> dict[str, str]:
+        """Parameters computed by a cross-generation rule: dotted key -> rule name."""
+        return dict(self._derived)
 
     @property
     def source_files(self) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from anesim.cli.output import print_json, print_table
+from anesim.errors import InputError
 from anesim.cli.validate import add_measurement_args, measured_rows
 from anesim.validate.calibrate import Calibration, calibrate, write_back
 from anesim.validate.report import fmt
@@ -15,7 +16,10 @@ from anesim.validate.runner import resolve_chips
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``calibrate`` subcommand."""
     p = subparsers.add_parser("calibrate", help="fit a chip's 'fitted' parameters to the measured traces")
-    p.add_argument("--chip", required=True, help="a chip with measurements: M1, 'M1 Max', M5 or 'M5 Pro' in "
+    p.add_argument("--shared", action="store_true",
+                   help="fit the cross-generation model's shared constants (chips/model/scaling.yaml) on every "
+                        "calibration chip of the shipped traces")
+    p.add_argument("--chip", help="a chip with measurements: M1, 'M1 Max', M5 or 'M5 Pro' in "
                    "the shipped traces, or any chip of a --measurements file")
     add_measurement_args(p)
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of measurements held back (0.25)")
@@ -46,12 +50,44 @@ def _as_dict(r: Calibration) -> dict[str, object]:
     }
 
 
+def run_shared(args: argparse.Namespace) -> int:
+    """--shared: fit the shared constants on every calibration chip, verify by full simulation, write."""
+    from anesim.validate.crossval import fit_constants, predict, surfaces_for, write_constants
+    from anesim.validate.stats import summarize
+
+    if args.measurements is not None or args.chip:
+        raise InputError("--shared fits on the shipped traces of every calibration chip",
+                         expected="no --chip or --measurements")
+    surfaces, timer, rows = surfaces_for()
+    constants = fit_constants(surfaces)
+    figures = {s.name: summarize(predict(s, constants, rows, timer)) for s in surfaces}
+    if args.json:
+        print_json({"constants": constants, "chips": figures})
+    else:
+        print("shared constants: " + ", ".join(f"{k} = {v:.4g}" for k, v in constants.items()))
+        print_table(["chip", "points", "median |err| %", "log r"],
+                    [[n, f["n_points"], fmt(f["median_abs_pct_error"]), f"{f['log_pearson_r']:.3f}"]
+                     for n, f in figures.items()], right=(1, 2, 3))
+    if not args.dry_run:
+        chips = ", ".join(figures)
+        path = write_constants(constants, f"anesim calibrate --shared: fitted on every mapped row of "
+                                          f"validation/m1.yaml and validation/m5.yaml ({chips})")
+        if not args.json:
+            print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Fit, report and (unless --dry-run) write the values back."""
+    if args.shared:
+        return run_shared(args)
+    if not args.chip:
+        raise InputError("calibrate needs --chip NAME or --shared")
     rows = measured_rows(args)
     (name,) = resolve_chips(args.chip, rows)
     result = calibrate(name, rows=rows, seed=args.seed, holdout=args.holdout, include=args.param,
-                       cv=not args.no_cv, progress=_progress, only=args.only)
+                       cv=not args.no_cv, progress=_progress, only=args.only,
+                       derived=args.measurements is not None)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     if args.measurements is not None:

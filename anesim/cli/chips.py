@@ -65,6 +65,8 @@ def _show(chip: ChipConfig, as_json: bool) -> None:
             "pool_bytes_per_cycle": chip.pool_bytes_per_cycle,
             "dispatch_floor_s": chip.dispatch_floor_s,
         }
+        data["predicted"] = predicted_keys(chip)
+        data["derived_by_rule"] = chip.derived_params
         print_json(data)
         return
     print(f"{chip.name}  ({chip.identity.generation}, target {chip.identity.compiler_target}, SoC {chip.identity.soc})")
@@ -77,9 +79,33 @@ def _show(chip: ChipConfig, as_json: bool) -> None:
             rows.append([key, _fmt(value), "", ""])
     print_table(["field", "value", "provenance", "source"], rows)
     print()
+    _prediction_note(chip)
     print(f"derived peak fp16: {chip.peak_fp16_flops_per_s / 1e12:.2f} TFLOP/s; "
           f"dispatch floor: {chip.dispatch_floor_s * 1e3:.3f} ms; "
           f"pool bandwidth: {chip.pool_bytes_per_cycle} B/cycle")
+
+
+def predicted_keys(chip: ChipConfig) -> list[str]:
+    """The chip's numbers that are predicted: by a cross-generation rule or by another stated rule."""
+    return [k for k, v in chip_fields(chip) if isinstance(v, Param) and v.provenance == "predicted"]
+
+
+def _prediction_note(chip: ChipConfig) -> None:
+    from anesim.timing.uncertainty import interval_for, is_calibrated
+
+    keys = predicted_keys(chip)
+    rules = chip.derived_params
+    print(f"predicted: {len(keys)} of {sum(isinstance(v, Param) for _, v in chip_fields(chip))} numbers "
+          f"(provenance 'predicted'); {len(rules)} derived by the cross-generation rules "
+          f"(chips/model/scaling.yaml): " + ", ".join(f"{k} [{r}]" for k, r in rules.items()))
+    calibrated = is_calibrated(chip)
+    interval = interval_for(chip)
+    if calibrated:
+        print("calibration rows: yes (the shared constants were fitted on them; errors in docs/validation.md)")
+    elif interval is not None:
+        lo, hi = interval.latency_ratio
+        print(f"calibration rows: none; a latency predicted here carries the {round(100 * interval.coverage)} % range "
+              f"of x{1 / hi:.2f} to x{1 / lo:.2f} ({interval.basis.replace('_', '-')} cross-validation)")
 
 
 def _display_path(path: str) -> str:

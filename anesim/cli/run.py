@@ -161,6 +161,10 @@ def _report(result: Any, chip: Any, file: str) -> None:
           f"{ne.cores.value} NE cores at {ne.clock_hz.value / 1e9:.3g} GHz)")
     cycles = result.latency_s * result.clock_hz
     print(f"latency     {result.latency_s:.6g} s ({seconds(result.latency_s)}) = {cycles:,.0f} engine-clock cycles")
+    if result.latency_range_s:
+        lo, hi = result.latency_range_s
+        print(f"            latency {seconds(result.latency_s)} (predicted range {seconds(lo)} to {seconds(hi)}; "
+              f"{result.prediction})")
     print(f"engine span {result.engine_cycles:,} cycles = {seconds(result.engine_s)} "
           f"(first descriptor issued to last result written)")
     d = result.dispatch_s
@@ -172,6 +176,9 @@ def _report(result: Any, chip: Any, file: str) -> None:
           f"total {result.dram_bytes_total:,} B; contention {seconds(result.dram_contention_s)}")
     print(f"power       {result.power_w:.3g} W on the engine rail, {result.energy_j * 1e3:.4g} mJ per call "
           f"(modelled: {chip.power.engine_w.provenance} coefficients, docs/timing.md)")
+    if result.energy_range_j:
+        lo, hi = result.energy_range_j
+        print(f"            energy {result.energy_j * 1e3:.4g} mJ (predicted range {lo * 1e3:.4g} to {hi * 1e3:.4g} mJ)")
     print()
     print_table(
         ["unit", "busy", "busy cycles", "% of call", "% of engine span"],

@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--summary", action="store_true", help="print the per-family table only, not every point")
     p.add_argument("--record", metavar="FILE", nargs="?", type=Path, const=True,
                    help=f"write the accuracy figures the regression test holds (default validation/{ACCURACY_FILE})")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="fit the shared constants with one chip (and one family) left out and predict it")
+    p.add_argument("--write", action="store_true",
+                   help="with --cross-validate: write the prediction intervals (chips/model/uncertainty.yaml)")
     p.set_defaults(func=run)
 
 
@@ -83,8 +87,75 @@ def coverage_lines(cov: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _stage(message: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r{message:<60}")
+        sys.stderr.flush()
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _r(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def cross_validation_rows(data: dict[str, Any]) -> list[list[str]]:
+    """The --cross-validate table: per chip and pooled, in-sample against out-of-sample."""
+    rows = []
+    for name, c in data["chips"].items():
+        rows.append([name, c["points"], _pct(c["in_sample_median_abs_error_pct"]),
+                     _pct(c["leave_one_chip_out_median_abs_error_pct"]),
+                     _pct(c["leave_one_family_out_median_abs_error_pct"]),
+                     _r(c["in_sample_log_r"]), _r(c["leave_one_chip_out_log_r"]), _r(c["leave_one_family_out_log_r"])])
+    p = data["pooled"]
+    rows.append(["(pooled)", p["in_sample"]["points"], _pct(p["in_sample"]["median_abs_error_pct"]),
+                 _pct(p["leave_one_chip_out"]["median_abs_error_pct"]),
+                 _pct(p["leave_one_family_out"]["median_abs_error_pct"]), _r(p["in_sample"]["log_r"]),
+                 _r(p["leave_one_chip_out"]["log_r"]), _r(p["leave_one_family_out"]["log_r"])])
+    return rows
+
+
+CV_HEADERS = ["chip", "points", "in-sample median |err| %", "leave-one-chip-out %", "leave-one-family-out %",
+              "log r in", "log r LOCO", "log r LOFO"]
+
+
+def run_cross_validation(args: argparse.Namespace) -> int:
+    """--cross-validate: the table (or JSON), and the intervals file with --write."""
+    from anesim.validate.crossval import cross_validate, uncertainty_data, write_uncertainty
+
+    if args.measurements is not None or args.record or args.report or args.chip.strip().lower() != "all":
+        raise InputError("--cross-validate runs on the shipped traces of every calibration chip",
+                         expected="no --measurements, --record, --report or --chip")
+    cv = cross_validate(progress=_stage)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    data = cv.to_json()
+    data["uncertainty"] = uncertainty_data(cv)
+    if args.json:
+        print_json(data)
+    else:
+        print_table(CV_HEADERS, cross_validation_rows(data), right=(1, 2, 3, 4, 5, 6, 7))
+        print()
+        print("shared constants fitted on every chip: "
+              + ", ".join(f"{k} = {v:.4g}" for k, v in cv.constants.items()))
+        for f in data["folds"]:
+            print(f"{f['kind'].replace('_', '-')}: fitted on {', '.join(f['fitted_on'])}; predicted "
+                  f"{', '.join(f['predicted'])}: median |err| {_pct(f['median_abs_error_pct'])} %")
+    if args.write:
+        path = write_uncertainty(cv)
+        if not args.json:
+            print(f"wrote the prediction intervals to {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, then print, report and record as asked."""
+    if args.cross_validate:
+        return run_cross_validation(args)
+    if args.write:
+        raise InputError("--write goes with --cross-validate")
     if args.record and args.measurements is not None:
         raise InputError("--record keeps the shipped traces' accuracy; it does not take --measurements")
     rows = measured_rows(args)

@@ -87,6 +87,11 @@ class TimingResult:
     sim: SimStats
     trace_units: tuple[str, ...] = ()
     energy_j: float = 0.0  # the rail's energy over the call (anesim.timing.power)
+    # where the measured value is expected to lie, for a chip without calibration rows
+    # (anesim.timing.uncertainty); None on a calibrated chip
+    latency_range_s: tuple[float, float] | None = None
+    energy_range_j: tuple[float, float] | None = None
+    prediction: str = ""  # how the range was obtained, or "" when there is none
     _trace: list[tuple[int, str, float, float, int]] = field(default_factory=list, repr=False)
 
     @property
@@ -140,6 +145,9 @@ class TimingResult:
             "engine_flops_per_s": self.engine_flops_per_s,
             "energy_j": self.energy_j,
             "power_w": self.power_w,
+            "latency_range_s": list(self.latency_range_s) if self.latency_range_s else None,
+            "energy_range_j": list(self.energy_range_j) if self.energy_range_j else None,
+            "prediction": self.prediction,
             "tasks": [asdict(t) for t in self.tasks],
             "sim": asdict(self.sim),
         }

@@ -15,6 +15,7 @@ from anesim.timing.plan import ProgramPlan, plan_program
 from anesim.timing.power import dispatch_energy_j
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 from anesim.timing.segments import combine
+from anesim.timing.uncertainty import interval_for
 
 DEFAULT_LOOP = "heap"  # same results as "simpy" (tested), faster per event
 
@@ -128,4 +129,11 @@ def simulate(
         plan = plan_program(segment, cfg)
         out = run_engine(plan, cfg, loop=loop, record_trace=trace, batch=batch)
         results.append(package(plan, cfg, segment, out, loop))
-    return results[0] if len(results) == 1 else combine(results, name)
+    result = results[0] if len(results) == 1 else combine(results, name)
+    interval = interval_for(cfg)
+    if interval is not None:
+        result.latency_range_s = interval.latency_range_s(result.latency_s)
+        result.energy_range_j = interval.energy_range_j(result.energy_j)
+        result.prediction = (f"no calibration rows for this chip; {round(100 * interval.coverage)} % range "
+                             f"from {interval.basis.replace('_', '-')} cross-validation ({interval.points} points)")
+    return result

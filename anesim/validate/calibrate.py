@@ -55,8 +55,13 @@ class FittedParam:
     shared: bool  # defined above the chip's own generation, so other generations inherit it
 
 
-def fitted_params(chip: ChipConfig) -> list[FittedParam]:
-    """Every parameter of the chip whose provenance is ``fitted``, with the file defining it."""
+def fitted_params(chip: ChipConfig, derived: bool = False) -> list[FittedParam]:
+    """Every parameter of the chip whose provenance is ``fitted``, with the file defining it.
+
+    With ``derived``, the Params the cross-generation rules derive for the chip are included too,
+    as the chip's own (fitting them to a measurement file of that chip writes a per-chip value
+    into its own file, which then stands instead of the rule).
+    """
     chain = [Path(f) for f in chip.source_files]
     raw = [yaml.safe_load(f.read_text(encoding="utf-8")) or {} for f in chain]
     own = {p.resolve() for p in chain[:2]}  # the chip file and the generation it names
@@ -67,7 +72,10 @@ def fitted_params(chip: ChipConfig) -> list[FittedParam]:
             continue
         for name in type(block).model_fields:
             param = getattr(block, name)
-            if isinstance(param, Param) and param.provenance == "fitted":
+            if isinstance(param, Param) and derived and f"{section}.{name}" in chip.derived_params:
+                out.append(FittedParam(f"{section}.{name}", param.value, isinstance(param.value, int), chain[0],
+                                       False))
+            elif isinstance(param, Param) and param.provenance == "fitted":
                 key = f"{section}.{name}"
                 # the nearest file in the inheritance chain that sets the key defines it
                 file = next((f for f, d in zip(chain, raw) if name in (d.get(section) or {})), chain[-1])
@@ -257,7 +265,8 @@ def family_cv(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool])
 
 def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
               seed: int = 7, holdout: float = 0.25, include: Sequence[str] = (), cv: bool = True,
-              progress: Callable[[int], None] | None = None, only: str | None = None) -> Calibration:
+              progress: Callable[[int], None] | None = None, only: str | None = None,
+              derived: bool = False) -> Calibration:
     """Fit the chip's fitted parameters on the calibration split; nothing is written.
 
     ``only`` restricts the fit to the keys that start with it (``power`` fits the energy model
@@ -265,7 +274,7 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
     """
     rows = load_traces() if rows is None else rows
     chip = load_chip(name)
-    params = fitted_params(chip)
+    params = fitted_params(chip, derived)
     if not params:
         raise InputError("the chip has no parameters marked fitted", found=repr(name))
     free = [(not p.shared or p.key in include) and (only is None or p.key.startswith(only)) for p in params]
@@ -327,7 +336,8 @@ def _round_trip() -> YAML:
     return y
 
 
-def set_param(path: Path, dotted: str, value: Any, source: str, provenance: str = "fitted") -> str:
+def set_param(path: Path, dotted: str, value: Any, source: str, provenance: str = "fitted",
+              create: bool = False) -> str:
     """Set one parameter's value, provenance and source in a chip file, keeping every comment."""
     y = _round_trip()
     try:
@@ -335,11 +345,17 @@ def set_param(path: Path, dotted: str, value: Any, source: str, provenance: str 
     except (OSError, YAMLError) as exc:
         raise ConfigError(f"cannot read chip file for editing: {exc}", file=path) from None
     node = data
-    for key in dotted.split("."):
+    keys = dotted.split(".")
+    for i, key in enumerate(keys):
+        if create and isinstance(node, dict) and key not in node:
+            node[key] = {"value": None, "provenance": provenance, "source": ""} if i == len(keys) - 1 else {}
         if not isinstance(node, dict) or key not in node:
             raise ConfigError("parameter not found for editing", file=path, where=f"key '{dotted}'")
         node = node[key]
     for field_name in ("value", "provenance", "source"):
+        if isinstance(node, dict) and "rule" in node and field_name not in node:
+            del node["rule"]  # a per-chip value replaces the rule in this file
+            node["value"], node["provenance"], node["source"] = None, provenance, ""
         if not isinstance(node, dict) or field_name not in node:
             raise ConfigError(f"parameter has no '{field_name}' to edit", file=path, where=f"key '{dotted}'")
     node["value"] = value
@@ -365,7 +381,7 @@ def write_back(result: Calibration, measured_in: str) -> list[Path]:
         if not free:
             continue
         value: Any = int(round(v)) if p.integer else float(f"{v:.4g}")
-        set_param(p.file, p.key, value, source)
+        set_param(p.file, p.key, value, source, create=True)
         if p.file not in edited:
             edited.append(p.file)
     return edited
