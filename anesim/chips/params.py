@@ -11,8 +11,10 @@ PROVENANCES: tuple[str, ...] = ("measured", "decompiled", "vendor", "fitted", "p
 
 T = TypeVar("T")
 
-PosInt = Annotated[int, Field(gt=0, strict=True)]
-PosFloat = Annotated[float, Field(gt=0)]
+# Bounded so that no product or quotient of chip figures and program counts can overflow a
+# float: every physical figure of a chip lies well inside [1e-30, 1e30] in its SI unit.
+PosInt = Annotated[int, Field(gt=0, le=1 << 48, strict=True)]
+PosFloat = Annotated[float, Field(ge=1e-30, le=1e30, allow_inf_nan=False)]
 StrictBool = Annotated[bool, Field(strict=True)]
 
 

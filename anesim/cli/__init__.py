@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
+        if getattr(args, "max_memory", None) is not None:
+            from anesim.limits import set_max_memory
+
+            set_max_memory(args.max_memory)
         return int(args.func(args) or 0)
     except AnesimError as exc:
         print(f"anesim: error: {exc}", file=sys.stderr)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from anesim.cli.output import print_json, print_table, si
+from anesim.cli.options import add_limit_options
 
 MAX_TASK_ROWS = 100
 DEFAULT_SEED = 0  # inputs the user does not give are drawn reproducibly
@@ -33,42 +35,75 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
     p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
                    help="event kernel for the timing model (results are identical; heap is the faster)")
+    add_limit_options(p)
     p.set_defaults(func=run)
 
 
-def _read_inputs(items: list[str]) -> dict[str, Any]:
-    """Arrays named on the command line as NAME=FILE.npy."""
-    import numpy as np
-
+def _input_files(items: list[str]) -> dict[str, str]:
+    """Input files named on the command line as NAME=FILE.npy."""
     from anesim.errors import InputError
 
-    inputs: dict[str, Any] = {}
+    files: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InputError("bad --input", expected="NAME=FILE.npy", found=repr(item))
-        try:
-            inputs[name] = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError(f"no such file for input '{name}'", file=path) from None
-        except (ValueError, EOFError, OSError):
-            raise InputError(f"cannot read input '{name}'", file=path,
-                             expected="a NumPy .npy file of numbers") from None
-    return inputs
+        files[name] = path
+    return files
+
+
+def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, str],
+                        seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(outputs, drawn inputs): execute with the .npy ``files`` given and seeded draws for the rest.
+
+    An input that does not fit the program is an error naming its file.
+    """
+    import anesim
+    from anesim.errors import InputError
+    from anesim.functional import random_inputs
+    from anesim.npyfile import load_npy
+
+    inputs: dict[str, Any] = {name: load_npy(path, f"input '{name}'") for name, path in files.items()}
+    specs = {t.name: t for t in program.inputs}
+    graph = getattr(target, "graph", None)  # a compiled model's host ops may read graph inputs too
+    specs.update({t.name: t for t in (graph.inputs.values() if graph is not None else ()) if t.name not in specs})
+    for name, value in inputs.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise InputError(f"unknown input '{name}'", file=files[name], expected=f"one of {sorted(specs)}")
+        if tuple(value.shape) != tuple(spec.shape) and value.size != _elements(spec.shape):
+            raise InputError(f"input '{name}' has the wrong shape", file=files[name],
+                             expected=f"shape {tuple(spec.shape)} {spec.dtype}", found=tuple(value.shape))
+    drawn = {k: v for k, v in random_inputs(SimpleNamespace(inputs=list(specs.values()), source=_source(target, program)), seed).items()
+             if k not in inputs}
+    inputs.update(drawn)
+    try:
+        return anesim.execute(target, inputs, chip), drawn
+    except InputError as exc:  # a value check on one of the user's arrays: point at its file
+        named = [n for n in files if exc.file is None and exc.problem.startswith(f"input '{n}'")]
+        if not named:
+            raise
+        raise InputError(exc.problem, file=files[named[0]], expected=exc.expected, found=exc.found) from None
+
+
+def _source(target: Any, program: Any) -> str:
+    """The file a program or compiled model was read from."""
+    return getattr(program, "source", "") or getattr(getattr(target, "graph", None), "source", "") or ""
+
+
+def _elements(shape: Any) -> int:
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count
 
 
 def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) -> list[str]:
     """Execute the program with the engine's numerics; write outputs (and drawn inputs) to --out."""
     import numpy as np
 
-    import anesim
-    from anesim.functional import random_inputs
-
-    inputs = _read_inputs(args.input)
     seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
-    drawn = {k: v for k, v in random_inputs(program, seed).items() if k not in inputs}
-    inputs.update(drawn)
-    outputs = anesim.execute(target, inputs, chip)
+    outputs, drawn = execute_with_inputs(target, program, chip, _input_files(args.input), seed)
     notes = []
     if drawn and args.random_inputs is None:
         notes.append(f"inputs not given with --input were drawn with seed {seed} "

@@ -11,9 +11,7 @@ uses them. coremltools is only needed to *create* models (the tests do).
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ from anesim.compiler.constants import ConstantData
 from anesim.compiler.graph import Graph
 from anesim.compiler.protowire import Message
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.jsonfile import read_json
+from anesim.weightblob import read_blob
 
 MODEL_FIELD_SPEC_VERSION = 1
 MODEL_FIELD_ML_PROGRAM = 502
@@ -32,9 +32,6 @@ FLOAT_TYPES = {10: np.float16, 11: np.float32, 12: np.float64}
 INT_TYPES = {21: np.int8, 22: np.int16, 23: np.int32, 24: np.int64, 31: np.uint8, 32: np.uint16,
              33: np.uint32, 34: np.uint64}
 BOOL, STRING = 1, 2
-# weight.bin blob data types (coremltools' MIL storage)
-BLOB_TYPES = {1: np.float16, 2: np.float32, 3: np.uint8, 4: np.int8, 6: np.int16, 7: np.uint16}
-BLOB_SENTINEL = 0xDEADBEEF
 
 UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "erf": "erf",
          "abs": "abs", "square": "square", "silu": "silu", "softplus": "softplus", "gelu": "gelu",
@@ -52,23 +49,8 @@ class _Blobs:
         self.path = path
         self.file = file
 
-    def read(self, offset: int) -> np.ndarray:
-        with open(self.path, "rb") as fh:
-            fh.seek(offset)
-            head = fh.read(24)
-            if len(head) < 24:
-                raise ProgramError("weight blob header runs past the end of the file", file=self.path,
-                                   where=f"byte {offset:#x}")
-            sentinel, dtype, size, data_offset = struct.unpack("<IIQQ", head)
-            if sentinel != BLOB_SENTINEL or dtype not in BLOB_TYPES:
-                raise ProgramError("not a weight blob", file=self.path, where=f"byte {offset:#x}",
-                                   expected=f"sentinel {BLOB_SENTINEL:#x} and a known type", found=f"{sentinel:#x}/{dtype}")
-            fh.seek(data_offset)
-            data = fh.read(size)
-        if len(data) != size:
-            raise ProgramError("weight blob runs past the end of the file", file=self.path,
-                               where=f"byte {data_offset:#x}")
-        return np.frombuffer(data, BLOB_TYPES[dtype])
+    def read(self, offset: int, elements: int | None = None) -> np.ndarray:
+        return read_blob(self.path, offset, elements)
 
 
 def _shape(value_type: Message | None) -> tuple[int, list[int]]:
@@ -122,7 +104,7 @@ class _Importer:
             shape = tuple(max(d, 1) for d in dims) or (1,)
             if dtype in FLOAT_TYPES:
                 blobs = self.blobs
-                return ConstantData.derived(shape, lambda: blobs.read(offset).astype(np.float32).reshape(shape),
+                return ConstantData.derived(shape, lambda: blobs.read(offset, math.prod(shape)).astype(np.float32).reshape(shape),
                                             f"weight.bin @{offset:#x}")
             raw = self.blobs.read(offset)
             return raw.reshape(shape) if raw.size == math.prod(shape) else raw.reshape(-1)
@@ -247,6 +229,8 @@ class _Importer:
         b = self.b
         out = outputs[0] if outputs else ""
         if op == "const":
+            if "val" not in attrs:
+                raise self.fail("a const without its 'val' attribute")
             value = self._value(attrs["val"], out)
             if isinstance(value, ConstantData):
                 self.lazy[out] = value
@@ -478,14 +462,17 @@ class _Importer:
 
 def _spec_path(package: Path) -> tuple[Path, Path | None]:
     manifest = package / "Manifest.json"
+    if not manifest.is_file():
+        raise ProgramError("not an .mlpackage: no Manifest.json", file=package)
+    data = read_json(manifest, ProgramError, "the .mlpackage manifest", 1 << 20)
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
         entries = data["itemInfoEntries"]
         root = entries[data["rootModelIdentifier"]]["path"]
-    except FileNotFoundError:
-        raise ProgramError("not an .mlpackage: no Manifest.json", file=package) from None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ProgramError("unreadable .mlpackage manifest", file=manifest) from None
+        if not isinstance(root, str) or not root:
+            raise TypeError(root)
+    except (KeyError, TypeError):
+        raise ProgramError("unreadable .mlpackage manifest", file=manifest,
+                           expected="itemInfoEntries[rootModelIdentifier].path naming the spec") from None
     spec = package / "Data" / root
     weights = spec.parent / "weights" / "weight.bin"
     return spec, weights if weights.is_file() else None

@@ -15,6 +15,7 @@ import numpy as np
 from anesim.compiler.builder import Builder
 from anesim.compiler.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.onnxtensor import initializer_array
 
 UNARY = {
     "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
@@ -22,6 +23,9 @@ UNARY = {
     "HardSwish": "hard_swish", "Identity": "identity", "Dropout": "identity", "Cast": "identity",
 }
 BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "Min": "min"}
+# inputs an operator cannot do without (onnx operator specs); every other one needs its first
+MIN_INPUTS = {"Conv": 2, "Gemm": 2, "MatMul": 2, "BatchNormalization": 5, "LayerNormalization": 2, "Pow": 2,
+              "Reshape": 2, "Slice": 3}
 REDUCE = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
           "ReduceMin": "reduce_min"}
 
@@ -63,7 +67,7 @@ class _Importer:
         g = self.model.graph
         init_names = set()
         for init in g.initializer:
-            self._initializer(init.name, self.numpy_helper.to_array(init))
+            self._initializer(init.name, initializer_array(init, self.file))
             init_names.add(init.name)
         for value in g.input:
             if value.name in init_names:
@@ -119,6 +123,10 @@ class _Importer:
 
     def _node(self) -> None:
         node, op = self.node, self.node.op_type
+        needed = 2 if op in BINARY else MIN_INPUTS.get(op, 0 if op == "Constant" else 1)
+        if len(node.output) < 1 or not node.output[0] or sum(1 for i in node.input if i) < needed:
+            raise self.fail("a node without its inputs or output", expected=f"{needed} inputs and an output",
+                            found=f"{len(node.input)} inputs, {len(node.output)} outputs")
         out = node.output[0]
         a = self.attrs()
         ins = [i for i in node.input]
@@ -126,7 +134,7 @@ class _Importer:
         b = self.b
         if op == "Constant":
             value = a.get("value")
-            array = self.numpy_helper.to_array(value) if value is not None else np.asarray(
+            array = initializer_array(value, self.file) if value is not None else np.asarray(
                 a.get("value_float", a.get("value_int", a.get("value_floats", a.get("value_ints")))))
             self._initializer(out, np.asarray(array))
             return

@@ -42,6 +42,7 @@ from anesim.compiler.constants import INIT_KINDS
 from anesim.compiler.graph import Graph
 from anesim.compiler.ops import SPECS
 from anesim.errors import AnesimError, ProgramError
+from anesim.limits import check_steps
 from anesim.yamlfile import read_yaml
 
 MAX_EXPANDED_OPS = 200_000
@@ -256,7 +257,12 @@ class _Expander:
         body = entry.get("ops")
         if not isinstance(body, list) or not body:
             raise self.error(f"{key}.ops", "repeat needs a non-empty list of ops", ctx)
+        check_steps(self.count + count, file=self.file, field=f"key '{key}.repeat'")
         for n in range(count):
+            self.count += 1  # an iteration is a step even when its body adds no op
+            if self.count > MAX_EXPANDED_OPS:
+                raise self.error(f"{key}.repeat", "the program expands to too many steps", ctx,
+                                 expected=f"at most {MAX_EXPANDED_OPS}")
             self._ops(body, f"{key}.ops", scope, {**env, var: n}, _ctx(ctx, f"{var}={n}"), depth + 1)
 
     def _use(self, entry: dict[str, Any], key: str, scope: Scope, env: dict[str, Any], ctx: str,

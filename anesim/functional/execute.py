@@ -8,8 +8,9 @@ from dataclasses import replace
 import numpy as np
 
 from anesim.chips.schema import ChipConfig
-from anesim.errors import InputError, ProgramError
+from anesim.errors import AnesimError, InputError, ProgramError
 from anesim.functional.memory import Memory
+from anesim.limits import check_bytes, check_work, tensor_bytes
 from anesim.functional.tasks import as_fp16_bits, from_fp16_bits, mac_rules, run_task
 from anesim.program.kernels import gather_weights
 from anesim.program.model import NUMPY_DTYPES, Program, Task, TensorSpec
@@ -57,6 +58,9 @@ def check_inputs(program: Program, inputs: Mapping[str, object]) -> dict[str, np
 def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None) -> dict[str, np.ndarray]:
     """Run a program on inputs (name → array, logical NCHW); return its outputs by name."""
     values = check_inputs(program, inputs)
+    check_work(sum(t.macs + t.result.elements * max(len(t.sources), 1) for t in program.tasks),
+               file=program.source or None, field=f"the {len(program.tasks)} tasks' multiply-accumulates and elements",
+               chip=chip)
     pool_bytes = chip.memory.pool_bytes.value if chip is not None else DEFAULT_POOL_BYTES
     memory = Memory.for_program(program, pool_bytes)
     for spec in program.inputs:
@@ -66,7 +70,13 @@ def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | N
         what = f"task {task.index}"
         sources = [as_fp16_bits(memory.read(src, what=f"{what} source {i + 1}"))
                    for i, src in enumerate(task.sources)]
-        result = run_task(_with_runtime_weights(task, memory), sources, rules)
+        try:
+            result = run_task(_with_runtime_weights(task, memory), sources, rules)
+        except AnesimError as exc:  # the kernels know the task, not the file: say both
+            if exc.file:
+                raise
+            raise type(exc)(exc.problem, file=program.source or None, where=exc.where or what,
+                            expected=exc.expected, found=exc.found) from None
         memory.write(task.result, from_fp16_bits(result, task.result.dtype), what=f"{what} result")
     outputs: dict[str, np.ndarray] = {}
     for spec in program.outputs:
@@ -95,6 +105,8 @@ def random_inputs(program: Program, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     drawn: dict[str, np.ndarray] = {}
     for spec in program.inputs:
+        check_bytes(tensor_bytes(spec.shape, 8), file=getattr(program, "source", None) or None,
+                    field=f"input '{spec.name}' of shape {tuple(spec.shape)}")
         if spec.dtype == "fp16":
             drawn[spec.name] = rng.uniform(-1.0, 1.0, spec.shape).astype(np.float16)
         else:
