@@ -67,6 +67,9 @@ def _shape(value_type: Message | None) -> tuple[int, list[int]]:
     return tensor.int(1), dims
 
 
+_REQUIRED = object()  # _arg's default: the parameter must be present
+
+
 class _Importer:
     def __init__(self, program: Message, blobs: _Blobs | None, file: str, name: str) -> None:
         self.program = program
@@ -205,10 +208,12 @@ class _Importer:
             self.b.output(self.tensor(name))
         return self.b.build()
 
-    def _arg(self, inputs: dict[str, list[Any]], key: str, default: Any = None) -> Any:
-        """A constant parameter's value (ints, strings, shapes)."""
+    def _arg(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED) -> Any:
+        """A constant parameter's value (ints, strings, shapes); a missing one without a default is an error."""
         bindings = inputs.get(key)
         if not bindings:
+            if default is _REQUIRED:
+                raise self.fail(f"the operation has no '{key}' parameter", expected=f"a '{key}' parameter")
             return default
         kind, value = bindings[0]
         if kind == "value":
@@ -420,7 +425,7 @@ class _Importer:
         if op == "reshape":
             target = [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
         elif op == "squeeze":
-            axes = self._arg(inputs, "axes")
+            axes = self._arg(inputs, "axes", None)
             drop = ({int(a) % len(shape) for a in np.asarray(axes).reshape(-1)} if axes is not None
                     else {i for i, d in enumerate(shape) if d == 1})
             target = [d for i, d in enumerate(shape) if i not in drop]

@@ -39,6 +39,13 @@ def _onnx() -> Any:
     return onnx
 
 
+class _Attributes(dict):
+    """A node's attributes; one the operator needs but the node lacks is an UnsupportedError."""
+
+    def __missing__(self, key: str) -> Any:
+        raise UnsupportedError(f"the node has no '{key}' attribute", expected=f"a '{key}' attribute")
+
+
 class _Importer:
     def __init__(self, model: Any, file: str) -> None:
         onnx = _onnx()
@@ -61,7 +68,7 @@ class _Importer:
         return UnsupportedError(problem, file=self.file, where=self.where(), **kw)
 
     def attrs(self) -> dict[str, Any]:
-        return {a.name: self.helper.get_attribute_value(a) for a in self.node.attribute}
+        return _Attributes({a.name: self.helper.get_attribute_value(a) for a in self.node.attribute})
 
     def run(self) -> Graph:
         g = self.model.graph

@@ -1,7 +1,7 @@
 """Run fuzz cases in worker processes under an address-space cap and a time limit.
 
-Each worker is a fresh (spawned) Python process that caps its own address space with
-``RLIMIT_AS`` and sets the memory limit anesim itself enforces (``ANESIM_MAX_MEMORY``) well
+Each worker is a forked (or, where fork is missing, spawned) Python process that caps its own
+address space with ``RLIMIT_AS`` at what it maps plus :data:`ADDRESS_CAP_BYTES` and sets the memory limit anesim itself enforces (``ANESIM_MAX_MEMORY``) well
 below that cap, so a case that tries to allocate past anesim's own checks hits the cap and is
 counted, never the machine. A case that runs past the time limit is a hang: its worker is
 killed and replaced. Every case ends as one of :data:`STATUSES`.
@@ -27,7 +27,7 @@ from anesim.fuzz.kinds import Sources
 
 STATUSES = ("accepted", "refused", "escape", "hang", "memory", "nonsense", "unnamed", "crash")
 FAILURES = ("escape", "hang", "memory", "nonsense", "unnamed", "crash")
-ADDRESS_CAP_BYTES = 2 << 30
+ADDRESS_CAP_BYTES = 2 << 30  # address space a case may add to what its worker already maps
 CASE_SECONDS = 10.0
 COMPILE_SECONDS = 300.0  # a numba kernel compiled for the first time on a cold cache
 ANESIM_MEMORY = "192M"  # what anesim itself allows one fuzzed program; the cap is far above it
@@ -53,6 +53,7 @@ class Report:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[CaseResult] = field(default_factory=list)
     slowest: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
 
     def add(self, result: CaseResult) -> None:
@@ -60,6 +61,7 @@ class Report:
         row = self.counts.setdefault(result.kind, {s: 0 for s in STATUSES})
         row[result.status] += 1
         self.slowest[result.kind] = max(self.slowest.get(result.kind, 0.0), result.seconds)
+        self.seconds[result.kind] = self.seconds.get(result.kind, 0.0) + result.seconds
         if result.status in FAILURES:
             self.failures.append(result)
 
@@ -70,11 +72,12 @@ class Report:
 
     def table(self) -> str:
         """The counts as a text table, one row per kind."""
-        head = f"{'kind':<8}" + "".join(f"{s:>9}" for s in ("cases",) + STATUSES) + f"{'slowest s':>11}"
+        head = f"{'kind':<8}" + "".join(f"{s:>9}" for s in ("cases",) + STATUSES) + f"{'mean ms':>9}{'max s':>7}"
         lines = [head]
         for kind, row in self.counts.items():
             lines.append(f"{kind:<8}{sum(row.values()):>9}" + "".join(f"{row[s]:>9}" for s in STATUSES)
-                         + f"{self.slowest[kind]:>11.2f}")
+                         + f"{1000 * self.seconds[kind] / max(sum(row.values()), 1):>9.1f}"
+                         + f"{self.slowest[kind]:>7.2f}")
         total = {s: sum(r[s] for r in self.counts.values()) for s in STATUSES}
         lines.append(f"{'total':<8}{self.cases:>9}" + "".join(f"{total[s]:>9}" for s in STATUSES))
         return "\n".join(lines)
@@ -115,7 +118,7 @@ def run_one(kind: str, index: int, seed: int, src: Sources, workdir: Path) -> Ca
     return CaseResult(kind, index, status, detail[:2000], time.perf_counter() - start)
 
 
-def _worker(conn: Connection, seed: int, src: Sources, cap: int) -> None:
+def _worker(conn: Connection, seed: int, src: Sources, cap: int, wanted: frozenset[str]) -> None:
     """Worker process: cap the address space, then run the cases it is sent until told to stop."""
     os.environ["ANESIM_MAX_MEMORY"] = ANESIM_MEMORY
     os.environ["ANESIM_MAX_WORK"] = ANESIM_WORK
@@ -123,13 +126,12 @@ def _worker(conn: Connection, seed: int, src: Sources, cap: int) -> None:
     import logging
 
     logging.disable(logging.WARNING)  # coremltools and onnx warn on damaged models
-    import anesim.compiler  # noqa: F401 - import (and load the numba caches) before the clock starts
-    import anesim.functional  # noqa: F401
     from anesim.fuzz import kinds
 
-    kinds.warm(src)
+    kinds.warm(src, wanted)
     _report_compiles(conn)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    limit = _mapped_bytes() + cap
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     with tempfile.TemporaryDirectory(prefix="anesim-fuzz-") as tmp:
         conn.send("ready")
         while True:
@@ -137,6 +139,18 @@ def _worker(conn: Connection, seed: int, src: Sources, cap: int) -> None:
             if job is None:
                 return
             conn.send(run_one(job[0], job[1], seed, src, Path(tmp)))
+
+
+def _mapped_bytes() -> int:
+    """The address space this process maps now (Linux /proc; 0 where unknown)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _report_compiles(conn: Connection) -> None:
@@ -154,9 +168,9 @@ def _report_compiles(conn: Connection) -> None:
 
 
 class _Slot:
-    def __init__(self, ctx: Any, seed: int, src: Sources, cap: int) -> None:
+    def __init__(self, ctx: Any, seed: int, src: Sources, cap: int, wanted: frozenset[str]) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, seed, src, cap), daemon=True)
+        self.proc = ctx.Process(target=_worker, args=(child, seed, src, cap, wanted), daemon=True)
         self.proc.start()
         child.close()
         self.ready = False
@@ -175,11 +189,19 @@ def run_cases(cases: Iterable[tuple[str, int]], seed: int, *, src: Sources, work
               case_seconds: float = CASE_SECONDS, cap: int = ADDRESS_CAP_BYTES,
               startup_seconds: float = 300.0) -> Report:
     """Run every (kind, index) case on ``workers`` processes; a report of how each ended."""
-    ctx = multiprocessing.get_context("spawn")
     todo = list(cases)[::-1]
+    wanted = frozenset(kind for kind, _ in todo)
+    # Forked workers share the seeds built here once, so replacing a killed worker is cheap;
+    # where fork is not offered, each spawned worker builds its own.
+    forking = "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if forking else "spawn")
+    if forking:
+        from anesim.fuzz import kinds
+
+        kinds.warm(src, wanted)
     report = Report(seed)
     started = time.perf_counter()
-    slots = [_Slot(ctx, seed, src, cap) for _ in range(max(1, min(workers, len(todo))))]
+    slots = [_Slot(ctx, seed, src, cap, wanted) for _ in range(max(1, min(workers, len(todo))))]
     born = {id(s): time.monotonic() for s in slots}
     try:
         while todo or any(s.job for s in slots):
@@ -213,12 +235,12 @@ def run_cases(cases: Iterable[tuple[str, int]], seed: int, *, src: Sources, work
                         raise RuntimeError(f"fuzz worker failed to start (exit {code})")
                     report.add(CaseResult(*slot.job, "crash", f"worker exited with {code}"))
                     slot.stop()
-                    slots[i] = _Slot(ctx, seed, src, cap)
+                    slots[i] = _Slot(ctx, seed, src, cap, wanted)
                     born[id(slots[i])] = now
                 elif slot.job is not None and now > slot.deadline:
                     report.add(CaseResult(*slot.job, "hang", f"no answer within {case_seconds} s", case_seconds))
                     slot.stop()
-                    slots[i] = _Slot(ctx, seed, src, cap)
+                    slots[i] = _Slot(ctx, seed, src, cap, wanted)
                     born[id(slots[i])] = now
                 elif not slot.ready and now - born[id(slot)] > startup_seconds:
                     raise RuntimeError(f"fuzz worker did not start within {startup_seconds} s")
