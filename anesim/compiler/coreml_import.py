@@ -91,7 +91,9 @@ class _Importer:
 
     # -- values ----------------------------------------------------------------------------
 
-    def _value(self, value: Message, name: str) -> Any:
+    def _value(self, value: Message | None, name: str) -> Any:
+        if value is None:
+            raise self.fail("an argument with neither a name nor a value", found=repr(name))
         dtype, dims = _shape(value.message(2))
         immediate = value.message(3)
         if immediate is not None:
@@ -473,7 +475,7 @@ def _spec_path(package: Path) -> tuple[Path, Path | None]:
     try:
         entries = data["itemInfoEntries"]
         root = entries[data["rootModelIdentifier"]]["path"]
-        if not isinstance(root, str) or not root:
+        if not isinstance(root, str) or not root or "\0" in root:
             raise TypeError(root)
     except (KeyError, TypeError):
         raise ProgramError("unreadable .mlpackage manifest", file=manifest,

@@ -298,6 +298,11 @@ def load_onnx(path: str | Path) -> Graph:
         raise ProgramError("no such ONNX file", file=file) from None
     except Exception as exc:  # onnx raises several protobuf and IO error types
         raise ProgramError(f"cannot read ONNX model: {type(exc).__name__}", file=file) from None
+    try:  # onnx's own checker: attribute types, node arity, graph wiring, per the operator schemas
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ProgramError("not a valid ONNX model", file=file,
+                           found=" ".join(str(exc).split())[:200]) from None
     return _Importer(model, str(path)).run()
 
 

@@ -129,7 +129,7 @@ def onnx_bytes() -> list[bytes]:
     """The ONNX seeds, serialised."""
     from anesim.fuzz.models import onnx_seeds
 
-    return [m.SerializeToString() for m in onnx_seeds()]
+    return [m.SerializeToString(deterministic=True) for m in onnx_seeds()]
 
 
 def warm(src: Sources, kinds: frozenset[str]) -> None:
@@ -324,7 +324,7 @@ def _mutate_onnx(data: bytes, rng: random.Random) -> bytes:
                 node.input[rng.randrange(len(node.input))] = rng.choice(("x", "y", "missing", "", "w1"))
             elif len(node.output):
                 node.output[0] = "x"
-    return model.SerializeToString()
+    return model.SerializeToString(deterministic=True)
 
 
 def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
@@ -386,7 +386,7 @@ def _mutate_coreml(data: bytes, rng: random.Random) -> bytes:
                 values[rng.randrange(len(values))] = rng.choice((0, -1, 2, 9, 1 << 30, -(1 << 31)))
             else:
                 val.type.tensorType.dataType = rng.choice((0, 1, 2, 4, 10, 11, 14, 21, 99))
-    return model.SerializeToString()
+    return model.SerializeToString(deterministic=True)
 
 
 # Cases that misbehave on purpose, so the tests can show each failure is caught and counted.

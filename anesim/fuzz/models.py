@@ -137,7 +137,7 @@ def coreml_seed(folder: Path) -> Path:
     package = folder / "seed.mlpackage"
     data_dir = package / "Data" / "com.apple.CoreML"
     (data_dir / "weights").mkdir(parents=True, exist_ok=True)
-    (data_dir / "model.mlmodel").write_bytes(model.SerializeToString())
+    (data_dir / "model.mlmodel").write_bytes(model.SerializeToString(deterministic=True))
     payload = weights.tobytes()
     header = struct.pack("<II", 1, 2).ljust(64, b"\0")
     meta = struct.pack("<IIQQ", BLOB_SENTINEL, BLOB_FP16, len(payload), 128).ljust(64, b"\0")
