@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anesim.errors import ProgramError
 from anesim.cli.options import add_limit_options
+from anesim.errors import ProgramError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from anesim.cli.output import print_json
 from anesim.cli.options import add_limit_options
+from anesim.cli.output import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
 from anesim.cli.options import add_limit_options
 
 

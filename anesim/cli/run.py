@@ -8,8 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from anesim.cli.output import print_json, print_table, si
 from anesim.cli.options import add_limit_options
+from anesim.cli.output import print_json, print_table, si
 
 MAX_TASK_ROWS = 100
 DEFAULT_SEED = 0  # inputs the user does not give are drawn reproducibly

@@ -303,6 +303,8 @@ def load_onnx(path: str | Path) -> Graph:
     except onnx.checker.ValidationError as exc:
         raise ProgramError("not a valid ONNX model", file=file,
                            found=" ".join(str(exc).split())[:200]) from None
+    except UnicodeDecodeError:  # the checker's report quotes a name that is not UTF-8
+        raise ProgramError("not a valid ONNX model: a name or string is not UTF-8 text", file=file) from None
     return _Importer(model, str(path)).run()
 
 

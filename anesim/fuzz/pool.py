@@ -32,6 +32,7 @@ CASE_SECONDS = 10.0
 COMPILE_SECONDS = 300.0  # a numba kernel compiled for the first time on a cold cache
 ANESIM_MEMORY = "192M"  # what anesim itself allows one fuzzed program; the cap is far above it
 ANESIM_WORK = "100M"  # operations one fuzzed run may ask for: keeps every accepted case cheap
+FUZZ_ENVIRONMENT = {"ANESIM_MAX_MEMORY": ANESIM_MEMORY, "ANESIM_MAX_WORK": ANESIM_WORK}
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,7 @@ def run_one(kind: str, index: int, seed: int, src: Sources, workdir: Path) -> Ca
 
 def _worker(conn: Connection, seed: int, src: Sources, cap: int, wanted: frozenset[str]) -> None:
     """Worker process: cap the address space, then run the cases it is sent until told to stop."""
-    os.environ["ANESIM_MAX_MEMORY"] = ANESIM_MEMORY
-    os.environ["ANESIM_MAX_WORK"] = ANESIM_WORK
+    os.environ.update(FUZZ_ENVIRONMENT)
     os.environ.setdefault("TQDM_DISABLE", "1")
     import logging
 
@@ -269,6 +269,15 @@ def plan(counts: dict[str, int]) -> list[tuple[str, int]]:
 
 
 def replay(kind: str, index: int, seed: int, src: Sources | None = None) -> CaseResult:
-    """Run one case here, in this process (for debugging a failure the report names)."""
-    with tempfile.TemporaryDirectory(prefix="anesim-fuzz-") as tmp:
-        return run_one(kind, index, seed, src or Sources(), Path(tmp))
+    """Run one case here, in this process, under the workers' limits (for debugging a failure the report names)."""
+    saved = {k: os.environ.get(k) for k in FUZZ_ENVIRONMENT}
+    os.environ.update(FUZZ_ENVIRONMENT)
+    try:
+        with tempfile.TemporaryDirectory(prefix="anesim-fuzz-") as tmp:
+            return run_one(kind, index, seed, src or Sources(), Path(tmp))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
