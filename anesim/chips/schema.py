@@ -76,7 +76,7 @@ class Dram(_Section):
     peak_bytes_per_s: Param[PosFloat]
     latency_s: Param[PosFloat]
     # the engine's DRAM address window: the most one program can map (the default memory limit)
-    window_bytes: Param[PosInt]
+    window_bytes: Param[PosInt] | None = None
 
 
 class Dispatch(_Section):

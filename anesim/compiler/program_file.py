@@ -33,7 +33,7 @@ import ast
 import operator
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,6 +45,7 @@ from anesim.errors import AnesimError, ProgramError
 from anesim.limits import check_steps
 from anesim.yamlfile import read_yaml
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]  # an initialiser's parameters
 MAX_EXPANDED_OPS = 200_000
 MAX_DEPTH = 16
 
@@ -66,10 +67,10 @@ class ConstantModel(_Strict):
     shape: list[int] | None = Field(default=None, min_length=1, max_length=4)
     value: float | list[Any] | None = None
     init: str | None = None
-    std: float | None = None
-    low: float | None = None
-    high: float | None = None
-    gain: float | None = None
+    std: FiniteFloat | None = None
+    low: FiniteFloat | None = None
+    high: FiniteFloat | None = None
+    gain: FiniteFloat | None = None
     seed: int | None = None
 
 

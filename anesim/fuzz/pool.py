@@ -1,6 +1,6 @@
 """Run fuzz cases in worker processes under an address-space cap and a time limit.
 
-Each worker is a forked (or, where fork is missing, spawned) Python process that caps its own
+Each worker is forked from a fork server (or, where there is none, spawned) and caps its own
 address space with ``RLIMIT_AS`` at what it maps plus :data:`ADDRESS_CAP_BYTES` and sets the memory limit anesim itself enforces (``ANESIM_MAX_MEMORY``) well
 below that cap, so a case that tries to allocate past anesim's own checks hits the cap and is
 counted, never the machine. A case that runs past the time limit is a hang: its worker is
@@ -9,6 +9,7 @@ killed and replaced. Every case ends as one of :data:`STATUSES`.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import random
@@ -141,6 +142,24 @@ def _worker(conn: Connection, seed: int, src: Sources, cap: int, wanted: frozens
             conn.send(run_one(job[0], job[1], seed, src, Path(tmp)))
 
 
+def _context(wanted: frozenset[str]) -> Any:
+    """Where workers come from: a fork server that has imported the heavy modules once.
+
+    Forking the caller itself (a test runner, say) would copy whatever threads and locks it
+    holds; the fork server is a clean process, so replacing a killed worker stays cheap and safe.
+    Where there is no fork server, each worker is spawned and imports everything itself.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    preload = ["anesim.compiler", "anesim.functional", "anesim.timing", "anesim.fuzz.kinds"]
+    for module, kinds in (("onnx", {"onnx"}), ("coremltools.proto.MIL_pb2", {"coreml"})):
+        if wanted & kinds and importlib.util.find_spec(module.split(".")[0]) is not None:
+            preload.append(module)
+    ctx.set_forkserver_preload(preload)
+    return ctx
+
+
 def _mapped_bytes() -> int:
     """The address space this process maps now (Linux /proc; 0 where unknown)."""
     try:
@@ -191,14 +210,7 @@ def run_cases(cases: Iterable[tuple[str, int]], seed: int, *, src: Sources, work
     """Run every (kind, index) case on ``workers`` processes; a report of how each ended."""
     todo = list(cases)[::-1]
     wanted = frozenset(kind for kind, _ in todo)
-    # Forked workers share the seeds built here once, so replacing a killed worker is cheap;
-    # where fork is not offered, each spawned worker builds its own.
-    forking = "fork" in multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if forking else "spawn")
-    if forking:
-        from anesim.fuzz import kinds
-
-        kinds.warm(src, wanted)
+    ctx = _context(wanted)
     report = Report(seed)
     started = time.perf_counter()
     slots = [_Slot(ctx, seed, src, cap, wanted) for _ in range(max(1, min(workers, len(todo))))]
