@@ -32,7 +32,7 @@ ADDRESS_CAP_BYTES = 2 << 30  # address space a case may add to what its worker a
 CASE_SECONDS = 10.0
 COMPILE_SECONDS = 300.0  # a numba kernel compiled for the first time on a cold cache
 ANESIM_MEMORY = "192M"  # what anesim itself allows one fuzzed program; the cap is far above it
-ANESIM_WORK = "100M"  # operations one fuzzed run may ask for: keeps every accepted case cheap
+ANESIM_WORK = "30M"  # operations one fuzzed run may ask for: keeps every accepted case cheap
 FUZZ_ENVIRONMENT = {"ANESIM_MAX_MEMORY": ANESIM_MEMORY, "ANESIM_MAX_WORK": ANESIM_WORK}
 
 
