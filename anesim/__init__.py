@@ -37,14 +37,23 @@ def is_model_file(path: str | Path) -> bool:
 
 
 def load(path: str | Path, *, chip: ChipConfig | str = "m1", sidecar: str | Path | None = None,
-         raw_buffer: bool = False) -> Program:
-    """A Program from a compiled file (.hwx, raw command buffer) or a model compiled for ``chip``."""
+         raw_buffer: bool = False, approximate: bool = False) -> Program:
+    """A Program from a compiled file (.hwx, raw command buffer) or a model compiled for ``chip``.
+
+    A compiled file whose registers ask for something anesim would have to guess (a mode no
+    source describes) raises ``ApproximationError``; ``approximate=True`` loads it anyway and
+    leaves the notes in ``program.approximations`` / ``program.warnings``. ``ANESIM_STRICT=1``
+    refuses timing-only notes as well.
+    """
     if is_model_file(path):
         return compile(path, chip).program
     from anesim.hwx import load as _load_decoded
     from anesim.hwx.to_program import build_program
+    from anesim.program.notes import enforce
 
-    return build_program(_load_decoded(path, sidecar=sidecar, raw_buffer=raw_buffer))
+    program = build_program(_load_decoded(path, sidecar=sidecar, raw_buffer=raw_buffer))
+    enforce(program.approximations, str(path), approximate=approximate)
+    return program
 
 
 def compile(model: Any, chip: ChipConfig | str = "m1") -> CompileResult:  # noqa: A001 - the verb users expect

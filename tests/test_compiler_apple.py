@@ -45,8 +45,8 @@ def test_h13_command_buffer_round_trips_through_the_decoder(tmp_path: Path) -> N
 
     import anesim
     from anesim.compiler import Builder, compile_graph
-    from anesim.compiler.h13 import program_fields
-    from anesim.compiler.h13_emit import encode_raw
+    from anesim.compiler.backend.h13 import program_fields
+    from anesim.compiler.backend.h13_emit import encode_raw
 
     b = Builder("round_trip")
     x = b.input("x", (1, 16, 8, 8))
@@ -72,7 +72,7 @@ def test_h13_command_buffer_round_trips_through_the_decoder(tmp_path: Path) -> N
 
 def test_command_buffer_refuses_what_h13_cannot_express(tmp_path: Path) -> None:
     from anesim.compiler import Builder, compile_graph
-    from anesim.compiler.h13_emit import encode_raw
+    from anesim.compiler.backend.h13_emit import encode_raw
     from anesim.errors import UnsupportedError
 
     b = Builder("biased")

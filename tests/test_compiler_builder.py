@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from anesim.compiler import Builder, compile_graph
-from anesim.compiler.constants import ConstantData, Init, derive_seed
-from anesim.compiler.passes import run_passes
+from anesim.compiler.graph.constants import ConstantData, Init, derive_seed
+from anesim.compiler.graph.passes import run_passes
 from anesim.compiler.reference import fp16_inputs, run_graph
 from anesim.errors import AnesimError, CompileError
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +13,8 @@ import pytest
 
 from anesim.cli import main
 from anesim.compiler import compile_file, load_graph
-from anesim.compiler.interp import run_program
-from anesim.compiler.reference import fp16_inputs, run_graph
-from anesim.errors import AnesimError, UnsupportedError
+from anesim.compiler.reference import fp16_inputs, run_graph, run_program
+from anesim.errors import AnesimError, ProgramError, UnsupportedError
 
 RNG = np.random.default_rng(0)
 
@@ -231,6 +232,92 @@ def test_coreml_unsupported_op_is_one_clear_line(ct, tmp_path: Path) -> None:
         load_graph(path)
     message = str(info.value)
     assert "(sin): unsupported operation" in message and "'wave" in message and "\n" not in message
+
+
+def test_coreml_damaged_weight_blob_names_the_file_and_offset(ct, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 8, 4, 4))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.conv(x=x, weight=_weights((8, 8, 1, 1)), name="c")
+
+    path = _save(ct, prog, tmp_path / "blob.mlpackage")
+    weights = path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    data = bytearray(weights.read_bytes())
+    data[64:68] = b"\0\0\0\0"  # the first blob's sentinel
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ProgramError) as info:
+        compile_file(path, "m1").program.tasks[0].ne.kernel.weights  # noqa: B018 - reading is the test
+    message = str(info.value)
+    assert str(weights) in message and "byte 0x40" in message and "\n" not in message
+    weights.unlink()
+    with pytest.raises(ProgramError, match="weight file that is missing"):
+        load_graph(path)
+
+
+def test_coreml_spec_built_with_the_protobuf_classes(ct, tmp_path: Path) -> None:
+    """A spec written with coremltools' generated classes: ML programs are read, others refused."""
+    from coremltools.proto import MIL_pb2, Model_pb2
+
+    model = Model_pb2.Model(specificationVersion=8)
+    main = model.mlProgram.functions["main"]
+    main.opset = "CoreML7"
+    x = main.inputs.add(name="x")
+    x.type.tensorType.dataType = MIL_pb2.FLOAT16
+    x.type.tensorType.rank = 4
+    for size in (1, 4, 2, 2):
+        x.type.tensorType.dimensions.add().constant.size = size
+    block = main.block_specializations["CoreML7"]
+    relu = block.operations.add(type="relu")
+    relu.inputs["x"].arguments.add(name="x")
+    relu.outputs.add(name="y")
+    block.outputs.append("y")
+    spec = tmp_path / "relu.mlmodel"
+    spec.write_bytes(model.SerializeToString())
+    graph = load_graph(spec)
+    assert [n.op for n in graph.nodes] == ["relu"] and graph.outputs == ["y"]
+    assert graph.info("x").shape == (1, 4, 2, 2)
+
+    classic = Model_pb2.Model(specificationVersion=4)
+    classic.neuralNetwork.layers.add(name="fc")
+    spec.write_bytes(classic.SerializeToString())
+    with pytest.raises(UnsupportedError, match="only ML programs .*found neuralNetwork"):
+        load_graph(spec)
+
+
+def test_coreml_damaged_spec_names_the_file(ct, tmp_path: Path) -> None:
+    spec = tmp_path / "broken.mlmodel"
+    spec.write_bytes(b"\x08\x01\x12\x00\xff\xff")
+    with pytest.raises(ProgramError) as info:
+        load_graph(spec)
+    assert str(spec) in str(info.value) and "not a Core ML model spec" in str(info.value)
+
+
+def test_coreml_without_coremltools_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("coremltools", "coremltools.proto", "coremltools.proto.Model_pb2", "coremltools.proto.MIL_pb2"):
+        monkeypatch.setitem(sys.modules, name, None)  # an import of a None entry fails
+    spec = tmp_path / "model.mlmodel"
+    spec.write_bytes(b"")
+    with pytest.raises(AnesimError, match=r"pip install 'anesim\[coreml\]'"):
+        load_graph(spec)
+
+
+def test_anesim_and_the_compiler_import_without_coremltools() -> None:
+    """Only loading a Core ML model needs coremltools (and only loading ONNX needs onnx)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "sys.modules.update({'coremltools': None, 'onnx': None})\n"
+        "import anesim, anesim.compiler\n"
+        "for info in pkgutil.walk_packages(anesim.compiler.__path__, 'anesim.compiler.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "result = anesim.compile('programs/conv3x3.yaml', 'm1')\n"
+        "print(len(result.program.tasks))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
 
 
 def test_not_an_mlpackage_is_an_anesim_error(tmp_path: Path) -> None:

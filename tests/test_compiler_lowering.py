@@ -11,11 +11,11 @@ import anesim
 from anesim.chips import load_chip
 from anesim.errors import AnesimError
 from anesim.compiler import Builder, compile_graph
-from anesim.compiler import capability
-from anesim.compiler.interp import run_program
-from anesim.compiler.kernels import KernelSource, make_kernel, pack_per_core
-from anesim.compiler.luts import build_table, evaluate
-from anesim.compiler.reference import fp16_inputs, run_graph
+from anesim.compiler.lowering import capability
+from anesim.compiler.lowering.kernels import KernelSource, make_kernel, pack_per_core
+from anesim.compiler.lowering.luts import build_table
+from anesim.compiler.reference import fp16_inputs, run_graph, run_program
+from anesim.compiler.reference.tables import evaluate
 from anesim.program.kernels import gather_weights
 from anesim.program.model import KernelPlacement
 
@@ -84,7 +84,7 @@ def test_winograd_not_selected_by_default(m1) -> None:
 
 
 def test_winograd_only_for_dense_3x3_stride_1(m1, monkeypatch: pytest.MonkeyPatch) -> None:
-    from anesim.compiler import tile
+    from anesim.compiler.lowering import tile
 
     monkeypatch.setattr(tile, "SELECT_WINOGRAD", True)
 
@@ -296,7 +296,7 @@ def test_lowering_matches_numpy(m1, case: str) -> None:
 
 
 def test_quantised_weights_match_their_dequantised_reference(m1) -> None:
-    from anesim.compiler.interp import dequantize
+    from anesim.compiler.reference.program import dequantize
 
     for fmt, bits in (("int8", 0), ("uint8", 0), ("palette", 4), ("palette", 2)):
         graph = _graph(fmt, [(1, 16, 6, 6)], lambda b, x: b.conv2d(
@@ -307,7 +307,7 @@ def test_quantised_weights_match_their_dequantised_reference(m1) -> None:
         w = dequantize(kernel)
         inputs = fp16_inputs(graph, 1)
         x = inputs["x0"].astype(np.float32)
-        from anesim.compiler.reference import _conv2d
+        from anesim.compiler.reference.ops import _conv2d
 
         want = _conv2d(x, w, None, {"stride": (1, 1), "dilation": (1, 1), "padding": (1, 1, 1, 1), "groups": 1})
         got = result.execute(inputs, run_program)[graph.outputs[0]]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anesim.cli import main
-from anesim.compiler.program_file import load_program_file, parse_program
+from anesim.compiler.frontends.program_file import load_program_file, parse_program
 from anesim.errors import AnesimError, ProgramError
 
 GOOD = """

@@ -78,7 +78,7 @@ def test_inverse_adds_the_accumulator_epsilon(eiln_dir: Path) -> None:
 def test_planar_configurations(eiln_dir: Path, rel: str, ops: list[str | None]) -> None:
     program = load(eiln_dir, rel)
     assert [t.planar.op if t.planar else None for t in program.tasks] == ops
-    assert not program.notes
+    assert not program.notes and not program.approximations
 
 
 def test_row_reductions_leave_one_value_per_row_and_readers_broadcast_it(eiln_dir: Path) -> None:
@@ -120,7 +120,7 @@ def test_centred_and_folded_spans() -> None:
 
 def test_unknown_modes_are_reported() -> None:
     _, notes = decode_table(_blob([0, 1, 0, 1], np.zeros(33), [0, 0, 0, 0], 2, 0x1B), "t")
-    assert any("mode 11" in n for n in notes) and any("fold 0x10" in n for n in notes)
+    assert any("mode 11" in n[2] for n in notes) and any("fold 0x10" in n[2] for n in notes)
 
 
 def test_a_tails_only_table_is_piecewise_linear_through_zero() -> None:

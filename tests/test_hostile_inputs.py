@@ -152,18 +152,18 @@ def test_deeply_nested_sidecar(tmp_path: Path) -> None:
 
 
 def test_core_ml_blob_claiming_a_terabyte(tmp_path: Path) -> None:
-    from anesim.weightblob import read_blob
+    from anesim.weightblob import check_blob
 
     path = tmp_path / "weight.bin"
     path.write_bytes(struct.pack("<II", 1, 2).ljust(64, b"\0")
                      + struct.pack("<IIQQ", 0xDEADBEEF, 1, 1 << 40, 128).ljust(64, b"\0") + b"\0" * 64)
     with pytest.raises(ProgramError, match="runs past the end of the file") as info:
-        read_blob(path, 64)
+        check_blob(path, 64)
     assert info.value.file == str(path)
     path.write_bytes(path.read_bytes()[:72] + struct.pack("<QQ", 64, 128) + path.read_bytes()[88:])
-    assert read_blob(path, 64, 32).shape == (32,)
+    assert check_blob(path, 64, 32).size == 64
     with pytest.raises(ProgramError, match="does not hold the tensor"):
-        read_blob(path, 64, 33)
+        check_blob(path, 64, 33)
 
 
 def test_onnx_initializer_whose_dims_lie(tmp_path: Path) -> None:

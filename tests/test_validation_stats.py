@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -10,12 +11,12 @@ import pytest
 import yaml
 
 from anesim.chips import builtin_chip_dir, load_chip
-from anesim.compiler.ops import node_macs
-from anesim.validate.calibrate import calibrate, fitted_params, with_values
+from anesim.compiler.graph.ops import node_macs
+from anesim.errors import AnesimError
+from anesim.validate.calibrate import calibrate, fitted_params, format_value, set_param, with_values
 from anesim.validate.runner import to_json, validate
 from anesim.validate.simulate import Timing
 from anesim.validate.stats import Point, log_pearson, pearson, signed_error_pct, summarize
-from anesim.validate.yamledit import format_value, set_param
 
 
 def stub_timer(graph, chip):  # type: ignore[no-untyped-def]
@@ -62,22 +63,26 @@ def stub_results():  # type: ignore[no-untyped-def]
 
 def test_validate_json_has_the_documented_shape(stub_results) -> None:  # type: ignore[no-untyped-def]
     doc = to_json(stub_results)
-    assert set(doc) == {"chips", "chip_families"}
+    assert set(doc) == {"measurements", "coverage", "pooled", "chip_families", "chips"}
     assert set(doc["chips"]) == {"M1", "M1 Max", "M5", "M5 Pro"}
-    keys = {"n_points", "n_excluded", "median_abs_pct_error", "mean_abs_pct_error", "max_abs_pct_error",
-            "log_pearson_r"}
+    keys = {"points", "median_abs_error_pct", "mean_abs_error_pct", "max_abs_error_pct", "log_r"}
+    cov = doc["coverage"]
+    assert cov["rows"] == 668 and cov["used"] + sum(cov["excluded"].values()) == cov["rows"]
+    assert set(doc["pooled"]) == keys | {"excluded"} and doc["pooled"]["points"] == cov["used"]
     assert set(doc["chip_families"]) == {"M1 family", "M5 family"}
     for name, fam in doc["chip_families"].items():
-        assert set(fam) == keys
+        assert set(fam) == keys | {"excluded"}
         chips = [c for c in doc["chips"] if c.split()[0] + " family" == name]
-        assert fam["n_points"] == sum(doc["chips"][c]["n_points"] for c in chips)
+        assert fam["points"] == sum(doc["chips"][c]["points"] for c in chips)
     for chip in doc["chips"].values():
-        assert keys | {"families", "points"} == set(chip)
-        assert chip["n_points"] == len(chip["points"]) > 50
+        assert keys | {"excluded", "families", "per_point"} == set(chip)
+        assert chip["points"] == len(chip["per_point"]) > 50
+        assert all(isinstance(n, int) and n > 0 for n in chip["excluded"].values())
         for fam in chip["families"].values():
             assert set(fam) == keys
-        for p in chip["points"]:
+        for p in chip["per_point"]:
             assert math.isfinite(p["error_pct"]) and p["abs_error_pct"] == abs(p["error_pct"])
+            assert p["measured"] > 0 and p["simulated"] > 0 and p["source"]
 
 
 def test_report_writes_tables_and_plots(stub_results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -103,10 +108,46 @@ def test_yaml_edit_changes_one_parameter_only(tmp_path: Path) -> None:
     assert after["ne"]["mac_lanes_per_out_channel"]["source"] == "anesim calibrate --chip M1: test"
     after["ne"]["mac_lanes_per_out_channel"] = before["ne"]["mac_lanes_per_out_channel"]
     assert after == before
-    # lines outside the edited parameter are byte-identical
-    kept = [line for line in text_before.splitlines() if "mac_lanes" not in line]
-    assert sum(line in path.read_text().splitlines() for line in kept) >= len(kept) - 6
+    # every comment survives, and every line outside the edited parameter is byte-identical
+    text_after = path.read_text()
+    comments = [line for line in text_before.splitlines() if line.lstrip().startswith("#")]
+    assert comments and comments == [line for line in text_after.splitlines() if line.lstrip().startswith("#")]
+    block = _param_block(text_before, "mac_lanes_per_out_channel")
+    outside = [line for i, line in enumerate(text_before.splitlines()) if i not in block]
+    after_block = _param_block(text_after, "mac_lanes_per_out_channel")
+    assert outside == [line for i, line in enumerate(text_after.splitlines()) if i not in after_block]
+    assert "    value: 300" in text_after.splitlines()
     assert format_value(3e-7) == "3.0e-7" and format_value(2.5e-7) == "2.5e-7" and format_value(7) == "7"
+
+
+def _param_block(text: str, key: str) -> set[int]:
+    """Line numbers of one parameter's mapping (its key line and the deeper-indented lines below)."""
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.strip().startswith(key + ":"))
+    indent = len(lines[head]) - len(lines[head].lstrip())
+    out = {head}
+    for i in range(head + 1, len(lines)):
+        stripped = lines[i].strip()
+        if stripped and not stripped.startswith("#") and len(lines[i]) - len(lines[i].lstrip()) <= indent:
+            break
+        out.add(i)
+    return out
+
+
+def test_yaml_edit_writes_floats_short_and_keeps_inline_comments(tmp_path: Path) -> None:
+    path = tmp_path / "chip.yaml"
+    path.write_text("# top comment\nne:\n  clock_hz:  # the clock\n    value: 1.0e+9  # nominal\n"
+                    "    provenance: vendor\n    source: >-\n      a folded\n      source\n"
+                    "    note: kept  # kept too\n", encoding="utf-8")
+    set_param(path, "ne.clock_hz", 1.234567e9, "fit: a 'quoted' source")
+    lines = path.read_text().splitlines()
+    # ruamel keeps an end-of-line comment at its column, so a longer value leaves it one space
+    assert re.fullmatch(r"    value: 1\.235e\+9 +# nominal", lines[3]), lines[3]
+    assert lines[:3] + lines[4:] == ["# top comment", "ne:", "  clock_hz:  # the clock", "    provenance: fitted",
+                                     "    source: \"fit: a 'quoted' source\"", "    note: kept  # kept too"]
+    assert yaml.safe_load(path.read_text())["ne"]["clock_hz"]["value"] == pytest.approx(1.235e9)
+    with pytest.raises(AnesimError):
+        set_param(path, "ne.no_such_key", 1, "x")
 
 
 def test_calibration_is_deterministic_and_reports_a_held_back_split() -> None:

@@ -7,12 +7,14 @@ from collections import Counter
 from pathlib import Path
 
 from anesim.validate import workloads
-from anesim.validate.curate import CSV_NAME, REASONS, build, dump
+from anesim.validate.curate import CSV_NAME, build, dump
+from anesim.validate.curation import load_table
 from anesim.validate.methods import METHODS, expand
 from anesim.validate.traces import QUANTITIES, TRACE_FILES, load_traces, trace_dir
 
 TABLE_ROWS = 668  # rows of measurements/m1-m5-calibration.csv
 TARGETS = {"M1", "M1 Max", "M5", "M5 Pro"}
+REASONS = load_table().reasons
 
 
 def test_curation_reproduces_the_committed_traces(shared_dir: Path) -> None:

@@ -6,16 +6,18 @@ import argparse
 import sys
 
 from anesim.cli.output import print_json, print_table
+from anesim.cli.validate import add_measurement_args, measured_rows
 from anesim.validate.calibrate import Calibration, calibrate, write_back
 from anesim.validate.report import fmt
 from anesim.validate.runner import resolve_chips
-from anesim.validate.traces import load_traces
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``calibrate`` subcommand."""
     p = subparsers.add_parser("calibrate", help="fit a chip's 'fitted' parameters to the measured traces")
-    p.add_argument("--chip", required=True, help="a chip with traces: M1, 'M1 Max', M5 or 'M5 Pro'")
+    p.add_argument("--chip", required=True, help="a chip with measurements: M1, 'M1 Max', M5 or 'M5 Pro' in "
+                   "the shipped traces, or any chip of a --measurements file")
+    add_measurement_args(p)
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of measurements held back (0.25)")
     p.add_argument("--seed", type=int, default=7, help="seed of the split hash (7)")
     p.add_argument("--param", action="append", default=[], metavar="KEY",
@@ -46,13 +48,17 @@ def _as_dict(r: Calibration) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, report and (unless --dry-run) write the values back."""
-    rows = load_traces()
+    rows = measured_rows(args)
     (name,) = resolve_chips(args.chip, rows)
     result = calibrate(name, rows=rows, seed=args.seed, holdout=args.holdout, include=args.param,
                        cv=not args.no_cv, progress=_progress, only=args.only)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    edited = [] if args.dry_run else write_back(result, "m5.yaml" if name.startswith("M5") else "m1.yaml")
+    if args.measurements is not None:
+        measured_in = str(args.measurements)
+    else:
+        measured_in = "validation/" + ("m5.yaml" if name.startswith("M5") else "m1.yaml")
+    edited = [] if args.dry_run else write_back(result, measured_in)
     if args.json:
         out = _as_dict(result)
         out["written"] = [str(p) for p in edited]

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _write(args: argparse.Namespace, result: object, out: Path) -> str:
-    from anesim.compiler.program_json import program_to_dict
+    from anesim.compiler.backend.program_json import program_to_dict
     from anesim.errors import UnsupportedError
 
     program = result.program  # type: ignore[attr-defined]
@@ -41,7 +41,7 @@ def _write(args: argparse.Namespace, result: object, out: Path) -> str:
                                    "(no task-descriptor encoder for it)", file=out,
                                    expected="--chip m1 (or another H13 chip), or OUT.json (the program model)")
         from anesim.compiler import compile_file
-        from anesim.compiler.h13_hwx import write_hwx
+        from anesim.compiler.backend.h13_hwx import write_hwx
 
         # like the command buffer, the container keeps every intermediate in DRAM
         hwx_result = compile_file(args.model, args.chip, chain=False)
@@ -51,7 +51,7 @@ def _write(args: argparse.Namespace, result: object, out: Path) -> str:
                 f"read it back with: anesim disasm {out}")
     if suffix in (".bin", ".anec"):
         from anesim.compiler import compile_file
-        from anesim.compiler.h13_emit import encode_raw
+        from anesim.compiler.backend.h13_emit import encode_raw
 
         # the command buffer keeps every intermediate in DRAM: pool residency has no H13 encoding yet
         raw_result = compile_file(args.model, args.chip, chain=False)

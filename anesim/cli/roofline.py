@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``roofline`` subcommand."""
     p = subparsers.add_parser("roofline", help="plot a chip's roofline with measured and simulated points")
     p.add_argument("--chip", required=True, help="a chip name, alias or chip YAML path")
-    p.add_argument("-o", "--output", required=True, type=Path, help="the image to write (.png, .svg, .pdf)")
+    p.add_argument("-o", "--output", "--plot", required=True, type=Path, help="the image to write (.png, .svg, .pdf)")
     p.add_argument("--roofs-only", action="store_true", help="draw the roofs without simulating any point")
     p.set_defaults(func=run)
 

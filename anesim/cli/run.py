@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from anesim.cli.options import add_limit_options
@@ -28,11 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timing-only", action="store_true", help="skip the functional (numerics) run")
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     p.add_argument("--trace", metavar="OUT", help="write the timeline: OUT.json (Chrome) or OUT.pftrace (Perfetto)")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the timeline per unit with pool occupancy below (.png, .svg, .pdf)")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input tensor for the functional run (repeatable)")
     p.add_argument("--random-inputs", type=int, metavar="SEED", help="seed for the inputs not given with --input (default 0)")
     p.add_argument("--out", metavar="DIR", help="write output tensors of the functional run as DIR/NAME.npy")
     p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
+    p.add_argument("--approximate", action="store_true",
+                   help="run a program whose registers ask for something anesim would have to guess (a mode no "
+                        "source describes), printing a warning for each guess instead of refusing it")
     p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
                    help="event kernel for the timing model (results are identical; heap is the faster)")
     add_limit_options(p)
@@ -60,22 +63,20 @@ def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, s
     """
     import anesim
     from anesim.errors import InputError
-    from anesim.functional import random_inputs
+    from anesim.functional import draw_inputs
     from anesim.npyfile import load_npy
 
     inputs: dict[str, Any] = {name: load_npy(path, f"input '{name}'") for name, path in files.items()}
-    specs = {t.name: t for t in program.inputs}
-    graph = getattr(target, "graph", None)  # a compiled model's host ops may read graph inputs too
-    specs.update({t.name: t for t in (graph.inputs.values() if graph is not None else ()) if t.name not in specs})
+    wanted = _input_specs(program, target)
+    specs = {name: (shape, dtype) for name, shape, dtype in wanted}
     for name, value in inputs.items():
-        spec = specs.get(name)
-        if spec is None:
+        if name not in specs:
             raise InputError(f"unknown input '{name}'", file=files[name], expected=f"one of {sorted(specs)}")
-        if tuple(value.shape) != tuple(spec.shape) and value.size != _elements(spec.shape):
+        shape, dtype = specs[name]
+        if tuple(value.shape) != shape and value.size != _elements(shape):
             raise InputError(f"input '{name}' has the wrong shape", file=files[name],
-                             expected=f"shape {tuple(spec.shape)} {spec.dtype}", found=tuple(value.shape))
-    drawn = {k: v for k, v in random_inputs(SimpleNamespace(inputs=list(specs.values()), source=_source(target, program)), seed).items()
-             if k not in inputs}
+                             expected=f"shape {shape} {dtype}", found=tuple(value.shape))
+    drawn = {k: v for k, v in draw_inputs(wanted, seed, _source(target, program) or None).items() if k not in inputs}
     inputs.update(drawn)
     try:
         return anesim.execute(target, inputs, chip), drawn
@@ -96,6 +97,15 @@ def _elements(shape: Any) -> int:
     for dim in shape:
         count *= int(dim)
     return count
+
+
+def _input_specs(program: Any, target: Any) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype) of what the user supplies: a compiled model's graph inputs (not the
+    tensors its host operations compute between engine segments), else the program's inputs."""
+    graph = getattr(target, "graph", None)
+    if graph is not None:
+        return [(name, tuple(info.shape), info.dtype) for name, info in graph.inputs.items()]
+    return [(t.name, tuple(t.shape), t.dtype) for t in program.inputs]
 
 
 def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) -> list[str]:
@@ -140,16 +150,24 @@ def run(args: argparse.Namespace) -> int:
         target: Any = anesim.compile(args.file, chip)  # segments and host work, not just the tasks
         program = target.program
     else:
-        program = target = anesim.load(args.file, sidecar=args.sidecar)
-    result = simulate(target, chip, loop=args.loop, trace=bool(args.trace))
+        program = target = anesim.load(args.file, sidecar=args.sidecar, approximate=args.approximate)
+    warnings = [n.render() for n in program.approximations]
+    for line in warnings:  # one line per note, before anything can fail
+        print(f"anesim: warning: {args.file}: {line}", file=sys.stderr)
+    result = simulate(target, chip, loop=args.loop, trace=bool(args.trace or args.plot))
     notes: list[str] = []
     if args.trace:
         fmt = write_trace(result, args.trace)
         notes.append(f"wrote {fmt} trace {args.trace}")
+    if args.plot:
+        from anesim.report.plots import timeline_plot, programs_of
+
+        timeline_plot(result, args.plot, programs=programs_of(target), chip=chip)
+        notes.append(f"wrote timeline {args.plot}")
     if not args.timing_only:
         notes.extend(_functional(args, program, target, chip))
     if args.json:
-        data = {"file": str(args.file), **result.to_dict()}
+        data = {"file": str(args.file), **result.to_dict(), "warnings": warnings}
         print_json(data)
         for n in notes:
             print(f"anesim: {n}", file=sys.stderr)

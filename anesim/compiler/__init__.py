@@ -7,8 +7,8 @@
 """
 
 from anesim.compiler.api import compile_file, compile_graph, load_graph
-from anesim.compiler.builder import Builder, Tensor
-from anesim.compiler.graph import Graph
+from anesim.compiler.frontends.builder import Builder, Tensor
+from anesim.compiler.graph.graph import Graph
 from anesim.compiler.result import CompileResult, HostOp, Segment
 
 __all__ = ["Builder", "CompileResult", "Graph", "HostOp", "Segment", "Tensor", "compile_file",

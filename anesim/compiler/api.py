@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 from anesim.chips import ChipConfig, load_chip
-from anesim.compiler.capability import limits_of, place
-from anesim.compiler.emit import ProgramEmitter
-from anesim.compiler.graph import Graph
-from anesim.compiler.lower import SegmentLowerer
-from anesim.compiler.passes import run_passes
+from anesim.compiler.lowering.capability import limits_of, place
+from anesim.compiler.backend.emit import ProgramEmitter
+from anesim.compiler.graph.graph import Graph
+from anesim.compiler.lowering.lower import SegmentLowerer
+from anesim.compiler.graph.passes import run_passes
 from anesim.compiler.result import CompileResult, HostOp, Segment, segment_program
 from anesim.errors import CompileError, UnsupportedError
 from anesim.limits import check_steps
@@ -43,7 +43,8 @@ def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = No
     engine_nodes = [n for n in g.nodes if n.name not in host]
     engine_made = {n.output for n in engine_nodes}
     used_by_engine = {i for n in engine_nodes for i in n.inputs}
-    used_by_host = {i for n in g.nodes if n.name in host for i in n.inputs}
+    # A dict, not a set: segment outputs must come in graph order, whatever the hash seed.
+    used_by_host = dict.fromkeys(i for n in g.nodes if n.name in host for i in n.inputs)
     inputs = [i for i in g.inputs if i in used_by_engine or (i in g.outputs and i not in host_outputs)]
     inputs += [t for t in dict.fromkeys(n.output for n in g.nodes if n.name in host)
                if t in used_by_engine]
@@ -98,19 +99,19 @@ def load_graph(path: str | Path) -> Graph:
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        from anesim.compiler.program_file import load_program_file
+        from anesim.compiler.frontends.program_file import load_program_file
 
         return load_program_file(file)
     if suffix == ".onnx":
-        from anesim.compiler.onnx_import import load_onnx
+        from anesim.compiler.frontends.onnx import load_onnx
 
         return load_onnx(file)
     if suffix in (".mlpackage", ".mlmodel"):
-        from anesim.compiler.coreml_import import load_coreml
+        from anesim.compiler.frontends.coreml import load_coreml
 
         return load_coreml(file)
     if suffix == ".plist":
-        from anesim.compiler.netplist import load_netplist
+        from anesim.compiler.frontends.netplist import load_netplist
 
         return load_netplist(file)
     raise UnsupportedError("not a model file the compiler reads", file=file,

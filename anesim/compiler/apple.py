@@ -3,7 +3,7 @@
 For each sample whose network description is public (``../shared/hwx/tinygrad/*.plist``) the
 network is compiled for H13 with the sample's tensor shapes and 16 NE channels (the H13
 descriptor addresses 16 kernel-DMA channels and ``ActiveNE`` counts them, command-stream.md
-§3.1, §3.10), each task's register fields are produced by :mod:`anesim.compiler.h13`, and
+§3.1, §3.10), each task's register fields are produced by :mod:`anesim.compiler.backend.h13`, and
 compared with the fields the decoder reads from Apple's ``.hwx``. Buffer addresses are left
 out. Differences whose reason is known are labelled with it.
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from anesim.chips import load_chip
 from anesim.compiler.api import compile_graph
-from anesim.compiler.builder import Builder
-from anesim.compiler.graph import Graph, TensorInfo
-from anesim.compiler.h13 import ADDRESS_FIELDS, program_fields
-from anesim.compiler.netplist import load_netplist
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.graph import Graph, TensorInfo
+from anesim.compiler.backend.h13 import ADDRESS_FIELDS, program_fields
+from anesim.compiler.frontends.netplist import load_netplist
 from anesim.compiler.result import CompileResult
 
 H13_NE_CHANNELS = 16
@@ -107,10 +107,11 @@ def network_for(shared: Path, name: str, apple: object) -> Graph:
 
 def compare(shared: Path, name: str) -> tuple[SampleComparison, CompileResult]:
     """Compile one sample's network for H13 and compare every task's fields with Apple's."""
-    import anesim
+    from anesim.hwx import load as load_decoded
+    from anesim.hwx.to_program import build_program
 
     _, hwx, _ = SAMPLES[name]
-    apple = anesim.load(shared / "hwx" / "tinygrad" / hwx)
+    apple = build_program(load_decoded(shared / "hwx" / "tinygrad" / hwx))
     result = compile_graph(network_for(shared, name, apple), load_chip("m1"), cores=H13_NE_CHANNELS)
     ours = program_fields(result.program, [i.kernel_offset for i in result.task_info])
     out = SampleComparison(name, len(apple.tasks), len(result.program.tasks))

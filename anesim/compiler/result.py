@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from anesim.compiler.emit import TaskInfo
-from anesim.compiler.graph import Graph, Node
+from anesim.compiler.backend.emit import TaskInfo
+from anesim.compiler.graph.graph import Graph, Node
 from anesim.errors import InputError
 from anesim.program.model import Program, Task
 
@@ -168,8 +168,8 @@ class CompileResult:
                 run_program: Callable[[Program, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
                 ) -> dict[str, np.ndarray]:
         """Run the model: engine segments with ``run_program``, host ops in numpy between them."""
-        from anesim.compiler.ops import node_macs
-        from anesim.compiler.reference import run_node
+        from anesim.compiler.graph.ops import node_macs
+        from anesim.compiler.reference.ops import run_node
         from anesim.limits import check_work
 
         env: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in inputs.items()}

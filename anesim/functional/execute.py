@@ -10,8 +10,8 @@ import numpy as np
 from anesim.chips.schema import ChipConfig
 from anesim.errors import AnesimError, InputError, ProgramError
 from anesim.functional.memory import Memory
-from anesim.limits import check_bytes, check_work, tensor_bytes
 from anesim.functional.tasks import as_fp16_bits, from_fp16_bits, mac_rules, run_task
+from anesim.limits import check_bytes, check_work, tensor_bytes
 from anesim.program.kernels import gather_weights
 from anesim.program.model import NUMPY_DTYPES, Program, Task, TensorSpec
 
@@ -102,15 +102,22 @@ def _with_runtime_weights(task: Task, memory: Memory) -> Task:
 
 def random_inputs(program: Program, seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs for every program input: fp16 uniform in [-1, 1), integers over their range."""
+    return draw_inputs([(t.name, tuple(t.shape), t.dtype) for t in program.inputs], seed, program.source or None)
+
+
+def draw_inputs(specs: list[tuple[str, tuple[int, ...], str]], seed: int,
+                file: str | None = None) -> dict[str, np.ndarray]:
+    """Seeded arrays for (name, shape, dtype) specs: floats uniform in [-1, 1), integers over their range.
+
+    ``file`` is where the shapes come from; a shape past the memory limit is an error naming it.
+    """
     rng = np.random.default_rng(seed)
     drawn: dict[str, np.ndarray] = {}
-    for spec in program.inputs:
-        check_bytes(tensor_bytes(spec.shape, 8), file=getattr(program, "source", None) or None,
-                    field=f"input '{spec.name}' of shape {tuple(spec.shape)}")
-        if spec.dtype == "fp16":
-            drawn[spec.name] = rng.uniform(-1.0, 1.0, spec.shape).astype(np.float16)
+    for name, shape, dtype in specs:
+        check_bytes(tensor_bytes(shape, 8), file=file, field=f"input '{name}' of shape {tuple(shape)}")
+        if dtype in ("int8", "uint8"):
+            info = np.iinfo(NUMPY_DTYPES[dtype])
+            drawn[name] = rng.integers(info.min, info.max, shape, endpoint=True).astype(NUMPY_DTYPES[dtype])
         else:
-            info = np.iinfo(NUMPY_DTYPES[spec.dtype])
-            drawn[spec.name] = rng.integers(info.min, info.max, spec.shape, endpoint=True).astype(
-                NUMPY_DTYPES[spec.dtype])
+            drawn[name] = rng.uniform(-1.0, 1.0, shape).astype(np.float16)
     return drawn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anesim import numerics
+import anesim.numerics as numerics
 from anesim.errors import UnsupportedError
 from anesim.numerics.planar import reduce_rows
 from anesim.numerics.rules import IEEE_PORT_RULES, M1_RULES, MacRules
@@ -31,8 +31,11 @@ def table_to_lut(table: ActivationTable) -> numerics.Lut:
     """The numerics' evaluator for a decoded or compiled activation table."""
     lo, hi = table.range_lo, table.range_hi
     first, last = table.knot_span or _REDUCED_KNOT_SPAN.get(table.reduction, (lo, hi))
-    if not (last > first or (table.tails is not None and last == first)):
-        first, last = lo, lo + 1.0  # a degenerate header: treat the table as a constant
+    if not (np.isfinite(first) and np.isfinite(last)
+            and (last > first or (table.tails is not None and last == first))):
+        # the decoder refuses such a table; one built by hand has no knot span to read samples on
+        raise UnsupportedError(f"table {table.name!r} has no finite knot span",
+                               expected="range_lo < range_hi, both finite", found=f"[{first}, {last}]")
     return numerics.Lut(
         np.asarray(table.samples, np.uint16), x_first=first, x_last=last, lo=lo, hi=hi,
         below=table.value_below, above=table.value_above, symmetry=table.symmetry,

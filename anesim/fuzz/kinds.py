@@ -119,7 +119,7 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def small_program() -> Any:
     """The first program seed compiled for the M1 (what the chip and .npy fuzzers run)."""
     import anesim
-    from anesim.compiler.program_file import parse_program
+    from anesim.compiler.frontends.program_file import parse_program
 
     return anesim.compile(parse_program(yaml.safe_load(PROGRAM_SEEDS[0]), "seed.yaml"), "m1")
 

@@ -62,23 +62,43 @@ def _f16(words: np.ndarray) -> list[float]:
     return [float(v) for v in words.astype(np.uint16).view(np.float16).astype(np.float64)]
 
 
-def decode_table(words: np.ndarray, name: str) -> tuple[ActivationTable, list[str]]:
-    """The table a 64-word blob holds, and what in it could not be read."""
+# (field, value, message): a table word whose value no document describes; the caller turns it
+# into a refusal (anesim.program.notes), since reading the samples any other way is a guess.
+TableNote = tuple[str, int, str]
+SHIFT_MASK = 0x3F | BYPASS_BIT
+MODE_MASK, FOLD_MASK = 0x0F, 0xF0
+
+
+def decode_table(words: np.ndarray, name: str) -> tuple[ActivationTable, list[TableNote]]:
+    """The table a 64-word blob holds, and the words in it no document describes."""
     words = np.asarray(words, np.uint16)
     lo, hi, below, above = _f16(words[:4])
     samples = words[4:4 + SAMPLES].copy()
     trailer = words[TAIL_WORD:MODE_WORD + 1]
+    notes: list[TableNote] = []
+    extra = np.flatnonzero(words[MODE_WORD + 1:])
+    if extra.size:
+        at = MODE_WORD + 1 + int(extra[0])
+        notes.append((f"LUT[{at}]", int(words[at]), "table words 43-63 hold data no document describes"))
     if not trailer.any():
-        return ActivationTable(lo, hi, below, above, samples, name), []
-    notes = []
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            notes.append(("LUT[0]", int(words[0]), "a table without trailer words spans [lo, hi], which must be "
+                          f"finite and increasing (found [{lo}, {hi}])"))
+        return ActivationTable(lo, hi, below, above, samples, name), notes
     param, flags = int(words[SHIFT_WORD]), int(words[MODE_WORD])
-    mode, fold = flags & 0x0F, flags & 0xF0
-    reduction, start_steps, start = MODES.get(mode, ("none", 0.0, 0.0))
+    mode, fold = flags & MODE_MASK, flags & FOLD_MASK
+    if param & ~SHIFT_MASK:
+        notes.append((f"LUT[{SHIFT_WORD}]", param, "bits above 6 of the knot-spacing word are not described"))
+    if flags & ~(MODE_MASK | FOLD_MASK):
+        notes.append((f"LUT[{MODE_WORD}]", flags, "bits above 7 of the mode word are not described"))
     if mode not in MODES:
-        notes.append(f"{name}: table mode {mode} is not understood; read as a plain table from 0")
-    symmetry = FOLDS.get(fold, "none")
+        notes.append((f"LUT[{MODE_WORD}].ArgMode", mode, f"table argument mode {mode} is not described by any "
+                       "source (known: " + ", ".join(f"{m} {MODES[m][0]}" for m in sorted(MODES)) + ")"))
     if fold not in FOLDS:
-        notes.append(f"{name}: table input fold {fold:#x} is not understood; no fold applied")
+        notes.append((f"LUT[{MODE_WORD}].InputFold", fold >> 4, f"table input fold {fold:#x} is not described "
+                       "by any source (known: 0x0 none, 0x60 odd, 0xc0 positive)"))
+    reduction, start_steps, start = MODES.get(mode, ("none", 0.0, 0.0))
+    symmetry = FOLDS.get(fold, "none")
     step = 2.0 ** -(param & 0x3F)
     if param & BYPASS_BIT:
         span = (0.0, 0.0)

@@ -4,9 +4,12 @@ The register file is replayed task by task (registers persist across tasks) and 
 each map's ``semantics`` table, so one builder serves every generation. Where a register the
 model needs was never written, a default is assumed (fp16 data, 1x1 kernel, stride 1, one
 group): H14+ compilers omit registers that hold their reset value and those values are not
-published (command-stream.md §3.5, Q2). Everything the builder cannot interpret - dynamic
-weights, planar-engine configurations not seen in labelled samples, bias sources - is reported
-in ``Program.notes`` rather than guessed.
+published (command-stream.md §3.5, Q2). Every field value the builder cannot execute as the
+engine would - a mode no document describes, a planar-engine configuration not seen in labelled
+samples, a bias source - becomes a typed note in ``Program.approximations``
+(:mod:`anesim.program.notes`) rather than a guess; ``anesim.load`` refuses a program with a
+value note unless asked to approximate. Field values the model does not read at all are checked
+against the values the sources describe (``regmaps/understood.json``).
 """
 
 from __future__ import annotations
@@ -25,18 +28,28 @@ from anesim.hwx.tables import WORDS as LUT_WORDS
 from anesim.hwx.tables import decode_table
 from anesim.hwx.tasks import DecodedTask
 from anesim.program.kernels import gather_weights
+from anesim.hwx.understood import unexplained_fields
 from anesim.program.model import (
     DTYPE_BYTES, REDUCTION_OPS, ActivationTable, Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task,
     TensorSpec, align_up,
 )
+from anesim.program.notes import Note, NoteKind
 
 FMT_DTYPE = {0: "uint8", 1: "int8", 2: "fp16"}
-NE_OPS = {0: "conv", 1: "elementwise", 4: "bypass", 5: "transconv"}
+# NE MACCfg.OpMode: the enum names are published (command-stream.md §3.6, FT-MAPS h16: 0 Conv,
+# 1 EW, 2 RCAS, 3 EWSqrt, 4 Bypass, 5 Transconv); what 1, 2, 3 and 5 compute from the registers
+# is not, so those are refused rather than guessed.
+NE_OPS = {0: "conv", 4: "bypass"}
+NE_OP_NAMES = {1: "EW", 2: "RCAS", 3: "EWSqrt", 5: "Transconv"}
 ACTIVATIONS = {0: "none", 1: "relu", 2: "lut"}
-# Raw H13 planar-engine Cfg words and the operation each performs, derived from the eiln kernels
-# and tinygrad sum.hwx that use them; docs/functional.md gives the evidence for each word.
-PLANAR_OPS = {0x80000: "add", 0x80004: "mul", 0x80008: "max", 0x8000C: "min", 0xC0000: "sub", 0x0: "copy",
-              0x40: "abs", 0x2: "reduce_max", 0x1000: "recip_sum"}
+# H13 PE.Cfg fields (command-stream.md §3.6, FT-MAPS h13): En [1], OpMode [4:2], ReluEn [5],
+# Cond [6], FirstSrc [16], SecSrc [19:18]. A second source from L2/DMA (SecSrc 2) with OpMode
+# 0-4 is a binary op (AB examples: add, mul, max, min, (a+b)^2). The other words are read whole,
+# as the eiln kernels use them; docs/functional.md gives the evidence for each.
+PE_RELU_BIT = 0x20
+PE_BINARY = {0: "add", 1: "mul", 2: "max", 3: "min", 4: "sqsum"}
+PE_BINARY_MASK = 0xC001C  # SecSrc and OpMode: the only bits a binary configuration sets
+PLANAR_WORDS = {0xC0000: "sub", 0x0: "copy", 0x40: "abs", 0x2: "reduce_max", 0x1000: "recip_sum"}
 BINARY_PLANAR = {"add", "sub", "mul", "max", "min", "sqsum", "div"}
 # Assumed values of registers a program never writes (see module docstring).
 DEFAULTS = {"kw": 1, "kh": 1, "sx": 1, "sy": 1, "groups": 1, "cin": 1, "cout": 1, "win": 1, "hin": 1,
@@ -59,11 +72,22 @@ class _Builder:
     def __init__(self, decoded: Decoded) -> None:
         self.decoded = decoded
         self.summary: Summary = summarize(decoded)
-        self.notes: list[str] = list(self.summary.notes)
+        self.notes: list[Note] = [Note("value", n, field="container") for n in self.summary.notes]
         self.slots: dict[int, Slot] = {}
         self.constant: dict[int, bytes] = {}
         self.regs = RegisterFile(decoded.regmap)
         self.pool_written: dict[int, Layout] = {}  # on-chip pool offset -> the last result put there
+        self.task_index: int | None = None
+
+    def note(self, task: int | None, field: str, value: int | str | None, message: str,
+             kind: NoteKind = "value") -> None:
+        """Record a field value the model cannot execute faithfully."""
+        self.notes.append(Note(kind, message, task, field, value))
+
+    def field_of(self, meaning: str) -> str:
+        """'Register.Field' of a semantic quantity, for notes."""
+        reg, fld = self.decoded.regmap.semantics.get(meaning, (meaning, ""))
+        return f"{reg}.{fld}" if fld else reg
 
     def v(self, meaning: str) -> int:
         """The current value of a semantic quantity, or its assumed default."""
@@ -77,7 +101,7 @@ class _Builder:
             for slot, addr in sorted(self.summary.slots.items()):
                 sec = d.section_at(addr)
                 if sec is None:
-                    self.notes.append(f"buffer slot {slot} points at {addr:#x}, inside no section")
+                    self.note(None, f"slot {slot}", addr, "the buffer slot points inside no section")
                 elif sec is d.text:
                     continue  # the command stream itself
                 elif sec.has_data:
@@ -105,7 +129,7 @@ class _Builder:
         for t in self.summary.tensors:
             if t.slot is None or len(t.shape) != 4 or t.dtype not in DTYPE_BYTES:
                 if t.role in ("input", "output"):
-                    self.notes.append(f"tensor {t.name}: no usable slot, NCHW shape or dtype in the program")
+                    self.note(None, f"tensor {t.name}", t.dtype, "no usable slot, NCHW shape or dtype in the program")
                 continue
             n_stride, c_stride, h_stride = (t.strides + (0, 0, 0))[:3] if len(t.strides) >= 3 else (0, 0, 0)
             out[t.name] = TensorSpec(t.name, tuple(t.shape), t.dtype, t.role, t.slot, 0,  # type: ignore[arg-type]
@@ -116,7 +140,8 @@ class _Builder:
     def _dtype(self, meaning: str) -> str:
         code = self.v(meaning)
         if code not in FMT_DTYPE:
-            self.notes.append(f"{meaning} = {code} is not a known tensor format; assuming fp16")
+            self.note(self.task_index, self.field_of(meaning), code,
+                      "not a tensor format the sources describe (0 uint8, 1 int8, 2 fp16)")
         return FMT_DTYPE.get(code, "fp16")
 
     def _dram(self, prefix: str, slot: int, channels: int, height: int, width: int, groups: int = 1) -> Layout:
@@ -145,6 +170,14 @@ class _Builder:
     # -- one task ---------------------------------------------------------------------------
     def task(self, task: DecodedTask, binding: dict[str, int]) -> Task:
         """The model of one task, read from the register file after its writes."""
+        self.task_index = task.index
+        scopes = {"always"} | {k for k in ("src1", "src2", "dst") if k in binding}
+        if task.header.get("ENE", 1):
+            scopes.add("ne")
+        for name, value, allowed, kind in unexplained_fields(self.decoded.regmap, self.regs, scopes):
+            what = "the timing model" if kind == "timing" else "the model"
+            self.note(task.index, name, value, f"{what} does not read this field, and the sources describe only "
+                      f"{allowed}", kind)  # type: ignore[arg-type]
         win, hin, cin = self.v("win"), self.v("hin"), self.v("cin")
         wout, hout, cout = self.v("wout"), self.v("hout"), self.v("cout")
         planar = self._planar(task)
@@ -178,23 +211,37 @@ class _Builder:
 
     def _planar(self, task: DecodedTask) -> PlanarStage | None:
         if "pe_cfg" not in self.decoded.regmap.semantics:
+            self._unread_block("PE", task, "planar-engine registers of this generation are not decoded")
             return None
         cfg = self.v("pe_cfg")
         scales = (self.v("pe_bias"), self.v("pe_scale"), self.v("pe_prescale"), self.v("pe_final"))
         if task.header.get("ENE", 1) and cfg == 0 and not any(scales):
             return None  # an NE task with the planar engine left idle
-        op = PLANAR_OPS.get(cfg)
+        relu = bool(cfg & PE_RELU_BIT)
+        word = cfg & ~PE_RELU_BIT
+        op = PLANAR_WORDS.get(word)
+        if op is None and word & ~PE_BINARY_MASK == 0 and word >> 18 == 2 and (word >> 2) & 7 in PE_BINARY:
+            op = PE_BINARY[(word >> 2) & 7]
         if op == "copy" and self.v("groups") != 1 and not task.header.get("ENE", 1):
             op = "reduce_sum"  # the add configuration over many one-row groups: a sum along each row
         if op is None:
-            self.notes.append(f"task {task.index}: planar-engine configuration {cfg:#x} is not understood; "
-                              "the task's planar stage is left out")
+            self.note(task.index, self.field_of("pe_cfg"), cfg, "no source describes this planar-engine "
+                      "configuration (docs/functional.md lists the understood ones)")
             return None
         bias, scale, pre, final = scales
         # sub.bin and frac.bin subtract as an add whose first source is pre-scaled by -1; the
         # stage keeps that form, so b - a comes out of add(-1 * a, b) with one rounding.
         return PlanarStage(op, pre_scale=fp16(pre) if pre else 1.0, bias=fp16(bias), scale=fp16(scale) if scale else 1.0,  # type: ignore[arg-type]
-                           final_scale=fp32(final) if final else 1.0)
+                           final_scale=fp32(final) if final else 1.0, relu=relu)
+
+    def _unread_block(self, block: str, task: DecodedTask, message: str) -> None:
+        """A note for every non-zero register of a block the builder has no semantics for."""
+        for addr, value in sorted(self.regs.values.items()):
+            reg = self.decoded.regmap.lookup(addr)
+            owner = self.decoded.regmap.block_of(addr)
+            if value and owner is not None and owner.name == block:
+                self.note(task.index, reg.name if reg is not None else f"{addr:#x}", value, message)
+                return
 
     def _channels(self, task: DecodedTask) -> list[KernelChannel]:
         return [c for c in self.summary.channels if c.task == task.index]
@@ -204,9 +251,17 @@ class _Builder:
         op_mode = self.v("op_mode")
         op = NE_OPS.get(op_mode)
         if op is None:
-            self.notes.append(f"task {task.index}: NE op mode {op_mode} is not understood; treated as convolution")
-            op = "conv"
-        act = ACTIVATIONS.get(self.v("nl_mode"), "none")
+            name = NE_OP_NAMES.get(op_mode)
+            what = (f"NE op mode {op_mode} ({name}): the sources name it but not what it computes" if name
+                    else "no source describes this NE op mode")
+            self.note(task.index, self.field_of("op_mode"), op_mode, what + "; the approximation runs it as bypass")
+            op = "bypass"
+        nl_mode = self.v("nl_mode")
+        act = ACTIVATIONS.get(nl_mode)
+        if act is None:
+            self.note(task.index, self.field_of("nl_mode"), nl_mode,
+                      "no source describes this nonlinear mode (0 none, 1 relu, 2 lookup table)")
+            act = "none"
         kh, kw, sy, sx, py, px = (self.v(k) for k in ("kh", "kw", "sy", "sx", "py", "px"))
         pad_b = max((hout - 1) * max(sy, 1) + kh - hin - py, 0)
         pad_r = max((wout - 1) * max(sx, 1) + kw - win - px, 0)
@@ -220,12 +275,16 @@ class _Builder:
         channels = self._channels(task)
         slot = binding.get("kernel")
         if self.v("bias_mode"):
-            self.notes.append(f"task {task.index}: BiasMode is set but where the bias comes from is unknown")
+            self.note(task.index, self.field_of("bias_mode"), self.v("bias_mode"),
+                      "the bias is enabled but no source says where it comes from")
+        if act == "lut" and not (channels and slot is not None):
+            self.note(task.index, self.field_of("nl_mode"), nl_mode, "a lookup-table nonlinearity with no table fetched")
         if channels and slot is not None and act == "lut":
             if slot in self.constant:
                 table = self._table(task, self.constant[slot], channels[0])
             else:
-                self.notes.append(f"task {task.index}: lookup table is read from slot {slot} at run time; not modelled")
+                self.note(task.index, f"slot {slot}", slot, "the lookup table is read from a buffer the host fills "
+                          "at run time; not modelled")
         elif channels and slot is not None and op in ("conv", "transconv"):
             kernel = self._kernel(task, slot, channels, cin // groups, cout, kh, kw)
         acc_bias = 0.0
@@ -241,23 +300,29 @@ class _Builder:
     def _table(self, task: DecodedTask, data: bytes, ch: KernelChannel) -> ActivationTable | None:
         raw = data[ch.offset:ch.offset + 2 * LUT_WORDS]
         if len(raw) < 2 * 37:  # the four clamp words and the 33 samples at least
-            self.notes.append(f"task {task.index}: lookup table runs past the end of its buffer")
+            self.note(task.index, "KernelDMASrc.CoeffBaseAddr[0]", ch.offset, "the lookup table runs past the end "
+                      "of its buffer")
             return None
         words = np.zeros(LUT_WORDS, np.uint16)
         words[:len(raw) // 2] = np.frombuffer(raw[:len(raw) // 2 * 2], dtype="<u2")
         table, notes = decode_table(words, f"task{task.index}-lut")
-        self.notes.extend(f"task {task.index}: {n}" for n in notes)
+        for fld, value, message in notes:
+            self.note(task.index, fld, value, message)
         return table
 
     def _kernel(self, task: DecodedTask, slot: int, channels: list[KernelChannel], cin_g: int, cout: int,
                 kh: int, kw: int) -> Kernel | None:
         code = self.v("kfmt")
-        if self.v("pal_en") or self.v("sparse"):
-            self.notes.append(f"task {task.index}: palettized or sparse kernels are not unpacked yet")
-            return None
+        for meaning, what in (("pal_en", "palettized"), ("sparse", "sparse")):
+            if self.v(meaning):
+                self.note(task.index, self.field_of(meaning), self.v(meaning), f"{what} kernels: where the "
+                          f"{'palette' if meaning == 'pal_en' else 'mask'} sits and how it is read is not documented")
+                return None
         fmt = FMT_DTYPE.get(code)
-        if fmt is None:
-            self.notes.append(f"task {task.index}: kernel format {code} is not understood")
+        if fmt != "fp16":
+            self.note(task.index, self.field_of("kfmt"), code,
+                      f"{fmt} kernels: how the MAC scales integer weights (MACCfg.BinaryPoint, PostRightShift) "
+                      "is not documented" if fmt else "no source describes this kernel format (2 fp16)")
             return None
         cores = 1 << self.v("active_ne")
         by_core = {c.channel: c for c in channels}
@@ -270,12 +335,12 @@ class _Builder:
         )
         dram_bytes = sum(c.bytes for c in channels)
         if slot not in self.constant:
-            self.notes.append(f"task {task.index}: kernel is read from buffer slot {slot} at run time (dynamic weights)")
+            # run-time weights: the functional engine reads them from the slot as the kernel DMA would
             return Kernel(fmt, None, dram_bytes=dram_bytes, placement=placement)  # type: ignore[arg-type]
         weights = gather_weights(self.constant[slot], placement, fmt)
         if weights is None:
-            self.notes.append(f"task {task.index}: some output channel has no weights in its kernel channel; "
-                              "the model's kernel is left empty")
+            self.note(task.index, "KernelDMASrc.CoeffBaseAddr", slot, "some output channel has no weights in its "
+                      "kernel channel")
             return None
         return Kernel(fmt, weights, dram_bytes=dram_bytes)  # type: ignore[arg-type]
 
@@ -295,7 +360,8 @@ class _Builder:
         name = Path(d.file).name.split(".")[0] if d.file else "program"
         if not isinstance(d, Container) and d.sidecar.name:
             name = d.sidecar.name
-        return Program(name, d.generation.name, tasks, tensors, self.slots, source=d.file or "", notes=self.notes)
+        return Program(name, d.generation.name, tasks, tensors, self.slots, source=d.file or "",
+                       approximations=self.notes)
 
 
 def build_program(decoded: Decoded) -> Program:

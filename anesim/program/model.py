@@ -17,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 
+from anesim.program.notes import Note
+
 DType = Literal["fp16", "int8", "uint8"]
 DTYPE_BYTES: dict[str, int] = {"fp16": 2, "int8": 1, "uint8": 1}
 NUMPY_DTYPES: dict[str, type] = {"fp16": np.float16, "int8": np.int8, "uint8": np.uint8}
@@ -308,7 +310,16 @@ class Program:
     tensors: dict[str, TensorSpec]
     slots: dict[int, Slot]
     source: str = ""
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # remarks (compiler decisions), not approximations
+    # What decoding or lowering could not reproduce exactly (anesim.program.notes).
+    approximations: list[Note] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per approximation: 'FILE: task N: FIELD = VALUE: message'."""
+        from anesim.program.notes import warning_lines
+
+        return warning_lines(self.approximations, self.source or None)
 
     @property
     def inputs(self) -> list[TensorSpec]:

@@ -16,7 +16,7 @@ from anesim.program.model import DTYPE_BYTES, REDUCTION_OPS, Kernel, Layout, Tas
 # Winograd F(m x m, 3 x 3): an m x m output tile costs (m + 2)^2 products per input channel
 # instead of 9 m^2. The gate admits only F(2x2) and F(4x4) (guide ch. 20); the larger one
 # is modelled, as a compiler would take Winograd only where it pays (anesim's own does not set
-# the flag: compiler/tile.py SELECT_WINOGRAD).
+# the flag: compiler/lowering/tile.py SELECT_WINOGRAD).
 WINOGRAD_OUTPUT_TILE = 4
 LUT_TABLE_BYTES = 128  # one activation table as fetched by the kernel DMA (command-stream §5)
 INT8_DTYPES = ("int8", "uint8")

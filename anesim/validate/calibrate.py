@@ -15,6 +15,7 @@ memo: each timing family is predicted by a fit that did not see it.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,17 +25,19 @@ from typing import Any
 
 import numpy as np
 import yaml
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.representer import RoundTripRepresenter
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from anesim.chips import load_chip
 from anesim.chips.params import Param
 from anesim.chips.schema import ChipConfig
-from anesim.errors import InputError
+from anesim.errors import ConfigError, InputError
 from anesim.timing.power import energy_features
 from anesim.validate.runner import validate_chip
 from anesim.validate.simulate import PipelineTimer, Simulator, Timer
 from anesim.validate.stats import Point, summarize
 from anesim.validate.traces import TraceRow, load_traces
-from anesim.validate.yamledit import set_param
 
 COARSE = [2 ** (k / 2) for k in range(-4, 5)]  # 0.25x .. 4x
 FINE = [2 ** (k / 8) for k in range(-3, 4)]  # about -23 % .. +30 %
@@ -290,12 +293,73 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
     )
 
 
-def write_back(result: Calibration, trace_file: str) -> list[Path]:
-    """Write the fitted values into the files that define them; returns the files edited."""
+def format_value(value: Any) -> str:
+    """A YAML scalar for a parameter value: ints plainly, floats in short exponent form."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:.4g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        if "." not in mant:
+            mant += ".0"
+        text = f"{mant}e{int(exp):+d}"
+    elif "." not in text:
+        text += ".0"
+    return text
+
+
+class _Representer(RoundTripRepresenter):
+    """Round-trip representer that writes a new float value in the chip files' short form."""
+
+
+_Representer.add_representer(
+    float, lambda rep, value: rep.represent_scalar("tag:yaml.org,2002:float", format_value(value)))
+
+
+def _round_trip() -> YAML:
+    """ruamel.yaml in round-trip mode: comments, key order, quotes and folded text survive an edit."""
+    y = YAML()
+    y.Representer = _Representer
+    y.preserve_quotes = True
+    y.width = 4096  # never re-wrap a line the file keeps long
+    return y
+
+
+def set_param(path: Path, dotted: str, value: Any, source: str, provenance: str = "fitted") -> str:
+    """Set one parameter's value, provenance and source in a chip file, keeping every comment."""
+    y = _round_trip()
+    try:
+        data = y.load(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
+        raise ConfigError(f"cannot read chip file for editing: {exc}", file=path) from None
+    node = data
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise ConfigError("parameter not found for editing", file=path, where=f"key '{dotted}'")
+        node = node[key]
+    for field_name in ("value", "provenance", "source"):
+        if not isinstance(node, dict) or field_name not in node:
+            raise ConfigError(f"parameter has no '{field_name}' to edit", file=path, where=f"key '{dotted}'")
+    node["value"] = value
+    node["provenance"] = provenance
+    node["source"] = DoubleQuotedScalarString(source)
+    out = io.StringIO()
+    y.dump(data, out)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return out.getvalue()
+
+
+def write_back(result: Calibration, measured_in: str) -> list[Path]:
+    """Write the fitted values into the files that define them; returns the files edited.
+
+    ``measured_in`` names the measurements fitted on (``validation/m1.yaml``, or a CSV's path).
+    """
     held = result.held_back.get("median_abs_pct_error")
     held_text = f"{held:.1f} %" if isinstance(held, (int, float)) else "n/a"
     source = (f"anesim calibrate --chip {result.chip}: fitted on the calibration split "
-              f"({result.split}) of validation/{trace_file}; held-back median |err| {held_text}")
+              f"({result.split}) of {measured_in}; held-back median |err| {held_text}")
     edited = []
     for p, free, v in zip(result.params, result.free, result.fitted):
         if not free:

@@ -13,6 +13,7 @@ from anesim.chips.schema import ChipConfig
 from anesim.validate import workloads
 from anesim.validate.runner import ChipValidation, chip_families, to_json
 from anesim.validate.stats import LATENCY_QUANTITIES, Point
+from anesim.validate.traces import TraceRow
 
 _MARKERS = "osD^v<>pPX*hH8"
 
@@ -80,7 +81,8 @@ def point_rows(points: Sequence[Point]) -> list[list[str]]:
 POINT_HEADERS = ["id", "family", "method", "metric", "measured (SI)", "simulated (SI)", "error %"]
 
 
-def write_tables(results: dict[str, ChipValidation], out: Path) -> None:
+def write_tables(results: dict[str, ChipValidation], out: Path, rows: Sequence[TraceRow] | None = None,
+                 measurements: str | None = None) -> None:
     """accuracy.md, validation.json and one points CSV per chip."""
     md = ["# Validation accuracy\n", markdown_table(SUMMARY_HEADERS, summary_rows(results))]
     for name, v in results.items():
@@ -88,7 +90,7 @@ def write_tables(results: dict[str, ChipValidation], out: Path) -> None:
             md.append(f"\n{name}: {len(v.failures)} mapped rows could not be simulated:\n")
             md += [f"- {rid}: {msg}\n" for rid, msg in v.failures]
     (out / "accuracy.md").write_text("".join(md), encoding="utf-8")
-    (out / "validation.json").write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
+    (out / "validation.json").write_text(json.dumps(to_json(results, rows, measurements), indent=1) + "\n", encoding="utf-8")
     for name, v in results.items():
         slug = name.lower().replace(" ", "-")
         with (out / f"points-{slug}.csv").open("w", newline="", encoding="utf-8") as fh:
@@ -240,10 +242,11 @@ def roofline_plot(chip: ChipConfig, points: Sequence[Point], path: Path, title: 
     plt.close(fig)
 
 
-def write_report(results: dict[str, ChipValidation], chips: dict[str, ChipConfig], out: Path) -> list[Path]:
+def write_report(results: dict[str, ChipValidation], chips: dict[str, ChipConfig], out: Path,
+                 rows: Sequence[TraceRow] | None = None, measurements: str | None = None) -> list[Path]:
     """Tables and plots for every chip validated; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    write_tables(results, out)
+    write_tables(results, out, rows, measurements)
     files = [out / "accuracy.md", out / "validation.json"]
     scatter_plot(results, out / "measured-vs-simulated.png")
     files.append(out / "measured-vs-simulated.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from anesim.errors import AnesimError, InputError
 from anesim.validate.methods import measure
 from anesim.validate.simulate import Simulator, Timer
 from anesim.validate.stats import Point, by_family, signed_error_pct, summarize
-from anesim.validate.traces import TraceRow, load_traces
+from anesim.validate.traces import TRACE_FILES, TraceRow, load_traces
 
 Progress = Callable[[str, int, int], None]
 
@@ -26,6 +27,7 @@ class ChipValidation:
     points: list[Point]
     n_excluded: int
     failures: list[tuple[str, str]] = field(default_factory=list)
+    excluded: dict[str, int] = field(default_factory=dict)  # the chip's excluded rows per reason
 
     def summary(self) -> dict[str, Any]:
         """Overall figures, per-family figures and every point, as plain data."""
@@ -96,7 +98,10 @@ def validate_chip(name: str, rows: Sequence[TraceRow] | None = None, *, timer: T
             failures.append((row.id, str(exc)))
             continue
         points.append(point_of(row, m.value, m.latency_s, m.work, m.params))
-    return ChipValidation(name, points, sum(not r.mapped for r in mine), failures)
+    reasons = Counter(r.reason or "?" for r in mine if not r.mapped)
+    if failures:
+        reasons["not_simulated"] += len(failures)
+    return ChipValidation(name, points, sum(not r.mapped for r in mine), failures, dict(reasons.most_common()))
 
 
 def validate(spec: str = "all", *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
@@ -116,7 +121,58 @@ def chip_families(results: dict[str, ChipValidation]) -> dict[str, dict[str, Any
             for fam, vs in groups.items()}
 
 
-def to_json(results: dict[str, ChipValidation]) -> dict[str, Any]:
-    """The --json document: {"chips": {NAME: summary}, "chip_families": {FAMILY: figures}}."""
-    return {"chips": {name: v.summary() for name, v in results.items()},
-            "chip_families": chip_families(results)}
+def coverage(results: dict[str, ChipValidation], rows: Sequence[TraceRow]) -> dict[str, Any]:
+    """How many rows of the measurements were used, and how many were excluded for each reason.
+
+    Besides the curation's reasons: ``not_simulated`` (a mapped row the simulator refused) and
+    ``chip_not_selected`` (a mapped row of a chip --chip left out); used + excluded = rows.
+    """
+    reasons = Counter(r.reason or "?" for r in rows if not r.mapped)
+    for v in results.values():
+        if v.failures:
+            reasons["not_simulated"] += len(v.failures)
+    unselected = sum(1 for r in rows if r.mapped and r.target not in results)
+    if unselected:
+        reasons["chip_not_selected"] += unselected
+    return {"rows": len(rows), "used": sum(len(v.points) for v in results.values()),
+            "excluded": dict(reasons.most_common())}
+
+
+def figures(points: Sequence[Point], excluded: dict[str, int] | None = None) -> dict[str, Any]:
+    """The --json figures of a set of points: count, errors, log-latency r, exclusions by reason."""
+    s = summarize(points)
+    out: dict[str, Any] = {
+        "points": s["n_points"], "median_abs_error_pct": s["median_abs_pct_error"],
+        "mean_abs_error_pct": s["mean_abs_pct_error"], "max_abs_error_pct": s["max_abs_pct_error"],
+        "log_r": s["log_pearson_r"],
+    }
+    if excluded is not None:
+        out["excluded"] = excluded
+    return out
+
+
+def to_json(results: dict[str, ChipValidation], rows: Sequence[TraceRow] | None = None,
+            measurements: str | None = None) -> dict[str, Any]:
+    """The --json document: coverage, pooled figures, chip families, and each chip with its points."""
+    rows = load_traces() if rows is None else rows
+    cov = coverage(results, rows)
+    chips = {}
+    for name, v in results.items():
+        groups: dict[str, list[Point]] = {}
+        for p in v.points:
+            groups.setdefault(p.family, []).append(p)
+        chips[name] = {**figures(v.points, v.excluded),
+                       "families": {f: figures(groups[f]) for f in sorted(groups)},
+                       "per_point": [p.as_dict() for p in v.points]}
+    fams: dict[str, list[ChipValidation]] = {}
+    for name, v in results.items():
+        fams.setdefault(name.split()[0] + " family", []).append(v)
+    return {
+        "measurements": measurements or "validation/" + ", validation/".join(TRACE_FILES),
+        "coverage": cov,
+        "pooled": figures([p for v in results.values() for p in v.points], cov["excluded"]),
+        "chip_families": {fam: figures([p for v in vs for p in v.points],
+                                       dict(sum((Counter(v.excluded) for v in vs), Counter()).most_common()))
+                          for fam, vs in fams.items()},
+        "chips": chips,
+    }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anesim.chips.schema import ChipConfig
-from anesim.compiler.graph import Graph
+from anesim.compiler import Graph
 from anesim.errors import UnsupportedError
 from anesim.validate import workloads
 
@@ -77,7 +77,7 @@ class PipelineTimer:
 
     def __call__(self, graph: Graph, chip: ChipConfig) -> Timing:
         try:
-            from anesim import simulate
+            from anesim.timing import simulate
             from anesim.compiler import compile_graph
         except ImportError as exc:  # the compiler or timing engine is not installed yet
             raise UnsupportedError(f"the compile-and-simulate pipeline is unavailable ({exc})") from None

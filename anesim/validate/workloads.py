@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from anesim.compiler.builder import Builder, Tensor
-from anesim.compiler.graph import Graph
+from anesim.compiler import Builder, Graph, Tensor
 from anesim.errors import UnsupportedError
 
 Params = dict[str, Any]

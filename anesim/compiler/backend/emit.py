@@ -1,0 +1,237 @@
+"""Engine ops -> tasks of the program model, with slots, layouts and kernels.
+
+Each engine op becomes one task, or several when its weights exceed what one task's kernel DMA
+may stream (guide ch. 24 kernel-memory split: the layer is cut by output channels into
+sub-layers, each writing its share of the result).
+
+A matrix product whose weights come from a tensor is an NE ``conv`` whose kernel is read at run
+time. When the tensor holds one row per output channel (``(C=1, H=C_out, W=C_in)``, the form of
+Apple's H13 matmul sample) the kernel is a :class:`KernelPlacement` in the tensor's slot. When
+it holds the transpose, planes ``(C=C_in, H=1, W=C_out)``, no placement can describe it and the
+task has no kernel and a second source, the weight tensor (``docs/compiler.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from anesim.chips.schema import ChipConfig
+from anesim.compiler.lowering.capability import Limits
+from anesim.compiler.lowering.eops import EOp
+from anesim.compiler.lowering.kernels import KernelSource, make_kernel, pack_per_core, per_core_bytes
+from anesim.compiler.lowering.memory import (
+    CONSTANT_SLOT, KERNEL_SLOT, Access, LazySlot, Placement, pack_tensor, plan_memory,
+)
+from anesim.compiler.lowering.tile import NePlan, plan
+from anesim.compiler.lowering.views import Buffer, View
+from anesim.program.model import (
+    Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
+)
+
+
+@dataclass
+class TaskInfo:
+    """What the report needs to know about one emitted task beyond the model."""
+
+    eop_name: str
+    where: str
+    plan: NePlan
+    kernel_offset: int = -1  # byte offset of the task's kernel in slot 1
+    fused: tuple[str, ...] = ()
+
+
+def _fp16_bits(values: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.asarray(values, np.float32).astype(np.float16).view(np.uint16).copy()
+
+
+def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
+    """One op, or several along output channels when its weights exceed the per-task cap."""
+    ne = eop.ne
+    if ne is None or ne.op == "bypass":
+        return [eop]
+    cout = eop.dest.c
+    if ne.kernel is not None:
+        shape = ne.kernel.shape
+        bits = ne.kernel.bits_per_weight
+    elif eop.weights_view is not None:
+        shape = (cout, eop.sources[0].c, 1, 1)
+        bits = 16
+    else:
+        return [eop]
+    per_channel = align_up(-(-shape[1] * shape[2] * shape[3] * bits // 8))
+    if per_channel * cout <= limits.kernel_task_bytes:
+        return [eop]
+    # Equal shares, each a multiple of 16 channels when that still fits the cap.
+    parts = -(-per_channel * cout // limits.kernel_task_bytes)
+    chunk = max(1, -(-cout // parts))
+    rounded = -(-chunk // 16) * 16
+    if rounded * per_channel <= limits.kernel_task_bytes:
+        chunk = rounded
+    while chunk * per_channel > limits.kernel_task_bytes and chunk > 1:
+        chunk -= 1
+    out = []
+    for start in range(0, cout, chunk):
+        stop = min(cout, start + chunk)
+        part = replace(eop, dest=replace(eop.dest, offset=eop.dest.offset + start * eop.dest.sc, c=stop - start))
+        sub = replace(ne, fused=list(ne.fused))
+        if ne.kernel is not None:
+            sub.kernel = ne.kernel.slice_out(start, stop)
+        if ne.bias is not None and len(ne.bias) == cout:
+            sub.bias = ne.bias[start:stop]
+        part.ne = sub
+        if eop.weights_view is not None:
+            w = eop.weights_view
+            if w.c == 1:
+                part.weights_view = replace(w, offset=w.offset + start * w.sh, h=stop - start)
+            else:
+                part.weights_view = replace(w, offset=w.offset + start * w.elem, w=stop - start)
+        out.append(part)
+    return out
+
+
+class ProgramEmitter:
+    """Assembles a :class:`Program` from lowered buffers and engine ops."""
+
+    def __init__(self, chip: ChipConfig, limits: Limits, buffers: list[Buffer], name: str,
+                 generation: str, source: str) -> None:
+        self.chip = chip
+        self.limits = limits
+        self.buffers = buffers
+        self.name = name
+        self.generation = generation
+        self.source = source
+
+    def emit(self, eops: list[EOp], output_order: list[str], input_order: list[str],
+             tensor_shapes: dict[str, tuple[int, ...]], notes: list[str],
+             cores: int | None = None, chain: bool = True) -> tuple[Program, list[TaskInfo], list[int]]:
+        """The program, per-task info, and for each engine op the index of its first task."""
+        cores_available = cores or self.limits.cores
+        expanded: list[tuple[EOp, NePlan]] = []
+        first_task: list[int] = []
+        for eop in eops:
+            first_task.append(len(expanded))
+            for part in split_for_kernel_cap(eop, self.limits):
+                expanded.append((part, plan(self.chip, part, cores_available)))
+        accesses = [Access(tuple(e.sources) + ((e.weights_view,) if e.weights_view else ()), e.dest,
+                           e.engine, (e.weights_view,) if e.weights_view else ()) for e, _ in expanded]
+        placements, slot_sizes = plan_memory(
+            self.buffers, accesses, self.chip.memory.pool_bytes.value,
+            self.chip.memory.working_set_cap_bytes.value, output_order, input_order, chain)
+        tasks: list[Task] = []
+        infos: list[TaskInfo] = []
+        kernel_parts: list[tuple[int, object, int, int]] = []
+        kernel_top = 0
+        for index, (eop, p) in enumerate(expanded):
+            ne = None
+            kernel_offset = -1
+            if eop.ne is not None:
+                spec = eop.ne
+                kernel = make_kernel(spec.kernel, p.cores, p.ocg) if spec.kernel is not None else None
+                if kernel is not None:
+                    kernel_offset = kernel_top
+                    kernel_parts.append((kernel_top, kernel, p.cores, p.ocg))
+                    kernel_top = align_up(kernel_top + kernel.dram_bytes)
+                elif eop.weights_view is not None and eop.weights_view.c == 1:
+                    kernel = self.runtime_kernel(eop, placements)
+                bias = None
+                if spec.bias is not None:
+                    bias = _fp16_bits(np.broadcast_to(spec.bias, (eop.dest.c,)) if spec.bias.size in (1, eop.dest.c)
+                                      else spec.bias)
+                ne = NeStage(spec.op, spec.kernel_hw, spec.stride_hw, spec.padding_tblr,  # type: ignore[arg-type]
+                             spec.dilation_hw, spec.groups, kernel, bias, float(spec.post_scale),
+                             spec.activation, spec.table)  # type: ignore[arg-type]
+            planar = None
+            if eop.planar is not None:
+                sp = eop.planar
+                planar = PlanarStage(sp.op, relu=sp.relu, pool_hw=sp.pool_hw,  # type: ignore[arg-type]
+                                     pool_stride_hw=sp.pool_stride_hw, pool_padding_tblr=sp.pool_padding_tblr)
+            sources = [self.layout(v, placements) for v in eop.sources]
+            if eop.weights_view is not None and (ne is None or ne.kernel is None):
+                sources.append(self.layout(eop.weights_view, placements))
+            kind = (ne.op if ne is not None else planar.op) if (ne or planar) else "copy"  # type: ignore[union-attr]
+            tasks.append(Task(index, tuple(sources), self.layout(eop.dest, placements), ne, planar,
+                              p.cores, p.ocg, p.tile_height, p.winograd, f"{eop.name}:{kind}"))
+            infos.append(TaskInfo(eop.name, eop.where, p, kernel_offset,
+                                  tuple(eop.ne.fused) if eop.ne is not None else ()))
+        slots = self._slots(slot_sizes, placements, kernel_parts, kernel_top)
+        tensors = self._tensors(placements, tensor_shapes, output_order, input_order)
+        program = Program(self.name, self.generation, tasks, tensors, slots, self.source, list(notes))
+        return program, infos, first_task
+
+    def runtime_kernel(self, eop: EOp, placements: dict[int, Placement]) -> Kernel:
+        """A kernel read at run time from a tensor holding one row per output channel."""
+        w = eop.weights_view
+        assert w is not None
+        place = placements[w.buffer]
+        assert place.space == "dram", "run-time weights are read from DRAM by the kernel DMA"
+        shape = (w.h, w.w, 1, 1)
+        placement = KernelPlacement(place.slot, (place.offset + w.offset,), (w.h * w.sh,), 1, 1, w.sh,  # type: ignore[arg-type]
+                                    shape)
+        return Kernel("fp16", None, dram_bytes=w.h * w.w * w.elem, placement=placement)
+
+    def layout(self, view: View, placements: dict[int, Placement]) -> Layout:
+        """The program-model layout of a view."""
+        buf = self.buffers[view.buffer]
+        place = placements[view.buffer]
+        plane = view.sc if view.c > 1 else max(view.sc, align_up(view.sh * view.h))
+        return Layout(place.space, place.slot, place.offset + view.offset, view.c, view.h, view.w,  # type: ignore[arg-type]
+                      buf.dtype, view.sh, plane, 1, plane * view.c, 1, plane * view.c)  # type: ignore[arg-type]
+
+    def _slots(self, sizes: dict[int, int], placements: dict[int, Placement],
+               kernel_parts: list[tuple[int, object, int, int]], kernel_top: int) -> dict[int, Slot]:
+        slots: dict[int, Slot] = {}
+        if kernel_top:
+            def pack_kernels(parts: list[tuple[int, object, int, int]] = kernel_parts, size: int = kernel_top) -> bytes:
+                blob = bytearray(size)
+                for offset, kernel, cores, ocg in parts:
+                    if getattr(kernel, "is_sparse", False):
+                        continue  # no encoding of pruned kernels is established; the task carries them
+                    pos = offset
+                    for chunk in pack_per_core(kernel, cores, ocg):  # type: ignore[arg-type]
+                        blob[pos:pos + len(chunk)] = chunk
+                        pos += len(chunk)
+                return bytes(blob)
+
+            slots[KERNEL_SLOT] = LazySlot(KERNEL_SLOT, align_up(kernel_top, 0x4000), "constant", pack_kernels)
+        consts = [b for b in self.buffers if b.role == "constant"]
+        if consts:
+            def pack_consts(bufs: list[Buffer] = consts, size: int = sizes[CONSTANT_SLOT]) -> bytes:
+                blob = bytearray(size)
+                for buf in bufs:
+                    off = placements[buf.id].offset
+                    data = pack_tensor(buf.data.array(), buf)  # type: ignore[union-attr]
+                    blob[off:off + len(data)] = data
+                return bytes(blob)
+
+            slots[CONSTANT_SLOT] = LazySlot(CONSTANT_SLOT, sizes[CONSTANT_SLOT], "constant", pack_consts)
+        for index, size in sorted(sizes.items()):
+            if index in slots:
+                continue
+            role = "intermediate"
+            for buf in self.buffers:
+                place = placements[buf.id]
+                if place.slot == index and buf.role in ("input", "output"):
+                    role = buf.role
+            slots[index] = Slot(index, size, role)  # type: ignore[arg-type]
+        return dict(sorted(slots.items()))
+
+    def _tensors(self, placements: dict[int, Placement], shapes: dict[str, tuple[int, ...]],
+                 output_order: list[str], input_order: list[str]) -> dict[str, TensorSpec]:
+        tensors: dict[str, TensorSpec] = {}
+        for buf in self.buffers:
+            if buf.role not in ("input", "output"):
+                continue
+            place = placements[buf.id]
+            shape = shapes.get(buf.name, buf.logical_shape)
+            tensors[buf.name] = TensorSpec(buf.name, tuple(shape), buf.dtype, buf.role,  # type: ignore[arg-type]
+                                           place.slot or 0, place.offset)
+        order = {n: i for i, n in enumerate(input_order + output_order)}
+        return dict(sorted(tensors.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def kernel_bytes_per_core(kernel: KernelSource, cores: int) -> list[int]:
+    """Kernel-DMA buffer sizes of each core (for reports)."""
+    return per_core_bytes(kernel.shape, kernel.bits_per_weight, cores)

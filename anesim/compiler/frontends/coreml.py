@@ -1,0 +1,567 @@
+"""Core ML ML programs (``.mlpackage``) -> graphs, through coremltools' protobuf classes.
+
+The package's manifest (``Manifest.json``, read as bounded JSON) names the model spec, a
+``Model`` message of coremltools' ``Model.proto`` whose ``mlProgram`` is a MIL ``Program``; the
+spec is parsed with the generated classes coremltools ships (``coremltools.proto.Model_pb2``,
+``MIL_pb2``). Weights stay in their blob file until a convolution's kernel is needed and are
+read with coremltools' ``libmilstoragepython`` blob reader (the one its own MIL loader uses),
+which checks each blob's sentinel, type and bounds; :mod:`anesim.weightblob` first checks the
+record's size and offset against the file and the memory limit. Palettised (``constexpr_lut_to_dense``) and
+quantised (``constexpr_affine_dequantize``) weights keep their format on the convolution that
+uses them.
+
+coremltools is an optional extra (``pip install 'anesim[coreml]'``); nothing else in anesim
+imports it. The manifest is read as plain JSON rather than coremltools' ``ModelPackage``,
+because opening a package with ``ModelPackage`` rewrites its ``Manifest.json`` (and creates a
+package where there is none): a reader must not change the model it reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.graph.constants import ConstantData
+from anesim.compiler.graph.graph import Graph
+from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.jsonfile import read_json
+from anesim.weightblob import check_blob
+
+INSTALL = "pip install 'anesim[coreml]'"
+MODEL_PATH = "@model_path/"  # how a spec names files relative to its own folder
+
+UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "erf": "erf",
+         "abs": "abs", "square": "square", "silu": "silu", "softplus": "softplus", "gelu": "gelu",
+         "log": "log", "sqrt": "sqrt", "rsqrt": "rsqrt", "inverse": "reciprocal", "identity": "identity",
+         "cast": "identity"}
+BINARY = {"add": "add", "sub": "sub", "mul": "mul", "real_div": "div", "maximum": "max", "minimum": "min"}
+REDUCE = {"reduce_mean": "reduce_mean", "reduce_sum": "reduce_sum", "reduce_max": "reduce_max",
+          "reduce_min": "reduce_min"}
+# MIL data types (MIL.proto ``DataType``) as numpy types, and the blob reader's method for each
+# type a weight file may hold.
+FLOAT_TYPES = {"FLOAT16": np.float16, "FLOAT32": np.float32, "FLOAT64": np.float64}
+INT_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
+             "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64}
+BLOB_READERS = {"FLOAT16": "read_fp16_data", "FLOAT32": "read_float_data", "INT8": "read_int8_data",
+                "UINT8": "read_uint8_data", "INT16": "read_int16_data", "UINT16": "read_uint16_data",
+                "INT32": "read_int32_data", "UINT32": "read_uint32_data"}
+
+
+def _coremltools() -> SimpleNamespace:
+    """coremltools' protobuf classes, or an error that says how to install them."""
+    # On Linux, importing coremltools warns that its Core ML runtime bindings (macOS only) are
+    # missing; reading a spec does not need them, so the warnings are kept out of the output.
+    log = logging.getLogger("coremltools")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from coremltools.proto import MIL_pb2, Model_pb2
+        from google.protobuf.message import DecodeError
+    except ImportError:
+        raise UnsupportedError("reading Core ML models needs the coremltools package",
+                               expected=INSTALL) from None
+    finally:
+        log.setLevel(level)
+    types = {value: name for name, value in MIL_pb2.DataType.items()}
+    return SimpleNamespace(Model_pb2=Model_pb2, MIL_pb2=MIL_pb2, DecodeError=DecodeError, type_name=types)
+
+
+class _Blobs:
+    """Lazy access to the weight files a spec names, through coremltools' blob reader."""
+
+    def __init__(self, spec_path: Path) -> None:
+        self.folder = spec_path.parent
+        self.spec = spec_path
+        self.readers: dict[Path, Any] = {}
+
+    def path(self, file_name: str) -> Path:
+        """The weight file a blob value names (``@model_path/weights/weight.bin``)."""
+        relative = file_name[len(MODEL_PATH):] if file_name.startswith(MODEL_PATH) else file_name
+        path = (self.folder / relative).resolve()
+        if not relative or Path(relative).is_absolute() or self.folder.resolve() not in path.parents:
+            raise ProgramError("a weight file outside the model's folder", file=self.spec,
+                               expected=f"{MODEL_PATH}<file>", found=repr(file_name))
+        if not path.is_file():
+            raise ProgramError("the model refers to a weight file that is missing", file=self.spec,
+                               found=repr(file_name))
+        return path
+
+    def read(self, file_name: str, offset: int, dtype: str) -> np.ndarray:
+        """The values of the blob at ``offset`` of a weight file, of MIL type ``dtype``."""
+        path = self.path(file_name)
+        method = BLOB_READERS.get(dtype)
+        if method is None:
+            raise UnsupportedError("weight blobs of this type are not supported", file=path,
+                                   where=f"byte {offset:#x}", expected=", ".join(BLOB_READERS), found=dtype)
+        check_blob(path, offset)  # the record's sizes against the file before coremltools reads it
+        reader = self.readers.get(path)
+        if reader is None:
+            try:
+                from coremltools.libmilstoragepython import _BlobStorageReader
+            except ImportError:
+                raise UnsupportedError("reading Core ML weight files needs coremltools' libmilstoragepython",
+                                       file=path, expected=INSTALL) from None
+            reader = self.readers[path] = _BlobStorageReader(str(path))
+        try:
+            values = getattr(reader, method)(offset)
+        except (RuntimeError, ValueError) as exc:  # bad sentinel, type or bounds
+            raise ProgramError(f"unreadable weight blob ({exc})", file=path, where=f"byte {offset:#x}",
+                               expected=f"a {dtype} blob") from None
+        return values.view(np.float16) if dtype == "FLOAT16" else values
+
+
+def _shape(ct: SimpleNamespace, value_type: Any) -> tuple[str, list[int]]:
+    """(MIL data type name, dimensions; -1 where unknown) of a ValueType's tensor type."""
+    if value_type is None or value_type.WhichOneof("type") != "tensorType":
+        return "", []
+    tensor = value_type.tensorType
+    dims = [d.constant.size if d.WhichOneof("dimension") == "constant" else -1 for d in tensor.dimensions]
+    return ct.type_name.get(tensor.dataType, str(tensor.dataType)), dims
+
+
+_REQUIRED = object()  # _arg's default: the parameter must be present
+
+
+class _Importer:
+    def __init__(self, ct: SimpleNamespace, program: Any, blobs: _Blobs, file: str, name: str) -> None:
+        self.ct = ct
+        self.program = program
+        self.blobs = blobs
+        self.file = file
+        self.b = Builder(name, source=file)
+        self.consts: dict[str, Any] = {}  # name -> numpy value (scalars, shapes, small tensors)
+        self.lazy: dict[str, ConstantData] = {}  # name -> lazily read float tensor
+        self.formats: dict[str, tuple[str, int]] = {}  # const name -> (weight format, palette bits)
+        self.index = 0
+        self.op_type = ""
+        self.op_name = ""
+
+    def where(self) -> str:
+        return f"op {self.index} '{self.op_name}' ({self.op_type})"
+
+    def fail(self, problem: str, **kw: Any) -> UnsupportedError:
+        return UnsupportedError(problem, file=self.file, where=self.where(), **kw)
+
+    # -- values ----------------------------------------------------------------------------
+
+    def _value(self, value: Any, name: str) -> Any:
+        """A MIL ``Value``: an immediate tensor as numpy, a float blob as lazy constant data."""
+        dtype, dims = _shape(self.ct, value.type if value.HasField("type") else None)
+        kind = value.WhichOneof("value")
+        if kind == "immediateValue":
+            if value.immediateValue.WhichOneof("value") != "tensor":
+                raise self.fail("only tensor immediate values are supported")
+            return self._tensor_value(value.immediateValue.tensor, dtype, dims)
+        if kind == "blobFileValue":
+            file_name, offset = value.blobFileValue.fileName, value.blobFileValue.offset
+            shape = tuple(max(d, 1) for d in dims) or (1,)
+            blobs = self.blobs
+            if dtype in FLOAT_TYPES:
+                blobs.path(file_name)  # a missing or misplaced weight file is an error now, not on first use
+
+                def weights() -> np.ndarray:
+                    values = blobs.read(file_name, offset, dtype)
+                    if values.size != math.prod(shape):
+                        raise ProgramError("weight blob size does not match its value's shape",
+                                           file=blobs.path(file_name), where=f"byte {offset:#x}",
+                                           expected=f"{math.prod(shape)} values {shape}", found=values.size)
+                    return values.astype(np.float32).reshape(shape)
+
+                return ConstantData.derived(shape, weights, f"{Path(file_name).name} @{offset:#x}")
+            raw = blobs.read(file_name, offset, dtype)
+            return raw.reshape(shape) if raw.size == math.prod(shape) else raw.reshape(-1)
+        raise self.fail("a value with neither immediate data nor a blob", found=repr(name))
+
+    def _tensor_value(self, tensor: Any, dtype: str, dims: list[int]) -> Any:
+        shape = tuple(dims)
+        kind = tensor.WhichOneof("value")
+        if kind == "floats":
+            arr = np.asarray(tensor.floats.values, np.float32)
+        elif kind in ("ints", "longInts"):
+            arr = np.asarray(getattr(tensor, kind).values, np.int64)
+        elif kind == "bools":
+            arr = np.asarray(tensor.bools.values, bool)
+        elif kind == "strings":
+            strings = list(tensor.strings.values)
+            return strings[0] if len(strings) == 1 and not shape else strings
+        elif kind == "doubles":
+            arr = np.asarray(tensor.doubles.values, np.float64)
+        elif kind == "bytes":
+            np_type = FLOAT_TYPES.get(dtype) or INT_TYPES.get(dtype) or np.uint8
+            arr = np.frombuffer(tensor.bytes.values, np_type)
+        else:
+            arr = np.zeros(0, np.float32)
+        if shape and arr.size == math.prod(shape):
+            arr = arr.reshape(shape)
+        elif not shape and arr.size == 1:
+            arr = arr.reshape(())
+        return arr
+
+    def tensor(self, name: str) -> str:
+        """A graph tensor for a value name (constants become graph constants on first use)."""
+        if name in self.b.graph.values:
+            return name
+        if name in self.lazy:
+            self.b.constant_data(name, self.lazy[name])
+            return name
+        if name in self.consts:
+            value = np.asarray(self.consts[name])
+            if value.dtype.kind not in "fiub":
+                raise self.fail("a non-numeric constant used as a tensor", found=repr(name))
+            self.b.constant(name, value.astype(np.float32).reshape(value.shape or (1,)))
+            return name
+        raise self.fail("unknown value", found=repr(name))
+
+    # -- walk ------------------------------------------------------------------------------
+
+    def run(self) -> Graph:
+        functions = self.program.functions
+        if "main" not in functions:
+            raise ProgramError("the ML program has no 'main' function", file=self.file,
+                               found=", ".join(sorted(functions)) or "no functions")
+        main = functions["main"]
+        blocks = main.block_specializations
+        if not blocks:
+            raise ProgramError("the main function has no block", file=self.file)
+        # the block of the function's opset; a spec without one names its only block otherwise
+        block = blocks[main.opset] if main.opset in blocks else blocks[sorted(blocks)[0]]
+        for named in main.inputs:
+            dtype, dims = _shape(self.ct, named.type)
+            if any(d < 1 for d in dims):
+                raise ProgramError("inputs need fixed shapes", file=self.file, where=f"input '{named.name}'",
+                                   found=dims)
+            self.b.input(named.name, dims or [1], "uint8" if dtype == "UINT8" else "fp16")
+        for self.index, op in enumerate(block.operations):
+            self.op_type = op.type
+            outputs = [o.name for o in op.outputs]
+            self.op_name = outputs[0] if outputs else ""
+            inputs: dict[str, list[Any]] = {}
+            for key, argument in op.inputs.items():
+                bindings = []
+                for binding in argument.arguments:
+                    if binding.WhichOneof("binding") == "name":
+                        bindings.append(("name", binding.name))
+                    else:
+                        bindings.append(("value", self._value(binding.value, key)))
+                inputs[key] = bindings
+            attributes = dict(op.attributes)
+            try:
+                self._op(self.op_type, inputs, attributes, outputs)
+            except AnesimError as exc:
+                if exc.file:
+                    raise
+                raise type(exc)(exc.problem, file=self.file, where=self.where(), expected=exc.expected,
+                                found=exc.found) from None
+        for name in block.outputs:
+            self.b.output(self.tensor(name))
+        return self.b.build()
+
+    def _arg(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED) -> Any:
+        """A constant parameter's value (ints, strings, shapes); a missing one without a default is an error."""
+        bindings = inputs.get(key)
+        if not bindings:
+            if default is _REQUIRED:
+                raise self.fail(f"the operation has no '{key}' parameter", expected=f"a '{key}' parameter")
+            return default
+        kind, value = bindings[0]
+        if kind == "value":
+            return value
+        if value in self.consts:
+            return self.consts[value]
+        raise self.fail(f"parameter '{key}' must be constant", found=repr(value))
+
+    def _ins(self, inputs: dict[str, list[Any]], key: str) -> list[str]:
+        names = []
+        for kind, value in inputs.get(key, []):
+            if kind != "name":
+                raise self.fail(f"inline tensor values for '{key}' are not supported")
+            names.append(self.tensor(value))
+        return names
+
+    def _op(self, op: str, inputs: dict[str, list[Any]], attrs: dict[str, Any], outputs: list[str]) -> None:
+        b = self.b
+        out = outputs[0] if outputs else ""
+        if op == "const":
+            if "val" not in attrs:
+                raise self.fail("a const without its 'val' attribute")
+            value = self._value(attrs["val"], out)
+            if isinstance(value, ConstantData):
+                self.lazy[out] = value
+            else:
+                self.consts[out] = value
+            return
+        if op.startswith("constexpr_"):
+            self._constexpr(op, attrs, out)
+            return
+        if op in UNARY:
+            kwargs: dict[str, Any] = {}
+            b.op(UNARY[op], self._ins(inputs, "x"), name=out, **kwargs)
+        elif op in BINARY:
+            b.op(BINARY[op], self._ins(inputs, "x") + self._ins(inputs, "y"), name=out)
+        elif op == "leaky_relu":
+            b.op("leaky_relu", self._ins(inputs, "x"), name=out, alpha=float(self._arg(inputs, "alpha", 0.01)))
+        elif op == "clip":
+            b.op("clip", self._ins(inputs, "x"), name=out, min=float(self._arg(inputs, "alpha")),
+                 max=float(self._arg(inputs, "beta")))
+        elif op == "conv":
+            self._conv(inputs, out)
+        elif op == "linear":
+            x = self._ins(inputs, "x")[0]
+            w = self._ins(inputs, "weight")[0]
+            bias = self._ins(inputs, "bias") if "bias" in inputs else []
+            product = f"{out}.product" if bias else out
+            b.op("matmul", [x, w], name=product, transpose_b=True)
+            if bias:
+                b.op("add", [product, bias[0]], name=out)
+        elif op == "matmul":
+            b.op("matmul", self._ins(inputs, "x") + self._ins(inputs, "y"), name=out,
+                 transpose_a=bool(self._arg(inputs, "transpose_x", False)),
+                 transpose_b=bool(self._arg(inputs, "transpose_y", False)))
+        elif op == "softmax":
+            b.op("softmax", self._ins(inputs, "x"), name=out, axis=int(self._arg(inputs, "axis", -1)))
+        elif op == "layer_norm":
+            axes = [int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)]
+            if len(axes) != 1:
+                raise self.fail("layer_norm over several axes is not supported", found=axes)
+            params = self._ins(inputs, "gamma") + self._ins(inputs, "beta")
+            b.op("layer_norm", self._ins(inputs, "x") + params, name=out, axis=axes[0],
+                 eps=float(self._arg(inputs, "epsilon", 1e-5)))
+        elif op == "batch_norm":
+            x = self._ins(inputs, "x")
+            c = b.graph.info(x[0]).shape[1]
+            params = []
+            for key, default in (("gamma", 1.0), ("beta", 0.0), ("mean", None), ("variance", None)):
+                if key in inputs:
+                    params += self._ins(inputs, key)
+                else:
+                    params.append(b.constant(f"{out}.{key}", np.full(c, default, np.float32)).name)
+            b.op("batch_norm", x + params, name=out, eps=float(self._arg(inputs, "epsilon", 1e-5)))
+        elif op in ("max_pool", "avg_pool"):
+            self._pool(op, inputs, out)
+        elif op in REDUCE:
+            self._reduce(op, inputs, out)
+        elif op in ("reshape", "squeeze", "expand_dims"):
+            self._reshape(op, inputs, out)
+        elif op == "transpose":
+            b.op("transpose", self._ins(inputs, "x"), name=out,
+                 perm=[int(p) for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)])
+        elif op == "concat":
+            if self._arg(inputs, "interleave", False):
+                raise self.fail("interleaved concat is not supported")
+            b.op("concat", self._ins(inputs, "values"), name=out, axis=int(self._arg(inputs, "axis")))
+        elif op == "slice_by_index":
+            self._slice(inputs, out)
+        else:
+            raise self.fail("unsupported operation", found=op)
+
+    def _constexpr(self, op: str, attrs: dict[str, Any], out: str) -> None:
+        values = {k: self._value(v, k) for k, v in attrs.items() if k != "name"}
+        needed = {"constexpr_lut_to_dense": ("lut", "indices", "shape"),
+                  "constexpr_affine_dequantize": ("quantized_data", "zero_point", "scale")}.get(op, ())
+        if any(key not in values for key in needed):  # the iOS 18 forms take inputs instead
+            raise self.fail("only the iOS 16 form of this operation (its data as attributes) is supported",
+                            expected=", ".join(needed), found=", ".join(sorted(values)) or "no attributes")
+
+        def materialize(v: Any) -> np.ndarray:
+            return v.array() if isinstance(v, ConstantData) else np.asarray(v)
+
+        if op == "constexpr_lut_to_dense":
+            lut, indices, shape = values["lut"], values["indices"], values["shape"]
+            shape = tuple(int(d) for d in np.asarray(shape).reshape(-1))
+            size = int(np.asarray(materialize(lut)).size)
+            bits = int(round(math.log2(size)))
+
+            def dense(lut: Any = lut, indices: Any = indices, shape: tuple[int, ...] = shape,
+                      bits: int = bits) -> np.ndarray:
+                packed = np.asarray(materialize(indices), np.uint8).reshape(-1)
+                unpacked = np.unpackbits(packed, bitorder="little").reshape(-1, bits)
+                idx = (unpacked * (1 << np.arange(bits))).sum(axis=1)[: math.prod(shape)]
+                return np.asarray(materialize(lut), np.float32).reshape(-1)[idx].reshape(shape)
+
+            def encoded(lut: Any = lut, indices: Any = indices, shape: tuple[int, ...] = shape,
+                        bits: int = bits) -> dict[str, np.ndarray]:
+                packed = np.asarray(materialize(indices), np.uint8).reshape(-1)
+                unpacked = np.unpackbits(packed, bitorder="little").reshape(-1, bits)
+                idx = (unpacked * (1 << np.arange(bits))).sum(axis=1)[: math.prod(shape)]
+                palette = np.asarray(materialize(lut), np.float32).reshape(-1)
+                return {"weights": idx.astype(np.uint8).reshape(shape),
+                        "palette": palette.astype(np.float16).view(np.uint16)}
+
+            data = ConstantData.derived(shape, dense, f"{bits}-bit palette")
+            data.encoding = ("palette", bits, encoded)
+            self.lazy[out] = data
+            self.formats[out] = ("palette", bits)
+        elif op == "constexpr_affine_dequantize":
+            q, zero, scale = values["quantized_data"], values["zero_point"], values["scale"]
+            axis = int(np.asarray(values.get("axis", 0)).reshape(-1)[0])
+            qarr = np.asarray(q)
+            shape = tuple(qarr.shape)
+
+            def dense(q: np.ndarray = qarr, zero: Any = zero, scale: Any = scale, axis: int = axis) -> np.ndarray:
+                bshape = [1] * q.ndim
+                bshape[axis] = -1
+                z = np.asarray(materialize(zero), np.float32).reshape(bshape if np.size(materialize(zero)) > 1 else [1])
+                s = np.asarray(materialize(scale), np.float32).reshape(bshape if np.size(materialize(scale)) > 1 else [1])
+                return (q.astype(np.float32) - z) * s
+
+            fmt = "int8" if qarr.dtype == np.int8 else "uint8"
+
+            def encoded(q: np.ndarray = qarr, zero: Any = zero, scale: Any = scale,
+                        axis: int = axis) -> dict[str, np.ndarray] | None:
+                if axis != 0:
+                    return None  # the engine's scales are per output channel
+                o = q.shape[0]
+                z = np.broadcast_to(np.asarray(materialize(zero)).reshape(-1), (o,))
+                sc = np.broadcast_to(np.asarray(materialize(scale), np.float32).reshape(-1), (o,))
+                return {"weights": q.copy(), "scale": sc.astype(np.float16).view(np.uint16).copy(),
+                        "zero_point": z.astype(q.dtype).copy()}
+
+            data = ConstantData.derived(shape, dense, "affine dequantized")
+            data.encoding = (fmt, 0, encoded)
+            self.lazy[out] = data
+            self.formats[out] = (fmt, 0)
+        else:
+            raise self.fail("unsupported operation", found=op)
+
+    def _conv(self, inputs: dict[str, list[Any]], out: str) -> None:
+        x = self._ins(inputs, "x")
+        w_name = inputs["weight"][0][1] if inputs.get("weight") else None
+        if w_name is None or (w_name not in self.lazy and w_name not in self.consts):
+            raise self.fail("convolution weights must be constant")
+        fmt, bits = self.formats.get(w_name, ("fp16", 0))
+        weights = self._ins(inputs, "weight") + (self._ins(inputs, "bias") if "bias" in inputs else [])
+        pad_type = self._arg(inputs, "pad_type", "valid")
+        pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
+        padding: Any = {"valid": 0, "same": "same", "same_lower": "same"}.get(pad_type, pads)
+        strides = [int(s) for s in np.asarray(self._arg(inputs, "strides", [1, 1])).reshape(-1)]
+        dilations = [int(d) for d in np.asarray(self._arg(inputs, "dilations", [1, 1])).reshape(-1)]
+        self.b.op("conv2d", x + weights, name=out, stride=strides, padding=padding, dilation=dilations,
+                  groups=int(self._arg(inputs, "groups", 1)), weight_format=fmt, palette_bits=bits or 4)
+
+    def _pool(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
+        kernel = [int(k) for k in np.asarray(self._arg(inputs, "kernel_sizes")).reshape(-1)]
+        strides = [int(s) for s in np.asarray(self._arg(inputs, "strides", kernel)).reshape(-1)]
+        pad_type = self._arg(inputs, "pad_type", "valid")
+        pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
+        padding: Any = {"valid": 0, "same": "same", "same_lower": "same"}.get(pad_type, pads)
+        if self._arg(inputs, "ceil_mode", False):
+            raise self.fail("ceil-mode pooling is not supported")
+        if op == "avg_pool" and padding != 0 and self._arg(inputs, "exclude_padding_from_average", False):
+            raise self.fail("average pooling that excludes padding is not supported")
+        self.b.op("max_pool2d" if op == "max_pool" else "avg_pool2d", self._ins(inputs, "x"), name=out,
+                  kernel=kernel, stride=strides, padding=padding)
+
+    def _reduce(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
+        x = self._ins(inputs, "x")[0]
+        rank = len(self.b.graph.info(x).shape)
+        axes = sorted({int(a) % rank for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)})
+        keep = bool(self._arg(inputs, "keep_dims", False))
+        if rank == 4 and axes == [2, 3] and keep and op in ("reduce_mean", "reduce_max"):
+            self.b.op("global_avg_pool" if op == "reduce_mean" else "global_max_pool", [x], name=out)
+            return
+        current = x
+        for k, axis in enumerate(axes):
+            last = k == len(axes) - 1
+            current = self.b.op(REDUCE[op], [current], name=out if last else f"{out}.axis{axis}",
+                                axis=axis, keepdims=True).name
+        if not keep:
+            shape = [d for i, d in enumerate(self.b.graph.info(x).shape) if i not in axes] or [1]
+            info = self.b.graph.values.pop(out)
+            node = self.b.graph.nodes[-1]
+            node.output = f"{out}.keep"
+            self.b.graph.values[node.output] = type(info)(node.output, info.shape)
+            self.b.op("reshape", [node.output], name=out, shape=shape)
+
+    def _reshape(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
+        x = self._ins(inputs, "x")[0]
+        shape = list(self.b.graph.info(x).shape)
+        if op == "reshape":
+            target = [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
+        elif op == "squeeze":
+            axes = self._arg(inputs, "axes", None)
+            drop = ({int(a) % len(shape) for a in np.asarray(axes).reshape(-1)} if axes is not None
+                    else {i for i, d in enumerate(shape) if d == 1})
+            target = [d for i, d in enumerate(shape) if i not in drop]
+        else:
+            target = list(shape)
+            for axis in sorted(int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)):
+                target.insert(axis % (len(target) + 1), 1)
+        self.b.op("reshape", [x], name=out, shape=target or [1])
+
+    def _slice(self, inputs: dict[str, list[Any]], out: str) -> None:
+        x = self._ins(inputs, "x")[0]
+        shape = self.b.graph.info(x).shape
+        rank = len(shape)
+        begin = [int(v) for v in np.asarray(self._arg(inputs, "begin")).reshape(-1)]
+        end = [int(v) for v in np.asarray(self._arg(inputs, "end")).reshape(-1)]
+        stride = [int(v) for v in np.asarray(self._arg(inputs, "stride", [1] * rank)).reshape(-1)]
+        bmask = [bool(v) for v in np.asarray(self._arg(inputs, "begin_mask", [False] * rank)).reshape(-1)]
+        emask = [bool(v) for v in np.asarray(self._arg(inputs, "end_mask", [False] * rank)).reshape(-1)]
+        squeeze = [bool(v) for v in np.asarray(self._arg(inputs, "squeeze_mask", [False] * rank)).reshape(-1)]
+        moves = []
+        for axis in range(rank):
+            start = 0 if bmask[axis] else begin[axis]
+            stop = shape[axis] if emask[axis] else end[axis]
+            if stride[axis] < 1:
+                raise self.fail("negative slice strides are not supported")
+            if (start, stop, stride[axis]) != (0, shape[axis], 1):
+                moves.append((axis, start, stop, stride[axis]))
+        current = x
+        final = out if not any(squeeze) else f"{out}.full"
+        if not moves:
+            self.b.op("identity", [current], name=final)
+        for k, (axis, start, stop, step) in enumerate(moves):
+            name = final if k == len(moves) - 1 else f"{out}.axis{axis}"
+            current = self.b.op("slice", [current], name=name, axis=axis, start=start, end=stop, step=step).name
+        if any(squeeze):
+            kept = [d for i, d in enumerate(self.b.graph.info(final).shape) if not squeeze[i]] or [1]
+            self.b.op("reshape", [final], name=out, shape=kept)
+
+
+def _spec_path(package: Path) -> Path:
+    manifest = package / "Manifest.json"
+    if not manifest.is_file():
+        raise ProgramError("not an .mlpackage: no Manifest.json", file=package)
+    data = read_json(manifest, ProgramError, "the .mlpackage manifest", 1 << 20)
+    try:
+        entries = data["itemInfoEntries"]
+        root = entries[data["rootModelIdentifier"]]["path"]
+        if not isinstance(root, str) or not root or "\0" in root:
+            raise TypeError(root)
+    except (KeyError, TypeError):
+        raise ProgramError("unreadable .mlpackage manifest", file=manifest,
+                           expected="itemInfoEntries[rootModelIdentifier].path naming the spec") from None
+    return package / "Data" / root
+
+
+def load_coreml(path: str | Path) -> Graph:
+    """Read a Core ML ML program (.mlpackage, or an .mlmodel spec beside its weights folder)."""
+    file = Path(path)
+    if file.is_dir():
+        spec_path = _spec_path(file)
+    elif file.is_file():
+        spec_path = file
+    else:
+        raise ProgramError("no such Core ML model", file=file)
+    ct = _coremltools()
+    try:
+        data = spec_path.read_bytes()
+    except OSError as exc:
+        raise ProgramError(f"cannot read the model spec: {exc.strerror}", file=spec_path) from None
+    model = ct.Model_pb2.Model()
+    try:
+        model.ParseFromString(data)
+    except (ct.DecodeError, ValueError) as exc:
+        raise ProgramError(f"not a Core ML model spec ({type(exc).__name__}: {exc})", file=spec_path) from None
+    kind = model.WhichOneof("Type")
+    if kind != "mlProgram":
+        raise UnsupportedError("only ML programs (mlprogram) are supported", file=spec_path,
+                               found=kind or "a spec with no model")
+    name = file.stem if file.suffix else file.name
+    return _Importer(ct, model.mlProgram, _Blobs(spec_path), str(path), name).run()

@@ -1,0 +1,179 @@
+"""Convolutions, linear layers, batch norms and matrix products: the NE ops with a kernel.
+
+A linear layer is a 1x1 convolution over channels; a batch norm on its own is a depthwise 1x1
+convolution. A matrix product with a constant left operand is a 1x1 convolution; otherwise its
+weights are read from a tensor at run time (command-stream.md App. A: the H13 matmul sample
+reads A from an input slot). Both operands are addressed as strided views, so no data moves.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import replace
+
+import numpy as np
+
+from anesim.compiler.graph.constants import ConstantData
+from anesim.compiler.graph.graph import Node, as_nchw
+from anesim.compiler.lowering.eops import EOp, NeSpec
+from anesim.compiler.lowering.fusion import EpilogueFusion
+from anesim.compiler.lowering.kernels import KernelSource
+from anesim.compiler.lowering.segment import values_kernel
+from anesim.compiler.lowering.views import View, reshape_view
+from anesim.errors import CompileError
+
+
+class ProductOps(EpilogueFusion):
+    """Lowers the ops that multiply by weights on the NE."""
+
+    def _kernel_of(self, node: Node, name: str, shape4: tuple[int, int, int, int]) -> KernelSource:
+        if name not in self.g.constants:
+            raise CompileError("weights must be constant for this lowering", file=self.g.source or None,
+                               where=node.describe(), found=repr(name))
+        data = self.g.constants[name].data
+        fmt = node.attrs.get("weight_format", "fp16")
+        bits = int(node.attrs.get("palette_bits", 0)) if fmt == "palette" else 0
+        if fmt not in self.limits.dtypes:
+            self.notes.append(f"{node.describe()}: weight format {fmt} is not available on this chip; "
+                              f"weights stay fp16")
+            fmt, bits = "fp16", 0
+        if fmt == "palette" and f"int{bits}" not in self.limits.dtypes and "palette" not in self.limits.dtypes:
+            fmt, bits = "fp16", 0
+        encoded = None
+        if data.encoding is not None and data.encoding[0] == fmt and data.encoding[1] == bits:
+            encoded = data.encoding[2]
+        sparsity = float(node.attrs.get("sparsity", 0.0))
+        if not sparsity:
+            return KernelSource(shape4, lambda: data.array().reshape(shape4), fmt, bits, data.description, encoded)
+
+        def pruned() -> np.ndarray:
+            # the same weights pruned the same way on every compile: the mask is seeded by the layer
+            w = data.array().reshape(shape4).astype(np.float32)
+            rng = np.random.default_rng(zlib.crc32(node.name.encode()))
+            return np.where(rng.random(shape4) < sparsity, np.float32(0.0), w)
+
+        return KernelSource(shape4, pruned, fmt, bits, f"{data.description}, {sparsity:.0%} pruned", None, sparsity)
+
+    def _bias_of(self, node: Node, index: int) -> np.ndarray | None:
+        if len(node.inputs) <= index:
+            return None
+        name = node.inputs[index]
+        if name not in self.g.constants:
+            raise CompileError("bias must be constant", file=self.g.source or None, where=node.describe())
+        data = self.g.constants[name].data
+        if data.scalar_value() == 0.0:
+            return None
+        return data.array().reshape(-1).astype(np.float32)
+
+    def _op_conv2d(self, node: Node) -> None:
+        x = self.src(node.inputs[0])
+        w_shape = self.g.info(node.inputs[1]).shape
+        a = node.attrs
+        ne = NeSpec("conv", self._kernel_of(node, node.inputs[1], w_shape),  # type: ignore[arg-type]
+                    (w_shape[2], w_shape[3]), a["stride"], a["padding"], a["dilation"], a["groups"],
+                    self._bias_of(node, 2))
+        out = self.absorb(node.output, ne, channel_ok=True)
+        dest = self.dest_for(out)
+        for i in range(x.n):
+            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
+
+    def _op_linear(self, node: Node) -> None:
+        x = self.src(node.inputs[0])
+        cout, cin = self.g.info(node.inputs[1]).shape
+        ne = NeSpec("conv", self._kernel_of(node, node.inputs[1], (cout, cin, 1, 1)),
+                    bias=self._bias_of(node, 2))
+        out = self.absorb(node.output, ne, channel_ok=True)
+        dest = self.dest_for(out)
+        for i in range(x.n):
+            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
+
+    def _op_batch_norm(self, node: Node) -> None:
+        x = self.src(node.inputs[0])
+        c = x.c
+        params = [self.g.constants[p].data for p in node.inputs[1:]]
+        eps = float(node.attrs["eps"])
+
+        def gain() -> np.ndarray:
+            gamma, _, _, var = (p.array().reshape(-1) for p in params)
+            return gamma / np.sqrt(var + eps)
+
+        gamma, beta, mean, var = (p.array().reshape(-1) for p in params)
+        g = gamma / np.sqrt(var + eps)
+        ne = NeSpec("conv", values_kernel((c, 1, 1, 1), gain, "batch-norm gain"), groups=c,
+                    bias=(beta - mean * g).astype(np.float32))
+        out = self.absorb(node.output, ne, channel_ok=True)
+        dest = self.dest_for(out)
+        for i in range(x.n):
+            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
+
+    def _op_matmul(self, node: Node) -> None:
+        a_name, b_name = node.inputs
+        ta, tb = bool(node.attrs["transpose_a"]), bool(node.attrs["transpose_b"])
+        out_info = self.g.info(node.output)
+        n_out, c_out, m, ncols = as_nchw(out_info.shape)
+        an, ac, ar, acol = as_nchw(self.g.info(a_name).shape)
+        bn, bc, br, bcol = as_nchw(self.g.info(b_name).shape)
+        k = ar if ta else acol
+        template = NeSpec("conv")
+        out = self.absorb(node.output, template, channel_ok=False)
+        dest = self.dest_for(out)
+        a_const = a_name in self.g.constants
+        b_view: View
+        if b_name in self.g.constants:
+            data = self.g.constants[b_name].data
+            if tb:
+                shape_t = data.shape[:-2] + (data.shape[-1], data.shape[-2])
+                data = ConstantData.derived(shape_t, lambda d=data: np.swapaxes(d.array(), -1, -2),
+                                            "transposed")
+                b_view = self.const_view(f"{b_name}^T", data, shape_t)
+            else:
+                b_view = self.const_view(b_name)
+        else:
+            b_view = self.src(b_name)
+        a_view = None if a_const else self.src(a_name)
+        if a_view is not None and ta and c_out > 1 and self._grouped_matmul(
+                node, a_view, b_view, dest, template, (an, ac, bn, bc), (c_out, m, k, ncols), n_out):
+            return
+        for n in range(n_out):
+            for c in range(c_out):
+                data_view = b_view.plane(min(n, bn - 1), min(c, bc - 1)).rows_as_channels()
+                d = dest.plane(n, c).rows_as_channels()
+                if a_const:
+                    adata = self.g.constants[a_name].data
+                    idx = (min(n, an - 1), min(c, ac - 1))
+
+                    def make(adata: ConstantData = adata, idx: tuple[int, int] = idx) -> np.ndarray:
+                        mat = adata.array().reshape(as_nchw(adata.shape))[idx]
+                        return (mat.T if ta else mat).reshape(m, k, 1, 1)
+
+                    spec = replace(template, kernel=KernelSource((m, k, 1, 1), make, "fp16", 0, "matrix"))
+                    self.emit(EOp(node.name, node.describe(), [data_view], d, ne=spec))
+                else:
+                    plane = a_view.plane(min(n, an - 1), min(c, ac - 1))  # type: ignore[union-attr]
+                    weights = plane.rows_as_channels() if ta else plane
+                    self.emit(EOp(node.name, node.describe(), [data_view], d, ne=replace(template),
+                                  weights_view=weights))
+
+    def _grouped_matmul(self, node: Node, a_view: View, b_view: View, dest: View, template: NeSpec,
+                        counts: tuple[int, int, int, int], dims: tuple[int, int, int, int], n_out: int) -> bool:
+        """A^T B over every channel of an image as one grouped task (heads as groups).
+
+        Each channel's matrices are merged along channels, which strides say only when the
+        planes are packed back to back; then the run-time weights of group c are A_c's rows.
+        """
+        an, ac, bn, bc = counts
+        c_out, m, k, ncols = dims
+        if ac != c_out or bc != c_out:
+            return False
+        parts = []
+        for n in range(n_out):
+            data = reshape_view(b_view.image(min(n, bn - 1)), (1, c_out * k, 1, ncols))
+            weights = reshape_view(a_view.image(min(n, an - 1)), (1, c_out * k, 1, m))
+            out = reshape_view(dest.image(n), (1, c_out * m, 1, ncols))
+            if data is None or weights is None or out is None:
+                return False
+            parts.append((data, weights, out))
+        for data, weights, out in parts:
+            self.emit(EOp(node.name, node.describe(), [data], out, ne=replace(template, groups=c_out),
+                          weights_view=weights))
+        return True

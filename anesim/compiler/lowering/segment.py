@@ -1,0 +1,192 @@
+"""The state of lowering one segment: its buffers, where each value lives, and the ops emitted.
+
+:class:`SegmentBase` allocates buffers (inputs, outputs, intermediates, constants read by the
+tile DMA), decides where each value is written - its own buffer, its place in a concat result
+written in place, or the storage of the reshape it feeds - and appends engine ops through a few
+helpers (a copy, a bypass, a planar op, a 1x1 convolution), one op per image. The op-family
+modules build on it; :mod:`anesim.compiler.lowering.lower` combines them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from anesim.chips.schema import ChipConfig
+from anesim.compiler.graph.constants import ConstantData
+from anesim.compiler.graph.graph import Graph, Node, as_nchw, axis_nchw
+from anesim.compiler.lowering.capability import Limits
+from anesim.compiler.lowering.eops import EOp, NeSpec, PlanarSpec
+from anesim.compiler.lowering.kernels import KernelSource
+from anesim.compiler.lowering.views import Buffer, View, reshape_view, slice_view
+from anesim.errors import CompileError
+
+VIEW_OPS = ("reshape", "transpose", "slice", "identity")
+
+
+def ones_kernel(shape: tuple[int, int, int, int], value: float = 1.0) -> KernelSource:
+    """A constant kernel holding one value everywhere."""
+    return KernelSource(shape, lambda: np.full(shape, value, np.float32), "fp16", 0, f"fill {value:g}")
+
+
+def values_kernel(shape: tuple[int, int, int, int], make: Any, description: str) -> KernelSource:
+    """A constant kernel whose values ``make()`` computes when they are first read."""
+    return KernelSource(shape, lambda: np.asarray(make(), np.float32).reshape(shape), "fp16", 0, description)
+
+
+class SegmentBase:
+    """Buffers, storage and emission helpers shared by the op families of one segment."""
+
+    def __init__(self, graph: Graph, chip: ChipConfig, limits: Limits, nodes: list[Node],
+                 inputs: list[str], outputs: list[str], notes: list[str],
+                 host: dict[str, str] | None = None) -> None:
+        self.g = graph
+        self.host = host or {}
+        self.chip = chip
+        self.limits = limits
+        self.nodes = nodes
+        self.outputs = list(dict.fromkeys(outputs))
+        self.notes = notes
+        self.buffers: list[Buffer] = []
+        self.storage: dict[str, View] = {}
+        self.const_buffers: dict[str, View] = {}
+        self.eops: list[EOp] = []
+        self.fused: set[str] = set()
+        self.on_chip = False  # temporaries belong to a row tile (kept in the pool when they fit)
+        self.consumers: dict[str, list[Node]] = {}
+        for node in nodes:
+            for name in dict.fromkeys(node.inputs):
+                self.consumers.setdefault(name, []).append(node)
+        self.producer = {n.output: n for n in nodes if n.name not in self.host}
+        self.alias: dict[str, tuple[str, int, int]] = {}
+        self.back_reshape: dict[str, str] = {}
+        for name in inputs:
+            info = graph.info(name)
+            buf = self._new_buffer(name, "input", info.shape, info.dtype)
+            self.storage[name] = buf.view()
+        self._plan_aliases()
+
+    def _new_buffer(self, name: str, role: str, shape: tuple[int, ...], dtype: str = "fp16",
+                    data: ConstantData | None = None) -> Buffer:
+        n, c, h, w = as_nchw(shape)
+        buf = Buffer(len(self.buffers), name, role, n, c, h, w, dtype, data, tuple(shape))
+        self.buffers.append(buf)
+        return buf
+
+    def temp(self, dims: tuple[int, int, int, int], stem: str) -> View:
+        """A fresh intermediate buffer of NCHW ``dims``."""
+        buf = self._new_buffer(f"{stem}#{len(self.buffers)}", "intermediate", dims)
+        buf.on_chip = self.on_chip
+        return buf.view()
+
+    def const_view(self, name: str, data: ConstantData | None = None, shape: tuple[int, ...] | None = None) -> View:
+        """A constant tensor read by the tile DMA (not as a kernel): a constant buffer."""
+        if name not in self.const_buffers:
+            data = data if data is not None else self.g.constants[name].data
+            buf = self._new_buffer(name, "constant", shape or data.shape, "fp16", data)
+            self.const_buffers[name] = buf.view()
+        return self.const_buffers[name]
+
+    def filled(self, dims: tuple[int, int, int, int], value: float) -> View:
+        """A constant buffer holding one value everywhere."""
+        key = f"fill({value:g})x{dims}"
+        data = ConstantData.derived(dims, lambda: np.full(dims, value, np.float32), f"fill {value:g}")
+        return self.const_view(key, data, dims)
+
+    def _plan_aliases(self) -> None:
+        """Concat inputs written in place, and tensors that share storage with their reshape."""
+        taken: set[str] = set()
+        for node in self.nodes:
+            if node.op != "concat" or node.name in self.host:
+                continue
+            rank = len(self.g.info(node.output).shape)
+            axis4 = axis_nchw(node.attrs["axis"], rank)
+            start = 0
+            for name in node.inputs:
+                size = as_nchw(self.g.info(name).shape)[axis4]
+                prod = self.producer.get(name)
+                if (prod is not None and prod.op not in VIEW_OPS and prod.op != "concat"
+                        and name not in self.outputs and name not in taken
+                        and node.inputs.count(name) == 1 and name not in self.g.constants):
+                    self.alias[name] = (node.output, axis4, start)
+                    taken.add(name)
+                start += size
+        for node in self.nodes:
+            if node.op != "reshape" or node.name in self.host:
+                continue
+            src = node.inputs[0]
+            prod = self.producer.get(src)
+            if (prod is None or prod.op in VIEW_OPS or src in self.outputs or src in self.alias
+                    or len(self.consumers.get(src, [])) != 1):
+                continue
+            if node.output in self.outputs or node.output in self.alias:
+                self.back_reshape[src] = node.output
+
+    def dest_for(self, name: str) -> View:
+        """Where the value ``name`` is written (allocating its storage on first use)."""
+        if name in self.storage:
+            return self.storage[name]
+        info = self.g.info(name)
+        view: View | None = None
+        if name in self.outputs:
+            view = self._new_buffer(name, "output", info.shape, "fp16").view()
+        elif name in self.alias:
+            target, axis4, start = self.alias[name]
+            base = self.dest_for(target)
+            view = slice_view(base, axis4, start, as_nchw(info.shape)[axis4], 1)
+        elif name in self.back_reshape:
+            view = reshape_view(self.dest_for(self.back_reshape[name]), info.shape)
+        if view is None:
+            view = self._new_buffer(name, "intermediate", info.shape).view()
+        self.storage[name] = view
+        return view
+
+    def src(self, name: str) -> View:
+        """The view a value is read from (constants become constant buffers)."""
+        if name in self.storage:
+            return self.storage[name]
+        if name in self.g.constants:
+            return self.const_view(name)
+        raise CompileError("value is read before it is computed", file=self.g.source or None,
+                           found=repr(name))
+
+    def packed(self, view: View, stem: str) -> View:
+        """A view in the packed layout: the view itself, or a copy of it."""
+        probe = Buffer(0, "", "", *view.dims).view()
+        if view.n == 1 or view.sn == probe.sn:
+            if (view.sc, view.sh) == (probe.sc, probe.sh) or (view.c == 1 and view.sh == probe.sh):
+                return view
+        out = self.temp(view.dims, stem)
+        self.copy(view, out, stem, "")
+        return out
+
+    def emit(self, eop: EOp) -> None:
+        """Append an engine op."""
+        self.eops.append(eop)
+
+    def copy(self, src: View, dest: View, name: str, where: str) -> None:
+        """A DMA copy through the NE bypass (one per image)."""
+        for i in range(src.n):
+            self.emit(EOp(name, where, [src.image(i)], dest.image(i), ne=NeSpec("bypass")))
+
+    def bypass(self, src: View, dest: View, ne: NeSpec, name: str, where: str) -> None:
+        """Bias, post-scale and nonlinearity without a kernel (one op per image)."""
+        for i in range(src.n):
+            self.emit(EOp(name, where, [src.image(i)], dest.image(i), ne=replace(ne)))
+
+    def planar(self, op: str, a: View, b: View | None, dest: View, name: str, where: str,
+               relu: bool = False) -> None:
+        """A planar-engine op of one or two sources (one per image)."""
+        for i in range(dest.n):
+            srcs = [a.image(min(i, a.n - 1))] + ([b.image(min(i, b.n - 1))] if b is not None else [])
+            self.emit(EOp(name, where, srcs, dest.image(i), planar=PlanarSpec(op, relu)))
+
+    def conv1x1(self, src: View, dest: View, kernel: KernelSource, name: str, where: str,
+                groups: int = 1, ne: NeSpec | None = None) -> None:
+        """A 1x1 convolution with a constant kernel (one per image)."""
+        base = ne or NeSpec("conv")
+        for i in range(src.n):
+            spec = replace(base, op="conv", kernel=kernel, groups=groups)
+            self.emit(EOp(name, where, [src.image(i)], dest.image(i), ne=spec))

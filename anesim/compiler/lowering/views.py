@@ -1,0 +1,193 @@
+"""Buffers and strided views: how reshape, transpose, slice and concat become DMA strides.
+
+A :class:`Buffer` is one tensor's storage in the compiler's default layout (rows padded to 64
+bytes, planes to 64 bytes, command-stream.md §4.1). A :class:`View` addresses part of a buffer
+with its own offset and strides; the width axis is always contiguous, so only views that keep
+``W`` innermost exist. Every view op either returns a view or ``None`` (then the compiler copies
+or hands the op to the host).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from anesim.compiler.graph.constants import ConstantData
+from anesim.program.model import DTYPE_BYTES, align_up
+
+BufferRole = str  # "input", "output", "intermediate", "constant"
+
+
+@dataclass
+class Buffer:
+    """Storage for one tensor in a segment, in the packed NCHW layout."""
+
+    id: int
+    name: str
+    role: BufferRole
+    n: int
+    c: int
+    h: int
+    w: int
+    dtype: str = "fp16"
+    data: ConstantData | None = None  # constants read by the tile DMA (not kernels)
+    logical_shape: tuple[int, ...] = ()
+    on_chip: bool = False  # a row tile's intermediate: kept in the pool when there is room
+
+    @property
+    def elem_bytes(self) -> int:
+        """Bytes per element."""
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def row_stride(self) -> int:
+        """Bytes between rows (64-byte aligned)."""
+        return align_up(self.w * self.elem_bytes)
+
+    @property
+    def plane_stride(self) -> int:
+        """Bytes between channels."""
+        return align_up(self.row_stride * self.h)
+
+    @property
+    def batch_stride(self) -> int:
+        """Bytes between images."""
+        return self.plane_stride * self.c
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the buffer occupies, padding included."""
+        return self.batch_stride * self.n
+
+    def view(self) -> View:
+        """The whole buffer as a view."""
+        return View(self.id, 0, self.n, self.c, self.h, self.w, self.batch_stride,
+                    self.plane_stride, self.row_stride, self.elem_bytes)
+
+
+@dataclass(frozen=True)
+class View:
+    """Part of a buffer: offset, NCHW extents and byte strides (width contiguous)."""
+
+    buffer: int
+    offset: int
+    n: int
+    c: int
+    h: int
+    w: int
+    sn: int
+    sc: int
+    sh: int
+    elem: int = 2
+
+    @property
+    def dims(self) -> tuple[int, int, int, int]:
+        """(n, c, h, w)."""
+        return self.n, self.c, self.h, self.w
+
+    @property
+    def elements(self) -> int:
+        """Number of elements."""
+        return self.n * self.c * self.h * self.w
+
+    def image(self, index: int) -> View:
+        """Image ``index`` of the batch, as a view with n = 1."""
+        return replace(self, offset=self.offset + index * self.sn, n=1)
+
+    def plane(self, n: int, c: int) -> View:
+        """One (n, c) plane: a single-channel view of h rows."""
+        return replace(self, offset=self.offset + n * self.sn + c * self.sc, n=1, c=1)
+
+    def rows_as_channels(self) -> View:
+        """A single plane whose rows become channels: (1, 1, H, W) -> (1, H, 1, W)."""
+        assert self.n == 1 and self.c == 1
+        return replace(self, c=self.h, h=1, sc=self.sh)
+
+    def channels(self, start: int, count: int) -> View:
+        """Channels [start, start + count)."""
+        return replace(self, offset=self.offset + start * self.sc, c=count)
+
+    def is_packed_like(self, other: View) -> bool:
+        """True when both views address the same bytes the same way."""
+        return self == other
+
+
+def _dims4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    return padded[0], padded[1], padded[2], padded[3]
+
+
+def reshape_view(v: View, new_shape: tuple[int, ...]) -> View | None:
+    """The same bytes under a new logical shape, if strides can express it (W stays contiguous)."""
+    new = _dims4(new_shape)
+    old_dims = list(v.dims)
+    old_strides = [v.sn, v.sc, v.sh, v.elem]
+    # Drop size-1 axes, then match runs of old axes to runs of new axes (numpy's no-copy rule).
+    od = [(d, s) for d, s in zip(old_dims, old_strides) if d != 1]
+    nd_dims = list(new)
+    new_strides = [0, 0, 0, 0]
+    oi = 0
+    ni = 0
+    nz_new = [i for i, d in enumerate(nd_dims) if d != 1]
+    while oi < len(od) and ni < len(nz_new):
+        # grow groups until the products match
+        o_end, n_end = oi + 1, ni + 1
+        o_prod = od[oi][0]
+        n_prod = nd_dims[nz_new[ni]]
+        while o_prod != n_prod:
+            if o_prod < n_prod:
+                if o_end >= len(od):
+                    return None
+                o_prod *= od[o_end][0]
+                o_end += 1
+            else:
+                if n_end >= len(nz_new):
+                    return None
+                n_prod *= nd_dims[nz_new[n_end]]
+                n_end += 1
+        # the old group must be contiguous with respect to its own strides
+        for k in range(oi, o_end - 1):
+            if od[k][1] != od[k + 1][1] * od[k + 1][0]:
+                return None
+        stride = od[o_end - 1][1]
+        for k in range(n_end - 1, ni - 1, -1):
+            axis = nz_new[k]
+            new_strides[axis] = stride
+            stride *= nd_dims[axis]
+        oi, ni = o_end, n_end
+    if oi != len(od) or ni != len(nz_new):
+        return None
+    # size-1 axes get natural strides so registers stay sane
+    for axis in range(3, -1, -1):
+        if nd_dims[axis] == 1 and new_strides[axis] == 0:
+            inner = new_strides[axis + 1] * nd_dims[axis + 1] if axis < 3 else v.elem
+            new_strides[axis] = inner if axis == 3 else align_up(inner)
+    if new_strides[3] != v.elem:
+        return None  # the width axis would not be contiguous
+    if any(s % 64 for s in new_strides[:3] if s):
+        return None
+    return View(v.buffer, v.offset, new[0], new[1], new[2], new[3],
+                new_strides[0], new_strides[1], new_strides[2], v.elem)
+
+
+def permute_view(v: View, perm4: tuple[int, int, int, int]) -> View | None:
+    """Axes permuted (NCHW indices); only permutations that keep W last are views."""
+    if perm4[3] != 3:
+        return None
+    dims = v.dims
+    strides = (v.sn, v.sc, v.sh)
+    nd = tuple(dims[p] for p in perm4)
+    ns = tuple(strides[p] for p in perm4[:3])
+    return View(v.buffer, v.offset, nd[0], nd[1], nd[2], nd[3], ns[0], ns[1], ns[2], v.elem)
+
+
+def slice_view(v: View, axis4: int, start: int, count: int, step: int) -> View | None:
+    """Elements ``start, start+step, …`` along one NCHW axis; width slices need step 1."""
+    dims = list(v.dims)
+    strides = [v.sn, v.sc, v.sh, v.elem]
+    if axis4 == 3 and step != 1:
+        return None
+    offset = v.offset + start * strides[axis4]
+    dims[axis4] = count
+    strides[axis4] *= step
+    return View(v.buffer, offset, dims[0], dims[1], dims[2], dims[3], strides[0], strides[1],
+                strides[2], v.elem)

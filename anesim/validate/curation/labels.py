@@ -1,0 +1,98 @@
+"""Read a chip label as a chip file: by the chip files' own names, aliases, SoC ids and targets.
+
+A label is split into lowercase words; the first run of words that spells a chip's name or
+alias (``M2 Pro (10-core GPU)``, ``Apple M3 Max``, ``t6000``), SoC id (``T8103``) or compiler
+target (``H14``, ``h15g``: the generation's reference chip, whose SoC the generation file names)
+picks the chip. A label that fits no chip, or fits several, is left unattributed with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from anesim.chips import all_chips, builtin_chip_dir
+from anesim.chips.loader import normalize_name
+from anesim.chips.schema import ChipConfig
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """The chip a row is validated against, why (when the label needed reading), or why none."""
+
+    chip: str | None
+    note: str | None = None
+    reason: str | None = None  # "unknown_chip" or "ambiguous_chip" when chip is None
+
+
+def _generation_soc(target: str) -> str | None:
+    """The SoC id a generation file names for its reference chip."""
+    path = builtin_chip_dir() / "generations" / f"{target}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    soc = (data.get("identity") or {}).get("soc") if isinstance(data, dict) else None
+    return str(soc) if soc else None
+
+
+class ChipNames:
+    """Words that name chips, from the chip files: name and aliases, SoC id, compiler target."""
+
+    def __init__(self, chips: Iterable[ChipConfig]) -> None:
+        self.files: dict[str, str] = {}
+        # key -> (kind of key, chip names); earlier kinds win over later ones
+        self.keys: dict[str, tuple[str, set[str]]] = {}
+        chips = list(chips)
+        socs: dict[str, set[str]] = {}
+        targets: dict[str, list[ChipConfig]] = {}
+        for chip in chips:
+            self.files[chip.name] = Path(chip.source_files[0]).name if chip.source_files else chip.name
+            for text in (chip.name, *chip.aliases):
+                self.keys.setdefault(normalize_name(text), ("name or alias", set()))[1].add(chip.name)
+            soc = chip.identity.soc.lower()
+            if "x" not in soc[1:]:  # 'T603x' stands for a family of dies, not one
+                socs.setdefault(soc, set()).add(chip.name)
+            targets.setdefault(chip.identity.compiler_target.lower(), []).append(chip)
+        for soc, names in socs.items():
+            self.keys.setdefault(soc, ("SoC id", names))
+        for target, group in targets.items():
+            gen_soc = _generation_soc(target)
+            ref = {c.name for c in group if gen_soc and c.identity.soc.lower() == gen_soc.lower()}
+            self.keys.setdefault(target, ("compiler target", ref or {c.name for c in group}))
+
+    def canonical(self, name: str) -> str | None:
+        """The chip a name or alias spells exactly, if exactly one."""
+        hit = self.keys.get(normalize_name(name))
+        return next(iter(hit[1])) if hit and hit[0] == "name or alias" and len(hit[1]) == 1 else None
+
+    def read(self, label: str) -> Attribution:
+        """The chip a free-form label names."""
+        words = re.findall(r"[a-z0-9]+", label.lower())
+        for start in range(len(words)):
+            for end in range(len(words), start, -1):
+                key = "".join(words[start:end])
+                hit = self.keys.get(key)
+                if hit is None:
+                    continue
+                kind, names = hit
+                if len(names) > 1:
+                    return Attribution(None, f"label {label!r} fits {', '.join(sorted(names))} (by {kind} "
+                                             f"'{key}')", "ambiguous_chip")
+                (name,) = names
+                if normalize_name(label) == normalize_name(name):
+                    return Attribution(name)
+                return Attribution(name, f"label {label!r} read as the {name} ({self.files[name]}, by {kind} "
+                                         f"'{key}')")
+        return Attribution(None, f"label {label!r} names no chip file under chips/", "unknown_chip")
+
+
+@lru_cache(maxsize=1)
+def builtin_names() -> ChipNames:
+    """The names of the chips shipped with anesim."""
+    return ChipNames(all_chips())

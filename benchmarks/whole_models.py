@@ -1,0 +1,187 @@
+"""Whole-model predictions: every whole-model program on a list of chips, timing only.
+
+Prints, per program, the predicted latency (ms) on each chip, then the time of the compile
+and of the timing simulation on each chip (the process start and imports left out; the bar
+for ``anesim run PROGRAM --timing-only`` is 2 s per program and chip), as wall and as CPU
+time of this process (the wall time grows when other processes share the cores). With
+``--published``, instead, every whole-model figure published for an Apple chip in the shared
+reference folder beside its prediction. The figures are tests, not fits: nothing here feeds
+calibration (docs/whole-models.md).
+
+    python benchmarks/whole_models.py [--chips m1,m1-max,m5,m5-pro,a17-pro,a16]
+                                      [--programs resnet18,bert_base] [--markdown] [--published]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The whole networks under programs/ (the rest are single blocks and kernels).
+WHOLE_MODELS = [
+    "resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "mobilenet_v3_small",
+    "mobilenet_v3_large", "efficientnet_b0", "mobileone_s0", "fastvit_t8", "vit_b16",
+    "distilbert", "bert_base", "whisper_tiny_encoder", "whisper_base_encoder",
+    "whisper_small_encoder", "sd_unet", "llama_decode_step", "llama_decode_step_int8",
+]
+CHIPS = ["m1", "m1-max", "m5", "m5-pro", "a17-pro", "a16"]
+WALL_BAR_S = 2.0
+
+
+@dataclass(frozen=True)
+class Published:
+    """A whole-model figure from the shared reference folder (path:line under it)."""
+
+    program: str
+    chip: str
+    quantity: str  # latency_s, energy_j, or speedup (baseline's latency / program's latency)
+    value: float  # in seconds, joules, or a ratio
+    shown: str  # the figure as the source prints it
+    source: str
+    runs: int = 1  # program runs the figure covers (a classifier-free-guidance step runs the UNet twice)
+    baseline: str = ""
+    note: str = ""
+
+
+SD_NOTE = "SD 2.1-base step, UNet batch 2 (CFG), Core ML CPU_AND_NE; anesim: 2 x batch-1 SD 1.5 UNet"
+PUBLISHED = [
+    Published("resnet50", "a16", "latency_s", 1.52e-3, "1.52 ms fp16", "reference/chips-and-ops.md:186",
+              note="coremltools quantisation table, vendor-measured, Core ML"),
+    Published("resnet50", "a17-pro", "latency_s", 1.38e-3, "1.38 ms fp16", "reference/chips-and-ops.md:186",
+              note="coremltools quantisation table, vendor-measured, Core ML"),
+    Published("distilbert", "a15", "latency_s", 3.47e-3, "3.47 ms", "reference/chips-and-ops.md:241",
+              note="iPhone 13, seq 128, Apple ML research (ml-ane-transformers), vendor-measured"),
+    Published("distilbert", "a15", "energy_j", 3.47e-3 * 0.454, "3.47 ms at 0.454 W = 1.58 mJ",
+              "reference/chips-and-ops.md:241", note="energy = latency x the published power"),
+    Published("sd_unet", "m1", "latency_s", 1 / 2.19, "2.19 it/s", "measurements/m1-m5-calibration.csv:421",
+              runs=2, note="iPad Pro (M1); " + SD_NOTE),
+    Published("sd_unet", "m1", "latency_s", 1 / 2.1, "2.1 it/s", "measurements/m1-m5-calibration.csv:425",
+              runs=2, note="iPad Pro (M1), older revision; " + SD_NOTE),
+    Published("sd_unet", "a14", "latency_s", 1 / 1.445, "1.44-1.45 it/s", "measurements/README.md:47",
+              runs=2, note=SD_NOTE),
+    Published("sd_unet", "a15", "latency_s", 1 / 2.55, "2.53-2.57 it/s", "measurements/README.md:48",
+              runs=2, note=SD_NOTE),
+    Published("sd_unet", "a16", "latency_s", 1 / 2.69, "2.69 it/s", "measurements/README.md:49",
+              runs=2, note=SD_NOTE),
+    Published("llama_decode_step", "m5-pro", "latency_s", 1 / 35, "35 tokens/s",
+              "reference/ane-guide/part-4-workloads/14-llm-case-study.md:93",
+              note="TinyLlama, plain greedy, hybrid decoder (some projections off the engine); also "
+                   "measurements/m1-m5-calibration.csv:605"),
+    Published("llama_decode_step_int8", "m1", "speedup", 0.99, "0.99x the fp16 rate",
+              "reference/ane-guide/part-4-workloads/14-llm-case-study.md:83", baseline="llama_decode_step",
+              note="int8-hybrid decoder vs fp16, dispatch-bound; chip per measurements/m1-m5-calibration.csv:607"),
+    Published("vit_b16", "m2-pro", "energy_j", 67.9e-3, "67.9 mJ/inference",
+              "reference/ane-guide/part-3-performance/10-power-efficiency.md:227",
+              note="the guide's M2/H14 machine is an M2 Pro (measurements/README.md, caveat 2)"),
+    Published("resnet18", "m2-pro", "energy_j", 2.6e-3, "2.6 mJ/inference",
+              "reference/ane-guide/part-3-performance/10-power-efficiency.md:228",
+              note="the guide's M2/H14 machine is an M2 Pro (measurements/README.md, caveat 2)"),
+]
+
+
+def run_one(path: Path, chip_name: str) -> dict[str, float]:
+    """Compile and time one program on one chip as ``anesim run --timing-only`` does."""
+    import anesim
+    from anesim.chips import load_chip
+    from anesim.timing import simulate
+
+    chip = load_chip(chip_name)
+    t0, c0 = time.perf_counter(), time.process_time()
+    target = anesim.compile(str(path), chip)
+    t1, c1 = time.perf_counter(), time.process_time()
+    result = simulate(target, chip, trace=False)  # as the CLI runs it without --trace
+    t2, c2 = time.perf_counter(), time.process_time()
+    return {"latency_s": result.latency_s, "energy_j": result.energy_j, "compile_s": t1 - t0,
+            "timing_s": t2 - t1, "compile_cpu_s": c1 - c0, "timing_cpu_s": c2 - c1,
+            "tasks": float(len(target.program.tasks)), "segments": float(len(target.segments)),
+            "gmac": result.macs / 1e9}
+
+
+def published_table(markdown: bool) -> None:
+    """Every published whole-model figure beside anesim's prediction and their ratio."""
+    cache: dict[tuple[str, str], dict[str, float]] = {}
+
+    def pred(program: str, chip: str) -> dict[str, float]:
+        if (program, chip) not in cache:
+            cache[program, chip] = run_one(REPO / "programs" / f"{program}.yaml", chip)
+        return cache[program, chip]
+
+    head = ["program", "chip", "published", "source", "anesim", "anesim / published"]
+    sep = " | " if markdown else "  "
+    print(("| " if markdown else "") + sep.join(head) + (" |" if markdown else ""))
+    if markdown:
+        print("|" + "|".join("---" for _ in head) + "|")
+    for p in PUBLISHED:
+        r = pred(p.program, p.chip)
+        if p.quantity == "latency_s":
+            got = p.runs * r["latency_s"]
+            shown = f"{got * 1e3:.4g} ms" + (f" ({p.runs} x {r['latency_s'] * 1e3:.4g})" if p.runs > 1 else "")
+        elif p.quantity == "energy_j":
+            got = p.runs * r["energy_j"]
+            shown = f"{got * 1e3:.4g} mJ"
+        else:
+            got = pred(p.baseline, p.chip)["latency_s"] / r["latency_s"]
+            shown = f"{got:.3g}x"
+        ratio = got / p.value
+        cells = [p.program, p.chip, p.shown, p.source, shown, f"{ratio:.3g}"]
+        print(("| " if markdown else "") + sep.join(cells) + (" |" if markdown else ""))
+
+
+def main() -> int:
+    """Print the prediction table and the wall times."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chips", default=",".join(CHIPS), help="comma-separated chip names")
+    parser.add_argument("--programs", default=",".join(WHOLE_MODELS), help="comma-separated program names")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--published", action="store_true",
+                        help="the published whole-model figures beside the predictions instead")
+    args = parser.parse_args()
+    if args.published:
+        published_table(args.markdown)
+        return 0
+    chips = [c for c in args.chips.split(",") if c]
+    names = [p for p in args.programs.split(",") if p]
+
+    import anesim  # noqa: F401 - import (and numba's cache load) before the clocks start
+
+    rows = {}
+    for name in names:
+        path = REPO / "programs" / f"{name}.yaml"
+        rows[name] = {chip: run_one(path, chip) for chip in chips}
+
+    sep = " | " if args.markdown else "  "
+    head = ["program", "GMAC", "tasks"] + [f"{c} ms" for c in chips]
+    print(("| " if args.markdown else "") + sep.join(head) + (" |" if args.markdown else ""))
+    if args.markdown:
+        print("|" + "|".join("---" for _ in head) + "|")
+    for name, per_chip in rows.items():
+        first = next(iter(per_chip.values()))
+        cells = [name, f"{first['gmac']:.3f}", f"{first['tasks']:.0f}"]
+        cells += [f"{per_chip[c]['latency_s'] * 1e3:.3f}" for c in chips]
+        print(("| " if args.markdown else "") + sep.join(cells) + (" |" if args.markdown else ""))
+
+    print()
+    head = ["program"] + [f"{c} compile+timing s (CPU)" for c in chips]
+    print(("| " if args.markdown else "") + sep.join(head) + (" |" if args.markdown else ""))
+    if args.markdown:
+        print("|" + "|".join("---" for _ in head) + "|")
+    slow = []
+    for name, per_chip in rows.items():
+        cells = [name]
+        for c in chips:
+            r = per_chip[c]
+            total = r["compile_s"] + r["timing_s"]
+            cells.append(f"{r['compile_s']:.2f}+{r['timing_s']:.2f} ({r['compile_cpu_s'] + r['timing_cpu_s']:.2f})")
+            if total > WALL_BAR_S:
+                slow.append(f"{name} on {c}: {total:.2f} s")
+        print(("| " if args.markdown else "") + sep.join(cells) + (" |" if args.markdown else ""))
+    if slow:
+        print(f"\nover the {WALL_BAR_S:g} s bar: " + "; ".join(slow))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Curation as data: a source added by a rules file alone, chip labels, any measurement file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from anesim.cli import main
+from anesim.errors import AnesimError
+from anesim.validate.curation import Curator, load_table
+from anesim.validate.curation.labels import builtin_names
+from anesim.validate.measurements import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, load_measurements
+from anesim.validate.runner import to_json, validate
+from anesim.validate.simulate import Timing
+from anesim.validate.traces import load_traces
+
+COLUMNS = ["chip", "source_repo_or_url", "source_path_or_section", "provenance", "workload", "shape", "metric",
+           "value", "notes"]
+
+
+def _row(chip: str, source: str, section: str, workload: str, shape: str, metric: str, value: str,
+         notes: str = "", provenance: str = "measured") -> dict[str, str]:
+    return dict(zip(COLUMNS, [chip, source, section, provenance, workload, shape, metric, value, notes]))
+
+
+MADE_UP_RULES = """
+reasons:
+  made_up_warmup: the made-up bench's first pass includes program load
+sources:
+  - name: made-up bench
+    match: {source: {prefix: example.org/made-up}}
+    labels:
+      - when: {chip: the lab Mac}
+        chip: M2 Pro
+        note: the made-up bench's README names its Mac mini's chip
+    methods:
+      - text: "made-up bench: median of {int(repeats)} calls"
+    vars: {repeats: 9}
+    machines:
+      - {match: rig-a, vars: {sizes: [256, 512]}}
+    rules:
+      - name: first pass
+        when: {workload: first_pass}
+        exclude: {reason: made_up_warmup, detail: "pass {value}"}
+      - name: matrix product
+        when: {workload: mm, metric: [usec, gflop_per_s]}
+        parse: [{regex: '(?P<m>\\d+) by (?P<k>\\d+) by (?P<n>\\d+)'}]
+        map: {family: gemm, params: {m: "{m}", k: "{k}", n: "{n}"}, method: single_dispatch,
+              conversion: "latency = 2*{m}*{k}*{n} FLOP / rate, or as measured"}
+      - name: sweep peak
+        when: {workload: mm_sweep, metric: gflop_per_s}
+        machine: true
+        map: {family: gemm, params: {sizes: "{sizes}"}, method: peak_over_sizes, conversion: peak over the rig's sizes}
+quantities:
+  usec: {quantity: latency, scale: 1.0e-6}
+  gflop_per_s: {quantity: flop_rate, scale: 1.0e+9}
+units: {usec: us, gflop_per_s: GFLOP/s}
+"""
+
+MADE_UP_ROWS = [
+    _row("the lab Mac", "example.org/made-up", "results.txt", "mm", "512 by 256 by 128 fp16", "usec", "41.5"),
+    _row("M4", "example.org/made-up", "results.txt", "mm", "64 by 64 by 64", "gflop_per_s", "~12.5"),
+    _row("M4", "example.org/made-up", "results.txt rig-a", "mm_sweep", "square", "gflop_per_s", "900"),
+    _row("M4", "example.org/made-up", "results.txt rig-z", "mm_sweep", "square", "gflop_per_s", "900"),
+    _row("M4", "example.org/made-up", "results.txt", "first_pass", "512 by 256 by 128", "usec", "3000"),
+    _row("M4", "example.org/made-up", "results.txt", "mm", "a big one", "usec", "41.5"),
+]
+
+
+def test_a_made_up_source_is_curated_from_its_table_entry_alone(tmp_path: Path) -> None:
+    rules = tmp_path / "made-up.yaml"
+    rules.write_text(MADE_UP_RULES, encoding="utf-8")
+    before = Curator().curate(MADE_UP_ROWS)
+    assert [r["status"] for r in before] == ["excluded"] * len(MADE_UP_ROWS)  # no rule of the shipped table
+    recs = Curator(load_table(rules)).curate(MADE_UP_ROWS)
+    lab, small, peak, rig_z, warm, garbled = recs
+    assert lab["target"] == "M2 Pro" and lab["attribution"].startswith("the made-up bench's README")
+    assert lab["status"] == "mapped" and lab["family"] == "gemm" and lab["params"] == {"m": 512, "k": 256, "n": 128}
+    assert lab["measured"] == pytest.approx(41.5e-6) and lab["quantity"] == "latency" and lab["units"] == "us"
+    assert lab["source_method"] == "made-up bench: median of 9 calls"
+    assert lab["conversion"] == "latency = 2*512*256*128 FLOP / rate, or as measured"
+    assert small["target"] == "M4" and small["quantity"] == "flop_rate" and small["measured"] == pytest.approx(12.5e9)
+    assert peak["params"] == {"sizes": [256, 512]} and peak["method"] == "peak_over_sizes"
+    assert rig_z["reason"] == "unknown_machine"
+    assert warm["reason"] == "made_up_warmup" and warm["why"].endswith("(pass 3000)")
+    assert garbled["reason"] == "unparsed_shape"
+
+
+def test_a_rules_file_naming_an_unknown_reason_or_family_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  - name: x\n    match: {}\n    rules:\n      - exclude: {reason: nope}\n")
+    with pytest.raises(AnesimError, match="unknown exclusion reason"):
+        load_table(bad)
+    bad.write_text("sources:\n  - name: x\n    match: {}\n    rules:\n      - map: {family: nope, "
+                   "method: single_dispatch, conversion: c}\n")
+    with pytest.raises(AnesimError, match="unknown workload family"):
+        Curator(load_table(bad))
+    bad.write_text("sources:\n  - name: x\n    match: {}\n    rules:\n      - {exclude: {reason: power}, map: "
+                   "{family: gemm, method: single_dispatch, conversion: c}}\n")
+    with pytest.raises(AnesimError, match="exactly one"):
+        load_table(bad)
+
+
+@pytest.mark.parametrize("label, chip", [
+    ("M2 Pro (10-core GPU)", "M2 Pro"), ("Apple M3 Max", "M3 Max"), ("  m4   PRO ", "M4 Pro"),
+    ("M4", "M4"), ("H14", "M2"), ("h15g", "M3 Pro"), ("H13G", "M1 Pro"), ("t6000", "M1 Pro"), ("T8103", "M1"),
+    ("MacBook Pro (M1 Max, 2021)", "M1 Max"), ("A16 Bionic", "A16"), ("M5_Pro", "M5 Pro"),
+])
+def test_chip_labels_are_read_through_the_chip_files(label: str, chip: str) -> None:
+    assert builtin_names().read(label).chip == chip
+
+
+@pytest.mark.parametrize("label, reason", [
+    ("M7 Ultra", "unknown_chip"), ("", "unknown_chip"), ("Snapdragon X Elite", "unknown_chip"),
+    ("M10", "unknown_chip"), ("H17S", "ambiguous_chip"),
+])
+def test_labels_no_chip_file_fits_are_left_unattributed(label: str, reason: str) -> None:
+    att = builtin_names().read(label)
+    assert att.chip is None and att.reason == reason and att.note
+
+
+MESSY = [
+    _row("M2 Pro (10-core GPU)", "github.com/sbryngelson/ANEForge",
+         "bench/results/rooflines/roofline-Mac14_12.json :: matmul", "matmul", "M=K=N=512 fp16", "latency_ms", "0.31"),
+    _row("Apple M4", "github.com/sbryngelson/ANEForge", "bench/results/rooflines/roofline-Mac16_10.json :: conv",
+         "conv", "Cin=Cout=64; HxW=32x32; batch 1", "latency_ms", "0.25"),
+    _row("t8132", "my own bench", "", "gemm", "m=256 k=512 n=512", "latency_us", "260"),
+    _row("H16G", "my own bench", "", "softmax", "rows=256 cols=1024", "latency_ms", "0.3"),
+    _row("M7 Ultra", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "0.2"),
+    _row("", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "0.2"),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "TFLOP/s", "1.2", "an odd metric name"),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "nan"),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", ""),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "-3"),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "1e999"),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=0 n=256", "latency_ms", "0.2"),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=256 q=3 n=256", "latency_ms", "0.2"),
+    _row("M2 Pro", "github.com/sbryngelson/ANEForge", "bench/results/rooflines/roofline-Mac14_12.json :: matmul",
+         "matmul", "M=K=N=? fp16", "latency_ms", "0.2"),
+    _row("M2 Pro", "github.com/sbryngelson/ANEForge", "bench/results/ROOFLINES.md :: headline", "roofline_headline",
+         "square fp16 GEMM peak over sweep", "tflops", "7.1", "Mac14_12 run"),
+    _row("M2 Pro", "github.com/sbryngelson/ANEForge", "bench/results/rooflines/roofline-Mac14_12.json :: matmul",
+         "matmul", "M=K=N=512 fp16", "package_W", "3.1"),
+    _row("M2 Pro", "someone's blog", "", "resnet50", "batch 1", "latency_ms", "2.0"),
+    _row("H17S", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "0.2"),
+]
+MESSY_REASONS = {"unknown_chip", "unknown_metric", "bad_value", "bad_shape", "unparsed_shape", "unknown_machine",
+                 "power", "no_rule", "ambiguous_chip"}
+
+
+def _write(path: Path, rows: list[dict[str, str]], columns: list[str] = COLUMNS) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_a_messy_measurement_file_validates_with_reasons(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = _write(tmp_path / "mine.csv", MESSY)
+    assert main(["validate", "--measurements", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    cov = doc["coverage"]
+    assert cov["rows"] == len(MESSY) and cov["used"] == 4
+    assert cov["used"] + sum(cov["excluded"].values()) == cov["rows"]
+    assert set(cov["excluded"]) == MESSY_REASONS
+    assert set(doc["chips"]) == {"M2 Pro", "M4", "M4 Pro"}
+    for chip in doc["chips"].values():
+        for p in chip["per_point"]:
+            assert p["measured"] > 0 and p["simulated"] > 0 and p["source"]
+    assert doc["pooled"]["points"] == 4 and doc["pooled"]["median_abs_error_pct"] is not None
+    assert main(["validate", "--measurements", str(path), "--summary"]) == 0
+    text = capsys.readouterr().out
+    assert "coverage: 4 of 18 rows used, 14 excluded" in text and "unknown_chip" in text
+
+
+def test_a_missing_required_column_is_one_error_naming_file_and_column(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = _write(tmp_path / "cut.csv", MESSY, [c for c in COLUMNS if c != "value"])
+    with pytest.raises(AnesimError, match="column 'value'"):
+        load_measurements(path)
+    assert main(["validate", "--measurements", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cut.csv" in err and "'value'" in err
+    assert main(["calibrate", "--measurements", str(tmp_path / "absent.csv"), "--chip", "M4"]) == 2
+    assert "absent.csv" in capsys.readouterr().err
+    # optional columns may be absent
+    only = _write(tmp_path / "short.csv", MESSY[2:4], list(REQUIRED_COLUMNS))
+    assert [r.target for r in load_measurements(only)] == ["M4", "M4 Pro"]
+    assert set(OPTIONAL_COLUMNS) | set(REQUIRED_COLUMNS) == set(COLUMNS)
+
+
+def _constant_timer(graph, chip) -> Timing:  # type: ignore[no-untyped-def]
+    return Timing(1e-3, 1e-3, 1e6, 1, 1e6)
+
+
+GARBAGE = ["", "nan", "NaN", "-1", "0", "1e999", "inf", "~", "x" * 300, "{value}", "{__import__('os')}", "'", '"',
+           "M=K=N=0", "M=K=N=99999999999", "m=1 k=1 n=1", "rows=1 cols=1", "1x1 C0->0 @0x0", "Mac17_8",
+           "peak over", "part-9-x/1.md", "M5 Pro (guide", "\u00b5s", "-", "1 to 2", "ane_power_mW", "latency_ms",
+           "GB/s", "tflops", "speedup_x", "conv", "matmul", "llm_decode", "H13", "t8142", "M1 (guide x)"]
+
+
+def test_fuzzed_measurement_files_give_a_clean_result_or_an_anesim_error(shared_dir: Path, tmp_path: Path) -> None:
+    rng = random.Random(20)
+    with (shared_dir / "measurements" / "m1-m5-calibration.csv").open(encoding="utf-8") as fh:
+        shipped = list(csv.DictReader(fh))
+    base = rng.sample(shipped, 60) + MESSY
+    used = 0
+    for trial in range(25):
+        rows = [dict(r) for r in base]
+        for _ in range(40):
+            row = rng.choice(rows)
+            row[rng.choice(COLUMNS)] = rng.choice(GARBAGE + [rng.choice(shipped)[rng.choice(COLUMNS)]])
+        columns = list(COLUMNS)
+        if trial % 8 == 7:
+            columns.remove(rng.choice(COLUMNS))
+        path = _write(tmp_path / f"fuzz{trial}.csv", rows, columns)
+        try:
+            traces = load_measurements(path)
+        except AnesimError:
+            assert set(columns) != set(COLUMNS)
+            continue
+        assert len(traces) == len(rows)
+        for r in traces:
+            assert r.mapped or (r.reason and r.why), r
+        results = validate("all", rows=traces, timer=_constant_timer)
+        doc = to_json(results, traces)
+        assert doc["coverage"]["used"] + sum(doc["coverage"]["excluded"].values()) == len(rows)
+        used += doc["coverage"]["used"]
+    assert used > 25 * 20  # the mutations leave most rows usable: the simulated path is exercised
+
+
+def test_the_shipped_table_as_a_measurement_file_gives_the_shipped_traces(shared_dir: Path) -> None:
+    traces = {r.id: r for r in load_traces()}
+    rows = load_measurements(shared_dir / "measurements" / "m1-m5-calibration.csv")
+    assert len(rows) == len(traces) and all(r == traces[r.id] for r in rows)
+
+
+def test_calibration_fits_a_chip_of_a_measurement_file(tmp_path: Path) -> None:
+    from anesim.validate.calibrate import calibrate
+
+    sizes = [(64, 64, 64), (128, 256, 64), (256, 256, 256), (512, 256, 128), (512, 512, 512), (1024, 512, 256),
+             (1024, 1024, 1024), (2048, 1024, 512), (96, 96, 96), (384, 384, 384), (768, 256, 768), (64, 2048, 64)]
+    rows = [_row("Apple M4 (10-core)", "my own bench", "", "gemm", f"m={m} k={k} n={n}", "latency_us",
+                 f"{60 + 2 * m * k * n / 10e12 * 1e6:.2f}") for m, k, n in sizes]
+    traces = load_measurements(_write(tmp_path / "m4.csv", rows))
+    assert all(r.mapped and r.target == "M4" for r in traces)
+    def io_timer(graph, chip) -> Timing:  # type: ignore[no-untyped-def]
+        # a stand-in for the pipeline that reads fitted chip values: floor + I/O at the stream rate
+        io = 2.0 * sum(graph.info(n).elements for n in [*graph.inputs, *graph.outputs])
+        t = chip.dispatch_floor_s + io / chip.dram.activation_bytes_per_s.value
+        return Timing(t, t, io)
+
+    result = calibrate("M4", rows=traces, timer=io_timer, cv=False)
+    assert result.calibration["n_points"] + result.held_back["n_points"] == len(rows)
+    assert len(result.fitted) == len(result.params) > 0
