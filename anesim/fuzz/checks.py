@@ -37,10 +37,10 @@ def exercise(target: Any, chip: Any, label: str, *, execute: bool = True,
 
     ``inputs`` maps input names to .npy files, read the way ``anesim run --input`` reads them.
     """
-    import anesim
     from anesim.cli.run import execute_with_inputs
+    from anesim.timing import simulate
 
-    check_timing(anesim.simulate(target, chip, trace=False), label)
+    check_timing(simulate(target, chip, trace=False), label)
     if execute:
         program = getattr(target, "program", target)
         execute_with_inputs(target, program, chip, inputs or {}, seed=0)

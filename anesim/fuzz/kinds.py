@@ -118,10 +118,10 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 @lru_cache(maxsize=None)
 def small_program() -> Any:
     """The first program seed compiled for the M1 (what the chip and .npy fuzzers run)."""
-    import anesim
+    from anesim.compiler import compile_graph
     from anesim.compiler.frontends.program_file import parse_program
 
-    return anesim.compile(parse_program(yaml.safe_load(PROGRAM_SEEDS[0]), "seed.yaml"), "m1")
+    return compile_graph(parse_program(yaml.safe_load(PROGRAM_SEEDS[0]), "seed.yaml"), "m1")
 
 
 @lru_cache(maxsize=None)
@@ -201,8 +201,8 @@ def case_raw(rng: random.Random, work: Path, src: Sources) -> None:
 
 def case_chip(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged chip file (a whole generation file, or a child inheriting one); time a program on it."""
-    import anesim
     from anesim.chips.loader import load_chip_file
+    from anesim.compiler import compile_graph
 
     root, child = chip_seed()
     standalone = rng.random() < 0.7
@@ -214,13 +214,13 @@ def case_chip(rng: random.Random, work: Path, src: Sources) -> None:
     path = work / "fuzz-chip.yaml"
     path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
     chip = load_chip_file(path)
-    compiled = anesim.compile(small_program().graph, chip)
+    compiled = compile_graph(small_program().graph, chip)
     exercise(compiled, chip, "chip", execute=_execute(rng) and rng.random() < 0.2)
 
 
 def case_program(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged program YAML: compile, time and execute it."""
-    import anesim
+    from anesim.compiler import compile_file
 
     text = rng.choice(PROGRAM_SEEDS)
     if rng.random() < 0.75:
@@ -229,7 +229,7 @@ def case_program(rng: random.Random, work: Path, src: Sources) -> None:
         out = hostile_text(text, rng)
     path = work / "fuzz-program.yaml"
     path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
-    exercise(anesim.compile(path, "m1"), "m1", "program", execute=_execute(rng))
+    exercise(compile_file(path, "m1"), "m1", "program", execute=_execute(rng))
 
 
 def _npy_header(shape: Any, descr: Any, fortran: Any) -> bytes:
@@ -269,7 +269,7 @@ def case_npy(rng: random.Random, work: Path, src: Sources) -> None:
 
 def case_onnx(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged ONNX model: compile, time and execute it."""
-    import anesim
+    from anesim.compiler import compile_file
 
     seeds = onnx_bytes()
     data = rng.choice(seeds)
@@ -279,7 +279,7 @@ def case_onnx(rng: random.Random, work: Path, src: Sources) -> None:
         data = flip_bytes(data, rng)
     path = work / "fuzz.onnx"
     path.write_bytes(data)
-    exercise(anesim.compile(path, "m1"), "m1", "onnx", execute=_execute(rng))
+    exercise(compile_file(path, "m1"), "m1", "onnx", execute=_execute(rng))
 
 
 def _mutate_onnx(data: bytes, rng: random.Random) -> bytes:
@@ -329,7 +329,7 @@ def _mutate_onnx(data: bytes, rng: random.Random) -> bytes:
 
 def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged .mlpackage: spec bytes, spec fields, weight blob header or payload, manifest."""
-    import anesim
+    from anesim.compiler import compile_file
     from anesim.fuzz.models import coreml_seed
 
     package = coreml_seed(work)
@@ -356,7 +356,7 @@ def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
         else:
             out = hostile_text(text, rng)
         manifest.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
-    exercise(anesim.compile(package, "m1"), "m1", "coreml", execute=_execute(rng))
+    exercise(compile_file(package, "m1"), "m1", "coreml", execute=_execute(rng))
 
 
 def _mutate_coreml(data: bytes, rng: random.Random) -> bytes:
