@@ -163,7 +163,7 @@ def _execute(rng: random.Random) -> bool:
 
 def case_hwx(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged .hwx: decode, list, re-encode, build the program, time and execute it."""
-    from anesim import hwx
+    import anesim.hwx as hwx
     from anesim.hwx.to_program import build_program
 
     name, data = rng.choice(hwx_samples(src.shared))
@@ -179,7 +179,7 @@ def case_hwx(rng: random.Random, work: Path, src: Sources) -> None:
 
 def case_raw(rng: random.Random, work: Path, src: Sources) -> None:
     """A raw command buffer with a damaged buffer, sidecar document or sidecar text."""
-    from anesim import hwx
+    import anesim.hwx as hwx
     from anesim.hwx.to_program import build_program
 
     rel, data, side = rng.choice(raw_samples(src.shared, src.sidecars))
