@@ -118,7 +118,7 @@ def resolve_file(path: Path) -> tuple[dict[str, Any], dict[KeyPath, Path], list[
         parent = data.get(_INHERITS)
         if parent is None:
             break
-        if not isinstance(parent, str) or not parent.strip():
+        if not isinstance(parent, str) or not parent.strip() or "\0" in parent:
             raise ConfigError(
                 "bad parent name", file=current, where=f"key '{_INHERITS}'",
                 expected="a generation name", found=repr(parent),

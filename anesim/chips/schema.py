@@ -75,6 +75,8 @@ class Dram(_Section):
     int8_weight_bytes: Param[Annotated[float, Field(ge=1.0, le=2.0)]]
     peak_bytes_per_s: Param[PosFloat]
     latency_s: Param[PosFloat]
+    # the engine's DRAM address window: the most one program can map (the default memory limit)
+    window_bytes: Param[PosInt] | None = None
 
 
 class Dispatch(_Section):

@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
+        from anesim.limits import set_max_memory
+
+        set_max_memory(getattr(args, "max_memory", None))  # this command's own, never a previous one's
         return int(args.func(args) or 0)
     except AnesimError as exc:
         print(f"anesim: error: {exc}", file=sys.stderr)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from anesim.cli.options import add_limit_options
 from anesim.errors import ProgramError
 
 
@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "back the original file byte for byte, edited register fields change the output.")
     parser.add_argument("file", help="JSON written by 'anesim disasm --json'")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="the program file to write")
+    add_limit_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -24,12 +25,9 @@ def run(args: argparse.Namespace) -> int:
     """Encode the JSON program and write it."""
     from anesim.hwx.encode import encode_doc
 
-    text = Path(args.file).read_text(encoding="utf-8")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProgramError("not valid JSON", file=args.file, where=f"line {exc.lineno} column {exc.colno}",
-                           found=exc.msg) from None
+    from anesim.jsonfile import read_json
+
+    doc = read_json(args.file, ProgramError, "program JSON")
     data = encode_doc(doc, args.file)
     Path(args.output).write_bytes(data)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from anesim.cli.options import add_limit_options
 from anesim.cli.output import print_json
 
 
@@ -21,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fix", action="store_true", help="apply the safe rewrites and show the predicted gain")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="bind a dynamic dimension (default 1); with --fix the bound shape becomes static")
+    add_limit_options(p)
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from anesim.cli.options import add_limit_options
 from anesim.cli.output import print_json
 
 
@@ -24,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary and task table as JSON")
     p.add_argument("--tasks", type=int, default=60, metavar="N", help="show at most N task rows (default 60)")
     p.add_argument("--weights", action="store_true", help="include kernel weights in JSON output")
+    add_limit_options(p)
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from anesim.cli.options import add_limit_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``disasm`` subcommand."""
@@ -20,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--raw", action="store_true", help="treat FILE as a raw H13 command buffer")
     parser.add_argument("--no-summary", action="store_true", help="with --json: leave out the informational summary")
     parser.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of standard output")
+    add_limit_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from anesim.cli.options import add_limit_options
 from anesim.cli.output import print_json, print_table
 
 MAX_ROWS = 80
@@ -23,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", action="store_true", help="also list every task")
     p.add_argument("--json", action="store_true", help="print the whole explanation as one JSON object")
     p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
+    add_limit_options(p)
     p.set_defaults(func=run)
 
 

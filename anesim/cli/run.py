@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from anesim.cli.options import add_limit_options
 from anesim.cli.output import print_json, print_table, si
 
 MAX_TASK_ROWS = 100
@@ -37,28 +38,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "source describes), printing a warning for each guess instead of refusing it")
     p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
                    help="event kernel for the timing model (results are identical; heap is the faster)")
+    add_limit_options(p)
     p.set_defaults(func=run)
 
 
-def _read_inputs(items: list[str]) -> dict[str, Any]:
-    """Arrays named on the command line as NAME=FILE.npy."""
-    import numpy as np
-
+def _input_files(items: list[str]) -> dict[str, str]:
+    """Input files named on the command line as NAME=FILE.npy."""
     from anesim.errors import InputError
 
-    inputs: dict[str, Any] = {}
+    files: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InputError("bad --input", expected="NAME=FILE.npy", found=repr(item))
-        try:
-            inputs[name] = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError(f"no such file for input '{name}'", file=path) from None
-        except (ValueError, EOFError, OSError):
-            raise InputError(f"cannot read input '{name}'", file=path,
-                             expected="a NumPy .npy file of numbers") from None
-    return inputs
+        files[name] = path
+    return files
+
+
+def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, str],
+                        seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(outputs, drawn inputs): execute with the .npy ``files`` given and seeded draws for the rest.
+
+    An input that does not fit the program is an error naming its file.
+    """
+    import anesim
+    from anesim.errors import InputError
+    from anesim.functional import draw_inputs
+    from anesim.npyfile import load_npy
+
+    inputs: dict[str, Any] = {name: load_npy(path, f"input '{name}'") for name, path in files.items()}
+    wanted = _input_specs(program, target)
+    specs = {name: (shape, dtype) for name, shape, dtype in wanted}
+    for name, value in inputs.items():
+        if name not in specs:
+            raise InputError(f"unknown input '{name}'", file=files[name], expected=f"one of {sorted(specs)}")
+        shape, dtype = specs[name]
+        if tuple(value.shape) != shape and value.size != _elements(shape):
+            raise InputError(f"input '{name}' has the wrong shape", file=files[name],
+                             expected=f"shape {shape} {dtype}", found=tuple(value.shape))
+    drawn = {k: v for k, v in draw_inputs(wanted, seed, _source(target, program) or None).items() if k not in inputs}
+    inputs.update(drawn)
+    try:
+        return anesim.execute(target, inputs, chip), drawn
+    except InputError as exc:  # a value check on one of the user's arrays: point at its file
+        named = [n for n in files if exc.file is None and exc.problem.startswith(f"input '{n}'")]
+        if not named:
+            raise
+        raise InputError(exc.problem, file=files[named[0]], expected=exc.expected, found=exc.found) from None
+
+
+def _source(target: Any, program: Any) -> str:
+    """The file a program or compiled model was read from."""
+    return getattr(program, "source", "") or getattr(getattr(target, "graph", None), "source", "") or ""
+
+
+def _elements(shape: Any) -> int:
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count
 
 
 def _input_specs(program: Any, target: Any) -> list[tuple[str, tuple[int, ...], str]]:
@@ -74,14 +112,8 @@ def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) 
     """Execute the program with the engine's numerics; write outputs (and drawn inputs) to --out."""
     import numpy as np
 
-    import anesim
-    from anesim.functional import draw_inputs
-
-    inputs = _read_inputs(args.input)
     seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
-    drawn = {k: v for k, v in draw_inputs(_input_specs(program, target), seed).items() if k not in inputs}
-    inputs.update(drawn)
-    outputs = anesim.execute(target, inputs, chip)
+    outputs, drawn = execute_with_inputs(target, program, chip, _input_files(args.input), seed)
     notes = []
     if drawn and args.random_inputs is None:
         notes.append(f"inputs not given with --input were drawn with seed {seed} "

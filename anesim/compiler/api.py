@@ -13,6 +13,7 @@ from anesim.compiler.lowering.lower import SegmentLowerer
 from anesim.compiler.graph.passes import run_passes
 from anesim.compiler.result import CompileResult, HostOp, Segment, segment_program
 from anesim.errors import CompileError, UnsupportedError
+from anesim.limits import check_steps
 
 MODEL_SUFFIXES = (".yaml", ".yml", ".onnx", ".mlpackage", ".mlmodel", ".plist")
 
@@ -66,6 +67,7 @@ def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = No
     notes: list[str] = []
     lowerer = SegmentLowerer(g, chip, limits, list(g.nodes), inputs, outputs, notes, host)
     eops = lowerer.run()
+    check_steps(len(eops), file=g.source or None, field="lowered engine operations", chip=chip)
     emitter = ProgramEmitter(chip, limits, lowerer.buffers, name or g.name, chip.identity.generation,
                              g.source)
     shapes = {k: v.shape for k, v in g.values.items()}

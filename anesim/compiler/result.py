@@ -11,6 +11,7 @@ import numpy as np
 
 from anesim.compiler.backend.emit import TaskInfo
 from anesim.compiler.graph.graph import Graph, Node
+from anesim.errors import InputError
 from anesim.program.model import Program, Task
 
 
@@ -167,9 +168,18 @@ class CompileResult:
                 run_program: Callable[[Program, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
                 ) -> dict[str, np.ndarray]:
         """Run the model: engine segments with ``run_program``, host ops in numpy between them."""
+        from anesim.compiler.graph.ops import node_macs
         from anesim.compiler.reference.ops import run_node
+        from anesim.limits import check_work
 
         env: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in inputs.items()}
+        host = [h.node for s in self.segments for h in s.host_before] + [h.node for h in self.host_after]
+        check_work(sum(node_macs(self.graph, n) + self.graph.info(n.output).elements for n in host),
+                   file=self.graph.source or None, field=f"the {len(host)} host operations")
+        missing = [name for name in self.graph.inputs if name not in env]
+        if missing:
+            raise InputError(f"missing input '{missing[0]}'", file=self.graph.source or None,
+                             expected=f"shape {self.graph.inputs[missing[0]].shape}")
         for name, const in self.graph.constants.items():
             env.setdefault(name, const.data.array())
 

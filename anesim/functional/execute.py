@@ -8,9 +8,10 @@ from dataclasses import replace
 import numpy as np
 
 from anesim.chips.schema import ChipConfig
-from anesim.errors import InputError, ProgramError
+from anesim.errors import AnesimError, InputError, ProgramError
 from anesim.functional.memory import Memory
 from anesim.functional.tasks import as_fp16_bits, from_fp16_bits, mac_rules, run_task
+from anesim.limits import check_bytes, check_work, tensor_bytes
 from anesim.program.kernels import gather_weights
 from anesim.program.model import NUMPY_DTYPES, Program, Task, TensorSpec
 
@@ -57,6 +58,9 @@ def check_inputs(program: Program, inputs: Mapping[str, object]) -> dict[str, np
 def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None) -> dict[str, np.ndarray]:
     """Run a program on inputs (name → array, logical NCHW); return its outputs by name."""
     values = check_inputs(program, inputs)
+    check_work(sum(t.macs + t.result.elements * max(len(t.sources), 1) for t in program.tasks),
+               file=program.source or None, field=f"the {len(program.tasks)} tasks' multiply-accumulates and elements",
+               chip=chip)
     pool_bytes = chip.memory.pool_bytes.value if chip is not None else DEFAULT_POOL_BYTES
     memory = Memory.for_program(program, pool_bytes)
     for spec in program.inputs:
@@ -66,7 +70,13 @@ def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | N
         what = f"task {task.index}"
         sources = [as_fp16_bits(memory.read(src, what=f"{what} source {i + 1}"))
                    for i, src in enumerate(task.sources)]
-        result = run_task(_with_runtime_weights(task, memory), sources, rules)
+        try:
+            result = run_task(_with_runtime_weights(task, memory), sources, rules)
+        except AnesimError as exc:  # the kernels know the task, not the file: say both
+            if exc.file:
+                raise
+            raise type(exc)(exc.problem, file=program.source or None, where=exc.where or what,
+                            expected=exc.expected, found=exc.found) from None
         memory.write(task.result, from_fp16_bits(result, task.result.dtype), what=f"{what} result")
     outputs: dict[str, np.ndarray] = {}
     for spec in program.outputs:
@@ -92,14 +102,19 @@ def _with_runtime_weights(task: Task, memory: Memory) -> Task:
 
 def random_inputs(program: Program, seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs for every program input: fp16 uniform in [-1, 1), integers over their range."""
-    return draw_inputs([(t.name, tuple(t.shape), t.dtype) for t in program.inputs], seed)
+    return draw_inputs([(t.name, tuple(t.shape), t.dtype) for t in program.inputs], seed, program.source or None)
 
 
-def draw_inputs(specs: list[tuple[str, tuple[int, ...], str]], seed: int) -> dict[str, np.ndarray]:
-    """Seeded arrays for (name, shape, dtype) specs: floats uniform in [-1, 1), integers over their range."""
+def draw_inputs(specs: list[tuple[str, tuple[int, ...], str]], seed: int,
+                file: str | None = None) -> dict[str, np.ndarray]:
+    """Seeded arrays for (name, shape, dtype) specs: floats uniform in [-1, 1), integers over their range.
+
+    ``file`` is where the shapes come from; a shape past the memory limit is an error naming it.
+    """
     rng = np.random.default_rng(seed)
     drawn: dict[str, np.ndarray] = {}
     for name, shape, dtype in specs:
+        check_bytes(tensor_bytes(shape, 8), file=file, field=f"input '{name}' of shape {tuple(shape)}")
         if dtype in ("int8", "uint8"):
             info = np.iinfo(NUMPY_DTYPES[dtype])
             drawn[name] = rng.integers(info.min, info.max, shape, endpoint=True).astype(NUMPY_DTYPES[dtype])

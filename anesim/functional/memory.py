@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anesim.errors import ProgramError
+from anesim.limits import check_bytes
 from anesim.program.model import DTYPE_BYTES, Layout, Program
 
 # Element dtype of each tensor format in memory; fp16 travels as its uint16 bit pattern.
@@ -34,6 +35,8 @@ class Memory:
     @staticmethod
     def for_program(program: Program, pool_bytes: int) -> Memory:
         """Allocate every slot (filled from constant data where the program ships it) and the pool."""
+        check_bytes(sum(s.size_bytes for s in program.slots.values()) + pool_bytes, file=program.source or None,
+                    field="buffer slots and on-chip pool")
         slots: dict[int, np.ndarray] = {}
         for index, slot in program.slots.items():
             buf = np.zeros(slot.size_bytes, dtype=np.uint8)

@@ -18,7 +18,6 @@ the command length from the task chain.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,12 @@ from anesim.hwx.generations import Generation, by_name
 from anesim.hwx.jsonform import Doc, blob, hexnum
 from anesim.hwx.regmaps import RegisterMap, load_map
 from anesim.hwx.stream_a import Stream
+from anesim.jsonfile import read_json
+from anesim.limits import check_bytes, tensor_bytes
 
 SIDECAR_TAG = "anesim-raw-sidecar"
 DEFAULT_FIRST_TASK = 0x274
+MAX_SIDECAR_BYTES = 1 << 20
 ROLES = ("input", "output", "intermediate", "constant")
 
 
@@ -115,6 +117,7 @@ def parse_sidecar(value: dict[str, Any], file: str | None = None) -> Sidecar:
         if role not in ROLES:
             raise b.get("role").error("unknown buffer role", expected=", ".join(ROLES), found=role)
         shape = tuple(d.int(0, 1 << 31) for d in b.get("shape", []).items())
+        check_bytes(tensor_bytes(shape, 2), file=file, field=f"{b.get('shape', []).path}")
         sc.buffers.append(BufferSpec(
             b.get("slot").int(2, 255), b.get("name").str(), role, shape, b.get("dtype", "fp16").str(),
             b.get("row_stride", 0).int(0, 1 << 40), b.get("plane_stride", 0).int(0, 1 << 40), b.get("bytes", 0).int(0, 1 << 40)))
@@ -123,11 +126,7 @@ def parse_sidecar(value: dict[str, Any], file: str | None = None) -> Sidecar:
 
 def load_sidecar(path: str | Path) -> Sidecar:
     """Read a sidecar file; malformed JSON is a ProgramError naming the file."""
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProgramError("sidecar is not valid JSON", file=str(path), where=f"line {exc.lineno}", found=exc.msg) from None
+    value = read_json(path, ProgramError, "sidecar", MAX_SIDECAR_BYTES)
     return parse_sidecar(value, str(path))
 
 

@@ -266,6 +266,11 @@ class _Builder:
         pad_b = max((hout - 1) * max(sy, 1) + kh - hin - py, 0)
         pad_r = max((wout - 1) * max(sx, 1) + kw - win - px, 0)
         groups = max(self.v("groups"), 1)
+        if op in ("conv", "transconv") and (min(kh, kw, sy, sx) < 1 or cin % groups or cout % groups):
+            raise FormatError(f"task {task.index}: a convolution the engine cannot run", file=self.decoded.file,
+                              where=f"task {task.index} at command-stream offset {task.offset:#x}",
+                              expected="kernel and stride of at least 1, groups dividing both channel counts",
+                              found=f"kernel {kh}x{kw}, stride {sy}x{sx}, {groups} groups over {cin} -> {cout} channels")
         kernel, table = None, None
         channels = self._channels(task)
         slot = binding.get("kernel")

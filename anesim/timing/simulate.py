@@ -8,6 +8,7 @@ from pathlib import Path
 from anesim.chips.loader import load_chip
 from anesim.chips.schema import ChipConfig
 from anesim.errors import InputError
+from anesim.limits import check_steps
 from anesim.program.model import Program
 from anesim.timing import costs
 from anesim.timing.engine import UNITS, EngineOutput, run_engine
@@ -127,6 +128,7 @@ def simulate(
     results = []
     for segment in programs:
         plan = plan_program(segment, cfg)
+        check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps", chip=cfg)
         out = run_engine(plan, cfg, loop=loop, record_trace=trace, batch=batch)
         results.append(package(plan, cfg, segment, out, loop))
     result = results[0] if len(results) == 1 else combine(results, name)

@@ -1,23 +1,23 @@
 """Core ML ML programs (``.mlpackage``) -> graphs, through coremltools' protobuf classes.
 
-The package's manifest (``Manifest.json``, read with :mod:`json`) names the model spec, a
+The package's manifest (``Manifest.json``, read as bounded JSON) names the model spec, a
 ``Model`` message of coremltools' ``Model.proto`` whose ``mlProgram`` is a MIL ``Program``; the
 spec is parsed with the generated classes coremltools ships (``coremltools.proto.Model_pb2``,
 ``MIL_pb2``). Weights stay in their blob file until a convolution's kernel is needed and are
 read with coremltools' ``libmilstoragepython`` blob reader (the one its own MIL loader uses),
-which checks each blob's sentinel, type and bounds. Palettised (``constexpr_lut_to_dense``) and
+which checks each blob's sentinel, type and bounds; :mod:`anesim.weightblob` first checks the
+record's size and offset against the file and the memory limit. Palettised (``constexpr_lut_to_dense``) and
 quantised (``constexpr_affine_dequantize``) weights keep their format on the convolution that
 uses them.
 
 coremltools is an optional extra (``pip install 'anesim[coreml]'``); nothing else in anesim
-imports it. The manifest is read with :mod:`json` rather than coremltools' ``ModelPackage``,
+imports it. The manifest is read as plain JSON rather than coremltools' ``ModelPackage``,
 because opening a package with ``ModelPackage`` rewrites its ``Manifest.json`` (and creates a
 package where there is none): a reader must not change the model it reads.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -30,6 +30,8 @@ from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.jsonfile import read_json
+from anesim.weightblob import check_blob
 
 INSTALL = "pip install 'anesim[coreml]'"
 MODEL_PATH = "@model_path/"  # how a spec names files relative to its own folder
@@ -97,6 +99,7 @@ class _Blobs:
         if method is None:
             raise UnsupportedError("weight blobs of this type are not supported", file=path,
                                    where=f"byte {offset:#x}", expected=", ".join(BLOB_READERS), found=dtype)
+        check_blob(path, offset)  # the record's sizes against the file before coremltools reads it
         reader = self.readers.get(path)
         if reader is None:
             try:
@@ -120,6 +123,9 @@ def _shape(ct: SimpleNamespace, value_type: Any) -> tuple[str, list[int]]:
     tensor = value_type.tensorType
     dims = [d.constant.size if d.WhichOneof("dimension") == "constant" else -1 for d in tensor.dimensions]
     return ct.type_name.get(tensor.dataType, str(tensor.dataType)), dims
+
+
+_REQUIRED = object()  # _arg's default: the parameter must be present
 
 
 class _Importer:
@@ -256,10 +262,12 @@ class _Importer:
             self.b.output(self.tensor(name))
         return self.b.build()
 
-    def _arg(self, inputs: dict[str, list[Any]], key: str, default: Any = None) -> Any:
-        """A constant parameter's value (ints, strings, shapes)."""
+    def _arg(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED) -> Any:
+        """A constant parameter's value (ints, strings, shapes); a missing one without a default is an error."""
         bindings = inputs.get(key)
         if not bindings:
+            if default is _REQUIRED:
+                raise self.fail(f"the operation has no '{key}' parameter", expected=f"a '{key}' parameter")
             return default
         kind, value = bindings[0]
         if kind == "value":
@@ -280,6 +288,8 @@ class _Importer:
         b = self.b
         out = outputs[0] if outputs else ""
         if op == "const":
+            if "val" not in attrs:
+                raise self.fail("a const without its 'val' attribute")
             value = self._value(attrs["val"], out)
             if isinstance(value, ConstantData):
                 self.lazy[out] = value
@@ -474,7 +484,7 @@ class _Importer:
         if op == "reshape":
             target = [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
         elif op == "squeeze":
-            axes = self._arg(inputs, "axes")
+            axes = self._arg(inputs, "axes", None)
             drop = ({int(a) % len(shape) for a in np.asarray(axes).reshape(-1)} if axes is not None
                     else {i for i, d in enumerate(shape) if d == 1})
             target = [d for i, d in enumerate(shape) if i not in drop]
@@ -516,14 +526,17 @@ class _Importer:
 
 def _spec_path(package: Path) -> Path:
     manifest = package / "Manifest.json"
+    if not manifest.is_file():
+        raise ProgramError("not an .mlpackage: no Manifest.json", file=package)
+    data = read_json(manifest, ProgramError, "the .mlpackage manifest", 1 << 20)
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
         entries = data["itemInfoEntries"]
         root = entries[data["rootModelIdentifier"]]["path"]
-    except FileNotFoundError:
-        raise ProgramError("not an .mlpackage: no Manifest.json", file=package) from None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ProgramError("unreadable .mlpackage manifest", file=manifest) from None
+        if not isinstance(root, str) or not root or "\0" in root:
+            raise TypeError(root)
+    except (KeyError, TypeError):
+        raise ProgramError("unreadable .mlpackage manifest", file=manifest,
+                           expected="itemInfoEntries[rootModelIdentifier].path naming the spec") from None
     return package / "Data" / root
 
 

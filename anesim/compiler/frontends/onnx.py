@@ -16,6 +16,7 @@ import numpy as np
 from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.onnxtensor import initializer_array
 
 UNARY = {
     "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
@@ -23,6 +24,9 @@ UNARY = {
     "HardSwish": "hard_swish", "Identity": "identity", "Dropout": "identity", "Cast": "identity",
 }
 BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "Min": "min"}
+# inputs an operator cannot do without (onnx operator specs); every other one needs its first
+MIN_INPUTS = {"Conv": 2, "Gemm": 2, "MatMul": 2, "BatchNormalization": 5, "LayerNormalization": 2, "Pow": 2,
+              "Reshape": 2, "Slice": 3}
 REDUCE = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
           "ReduceMin": "reduce_min"}
 
@@ -34,6 +38,13 @@ def _onnx() -> Any:
         raise UnsupportedError("reading ONNX models needs the onnx package",
                                expected="pip install 'anesim[onnx]'") from None
     return onnx
+
+
+class _Attributes(dict):
+    """A node's attributes; one the operator needs but the node lacks is an UnsupportedError."""
+
+    def __missing__(self, key: str) -> Any:
+        raise UnsupportedError(f"the node has no '{key}' attribute", expected=f"a '{key}' attribute")
 
 
 class _Importer:
@@ -61,13 +72,13 @@ class _Importer:
         return UnsupportedError(problem, file=self.file, where=self.where(), **kw)
 
     def attrs(self) -> dict[str, Any]:
-        return {a.name: self.helper.get_attribute_value(a) for a in self.node.attribute}
+        return _Attributes({a.name: self.helper.get_attribute_value(a) for a in self.node.attribute})
 
     def run(self) -> Graph:
         g = self.model.graph
         init_names = set()
         for init in g.initializer:
-            self._initializer(init.name, self.numpy_helper.to_array(init))
+            self._initializer(init.name, initializer_array(init, self.file))
             init_names.add(init.name)
         for value in g.input:
             if value.name in init_names:
@@ -125,6 +136,10 @@ class _Importer:
 
     def _node(self) -> None:
         node, op = self.node, self.node.op_type
+        needed = 2 if op in BINARY else MIN_INPUTS.get(op, 0 if op == "Constant" else 1)
+        if len(node.output) < 1 or not node.output[0] or sum(1 for i in node.input if i) < needed:
+            raise self.fail("a node without its inputs or output", expected=f"{needed} inputs and an output",
+                            found=f"{len(node.input)} inputs, {len(node.output)} outputs")
         out = node.output[0]
         a = self.attrs()
         ins = [i for i in node.input]
@@ -132,7 +147,7 @@ class _Importer:
         b = self.b
         if op == "Constant":
             value = a.get("value")
-            array = self.numpy_helper.to_array(value) if value is not None else np.asarray(
+            array = initializer_array(value, self.file) if value is not None else np.asarray(
                 a.get("value_float", a.get("value_int", a.get("value_floats", a.get("value_ints")))))
             self._initializer(out, np.asarray(array))
             return
@@ -289,6 +304,13 @@ def load_onnx(path: str | Path) -> Graph:
         raise ProgramError("no such ONNX file", file=file) from None
     except Exception as exc:  # onnx raises several protobuf and IO error types
         raise ProgramError(f"cannot read ONNX model: {type(exc).__name__}", file=file) from None
+    try:  # onnx's own checker: attribute types, node arity, graph wiring, per the operator schemas
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ProgramError("not a valid ONNX model", file=file,
+                           found=" ".join(str(exc).split())[:200]) from None
+    except UnicodeDecodeError:  # the checker's report quotes a name that is not UTF-8
+        raise ProgramError("not a valid ONNX model: a name or string is not UTF-8 text", file=file) from None
     return _Importer(model, str(path)).run()
 
 

@@ -33,7 +33,7 @@ import ast
 import operator
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,8 +42,10 @@ from anesim.compiler.graph.constants import INIT_KINDS
 from anesim.compiler.graph.graph import Graph
 from anesim.compiler.graph.ops import SPECS
 from anesim.errors import AnesimError, ProgramError
+from anesim.limits import check_steps
 from anesim.yamlfile import read_yaml
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]  # an initialiser's parameters
 MAX_EXPANDED_OPS = 200_000
 MAX_DEPTH = 16
 
@@ -65,10 +67,10 @@ class ConstantModel(_Strict):
     shape: list[int] | None = Field(default=None, min_length=1, max_length=4)
     value: float | list[Any] | None = None
     init: str | None = None
-    std: float | None = None
-    low: float | None = None
-    high: float | None = None
-    gain: float | None = None
+    std: FiniteFloat | None = None
+    low: FiniteFloat | None = None
+    high: FiniteFloat | None = None
+    gain: FiniteFloat | None = None
     seed: int | None = None
 
 
@@ -256,7 +258,12 @@ class _Expander:
         body = entry.get("ops")
         if not isinstance(body, list) or not body:
             raise self.error(f"{key}.ops", "repeat needs a non-empty list of ops", ctx)
+        check_steps(self.count + count, file=self.file, field=f"key '{key}.repeat'")
         for n in range(count):
+            self.count += 1  # an iteration is a step even when its body adds no op
+            if self.count > MAX_EXPANDED_OPS:
+                raise self.error(f"{key}.repeat", "the program expands to too many steps", ctx,
+                                 expected=f"at most {MAX_EXPANDED_OPS}")
             self._ops(body, f"{key}.ops", scope, {**env, var: n}, _ctx(ctx, f"{var}={n}"), depth + 1)
 
     def _use(self, entry: dict[str, Any], key: str, scope: Scope, env: dict[str, Any], ctx: str,

@@ -15,6 +15,7 @@ from typing import Any
 
 from anesim.compiler.graph.constants import ConstantData
 from anesim.errors import CompileError
+from anesim.limits import check_bytes
 
 MAX_RANK = 4
 
@@ -145,6 +146,8 @@ class Graph:
                 "tensor dimensions must be positive integers", file=self.source or None,
                 where=where or None, found=str(info.shape),
             )
+        check_bytes(info.elements * (1 if info.dtype in ("int8", "uint8") else 2), file=self.source or None,
+                    field=f"tensor '{info.name}' of shape {info.shape}{' at ' + where if where else ''}")
         self.values[info.name] = info
 
     def macs(self) -> int:

@@ -1,0 +1,46 @@
+"""What a fuzz case does with an input that loaded: time it, execute it, and judge the figures."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class Nonsense(Exception):
+    """An input was accepted but produced an impossible figure (NaN, inf or negative time or energy)."""
+
+
+def check_timing(result: Any, label: str) -> None:
+    """Every time, cycle count, byte count and energy of a TimingResult finite and non-negative."""
+    figures: dict[str, float] = {
+        "latency_s": result.latency_s, "engine_cycles": result.engine_cycles, "energy_j": result.energy_j,
+        "power_w": result.power_w, "macs": result.macs, "dram_contention_s": result.dram_contention_s,
+        "flops_per_s": result.flops_per_s, "clock_hz": result.clock_hz,
+    }
+    figures.update({f"dram_bytes.{k}": v for k, v in result.dram_bytes.items()})
+    figures.update({f"dispatch_s.{k}": v for k, v in result.dispatch_s.items()})
+    for name, unit in result.units.items():
+        figures[f"units.{name}.busy_s"] = unit.busy_s
+    for task in result.tasks:
+        figures[f"task {task.index}.cycles"] = task.cycles
+        figures[f"task {task.index}.start_s"] = task.start_s
+    for name, value in figures.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise Nonsense(f"{label}: {name} = {value!r}")
+    if result.latency_s <= 0:
+        raise Nonsense(f"{label}: latency_s = {result.latency_s!r} (a call takes time)")
+
+
+def exercise(target: Any, chip: Any, label: str, *, execute: bool = True,
+             inputs: dict[str, str] | None = None) -> None:
+    """Time ``target`` (a Program or a compile result) on ``chip`` and, if asked, execute it.
+
+    ``inputs`` maps input names to .npy files, read the way ``anesim run --input`` reads them.
+    """
+    from anesim.cli.run import execute_with_inputs
+    from anesim.timing import simulate
+
+    check_timing(simulate(target, chip, trace=False), label)
+    if execute:
+        program = getattr(target, "program", target)
+        execute_with_inputs(target, program, chip, inputs or {}, seed=0)

@@ -1,0 +1,81 @@
+"""Every kind of input file ends in acceptance or one clean error naming the file, in bounded time and memory.
+
+The fuzzer (anesim.fuzz) damages seed inputs of seven kinds and runs each case in a worker
+process under a 2 GiB address-space cap and a time limit. The default suite runs a few cases of
+every kind and checks that the harness itself catches each kind of failure; the slow job runs
+ten thousand (benchmarks/fuzz_inputs.py runs any number and replays single cases).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anesim.fuzz import KINDS, available, case_counts, sources
+from anesim.fuzz.pool import FAILURES, case_rng, plan, replay, run_cases
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 1234
+FULL_CASES = 10_000
+
+
+@pytest.fixture(scope="module")
+def src() -> object:
+    return sources(REPO)
+
+
+def _describe(report: object) -> str:
+    failures = "\n".join(f"{f.kind}:{f.index} {f.status}: {f.detail}" for f in report.failures[:10])  # type: ignore[attr-defined]
+    return f"seed {report.seed}\n{report.table()}\n{failures}"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_can_be_fuzzed_here(kind: str, src: object) -> None:
+    reason = available(kind, src)
+    if reason:
+        pytest.skip(reason)
+    assert case_counts(700, [kind], src) == {kind: 700}
+
+
+def test_a_few_cases_of_every_kind(src: object) -> None:
+    counts = {k: 8 for k in KINDS if available(k, src) is None}
+    report = run_cases(plan(counts), SEED, src=src, workers=2)  # type: ignore[arg-type]
+    assert report.cases == sum(counts.values())
+    assert not report.failures, _describe(report)
+    for kind in counts:  # the damage is varied enough that each kind sees both outcomes
+        row = report.counts[kind]
+        assert row["refused"] > 0, _describe(report)
+
+
+def test_the_harness_counts_every_kind_of_failure(src: object) -> None:
+    cases = [("selftest-hang", 0), ("selftest-memory", 0), ("selftest-escape", 0), ("selftest-unnamed", 0),
+             ("selftest-crash", 0)]
+    report = run_cases(cases, SEED, src=src, workers=2, case_seconds=3.0)  # type: ignore[arg-type]
+    status = {f.kind: f.status for f in report.failures}
+    assert status == {"selftest-hang": "hang", "selftest-memory": "memory", "selftest-escape": "escape",
+                      "selftest-unnamed": "unnamed", "selftest-crash": "crash"}
+    assert set(status.values()) <= set(FAILURES)
+
+
+def test_cases_replay_alone(src: object) -> None:
+    """A case depends on (seed, kind, index) only: replayed in this process it ends the same way."""
+    assert case_rng(5, "npy", 3).random() == case_rng(5, "npy", 3).random()
+    assert case_rng(5, "npy", 3).random() != case_rng(5, "npy", 4).random()
+    for kind in ("npy", "program", "chip"):
+        for index in range(4):
+            first, second = replay(kind, index, SEED, src), replay(kind, index, SEED, src)  # type: ignore[arg-type]
+            assert first.status == second.status
+            assert first.detail.split(":")[0] == second.detail.split(":")[0]
+
+
+@pytest.mark.slow
+def test_ten_thousand_cases_over_every_kind(src: object) -> None:
+    missing = {k: available(k, src) for k in KINDS if available(k, src)}
+    if missing:
+        pytest.skip(f"not every kind can run here: {missing}")
+    counts = case_counts(FULL_CASES, list(KINDS), src)
+    report = run_cases(plan(counts), SEED, src=src, workers=2)  # type: ignore[arg-type]
+    print(_describe(report))
+    assert report.cases >= FULL_CASES and set(report.counts) == set(KINDS)
+    assert not report.failures, _describe(report)

@@ -1,0 +1,200 @@
+"""The attacks the fuzzer found, one by one: each ends in one clean error naming the file and field."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anesim.cli import main
+from anesim.errors import AnesimError, ConfigError, InputError, ProgramError
+from anesim.fuzz.mutate import yaml_alias_bomb
+from anesim.limits import LimitError, current, parse_size, set_max_memory
+
+REPO = Path(__file__).resolve().parents[1]
+CONV = REPO / "programs" / "conv3x3.yaml"
+
+
+def _cli_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_sizes_parse_and_the_override_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_size("512M") == 512 << 20 and parse_size("2GiB") == 2 << 30 and parse_size("1e9") == 10**9
+    with pytest.raises(LimitError):
+        parse_size("lots")
+    assert current().memory_bytes == 0xE0000000
+    monkeypatch.setenv("ANESIM_MAX_MEMORY", "64M")
+    assert current().memory_bytes == 64 << 20 and current().steps == 4096
+    set_max_memory("32M")
+    try:
+        assert current().memory_bytes == 32 << 20
+    finally:
+        set_max_memory(None)
+
+
+def test_max_memory_refuses_a_model_naming_file_and_tensor(capsys: pytest.CaptureFixture[str]) -> None:
+    _cli_error(capsys, ["run", str(REPO / "programs" / "gemm_2048.yaml"), "--max-memory", "4M", "--timing-only"],
+               "gemm_2048.yaml", "key 'inputs.x'", "memory limit", "4,194,304 bytes", "8,388,608 bytes")
+
+
+def test_alias_bomb_in_a_chip_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text("inherits: h13\nname: Bomb\n" + yaml_alias_bomb(9), encoding="utf-8")
+    _cli_error(capsys, ["chips", "show", str(path)], "bomb.yaml", "line", "expands to more than")
+
+
+def test_infinite_chip_energy_is_refused(tmp_path: Path) -> None:
+    from anesim.chips import load_chip
+
+    path = tmp_path / "inf.yaml"
+    path.write_text("inherits: h13\nname: Inf\npower:\n  mac_energy_j: {value: .inf, provenance: predicted, "
+                    "source: test}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"inf.yaml: key 'power.mac_energy_j.value'"):
+        load_chip(path)
+    path.write_text("inherits: h13\nname: Zero\nne:\n  clock_hz: {value: 0.0, provenance: predicted, "
+                    "source: test}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="ne.clock_hz"):
+        load_chip(path)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("a: &a [1, *a]\n", "recursive"),
+    ("x: " + "[" * 200 + "]" * 200 + "\n", "nested deeper"),
+    ("x: " + "9" * 5000 + "\n", "unreadable value"),
+    ("x: \x01\n", "malformed YAML"),
+])
+def test_program_yaml_that_would_turn_on_the_host(tmp_path: Path, text: str, needle: str) -> None:
+    from anesim.compiler import load_graph
+
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ProgramError, match=needle) as info:
+        load_graph(path)
+    assert info.value.file == str(path)
+
+
+def test_non_utf8_program_names_the_byte(tmp_path: Path) -> None:
+    from anesim.compiler import load_graph
+
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"name: x\n\xff\n")
+    with pytest.raises(ProgramError, match="byte 8: program file is not UTF-8 text"):
+        load_graph(path)
+
+
+def test_a_billion_repeats_are_refused_before_the_loop(tmp_path: Path) -> None:
+    from anesim.compiler import load_graph
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: r\ninputs: {x: {shape: [1, 4, 4, 4]}}\nops:\n  - repeat: 1000000000\n"
+                    "    ops: [{repeat: 0, ops: [{op: relu}]}]\noutputs: [x]\n", encoding="utf-8")
+    with pytest.raises(LimitError, match=r"key 'ops\[0\].repeat'.*1,000,000,000"):
+        load_graph(path)
+
+
+def test_a_4096_cubed_input_is_refused(tmp_path: Path) -> None:
+    from anesim.compiler import load_graph
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: big\ninputs: {x: {shape: [1, 4096, 4096, 4096]}}\nops: [{op: relu, in: x, out: y}]\n"
+                    "outputs: [y]\n", encoding="utf-8")
+    with pytest.raises(AnesimError, match="key 'inputs.x'.*memory limit.*137,438,953,472 bytes") as info:
+        load_graph(path)
+    assert info.value.file == str(path)
+
+
+def _npy(shape: tuple[int, ...], payload: bytes, descr: str = "<f2") -> bytes:
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (descr, shape)
+    body = text.ljust(117) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin-1") + payload
+
+
+def test_npy_headers_that_lie(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from anesim.npyfile import load_npy
+
+    lying = tmp_path / "x.npy"
+    lying.write_bytes(_npy((4096, 4096, 4096), b"\0" * 16))
+    with pytest.raises(InputError, match="header does not match the file's length") as info:
+        load_npy(lying)
+    assert info.value.file == str(lying) and info.value.where == "header 'shape'"
+    objects = tmp_path / "o.npy"
+    objects.write_bytes(_npy((2,), b"\0" * 16, "|O"))
+    with pytest.raises(InputError, match="not an array of numbers"):
+        load_npy(objects)
+    good = tmp_path / "g.npy"
+    np.save(good, np.arange(6, dtype=np.float16).reshape(2, 3))
+    assert load_npy(good).tolist() == [[0, 1, 2], [3, 4, 5]]
+    wrong = tmp_path / "w.npy"
+    np.save(wrong, np.zeros((1, 3, 8, 8), np.float16))
+    _cli_error(capsys, ["run", str(CONV), "--input", f"x={wrong}"], "w.npy", "input 'x' has the wrong shape")
+
+
+def test_deeply_nested_sidecar(tmp_path: Path) -> None:
+    from anesim.hwx import load_sidecar
+
+    path = tmp_path / "k.sidecar.json"
+    path.write_text('{"format": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    with pytest.raises(ProgramError, match="nested too deeply") as info:
+        load_sidecar(path)
+    assert info.value.file == str(path)
+    path.write_bytes(b'{"format": "\xff"}')
+    with pytest.raises(ProgramError, match="not UTF-8"):
+        load_sidecar(path)
+
+
+def test_core_ml_blob_claiming_a_terabyte(tmp_path: Path) -> None:
+    from anesim.weightblob import check_blob
+
+    path = tmp_path / "weight.bin"
+    path.write_bytes(struct.pack("<II", 1, 2).ljust(64, b"\0")
+                     + struct.pack("<IIQQ", 0xDEADBEEF, 1, 1 << 40, 128).ljust(64, b"\0") + b"\0" * 64)
+    with pytest.raises(ProgramError, match="runs past the end of the file") as info:
+        check_blob(path, 64)
+    assert info.value.file == str(path)
+    path.write_bytes(path.read_bytes()[:72] + struct.pack("<QQ", 64, 128) + path.read_bytes()[88:])
+    assert check_blob(path, 64, 32).size == 64
+    with pytest.raises(ProgramError, match="does not hold the tensor"):
+        check_blob(path, 64, 33)
+
+
+def test_onnx_initializer_whose_dims_lie(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from anesim.compiler import load_graph
+
+    w = numpy_helper.from_array(np.zeros((4, 4), np.float32), "w")
+    w.dims[0] = 1 << 40
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(AnesimError, match="not a valid ONNX model.*tensor name: w") as info:
+        load_graph(path)
+    assert info.value.file == str(path)
+    from anesim.onnxtensor import initializer_array
+
+    with pytest.raises(LimitError, match="m.onnx: initializer 'w': dims: exceeds the memory limit"):
+        initializer_array(w, str(path))
+    w.dims[0] = 5
+    with pytest.raises(ProgramError, match="initializer 'w': dims: tensor data does not match its dims"):
+        initializer_array(w, str(path))
+
+
+def test_every_cli_error_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    side = tmp_path / "k.sidecar.json"
+    side.write_text(json.dumps({"format": "anesim-raw-sidecar", "version": 1, "buffers": [
+        {"slot": 4, "name": "x", "role": "input", "shape": [1, 65536, 65536, 65536]}]}), encoding="utf-8")
+    kernel = tmp_path / "k.bin"
+    kernel.write_bytes(b"\0" * 64)
+    _cli_error(capsys, ["run", str(kernel), "--sidecar", str(side)], "k.sidecar.json", "$.buffers[0].shape")
