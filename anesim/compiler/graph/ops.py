@@ -31,6 +31,22 @@ UNARY_OPS = (
 BINARY_OPS = ("add", "sub", "mul", "div", "max", "min")
 POOL_OPS = ("max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool")
 REDUCE_OPS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min")
+# Ops the engine has no unit for: they run on the host between engine segments (the CPU
+# fallback Core ML uses), each with the reason the report shows. Their results are fp16 like
+# every other tensor; comparisons and logic give 1.0 or 0.0.
+HOST_UNARY_OPS = ("floor", "ceil", "round", "sign", "logical_not")
+HOST_BINARY_OPS = ("equal", "greater", "less", "greater_equal", "less_equal", "logical_and",
+                   "logical_or", "logical_xor")
+HOST_OPS: dict[str, str] = {
+    **{op: f"{op} has no engine unit (no table or planar operation rounds to integers)"
+       for op in ("floor", "ceil", "round")},
+    "sign": "sign has no engine unit (a lookup table cannot step at zero)",
+    **{op: f"{op}: the engine has no comparison or logic unit" for op in HOST_UNARY_OPS[4:] + HOST_BINARY_OPS},
+    "where": "where: the engine has no select unit",
+    "argmax": "argmax: the engine returns no indices",
+    "argmin": "argmin: the engine returns no indices",
+    "gather": "a gather with many indices along the batch axis needs the host",
+}
 WEIGHT_FORMATS = ("fp16", "int8", "uint8", "palette")
 PALETTE_BITS = (1, 2, 4, 6, 8)
 
@@ -346,6 +362,30 @@ def _slice_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     return tuple(out)
 
 
+def _where_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    return broadcast_shapes(broadcast_shapes(shapes[0], shapes[1]), shapes[2])
+
+
+def _arg_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    if not isinstance(attrs["select_last_index"], bool):
+        raise ValueError(f"'select_last_index' must be true or false, found {attrs['select_last_index']!r}")
+    return _reduce_infer(shapes, attrs)
+
+
+def _gather_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    x = shapes[0]
+    axis = _norm_axis(attrs["axis"], len(x))
+    indices = attrs["indices"]
+    if not isinstance(indices, tuple) or not indices or not all(isinstance(i, int) for i in indices):
+        raise ValueError(f"'indices' must be a non-empty tuple of integers, found {indices!r}")
+    if any(not 0 <= i < x[axis] for i in indices):
+        raise ValueError(f"an index is outside an axis of {x[axis]}: {indices}")
+    attrs["axis"] = axis
+    out = list(x)
+    out[axis] = len(indices)
+    return tuple(out)
+
+
 _CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "weight_format": "fp16",
                   "palette_bits": 4, "sparsity": 0.0}
 
@@ -377,6 +417,15 @@ SPECS["scale"] = OpSpec("scale", 1, 1, {"scale": 1.0, "bias": 0.0}, _scale_infer
 SPECS["gelu"] = OpSpec("gelu", 1, 1, {"approximate": "none"}, _same_infer)
 for _name in REDUCE_OPS:
     SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 1, "keepdims": True}, _reduce_infer)
+
+for _name in HOST_UNARY_OPS:
+    SPECS[_name] = OpSpec(_name, 1, 1, {}, _same_infer)
+for _name in HOST_BINARY_OPS:
+    SPECS[_name] = OpSpec(_name, 2, 2, {}, _binary_infer)
+SPECS["where"] = OpSpec("where", 3, 3, {}, _where_infer)
+for _name in ("argmax", "argmin"):
+    SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 0, "keepdims": True, "select_last_index": False}, _arg_infer)
+SPECS["gather"] = OpSpec("gather", 1, 1, {"axis": 0, "indices": None}, _gather_infer)
 
 OP_NAMES: tuple[str, ...] = tuple(sorted(SPECS))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from anesim.chips.schema import ChipConfig
 from anesim.compiler.graph.graph import Graph, Node, as_nchw, axis_nchw
+from anesim.compiler.graph.ops import HOST_OPS
 from anesim.compiler.lowering.views import Buffer, permute_view, reshape_view
 
 # Kernel-size limits per capability tier (ane-guide appendix A, "per-chip numeric limits":
@@ -61,6 +62,8 @@ def host_reason(graph: Graph, node: Node, limits: Limits) -> str | None:
         if c > MAX_CHANNELS and node.op not in ("conv2d", "linear"):
             return f"{c} channels exceed the engine's {MAX_CHANNELS}"
     op, a = node.op, node.attrs
+    if op in HOST_OPS:
+        return HOST_OPS[op]
     if op == "conv2d":
         kh, kw = graph.info(node.inputs[1]).shape[2:]
         if kw > limits.kernel_w or kh > limits.kernel_h:

@@ -155,7 +155,39 @@ def run_node(node: Node, args: list[np.ndarray]) -> np.ndarray:
         index = [slice(None)] * x.ndim
         index[a["axis"]] = slice(a["start"], a["end"], a["step"])
         return x[tuple(index)]
+    host = _host_op(op, a, [v.astype(F32) for v in args])
+    if host is not None:
+        return host
     raise NotImplementedError(f"no reference for {op}")
+
+
+_HOST_ELEMENTWISE: dict[str, Any] = {
+    "floor": np.floor, "ceil": np.ceil, "round": np.round, "sign": np.sign,
+    "logical_not": lambda v: v == 0, "equal": np.equal, "greater": np.greater, "less": np.less,
+    "greater_equal": np.greater_equal, "less_equal": np.less_equal,
+    "logical_and": lambda p, q: (p != 0) & (q != 0), "logical_or": lambda p, q: (p != 0) | (q != 0),
+    "logical_xor": lambda p, q: (p != 0) ^ (q != 0),
+}
+
+
+def _host_op(op: str, a: Mapping[str, Any], args: list[np.ndarray]) -> np.ndarray | None:
+    """The ops only the host runs (comparisons, logic, rounding, selection, indices)."""
+    if op in _HOST_ELEMENTWISE:
+        return np.asarray(_HOST_ELEMENTWISE[op](*args)).astype(F32)
+    if op == "where":
+        return np.where(args[0] != 0, args[1], args[2]).astype(F32)
+    if op in ("argmax", "argmin"):
+        x = args[0] if op == "argmax" else -args[0]
+        axis = a["axis"]
+        if a["select_last_index"]:
+            x = np.flip(x, axis)
+            index = x.shape[axis] - 1 - np.argmax(x, axis=axis)
+        else:
+            index = np.argmax(x, axis=axis)
+        return (np.expand_dims(index, axis) if a["keepdims"] else index).astype(F32)
+    if op == "gather":
+        return np.take(args[0], np.asarray(a["indices"]), axis=a["axis"])
+    return None
 
 
 def _affine(y: np.ndarray, params: list[np.ndarray], axis: int) -> np.ndarray:
