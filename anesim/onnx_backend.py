@@ -55,7 +55,8 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
             self._prepare({})
 
     def _prepare(self, bound: dict[str, np.ndarray]) -> tuple[Any, Any]:
-        key = b"".join(np.ascontiguousarray(bound[n]).tobytes() + b"|" for n in self.bound_names)
+        key = b"".join(f"{n}:{bound[n].dtype}:{bound[n].shape}:".encode() + np.ascontiguousarray(bound[n]).tobytes()
+                       for n in self.bound_names)
         if key not in self._compiled:
             from anesim.compiler import compile_graph
             from anesim.compiler.frontends.onnx import import_onnx

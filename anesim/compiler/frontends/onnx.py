@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.frontends.onnx_attention import AttentionHandlers
 from anesim.compiler.frontends.onnx_fold import evaluate_node, shape_of
 from anesim.compiler.frontends.onnx_layout import LayoutHandlers
 from anesim.compiler.frontends.onnx_nn import NnHandlers
@@ -68,21 +69,40 @@ class OnnxImport:
     bound: tuple[str, ...] = ()
 
 
+# Inputs that are parameters, not data: a model input read only in these slots is compile-time
+# data too (the engine's kernels, tables and geometry are fixed when the program is built).
+PARAM_SLOTS = {
+    "Resize": (1, 2, 3), "Upsample": (1,), "Clip": (1, 2), "Pad": (1, 2, 3), "Dropout": (1, 2),
+    "Conv": (1, 2), "ConvTranspose": (1, 2), "BatchNormalization": (1, 2, 3, 4), "Range": (0, 1, 2),
+    "OneHot": (0, 1, 2), "ConstantOfShape": (0,), "Compress": (1,), "Pow": (1,), "CenterCropPad": (1,),
+    "NegativeLogLikelihoodLoss": (1, 2), "SoftmaxCrossEntropyLoss": (1, 2), "GroupNormalization": (1, 2),
+    "InstanceNormalization": (1, 2), "TopK": (1,),
+}
+
+
 def bound_inputs(model: Any) -> list[str]:
-    """The model inputs read at compile time (integer tensors: shapes, indices, bounds)."""
+    """The model inputs read at compile time: integer tensors (shapes, indices, bounds) and
+    inputs read only as parameters (``PARAM_SLOTS``: weights, scales, bounds, pads)."""
     onnx = _onnx()
     inits = {i.name for i in model.graph.initializer}
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for node in model.graph.node:
+        for slot, name in enumerate(node.input):
+            uses.setdefault(name, []).append((node.op_type, slot))
+    outputs = {v.name for v in model.graph.output}
     names = []
     for value in model.graph.input:
         if value.name in inits or not value.type.HasField("tensor_type"):
             continue
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
-        if dtype in BOUND_KINDS:
+        used = uses.get(value.name, [])
+        if dtype in BOUND_KINDS or (used and value.name not in outputs and
+                                    all(slot in PARAM_SLOTS.get(op, ()) for op, slot in used)):
             names.append(value.name)
     return names
 
 
-class _Importer(NnHandlers, LayoutHandlers):
+class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
     def __init__(self, model: Any, file: str, bound: dict[str, np.ndarray] | None = None) -> None:
         onnx = _onnx()
         self.onnx = onnx
@@ -228,6 +248,8 @@ class _Importer(NnHandlers, LayoutHandlers):
         self._names.add(target)
         self.b.op(op, inputs, name=node_name, output=target, where=self.where(), **attrs)
         self.dtypes[target] = np.dtype(dtype) if dtype is not None else self.dtype(inputs[0])
+        if inputs[0] in self.scalars and op != "reshape" and self.b.graph.info(target).shape == (1,):
+            self.scalars.add(target)  # elementwise work on a scalar keeps it a scalar
         return target
 
     def finish(self, result: str, out: str, dtype: Any = None, scalar: bool = False) -> None:
@@ -270,20 +292,21 @@ class _Importer(NnHandlers, LayoutHandlers):
         if not value.type.HasField("tensor_type"):
             raise UnsupportedError("only tensor inputs are supported", file=self.file, where=where)
         dtype = np.dtype(self.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        if value.name in self.bound:
+            array = np.asarray(self.bound[value.name]).astype(dtype)
+            self.known[value.name] = array
+            return OnnxValue(value.name, dtype, tuple(array.shape))
+        if dtype in BOUND_KINDS:
+            raise UnsupportedError(f"integer input '{value.name}' ({dtype}) is compile-time data "
+                                   "(shapes, indices); compile with its value bound", file=self.file,
+                                   where=where)
         shape = []
         for d in value.type.tensor_type.shape.dim:
             if d.HasField("dim_value") and d.dim_value > 0:
                 shape.append(int(d.dim_value))
             else:
-                raise ProgramError("inputs need fixed shapes", file=self.file, where=where,
+                raise ProgramError("inputs need fixed, non-empty shapes", file=self.file, where=where,
                                    found=d.dim_param or "an unknown or empty size")
-        if dtype in BOUND_KINDS:
-            if value.name not in self.bound:
-                raise UnsupportedError(f"integer input '{value.name}' ({dtype}) is compile-time data "
-                                       "(shapes, indices); compile with its value bound", file=self.file,
-                                       where=where)
-            self.known[value.name] = np.asarray(self.bound[value.name]).astype(dtype).reshape(shape)
-            return OnnxValue(value.name, dtype, tuple(shape))
         if dtype not in FLOAT_TYPES + EXACT_TYPES:
             raise UnsupportedError(f"the engine has no {dtype} tensors", file=self.file, where=where,
                                    expected="float32, float16, uint8, int8 or bool inputs")

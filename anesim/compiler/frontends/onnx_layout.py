@@ -179,11 +179,15 @@ class LayoutHandlers(NormHandlers):
             count = int(self.attr("num_outputs", len(outs))) if self.opset >= 18 else len(outs)
             step = -(-shape[axis] // count)
             sizes = [min(step, shape[axis] - i * step) for i in range(count)]
-        if len(sizes) != len(outs) or sum(sizes) != shape[axis] or min(sizes) < 1:
+        if len(sizes) != len(outs) or sum(sizes) != shape[axis] or min(sizes) < 0:
             raise self.fail("split sizes do not fit", found=f"{sizes} of an axis of {shape[axis]}")
         start = 0
         for size, out in zip(sizes, outs):
-            if out:
+            if out and size == 0:  # an empty part is known at compile time
+                empty = list(shape)
+                empty[axis] = 0
+                self.known[out] = np.zeros(empty, self.dtype(x))
+            elif out:
                 if size == shape[axis]:
                     y = self.emit("identity", [x])
                 else:
@@ -239,6 +243,24 @@ class LayoutHandlers(NormHandlers):
             y = self.select(x, axis, flat)
         target = shape[:axis] + list(indices.shape) + shape[axis + 1:]
         self.finish(self.reshape_to(y, target), self.node.output[0], self.dtype(x), scalar=not target)
+
+    def _op_GatherElements(self) -> None:
+        x = self.t(0)
+        shape = list(self.shape(x))
+        axis = int(self.attr("axis", 0)) % len(shape)
+        indices = np.asarray(self.const(1)).astype(np.int64)
+        indices = np.where(indices < 0, indices + shape[axis], indices)
+        y = self.emit("gather_elements", [x], axis=axis, indices=tuple(int(i) for i in indices.reshape(-1)),
+                      index_shape=tuple(indices.shape))
+        self.finish(y, self.node.output[0], self.dtype(x))
+
+    def _op_DepthToSpace(self) -> None:
+        attrs = {"blocksize": int(self.attr("blocksize")), "mode": self.attr("mode", "DCR")}
+        self.finish(self.emit("depth_to_space", [self.t(0)], **attrs), self.node.output[0])
+
+    def _op_SpaceToDepth(self) -> None:
+        self.finish(self.emit("space_to_depth", [self.t(0)], blocksize=int(self.attr("blocksize"))),
+                    self.node.output[0])
 
     # -- padding, tiling, broadcasting -------------------------------------------------------
 

@@ -17,7 +17,9 @@ UNARY = {
     "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
     "Reciprocal": "reciprocal", "Abs": "abs", "Neg": "neg", "Erf": "erf",
 }
-HOST_UNARY = {"Floor": "floor", "Ceil": "ceil", "Round": "round", "Sign": "sign"}
+HOST_UNARY = {"Floor": "floor", "Ceil": "ceil", "Round": "round", "Sign": "sign", "Sin": "sin", "Cos": "cos",
+              "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh",
+              "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh"}
 BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 COMPARE = {"Equal": "equal", "Greater": "greater", "Less": "less", "GreaterOrEqual": "greater_equal",
            "LessOrEqual": "less_equal"}
@@ -71,6 +73,39 @@ class NnHandlers:
     def _compare(self, op: str) -> None:
         self.finish(self.emit(op, [self.t(0), self.t(1)], dtype=np.bool_), self.node.output[0],
                     np.bool_)
+
+    def _op_IsNaN(self) -> None:
+        self.finish(self.emit("is_nan", [self.t(0)], dtype=np.bool_), self.node.output[0], np.bool_)
+
+    def _op_IsInf(self) -> None:
+        attrs = {"detect_negative": bool(self.attr("detect_negative", 1)),
+                 "detect_positive": bool(self.attr("detect_positive", 1))}
+        self.finish(self.emit("is_inf", [self.t(0)], dtype=np.bool_, **attrs), self.node.output[0], np.bool_)
+
+    def _op_Mod(self) -> None:
+        self.require_float()
+        fmod = bool(self.attr("fmod", 0))
+        self.finish(self.emit("fmod" if fmod else "mod", [self.t(0), self.t(1)]), self.node.output[0])
+
+    def _op_Shrink(self) -> None:
+        self.require_float()
+        attrs = {"bias": float(self.attr("bias", 0.0)), "lambd": float(self.attr("lambd", 0.5))}
+        self.finish(self.emit("shrink", [self.t(0)], **attrs), self.node.output[0])
+
+    def _op_Hardmax(self) -> None:
+        self.require_float()
+        x = self.t(0)
+        axis = int(self.attr("axis", -1 if self.opset >= 13 else 1))
+        if self.opset < 13 and axis % len(self.shape(x)) != len(self.shape(x)) - 1:
+            raise self.fail("Hardmax before opset 13 flattens from its axis; only the last axis is supported")
+        self.finish(self.emit("hardmax", [x], axis=axis), self.node.output[0])
+
+    def _op_Swish(self) -> None:
+        self.require_float()
+        alpha = float(self.attr("alpha", 1.0))
+        x = self.t(0)
+        inner = x if alpha == 1.0 else self.emit("scale", [x], scale=alpha)
+        self.finish(self.emit("mul", [x, self.emit("sigmoid", [inner])]), self.node.output[0])
 
     def _op_Not(self) -> None:
         self.finish(self.emit("logical_not", [self.t(0)], dtype=np.bool_), self.node.output[0], np.bool_)

@@ -202,6 +202,87 @@ class NormHandlers:
         if len(outs) > 2 and outs[2]:
             self.finish(inv, outs[2], np.float32)
 
+    def _op_RMSNormalization(self) -> None:
+        self.require_float()
+        eps = float(self.attr("epsilon", 1e-5))
+        self.attr("stash_type")
+        x = self.t(0)
+        shape = self.shape(x)
+        axis = int(self.attr("axis", -1)) % len(shape)
+        if axis == len(shape) - 1 and self.is_known(1) and np.size(self.const(1)) in (1, shape[-1]):
+            gamma = np.broadcast_to(np.asarray(self.const(1), np.float32).reshape(-1), (shape[-1],))
+            y = self.emit("rms_norm", [x, self._const_tensor(gamma, "param")], axis=axis, eps=eps)
+        else:
+            mean = self.reduce(self.emit("square", [x]), "reduce_mean", list(range(axis, len(shape))), True)
+            y = self.emit("mul", [x, self.emit("rsqrt", [self.emit("scale", [mean], bias=eps)])])
+            y = self.emit("mul", [y, self.t(1)])
+        self.finish(y, self.node.output[0])
+
+    def _op_LpNormalization(self) -> None:
+        self.require_float()
+        x = self.t(0)
+        axis = int(self.attr("axis", -1))
+        p = int(self.attr("p", 2))
+        if p not in (1, 2):
+            raise self.fail("LpNormalization is defined for p 1 and 2", found=p)
+        total = self.reduce(self.emit("abs" if p == 1 else "square", [x]), "reduce_sum", [axis], True)
+        norm = total if p == 1 else self.emit("sqrt", [total])
+        self.finish(self.emit("div", [x, norm]), self.node.output[0])
+
+    def _op_MeanVarianceNormalization(self) -> None:
+        self.require_float()
+        x = self.t(0)
+        axes = list(self.attr("axes", [0, 2, 3]))
+        y, _, _ = self.normalize(x, axes, 1e-9)
+        self.finish(y, self.node.output[0])
+
+    # -- losses with targets known at compile time -------------------------------------------
+
+    def _nll(self, scores: str, target_index: int, weight_index: int) -> str:
+        """Negative log-likelihood of ``scores`` (N, C, ...) at the known targets: a constant mask
+        multiply and sums."""
+        reduction = self.attr("reduction", "mean")
+        ignore = self.attr("ignore_index")
+        shape = list(self.shape(scores))
+        target = np.asarray(self.const(target_index)).astype(np.int64)
+        classes = shape[1]
+        weight = (np.asarray(self.const(weight_index), np.float64).reshape(-1) if self.inp(weight_index)
+                  else np.ones(classes))
+        valid = np.ones(target.shape, bool) if ignore is None else target != ignore
+        safe = np.where(valid, target, 0)
+        if np.any((safe < 0) | (safe >= classes)):
+            raise self.fail("a target is outside the classes", found=sorted(set(target.reshape(-1).tolist()))[:6])
+        picked = np.where(valid, weight[safe], 0.0)
+        mask = np.zeros(shape, np.float64)
+        np.put_along_axis(mask, np.expand_dims(safe, 1), np.expand_dims(-picked, 1), axis=1)
+        loss = self.reduce(self.emit("mul", [scores, self._const_tensor(mask.astype(np.float32), "target")]),
+                           "reduce_sum", [1], False)
+        if reduction == "none":
+            return loss
+        total = self.reduce(loss, "reduce_sum", list(range(len(shape) - 1)), False)
+        if reduction == "sum":
+            return total
+        if reduction != "mean":
+            raise self.fail("unknown reduction", found=reduction)
+        return self.emit("scale", [total], scale=float(1.0 / picked.sum()))
+
+    def _op_NegativeLogLikelihoodLoss(self) -> None:
+        self.require_float(0)
+        y = self._nll(self.t(0), 1, 2)
+        self.finish(y, self.node.output[0], scalar=y in self.scalars)
+
+    def _op_SoftmaxCrossEntropyLoss(self) -> None:
+        self.require_float(0)
+        x = self.t(0)
+        shifted = self.emit("sub", [x, self.emit("reduce_max", [x], axis=1, keepdims=True)])
+        total = self.emit("reduce_sum", [self.emit("exp", [shifted])], axis=1, keepdims=True)
+        log_prob = self.emit("sub", [shifted, self.emit("log", [total])])
+        y = self._nll(log_prob, 1, 2)
+        outs = self.outs()
+        self.finish(y, outs[0], scalar=y in self.scalars)
+        if len(outs) > 1 and outs[1]:
+            self.finish(log_prob, outs[1])
+
     # -- softmax ------------------------------------------------------------------------------
 
     def _softmax_input(self) -> tuple[str, int, list[int] | None]:
@@ -236,9 +317,17 @@ class NormHandlers:
     # -- pooling --------------------------------------------------------------------------------
 
     def _pool(self, kind: str) -> None:
-        if kind == "avg":
+        p = int(self.attr("p", 2)) if kind == "lp" else 0
+        if kind == "lp":
             self.require_float()
-        x, spatial = self._to_2d(self.t(0))
+            if p not in (1, 2):
+                raise self.fail("LpPool is supported for p 1 and 2", found=p)
+            source = self.emit("abs" if p == 1 else "square", [self.t(0)])
+        elif kind == "avg":
+            self.require_float()
+        if kind != "lp":
+            source = self.t(0)
+        x, spatial = self._to_2d(source)
         kernel = list(self.attr("kernel_shape"))
         hw = list(self.shape(self.inp(0))[2:])
         strides, dilations, pads, _ = self._window_attrs(spatial, kernel, hw)
@@ -266,6 +355,12 @@ class NormHandlers:
         padding = (pads[0], pads[2] + extra[0], pads[1], pads[3] + extra[1])
         op = "max_pool2d" if kind == "max" else "avg_pool2d"
         y = self.emit(op, [x], kernel=kernel, stride=strides, padding=padding)
+        if kind == "lp":  # the window's sum (padding adds zeros), then the root
+            y = self.emit("scale", [y], scale=float(kernel[0] * kernel[1]))
+            if p == 2:
+                y = self.emit("sqrt", [y])
+            self.finish(self._from_2d(y, spatial), self.node.output[0])
+            return
         if kind == "avg":
             counts = []
             for i in range(2):
@@ -281,6 +376,9 @@ class NormHandlers:
                 factor = (window / cells).astype(np.float32).reshape(1, 1, out[0], out[1])
                 y = self.emit("mul", [y, self._const_tensor(factor, "count")])
         self.finish(self._from_2d(y, spatial), self.node.output[0])
+
+    def _op_LpPool(self) -> None:
+        self._pool("lp")
 
     def _op_MaxPool(self) -> None:
         self._pool("max")

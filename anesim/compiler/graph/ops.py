@@ -34,14 +34,25 @@ REDUCE_OPS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min")
 # Ops the engine has no unit for: they run on the host between engine segments (the CPU
 # fallback Core ML uses), each with the reason the report shows. Their results are fp16 like
 # every other tensor; comparisons and logic give 1.0 or 0.0.
-HOST_UNARY_OPS = ("floor", "ceil", "round", "sign", "logical_not")
+HOST_UNARY_OPS = ("floor", "ceil", "round", "sign", "logical_not", "sin", "cos", "tan", "asin", "acos",
+                  "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "is_nan")
 HOST_BINARY_OPS = ("equal", "greater", "less", "greater_equal", "less_equal", "logical_and",
-                   "logical_or", "logical_xor")
+                   "logical_or", "logical_xor", "mod", "fmod")
+TRIG_OPS = HOST_UNARY_OPS[5:16]
 HOST_OPS: dict[str, str] = {
     **{op: f"{op} has no engine unit (no table or planar operation rounds to integers)"
        for op in ("floor", "ceil", "round")},
     "sign": "sign has no engine unit (a lookup table cannot step at zero)",
-    **{op: f"{op}: the engine has no comparison or logic unit" for op in HOST_UNARY_OPS[4:] + HOST_BINARY_OPS},
+    **{op: f"{op}: the engine has no comparison or logic unit" for op in HOST_UNARY_OPS[4:5] + HOST_BINARY_OPS[:8]},
+    **{op: f"{op} has no engine table (the engine's tables cover exp, log, sqrt, reciprocal and the "
+           "activations)" for op in TRIG_OPS},
+    "is_nan": "is_nan: the engine has no comparison unit", "is_inf": "is_inf: the engine has no comparison unit",
+    "mod": "mod has no engine unit", "fmod": "fmod has no engine unit",
+    "gather_elements": "a gather of single elements (no strided view expresses it)",
+    "hardmax": "hardmax: the engine returns no indices",
+    "depth_to_space": "depth_to_space moves the width axis (a host relayout)",
+    "space_to_depth": "space_to_depth moves the width axis (a host relayout)",
+    "shrink": "shrink: the engine has no comparison unit",
     "where": "where: the engine has no select unit",
     "argmax": "argmax: the engine returns no indices",
     "argmin": "argmin: the engine returns no indices",
@@ -386,6 +397,33 @@ def _gather_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     return tuple(out)
 
 
+def _gather_elements_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    x = shapes[0]
+    attrs["axis"] = _norm_axis(attrs["axis"], len(x))
+    shape = tuple(attrs["index_shape"] or ())
+    if len(shape) != len(x) or len(attrs["indices"] or ()) != math.prod(shape):
+        raise ValueError(f"'indices' must hold an index per output element of a rank-{len(x)} shape")
+    if any(not 0 <= i < x[attrs["axis"]] for i in attrs["indices"]):
+        raise ValueError("an index is outside the gathered axis")
+    return shape
+
+
+def _depth_to_space_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    n, c, h, w = _nchw(shapes[0])
+    b = attrs["blocksize"]
+    if len(shapes[0]) != 4 or c % (b * b) or attrs["mode"] not in ("DCR", "CRD"):
+        raise ValueError(f"depth_to_space needs NCHW with C divisible by {b * b} and mode DCR or CRD")
+    return (n, c // (b * b), h * b, w * b)
+
+
+def _space_to_depth_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    n, c, h, w = _nchw(shapes[0])
+    b = attrs["blocksize"]
+    if len(shapes[0]) != 4 or h % b or w % b:
+        raise ValueError(f"space_to_depth needs NCHW with H and W divisible by {b}")
+    return (n, c * b * b, h // b, w // b)
+
+
 _CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "weight_format": "fp16",
                   "palette_bits": 4, "sparsity": 0.0}
 
@@ -426,6 +464,13 @@ SPECS["where"] = OpSpec("where", 3, 3, {}, _where_infer)
 for _name in ("argmax", "argmin"):
     SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 0, "keepdims": True, "select_last_index": False}, _arg_infer)
 SPECS["gather"] = OpSpec("gather", 1, 1, {"axis": 0, "indices": None}, _gather_infer)
+SPECS["is_inf"] = OpSpec("is_inf", 1, 1, {"detect_negative": True, "detect_positive": True}, _same_infer)
+SPECS["hardmax"] = OpSpec("hardmax", 1, 1, {"axis": -1}, _axis_infer)
+SPECS["shrink"] = OpSpec("shrink", 1, 1, {"bias": 0.0, "lambd": 0.5}, _same_infer)
+SPECS["gather_elements"] = OpSpec("gather_elements", 1, 1, {"axis": 0, "indices": None, "index_shape": None},
+                                  _gather_elements_infer)
+SPECS["depth_to_space"] = OpSpec("depth_to_space", 1, 1, {"blocksize": 2, "mode": "DCR"}, _depth_to_space_infer)
+SPECS["space_to_depth"] = OpSpec("space_to_depth", 1, 1, {"blocksize": 2}, _space_to_depth_infer)
 
 OP_NAMES: tuple[str, ...] = tuple(sorted(SPECS))
 

@@ -166,7 +166,10 @@ _HOST_ELEMENTWISE: dict[str, Any] = {
     "logical_not": lambda v: v == 0, "equal": np.equal, "greater": np.greater, "less": np.less,
     "greater_equal": np.greater_equal, "less_equal": np.less_equal,
     "logical_and": lambda p, q: (p != 0) & (q != 0), "logical_or": lambda p, q: (p != 0) | (q != 0),
-    "logical_xor": lambda p, q: (p != 0) ^ (q != 0),
+    "logical_xor": lambda p, q: (p != 0) ^ (q != 0), "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "is_nan": np.isnan,
+    "mod": np.mod, "fmod": np.fmod,
 }
 
 
@@ -187,6 +190,33 @@ def _host_op(op: str, a: Mapping[str, Any], args: list[np.ndarray]) -> np.ndarra
         return (np.expand_dims(index, axis) if a["keepdims"] else index).astype(F32)
     if op == "gather":
         return np.take(args[0], np.asarray(a["indices"]), axis=a["axis"])
+    if op == "is_inf":
+        x = args[0]
+        return (np.isinf(x) & (((x > 0) & a["detect_positive"]) | ((x < 0) & a["detect_negative"]))).astype(F32)
+    if op == "hardmax":
+        index = np.expand_dims(np.argmax(args[0], axis=a["axis"]), a["axis"])
+        out = np.zeros_like(args[0])
+        np.put_along_axis(out, index, 1.0, axis=a["axis"])
+        return out
+    if op == "shrink":
+        x, lam, bias = args[0], a["lambd"], a["bias"]
+        return np.where(x < -lam, x + bias, np.where(x > lam, x - bias, 0.0)).astype(F32)
+    if op == "gather_elements":
+        index = np.asarray(a["indices"], np.int64).reshape(a["index_shape"])
+        return np.take_along_axis(args[0], index, axis=a["axis"])
+    if op == "depth_to_space":
+        n, c, h, w = args[0].shape
+        b = a["blocksize"]
+        if a["mode"] == "DCR":
+            y = args[0].reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+        else:
+            y = args[0].reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+        return y.reshape(n, c // (b * b), h * b, w * b)
+    if op == "space_to_depth":
+        n, c, h, w = args[0].shape
+        b = a["blocksize"]
+        y = args[0].reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+        return y.reshape(n, c * b * b, h // b, w // b)
     return None
 
 
