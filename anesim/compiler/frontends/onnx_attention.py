@@ -63,7 +63,8 @@ class AttentionHandlers:
         capped = scores
         allowed = self._known_allowed(batch, q_len, kv_len, past, attrs)
         mask = self.inp(3)
-        bias = None
+        bias = m = None
+        boolean = False
         guard = None
         if mask is not None:
             m = self.t(3)
@@ -97,9 +98,16 @@ class AttentionHandlers:
             y = self.emit("reshape", [y], shape=[batch, q_len, heads * self.shape(v)[3]])
         self.finish(y, outs[0])
         if outs[3]:
-            if mode == 2 and bias is not None:
-                raise self.fail("qk_matmul_output_mode 2 with a mask: ONNX gives -inf at masked positions, "
-                                "the engine holds -30000 there")
+            if mode == 2:  # the scores with the bias as ONNX writes it: -inf where masked
+                biased = capped
+                if mask is not None:
+                    if boolean:
+                        raise self.fail("qk_matmul_output_mode 2 with a boolean mask: ONNX gives -inf at "
+                                        "masked positions, the engine holds -30000 there")
+                    biased = self.emit("add", [biased, m])
+                if allowed is not None:
+                    biased = self.emit("add", [biased, self._const_tensor(
+                        np.where(allowed, 0.0, -np.inf).astype(np.float32), "bias")])
             chosen = {0: raw, 1: capped, 2: biased, 3: probs}.get(mode)
             if chosen is None:
                 raise self.fail("unknown qk_matmul_output_mode", found=mode)
