@@ -59,7 +59,7 @@ def case_model(case):
     from onnx import numpy_helper
 
     if case.model is not None:
-        return case.model, case.data_sets
+        return case.model, [([_array(a) for a in ins], [_array(a) for a in outs]) for ins, outs in case.data_sets]
     path = Path(case.model_dir)
     model = onnx.load(str(path / "model.onnx"))
     sets = []
@@ -68,6 +68,14 @@ def case_model(case):
         outs = [numpy_helper.to_array(_tensor(p)) for p in sorted(folder.glob("output_*.pb"))]
         sets.append((ins, outs))
     return model, sets
+
+
+def _array(value):
+    """A data-set entry as an array (the generated cases hold some as TensorProto)."""
+    import onnx
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else value
 
 
 def _tensor(path: Path):

@@ -10,6 +10,7 @@ The whole suite runs in the default test run (about a minute on 2 cores).
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -41,7 +42,24 @@ EXPECTED = _expected()
 backend_test = Fp16BackendTest(AnesimBackend, __name__)
 for _name in EXPECTED:
     backend_test.xfail(f"^{re.escape(_name)}_cpu$")
-globals().update(backend_test.test_cases)
+# The node and simple-model cases ship with onnx; the real and PyTorch-converted models are
+# downloads and are not collected.
+CATEGORIES = ("OnnxBackendNodeModelTest", "OnnxBackendSimpleModelTest")
+
+# The default run takes a deterministic half of the cases (by a hash of the name); the other
+# half is marked slow (run with -m slow, or by the CI slow job and the benchmark).
+def _default(name: str) -> bool:
+    return zlib.crc32(name.encode()) % 2 == 0
+
+
+for _cls_name, _cls in backend_test.test_cases.items():
+    if _cls_name not in CATEGORIES:
+        continue
+    for _attr in [a for a in vars(_cls) if a.startswith("test_")]:
+        if not _default(_attr):
+            setattr(_cls, _attr, pytest.mark.slow(getattr(_cls, _attr)))
+    globals()[_cls_name] = _cls
+del _cls, _cls_name, _attr
 
 
 def test_expected_failures_have_reasons() -> None:
@@ -95,10 +113,10 @@ def test_shape_arithmetic_folds_and_reshape_runs_on_the_engine() -> None:
     from onnx import TensorProto, helper
 
     nodes = [helper.make_node("Shape", ["x"], ["s"]),
-             helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
-             helper.make_node("Concat", ["n", "minus1"], ["target"], axis=0),
+             helper.make_node("Gather", ["s", "last"], ["n"], axis=0),
+             helper.make_node("Concat", ["minus1", "n"], ["target"], axis=0),
              helper.make_node("Reshape", ["x", "target"], ["y"])]
-    inits = [helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+    inits = [helper.make_tensor("last", TensorProto.INT64, [1], [-1]),
              helper.make_tensor("minus1", TensorProto.INT64, [1], [-1])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -106,5 +124,5 @@ def test_shape_arithmetic_folds_and_reshape_runs_on_the_engine() -> None:
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     rep = AnesimBackend.prepare(model, "m1")
     (y,) = rep.run([x])
-    np.testing.assert_array_equal(y, x.reshape(2, 12))
-    assert not rep.compiled.host_ops
+    np.testing.assert_array_equal(y, x.reshape(6, 4))
+    assert not rep.compiled.host_ops  # (2, 3, 4) -> (6, 4) keeps the width axis: a view
