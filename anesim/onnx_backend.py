@@ -75,7 +75,7 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         """Execute on a list (model input order) or a mapping of arrays; outputs in model order."""
-        import anesim
+        from anesim.functional import execute
 
         feeds = self._feeds(inputs)
         bound = {n: np.asarray(feeds.pop(n)) for n in self.bound_names}
@@ -90,7 +90,9 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
                                  found=tuple(arr.shape))
             arr = arr.reshape(value.shape or (1,))
             engine_in[value.graph_name] = arr if arr.dtype == np.uint8 else arr.astype(np.float16)
-        produced = anesim.execute(result, engine_in, self.chip) if result is not None else {}
+        # Engine segments on the functional engine, host ops (CPU fallback) in numpy between them.
+        produced = (result.execute(engine_in, lambda segment, fed: execute(segment, fed, self.chip))
+                    if result is not None else {})
         outputs = []
         for value in imported.outputs:
             if value.name in imported.folded:
