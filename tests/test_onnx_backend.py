@@ -126,3 +126,70 @@ def test_shape_arithmetic_folds_and_reshape_runs_on_the_engine() -> None:
     (y,) = rep.run([x])
     np.testing.assert_array_equal(y, x.reshape(6, 4))
     assert not rep.compiled.host_ops  # (2, 3, 4) -> (6, 4) keeps the width axis: a view
+
+
+def _ort(model, feeds):
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def _rel(got, want) -> float:
+    return float(np.abs(got.astype(np.float64) - want).max() / (np.abs(want).max() + 1e-12))
+
+
+def test_a_conv_block_matches_onnxruntime() -> None:
+    """Conv, batch norm, ReLU, ceil-mode max pool, nearest upsample, transposed conv, pad."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3,
+             "b": rng.standard_normal(8).astype(np.float32) * 0.1,
+             "g": rng.uniform(0.5, 1.5, 8).astype(np.float32), "beta": rng.standard_normal(8).astype(np.float32),
+             "mean": rng.standard_normal(8).astype(np.float32) * 0.1, "var": rng.uniform(0.5, 2, 8).astype(np.float32),
+             "scales": np.array([1, 1, 2, 2], np.float32), "wt": rng.standard_normal((8, 4, 2, 2)).astype(np.float32) * 0.3,
+             "pads": np.array([0, 0, 1, 2, 0, 0, 1, 0], np.int64)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"]),
+             helper.make_node("Relu", ["n"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+             helper.make_node("Resize", ["p", "", "scales"], ["u"], mode="nearest"),
+             helper.make_node("ConvTranspose", ["u", "wt"], ["t"], strides=[2, 2]),
+             helper.make_node("Pad", ["t", "pads"], ["y"], mode="reflect")]
+    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 17, 17])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.standard_normal((1, 3, 17, 17)).astype(np.float32)
+    (want,) = _ort(model, {"x": x})
+    (got,) = AnesimBackend.run_model(model, [x], "m5-pro")
+    assert got.shape == want.shape
+    assert _rel(got, want) < 1e-2  # fp16 storage and products: about 2^-8 of the output's range
+
+
+def test_features_last_attention_with_einsum_matches_onnxruntime() -> None:
+    """Multi-head attention as exported: projections, heads by Reshape/Transpose, Einsum, Softmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    s, d, h = 8, 16, 2
+    inits = {k: rng.standard_normal((d, d)).astype(np.float32) / 4 for k in ("wq", "wk", "wv")}
+    inits["heads"] = np.array([1, s, h, d // h], np.int64)
+    inits["merged"] = np.array([1, s, d], np.int64)
+    nodes = [helper.make_node("MatMul", ["x", f"w{n}"], [n]) for n in "qkv"]
+    for n in "qkv":
+        nodes += [helper.make_node("Reshape", [n, "heads"], [f"{n}4"]),
+                  helper.make_node("Transpose", [f"{n}4"], [f"{n}h"], perm=[0, 2, 1, 3])]
+    nodes += [helper.make_node("Einsum", ["qh", "kh"], ["scores"], equation="bhid,bhjd->bhij"),
+              helper.make_node("Softmax", ["scores"], ["p"], axis=-1),
+              helper.make_node("Einsum", ["p", "vh"], ["o"], equation="bhij,bhjd->bhid"),
+              helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["ot", "merged"], ["y"])]
+    graph = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, s, d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.standard_normal((1, s, d)).astype(np.float32)
+    (want,) = _ort(model, {"x": x})
+    (got,) = AnesimBackend.run_model(model, [x], "m5-pro")
+    assert _rel(got, want) < 1e-2
