@@ -49,13 +49,13 @@ def wide_model() -> object:
     return _model([h.make_node("Conv", ["x", "kw"], ["y"], name="wide", pads=[1, 9, 1, 10]),
                    h.make_node("Relu", ["y"], ["z"], name="act")],
                   [h.make_tensor_value_info("x", T.FLOAT, [1, 8, 32, 64])],
-                  [h.make_tensor_value_info("z", T.FLOAT, None)], [_w((8, 8, 3, 20), "kw")], "wide")
+                  [h.make_tensor_value_info("z", T.FLOAT, [1, 8, 32, 64])], [_w((8, 8, 3, 20), "kw")], "wide")
 
 
 def dynamic_model() -> object:
     return _model([h.make_node("Conv", ["x", "dw"], ["y"], name="conv"), h.make_node("Relu", ["y"], ["z"], name="relu")],
                   [h.make_tensor_value_info("x", T.FLOAT, [1, 16, "height", 32])],
-                  [h.make_tensor_value_info("z", T.FLOAT, None)], [_w((32, 16, 1, 1), "dw")], "dyn")
+                  [h.make_tensor_value_info("z", T.FLOAT, [1, 32, "height", 32])], [_w((32, 16, 1, 1), "dw")], "dyn")
 
 
 def dtype_model() -> object:
@@ -63,13 +63,13 @@ def dtype_model() -> object:
                    h.make_node("Cast", ["a"], ["ai"], name="to_int", to=T.INT32),
                    h.make_node("Add", ["ai", "ai"], ["s"], name="int_add")],
                   [h.make_tensor_value_info("x", T.FLOAT, [1, 4, 8, 8])],
-                  [h.make_tensor_value_info("s", T.INT32, None)], [], "dtype")
+                  [h.make_tensor_value_info("s", T.INT32, [1, 4, 8, 8])], [], "dtype")
 
 
 def lm_head_model() -> object:
     return _model([h.make_node("MatMul", ["x", "lw"], ["logits"], name="lm_head")],
                   [h.make_tensor_value_info("x", T.FLOAT, [1, 16, 256])],
-                  [h.make_tensor_value_info("logits", T.FLOAT, None)], [_w((256, 32000), "lw")], "lmhead")
+                  [h.make_tensor_value_info("logits", T.FLOAT, [1, 16, 32000])], [_w((256, 32000), "lw")], "lmhead")
 
 
 def _rows(report):  # type: ignore[no-untyped-def]

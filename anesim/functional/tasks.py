@@ -117,7 +117,10 @@ def _planar_stage(pe: PlanarStage, a: np.ndarray, b: np.ndarray | None) -> np.nd
     if pe.pre_scale != 1.0:
         a = _scalar(a, "mul", pe.pre_scale)
     if pe.op in _POOL_MODES:
-        y = numerics.pool(a, _POOL_MODES[pe.op], pe.pool_hw, pe.pool_stride_hw, pe.pool_padding_tblr)
+        # An average divides by the whole window, padding included: the window size is fixed per
+        # task (docs/compiler.md §6), as the compiler and its reference interpreter assume.
+        y = numerics.pool(a, _POOL_MODES[pe.op], pe.pool_hw, pe.pool_stride_hw, pe.pool_padding_tblr,
+                          include_pad=True)
     elif pe.op in _BINARY_PLANAR:
         if b is None:
             raise UnsupportedError(f"planar {pe.op} needs a second source")

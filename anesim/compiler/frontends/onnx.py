@@ -1,34 +1,44 @@
 """ONNX models -> graphs (the ``onnx`` package, an optional extra: ``pip install anesim[onnx]``).
 
-Float initializers become constants (their arrays are kept as given); integer initializers are
-read as attributes (reshape shapes, slice bounds). An operator outside the supported set is an
-:class:`UnsupportedError` naming the operator, the node and its index.
+What is known at compile time is computed at compile time: initializers, ``Constant`` nodes,
+the static shapes of tensors (``Shape``, ``Size``) and every node whose inputs are all known
+(shape arithmetic, ``ConstantOfShape``, ``Range`` ...) is evaluated with the ``onnx`` package's
+own reference implementation (:mod:`anesim.compiler.frontends.onnx_fold`). What remains runs on
+the engine as graph ops (:mod:`onnx_nn` for the neural-network ops, :mod:`onnx_layout` for data
+movement), or on the host where the engine has no unit for it.
+
+Every attribute a node carries is honoured or refused: a handler reads the attributes it
+supports, and an attribute it did not read is an error naming the node, the op, the attribute
+and the opset. So is an unsupported operator, a type the engine cannot hold and an optional
+output the importer cannot produce.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.frontends.onnx_attention import AttentionHandlers
+from anesim.compiler.frontends.onnx_fold import evaluate_node, shape_of
+from anesim.compiler.frontends.onnx_layout import LayoutHandlers
+from anesim.compiler.frontends.onnx_nn import NnHandlers
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
 from anesim.onnxtensor import initializer_array
 
-UNARY = {
-    "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
-    "Reciprocal": "reciprocal", "Abs": "abs", "Neg": "neg", "Erf": "erf", "Softplus": "softplus",
-    "HardSwish": "hard_swish", "Identity": "identity", "Dropout": "identity", "Cast": "identity",
-}
-BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "Min": "min"}
-# inputs an operator cannot do without (onnx operator specs); every other one needs its first
-MIN_INPUTS = {"Conv": 2, "Gemm": 2, "MatMul": 2, "BatchNormalization": 5, "LayerNormalization": 2, "Pow": 2,
-              "Reshape": 2, "Slice": 3}
-REDUCE = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
-          "ReduceMin": "reduce_min"}
+FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
+# Integer inputs are compile-time data (shapes, indices, slice bounds): a backend binds their
+# values before compiling. uint8 and int8 inputs are tensors the engine reads.
+BOUND_KINDS = (np.dtype(np.int64), np.dtype(np.int32))
+EXACT_TYPES = (np.dtype(np.bool_), np.dtype(np.uint8), np.dtype(np.int8))
+# Ops that never fold: their results are not functions of their inputs.
+NO_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+           "Bernoulli")
 
 
 def _onnx() -> Any:
@@ -40,258 +50,353 @@ def _onnx() -> Any:
     return onnx
 
 
-class _Attributes(dict):
-    """A node's attributes; one the operator needs but the node lacks is an UnsupportedError."""
+@dataclass(frozen=True)
+class OnnxValue:
+    """A model input or output: its ONNX name, element type and shape (scalars are ``()``)."""
 
-    def __missing__(self, key: str) -> Any:
-        raise UnsupportedError(f"the node has no '{key}' attribute", expected=f"a '{key}' attribute")
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    graph_name: str = ""  # the graph tensor that holds it ("" when computed at compile time)
 
 
-class _Importer:
-    def __init__(self, model: Any, file: str, fallback: Callable[[Any, Any], bool] | None = None) -> None:
+@dataclass
+class OnnxImport:
+    """An imported model: the graph (None when every output is known at compile time)."""
+
+    graph: Graph | None
+    inputs: list[OnnxValue]
+    outputs: list[OnnxValue]
+    folded: dict[str, np.ndarray] = field(default_factory=dict)
+    bound: tuple[str, ...] = ()
+
+
+# Inputs that are parameters, not data: a model input read only in these slots is compile-time
+# data too (the engine's kernels, tables and geometry are fixed when the program is built).
+PARAM_SLOTS = {
+    "Resize": (1, 2, 3), "Upsample": (1,), "Clip": (1, 2), "Pad": (1, 2, 3), "Dropout": (1, 2),
+    "Conv": (1, 2), "ConvTranspose": (1, 2), "BatchNormalization": (1, 2, 3, 4), "Range": (0, 1, 2),
+    "OneHot": (0, 1, 2), "ConstantOfShape": (0,), "Compress": (1,), "Pow": (1,), "CenterCropPad": (1,),
+    "NegativeLogLikelihoodLoss": (1, 2), "SoftmaxCrossEntropyLoss": (1, 2), "GroupNormalization": (1, 2),
+    "InstanceNormalization": (1, 2), "TopK": (1,),
+}
+
+
+def bound_inputs(model: Any) -> list[str]:
+    """The model inputs read at compile time: integer tensors (shapes, indices, bounds) and
+    inputs read only as parameters (``PARAM_SLOTS``: weights, scales, bounds, pads)."""
+    onnx = _onnx()
+    inits = {i.name for i in model.graph.initializer}
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for node in model.graph.node:
+        for slot, name in enumerate(node.input):
+            uses.setdefault(name, []).append((node.op_type, slot))
+    outputs = {v.name for v in model.graph.output}
+    names = []
+    for value in model.graph.input:
+        if value.name in inits or not value.type.HasField("tensor_type"):
+            continue
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        used = uses.get(value.name, [])
+        if dtype in BOUND_KINDS or (used and value.name not in outputs and
+                                    all(slot in PARAM_SLOTS.get(op, ()) for op, slot in used)):
+            names.append(value.name)
+    return names
+
+
+class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
+    def __init__(self, model: Any, file: str, bound: dict[str, np.ndarray] | None = None,
+                 fallback: Callable[[Any, Any], bool] | None = None) -> None:
         onnx = _onnx()
+        self.onnx = onnx
         self.helper = onnx.helper
         self.numpy_helper = onnx.numpy_helper
         self.model = model
         self.file = file
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         name = model.graph.name or Path(file).stem
         self.b = Builder(name, source=file)
-        self.ints: dict[str, np.ndarray] = {}  # integer initializers and constants: attribute data
+        self.known: dict[str, np.ndarray] = {}  # values known at compile time (their ONNX dtype)
+        self.dtypes: dict[str, np.dtype] = {}  # the ONNX element type of every engine tensor
+        self.scalars: set[str] = set()  # engine tensors that are ONNX scalars (held as (1,))
+        self.bound = dict(bound or {})
         self.index = 0
         self.node: Any = None
+        self._read_attrs: set[str] = set()
+        self._names: set[str] = set()
         # fallback(importer, node) -> True when it added the node itself (``anesim check`` keeps
         # operations without a graph op as source ops instead of refusing them)
         self.fallback = fallback
 
+    # -- messages ------------------------------------------------------------------------
+
     def where(self) -> str:
         node = self.node
         label = f" '{node.name}'" if node.name else ""
-        return f"node {self.index}{label} ({node.op_type})"
+        return f"node {self.index}{label} ({node.op_type}, opset {self.opset})"
 
     def fail(self, problem: str, **kw: Any) -> UnsupportedError:
         return UnsupportedError(problem, file=self.file, where=self.where(), **kw)
 
-    def attrs(self) -> dict[str, Any]:
-        return _Attributes({a.name: self.helper.get_attribute_value(a) for a in self.node.attribute})
+    # -- attributes and inputs -----------------------------------------------------------
 
-    def run(self) -> Graph:
+    def attr(self, name: str, default: Any = None) -> Any:
+        """An attribute's value (strings decoded), marking it honoured."""
+        self._read_attrs.add(name)
+        for a in self.node.attribute:
+            if a.name == name:
+                value = self.helper.get_attribute_value(a)
+                if isinstance(value, bytes):
+                    return value.decode()
+                if isinstance(value, list):
+                    return [v.decode() if isinstance(v, bytes) else v for v in value]
+                return value
+        return default
+
+    def has_attr(self, name: str) -> bool:
+        return any(a.name == name for a in self.node.attribute)
+
+    def inp(self, index: int) -> str | None:
+        """The name of input ``index``, or None when it is absent or empty."""
+        ins = self.node.input
+        return ins[index] if index < len(ins) and ins[index] else None
+
+    def outs(self) -> list[str | None]:
+        """The node's outputs (None for an empty, unrequested one)."""
+        return [o or None for o in self.node.output]
+
+    def is_known(self, index: int) -> bool:
+        name = self.inp(index)
+        return name is not None and name in self.known
+
+    def const(self, index: int, default: Any = None) -> Any:
+        """Input ``index`` as an array known at compile time (``default`` when absent)."""
+        name = self.inp(index)
+        if name is None:
+            return default
+        if name not in self.known:
+            raise self.fail(f"input {index} ('{name}') must be known at compile time "
+                            f"(an initializer, a constant or shape arithmetic)")
+        return self.known[name]
+
+    def const_ints(self, index: int, default: Any = None) -> list[int] | None:
+        value = self.const(index, None)
+        if value is None:
+            return default
+        return [int(v) for v in np.asarray(value).reshape(-1)]
+
+    def const_float(self, index: int, default: float | None = None) -> float | None:
+        value = self.const(index, None)
+        if value is None:
+            return default
+        arr = np.asarray(value).reshape(-1)
+        if arr.size != 1:
+            raise self.fail(f"input {index} must be a scalar", found=f"shape {np.shape(value)}")
+        return float(arr[0])
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The ONNX shape of a tensor (known or on the engine)."""
+        if name in self.known:
+            return tuple(np.shape(self.known[name]))
+        if name in self.scalars:
+            return ()
+        return tuple(self.b.graph.info(name).shape)
+
+    def dtype(self, name: str) -> np.dtype:
+        if name in self.known:
+            return np.asarray(self.known[name]).dtype
+        return self.dtypes.get(name, np.dtype(np.float32))
+
+    def t(self, index: int) -> str:
+        """Input ``index`` as an engine tensor (a known value becomes a graph constant)."""
+        name = self.inp(index)
+        if name is None:
+            raise self.fail(f"input {index} is required")
+        return self.tensor(name)
+
+    def tensor(self, name: str) -> str:
+        if name in self.b.graph.values:
+            return name
+        if name not in self.known:
+            raise self.fail("unknown tensor", found=repr(name))
+        arr = np.asarray(self.known[name])
+        if arr.dtype.kind in "iub" and arr.size and np.abs(arr.astype(np.float64)).max() > 2048:
+            raise self.fail(f"integer data '{name}' is not exact in fp16 (values up to "
+                            f"{np.abs(arr).max()})")
+        if arr.dtype.kind not in "fiub":
+            raise self.fail(f"'{name}' has a type the engine cannot hold", found=str(arr.dtype))
+        if arr.size == 0:
+            raise self.fail(f"'{name}' is empty; the engine has no empty tensors")
+        self.b.constant(name, arr.astype(np.float32).reshape(arr.shape or (1,)))
+        self.dtypes[name] = arr.dtype
+        if arr.ndim == 0:
+            self.scalars.add(name)
+        return name
+
+    # -- emitting graph ops ---------------------------------------------------------------
+
+    def fresh(self, stem: str) -> str:
+        """A tensor or node name no other uses."""
+        base = stem
+        k = 0
+        while stem in self._names or stem in self.b.graph.values:
+            k += 1
+            stem = f"{base}~{k}"
+        self._names.add(stem)
+        return stem
+
+    def emit(self, op: str, inputs: list[str], out: str | None = None, dtype: Any = None,
+             **attrs: Any) -> str:
+        """Append a graph op reading ``inputs``; returns its output tensor."""
+        base = self.node.name or (self.node.output[0] if self.node.output else self.node.op_type)
+        target = out if out is not None else self.fresh(f"{base}/{op}")
+        if self.node.name and self.node.name not in self._names and self.node.name not in self.b.graph.values:
+            node_name = self.fresh(self.node.name)  # the first op of a named node keeps its name (reports)
+        else:
+            node_name = self.fresh(f"{base}:{op}") if out is not None else target
+        self._names.add(target)
+        self.b.op(op, inputs, name=node_name, output=target, where=self.where(), **attrs)
+        self.dtypes[target] = np.dtype(dtype) if dtype is not None else self.dtype(inputs[0])
+        if inputs[0] in self.scalars and op != "reshape" and self.b.graph.info(target).shape == (1,):
+            self.scalars.add(target)  # elementwise work on a scalar keeps it a scalar
+        return target
+
+    def finish(self, result: str, out: str, dtype: Any = None, scalar: bool = False) -> None:
+        """Make ``result`` the ONNX output ``out`` (an identity when it has another name)."""
+        if result != out:
+            if out in self.b.graph.values:
+                raise self.fail("output name is already used", found=repr(out))
+            self.emit("identity", [result], out=out, dtype=dtype or self.dtype(result))
+        if dtype is not None:
+            self.dtypes[out] = np.dtype(dtype)
+        if scalar:
+            self.scalars.add(out)
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def run(self) -> OnnxImport:
         g = self.model.graph
         init_names = set()
         for init in g.initializer:
-            self._initializer(init.name, initializer_array(init, self.file))
+            self.known[init.name] = initializer_array(init, self.file)
             init_names.add(init.name)
+        inputs = []
         for value in g.input:
             if value.name in init_names:
                 continue
-            shape = []
-            for d in value.type.tensor_type.shape.dim:
-                if d.HasField("dim_value") and d.dim_value > 0:
-                    shape.append(int(d.dim_value))
-                else:
-                    raise ProgramError("inputs need fixed shapes", file=self.file,
-                                       where=f"input '{value.name}'", found=d.dim_param or "an unknown size")
-            self.b.input(value.name, shape or [1])
+            inputs.append(self._input(value))
         for self.index, self.node in enumerate(g.node):
+            self._read_attrs = set()
             try:
-                if self.fallback is not None and self.fallback(self, self.node):
-                    continue
-                self._node()
+                if self.fallback is None or not self.fallback(self, self.node):
+                    self._node()
             except AnesimError as exc:
                 if exc.file:
                     raise
                 raise type(exc)(exc.problem, file=self.file, where=self.where(), expected=exc.expected,
                                 found=exc.found) from None
-        for value in g.output:
-            self.b.output(value.name)
-        return self.b.build()
+        return self._outputs(inputs)
 
-    def _initializer(self, name: str, array: np.ndarray) -> None:
-        if array.dtype.kind in "iub" and array.dtype != np.uint8 and array.dtype != np.int8:
-            self.ints[name] = array
-        elif array.dtype.kind == "f":
-            self.b.constant(name, array.astype(np.float32) if array.ndim else array.reshape(1).astype(np.float32))
-        else:
-            self.ints[name] = array
+    def _input(self, value: Any) -> OnnxValue:
+        where = f"input '{value.name}'"
+        if not value.type.HasField("tensor_type"):
+            raise UnsupportedError("only tensor inputs are supported", file=self.file, where=where)
+        dtype = np.dtype(self.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        if value.name in self.bound:
+            array = np.asarray(self.bound[value.name]).astype(dtype)
+            self.known[value.name] = array
+            return OnnxValue(value.name, dtype, tuple(array.shape))
+        if dtype in BOUND_KINDS:
+            raise UnsupportedError(f"integer input '{value.name}' ({dtype}) is compile-time data "
+                                   "(shapes, indices); compile with its value bound", file=self.file,
+                                   where=where)
+        shape = []
+        for d in value.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value > 0:
+                shape.append(int(d.dim_value))
+            else:
+                raise ProgramError("inputs need fixed, non-empty shapes", file=self.file, where=where,
+                                   found=d.dim_param or "an unknown or empty size")
+        if dtype not in FLOAT_TYPES + EXACT_TYPES:
+            raise UnsupportedError(f"the engine has no {dtype} tensors", file=self.file, where=where,
+                                   expected="float32, float16, uint8, int8 or bool inputs")
+        self.b.input(value.name, shape or [1], "uint8" if dtype == np.uint8 else "fp16")
+        self.dtypes[value.name] = dtype
+        if not shape:
+            self.scalars.add(value.name)
+        return OnnxValue(value.name, dtype, tuple(shape), value.name)
 
-    def _int_input(self, index: int, default: Any = None) -> Any:
-        node = self.node
-        if len(node.input) <= index or not node.input[index]:
-            return default
-        name = node.input[index]
-        if name not in self.ints:
-            raise self.fail(f"input {index} must be a constant integer tensor", found=repr(name))
-        return [int(v) for v in np.asarray(self.ints[name]).reshape(-1)]
-
-    def _float_scalar(self, index: int, default: float) -> float:
-        node = self.node
-        if len(node.input) <= index or not node.input[index]:
-            return default
-        name = node.input[index]
-        if name in self.b.graph.constants:
-            return float(self.b.graph.constants[name].data.array().reshape(-1)[0])
-        raise self.fail(f"input {index} must be a constant", found=repr(name))
-
-    def _rank(self, name: str) -> int:
-        return len(self.b.graph.info(name).shape)
+    def _outputs(self, inputs: list[OnnxValue]) -> OnnxImport:
+        outputs = []
+        folded: dict[str, np.ndarray] = {}
+        for value in self.model.graph.output:
+            declared = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
+            dtype = (np.dtype(self.helper.tensor_dtype_to_np_dtype(declared)) if declared
+                     else self.dtype(value.name))
+            if value.name in self.known:
+                folded[value.name] = np.asarray(self.known[value.name]).astype(dtype)
+                outputs.append(OnnxValue(value.name, dtype, tuple(np.shape(self.known[value.name]))))
+                continue
+            if value.name not in self.b.graph.values:
+                raise ProgramError("an output is never computed", file=self.file,
+                                   where=f"output '{value.name}'")
+            name = value.name
+            if name in self.b.graph.outputs or name in self.b.graph.inputs:
+                self.node = self.helper.make_node("Identity", [name], [name])
+                name = self.emit("identity", [value.name], out=self.fresh(f"{value.name}:output"))
+            self.b.output(name)
+            outputs.append(OnnxValue(value.name, dtype, self.shape(value.name), name))
+        graph = self.b.graph if self.b.graph.outputs else None
+        return OnnxImport(graph, inputs, outputs, folded, tuple(self.bound))
 
     def _node(self) -> None:
         node, op = self.node, self.node.op_type
-        needed = 2 if op in BINARY else MIN_INPUTS.get(op, 0 if op == "Constant" else 1)
-        if len(node.output) < 1 or not node.output[0] or sum(1 for i in node.input if i) < needed:
-            raise self.fail("a node without its inputs or output", expected=f"{needed} inputs and an output",
-                            found=f"{len(node.input)} inputs, {len(node.output)} outputs")
-        out = node.output[0]
-        a = self.attrs()
-        ins = [i for i in node.input]
-        nm = node.name or out
-        b = self.b
-        if op == "Constant":
-            value = a.get("value")
-            array = initializer_array(value, self.file) if value is not None else np.asarray(
-                a.get("value_float", a.get("value_int", a.get("value_floats", a.get("value_ints")))))
-            self._initializer(out, np.asarray(array))
+        if node.domain not in ("", "ai.onnx"):
+            raise self.fail("operator domain is not supported", expected="the default ONNX domain",
+                            found=node.domain)
+        present = [i for i in node.input if i]
+        if op in NO_FOLD:
+            raise self.fail("random operators are not supported", found=op)
+        if op in ("Shape", "Size") and present and present[0] not in self.known:
+            self._store(shape_of(node, self.shape(present[0]), self.opset))
             return
-        if op in UNARY:
-            b.op(UNARY[op], ins[:1], name=nm, output=out)
-        elif op in BINARY:
-            b.op(BINARY[op], ins, name=nm, output=out)
-        elif op == "LeakyRelu":
-            b.op("leaky_relu", ins[:1], name=nm, output=out, alpha=float(a.get("alpha", 0.01)))
-        elif op == "Clip":
-            lo = self._float_scalar(1, float(a.get("min", -65504.0)))
-            hi = self._float_scalar(2, float(a.get("max", 65504.0)))
-            b.op("relu6" if (lo, hi) == (0.0, 6.0) else "clip", ins[:1], name=nm, output=out,
-                 **({} if (lo, hi) == (0.0, 6.0) else {"min": lo, "max": hi}))
-        elif op == "HardSigmoid":
-            if abs(a.get("alpha", 0.2) - 1 / 6) > 1e-6 or abs(a.get("beta", 0.5) - 0.5) > 1e-6:
-                raise self.fail("HardSigmoid is supported with alpha 1/6 and beta 0.5 only")
-            b.op("hard_sigmoid", ins[:1], name=nm, output=out)
-        elif op == "Gelu":
-            b.op("gelu", ins[:1], name=nm, output=out)
-        elif op == "Pow":
-            exponent = self._float_scalar(1, 0.0)
-            table = {2.0: "square", 0.5: "sqrt", -0.5: "rsqrt", -1.0: "reciprocal"}
-            if exponent not in table:
-                raise self.fail("Pow is supported with exponents 2, 0.5, -0.5 and -1", found=exponent)
-            b.op(table[exponent], ins[:1], name=nm, output=out)
-        elif op == "Conv":
-            self._conv(a, ins, nm, out)
-        elif op in ("Gemm", "MatMul"):
-            self._gemm(op, a, ins, nm, out)
-        elif op == "BatchNormalization":
-            b.op("batch_norm", [ins[0], ins[1], ins[2], ins[3], ins[4]], name=nm, output=out,
-                 eps=float(a.get("epsilon", 1e-5)))
-        elif op == "LayerNormalization":
-            axis = int(a.get("axis", -1))
-            if axis % self._rank(ins[0]) != self._rank(ins[0]) - 1:
-                raise self.fail("LayerNormalization is supported over the last axis", found=axis)
-            b.op("layer_norm", [i for i in ins if i], name=nm, output=out, axis=axis,
-                 eps=float(a.get("epsilon", 1e-5)))
-        elif op == "Softmax":
-            b.op("softmax", ins[:1], name=nm, output=out, axis=int(a.get("axis", -1)))
-        elif op in ("MaxPool", "AveragePool"):
-            self._pool(op, a, ins, nm, out)
-        elif op in ("GlobalAveragePool", "GlobalMaxPool"):
-            b.op("global_avg_pool" if op == "GlobalAveragePool" else "global_max_pool", ins[:1], name=nm,
-                 output=out)
-        elif op in REDUCE:
-            axes = a.get("axes") or self._int_input(1)
-            if not axes or len(axes) != 1:
-                raise self.fail("reductions are supported over one axis", found=axes)
-            b.op(REDUCE[op], ins[:1], name=nm, output=out, axis=int(axes[0]),
-                 keepdims=bool(a.get("keepdims", 1)))
-        elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
-            self._reshape(op, a, ins, nm, out)
-        elif op == "Transpose":
-            b.op("transpose", ins[:1], name=nm, output=out, perm=list(a["perm"]) if "perm" in a else None)
-        elif op == "Concat":
-            b.op("concat", ins, name=nm, output=out, axis=int(a["axis"]))
-        elif op == "Slice":
-            self._slice(ins, nm, out)
-        else:
+        if all(i in self.known for i in present) and (present or op == "Constant"):
+            try:
+                values = evaluate_node(node, [self.known[i] for i in present], list(node.input), self.opset)
+            except AnesimError:
+                raise
+            except Exception as exc:  # the reference raises many types; all mean "cannot fold"
+                raise self.fail("cannot evaluate at compile time",
+                                found=f"{type(exc).__name__}: {exc}") from None
+            self._store(values)
+            return
+        handler = getattr(self, f"_op_{op}", None)
+        if handler is None:
             raise self.fail("unsupported operation", found=op)
+        handler()
+        unread = [a.name for a in node.attribute if a.name not in self._read_attrs]
+        if unread:
+            raise self.fail(f"attribute '{unread[0]}' is not supported",
+                            found=repr(self.helper.get_attribute_value(
+                                next(a for a in node.attribute if a.name == unread[0]))))
 
-    def _conv(self, a: dict[str, Any], ins: list[str], nm: str, out: str) -> None:
-        if ins[1] not in self.b.graph.constants:
-            raise self.fail("convolution weights must be initializers")
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        auto = a.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
-        padding: Any = (pads[0], pads[2], pads[1], pads[3]) if len(pads) == 4 else 0
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            padding = "same"
-        elif auto == "VALID":
-            padding = 0
-        self.b.op("conv2d", [i for i in ins if i], name=nm, output=out, stride=list(a.get("strides", [1, 1])),
-                  padding=padding, dilation=list(a.get("dilations", [1, 1])), groups=int(a.get("group", 1)))
+    def _store(self, values: list[np.ndarray]) -> None:
+        for name, value in zip(self.node.output, values):
+            if name:
+                self.known[name] = np.asarray(value)
 
-    def _gemm(self, op: str, a: dict[str, Any], ins: list[str], nm: str, out: str) -> None:
-        b = self.b
-        x, w = ins[0], ins[1]
-        ta, tb = bool(a.get("transA", 0)), bool(a.get("transB", 0))
-        alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-        has_c = op == "Gemm" and len(ins) > 2 and ins[2]
-        product = f"{out}.product" if (has_c or alpha != 1.0) else out
-        b.op("matmul", [x, w], name=nm, output=product, transpose_a=ta, transpose_b=tb)
-        current = product
-        if alpha != 1.0:
-            target = f"{out}.scaled" if has_c else out
-            b.op("scale", [current], name=f"{nm}.alpha", output=target, scale=alpha)
-            current = target
-        if has_c:
-            bias = ins[2]
-            if beta != 1.0:
-                b.op("scale", [bias], name=f"{nm}.beta", output=f"{out}.bias", scale=beta)
-                bias = f"{out}.bias"
-            b.op("add", [current, bias], name=f"{nm}.add", output=out)
+    # -- type rules --------------------------------------------------------------------------
 
-    def _pool(self, op: str, a: dict[str, Any], ins: list[str], nm: str, out: str) -> None:
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        if op == "AveragePool" and any(pads) and not a.get("count_include_pad", 0):
-            raise self.fail("average pooling that excludes padding is not supported")
-        self.b.op("max_pool2d" if op == "MaxPool" else "avg_pool2d", ins[:1], name=nm, output=out,
-                  kernel=list(a["kernel_shape"]), stride=list(a.get("strides", a["kernel_shape"])),
-                  padding=(pads[0], pads[2], pads[1], pads[3]))
-
-    def _reshape(self, op: str, a: dict[str, Any], ins: list[str], nm: str, out: str) -> None:
-        shape = list(self.b.graph.info(ins[0]).shape)
-        if op == "Reshape":
-            target = self._int_input(1)
-            target = [shape[i] if d == 0 else d for i, d in enumerate(target)]
-        elif op == "Flatten":
-            axis = int(a.get("axis", 1)) % (len(shape) + 1)
-            outer = int(np.prod(shape[:axis])) if axis else 1
-            target = [outer, int(np.prod(shape[axis:]))]
-        elif op == "Squeeze":
-            axes = a.get("axes") or self._int_input(1) or [i for i, d in enumerate(shape) if d == 1]
-            axes = {int(x) % len(shape) for x in axes}
-            target = [d for i, d in enumerate(shape) if i not in axes]
-        else:
-            axes = sorted(int(x) for x in (a.get("axes") or self._int_input(1)))
-            target = list(shape)
-            for axis in axes:
-                target.insert(axis % (len(target) + 1), 1)
-        self.b.op("reshape", ins[:1], name=nm, output=out, shape=target or [1])
-
-    def _slice(self, ins: list[str], nm: str, out: str) -> None:
-        starts, ends = self._int_input(1), self._int_input(2)
-        axes = self._int_input(3, list(range(len(starts))))
-        steps = self._int_input(4, [1] * len(starts))
-        rank = self._rank(ins[0])
-        shape = self.b.graph.info(ins[0]).shape
-        current = ins[0]
-        moves = [(ax % rank, s, e, st) for ax, s, e, st in zip(axes, starts, ends, steps)
-                 if not (s == 0 and e >= shape[ax % rank] and st == 1)]
-        if not moves:
-            self.b.op("identity", [current], name=nm, output=out)
-            return
-        for k, (axis, start, end, step) in enumerate(moves):
-            if step < 1:
-                raise self.fail("negative slice steps are not supported")
-            target = out if k == len(moves) - 1 else f"{out}.axis{axis}"
-            self.b.op("slice", [current], name=target if k < len(moves) - 1 else nm, output=target, axis=axis,
-                      start=start, end=min(end, shape[axis]), step=step)
-            current = target
+    def require_float(self, *indices: int) -> None:
+        """Arithmetic: the engine computes in fp16, so integer and boolean inputs are refused."""
+        for i in indices or range(len(self.node.input)):
+            name = self.inp(i)
+            if name is None:
+                continue
+            dtype = self.dtype(name)
+            if dtype not in FLOAT_TYPES:
+                raise self.fail(f"{self.node.op_type} on {dtype} data: ONNX integer arithmetic wraps "
+                                f"and truncates, the engine computes in fp16", found=f"input {i} ('{name}')")
 
 
 def load_onnx(path: str | Path) -> Graph:
@@ -304,17 +409,41 @@ def load_onnx(path: str | Path) -> Graph:
         raise ProgramError("no such ONNX file", file=file) from None
     except Exception as exc:  # onnx raises several protobuf and IO error types
         raise ProgramError(f"cannot read ONNX model: {type(exc).__name__}", file=file) from None
-    try:  # onnx's own checker: attribute types, node arity, graph wiring, per the operator schemas
+    check_model(model, file)
+    return _graph(import_onnx(model, str(path)), str(path))
+
+
+def check_model(model: Any, file: str | Path) -> None:
+    """onnx's own checker (attribute types, node arity, graph wiring), as one ProgramError."""
+    onnx = _onnx()
+    try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise ProgramError("not a valid ONNX model", file=file,
                            found=" ".join(str(exc).split())[:200]) from None
     except UnicodeDecodeError:  # the checker's report quotes a name that is not UTF-8
         raise ProgramError("not a valid ONNX model: a name or string is not UTF-8 text", file=file) from None
-    return _Importer(model, str(path)).run()
 
 
 def graph_from_onnx(model: Any, name: str = "<onnx>",
                     fallback: Callable[[Any, Any], bool] | None = None) -> Graph:
     """A graph from an in-memory ``onnx.ModelProto`` (``fallback``: see ``_Importer``)."""
-    return _Importer(model, name, fallback).run()
+    return _graph(import_onnx(model, name, fallback=fallback), name)
+
+
+def _graph(imported: OnnxImport, file: str) -> Graph:
+    if imported.graph is None or imported.folded:
+        name = next(iter(imported.folded), "")
+        raise UnsupportedError("an output is known at compile time; a compiled program computes "
+                               "engine outputs only (the ONNX backend returns such outputs)", file=file,
+                               found=repr(name))
+    return imported.graph
+
+
+def import_onnx(model: Any, file: str = "<onnx>", bound: dict[str, np.ndarray] | None = None,
+                fallback: Callable[[Any, Any], bool] | None = None) -> OnnxImport:
+    """Import an ``onnx.ModelProto``: the graph, the model's inputs and outputs, folded outputs.
+
+    ``bound`` gives the values of integer inputs (shapes, indices), which are compile-time data.
+    """
+    return _Importer(model, file, bound, fallback).run()

@@ -31,6 +31,14 @@ UNARY_OPS = (
 BINARY_OPS = ("add", "sub", "mul", "div", "max", "min")
 POOL_OPS = ("max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool")
 REDUCE_OPS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min")
+# Ops anesim has no engine lowering for: the compiler runs them on the host between engine
+# segments (the CPU fallback Core ML uses). Whether the hardware could run them is the placement
+# table's business (lowering/placement_rules.yaml, rows marked ``lowered: false``). Their results
+# are fp16 like every other tensor; comparisons and logic give 1.0 or 0.0.
+HOST_UNARY_OPS = ("floor", "ceil", "round", "sign", "logical_not", "sin", "cos", "tan", "asin", "acos",
+                  "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "is_nan")
+HOST_BINARY_OPS = ("equal", "greater", "less", "greater_equal", "less_equal", "logical_and",
+                   "logical_or", "logical_xor", "mod", "fmod")
 WEIGHT_FORMATS = ("fp16", "int8", "uint8", "palette")
 PALETTE_BITS = (1, 2, 4, 6, 8)
 
@@ -346,6 +354,57 @@ def _slice_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     return tuple(out)
 
 
+def _where_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    return broadcast_shapes(broadcast_shapes(shapes[0], shapes[1]), shapes[2])
+
+
+def _arg_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    if not isinstance(attrs["select_last_index"], bool):
+        raise ValueError(f"'select_last_index' must be true or false, found {attrs['select_last_index']!r}")
+    return _reduce_infer(shapes, attrs)
+
+
+def _gather_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    x = shapes[0]
+    axis = _norm_axis(attrs["axis"], len(x))
+    indices = attrs["indices"]
+    if not isinstance(indices, tuple) or not indices or not all(isinstance(i, int) for i in indices):
+        raise ValueError(f"'indices' must be a non-empty tuple of integers, found {indices!r}")
+    if any(not 0 <= i < x[axis] for i in indices):
+        raise ValueError(f"an index is outside an axis of {x[axis]}: {indices}")
+    attrs["axis"] = axis
+    out = list(x)
+    out[axis] = len(indices)
+    return tuple(out)
+
+
+def _gather_elements_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    x = shapes[0]
+    attrs["axis"] = _norm_axis(attrs["axis"], len(x))
+    shape = tuple(attrs["index_shape"] or ())
+    if len(shape) != len(x) or len(attrs["indices"] or ()) != math.prod(shape):
+        raise ValueError(f"'indices' must hold an index per output element of a rank-{len(x)} shape")
+    if any(not 0 <= i < x[attrs["axis"]] for i in attrs["indices"]):
+        raise ValueError("an index is outside the gathered axis")
+    return shape
+
+
+def _depth_to_space_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    n, c, h, w = _nchw(shapes[0])
+    b = attrs["blocksize"]
+    if len(shapes[0]) != 4 or c % (b * b) or attrs["mode"] not in ("DCR", "CRD"):
+        raise ValueError(f"depth_to_space needs NCHW with C divisible by {b * b} and mode DCR or CRD")
+    return (n, c // (b * b), h * b, w * b)
+
+
+def _space_to_depth_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    n, c, h, w = _nchw(shapes[0])
+    b = attrs["blocksize"]
+    if len(shapes[0]) != 4 or h % b or w % b:
+        raise ValueError(f"space_to_depth needs NCHW with H and W divisible by {b}")
+    return (n, c * b * b, h // b, w // b)
+
+
 _CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "weight_format": "fp16",
                   "palette_bits": 4, "sparsity": 0.0}
 
@@ -378,6 +437,21 @@ SPECS["gelu"] = OpSpec("gelu", 1, 1, {"approximate": "none"}, _same_infer)
 for _name in REDUCE_OPS:
     SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 1, "keepdims": True}, _reduce_infer)
 
+for _name in HOST_UNARY_OPS:
+    SPECS[_name] = OpSpec(_name, 1, 1, {}, _same_infer)
+for _name in HOST_BINARY_OPS:
+    SPECS[_name] = OpSpec(_name, 2, 2, {}, _binary_infer)
+SPECS["where"] = OpSpec("where", 3, 3, {}, _where_infer)
+for _name in ("argmax", "argmin"):
+    SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 0, "keepdims": True, "select_last_index": False}, _arg_infer)
+SPECS["gather"] = OpSpec("gather", 1, 1, {"axis": 0, "indices": None}, _gather_infer)
+SPECS["is_inf"] = OpSpec("is_inf", 1, 1, {"detect_negative": True, "detect_positive": True}, _same_infer)
+SPECS["hardmax"] = OpSpec("hardmax", 1, 1, {"axis": -1}, _axis_infer)
+SPECS["shrink"] = OpSpec("shrink", 1, 1, {"bias": 0.0, "lambd": 0.5}, _same_infer)
+SPECS["gather_elements"] = OpSpec("gather_elements", 1, 1, {"axis": 0, "indices": None, "index_shape": None},
+                                  _gather_elements_infer)
+SPECS["depth_to_space"] = OpSpec("depth_to_space", 1, 1, {"blocksize": 2, "mode": "DCR"}, _depth_to_space_infer)
+SPECS["space_to_depth"] = OpSpec("space_to_depth", 1, 1, {"blocksize": 2}, _space_to_depth_infer)
 
 def _source_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     shape = attrs["shape"]

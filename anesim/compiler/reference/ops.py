@@ -155,7 +155,69 @@ def run_node(node: Node, args: list[np.ndarray]) -> np.ndarray:
         index = [slice(None)] * x.ndim
         index[a["axis"]] = slice(a["start"], a["end"], a["step"])
         return x[tuple(index)]
+    host = _host_op(op, a, [v.astype(F32) for v in args])
+    if host is not None:
+        return host
     raise NotImplementedError(f"no reference for {op}")
+
+
+_HOST_ELEMENTWISE: dict[str, Any] = {
+    "floor": np.floor, "ceil": np.ceil, "round": np.round, "sign": np.sign,
+    "logical_not": lambda v: v == 0, "equal": np.equal, "greater": np.greater, "less": np.less,
+    "greater_equal": np.greater_equal, "less_equal": np.less_equal,
+    "logical_and": lambda p, q: (p != 0) & (q != 0), "logical_or": lambda p, q: (p != 0) | (q != 0),
+    "logical_xor": lambda p, q: (p != 0) ^ (q != 0), "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "is_nan": np.isnan,
+    "mod": np.mod, "fmod": np.fmod,
+}
+
+
+def _host_op(op: str, a: Mapping[str, Any], args: list[np.ndarray]) -> np.ndarray | None:
+    """The ops only the host runs (comparisons, logic, rounding, selection, indices)."""
+    if op in _HOST_ELEMENTWISE:
+        return np.asarray(_HOST_ELEMENTWISE[op](*args)).astype(F32)
+    if op == "where":
+        return np.where(args[0] != 0, args[1], args[2]).astype(F32)
+    if op in ("argmax", "argmin"):
+        x = args[0] if op == "argmax" else -args[0]
+        axis = a["axis"]
+        if a["select_last_index"]:
+            x = np.flip(x, axis)
+            index = x.shape[axis] - 1 - np.argmax(x, axis=axis)
+        else:
+            index = np.argmax(x, axis=axis)
+        return (np.expand_dims(index, axis) if a["keepdims"] else index).astype(F32)
+    if op == "gather":
+        return np.take(args[0], np.asarray(a["indices"]), axis=a["axis"])
+    if op == "is_inf":
+        x = args[0]
+        return (np.isinf(x) & (((x > 0) & a["detect_positive"]) | ((x < 0) & a["detect_negative"]))).astype(F32)
+    if op == "hardmax":
+        index = np.expand_dims(np.argmax(args[0], axis=a["axis"]), a["axis"])
+        out = np.zeros_like(args[0])
+        np.put_along_axis(out, index, 1.0, axis=a["axis"])
+        return out
+    if op == "shrink":
+        x, lam, bias = args[0], a["lambd"], a["bias"]
+        return np.where(x < -lam, x + bias, np.where(x > lam, x - bias, 0.0)).astype(F32)
+    if op == "gather_elements":
+        index = np.asarray(a["indices"], np.int64).reshape(a["index_shape"])
+        return np.take_along_axis(args[0], index, axis=a["axis"])
+    if op == "depth_to_space":
+        n, c, h, w = args[0].shape
+        b = a["blocksize"]
+        if a["mode"] == "DCR":
+            y = args[0].reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+        else:
+            y = args[0].reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+        return y.reshape(n, c // (b * b), h * b, w * b)
+    if op == "space_to_depth":
+        n, c, h, w = args[0].shape
+        b = a["blocksize"]
+        y = args[0].reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+        return y.reshape(n, c * b * b, h // b, w // b)
+    return None
 
 
 def _affine(y: np.ndarray, params: list[np.ndarray], axis: int) -> np.ndarray:

@@ -1,0 +1,42 @@
+"""Compile-time evaluation of ONNX nodes whose inputs are all known.
+
+Shape arithmetic (``Shape`` → ``Gather`` → ``Concat`` → ``Reshape``), ``ConstantOfShape``,
+``Range``, casts of constants and any other node whose inputs are known is computed here with
+the ``onnx`` package's reference implementation, so every attribute means what the ONNX
+specification says it means.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def evaluate_node(node: Any, values: list[np.ndarray], names: list[str], opset: int) -> list[np.ndarray]:
+    """The outputs of one node from its known inputs (``names``: the node's input slots)."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {}
+    it = iter(values)
+    for name in names:
+        if name:
+            feeds[name] = next(it)
+    evaluator = ReferenceEvaluator(node, opsets={"": opset})
+    return [np.asarray(v) for v in evaluator.run(None, feeds)]
+
+
+def shape_of(node: Any, shape: tuple[int, ...], opset: int) -> list[np.ndarray]:
+    """``Shape`` (with its ``start``/``end``) or ``Size`` of a tensor of static ``shape``."""
+    if node.op_type == "Size":
+        return [np.asarray(int(np.prod(shape)), np.int64)]
+    dummy = np.zeros(shape, np.float32) if int(np.prod(shape)) < 1 << 20 else None
+    if dummy is None:
+        start, end = 0, len(shape)
+        for a in node.attribute:
+            if a.name == "start":
+                start = a.i
+            elif a.name == "end":
+                end = a.i
+        return [np.asarray(shape[slice(start, end)], np.int64)]
+    return evaluate_node(node, [dummy], [node.input[0]], opset)
