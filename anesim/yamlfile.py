@@ -9,6 +9,10 @@ import yaml
 
 from anesim.errors import AnesimError
 
+# libyaml's parser when PyYAML was built with it: the same documents, an order of magnitude
+# faster (28 chip files take 2 s through the pure-Python parser)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def read_yaml(path: Path, error: type[AnesimError], what: str) -> Any:
     """The parsed contents of ``path``; a missing, unreadable or malformed file raises ``error``."""
@@ -19,7 +23,7 @@ def read_yaml(path: Path, error: type[AnesimError], what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read {what}: {exc}", file=path) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None

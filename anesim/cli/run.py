@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--approximate", action="store_true",
                    help="run a program whose registers ask for something anesim would have to guess (a mode no "
                         "source describes), printing a warning for each guess instead of refusing it")
+    p.add_argument("--numerics", choices=("exact", "fast"), default="exact",
+                   help="functional run: 'exact' reproduces the engine's fp16 reduction bit for bit (default); "
+                        "'fast' sums in float32 BLAS, rounded once per output, not bit-exact (docs/numerics.md)")
     p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
                    help="event kernel for the timing model (results are identical; heap is the faster)")
     p.set_defaults(func=run)
@@ -80,8 +83,9 @@ def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) 
     seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
     drawn = {k: v for k, v in draw_inputs(_input_specs(program, target), seed).items() if k not in inputs}
     inputs.update(drawn)
-    outputs = anesim.execute(target, inputs, chip)
-    notes = []
+    outputs = anesim.execute(target, inputs, chip, numerics=args.numerics)
+    notes = [] if args.numerics == "exact" else [
+        f"numerics '{args.numerics}': not bit-exact, see docs/numerics.md for the measured deviation"]
     if drawn and args.random_inputs is None:
         notes.append(f"inputs not given with --input were drawn with seed {seed} "
                      f"({', '.join(drawn)}); --random-inputs SEED picks another seed")

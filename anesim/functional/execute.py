@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -11,6 +12,8 @@ from anesim.chips.schema import ChipConfig
 from anesim.errors import InputError, ProgramError
 from anesim.functional.memory import Memory
 from anesim.functional.tasks import as_fp16_bits, from_fp16_bits, mac_rules, run_task
+from anesim.numerics import NUMERICS_MODES
+from anesim.numerics.fast import blas_owns_cores
 from anesim.program.kernels import gather_weights
 from anesim.program.model import NUMPY_DTYPES, Program, Task, TensorSpec
 
@@ -54,20 +57,35 @@ def check_inputs(program: Program, inputs: Mapping[str, object]) -> dict[str, np
     return {name: _coerce(specs[name], inputs[name]) for name in specs}
 
 
-def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None) -> dict[str, np.ndarray]:
-    """Run a program on inputs (name → array, logical NCHW); return its outputs by name."""
+def check_numerics(mode: str) -> str:
+    """``mode`` if it names a numerics mode ("exact" or "fast"), else an InputError."""
+    if mode not in NUMERICS_MODES:
+        raise InputError("unknown numerics mode", expected=f"one of {', '.join(NUMERICS_MODES)}",
+                         found=repr(mode))
+    return mode
+
+
+def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None,
+            numerics: str = "exact") -> dict[str, np.ndarray]:
+    """Run a program on inputs (name → array, logical NCHW); return its outputs by name.
+
+    ``numerics="fast"`` sums convolutions and products in float32 BLAS and rounds once per
+    output instead of per tile addition: not bit-exact, measured in docs/numerics.md.
+    """
+    check_numerics(numerics)
     values = check_inputs(program, inputs)
     pool_bytes = chip.memory.pool_bytes.value if chip is not None else DEFAULT_POOL_BYTES
     memory = Memory.for_program(program, pool_bytes)
     for spec in program.inputs:
         memory.write(spec.layout(), values[spec.name], what=f"input '{spec.name}'")
     rules = mac_rules(program.generation)
-    for task in program.tasks:
-        what = f"task {task.index}"
-        sources = [as_fp16_bits(memory.read(src, what=f"{what} source {i + 1}"))
-                   for i, src in enumerate(task.sources)]
-        result = run_task(_with_runtime_weights(task, memory), sources, rules)
-        memory.write(task.result, from_fp16_bits(result, task.result.dtype), what=f"{what} result")
+    with blas_owns_cores() if numerics == "fast" else nullcontext():
+        for task in program.tasks:
+            what = f"task {task.index}"
+            sources = [as_fp16_bits(memory.read(src, what=f"{what} source {i + 1}"))
+                       for i, src in enumerate(task.sources)]
+            result = run_task(_with_runtime_weights(task, memory), sources, rules, numerics)
+            memory.write(task.result, from_fp16_bits(result, task.result.dtype), what=f"{what} result")
     outputs: dict[str, np.ndarray] = {}
     for spec in program.outputs:
         stored = memory.read(spec.layout(), what=f"output '{spec.name}'")
