@@ -156,7 +156,7 @@ def measure(case: Case, cases: int, seed: int) -> dict[str, float]:
         err_fast.append(np.abs(f - r))
         ev, fv = N.from_bits(exact).astype(np.float64).ravel(), N.from_bits(fast).astype(np.float64).ravel()
         finite = np.isfinite(ev) & np.isfinite(fv)
-        rel.append(np.abs(ev - fv)[finite] / max(float(np.sqrt(np.mean(ev[finite] ** 2))), 1e-30))
+        rel.append(np.abs(ev[finite] - fv[finite]) / max(float(np.sqrt(np.mean(ev[finite] ** 2))), 1e-30))
         inf_mismatch += int(np.sum(np.isinf(N.from_bits(exact)) != np.isinf(N.from_bits(fast))))
         total += e.size
     d = np.concatenate(dist)

@@ -11,6 +11,7 @@ import numpy as np
 from anesim.chips.schema import ChipConfig
 from anesim.errors import InputError, ProgramError
 from anesim.functional.memory import Memory
+from anesim.functional.stats import TaskOutputStats, task_output_stats
 from anesim.functional.tasks import as_fp16_bits, from_fp16_bits, mac_rules, run_task
 from anesim.numerics import NUMERICS_MODES
 from anesim.numerics.fast import blas_owns_cores
@@ -66,11 +67,13 @@ def check_numerics(mode: str) -> str:
 
 
 def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None,
-            numerics: str = "exact") -> dict[str, np.ndarray]:
+            numerics: str = "exact", *, stats: list[TaskOutputStats] | None = None,
+            segment: int = 0) -> dict[str, np.ndarray]:
     """Run a program on inputs (name → array, logical NCHW); return its outputs by name.
 
     ``numerics="fast"`` sums convolutions and products in float32 BLAS and rounds once per
     output instead of per tile addition: not bit-exact, measured in docs/numerics.md.
+    Given a list, ``stats`` receives one :class:`TaskOutputStats` per task (tagged ``segment``).
     """
     check_numerics(numerics)
     values = check_inputs(program, inputs)
@@ -85,6 +88,8 @@ def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | N
             sources = [as_fp16_bits(memory.read(src, what=f"{what} source {i + 1}"))
                        for i, src in enumerate(task.sources)]
             result = run_task(_with_runtime_weights(task, memory), sources, rules, numerics)
+            if stats is not None:
+                stats.append(task_output_stats(task, result, segment))
             memory.write(task.result, from_fp16_bits(result, task.result.dtype), what=f"{what} result")
     outputs: dict[str, np.ndarray] = {}
     for spec in program.outputs:
