@@ -13,7 +13,8 @@ from anesim import __version__
 from anesim.errors import AnesimError
 
 # Each module exposes register(subparsers), which adds its parser and sets func(args) -> int.
-COMMAND_MODULES = ["run", "compile", "disasm", "asm", "chips", "validate", "calibrate", "roofline"]
+COMMAND_MODULES = ["run", "compile", "disasm", "asm", "chips", "validate", "calibrate", "roofline", "sweep",
+                   "compare"]
 
 EXIT_BAD_INPUT = 2
 
