@@ -32,7 +32,7 @@ def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
     for r in rows:
         key = (r["chip"], r["program"])
         best[key] = min(best.get(key, np.inf), r["latency_s"])
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(chips) * max(1, len(programs)) ** 0.5 + 3), 4.5))
+    fig, ax = plt.subplots(figsize=(min(16, max(6, 0.45 * len(chips) + 3)), 5))
     width = 0.8 / max(len(programs), 1)
     x = np.arange(len(chips))
     for i, prog in enumerate(programs):
@@ -51,16 +51,20 @@ def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
 def roofline(rows: list[dict[str, Any]], path: Path) -> None:
     """Achieved FLOP/s against arithmetic intensity for every point, over each chip's two ceilings."""
     plt = _pyplot()
-    rows = [r for r in _ok(rows) if r["flops"] > 0 and r["dram_bytes"] > 0]
-    fig, ax = plt.subplots(figsize=(7, 5))
+    everything = _ok(rows)
+    rows = [r for r in everything if r["flops"] > 0 and r["dram_bytes"] > 0]
+    left_out = len(everything) - len(rows)  # no MACs (pure elementwise) or no DRAM traffic: off a log axis
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     chips = list(dict.fromkeys(r["chip"] for r in rows))
-    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(chips), 1)))
+    colours = plt.get_cmap("turbo")(np.linspace(0.05, 0.95, max(len(chips), 1)))
+    markers = "osD^v<>"
     xs = np.array([r["intensity_flop_per_byte"] for r in rows]) if rows else np.array([1.0])
     span = np.logspace(np.log10(max(xs.min() / 4, 1e-3)), np.log10(xs.max() * 4), 100)
     seen = set()
     for r in rows:
         c = colours[chips.index(r["chip"])]
-        ax.scatter(r["intensity_flop_per_byte"], r["flops_per_s"], color=c, s=14,
+        ax.scatter(r["intensity_flop_per_byte"], r["flops_per_s"], color=c, s=16,
+                   marker=markers[chips.index(r["chip"]) % len(markers)],
                    label=r["chip"] if r["chip"] not in seen else None)
         ceiling = (r["chip"], r["peak_flops_per_s"], r["dram_peak_bytes_per_s"])
         if ceiling not in seen:
@@ -72,7 +76,8 @@ def roofline(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
     ax.set_ylabel("achieved FLOP/s over the call")
-    ax.set_title(f"Roofline: {len(rows)} points (lines: each chip's peak and DRAM ceilings)")
+    note = f"; {left_out} without MACs or DRAM traffic not shown" if left_out else ""
+    ax.set_title(f"Roofline: {len(rows)} points (lines: each chip's ceilings{note})", fontsize=10)
     if chips:
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
@@ -95,7 +100,7 @@ def scaling(rows: list[dict[str, Any]], swept: list[str], path: Path) -> None:
             lines[tuple(r.get(k) for k in group)].append((r[key], r["latency_s"]))
         for label, pts in sorted(lines.items(), key=lambda kv: str(kv[0])):
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] * 1e3 for p in pts], marker="o", ms=3, lw=1,
+            ax.plot([p[0] for p in pts], [p[1] * 1e3 for p in pts], marker="o", ms=3, lw=0 if across_chips else 1,
                     label=" / ".join(str(v) for v in label))
         ax.set_xlabel("chip peak fp16 FLOP/s" if across_chips else key)
         ax.set_ylabel("predicted latency (ms)")

@@ -6,6 +6,7 @@ one after another in this process; an explicit scheduler address without distrib
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from anesim.sweep.points import SweepPoint
 from anesim.sweep.simulate import run_point
 
 INSTALL_HINT = "pip install 'anesim[sweep]'"
+CONNECT_TIMEOUT_S = 10.0  # how long to wait for --scheduler before giving up
 
 
 def have_distributed() -> bool:
@@ -50,7 +52,7 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
         except OSError as exc:
             raise InputError("cannot reach the Dask scheduler", found=scheduler,
                              expected=f"a running scheduler address ({exc})") from None
@@ -58,7 +60,7 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
             yield client
         return
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs="error") as cluster, Client(cluster) as client:
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 
