@@ -93,6 +93,14 @@ def test_a_bad_scheduler_address_is_one_line(tmp_path: Path, capsys: pytest.Capt
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
 
+def test_bad_keys_fail_before_any_point_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", CONV, "--chips", "m1", "--param", "batch=1,2", "--out", str(tmp_path), "--workers", "0"]) == 2
+    assert "program parameter" in capsys.readouterr().err
+    assert main(["sweep", CONV, "--chips", "m1", "--set", "ne.corez=2", "--out", str(tmp_path), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown chip key" in err[0] and "corez" in err[0]
+
+
 def test_compare_marks_predicted_chips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     png = tmp_path / "compare.png"
     assert main(["compare", CONV, "--chips", "m1,a14,a17-pro", "-o", str(png)]) == 0

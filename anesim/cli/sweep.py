@@ -9,6 +9,8 @@ from pathlib import Path
 
 from anesim.cli.output import print_table
 
+PROGRAM_KEYS = ("batch", "seq", "seq_len", "sequence", "sequence_length")  # refused with a pointer to the docs
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` subcommand."""
@@ -34,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Expand, run, write, summarise."""
+    from anesim.chips import load_chip
     from anesim.errors import InputError
     from anesim.sweep import expand, parse_assignments, resolve_chips
+    from anesim.sweep.overrides import apply_overrides
     from anesim.sweep.plots import write_figures
     from anesim.sweep.runner import run_points
     from anesim.sweep.table import write_tables
@@ -48,7 +52,14 @@ def run(args: argparse.Namespace) -> int:
     chips = resolve_chips(args.chips)
     fixed = parse_assignments(args.set, "--set", multi=False)
     swept = parse_assignments(args.param, "--param", multi=True)
+    for key in [*fixed, *swept]:
+        if key.lower() in PROGRAM_KEYS:
+            raise InputError(f"'{key}' is a program parameter, and program files have none a sweep can set yet",
+                             expected="a chip-file key (ne.cores, ne.clock_hz, memory.pool_bytes, clock, cores; "
+                                      "docs/sweep.md)", found=key)
     points = expand(list(args.programs), chips, fixed, swept)
+    if points:  # an unknown key or a bad value fails here, once, rather than on every point
+        apply_overrides(load_chip(points[0].chip), dict(points[0].overrides))
     print(f"anesim sweep: {len(args.programs)} program(s) x {len(chips)} chip(s) x "
           f"{len(points) // max(len(args.programs) * len(chips), 1)} parameter combination(s) = {len(points)} points, "
           f"timing only", file=sys.stderr)
