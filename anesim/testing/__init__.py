@@ -14,9 +14,25 @@ The fixtures come from :mod:`anesim.testing.plugin` (a ``pytest11`` entry point)
 here work without pytest. docs/testing.md has the details.
 """
 
-from anesim.testing.asserts import assert_ane_close, assert_latency, assert_no_overflow, chip_key, fp16_ulp
-from anesim.testing.baseline import Baseline
-from anesim.testing.run import ModelRun, run_model
+from __future__ import annotations
 
-__all__ = ["Baseline", "ModelRun", "assert_ane_close", "assert_latency", "assert_no_overflow", "chip_key",
-           "fp16_ulp", "run_model"]
+import importlib
+from typing import Any
+
+# Loaded on first use: pytest imports the plugin module (and so this package) at start-up in
+# every project that has anesim installed, and the simulator's imports take a second.
+_EXPORTS = {
+    "assert_ane_close": "anesim.testing.asserts", "assert_latency": "anesim.testing.asserts",
+    "assert_no_overflow": "anesim.testing.asserts", "fp16_ulp": "anesim.testing.asserts",
+    "Baseline": "anesim.testing.baseline", "ModelRun": "anesim.testing.run", "chip_key": "anesim.testing.run",
+    "run_model": "anesim.testing.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """The exported name, importing its module now."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'anesim.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytest
 
 from anesim.testing.baseline import Baseline
-from anesim.testing.run import ModelRun, inputs_digest, run_model
+
+if TYPE_CHECKING:  # the simulator is imported when a test first asks for a run, not when pytest starts
+    import numpy as np
+
+    from anesim.testing.run import ModelRun
 
 DEFAULT_BASELINE = "ane_baseline.json"
 
@@ -68,6 +71,8 @@ def anesim_run(request: pytest.FixtureRequest) -> Callable[..., ModelRun]:
 
     def run(model: Any, chip: str = "m1", *, inputs: Mapping[str, np.ndarray] | None = None, seed: int = 0,
             numerics: str | None = None, name: str | None = None) -> ModelRun:
+        from anesim.testing.run import inputs_digest, run_model
+
         mode = numerics or default_numerics
         source = str(Path(model).resolve()) if isinstance(model, (str, Path)) else id(model)
         key = (source, str(chip).lower(), mode, seed, inputs_digest(inputs), name)
