@@ -109,3 +109,13 @@ def test_compare_marks_predicted_chips(tmp_path: Path, capsys: pytest.CaptureFix
     assert "validated" in lines["m1"] and "*" not in lines["m1"].split()[1]
     assert "predicted, uncalibrated" in lines["a14"] and lines["a17-pro"].split()[1] == "*"
     assert png.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_every_shipped_program_on_every_chip(tmp_path: Path) -> None:
+    """`anesim sweep programs/*.yaml --chips all` covers every program on all 28 chips without an error row."""
+    programs = sorted(str(p) for p in (REPO / "programs").glob("*.yaml"))
+    assert main(["sweep", *programs, "--chips", "all", "--out", str(tmp_path), "--no-progress"]) == 0
+    rows = _rows(tmp_path / "sweep.csv")
+    assert len(rows) == len(programs) * 28
+    assert [r for r in rows if r["error"]] == []
