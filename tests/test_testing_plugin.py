@@ -60,6 +60,9 @@ def test_run_model_and_assertions(block_run) -> None:  # type: ignore[no-untyped
     assert_latency(block_run, max_s=1.0)
     with pytest.raises(AssertionError, match=r"model 'block' on m1: predicted latency .* exceeds the limit"):
         assert_latency(block_run, max_s=block_run.timing.latency_s / 2)
+    (out_name,) = block_run.outputs
+    with pytest.raises(AssertionError, match=rf"(?s)model 'block' on m1: .*output '{out_name}' \(written by task \d+ '"):
+        assert_ane_close(block_run, {out_name: block_run.outputs[out_name].astype(np.float64) * 1.5 + 1}, rtol=0.01)
     other = block_run.timing_on("a17-pro")
     assert other.latency_s > 0 and block_run.timing_on("A17 Pro") is other
 

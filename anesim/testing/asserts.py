@@ -33,11 +33,15 @@ def fp16_ulp(values: np.ndarray) -> np.ndarray:
 
 
 def _pairs(actual: Any, reference: Any) -> tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """(what, {output name: (actual, reference)}) from arrays, mappings or a ModelRun."""
+    """(what, {output label: (actual, reference)}) from arrays, mappings or a ModelRun; a label is the
+    output's name with its closing quote and, for a run, the task that wrote it."""
     what = ""
     if isinstance(actual, ModelRun):
         what = actual.describe()
+        writers = actual.output_tasks
         actual = actual.outputs
+    else:
+        writers = {}
     if isinstance(actual, Mapping):
         if not isinstance(reference, Mapping):
             if len(actual) != 1:
@@ -48,7 +52,8 @@ def _pairs(actual: Any, reference: Any) -> tuple[str, dict[str, tuple[np.ndarray
         if missing:
             raise AssertionError(f"{what or 'outputs'}: no output named {missing[0]!r}; "
                                  f"outputs are {', '.join(sorted(actual))}")
-        return what, {k: (np.asarray(actual[k]), np.asarray(reference[k])) for k in reference}
+        return what, {(f"{k}' (written by {writers[k]})" if k in writers else f"{k}'"):
+                      (np.asarray(actual[k]), np.asarray(reference[k])) for k in reference}
     return what, {"": (np.asarray(actual), np.asarray(reference))}
 
 
@@ -69,7 +74,7 @@ def assert_ane_close(actual: Any, reference: Any, *, ulp: float | None = None, r
     what, pairs = _pairs(actual, reference)
     problems = []
     for name, (act, ref) in pairs.items():
-        label = f"output '{name}'" if name else "array"
+        label = f"output '{name}" if name else "array"
         if act.shape != ref.shape:
             if act.size != ref.size:
                 problems.append(f"{label}: shape {act.shape}, reference shape {ref.shape}")

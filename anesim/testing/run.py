@@ -41,6 +41,7 @@ class ModelRun:
     outputs: dict[str, np.ndarray]
     task_stats: list[TaskOutputStats]
     timing: TimingResult
+    output_tasks: dict[str, str] = field(default_factory=dict)  # output name -> "task N 'name'" that wrote it
     _timings: dict[str, TimingResult] = field(default_factory=dict, repr=False)
 
     def timing_on(self, chip: str | ChipConfig | None = None) -> TimingResult:
@@ -80,6 +81,20 @@ def inputs_digest(inputs: Mapping[str, np.ndarray] | None) -> str:
     return h.hexdigest()
 
 
+def _trace_host_outputs(compiled: Any, writers: dict[str, str]) -> None:
+    """Name the engine task behind outputs that host operations (a reshape, say) compute from its result."""
+    producers = {h.node.output: h.node for seg in compiled.segments for h in seg.host_before}
+    producers.update({h.node.output: h.node for h in compiled.host_after})
+    for out in compiled.graph.outputs:
+        name, node, hops = out, producers.get(out), []
+        while name not in writers and node is not None and node.inputs and len(hops) < 64:
+            hops.append(node.op)
+            name = node.inputs[0]
+            node = producers.get(name)
+        if out not in writers and name in writers:
+            writers[out] = f"{writers[name]}, then host {' -> '.join(reversed(hops))}"
+
+
 def run_model(model: Any, chip: str | ChipConfig = "m1", *, inputs: Mapping[str, np.ndarray] | None = None,
               seed: int = 0, numerics: str = "exact", name: str | None = None) -> ModelRun:
     """Compile ``model`` (a file or a builder) for ``chip``, execute it and time it.
@@ -95,10 +110,19 @@ def run_model(model: Any, chip: str | ChipConfig = "m1", *, inputs: Mapping[str,
     stats: list[TaskOutputStats] = []
     counter = iter(range(1 << 30))
 
+    writers: dict[str, str] = {}
+
     def segment(program: Any, segment_feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return run_program(program, segment_feeds, config, numerics, stats=stats, segment=next(counter))
+        index = next(counter)
+        for spec in program.outputs:  # the last task writing the output's slot produced it
+            last = [t for t in program.tasks if t.result.space == "dram" and t.result.slot == spec.slot]
+            if last:
+                where = f" (segment {index})" if index else ""
+                writers[spec.name] = f"task {last[-1].index} '{last[-1].name or last[-1].index}'{where}"
+        return run_program(program, segment_feeds, config, numerics, stats=stats, segment=index)
 
     outputs = compiled.execute(feeds, segment)
+    _trace_host_outputs(compiled, writers)
     timing = anesim.simulate(compiled, config, trace=False)
     return ModelRun(name or model_name(model), model, chip_key(config), numerics, feeds,
-                    {k: np.asarray(v) for k, v in outputs.items()}, stats, timing)
+                    {k: np.asarray(v) for k, v in outputs.items()}, stats, timing, writers)
