@@ -95,10 +95,34 @@ def test_a_bad_scheduler_address_is_one_line(tmp_path: Path, capsys: pytest.Capt
 
 def test_bad_keys_fail_before_any_point_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", CONV, "--chips", "m1", "--param", "batch=1,2", "--out", str(tmp_path), "--workers", "0"]) == 2
-    assert "program parameter" in capsys.readouterr().err
+    assert "'batch' is neither a chip-file key nor a parameter of this program" in capsys.readouterr().err
     assert main(["sweep", CONV, "--chips", "m1", "--set", "ne.corez=2", "--out", str(tmp_path), "--workers", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown chip key" in err[0] and "corez" in err[0]
+
+
+BATCHED = """
+name: batched
+params: {batch: 1, c: 16}
+inputs:
+  x: {shape: ["${batch}", "$c", 8, 8]}
+ops:
+  - {op: conv2d, in: x, out: y, out_channels: "${c * 2}", kernel: 3, padding: 1, bias: true, activation: relu}
+outputs: [y]
+"""
+
+
+def test_program_parameters_are_swept(tmp_path: Path) -> None:
+    """--param batch=… sets the program file's own params: (here its batch size)."""
+    program = tmp_path / "batched.yaml"
+    program.write_text(BATCHED)
+    out = tmp_path / "out"
+    assert main(["sweep", str(program), "--chips", "m1", "--param", "batch=1,4", "--set", "cores=2", "--out",
+                 str(out), "--workers", "0", "--no-progress"]) == 0
+    rows = _rows(out / "sweep.csv")
+    assert [r["batch"] for r in rows] == ["1", "4"] and {r["ne.cores"] for r in rows} == {"2"}
+    assert int(rows[1]["macs"]) == 4 * int(rows[0]["macs"])
+    assert float(rows[1]["latency_s"]) > float(rows[0]["latency_s"])
 
 
 def test_compare_marks_predicted_chips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

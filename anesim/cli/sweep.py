@@ -9,7 +9,23 @@ from pathlib import Path
 
 from anesim.cli.output import print_table
 
-PROGRAM_KEYS = ("batch", "seq", "seq_len", "sequence", "sequence_length")  # refused with a pointer to the docs
+
+
+def _check_program_params(programs: list[str], names: list[str]) -> None:
+    """Every program declares every program parameter the sweep sets (else one error naming both)."""
+    if not names:
+        return
+    from anesim.compiler.frontends.program_file import declared_params
+    from anesim.errors import InputError
+
+    for program in programs:
+        declared = declared_params(program) if Path(program).suffix.lower() in (".yaml", ".yml") else {}
+        missing = [n for n in names if n not in declared]
+        if missing:
+            raise InputError(f"'{missing[0]}' is neither a chip-file key nor a parameter of this program", file=program,
+                             expected="a dotted chip key (ne.cores, memory.pool_bytes), clock, cores, or one of the "
+                                      f"program's params: {', '.join(declared) or 'none declared'}",
+                             found=missing[0])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a chip-file override on every point: a dotted key (ne.cores, memory.pool_bytes, "
                         "dram.peak_bytes_per_s) or clock (repeatable)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2,...",
-                   help="a swept chip-file key: one point per value (repeatable; the sweep is their product)")
+                   help="a swept key, one point per value (repeatable; the sweep is their product): a chip-file key, "
+                        "or a parameter the program files declare under params: (batch, seq, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the table and figures")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a new LocalCluster)")
     p.add_argument("--workers", type=int, default=2,
@@ -52,14 +69,10 @@ def run(args: argparse.Namespace) -> int:
     chips = resolve_chips(args.chips)
     fixed = parse_assignments(args.set, "--set", multi=False)
     swept = parse_assignments(args.param, "--param", multi=True)
-    for key in [*fixed, *swept]:
-        if key.lower() in PROGRAM_KEYS:
-            raise InputError(f"'{key}' is a program parameter, and program files have none a sweep can set yet",
-                             expected="a chip-file key (ne.cores, ne.clock_hz, memory.pool_bytes, clock, cores; "
-                                      "docs/sweep.md)", found=key)
     points = expand(list(args.programs), chips, fixed, swept)
     if points:  # an unknown key or a bad value fails here, once, rather than on every point
         apply_overrides(load_chip(points[0].chip), dict(points[0].overrides))
+        _check_program_params(list(args.programs), [k for k, _ in points[0].params])
     print(f"anesim sweep: {len(args.programs)} program(s) x {len(chips)} chip(s) x "
           f"{len(points) // max(len(args.programs) * len(chips), 1)} parameter combination(s) = {len(points)} points, "
           f"timing only", file=sys.stderr)

@@ -19,6 +19,11 @@ def canonical_key(key: str) -> str:
     return ALIASES.get(key, key)
 
 
+def is_chip_key(key: str) -> bool:
+    """Whether a sweep key names the chip configuration (dotted, or a short name) rather than a program parameter."""
+    return "." in canonical_key(key)
+
+
 def apply_overrides(chip: ChipConfig, overrides: dict[str, Any]) -> ChipConfig:
     """The chip with each dotted key's value replaced (a parameter keeps its structure and becomes
     provenance 'predicted', source 'anesim sweep override'); unknown keys and bad values raise ConfigError."""

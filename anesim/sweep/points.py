@@ -9,21 +9,22 @@ from typing import Any
 
 from anesim.chips.loader import all_chips, load_chip
 from anesim.errors import InputError
-from anesim.sweep.overrides import canonical_key, parse_value
+from anesim.sweep.overrides import canonical_key, is_chip_key, parse_value
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One simulation: a program on a chip with chip-file overrides (fixed ``--set`` and swept ``--param``)."""
+    """One simulation: a program (with its parameters) on a chip with chip-file overrides."""
 
     program: str
     chip: str  # file-style name (m1, a17-pro) or a chip file path
-    overrides: tuple[tuple[str, Any], ...] = ()
-    swept: tuple[str, ...] = field(default=())  # which override keys vary across the sweep
+    overrides: tuple[tuple[str, Any], ...] = ()  # dotted chip-config keys
+    swept: tuple[str, ...] = field(default=())  # which keys (overrides or params) vary across the sweep
+    params: tuple[tuple[str, Any], ...] = ()  # the program file's own parameters (batch, seq, …)
 
     def label(self) -> str:
         """'program on chip (key=value, …)' for progress and errors."""
-        extra = ", ".join(f"{k}={v}" for k, v in self.overrides)
+        extra = ", ".join(f"{k}={v}" for k, v in self.params + self.overrides)
         return f"{Path(self.program).stem} on {self.chip}" + (f" ({extra})" if extra else "")
 
 
@@ -65,14 +66,24 @@ def parse_assignments(items: list[str], option: str, *, multi: bool) -> dict[str
 
 def expand(programs: list[str], chips: list[str], fixed: dict[str, list[Any]] | None = None,
            swept: dict[str, list[Any]] | None = None) -> list[SweepPoint]:
-    """Every program × chip × combination of the swept values, with the fixed overrides on each."""
+    """Every program × chip × combination of the swept values, with the fixed values on each.
+
+    A key is a chip-file override when it is dotted or a short chip name (clock, cores), else a
+    parameter of the program file (its ``params:``).
+    """
     fixed = fixed or {}
     swept = swept or {}
     clash = {canonical_key(k) for k in fixed} & {canonical_key(k) for k in swept}
     if clash:
         raise InputError("a key is both --set and --param", found=", ".join(sorted(clash)))
-    base = tuple((canonical_key(k), v[0]) for k, v in fixed.items())
+    base = [(canonical_key(k), v[0]) for k, v in fixed.items()]
     keys = [canonical_key(k) for k in swept]
     combos = list(itertools.product(*swept.values())) if swept else [()]
-    return [SweepPoint(program, chip, base + tuple(zip(keys, combo)), tuple(keys))
-            for program in programs for chip in chips for combo in combos]
+    points = []
+    for program in programs:
+        for chip in chips:
+            for combo in combos:
+                values = base + list(zip(keys, combo))
+                points.append(SweepPoint(program, chip, tuple((k, v) for k, v in values if is_chip_key(k)),
+                                         tuple(keys), tuple((k, v) for k, v in values if not is_chip_key(k))))
+    return points

@@ -26,10 +26,11 @@ def run_point(point: SweepPoint) -> dict[str, Any]:
 
     start = time.perf_counter()
     row: dict[str, Any] = {"program": Path(point.program).stem, "chip": point.chip}
-    row.update({key: value for key, value in point.overrides})
+    row.update({key: value for key, value in point.params + point.overrides})
     try:
         chip = apply_overrides(load_chip(point.chip), dict(point.overrides))
-        result = simulate(compile_file(point.program, chip), chip, trace=False)
+        compiled = compile_file(point.program, chip, params=dict(point.params) or None)
+        result = simulate(compiled, chip, trace=False)
     except AnesimError as exc:
         row["error"] = str(exc)
         row["wall_s"] = time.perf_counter() - start
