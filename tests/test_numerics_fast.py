@@ -116,3 +116,8 @@ def test_execute_and_run_in_fast_mode(tmp_path: Path, capsys: pytest.CaptureFixt
         f = np.load(tmp_path / "fast" / rel).astype(np.float64)
         assert e.shape == f.shape
         assert np.max(np.abs(e - f)) <= 0.01 * np.max(np.abs(e)) + 1e-3
+
+
+def test_fast_numerics_with_timing_only_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(REPO / "programs" / "conv3x3.yaml"), "--timing-only", "--numerics", "fast"]) == 2
+    assert "--timing-only skips that run" in capsys.readouterr().err

@@ -116,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
     from anesim.timing import simulate
     from anesim.timing.trace import write_trace
 
+    if args.timing_only and args.numerics != "exact":
+        from anesim.errors import InputError
+
+        raise InputError("--numerics chooses how the functional run computes, and --timing-only skips that run",
+                         expected="one of the two", found=f"--timing-only --numerics {args.numerics}")
     chip = load_chip(args.chip)
     if anesim.is_model_file(args.file):
         target: Any = anesim.compile(args.file, chip)  # segments and host work, not just the tasks
