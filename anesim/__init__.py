@@ -86,16 +86,23 @@ def encode(program_or_decoded: Any) -> bytes:
 
 
 def execute(program: Program | CompileResult, inputs: Mapping[str, np.ndarray],
-            chip: ChipConfig | str | None = None) -> dict[str, np.ndarray]:
-    """Run a Program (or a compiled model, host work included) on named NCHW inputs."""
+            chip: ChipConfig | str | None = None, *, numerics: str = "exact") -> dict[str, np.ndarray]:
+    """Run a Program (or a compiled model, host work included) on named NCHW inputs.
+
+    ``numerics="exact"`` (the default) reproduces the engine's fp16 reduction rule bit for bit;
+    ``numerics="fast"`` sums in float32 BLAS and rounds once per output (docs/numerics.md).
+    """
     from anesim.chips import load_chip
+    from anesim.functional import check_numerics
     from anesim.functional import execute as _execute
     from anesim.program.model import Program as _Program
 
+    check_numerics(numerics)
+
     config = load_chip(chip) if isinstance(chip, str) else chip
     if isinstance(program, _Program):
-        return _execute(program, inputs, config)
-    return program.execute(inputs, lambda segment, feeds: _execute(segment, feeds, config))
+        return _execute(program, inputs, config, numerics)
+    return program.execute(inputs, lambda segment, feeds: _execute(segment, feeds, config, numerics))
 
 
 def simulate(program: Any, chip: ChipConfig | str = "m1", **options: Any) -> TimingResult:

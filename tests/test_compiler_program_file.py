@@ -178,3 +178,24 @@ def test_arbitrary_text_fails_only_with_anesim_errors(text: str) -> None:
         parse_program(data, "text.yaml")
     except AnesimError:
         pass
+
+
+PARAMETRISED = {
+    "name": "p", "params": {"batch": 1, "width": 8},
+    "inputs": {"x": {"shape": ["${batch}", 4, 4, "$width"]}},
+    "ops": [{"op": "conv2d", "in": "x", "out": "y", "out_channels": "${width // 2}", "kernel": 1}],
+    "outputs": ["y"],
+}
+
+
+def test_program_params_have_defaults_and_overrides() -> None:
+    graph = parse_program(copy.deepcopy(PARAMETRISED))
+    assert graph.inputs["x"].shape == (1, 4, 4, 8)
+    graph = parse_program(copy.deepcopy(PARAMETRISED), params={"batch": 3, "width": 16})
+    assert graph.inputs["x"].shape == (3, 4, 4, 16)
+    with pytest.raises(ProgramError, match="unknown program parameter"):
+        parse_program(copy.deepcopy(PARAMETRISED), params={"seq": 2})
+    bad = copy.deepcopy(PARAMETRISED)
+    bad["params"]["batch"] = 0
+    with pytest.raises(ProgramError, match=r"inputs.x.shape.*positive integers"):
+        parse_program(bad)

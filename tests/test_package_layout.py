@@ -77,15 +77,15 @@ def _imports_the_package_back(path: Path) -> list[int]:
 
 
 def test_no_module_below_the_api_imports_the_package_back() -> None:
-    """``import anesim`` / ``from anesim import x`` only in the package itself and the CLI.
+    """``import anesim`` / ``from anesim import x`` only in the package itself, the CLI and anesim.testing.
 
-    The command line is the API's user (it sits above the facade); every other module imports
+    The command line and the pytest plugin are the API's users (they sit above the facade); every other module imports
     the subpackage it needs (``anesim.numerics``, ``anesim.timing``, ...).
     """
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(ROOT)
-        if relative.parts[1] == "cli" or relative.name == "__main__.py" or path == PACKAGE / "__init__.py":
+        if relative.parts[1] in ("cli", "testing") or relative.name == "__main__.py" or path == PACKAGE / "__init__.py":
             continue
         offenders += [f"{relative}:{line}" for line in _imports_the_package_back(path)]
     assert not offenders, f"modules importing the top-level package: {offenders}"

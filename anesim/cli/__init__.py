@@ -14,7 +14,7 @@ from anesim.errors import AnesimError
 
 # Each module exposes register(subparsers), which adds its parser and sets func(args) -> int.
 COMMAND_MODULES = ["run", "compile", "check", "explain", "disasm", "asm", "chips", "validate", "calibrate",
-                   "roofline"]
+                   "roofline", "sweep", "compare"]
 
 EXIT_BAD_INPUT = 2
 

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--approximate", action="store_true",
                    help="run a program whose registers ask for something anesim would have to guess (a mode no "
                         "source describes), printing a warning for each guess instead of refusing it")
+    p.add_argument("--numerics", choices=("exact", "fast"), default="exact",
+                   help="functional run: 'exact' reproduces the engine's fp16 reduction bit for bit (default); "
+                        "'fast' sums in float32 BLAS, rounded once per output, not bit-exact (docs/numerics.md)")
     p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
                    help="event kernel for the timing model (results are identical; heap is the faster)")
     add_limit_options(p)
@@ -56,7 +59,7 @@ def _input_files(items: list[str]) -> dict[str, str]:
 
 
 def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, str],
-                        seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+                        seed: int, numerics: str = "exact") -> tuple[dict[str, Any], dict[str, Any]]:
     """(outputs, drawn inputs): execute with the .npy ``files`` given and seeded draws for the rest.
 
     An input that does not fit the program is an error naming its file.
@@ -79,7 +82,7 @@ def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, s
     drawn = {k: v for k, v in draw_inputs(wanted, seed, _source(target, program) or None).items() if k not in inputs}
     inputs.update(drawn)
     try:
-        return anesim.execute(target, inputs, chip), drawn
+        return anesim.execute(target, inputs, chip, numerics=numerics), drawn
     except InputError as exc:  # a value check on one of the user's arrays: point at its file
         named = [n for n in files if exc.file is None and exc.problem.startswith(f"input '{n}'")]
         if not named:
@@ -113,8 +116,9 @@ def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) 
     import numpy as np
 
     seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
-    outputs, drawn = execute_with_inputs(target, program, chip, _input_files(args.input), seed)
-    notes = []
+    outputs, drawn = execute_with_inputs(target, program, chip, _input_files(args.input), seed, args.numerics)
+    notes = [] if args.numerics == "exact" else [
+        f"numerics '{args.numerics}': not bit-exact, see docs/numerics.md for the measured deviation"]
     if drawn and args.random_inputs is None:
         notes.append(f"inputs not given with --input were drawn with seed {seed} "
                      f"({', '.join(drawn)}); --random-inputs SEED picks another seed")
@@ -145,6 +149,11 @@ def run(args: argparse.Namespace) -> int:
     from anesim.timing import simulate
     from anesim.timing.trace import write_trace
 
+    if args.timing_only and args.numerics != "exact":
+        from anesim.errors import InputError
+
+        raise InputError("--numerics chooses how the functional run computes, and --timing-only skips that run",
+                         expected="one of the two", found=f"--timing-only --numerics {args.numerics}")
     chip = load_chip(args.chip)
     if anesim.is_model_file(args.file):
         target: Any = anesim.compile(args.file, chip)  # segments and host work, not just the tasks

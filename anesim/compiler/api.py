@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from anesim.chips import ChipConfig, load_chip
 from anesim.compiler.lowering.capability import limits_of, place
@@ -94,14 +95,19 @@ def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = No
     return result
 
 
-def load_graph(path: str | Path) -> Graph:
-    """Read a model file into a graph: a program YAML, ONNX, Core ML or an ANE netplist."""
+def load_graph(path: str | Path, params: dict[str, Any] | None = None) -> Graph:
+    """Read a model file into a graph: a program YAML, ONNX, Core ML or an ANE netplist.
+
+    ``params`` set a program file's named parameters (its ``params:``); other formats have none.
+    """
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix in (".yaml", ".yml"):
         from anesim.compiler.frontends.program_file import load_program_file
 
-        return load_program_file(file)
+        return load_program_file(file, params)
+    if params:
+        raise UnsupportedError("only program files take parameters", file=file, found=", ".join(params))
     if suffix == ".onnx":
         from anesim.compiler.frontends.onnx import load_onnx
 
@@ -119,7 +125,8 @@ def load_graph(path: str | Path) -> Graph:
 
 
 def compile_file(path: str | Path, chip: ChipConfig | str, *, cores: int | None = None,
-                 chain: bool = True) -> CompileResult:
-    """Compile a model file (program YAML, ONNX, Core ML, netplist) for a chip."""
-    graph = load_graph(path)
+                 chain: bool = True, params: dict[str, Any] | None = None) -> CompileResult:
+    """Compile a model file (program YAML, ONNX, Core ML, netplist) for a chip; ``params`` set a
+    program file's parameters."""
+    graph = load_graph(path, params)
     return compile_graph(graph, chip, cores=cores, chain=chain)

@@ -180,20 +180,26 @@ class CompileResult:
         if missing:
             raise InputError(f"missing input '{missing[0]}'", file=self.graph.source or None,
                              expected=f"shape {self.graph.inputs[missing[0]].shape}")
-        for name, const in self.graph.constants.items():
-            env.setdefault(name, const.data.array())
+        constants = self.graph.constants
+
+        def value(name: str) -> np.ndarray:
+            # constants are drawn only when host work or a segment reads them: the engine's
+            # tasks carry their own weights, and drawing all of a ResNet-50's again costs seconds
+            if name not in env and name in constants:
+                env[name] = constants[name].data.array()
+            return env[name]
 
         def run_host(ops: list[HostOp]) -> None:
             for h in ops:
-                args = [np.asarray(env[i], np.float32) for i in h.node.inputs]
+                args = [np.asarray(value(i), np.float32) for i in h.node.inputs]
                 env[h.node.output] = run_node(h.node, args).astype(np.float16)
 
         for seg in self.segments:
             run_host(seg.host_before)
-            feeds = {t.name: env[t.name] for t in seg.program.inputs if t.name in env}
+            feeds = {t.name: value(t.name) for t in seg.program.inputs if t.name in env or t.name in constants}
             env.update(run_program(seg.program, feeds))
         run_host(self.host_after)
-        return {name: env[name] for name in self.graph.outputs}
+        return {name: value(name) for name in self.graph.outputs}
 
 
 def segment_program(program: Program, index: int, start: int, end: int) -> Program:

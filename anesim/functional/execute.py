@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -10,8 +11,11 @@ import numpy as np
 from anesim.chips.schema import ChipConfig
 from anesim.errors import AnesimError, InputError, ProgramError
 from anesim.functional.memory import Memory
+from anesim.functional.stats import TaskOutputStats, task_output_stats
 from anesim.functional.tasks import as_fp16_bits, from_fp16_bits, mac_rules, run_task
 from anesim.limits import check_bytes, check_work, tensor_bytes
+from anesim.numerics import NUMERICS_MODES
+from anesim.numerics.fast import blas_owns_cores
 from anesim.program.kernels import gather_weights
 from anesim.program.model import NUMPY_DTYPES, Program, Task, TensorSpec
 
@@ -55,8 +59,24 @@ def check_inputs(program: Program, inputs: Mapping[str, object]) -> dict[str, np
     return {name: _coerce(specs[name], inputs[name]) for name in specs}
 
 
-def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None) -> dict[str, np.ndarray]:
-    """Run a program on inputs (name → array, logical NCHW); return its outputs by name."""
+def check_numerics(mode: str) -> str:
+    """``mode`` if it names a numerics mode ("exact" or "fast"), else an InputError."""
+    if mode not in NUMERICS_MODES:
+        raise InputError("unknown numerics mode", expected=f"one of {', '.join(NUMERICS_MODES)}",
+                         found=repr(mode))
+    return mode
+
+
+def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None,
+            numerics: str = "exact", *, stats: list[TaskOutputStats] | None = None,
+            segment: int = 0) -> dict[str, np.ndarray]:
+    """Run a program on inputs (name → array, logical NCHW); return its outputs by name.
+
+    ``numerics="fast"`` sums convolutions and products in float32 BLAS and rounds once per
+    output instead of per tile addition: not bit-exact, measured in docs/numerics.md.
+    Given a list, ``stats`` receives one :class:`TaskOutputStats` per task (tagged ``segment``).
+    """
+    check_numerics(numerics)
     values = check_inputs(program, inputs)
     check_work(sum(t.macs + t.result.elements * max(len(t.sources), 1) for t in program.tasks),
                file=program.source or None, field=f"the {len(program.tasks)} tasks' multiply-accumulates and elements",
@@ -66,18 +86,21 @@ def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | N
     for spec in program.inputs:
         memory.write(spec.layout(), values[spec.name], what=f"input '{spec.name}'")
     rules = mac_rules(program.generation)
-    for task in program.tasks:
-        what = f"task {task.index}"
-        sources = [as_fp16_bits(memory.read(src, what=f"{what} source {i + 1}"))
-                   for i, src in enumerate(task.sources)]
-        try:
-            result = run_task(_with_runtime_weights(task, memory), sources, rules)
-        except AnesimError as exc:  # the kernels know the task, not the file: say both
-            if exc.file:
-                raise
-            raise type(exc)(exc.problem, file=program.source or None, where=exc.where or what,
-                            expected=exc.expected, found=exc.found) from None
-        memory.write(task.result, from_fp16_bits(result, task.result.dtype), what=f"{what} result")
+    with blas_owns_cores() if numerics == "fast" else nullcontext():
+        for task in program.tasks:
+            what = f"task {task.index}"
+            sources = [as_fp16_bits(memory.read(src, what=f"{what} source {i + 1}"))
+                       for i, src in enumerate(task.sources)]
+            try:
+                result = run_task(_with_runtime_weights(task, memory), sources, rules, numerics)
+            except AnesimError as exc:  # the kernels know the task, not the file: say both
+                if exc.file:
+                    raise
+                raise type(exc)(exc.problem, file=program.source or None, where=exc.where or what,
+                                expected=exc.expected, found=exc.found) from None
+            if stats is not None:
+                stats.append(task_output_stats(task, result, segment))
+            memory.write(task.result, from_fp16_bits(result, task.result.dtype), what=f"{what} result")
     outputs: dict[str, np.ndarray] = {}
     for spec in program.outputs:
         stored = memory.read(spec.layout(), what=f"output '{spec.name}'")

@@ -8,13 +8,14 @@ whole tensor kept beside the pool bytes, keyed by its pool offset (docs/function
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from anesim.errors import ProgramError
 from anesim.limits import check_bytes
-from anesim.program.model import DTYPE_BYTES, Layout, Program
+from anesim.program.model import DTYPE_BYTES, Layout, Program, Slot
 
 # Element dtype of each tensor format in memory; fp16 travels as its uint16 bit pattern.
 STORAGE_DTYPES: dict[str, np.dtype] = {
@@ -22,11 +23,50 @@ STORAGE_DTYPES: dict[str, np.dtype] = {
 }
 
 
+class SlotBuffers(MutableMapping[int, np.ndarray]):
+    """A program's DRAM slots, each allocated (and filled from its constant data) when first used.
+
+    A compiled program's kernel slot holds every weight packed per core for the kernel DMA; the
+    tasks carry the same weights unpacked, so a run that never reads the slot never packs it.
+    """
+
+    def __init__(self, slots: Mapping[int, Slot]) -> None:
+        self._slots = dict(slots)
+        self._buffers: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        buf = self._buffers.get(index)
+        if buf is None:
+            slot = self._slots[index]  # KeyError for a slot the program does not bind
+            buf = np.zeros(slot.size_bytes, dtype=np.uint8)
+            if slot.data is not None:
+                data = np.frombuffer(slot.data, dtype=np.uint8)
+                buf[: min(len(data), len(buf))] = data[: len(buf)]
+            self._buffers[index] = buf
+        return buf
+
+    def __setitem__(self, index: int, buf: np.ndarray) -> None:
+        self._buffers[index] = buf
+
+    def __delitem__(self, index: int) -> None:
+        self._buffers.pop(index, None)
+        del self._slots[index]
+
+    def __contains__(self, index: object) -> bool:
+        return index in self._slots or index in self._buffers
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(set(self._slots) | set(self._buffers)))
+
+    def __len__(self) -> int:
+        return len(set(self._slots) | set(self._buffers))
+
+
 @dataclass
 class Memory:
     """The bytes a program can address: one array per DRAM slot and the on-chip pool."""
 
-    slots: dict[int, np.ndarray]
+    slots: MutableMapping[int, np.ndarray]
     pool: np.ndarray
     source: str = ""
     streams: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # pool offset -> tile
@@ -34,17 +74,10 @@ class Memory:
 
     @staticmethod
     def for_program(program: Program, pool_bytes: int) -> Memory:
-        """Allocate every slot (filled from constant data where the program ships it) and the pool."""
+        """The program's slots (each allocated and filled from its constant data on first use) and the pool."""
         check_bytes(sum(s.size_bytes for s in program.slots.values()) + pool_bytes, file=program.source or None,
                     field="buffer slots and on-chip pool")
-        slots: dict[int, np.ndarray] = {}
-        for index, slot in program.slots.items():
-            buf = np.zeros(slot.size_bytes, dtype=np.uint8)
-            if slot.data is not None:
-                data = np.frombuffer(slot.data, dtype=np.uint8)
-                buf[: min(len(data), len(buf))] = data[: len(buf)]
-            slots[index] = buf
-        return Memory(slots, np.zeros(pool_bytes, dtype=np.uint8), program.source)
+        return Memory(SlotBuffers(program.slots), np.zeros(pool_bytes, dtype=np.uint8), program.source)
 
     def _buffer(self, layout: Layout, what: str) -> np.ndarray:
         if layout.space == "pool":

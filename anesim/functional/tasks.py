@@ -73,7 +73,8 @@ def _weights_from_source(planes: np.ndarray, groups: int) -> np.ndarray:
     return weights_from_source(planes, groups)
 
 
-def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacRules) -> np.ndarray:
+def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacRules,
+              mode: str = "exact") -> np.ndarray:
     """The MAC array: convolution (or a pass-through), then bias, post-scale and nonlinearity."""
     if ne.op == "conv":
         if ne.kernel is not None:
@@ -84,6 +85,7 @@ def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacR
             raise UnsupportedError("a convolution task with neither a kernel nor a weight source")
         y = numerics.conv2d(
             x[None], weights, None, ne.stride_hw, ne.padding_tblr, ne.dilation_hw, ne.groups, rules=rules,
+            mode=mode,
         )[0]
     elif ne.op == "elementwise":
         if second is None:
@@ -148,13 +150,17 @@ def _planar_stage(pe: PlanarStage, a: np.ndarray, b: np.ndarray | None) -> np.nd
     return y
 
 
-def run_task(task: Task, sources: list[np.ndarray], rules: MacRules) -> np.ndarray:
-    """fp16 bits of a task's result, (channels, height, width), from its sources' fp16 bits."""
+def run_task(task: Task, sources: list[np.ndarray], rules: MacRules, mode: str = "exact") -> np.ndarray:
+    """fp16 bits of a task's result, (channels, height, width), from its sources' fp16 bits.
+
+    ``mode`` is the numerics mode of the MAC reductions: "exact" (the engine's rule, bit for bit)
+    or "fast" (float32 BLAS sums, rounded once per output; docs/numerics.md).
+    """
     x = sources[0]
     second = sources[1] if len(sources) > 1 else None
     y = x
     if task.ne is not None:
-        y = _ne_stage(task.ne, x, second, rules)
+        y = _ne_stage(task.ne, x, second, rules, mode)
         consumed = task.ne.op == "elementwise" or (task.ne.op == "conv" and task.ne.kernel is None)
         second = None if consumed else second
     if task.planar is not None:

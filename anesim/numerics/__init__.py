@@ -9,9 +9,13 @@ assumptions behind them.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import numpy as np
 
 from anesim.numerics.conv import conv2d as _conv2d
+from anesim.numerics.fast import MODES as NUMERICS_MODES
+from anesim.numerics.fast import blas_owns_cores
 from anesim.numerics.fp16 import PATH as FP16_PATH
 from anesim.numerics.fp16 import f16_to_f32, f32_to_f16, from_bits, to_bits
 from anesim.numerics.lut import BUILDERS as LUT_BUILDERS
@@ -46,6 +50,11 @@ def _padding(p: Padding) -> tuple[int, int, int, int]:
     raise ValueError(f"padding {p!r}: give an int, (h, w) or (top, bottom, left, right)")
 
 
+def _kernel_threads(mode: str) -> AbstractContextManager[None]:
+    """The fast mode's thread arrangement around BLAS (:func:`.fast.blas_owns_cores`), else nothing."""
+    return blas_owns_cores() if mode == "fast" else nullcontext()
+
+
 def _bits(x: np.ndarray) -> np.ndarray:
     """fp16 bit patterns of an fp16 array (uint16 passes through, float16 is viewed)."""
     arr = np.asarray(x)
@@ -55,9 +64,14 @@ def _bits(x: np.ndarray) -> np.ndarray:
 
 
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,
-           post_scale: np.ndarray | float | None = None, rules: MacRules = M1_RULES) -> np.ndarray:
-    """fp16 bits of ``a @ b`` (…, M, K) @ (…, K, N) on the MAC array, then scale and bias per column."""
-    y = _matmul(_bits(a), _bits(b), rules)
+           post_scale: np.ndarray | float | None = None, rules: MacRules = M1_RULES,
+           mode: str = "exact") -> np.ndarray:
+    """fp16 bits of ``a @ b`` (…, M, K) @ (…, K, N) on the MAC array, then scale and bias per column.
+
+    ``mode="fast"`` sums in float32 BLAS instead of under the tile rule (not bit-exact).
+    """
+    with _kernel_threads(mode):
+        y = _matmul(_bits(a), _bits(b), rules, mode)
     if bias is None and post_scale is None:
         return y
     return scale_bias(y, post_scale, None if bias is None else _bits(bias), axis=y.ndim - 1)
@@ -65,28 +79,32 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,
 
 def inner_product(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
                   post_scale: np.ndarray | float | None = None,
-                  rules: MacRules = M1_RULES) -> np.ndarray:
+                  rules: MacRules = M1_RULES, mode: str = "exact") -> np.ndarray:
     """fp16 bits of a fully connected layer: x (N, Cin), w (Cout, Cin) → (N, Cout)."""
-    return matmul(x, np.ascontiguousarray(_bits(w).T), bias, post_scale, rules)
+    return matmul(x, np.ascontiguousarray(_bits(w).T), bias, post_scale, rules, mode)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
            stride: int | Pair = 1, padding: Padding = 0, dilation: int | Pair = 1,
            groups: int = 1, post_scale: np.ndarray | float | None = None,
-           rules: MacRules = M1_RULES, pad_value: float = 0.0) -> np.ndarray:
-    """fp16 bits of a grouped 2-D convolution x (N,C,H,W) * w (O,C/groups,kh,kw), then scale, bias."""
+           rules: MacRules = M1_RULES, pad_value: float = 0.0, mode: str = "exact") -> np.ndarray:
+    """fp16 bits of a grouped 2-D convolution x (N,C,H,W) * w (O,C/groups,kh,kw), then scale, bias.
+
+    ``mode="fast"`` sums in float32 BLAS instead of under the tile rule (not bit-exact).
+    """
     xb = _bits(x)
     if xb.ndim == 3:
         xb = xb[None]
-    y = _conv2d(xb, _bits(w), _pair(stride), _padding(padding), _pair(dilation), groups, rules,
-                pad_value)
+    with _kernel_threads(mode):
+        y = _conv2d(xb, _bits(w), _pair(stride), _padding(padding), _pair(dilation), groups, rules,
+                    pad_value, mode)
     if bias is None and post_scale is None:
         return y
     return scale_bias(y, post_scale, None if bias is None else _bits(bias), axis=1)
 
 
 __all__ = [
-    "BINARY_OPS", "FP16_PATH", "IEEE_PORT_RULES", "LUT_BUILDERS", "Lut", "M1_RULES", "MacRules",
+    "BINARY_OPS", "FP16_PATH", "NUMERICS_MODES", "IEEE_PORT_RULES", "LUT_BUILDERS", "Lut", "M1_RULES", "MacRules",
     "TILE_LANES", "UNARY_OPS", "apply_lut", "builtin_lut", "conv2d", "crop_gain_stage",
     "depalettize", "dequantize", "desparsify", "elementwise", "f16_to_f32", "f32_to_f16",
     "from_bits", "inner_product", "leaky_relu", "matmul", "pool", "quantize", "scale_bias",

@@ -9,9 +9,12 @@ accumulator crossed the threshold in both directions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from anesim.numerics import _mackernels as kernels
+from anesim.numerics.fast import check_mode, operand_fast, reduce_grouped_fast
 from anesim.numerics.fp16 import USE_F16C
 from anesim.numerics.rules import M1_RULES, TILE_LANES, MacRules
 
@@ -112,8 +115,17 @@ def reduce_grouped(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> 
     return port_round(reduce_grouped_f32(a, b, rules), rules)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarray:
+def mode_kernels(mode: str = "exact") -> tuple[Callable[[np.ndarray, MacRules], np.ndarray],
+                                                Callable[[np.ndarray, np.ndarray, MacRules], np.ndarray]]:
+    """(operand conversion, reduction to fp16 bits) of a numerics mode: the exact rule or fast."""
+    if check_mode(mode) == "exact":
+        return mac_operand, reduce_grouped
+    return operand_fast, reduce_grouped_fast
+
+
+def matmul(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES, mode: str = "exact") -> np.ndarray:
     """fp16 bits of ``a @ b`` for fp16 bit arrays (..., M, K) and (..., K, N), batch broadcast."""
+    operand, reduce = mode_kernels(mode)
     a = np.asarray(a, dtype=np.uint16)
     b = np.asarray(b, dtype=np.uint16)
     vector_a = a.ndim == 1
@@ -125,9 +137,9 @@ def matmul(a: np.ndarray, b: np.ndarray, rules: MacRules = M1_RULES) -> np.ndarr
     batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     m, k = a2.shape[-2:]
     n = b2.shape[-1]
-    av = np.broadcast_to(mac_operand(a2, rules), batch + (m, k)).reshape(-1, m, k)
-    bv = np.broadcast_to(mac_operand(b2, rules), batch + (k, n)).reshape(-1, k, n)
-    out = reduce_grouped(av, bv, rules).reshape(batch + (m, n))
+    av = np.broadcast_to(operand(a2, rules), batch + (m, k)).reshape(-1, m, k)
+    bv = np.broadcast_to(operand(b2, rules), batch + (k, n)).reshape(-1, k, n)
+    out = reduce(av, bv, rules).reshape(batch + (m, n))
     if vector_a:
         out = out[..., 0, :]
     if vector_b:

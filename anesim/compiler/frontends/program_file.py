@@ -21,8 +21,10 @@
           - {op: relu, in: "c${i}", out: "c${i+1}"}
     outputs: [c2]
 
-Values ``$name`` and ``${expression}`` are substituted from block parameters and loop variables
-(``+ - * / // %`` on numbers). An op without ``in:`` reads the previous op's output. Weights are
+Values ``$name`` and ``${expression}`` are substituted from block parameters, loop variables and
+the program's own ``params:`` (named numbers with defaults, visible everywhere, input shapes
+included; ``load_program_file(path, params={"batch": 4})`` overrides them) (``+ - * / // %`` on
+numbers). An op without ``in:`` reads the previous op's output. Weights are
 generated from the file's seed and the op's name unless given (``weights: {init: normal,
 std: 0.02}``, or the name of a constant). Every error names the file and the key path.
 """
@@ -57,7 +59,7 @@ class _Strict(BaseModel):
 class InputModel(_Strict):
     """An input tensor."""
 
-    shape: list[int] = Field(min_length=1, max_length=4)
+    shape: list[int | str] = Field(min_length=1, max_length=4)  # a string: an expression of the params
     dtype: str = "fp16"
 
 
@@ -88,6 +90,7 @@ class ProgramModel(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
     seed: int = 0
+    params: dict[str, int | float] = Field(default_factory=dict)  # named numbers, overridable when loading
     inputs: dict[str, InputModel] = Field(min_length=1)
     constants: dict[str, ConstantModel] = Field(default_factory=dict)
     blocks: dict[str, BlockModel] = Field(default_factory=dict)
@@ -123,9 +126,10 @@ def _path(parts: tuple[Any, ...]) -> str:
 class _Expander:
     """Expands blocks and repeats into builder calls, tracking key paths for errors."""
 
-    def __init__(self, model: ProgramModel, file: str) -> None:
+    def __init__(self, model: ProgramModel, file: str, params: dict[str, Any] | None = None) -> None:
         self.model = model
         self.file = file
+        self.params = {**model.params, **(params or {})}  # visible in every block, under its own names
         self.builder = Builder(model.name, seed=model.seed, source=file)
         self.count = 0
 
@@ -147,10 +151,12 @@ class _Expander:
             if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
                 return node.value
             if isinstance(node, ast.Name):
-                if node.id not in env:
-                    raise self.error(key, "unknown name in expression", ctx, found=repr(node.id),
-                                     expected="a block parameter or loop variable")
-                return env[node.id]
+                if node.id in env:
+                    return env[node.id]
+                if node.id in self.params:
+                    return self.params[node.id]
+                raise self.error(key, "unknown name in expression", ctx, found=repr(node.id),
+                                 expected="a block parameter, loop variable or program parameter")
             if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
                 left, right = walk(node.left), walk(node.right)
                 if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
@@ -193,9 +199,10 @@ class _Expander:
             if spec.dtype not in ("fp16", "uint8"):
                 raise self.error(f"inputs.{name}.dtype", "program inputs must be fp16 or uint8",
                                  found=repr(spec.dtype))
-            if any(d <= 0 for d in spec.shape):
-                raise self.error(f"inputs.{name}.shape", "dimensions must be positive", found=spec.shape)
-            self._guard(f"inputs.{name}", lambda n=name, s=spec: b.input(n, s.shape, s.dtype))
+            shape = [self.subst(d, {}, f"inputs.{name}.shape[{i}]", "") for i, d in enumerate(spec.shape)]
+            if any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
+                raise self.error(f"inputs.{name}.shape", "dimensions must be positive integers", found=shape)
+            self._guard(f"inputs.{name}", lambda n=name, s=spec, sh=shape: b.input(n, sh, s.dtype))
         for name, spec in self.model.constants.items():
             self._constant(name, spec)
         scope = Scope(None, "", {})
@@ -470,8 +477,8 @@ def _validation_error(exc: ValidationError, file: str) -> ProgramError:
     return ProgramError(problem, file=file, where=f"key '{_path(loc)}'" if loc else None, found=found_text)
 
 
-def parse_program(data: Any, file: str = "<program>") -> Graph:
-    """Validate a parsed program mapping and build its graph."""
+def parse_program(data: Any, file: str = "<program>", params: dict[str, Any] | None = None) -> Graph:
+    """Validate a parsed program mapping and build its graph, ``params`` overriding the file's ``params:``."""
     if not isinstance(data, dict):
         raise ProgramError("a program file must be a mapping of keys", file=file,
                            expected="a YAML mapping", found=type(data).__name__)
@@ -479,11 +486,25 @@ def parse_program(data: Any, file: str = "<program>") -> Graph:
         model = ProgramModel.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc, file) from None
-    return _Expander(model, file).run()
+    for name, value in (params or {}).items():
+        if name not in model.params:
+            raise ProgramError("unknown program parameter", file=file, where="key 'params'",
+                               expected=", ".join(model.params) or "none (the file declares no params)",
+                               found=repr(name))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProgramError(f"program parameter '{name}' must be a number", file=file, found=repr(value))
+    return _Expander(model, file, params).run()
 
 
-def load_program_file(path: str | Path) -> Graph:
-    """Read, validate and expand a program YAML file into a graph."""
+def load_program_file(path: str | Path, params: dict[str, Any] | None = None) -> Graph:
+    """Read, validate and expand a program YAML file into a graph (``params`` override its ``params:``)."""
     file = Path(path)
     data = read_yaml(file, ProgramError, "program file")
-    return parse_program(data, str(path))
+    return parse_program(data, str(path), params)
+
+
+def declared_params(path: str | Path) -> dict[str, int | float]:
+    """The ``params:`` a program file declares, with their defaults (without expanding the program)."""
+    data = read_yaml(Path(path), ProgramError, "program file")
+    raw = data.get("params", {}) if isinstance(data, dict) else {}
+    return dict(raw) if isinstance(raw, dict) else {}

@@ -1,0 +1,145 @@
+"""anesim sweep and compare: points, overrides, the table and figures, a sweep on a Dask cluster."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import pytest
+
+from anesim.chips import load_chip
+from anesim.cli import main
+from anesim.errors import ConfigError, InputError
+from anesim.sweep import expand, parse_assignments, resolve_chips, run_point
+from anesim.sweep.overrides import apply_overrides, parse_value
+
+REPO = Path(__file__).resolve().parents[1]
+CONV = str(REPO / "programs" / "conv3x3.yaml")
+GEMM = str(REPO / "programs" / "gemm_512.yaml")
+
+
+def test_values_and_assignments() -> None:
+    assert parse_value("8") == 8 and parse_value("1.4e9") == 1.4e9 and parse_value("8MiB") == 8 * 2**20
+    assert parse_value("1.2GHz") == 1.2e9 and parse_value("true") is True
+    assert parse_assignments(["cores=2,4"], "--param", multi=True) == {"cores": [2, 4]}
+    with pytest.raises(InputError, match="bad --set"):
+        parse_assignments(["cores"], "--set", multi=False)
+    with pytest.raises(InputError, match="both --set and --param"):
+        expand([CONV], ["m1"], {"clock": [1e9]}, {"ne.clock_hz": [1e9, 2e9]})
+
+
+def test_points_are_the_product() -> None:
+    points = expand([CONV, GEMM], ["m1", "m5"], {"clock": [1.0e9]}, {"cores": [1, 2, 4]})
+    assert len(points) == 2 * 2 * 3
+    assert points[0].overrides == (("ne.clock_hz", 1.0e9), ("ne.cores", 1)) and points[0].swept == ("ne.cores",)
+    assert len(resolve_chips("all")) == 28 and resolve_chips("M1,A17 Pro") == ["m1", "a17-pro"]
+    with pytest.raises(ConfigError, match="unknown chip"):
+        resolve_chips("m1,m99")
+
+
+def test_overrides_change_the_chip_and_its_timing() -> None:
+    m1 = load_chip("m1")
+    two = apply_overrides(m1, {"cores": 2, "memory.pool_bytes": 8 * 2**20})
+    assert two.ne.cores.value == 2 and two.memory.pool_bytes.value == 8 * 2**20
+    assert two.ne.cores.provenance == "predicted" and m1.ne.cores.value == 4
+    with pytest.raises(ConfigError, match="unknown chip key"):
+        apply_overrides(m1, {"ne.corez": 2})
+    with pytest.raises(ConfigError, match="bad override value"):
+        apply_overrides(m1, {"ne.cores": -1})
+    slow, fast = (run_point(p) for p in expand([CONV], ["m1"], None, {"clock": [0.5e9, 1.0e9]}))
+    assert slow["latency_s"] > fast["latency_s"] and slow["ne.clock_hz"] == 0.5e9 and not slow["error"]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_in_process_writes_the_table_and_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sweep"
+    assert main(["sweep", CONV, "--chips", "m1,a14", "--param", "cores=2,4", "--out", str(out), "--workers", "0",
+                 "--no-progress"]) == 0
+    rows = _rows(out / "sweep.csv")
+    assert len(rows) == 4 and {r["chip"] for r in rows} == {"m1", "a14"} and all(not r["error"] for r in rows)
+    assert {r["ne.cores"] for r in rows} == {"2", "4"}
+    for name in ("latency_by_chip.png", "roofline.png", "scaling.png"):
+        assert (out / name).stat().st_size > 1000
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_sweep_on_a_dask_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A LocalCluster started here; the sweep connects to its address with --scheduler."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster:
+        out = tmp_path / "dask"
+        assert main(["sweep", CONV, GEMM, "--chips", "m1,m5", "--out", str(out), "--scheduler",
+                     cluster.scheduler_address, "--no-progress"]) == 0
+    rows = _rows(out / "sweep.csv")
+    assert [(r["program"], r["chip"]) for r in rows] == [("conv3x3", "m1"), ("conv3x3", "m5"),
+                                                         ("gemm_512", "m1"), ("gemm_512", "m5")]
+    assert all(float(r["latency_s"]) > 0 for r in rows)
+    local = run_point(expand([GEMM], ["m5"])[0])
+    assert float(rows[3]["latency_s"]) == pytest.approx(local["latency_s"], rel=0, abs=0)
+
+
+def test_a_bad_scheduler_address_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("anesim.sweep.runner.CONNECT_TIMEOUT_S", 1.0)
+    assert main(["sweep", CONV, "--chips", "m1", "--out", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9",
+                 "--no-progress"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_bad_keys_fail_before_any_point_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", CONV, "--chips", "m1", "--param", "batch=1,2", "--out", str(tmp_path), "--workers", "0"]) == 2
+    assert "'batch' is neither a chip-file key nor a parameter of this program" in capsys.readouterr().err
+    assert main(["sweep", CONV, "--chips", "m1", "--set", "ne.corez=2", "--out", str(tmp_path), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown chip key" in err[0] and "corez" in err[0]
+
+
+BATCHED = """
+name: batched
+params: {batch: 1, c: 16}
+inputs:
+  x: {shape: ["${batch}", "$c", 8, 8]}
+ops:
+  - {op: conv2d, in: x, out: y, out_channels: "${c * 2}", kernel: 3, padding: 1, bias: true, activation: relu}
+outputs: [y]
+"""
+
+
+def test_program_parameters_are_swept(tmp_path: Path) -> None:
+    """--param batch=… sets the program file's own params: (here its batch size)."""
+    program = tmp_path / "batched.yaml"
+    program.write_text(BATCHED)
+    out = tmp_path / "out"
+    assert main(["sweep", str(program), "--chips", "m1", "--param", "batch=1,4", "--set", "cores=2", "--out",
+                 str(out), "--workers", "0", "--no-progress"]) == 0
+    rows = _rows(out / "sweep.csv")
+    assert [r["batch"] for r in rows] == ["1", "4"] and {r["ne.cores"] for r in rows} == {"2"}
+    assert int(rows[1]["macs"]) == 4 * int(rows[0]["macs"])
+    assert float(rows[1]["latency_s"]) > float(rows[0]["latency_s"])
+
+
+def test_compare_marks_predicted_chips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "compare.png"
+    assert main(["compare", CONV, "--chips", "m1,a14,a17-pro", "-o", str(png)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("m1", "a14", "a17-pro"))}
+    assert "validated" in lines["m1"] and "*" not in lines["m1"].split()[1]
+    assert "predicted, uncalibrated" in lines["a14"] and lines["a17-pro"].split()[1] == "*"
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_every_shipped_program_on_every_chip(tmp_path: Path) -> None:
+    """`anesim sweep programs/*.yaml --chips all` covers every program on all 28 chips without an error row."""
+    programs = sorted(str(p) for p in (REPO / "programs").glob("*.yaml"))
+    assert main(["sweep", *programs, "--chips", "all", "--out", str(tmp_path), "--no-progress"]) == 0
+    rows = _rows(tmp_path / "sweep.csv")
+    assert len(rows) == len(programs) * 28
+    assert [r for r in rows if r["error"]] == []
