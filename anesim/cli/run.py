@@ -31,8 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--random-inputs", type=int, metavar="SEED", help="seed for the inputs not given with --input (default 0)")
     p.add_argument("--out", metavar="DIR", help="write output tensors of the functional run as DIR/NAME.npy")
     p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
-    p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
-                   help="event kernel for the timing model (results are identical; heap is the faster)")
     p.set_defaults(func=run)
 
 
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         program = target.program
     else:
         program = target = anesim.load(args.file, sidecar=args.sidecar)
-    result = simulate(target, chip, loop=args.loop, trace=bool(args.trace))
+    result = simulate(target, chip, trace=bool(args.trace))
     notes: list[str] = []
     if args.trace:
         fmt = write_trace(result, args.trace)

@@ -14,9 +14,7 @@ the same at every start and end as a full recomputation would do, so the times a
 from __future__ import annotations
 
 import math
-from typing import Any
-
-from anesim.timing.loop import Loop
+from simpy import Environment, Event, Timeout
 
 _EPS_CYCLES = 1e-9
 _INF = float("inf")
@@ -27,23 +25,23 @@ class _Flow:
 
     __slots__ = ("bw", "stream", "nbytes", "remaining_bytes", "done", "start", "rate", "bit")
 
-    def __init__(self, bw: SharedBandwidth, stream: str, nbytes: float, done: Any, bit: int) -> None:
+    def __init__(self, bw: SharedBandwidth, stream: str, nbytes: float, done: Event, bit: int) -> None:
         self.bw = bw
         self.stream = stream
         self.nbytes = nbytes
         self.remaining_bytes = nbytes
-        self.done = done  # loop event fired at completion
+        self.done = done  # fired at completion
         self.start = 0.0
         self.rate = 0.0  # bytes per cycle
         self.bit = bit  # this stream's unit in the packed per-stream flow counts
 
-    def __call__(self) -> None:
+    def __call__(self, _event: Event | None = None) -> None:
         """Start: charge the flows in flight up to now, join them and re-rate."""
         bw = self.bw
         if self.nbytes <= 0:
             self.done.succeed()
             return
-        now = bw.loop.now
+        now = bw.env.now
         flows = bw._flows
         dt = now - bw._last_update
         if dt > 0 and flows:
@@ -69,7 +67,7 @@ class _Flow:
             return  # the wake-up already due is still the right one
         token = bw._token = bw._token + 1
         bw._wake_at = wake_at
-        bw.loop.call_later(soonest, _Wake(bw, token))
+        Timeout(bw.env, soonest).callbacks.append(_Wake(bw, token))  # type: ignore[union-attr]
 
 
 class _Wake:
@@ -81,7 +79,7 @@ class _Wake:
         self.bw = bw
         self.token = token
 
-    def __call__(self) -> None:
+    def __call__(self, _event: Event) -> None:
         bw = self.bw
         if self.token == bw._token:
             bw._wake()
@@ -94,9 +92,9 @@ class SharedBandwidth:
     """A bandwidth pool with per-stream ceilings (bytes per cycle) under a shared peak."""
 
     def __init__(
-        self, loop: Loop, peak_bytes_per_cycle: float, ceilings_bytes_per_cycle: dict[str, float],
+        self, env: Environment, peak_bytes_per_cycle: float, ceilings_bytes_per_cycle: dict[str, float],
     ) -> None:
-        self.loop = loop
+        self.env = env
         self.peak_bytes_per_cycle = peak_bytes_per_cycle
         self.ceilings_bytes_per_cycle = ceilings_bytes_per_cycle
         self.bytes_by_stream: dict[str, float] = {}
@@ -114,19 +112,19 @@ class SharedBandwidth:
         self._rates_cache: dict[int, dict[str, float]] = {}
         self._alone = {s: min(c, peak_bytes_per_cycle) for s, c in ceilings_bytes_per_cycle.items()}
 
-    def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Any:
+    def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Event:
         """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done.
 
         ``cost`` scales the bytes the stream's rate is charged for (a write on an asymmetric
         activation stream); the byte count recorded is ``nbytes``.
         """
-        loop = self.loop
-        done = loop.event()
+        env = self.env
+        done = Event(env)
         by = self.bytes_by_stream
         by[stream] = by.get(stream, 0.0) + nbytes
         flow = _Flow(self, stream, float(nbytes) * cost, done, self._bits[stream])
         if delay > 0:
-            loop.call_later(delay, flow)
+            Timeout(env, delay).callbacks.append(flow)  # type: ignore[union-attr]
         else:
             self._start(flow)
         return done
@@ -168,7 +166,7 @@ class SharedBandwidth:
 
     def _wake(self) -> None:
         self._wake_at = -1.0
-        now = self.loop.now
+        now = self.env.now
         flows = self._flows
         dt = now - self._last_update
         if dt > 0 and flows:
@@ -211,7 +209,7 @@ class SharedBandwidth:
                 soonest = 0.0
             token = self._token = self._token + 1
             self._wake_at = now + soonest
-            self.loop.call_later(soonest, _Wake(self, token))
+            Timeout(self.env, soonest).callbacks.append(_Wake(self, token))  # type: ignore[union-attr]
         else:
             self._token += 1
         alone = self._alone
