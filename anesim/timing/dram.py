@@ -14,32 +14,34 @@ the same at every start and end as a full recomputation would do, so the times a
 from __future__ import annotations
 
 import math
+
 from simpy import Environment, Event, Timeout
+
+from anesim.timing.gate import Signal
 
 _EPS_CYCLES = 1e-9
 _INF = float("inf")
 
 
-class _Flow:
-    """One transfer in flight; calling it starts it (the DRAM latency's wake-up)."""
+class _Flow(Signal):
+    """One transfer; as an event it fires (resuming whoever waits on it) when the last byte lands."""
 
-    __slots__ = ("bw", "stream", "nbytes", "remaining_bytes", "done", "start", "rate", "bit")
-
-    def __init__(self, bw: SharedBandwidth, stream: str, nbytes: float, done: Event, bit: int) -> None:
+    def __init__(self, bw: SharedBandwidth, stream: str, nbytes: float, bit: int) -> None:
+        self.env = bw.env
+        self.callbacks = []
         self.bw = bw
         self.stream = stream
         self.nbytes = nbytes
         self.remaining_bytes = nbytes
-        self.done = done  # fired at completion
         self.start = 0.0
         self.rate = 0.0  # bytes per cycle
         self.bit = bit  # this stream's unit in the packed per-stream flow counts
 
-    def __call__(self, _event: Event | None = None) -> None:
+    def begin(self, _cause: Event | None = None) -> None:
         """Start: charge the flows in flight up to now, join them and re-rate."""
         bw = self.bw
         if self.nbytes <= 0:
-            self.done.succeed()
+            self.fire()
             return
         now = bw.env.now
         flows = bw._flows
@@ -67,22 +69,7 @@ class _Flow:
             return  # the wake-up already due is still the right one
         token = bw._token = bw._token + 1
         bw._wake_at = wake_at
-        Timeout(bw.env, soonest).callbacks.append(_Wake(bw, token))  # type: ignore[union-attr]
-
-
-class _Wake:
-    """A scheduled check for finished flows; stale once a later start or finish supersedes it."""
-
-    __slots__ = ("bw", "token")
-
-    def __init__(self, bw: SharedBandwidth, token: int) -> None:
-        self.bw = bw
-        self.token = token
-
-    def __call__(self, _event: Event) -> None:
-        bw = self.bw
-        if self.token == bw._token:
-            bw._wake()
+        Timeout(bw.env, soonest, token).callbacks.append(bw._on_wake)  # type: ignore[union-attr]
 
 
 _COUNT_BITS = 32  # flows per stream are packed into one int, this many bits each
@@ -111,32 +98,28 @@ class SharedBandwidth:
         self._mix = 0
         self._rates_cache: dict[int, dict[str, float]] = {}
         self._alone = {s: min(c, peak_bytes_per_cycle) for s, c in ceilings_bytes_per_cycle.items()}
+        self._on_wake = self._wake_if_current  # one bound method for every wake-up
 
-    def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Event:
+    def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Signal:
         """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done.
 
         ``cost`` scales the bytes the stream's rate is charged for (a write on an asymmetric
         activation stream); the byte count recorded is ``nbytes``.
         """
-        env = self.env
-        done = Event(env)
         by = self.bytes_by_stream
         by[stream] = by.get(stream, 0.0) + nbytes
-        flow = _Flow(self, stream, float(nbytes) * cost, done, self._bits[stream])
+        flow = _Flow(self, stream, float(nbytes) * cost, self._bits[stream])
         if delay > 0:
-            Timeout(env, delay).callbacks.append(flow)  # type: ignore[union-attr]
+            Timeout(self.env, delay).callbacks.append(flow.begin)  # type: ignore[union-attr]
         else:
-            self._start(flow)
-        return done
+            flow.begin()
+        return flow
 
     def uncontended_cycles(self, nbytes: float, stream: str) -> float:
         """How long ``nbytes`` would take alone on ``stream``."""
         return nbytes / min(self.ceilings_bytes_per_cycle[stream], self.peak_bytes_per_cycle)
 
     # -- internals -------------------------------------------------------------------------
-
-    def _start(self, flow: _Flow) -> None:
-        flow()
 
     def _rates(self, mix: int) -> dict[str, float]:
         """Per-flow rate of each stream for a mix of flow counts (max-min fair)."""
@@ -163,6 +146,11 @@ class SharedBandwidth:
                 rates[s] = share / streams[s]
         self._rates_cache[mix] = rates
         return rates
+
+    def _wake_if_current(self, event: Event) -> None:
+        """A scheduled wake-up; stale (ignored) once a later start or finish has re-planned."""
+        if event.value == self._token:
+            self._wake()
 
     def _wake(self) -> None:
         self._wake_at = -1.0
@@ -209,7 +197,7 @@ class SharedBandwidth:
                 soonest = 0.0
             token = self._token = self._token + 1
             self._wake_at = now + soonest
-            Timeout(self.env, soonest).callbacks.append(_Wake(self, token))  # type: ignore[union-attr]
+            Timeout(self.env, soonest, token).callbacks.append(self._on_wake)  # type: ignore[union-attr]
         else:
             self._token += 1
         alone = self._alone
@@ -217,4 +205,4 @@ class SharedBandwidth:
             extra = (now - f.start) - f.nbytes / alone[f.stream]
             if extra > _EPS_CYCLES:
                 self.contention_cycles += extra
-            f.done.succeed()
+            f.fire()

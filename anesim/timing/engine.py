@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
+from simpy import Timeout
 from simpy.core import EmptySchedule
 
 from anesim.chips.schema import ChipConfig
@@ -150,7 +151,7 @@ class Engine:
             ("firmware", "command pick-up", fw_half),
         ):
             t0 = env.now
-            yield env.timeout(cycles)
+            yield Timeout(env, cycles)
             self._slice(unit, name, t0, env.now, -1)
             self.marks[name] = (t0, env.now)
         self.engine_start = env.now
@@ -170,7 +171,7 @@ class Engine:
             ("host", "completion", comp["completion"] * c),
         ):
             t0 = env.now
-            yield env.timeout(cycles)
+            yield Timeout(env, cycles)
             self._slice(unit, name, t0, env.now, -1)
             self.marks[name] = (t0, env.now)
         self.end = env.now
@@ -185,7 +186,7 @@ class Engine:
                     yield ev
             t0 = env.now
             if self.task_overhead > 0:
-                yield env.timeout(self.task_overhead)
+                yield Timeout(env, self.task_overhead)
             now = env.now
             self.busy["firmware"] += now - t0
             if self.record and now > t0:
@@ -271,7 +272,7 @@ class Engine:
                 now = env.now
                 rest = run.src_pool_cycles - (now - t0)
                 if rest > 0:
-                    yield env.timeout(rest)
+                    yield Timeout(env, rest)
                     now = env.now
                 busy["tile_dma_src"] += now - t0
                 if record and now > t0:
@@ -288,7 +289,6 @@ class Engine:
         dst_gate = self.dst_gate
         ne_gate = self.ne_gate
         batches = self.batches
-        timeout = env.timeout
         record = self.record
         busy = self.busy
         covered = 0  # steps below this were done by a closed-form batch
@@ -306,31 +306,34 @@ class Engine:
                     if k < covered:
                         i = covered - run_first
                         continue
-                    t0 = env.now
+                    t0 = now = env.now  # (read again only after a wait)
                     if src_gate.count <= k:
                         ev = src_gate.wait(k + 1)
                         if ev is not None:
                             yield ev
+                            now = env.now
                     if k in batches:
                         st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
                         covered = yield from self._skip_batched(k, 0)
                         continue
-                    t1 = env.now
+                    t1 = now
                     if chunk_first >= 0:
                         ev = kernel_gate.wait(chunk_first + run.chunk_stride * i + 1)
                         if ev is not None:
                             yield ev
-                    t2 = env.now
+                            now = env.now
+                    t2 = now
                     if dst_gate.count < k - 1:
                         ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
                         if ev is not None:
                             yield ev
-                    t3 = env.now
+                            now = env.now
+                    t3 = now
                     st.stall_input += t1 - max(t0, st.start)  # waiting before the task began is not its stall
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
                     extra = self.layer_overhead if k == first_step and has_ne else 0
-                    yield timeout(run.compute_cycles + extra)
+                    yield Timeout(env, run.compute_cycles + extra)
                     if record:
                         self._compute_slices(tp, run, t3, extra)
                     else:  # as _compute_slices, without the trace
@@ -385,7 +388,7 @@ class Engine:
                     now = env.now
                     rest = run.dst_pool_cycles - (now - t0)
                     if rest > 0:
-                        yield env.timeout(rest)
+                        yield Timeout(env, rest)
                         now = env.now
                     busy["tile_dma_dst"] += now - t0
                     if record and now > t0:
@@ -423,7 +426,7 @@ class Engine:
         end_step, ends, _start = self.batches[k]
         delay = ends[stage] - self.env.now
         if delay > 0:
-            yield self.env.timeout(delay)
+            yield Timeout(self.env, delay)
         return end_step
 
     def _batchable(self, tp: TaskPlan, r: int) -> bool:
@@ -517,7 +520,7 @@ class Engine:
             self.done_gate.schedule([dst_end[-1]])
         delay = src_end[-1] - env.now
         if delay > 0:
-            yield env.timeout(delay)
+            yield Timeout(env, delay)
         return r1
 
     # -- driver ----------------------------------------------------------------------------
