@@ -13,32 +13,35 @@ the same at every start and end as a full recomputation would do, so the times a
 
 from __future__ import annotations
 
+import heapq
 import math
 
-from simpy import Environment, Event, Timeout
+from simpy import Environment
 
-from anesim.timing.gate import Signal
+from anesim.timing.events import Alarms, Signal
 
 _EPS_CYCLES = 1e-9
 _INF = float("inf")
 
 
 class _Flow(Signal):
-    """One transfer; as an event it fires (resuming whoever waits on it) when the last byte lands."""
+    """One transfer; as an event it fires (resuming whoever waits on it) when the last byte lands.
 
-    def __init__(self, bw: SharedBandwidth, stream: str, nbytes: float, bit: int) -> None:
-        self.env = bw.env
-        self.callbacks = []
+    Flows are reused once fired (see :meth:`SharedBandwidth.transfer`).
+    """
+
+    def __init__(self, bw: SharedBandwidth) -> None:
+        super().__init__(bw.env)
         self.bw = bw
-        self.stream = stream
-        self.nbytes = nbytes
-        self.remaining_bytes = nbytes
+        self.stream = ""
+        self.nbytes = 0.0
+        self.remaining_bytes = 0.0
         self.start = 0.0
         self.rate = 0.0  # bytes per cycle
-        self.bit = bit  # this stream's unit in the packed per-stream flow counts
+        self.bit = 0  # this stream's unit in the packed per-stream flow counts
 
-    def begin(self, _cause: Event | None = None) -> None:
-        """Start: charge the flows in flight up to now, join them and re-rate."""
+    def begin(self) -> None:
+        """Start now: charge the flows in flight up to now, join them and re-plan."""
         bw = self.bw
         if self.nbytes <= 0:
             self.fire()
@@ -53,23 +56,13 @@ class _Flow(Signal):
         bw._last_update = now
         self.start = now
         flows.append(self)
-        mix = bw._mix = bw._mix + self.bit
-        # Re-rate: fair shares for the new mix, and a wake-up at the earliest completion.
-        rates = bw._rates_cache.get(mix) or bw._rates(mix)
-        soonest = _INF
-        for f in flows:
-            rate = f.rate = rates[f.stream]
-            t = f.remaining_bytes / rate
-            if t < soonest:
-                soonest = t
-        if soonest < 0.0:
-            soonest = 0.0
-        wake_at = now + soonest
-        if wake_at == bw._wake_at:
-            return  # the wake-up already due is still the right one
-        token = bw._token = bw._token + 1
-        bw._wake_at = wake_at
-        Timeout(bw.env, soonest, token).callbacks.append(bw._on_wake)  # type: ignore[union-attr]
+        bw._mix += self.bit
+        bw._replan(now)
+
+    def begin_delayed(self) -> None:
+        """Start after the DRAM latency: no longer pending."""
+        heapq.heappop(self.bw._pending)  # starts run in time order: the earliest is this one
+        self.begin()
 
 
 _COUNT_BITS = 32  # flows per stream are packed into one int, this many bits each
@@ -88,6 +81,9 @@ class SharedBandwidth:
         self.busy_cycles = 0.0  # time with at least one flow active
         self.contention_cycles = 0.0  # time flows took beyond their uncontended duration
         self._flows: list[_Flow] = []
+        self._free: list[_Flow] = []  # finished flows, reused for later transfers
+        self._alarms = Alarms(env)
+        self._pending: list[float] = []  # start times of delayed transfers not yet begun (a heap)
         self._last_update = 0.0
         self._token = 0
         self._wake_at = -1.0
@@ -99,6 +95,7 @@ class SharedBandwidth:
         self._rates_cache: dict[int, dict[str, float]] = {}
         self._alone = {s: min(c, peak_bytes_per_cycle) for s, c in ceilings_bytes_per_cycle.items()}
         self._on_wake = self._wake_if_current  # one bound method for every wake-up
+        self._begin_delayed = _Flow.begin_delayed
 
     def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Signal:
         """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done.
@@ -108,9 +105,13 @@ class SharedBandwidth:
         """
         by = self.bytes_by_stream
         by[stream] = by.get(stream, 0.0) + nbytes
-        flow = _Flow(self, stream, float(nbytes) * cost, self._bits[stream])
+        flow = self._free.pop().rearm() if self._free else _Flow(self)
+        flow.stream = stream
+        flow.nbytes = flow.remaining_bytes = float(nbytes) * cost
+        flow.bit = self._bits[stream]
         if delay > 0:
-            Timeout(self.env, delay).callbacks.append(flow.begin)  # type: ignore[union-attr]
+            heapq.heappush(self._pending, self.env.now + delay)  # the time simpy schedules it for
+            self._alarms.call_later(delay, self._begin_delayed, flow)
         else:
             flow.begin()
         return flow
@@ -147,13 +148,47 @@ class SharedBandwidth:
         self._rates_cache[mix] = rates
         return rates
 
-    def _wake_if_current(self, event: Event) -> None:
+    def _replan(self, now: float) -> None:
+        """Re-rate the flows in flight and arm a wake-up at the earliest completion.
+
+        No wake-up is armed when a delayed start is due no later than it: that start re-plans
+        (charging every flow up to its time, as the wake-up would have), so the wake-up would
+        only go stale. A plan replaced by another leaves its wake-up stale (simpy cannot cancel).
+        """
+        flows = self._flows
+        if not flows:
+            self._token += 1
+            self._wake_at = -1.0
+            return
+        mix = self._mix
+        rates = self._rates_cache.get(mix) or self._rates(mix)
+        soonest = _INF
+        for f in flows:
+            rate = f.rate = rates[f.stream]
+            t = f.remaining_bytes / rate
+            if t < soonest:
+                soonest = t
+        if soonest < 0.0:
+            soonest = 0.0
+        wake_at = now + soonest
+        pending = self._pending
+        if pending and pending[0] <= wake_at:
+            self._token += 1
+            self._wake_at = -1.0
+            return
+        if wake_at == self._wake_at:
+            return  # the wake-up already due is still the right one
+        token = self._token = self._token + 1
+        self._wake_at = wake_at
+        self._alarms.call_later(soonest, self._on_wake, token)
+
+    def _wake_if_current(self, token: int) -> None:
         """A scheduled wake-up; stale (ignored) once a later start or finish has re-planned."""
-        if event.value == self._token:
+        if token == self._token:
             self._wake()
 
     def _wake(self) -> None:
-        self._wake_at = -1.0
+        """Retire the flows that have finished, resume their waiters, then re-plan."""
         now = self.env.now
         flows = self._flows
         dt = now - self._last_update
@@ -170,7 +205,6 @@ class SharedBandwidth:
             if f.remaining_bytes <= f.rate * tol + 1e-6:
                 finished = flows
                 keep = []
-                self._mix -= f.bit
             else:
                 finished = []
                 keep = flows
@@ -180,29 +214,21 @@ class SharedBandwidth:
             for f in flows:
                 if f.remaining_bytes <= f.rate * tol + 1e-6:
                     finished.append(f)
-                    self._mix -= f.bit
                 else:
                     keep.append(f)
         self._flows = keep
-        if keep:  # re-rate as a start does; _wake_at is -1 here, so a wake-up is always due
-            mix = self._mix
-            rates = self._rates_cache.get(mix) or self._rates(mix)
-            soonest = _INF
-            for f in keep:
-                rate = f.rate = rates[f.stream]
-                t = f.remaining_bytes / rate
-                if t < soonest:
-                    soonest = t
-            if soonest < 0.0:
-                soonest = 0.0
-            token = self._token = self._token + 1
-            self._wake_at = now + soonest
-            Timeout(self.env, soonest, token).callbacks.append(self._on_wake)  # type: ignore[union-attr]
-        else:
-            self._token += 1
         alone = self._alone
         for f in finished:
+            self._mix -= f.bit
             extra = (now - f.start) - f.nbytes / alone[f.stream]
             if extra > _EPS_CYCLES:
                 self.contention_cycles += extra
+        # Waiters resume first: the transfers they ask for now or after the latency are then
+        # known to the plan, which arms no wake-up that one of them would make stale.
+        self._token += 1
+        self._wake_at = -1.0
+        free = self._free
+        for f in finished:
             f.fire()
+            free.append(f)  # its waiters have resumed and let go of it
+        self._replan(now)

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
-from simpy import Timeout
 from simpy.core import EmptySchedule
 
 from anesim.chips.schema import ChipConfig
 from anesim.timing import costs
 from anesim.timing.dram import SharedBandwidth
+from anesim.timing.events import Alarms, Timer
 from anesim.timing.gate import Gate
 from anesim.timing.plan import ProgramPlan, Run, TaskPlan
 
@@ -108,13 +108,14 @@ class Engine:
         self.task_overhead = chip.dispatch.per_task_overhead_s.value * clock
         self.layer_overhead = costs.task_overhead_cycles(chip)
         self.kernel_cache = chip.memory.kernel_cache_bytes.value
-        self.fw_gate = Gate(env)  # descriptors the firmware has issued
-        self.started_gate = Gate(env)  # tasks whose first step has begun
-        self.done_gate = Gate(env)  # tasks whose last result write has finished
-        self.src_gate = Gate(env)
-        self.ne_gate = Gate(env)
-        self.dst_gate = Gate(env)
-        self.kernel_gate = Gate(env)
+        alarms = Alarms(env)
+        self.fw_gate = Gate(env, alarms)  # descriptors the firmware has issued
+        self.started_gate = Gate(env, alarms)  # tasks whose first step has begun
+        self.done_gate = Gate(env, alarms)  # tasks whose last result write has finished
+        self.src_gate = Gate(env, alarms)
+        self.ne_gate = Gate(env, alarms)
+        self.dst_gate = Gate(env, alarms)
+        self.kernel_gate = Gate(env, alarms)
         self.stats = [TaskStats() for _ in plan.tasks]
         self.busy = dict.fromkeys(UNITS, 0.0)
         self.busy_dispatch = dict.fromkeys(UNITS, 0.0)  # the part outside the engine span
@@ -142,6 +143,7 @@ class Engine:
     def dispatch(self) -> Generator[Any, Any, None]:
         """Host and firmware round trip around the task walk."""
         env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         c = self.clock
         comp = costs.dispatch_components_s(self.chip)
         fw_half = comp["firmware_round_trip"] * c / 2
@@ -151,7 +153,7 @@ class Engine:
             ("firmware", "command pick-up", fw_half),
         ):
             t0 = env.now
-            yield Timeout(env, cycles)
+            yield timer.after(cycles)
             self._slice(unit, name, t0, env.now, -1)
             self.marks[name] = (t0, env.now)
         self.engine_start = env.now
@@ -171,7 +173,7 @@ class Engine:
             ("host", "completion", comp["completion"] * c),
         ):
             t0 = env.now
-            yield Timeout(env, cycles)
+            yield timer.after(cycles)
             self._slice(unit, name, t0, env.now, -1)
             self.marks[name] = (t0, env.now)
         self.end = env.now
@@ -179,6 +181,7 @@ class Engine:
     def firmware(self) -> Generator[Any, Any, None]:
         """Issue descriptors in order, at most one ahead of the task the engine started."""
         env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         for tp in self.plan.tasks:
             if tp.pos > 0:
                 ev = self.started_gate.wait(tp.pos)
@@ -186,7 +189,7 @@ class Engine:
                     yield ev
             t0 = env.now
             if self.task_overhead > 0:
-                yield Timeout(env, self.task_overhead)
+                yield timer.after(self.task_overhead)
             now = env.now
             self.busy["firmware"] += now - t0
             if self.record and now > t0:
@@ -224,6 +227,7 @@ class Engine:
     def tile_src(self) -> Generator[Any, Any, None]:
         """Source tile DMA: DRAM or pool into one of two input buffers."""
         env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         ne_gate = self.ne_gate
         src_gate = self.src_gate
         busy = self.busy
@@ -261,7 +265,7 @@ class Engine:
                     st.start = env.now
                     self.started_gate.advance()
                 if self.batch and i == 0 and self._batchable(tp, r):
-                    r = yield from self._run_batch(tp, r)
+                    r = yield from self._run_batch(tp, r, timer)
                     i = 0
                     continue
                 t0 = env.now
@@ -272,7 +276,7 @@ class Engine:
                 now = env.now
                 rest = run.src_pool_cycles - (now - t0)
                 if rest > 0:
-                    yield Timeout(env, rest)
+                    yield timer.after(rest)
                     now = env.now
                 busy["tile_dma_src"] += now - t0
                 if record and now > t0:
@@ -284,6 +288,7 @@ class Engine:
     def compute(self) -> Generator[Any, Any, None]:
         """NE and planar engine: wait for input, weights and a free output buffer, then run."""
         env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         src_gate = self.src_gate
         kernel_gate = self.kernel_gate
         dst_gate = self.dst_gate
@@ -314,7 +319,7 @@ class Engine:
                             now = env.now
                     if k in batches:
                         st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
-                        covered = yield from self._skip_batched(k, 0)
+                        covered = yield from self._skip_batched(k, 0, timer)
                         continue
                     t1 = now
                     if chunk_first >= 0:
@@ -333,7 +338,7 @@ class Engine:
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
                     extra = self.layer_overhead if k == first_step and has_ne else 0
-                    yield Timeout(env, run.compute_cycles + extra)
+                    yield timer.after(run.compute_cycles + extra)
                     if record:
                         self._compute_slices(tp, run, t3, extra)
                     else:  # as _compute_slices, without the trace
@@ -350,6 +355,7 @@ class Engine:
     def tile_dst(self) -> Generator[Any, Any, None]:
         """Destination tile DMA: from one of two output buffers to DRAM or the pool."""
         env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         ne_gate = self.ne_gate
         dst_gate = self.dst_gate
         batches = self.batches
@@ -378,7 +384,7 @@ class Engine:
                         if ev is not None:
                             yield ev
                     if k in batches:
-                        covered = yield from self._skip_batched(k, 1)
+                        covered = yield from self._skip_batched(k, 1, timer)
                         continue
                     t0 = env.now
                     nbytes = run.dst_dram_bytes
@@ -388,7 +394,7 @@ class Engine:
                     now = env.now
                     rest = run.dst_pool_cycles - (now - t0)
                     if rest > 0:
-                        yield Timeout(env, rest)
+                        yield timer.after(rest)
                         now = env.now
                     busy["tile_dma_dst"] += now - t0
                     if record and now > t0:
@@ -421,12 +427,12 @@ class Engine:
 
     # -- closed-form batches ---------------------------------------------------------------
 
-    def _skip_batched(self, k: int, stage: int) -> Generator[Any, Any, int]:
+    def _skip_batched(self, k: int, stage: int, timer: Timer) -> Generator[Any, Any, int]:
         """Wait until stage ``stage`` (0 compute, 1 destination) of the batch opened at ``k`` ends."""
         end_step, ends, _start = self.batches[k]
         delay = ends[stage] - self.env.now
         if delay > 0:
-            yield Timeout(self.env, delay)
+            yield timer.after(delay)
         return end_step
 
     def _batchable(self, tp: TaskPlan, r: int) -> bool:
@@ -437,7 +443,7 @@ class Engine:
         k = run.first_step
         return self.ne_gate.current() == k and self.dst_gate.current() == k
 
-    def _run_batch(self, tp: TaskPlan, r0: int) -> Generator[Any, Any, int]:
+    def _run_batch(self, tp: TaskPlan, r0: int, timer: Timer) -> Generator[Any, Any, int]:
         """Advance DRAM-free runs of one task from an empty pipeline in closed form.
 
         With stage times a (source), b (compute), c (destination) and two buffers between
@@ -520,7 +526,7 @@ class Engine:
             self.done_gate.schedule([dst_end[-1]])
         delay = src_end[-1] - env.now
         if delay > 0:
-            yield Timeout(env, delay)
+            yield timer.after(delay)
         return r1
 
     # -- driver ----------------------------------------------------------------------------

@@ -1,33 +1,16 @@
-"""How the engine's processes hand work to each other: signals and gates on a simpy environment.
+"""Counters the engine's processes wait on: step ``k`` may compute once the source gate is past ``k``.
 
-The pipeline stages and the firmware wait on :class:`Gate` counters (step ``k`` may compute
-once the source gate has reached ``k + 1``, and so on) and on DRAM transfers; both wake their
-waiters with a :class:`Signal`, which resumes them at once instead of through the event queue.
+A waiter gets a :class:`~anesim.timing.events.Signal`, fired the moment the count reaches its
+target; the signals are reused once fired.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from simpy import Environment, Event, Timeout
+from simpy import Environment
 
-
-class Signal(Event):
-    """An event that resumes its waiters the moment it fires, at the current simulated time.
-
-    ``succeed()`` would put the event on simpy's queue and resume the waiters when the queue
-    reaches it, at the same time but after the other events already due then. A hand-over
-    between pipeline stages needs no such round trip: firing saves one queued event per
-    hand-over, and no simulated time depends on the order of events within one instant.
-    """
-
-    def fire(self, _cause: Event | None = None) -> None:
-        """Mark the event processed and resume its waiters now (usable as a simpy callback)."""
-        self._ok = True
-        self._value = None
-        callbacks, self.callbacks = self.callbacks, None  # as Environment.step does
-        for callback in callbacks:  # type: ignore[union-attr]
-            callback(self)
+from anesim.timing.events import Alarms, Signal
 
 
 class Gate:
@@ -37,10 +20,12 @@ class Gate:
     increments satisfy fire at exactly those times, as they would have step by step.
     """
 
-    __slots__ = ("env", "count", "waiters", "future")
+    __slots__ = ("env", "alarms", "count", "waiters", "future", "free")
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: Environment, alarms: Alarms) -> None:
         self.env = env
+        self.alarms = alarms
+        self.free: list[Signal] = []  # fired signals, to be re-armed for later waiters
         self.count = 0
         self.waiters: list[tuple[int, Signal]] = []
         self.future: deque[float] = deque()
@@ -59,7 +44,7 @@ class Gate:
         """An event that fires once count >= n, or None if it already is."""
         if self.count >= n or (self.future and self.current() >= n):
             return None
-        ev = Signal(self.env)
+        ev = self.free.pop().rearm() if self.free else Signal(self.env)
         idx = n - self.count - 1
         if idx < len(self.future):
             self._fire_at(ev, self.future[idx])
@@ -72,7 +57,7 @@ class Gate:
         if delay <= 0:
             ev.fire()
         else:
-            Timeout(self.env, delay).callbacks.append(ev.fire)  # type: ignore[union-attr]
+            self.alarms.call_later(delay, Signal.fire, ev)
 
     def advance(self, by: int = 1) -> None:
         """Add ``by`` now and release every waiter now satisfied."""
@@ -88,12 +73,14 @@ class Gate:
                 if n <= count:
                     self.waiters = []
                     ev.fire()
+                    self.free.append(ev)  # its waiter has resumed and let go of it
                 return
             ready = [w for w in waiters if w[0] <= count]
             if ready:
                 self.waiters = [w for w in waiters if w[0] > count]
                 for _, ev in ready:
                     ev.fire()
+                    self.free.append(ev)
 
     def schedule(self, times: list[float]) -> None:
         """Add one increment at each of ``times`` (ascending; past times apply at once)."""
