@@ -89,7 +89,7 @@ class Engine:
     ) -> None:
         self.plan = plan
         self.chip = chip
-        self.env = env = simpy.Environment()
+        self.env = env = simpy.Environment(initial_time=0.0)  # float times throughout
         self.record = record_trace
         self.batch = batch
         clock = chip.ne.clock_hz.value
