@@ -43,6 +43,8 @@ _UNIT_ID = {u: i for i, u in enumerate(UNITS)}
 _NE_ID = _UNIT_ID["ne"]
 _FIRMWARE_ID = _UNIT_ID["firmware"]
 _PLANAR_ID = _UNIT_ID["planar"]
+_SRC_ID = _UNIT_ID["tile_dma_src"]
+_DST_ID = _UNIT_ID["tile_dma_dst"]
 
 
 @dataclass(slots=True)
@@ -478,41 +480,60 @@ class Engine:
         src_end: list[float] = []
         cmp_end: list[float] = []
         dst_end: list[float] = []
-        slice_ = self._slice
         record = self.record
+        busy = self.busy
+        first_extra = self.layer_overhead if first == tp.first_step and tp.task.ne is not None else 0
+        # The recurrence's look-backs (steps j-1 and j-2), all t before the first step; stalls
+        # and busy times accumulate in locals in the order the step-by-step model adds them.
+        src_1 = cmp_1 = cmp_2 = dst_1 = dst_2 = t
+        stall_in, stall_w, stall_out = st.stall_input, st.stall_weight, st.stall_output
+        busy_ne, busy_planar = busy["ne"], busy["planar"]
+        busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
         j = 0
         for run in runs[r0:r1]:
             a, c = run.src_pool_cycles, run.dst_pool_cycles
             for _ in range(run.count):
-                extra = self.layer_overhead if j == 0 and first == tp.first_step and tp.task.ne is not None else 0
+                extra = first_extra if j == 0 else 0
                 b = run.compute_cycles + extra
-                prev_cmp = cmp_end[j - 1] if j else t
-                s0 = max(src_end[j - 1] if j else t, cmp_end[j - 2] if j >= 2 else t)
+                s0 = src_1 if src_1 >= cmp_2 else cmp_2
                 s1 = s0 + a
-                ready = max(s1, prev_cmp)
-                w_ready = max(ready, kernel_ready if j == 0 else t)
-                c0 = max(w_ready, dst_end[j - 2] if j >= 2 else t)
-                st.stall_input += max(0.0, s1 - prev_cmp)
-                st.stall_weight += w_ready - ready
-                st.stall_output += c0 - w_ready
-                d0 = max(c0 + b, dst_end[j - 1] if j else t)
+                ready = s1 if s1 >= cmp_1 else cmp_1
+                gate = kernel_ready if j == 0 else t
+                w_ready = ready if ready >= gate else gate
+                c0 = w_ready if w_ready >= dst_2 else dst_2
+                d = s1 - cmp_1
+                stall_in += d if d > 0.0 else 0.0
+                stall_w += w_ready - ready
+                stall_out += c0 - w_ready
+                c1 = c0 + b
+                d0 = c1 if c1 >= dst_1 else dst_1
+                d1 = d0 + c
                 src_end.append(s1)
-                cmp_end.append(c0 + b)
-                dst_end.append(d0 + c)
+                cmp_end.append(c1)
+                dst_end.append(d1)
                 if record:
-                    slice_("tile_dma_src", "src", s0, s1, tp.pos)
+                    busy_src += s1 - s0
+                    busy_dst += d1 - d0
+                    if s1 > s0:
+                        self.trace.append((_SRC_ID, "src", s0, s1, tp.pos))
                     self._compute_slices(tp, run, c0, extra)
-                    slice_("tile_dma_dst", "dst", d0, d0 + c, tp.pos)
+                    if d1 > d0:
+                        self.trace.append((_DST_ID, "dst", d0, d1, tp.pos))
                 else:
                     ne = run.ne_cycles + extra if run.ne_cycles else 0
                     st.ne_cycles += ne
                     st.planar_cycles += run.planar_cycles
-                    self.busy["ne"] += ne
-                    self.busy["planar"] += run.planar_cycles
-                    self.busy["tile_dma_src"] += a
-                    self.busy["tile_dma_dst"] += c
+                    busy_ne += ne
+                    busy_planar += run.planar_cycles
+                    busy_src += a
+                    busy_dst += c
                     self.tile_events += 1
+                src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
                 j += 1
+        st.stall_input, st.stall_weight, st.stall_output = stall_in, stall_w, stall_out
+        busy["tile_dma_src"], busy["tile_dma_dst"] = busy_src, busy_dst
+        if not record:
+            busy["ne"], busy["planar"] = busy_ne, busy_planar
         n = j
         self.tile_events += 2 * n
         self.batched_steps += n
