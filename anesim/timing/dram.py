@@ -16,9 +16,10 @@ from __future__ import annotations
 import heapq
 import math
 
-from simpy import Environment
+from simpy import Environment, Event
+from simpy.events import NORMAL
 
-from anesim.timing.events import Alarms, Signal
+from anesim.timing.events import Signal
 
 _EPS_CYCLES = 1e-9
 _INF = float("inf")
@@ -30,9 +31,8 @@ class _Flow(Signal):
     Flows are reused once fired (see :meth:`SharedBandwidth.transfer`).
     """
 
-    def __init__(self, bw: SharedBandwidth) -> None:
-        super().__init__(bw.env)
-        self.bw = bw
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
         self.stream = ""
         self.nbytes = 0.0
         self.remaining_bytes = 0.0
@@ -40,29 +40,16 @@ class _Flow(Signal):
         self.rate = 0.0  # bytes per cycle
         self.bit = 0  # this stream's unit in the packed per-stream flow counts
 
-    def begin(self) -> None:
-        """Start now: charge the flows in flight up to now, join them and re-plan."""
-        bw = self.bw
-        if self.nbytes <= 0:
-            self.fire()
-            return
-        now = bw.env.now
-        flows = bw._flows
-        dt = now - bw._last_update
-        if dt > 0 and flows:
-            bw.busy_cycles += dt
-            for f in flows:
-                f.remaining_bytes -= f.rate * dt
-        bw._last_update = now
-        self.start = now
-        flows.append(self)
-        bw._mix += self.bit
-        bw._replan(now)
 
-    def begin_delayed(self) -> None:
-        """Start after the DRAM latency: no longer pending."""
-        heapq.heappop(self.bw._pending)  # starts run in time order: the earliest is this one
-        self.begin()
+class _Tick(Event):
+    """A pooled DRAM event: a delayed start (``flow``) or a completion wake-up (``token``)."""
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        self.flow: _Flow | None = None
+        self.token = 0
 
 
 _COUNT_BITS = 32  # flows per stream are packed into one int, this many bits each
@@ -82,7 +69,9 @@ class SharedBandwidth:
         self.contention_cycles = 0.0  # time flows took beyond their uncontended duration
         self._flows: list[_Flow] = []
         self._free: list[_Flow] = []  # finished flows, reused for later transfers
-        self._alarms = Alarms(env)
+        self._ticks: list[_Tick] = []  # processed ticks, to be re-armed
+        self._tick_callbacks = [self._tick]  # every tick's callback list (nothing appends to it)
+        self._schedule = env.schedule
         self._pending: list[float] = []  # start times of delayed transfers not yet begun (a heap)
         self._last_update = 0.0
         self._token = 0
@@ -94,8 +83,6 @@ class SharedBandwidth:
         self._mix = 0
         self._rates_cache: dict[int, dict[str, float]] = {}
         self._alone = {s: min(c, peak_bytes_per_cycle) for s, c in ceilings_bytes_per_cycle.items()}
-        self._on_wake = self._wake_if_current  # one bound method for every wake-up
-        self._begin_delayed = _Flow.begin_delayed
 
     def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Signal:
         """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done.
@@ -105,15 +92,20 @@ class SharedBandwidth:
         """
         by = self.bytes_by_stream
         by[stream] = by.get(stream, 0.0) + nbytes
-        flow = self._free.pop().rearm() if self._free else _Flow(self)
+        free = self._free
+        if free:
+            flow = free.pop()
+            flow.callbacks = []
+        else:
+            flow = _Flow(self.env)
         flow.stream = stream
         flow.nbytes = flow.remaining_bytes = float(nbytes) * cost
         flow.bit = self._bits[stream]
         if delay > 0:
             heapq.heappush(self._pending, self.env.now + delay)  # the time simpy schedules it for
-            self._alarms.call_later(delay, self._begin_delayed, flow)
+            self._arm(delay, flow, 0)
         else:
-            flow.begin()
+            self._start(flow)
         return flow
 
     def uncontended_cycles(self, nbytes: float, stream: str) -> float:
@@ -180,12 +172,44 @@ class SharedBandwidth:
             return  # the wake-up already due is still the right one
         token = self._token = self._token + 1
         self._wake_at = wake_at
-        self._alarms.call_later(soonest, self._on_wake, token)
+        self._arm(soonest, None, token)
 
-    def _wake_if_current(self, token: int) -> None:
-        """A scheduled wake-up; stale (ignored) once a later start or finish has re-planned."""
-        if token == self._token:
+    def _arm(self, delay: float, flow: _Flow | None, token: int) -> None:
+        """Schedule a tick ``delay`` cycles from now: a flow's start, or a wake-up."""
+        ticks = self._ticks
+        tick = ticks.pop() if ticks else _Tick(self.env)
+        tick.flow = flow
+        tick.token = token
+        tick.callbacks = self._tick_callbacks
+        self._schedule(tick, NORMAL, delay)
+
+    def _tick(self, tick: _Tick) -> None:
+        """A tick is due: start its flow, or wake up unless a later plan made it stale."""
+        flow = tick.flow
+        self._ticks.append(tick)  # processed: free to be re-armed
+        if flow is not None:
+            heapq.heappop(self._pending)  # starts run in time order: the earliest is this one
+            self._start(flow)
+        elif tick.token == self._token:
             self._wake()
+
+    def _start(self, flow: _Flow) -> None:
+        """A flow starts now: charge the flows in flight up to now, join them and re-plan."""
+        if flow.nbytes <= 0:
+            flow.fire()
+            return
+        now = self.env.now
+        flows = self._flows
+        dt = now - self._last_update
+        if dt > 0 and flows:
+            self.busy_cycles += dt
+            for f in flows:
+                f.remaining_bytes -= f.rate * dt
+        self._last_update = now
+        flow.start = now
+        flows.append(flow)
+        self._mix += flow.bit
+        self._replan(now)
 
     def _wake(self) -> None:
         """Retire the flows that have finished, resume their waiters, then re-plan."""
