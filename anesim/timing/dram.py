@@ -223,7 +223,9 @@ class SharedBandwidth:
         self._last_update = now
         # A flow is done when what it has left takes less than the clock can still resolve at
         # this time: otherwise a rounding residue re-arms a wake-up that never advances `now`.
-        tol = max(_EPS_CYCLES, 4.0 * math.ulp(now))
+        tol = 4.0 * math.ulp(now)
+        if tol < _EPS_CYCLES:
+            tol = _EPS_CYCLES
         if len(flows) == 1:  # the common case: the only flow in flight ends
             f = flows[0]
             if f.remaining_bytes <= f.rate * tol + 1e-6:

@@ -237,6 +237,7 @@ class Engine:
         record = self.record
         transfer = self.dram.transfer
         latency = self.dram_latency
+        batch = self.batch
         src_unit = _UNIT_ID["tile_dma_src"]
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
@@ -266,7 +267,7 @@ class Engine:
                 if k == first_step:
                     st.start = env.now
                     self.started_gate.advance()
-                if self.batch and i == 0 and self._batchable(tp, r):
+                if batch and i == 0 and self._batchable(tp, r):
                     r = yield from self._run_batch(tp, r, timer)
                     i = 0
                     continue
@@ -325,10 +326,12 @@ class Engine:
                         continue
                     t1 = now
                     if chunk_first >= 0:
-                        ev = kernel_gate.wait(chunk_first + run.chunk_stride * i + 1)
-                        if ev is not None:
-                            yield ev
-                            now = env.now
+                        need = chunk_first + run.chunk_stride * i + 1
+                        if kernel_gate.count < need:  # (wait() would return None otherwise)
+                            ev = kernel_gate.wait(need)
+                            if ev is not None:
+                                yield ev
+                                now = env.now
                     t2 = now
                     if dst_gate.count < k - 1:
                         ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
@@ -336,7 +339,8 @@ class Engine:
                             yield ev
                             now = env.now
                     t3 = now
-                    st.stall_input += t1 - max(t0, st.start)  # waiting before the task began is not its stall
+                    began = st.start
+                    st.stall_input += t1 - (t0 if t0 >= began else began)  # waiting before the task began is not its stall
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
                     extra = self.layer_overhead if k == first_step and has_ne else 0
