@@ -4,7 +4,9 @@ The work a design-space sweep does: compile each ``programs/*.yaml`` for each ch
 ``anesim chips`` lists and time it (no numerics, no trace). Prints the wall time of the sweep
 with compilation included (what a user waits for) and excluded (the timing model alone),
 the number of simulated tasks and tile events, and a checksum of the simulated latencies so
-two runs or two versions can be compared.
+two runs or two versions can be compared. Run against a version whose ``simulate`` still takes
+``loop=`` (before the custom event loop was removed), it times each loop named by ``--loops``
+in the same run and prints the ratio; that measurement chose simpy (docs/timing.md).
 
 ``--save FILE`` writes a fingerprint of every pair's simulated result (latency, engine cycles,
 DRAM bytes and contention, every task's times and stalls, a hash of the trace; with
