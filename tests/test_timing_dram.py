@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import heapq
 import random
 
 import pytest
+import simpy
 
 from anesim.timing.dram import SharedBandwidth
-from anesim.timing.loop import HeapLoop
 
 
-def _run_bounded(loop: HeapLoop, limit: int) -> int:
-    """Run the loop as HeapLoop.run does, but give up after ``limit`` entries."""
+def _run_bounded(env: simpy.Environment, limit: int) -> int:
+    """Step the environment until it is empty, but give up after ``limit`` events."""
     n = 0
-    while loop._queue and n < limit:
-        loop.now, _, item = heapq.heappop(loop._queue)
-        callbacks = getattr(item, "callbacks", None)
-        if callbacks is None and callable(item):
-            item()
-        else:
-            item.callbacks = None
-            for cb in callbacks or ():
-                cb(item)
+    while env.peek() != simpy.core.Infinity and n < limit:
+        env.step()
         n += 1
     return n
 
@@ -33,8 +25,8 @@ def test_overlapping_transfers_finish_late_in_a_run(seed):
     # float residue of a transfer's remaining bytes used to re-arm a wake-up at a delay below
     # the clock's resolution there, so the loop spun forever at one time.
     rnd = random.Random(seed)
-    loop = HeapLoop()
-    bw = SharedBandwidth(loop, 162.5, {"activation": 11.2, "weight": 16.1})
+    env = simpy.Environment()
+    bw = SharedBandwidth(env, 162.5, {"activation": 11.2, "weight": 16.1})
     done = []
 
     def start():
@@ -43,7 +35,7 @@ def test_overlapping_transfers_finish_late_in_a_run(seed):
                              rnd.uniform(0, 1e4), rnd.choice([1.0, 5.14, 1.88]))
             done.append(ev)
 
-    loop.call_later(rnd.uniform(1e8, 1e10), start)
-    steps = _run_bounded(loop, 1000)
-    assert not loop._queue, f"still {len(loop._queue)} entries after {steps} steps"
+    env.timeout(rnd.uniform(1e8, 1e10)).callbacks.append(lambda _event: start())
+    steps = _run_bounded(env, 1000)
+    assert env.peek() == simpy.core.Infinity, f"events still due after {steps} steps"
     assert len(done) == 3 and all(ev.triggered for ev in done)

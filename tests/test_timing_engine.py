@@ -252,17 +252,17 @@ def test_repeated_runs_are_identical(chip):
         assert r.raw_trace() == first.raw_trace()
 
 
-def test_loops_and_batching_do_not_change_times(chip):
+def test_batching_and_tracing_do_not_change_times(chip):
     p = _mixed_program()
-    ref = simulate(p, chip, loop="simpy", batch=False)
-    for loop in ("simpy", "heap"):
-        for batch in (False, True):
-            r = simulate(p, chip, loop=loop, batch=batch, trace=False)
+    ref = simulate(p, chip, batch=False)
+    for batch in (False, True):
+        for trace in (False, True):
+            r = simulate(p, chip, batch=batch, trace=trace)
             assert r.latency_s == pytest.approx(ref.latency_s, rel=1e-12)
             assert [t.cycles for t in r.tasks] == pytest.approx([t.cycles for t in ref.tasks], rel=1e-12)
             assert r.units["ne"].busy_cycles == pytest.approx(ref.units["ne"].busy_cycles)
             assert r.dram_bytes == ref.dram_bytes
-    assert simulate(p, chip, loop="heap", batch=True).sim.batched_steps > 0
+    assert simulate(p, chip, batch=True).sim.batched_steps > 0
 
 
 def test_chained_task_waits_for_its_producer(chip):

@@ -2,8 +2,8 @@
 
 The programs mirror ``benchmarks/bench_timing.py`` (chained, streaming, mixed) at 200 tasks.
 The expected values are what the engine gave before its hot path was optimised; every
-optimisation must leave them bit-for-bit unchanged, on both event loops, with and without
-closed-form batching and trace recording.
+optimisation must leave them bit-for-bit unchanged, with and without closed-form batching and
+trace recording.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ PINNED = {
 }
 
 
-@pytest.mark.parametrize("loop", ["heap", "simpy"])
 @pytest.mark.parametrize("batch", [True, False])
 @pytest.mark.parametrize("trace", [False, True])
 @pytest.mark.parametrize("name", sorted(PINNED))
-def test_pinned_latencies(name: str, loop: str, batch: bool, trace: bool) -> None:
+def test_pinned_latencies(name: str, batch: bool, trace: bool) -> None:
     build, latency, cycles, contention, last_end, stalls, dst_busy = PINNED[name]
-    r = simulate(build(N), make_chip(), loop=loop, batch=batch, trace=trace)
+    r = simulate(build(N), make_chip(), batch=batch, trace=trace)
     assert r.latency_s == latency
     assert r.engine_cycles == cycles
     assert r.dram_contention_s == contention

@@ -1,62 +1,41 @@
-"""Traces parse back: Chrome JSON with json, Perfetto protobuf with a wire-format decoder."""
+"""Traces parse back: Chrome JSON with json, Perfetto protobuf with the perfetto package's protos."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 
 import pytest
 from timing_support import add_task, conv_task, make_chip, program
 
+from anesim.errors import AnesimError
 from anesim.timing import simulate
 from anesim.timing.trace import SLICE_BEGIN, SLICE_END, chrome_trace, pftrace_bytes, write_trace
 
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, i
-
-
-def decode(buf: bytes) -> list[tuple[int, object]]:
-    """(field number, value) pairs of one protobuf message: ints for varints, bytes otherwise."""
-    out, i = [], 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            value, i = buf[i:i + n], i + n
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        else:
-            raise AssertionError(f"unexpected wire type {wire}")
-        out.append((number, value))
-    return out
+needs_perfetto = pytest.mark.skipif(
+    importlib.util.find_spec("perfetto") is None,
+    reason="the perfetto package (the trace extra) is not installed",
+)
 
 
 def parse_pftrace(data: bytes) -> tuple[dict[int, tuple[str, int]], list[tuple[int, int, int, str]]]:
     """Track descriptors {uuid: (name, parent)} and slice edges (ts, type, track, name)."""
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
+
+    trace = Trace()
+    trace.ParseFromString(data)
     tracks: dict[int, tuple[str, int]] = {}
     edges = []
-    for number, packet in decode(data):
-        assert number == 1  # Trace.packet
-        fields = dict(decode(packet))  # type: ignore[arg-type]
-        if 60 in fields:  # TracePacket.track_descriptor
-            td = dict(decode(fields[60]))  # type: ignore[arg-type]
-            tracks[td[1]] = (td[2].decode(), td.get(5, 0))  # type: ignore[union-attr]
+    for packet in trace.packet:
+        if packet.HasField("track_descriptor"):
+            td = packet.track_descriptor
+            tracks[td.uuid] = (td.name, td.parent_uuid)
         else:
-            te = dict(decode(fields[11]))  # type: ignore[arg-type]
-            assert fields[10] == 1  # trusted_packet_sequence_id
-            edges.append((fields[8], te[9], te[11], te.get(23, b"").decode()))  # type: ignore[union-attr]
+            assert packet.HasField("track_event")
+            assert packet.trusted_packet_sequence_id == 1
+            te = packet.track_event
+            edges.append((packet.timestamp, te.type, te.track_uuid, te.name))
     return tracks, edges
 
 
@@ -105,26 +84,34 @@ def test_chrome_json_round_trip(result, tmp_path):
     assert last == pytest.approx(result.latency_s * 1e6)
 
 
-def test_pftrace_builtin_encoder_round_trip(result, tmp_path):
+@needs_perfetto
+def test_pftrace_round_trip(result, tmp_path):
     path = tmp_path / "t.pftrace"
     assert write_trace(result, path) == "perfetto"
     data = path.read_bytes()
-    n = check_pftrace(pftrace_bytes(result, use_package=False), result.trace_units)
+    assert data == pftrace_bytes(result)
+    n = check_pftrace(data, result.trace_units)
     assert n == len(chrome_trace(result)["traceEvents"]) - 1 - 2 * len(result.trace_units)
-    check_pftrace(data, result.trace_units)
+    tracks, edges = parse_pftrace(data)
+    assert len(edges) == 2 * n
+    # Every slice of the timeline, in nanoseconds on its unit's track.
+    begins = sorted((ts, tracks[track][0], name) for ts, kind, track, name in edges if kind == SLICE_BEGIN)
+    to_ns = 1e9 / result.clock_hz
+    expected = sorted((int(round(e[2] * to_ns)), result.trace_units[e[0]], e[1])
+                      for e in result.raw_trace() if int(round(e[3] * to_ns)) > int(round(e[2] * to_ns)))
+    assert begins == expected
 
 
-def test_pftrace_package_matches_builtin(result):
-    pytest.importorskip("perfetto", reason="the perfetto package is not installed")
-    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
-
-    with_pkg = pftrace_bytes(result, use_package=True)
-    assert with_pkg == pftrace_bytes(result, use_package=False)
-    trace = Trace()
-    trace.ParseFromString(with_pkg)
-    assert len(trace.packet) == 1 + len(result.trace_units) + 2 * check_pftrace(with_pkg, result.trace_units)
+def test_pftrace_without_perfetto_names_the_way_out(result, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "perfetto.trace_builder.proto_builder", None)  # import fails
+    path = tmp_path / "t.pftrace"
+    with pytest.raises(AnesimError, match=r"anesim\[trace\].*\.json"):
+        write_trace(result, path)
+    assert not path.exists()
+    assert write_trace(result, tmp_path / "t.json") == "chrome-json"  # needs nothing
 
 
+@needs_perfetto
 def test_trace_of_a_real_sample(shared_dir, tmp_path):
     import anesim
 

@@ -39,8 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--numerics", choices=("exact", "fast"), default="exact",
                    help="functional run: 'exact' reproduces the engine's fp16 reduction bit for bit (default); "
                         "'fast' sums in float32 BLAS, rounded once per output, not bit-exact (docs/numerics.md)")
-    p.add_argument("--loop", choices=("heap", "simpy"), default="heap",
-                   help="event kernel for the timing model (results are identical; heap is the faster)")
     add_limit_options(p)
     p.set_defaults(func=run)
 
@@ -163,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     warnings = [n.render() for n in program.approximations]
     for line in warnings:  # one line per note, before anything can fail
         print(f"anesim: warning: {args.file}: {line}", file=sys.stderr)
-    result = simulate(target, chip, loop=args.loop, trace=bool(args.trace or args.plot))
+    result = simulate(target, chip, trace=bool(args.trace or args.plot))
     notes: list[str] = []
     if args.trace:
         fmt = write_trace(result, args.trace)

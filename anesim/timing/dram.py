@@ -13,78 +13,43 @@ the same at every start and end as a full recomputation would do, so the times a
 
 from __future__ import annotations
 
+import heapq
 import math
-from typing import Any
 
-from anesim.timing.loop import Loop
+from simpy import Environment, Event
+from simpy.events import NORMAL
+
+from anesim.timing.events import Signal
 
 _EPS_CYCLES = 1e-9
 _INF = float("inf")
 
 
-class _Flow:
-    """One transfer in flight; calling it starts it (the DRAM latency's wake-up)."""
+class _Flow(Signal):
+    """One transfer; as an event it fires (resuming whoever waits on it) when the last byte lands.
 
-    __slots__ = ("bw", "stream", "nbytes", "remaining_bytes", "done", "start", "rate", "bit")
+    Flows are reused once fired (see :meth:`SharedBandwidth.transfer`).
+    """
 
-    def __init__(self, bw: SharedBandwidth, stream: str, nbytes: float, done: Any, bit: int) -> None:
-        self.bw = bw
-        self.stream = stream
-        self.nbytes = nbytes
-        self.remaining_bytes = nbytes
-        self.done = done  # loop event fired at completion
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        self.stream = ""
+        self.nbytes = 0.0
+        self.remaining_bytes = 0.0
         self.start = 0.0
         self.rate = 0.0  # bytes per cycle
-        self.bit = bit  # this stream's unit in the packed per-stream flow counts
-
-    def __call__(self) -> None:
-        """Start: charge the flows in flight up to now, join them and re-rate."""
-        bw = self.bw
-        if self.nbytes <= 0:
-            self.done.succeed()
-            return
-        now = bw.loop.now
-        flows = bw._flows
-        dt = now - bw._last_update
-        if dt > 0 and flows:
-            bw.busy_cycles += dt
-            for f in flows:
-                f.remaining_bytes -= f.rate * dt
-        bw._last_update = now
-        self.start = now
-        flows.append(self)
-        mix = bw._mix = bw._mix + self.bit
-        # Re-rate: fair shares for the new mix, and a wake-up at the earliest completion.
-        rates = bw._rates_cache.get(mix) or bw._rates(mix)
-        soonest = _INF
-        for f in flows:
-            rate = f.rate = rates[f.stream]
-            t = f.remaining_bytes / rate
-            if t < soonest:
-                soonest = t
-        if soonest < 0.0:
-            soonest = 0.0
-        wake_at = now + soonest
-        if wake_at == bw._wake_at:
-            return  # the wake-up already due is still the right one
-        token = bw._token = bw._token + 1
-        bw._wake_at = wake_at
-        bw.loop.call_later(soonest, _Wake(bw, token))
+        self.bit = 0  # this stream's unit in the packed per-stream flow counts
 
 
-class _Wake:
-    """A scheduled check for finished flows; stale once a later start or finish supersedes it."""
+class _Tick(Event):
+    """A pooled DRAM event: a delayed start (``flow``) or a completion wake-up (``token``)."""
 
-    __slots__ = ("bw", "token")
-
-    def __init__(self, bw: SharedBandwidth, token: int) -> None:
-        self.bw = bw
-        self.token = token
-
-    def __call__(self) -> None:
-        bw = self.bw
-        if self.token == bw._token:
-            bw._wake()
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        self.flow: _Flow | None = None
+        self.token = 0
 
 
 _COUNT_BITS = 32  # flows per stream are packed into one int, this many bits each
@@ -94,15 +59,20 @@ class SharedBandwidth:
     """A bandwidth pool with per-stream ceilings (bytes per cycle) under a shared peak."""
 
     def __init__(
-        self, loop: Loop, peak_bytes_per_cycle: float, ceilings_bytes_per_cycle: dict[str, float],
+        self, env: Environment, peak_bytes_per_cycle: float, ceilings_bytes_per_cycle: dict[str, float],
     ) -> None:
-        self.loop = loop
+        self.env = env
         self.peak_bytes_per_cycle = peak_bytes_per_cycle
         self.ceilings_bytes_per_cycle = ceilings_bytes_per_cycle
         self.bytes_by_stream: dict[str, float] = {}
         self.busy_cycles = 0.0  # time with at least one flow active
         self.contention_cycles = 0.0  # time flows took beyond their uncontended duration
         self._flows: list[_Flow] = []
+        self._free: list[_Flow] = []  # finished flows, reused for later transfers
+        self._ticks: list[_Tick] = []  # processed ticks, to be re-armed
+        self._tick_callbacks = [self._tick]  # every tick's callback list (nothing appends to it)
+        self._schedule = env.schedule
+        self._pending: list[float] = []  # start times of delayed transfers not yet begun (a heap)
         self._last_update = 0.0
         self._token = 0
         self._wake_at = -1.0
@@ -114,31 +84,35 @@ class SharedBandwidth:
         self._rates_cache: dict[int, dict[str, float]] = {}
         self._alone = {s: min(c, peak_bytes_per_cycle) for s, c in ceilings_bytes_per_cycle.items()}
 
-    def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Any:
+    def transfer(self, nbytes: float, stream: str, delay: float = 0.0, cost: float = 1.0) -> Signal:
         """Move ``nbytes`` on ``stream``, starting after ``delay`` cycles; the event fires when done.
 
         ``cost`` scales the bytes the stream's rate is charged for (a write on an asymmetric
         activation stream); the byte count recorded is ``nbytes``.
         """
-        loop = self.loop
-        done = loop.event()
         by = self.bytes_by_stream
         by[stream] = by.get(stream, 0.0) + nbytes
-        flow = _Flow(self, stream, float(nbytes) * cost, done, self._bits[stream])
+        free = self._free
+        if free:
+            flow = free.pop()
+            flow.callbacks = []
+        else:
+            flow = _Flow(self.env)
+        flow.stream = stream
+        flow.nbytes = flow.remaining_bytes = float(nbytes) * cost
+        flow.bit = self._bits[stream]
         if delay > 0:
-            loop.call_later(delay, flow)
+            heapq.heappush(self._pending, self.env.now + delay)  # the time simpy schedules it for
+            self._arm(delay, flow, 0)
         else:
             self._start(flow)
-        return done
+        return flow
 
     def uncontended_cycles(self, nbytes: float, stream: str) -> float:
         """How long ``nbytes`` would take alone on ``stream``."""
         return nbytes / min(self.ceilings_bytes_per_cycle[stream], self.peak_bytes_per_cycle)
 
     # -- internals -------------------------------------------------------------------------
-
-    def _start(self, flow: _Flow) -> None:
-        flow()
 
     def _rates(self, mix: int) -> dict[str, float]:
         """Per-flow rate of each stream for a mix of flow counts (max-min fair)."""
@@ -166,9 +140,80 @@ class SharedBandwidth:
         self._rates_cache[mix] = rates
         return rates
 
+    def _replan(self, now: float) -> None:
+        """Re-rate the flows in flight and arm a wake-up at the earliest completion.
+
+        No wake-up is armed when a delayed start is due no later than it: that start re-plans
+        (charging every flow up to its time, as the wake-up would have), so the wake-up would
+        only go stale. A plan replaced by another leaves its wake-up stale (simpy cannot cancel).
+        """
+        flows = self._flows
+        if not flows:
+            self._token += 1
+            self._wake_at = -1.0
+            return
+        mix = self._mix
+        rates = self._rates_cache.get(mix) or self._rates(mix)
+        soonest = _INF
+        for f in flows:
+            rate = f.rate = rates[f.stream]
+            t = f.remaining_bytes / rate
+            if t < soonest:
+                soonest = t
+        if soonest < 0.0:
+            soonest = 0.0
+        wake_at = now + soonest
+        pending = self._pending
+        if pending and pending[0] <= wake_at:
+            self._token += 1
+            self._wake_at = -1.0
+            return
+        if wake_at == self._wake_at:
+            return  # the wake-up already due is still the right one
+        token = self._token = self._token + 1
+        self._wake_at = wake_at
+        self._arm(soonest, None, token)
+
+    def _arm(self, delay: float, flow: _Flow | None, token: int) -> None:
+        """Schedule a tick ``delay`` cycles from now: a flow's start, or a wake-up."""
+        ticks = self._ticks
+        tick = ticks.pop() if ticks else _Tick(self.env)
+        tick.flow = flow
+        tick.token = token
+        tick.callbacks = self._tick_callbacks
+        self._schedule(tick, NORMAL, delay)
+
+    def _tick(self, tick: _Tick) -> None:
+        """A tick is due: start its flow, or wake up unless a later plan made it stale."""
+        flow = tick.flow
+        self._ticks.append(tick)  # processed: free to be re-armed
+        if flow is not None:
+            heapq.heappop(self._pending)  # starts run in time order: the earliest is this one
+            self._start(flow)
+        elif tick.token == self._token:
+            self._wake()
+
+    def _start(self, flow: _Flow) -> None:
+        """A flow starts now: charge the flows in flight up to now, join them and re-plan."""
+        if flow.nbytes <= 0:
+            flow.fire()
+            return
+        now = self.env.now
+        flows = self._flows
+        dt = now - self._last_update
+        if dt > 0 and flows:
+            self.busy_cycles += dt
+            for f in flows:
+                f.remaining_bytes -= f.rate * dt
+        self._last_update = now
+        flow.start = now
+        flows.append(flow)
+        self._mix += flow.bit
+        self._replan(now)
+
     def _wake(self) -> None:
-        self._wake_at = -1.0
-        now = self.loop.now
+        """Retire the flows that have finished, resume their waiters, then re-plan."""
+        now = self.env.now
         flows = self._flows
         dt = now - self._last_update
         if dt > 0 and flows:
@@ -178,13 +223,14 @@ class SharedBandwidth:
         self._last_update = now
         # A flow is done when what it has left takes less than the clock can still resolve at
         # this time: otherwise a rounding residue re-arms a wake-up that never advances `now`.
-        tol = max(_EPS_CYCLES, 4.0 * math.ulp(now))
+        tol = 4.0 * math.ulp(now)
+        if tol < _EPS_CYCLES:
+            tol = _EPS_CYCLES
         if len(flows) == 1:  # the common case: the only flow in flight ends
             f = flows[0]
             if f.remaining_bytes <= f.rate * tol + 1e-6:
                 finished = flows
                 keep = []
-                self._mix -= f.bit
             else:
                 finished = []
                 keep = flows
@@ -194,29 +240,21 @@ class SharedBandwidth:
             for f in flows:
                 if f.remaining_bytes <= f.rate * tol + 1e-6:
                     finished.append(f)
-                    self._mix -= f.bit
                 else:
                     keep.append(f)
         self._flows = keep
-        if keep:  # re-rate as a start does; _wake_at is -1 here, so a wake-up is always due
-            mix = self._mix
-            rates = self._rates_cache.get(mix) or self._rates(mix)
-            soonest = _INF
-            for f in keep:
-                rate = f.rate = rates[f.stream]
-                t = f.remaining_bytes / rate
-                if t < soonest:
-                    soonest = t
-            if soonest < 0.0:
-                soonest = 0.0
-            token = self._token = self._token + 1
-            self._wake_at = now + soonest
-            self.loop.call_later(soonest, _Wake(self, token))
-        else:
-            self._token += 1
         alone = self._alone
         for f in finished:
+            self._mix -= f.bit
             extra = (now - f.start) - f.nbytes / alone[f.stream]
             if extra > _EPS_CYCLES:
                 self.contention_cycles += extra
-            f.done.succeed()
+        # Waiters resume first: the transfers they ask for now or after the latency are then
+        # known to the plan, which arms no wake-up that one of them would make stale.
+        self._token += 1
+        self._wake_at = -1.0
+        free = self._free
+        for f in finished:
+            f.fire()
+            free.append(f)  # its waiters have resumed and let go of it
+        self._replan(now)

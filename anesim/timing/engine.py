@@ -1,6 +1,6 @@
 """The discrete-event model: dispatch, firmware queue, kernel DMA, tile DMA, NE and planar engine.
 
-Processes (generators on a :mod:`~anesim.timing.loop` loop):
+Processes (generators on one ``simpy.Environment``):
 
 - ``dispatch``: host binding, request build, the firmware picking the command up; then, once the
   last task has written its result, the firmware signalling back and completion on the host.
@@ -24,15 +24,18 @@ steps with no DRAM traffic are computed in closed form and advance as one event.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+import simpy
+from simpy.core import EmptySchedule
+
 from anesim.chips.schema import ChipConfig
 from anesim.timing import costs
 from anesim.timing.dram import SharedBandwidth
-from anesim.timing.loop import Loop, make_loop
+from anesim.timing.events import Alarms, Timer
+from anesim.timing.gate import Gate
 from anesim.timing.plan import ProgramPlan, Run, TaskPlan
 
 UNITS = ("host", "firmware", "kernel_dma", "tile_dma_src", "ne", "planar", "tile_dma_dst")
@@ -40,87 +43,8 @@ _UNIT_ID = {u: i for i, u in enumerate(UNITS)}
 _NE_ID = _UNIT_ID["ne"]
 _FIRMWARE_ID = _UNIT_ID["firmware"]
 _PLANAR_ID = _UNIT_ID["planar"]
-
-
-class _Gate:
-    """A counter that only grows; processes wait for it to reach a value.
-
-    A closed-form batch may also schedule increments at known future times; waiters that those
-    increments satisfy fire at exactly those times, as they would have step by step.
-    """
-
-    __slots__ = ("loop", "new_event", "count", "waiters", "future")
-
-    def __init__(self, loop: Loop) -> None:
-        self.loop = loop
-        self.new_event = loop.event
-        self.count = 0
-        self.waiters: list[tuple[int, Any]] = []
-        self.future: deque[float] = deque()
-
-    def current(self) -> int:
-        """The count as of now (scheduled increments that are due included)."""
-        fut = self.future
-        if fut:
-            now = self.loop.now
-            while fut and fut[0] <= now:
-                fut.popleft()
-                self.count += 1
-        return self.count
-
-    def wait(self, n: int) -> Any:
-        """An event that fires once count >= n, or None if it already is."""
-        if self.count >= n or (self.future and self.current() >= n):
-            return None
-        ev = self.new_event()
-        idx = n - self.count - 1
-        if idx < len(self.future):
-            self._fire_at(ev, self.future[idx])
-        else:
-            self.waiters.append((n, ev))
-        return ev
-
-    def _fire_at(self, ev: Any, t: float) -> None:
-        delay = t - self.loop.now
-        if delay <= 0:
-            ev.succeed()
-        else:
-            self.loop.call_later(delay, ev.succeed)
-
-    def advance(self, by: int = 1) -> None:
-        """Add ``by`` now and release every waiter now satisfied."""
-        if self.future:
-            self.current()
-            if self.future:
-                raise RuntimeError("gate advanced past a scheduled batch")
-        count = self.count = self.count + by
-        waiters = self.waiters
-        if waiters:
-            if len(waiters) == 1:
-                n, ev = waiters[0]
-                if n <= count:
-                    self.waiters = []
-                    ev.succeed()
-                return
-            ready = [w for w in waiters if w[0] <= count]
-            if ready:
-                self.waiters = [w for w in waiters if w[0] > count]
-                for _, ev in ready:
-                    ev.succeed()
-
-    def schedule(self, times: list[float]) -> None:
-        """Add one increment at each of ``times`` (ascending; past times apply at once)."""
-        self.current()
-        self.future.extend(times)
-        if self.waiters:
-            keep = []
-            for n, ev in self.waiters:
-                idx = n - self.count - 1
-                if idx < len(self.future):
-                    self._fire_at(ev, self.future[idx])
-                else:
-                    keep.append((n, ev))
-            self.waiters = keep
+_SRC_ID = _UNIT_ID["tile_dma_src"]
+_DST_ID = _UNIT_ID["tile_dma_dst"]
 
 
 @dataclass(slots=True)
@@ -163,19 +87,18 @@ class Engine:
     """One simulation of a planned program on a chip."""
 
     def __init__(
-        self, plan: ProgramPlan, chip: ChipConfig, loop: Loop, *,
-        record_trace: bool = True, batch: bool = True,
+        self, plan: ProgramPlan, chip: ChipConfig, *, record_trace: bool = True, batch: bool = True,
     ) -> None:
         self.plan = plan
         self.chip = chip
-        self.loop = loop
+        self.env = env = simpy.Environment(initial_time=0.0)  # float times throughout
         self.record = record_trace
         self.batch = batch
         clock = chip.ne.clock_hz.value
         self.clock = clock
         d = chip.dram
         self.dram = SharedBandwidth(
-            loop,
+            env,
             d.peak_bytes_per_s.value / clock,
             {"activation": d.activation_bytes_per_s.value * d.activation_read_ratio.value / clock,
              "weight": d.weight_bytes_per_s.value / clock},
@@ -187,13 +110,14 @@ class Engine:
         self.task_overhead = chip.dispatch.per_task_overhead_s.value * clock
         self.layer_overhead = costs.task_overhead_cycles(chip)
         self.kernel_cache = chip.memory.kernel_cache_bytes.value
-        self.fw_gate = _Gate(loop)  # descriptors the firmware has issued
-        self.started_gate = _Gate(loop)  # tasks whose first step has begun
-        self.done_gate = _Gate(loop)  # tasks whose last result write has finished
-        self.src_gate = _Gate(loop)
-        self.ne_gate = _Gate(loop)
-        self.dst_gate = _Gate(loop)
-        self.kernel_gate = _Gate(loop)
+        alarms = Alarms(env)
+        self.fw_gate = Gate(env, alarms)  # descriptors the firmware has issued
+        self.started_gate = Gate(env, alarms)  # tasks whose first step has begun
+        self.done_gate = Gate(env, alarms)  # tasks whose last result write has finished
+        self.src_gate = Gate(env, alarms)
+        self.ne_gate = Gate(env, alarms)
+        self.dst_gate = Gate(env, alarms)
+        self.kernel_gate = Gate(env, alarms)
         self.stats = [TaskStats() for _ in plan.tasks]
         self.busy = dict.fromkeys(UNITS, 0.0)
         self.busy_dispatch = dict.fromkeys(UNITS, 0.0)  # the part outside the engine span
@@ -220,7 +144,8 @@ class Engine:
 
     def dispatch(self) -> Generator[Any, Any, None]:
         """Host and firmware round trip around the task walk."""
-        loop = self.loop
+        env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         c = self.clock
         comp = costs.dispatch_components_s(self.chip)
         fw_half = comp["firmware_round_trip"] * c / 2
@@ -229,44 +154,45 @@ class Engine:
             ("host", "request build", comp["request_build"] * c),
             ("firmware", "command pick-up", fw_half),
         ):
-            t0 = loop.now
-            yield loop.timeout(cycles)
-            self._slice(unit, name, t0, loop.now, -1)
-            self.marks[name] = (t0, loop.now)
-        self.engine_start = loop.now
-        loop.process(self.firmware())
+            t0 = env.now
+            yield timer.after(cycles)
+            self._slice(unit, name, t0, env.now, -1)
+            self.marks[name] = (t0, env.now)
+        self.engine_start = env.now
+        env.process(self.firmware())
         if self.plan.tasks:
-            loop.process(self.tile_src())
-            loop.process(self.compute())
-            loop.process(self.tile_dst())
+            env.process(self.tile_src())
+            env.process(self.compute())
+            env.process(self.tile_dst())
             if self.plan.chunks:
-                loop.process(self.kernel_dma())
+                env.process(self.kernel_dma())
             ev = self.done_gate.wait(len(self.plan.tasks))
             if ev is not None:
                 yield ev
-        self.engine_end = loop.now
+        self.engine_end = env.now
         for unit, name, cycles in (
             ("firmware", "completion signal", fw_half),
             ("host", "completion", comp["completion"] * c),
         ):
-            t0 = loop.now
-            yield loop.timeout(cycles)
-            self._slice(unit, name, t0, loop.now, -1)
-            self.marks[name] = (t0, loop.now)
-        self.end = loop.now
+            t0 = env.now
+            yield timer.after(cycles)
+            self._slice(unit, name, t0, env.now, -1)
+            self.marks[name] = (t0, env.now)
+        self.end = env.now
 
     def firmware(self) -> Generator[Any, Any, None]:
         """Issue descriptors in order, at most one ahead of the task the engine started."""
-        loop = self.loop
+        env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         for tp in self.plan.tasks:
             if tp.pos > 0:
                 ev = self.started_gate.wait(tp.pos)
                 if ev is not None:
                     yield ev
-            t0 = loop.now
+            t0 = env.now
             if self.task_overhead > 0:
-                yield loop.timeout(self.task_overhead)
-            now = loop.now
+                yield timer.after(self.task_overhead)
+            now = env.now
             self.busy["firmware"] += now - t0
             if self.record and now > t0:
                 self.trace.append((_FIRMWARE_ID, f"descriptor {tp.pos}", t0, now, tp.pos))
@@ -274,7 +200,7 @@ class Engine:
 
     def kernel_dma(self) -> Generator[Any, Any, None]:
         """Fetch kernel chunks in order, double-buffered where the kernel cache allows."""
-        loop = self.loop
+        env = self.env
         chunks = self.plan.chunks
         for j, ch in enumerate(chunks):
             waited = False
@@ -290,19 +216,20 @@ class Engine:
                     if ev is not None:
                         waited = True
                         yield ev
-            t0 = loop.now
+            t0 = env.now
             # Back to back, the request for this chunk went out while the previous one moved, so
             # only a fetch that had to wait (or the first) pays the DRAM latency.
             latency = self.dram_latency if waited or j == 0 else 0.0
             yield self.dram.transfer(ch.nbytes, "weight", latency, ch.cost)
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
-            self._slice("kernel_dma", "kernel", t0, loop.now, ch.task_pos)
+            self._slice("kernel_dma", "kernel", t0, env.now, ch.task_pos)
             self.tile_events += 1
             self.kernel_gate.advance()
 
     def tile_src(self) -> Generator[Any, Any, None]:
         """Source tile DMA: DRAM or pool into one of two input buffers."""
-        loop = self.loop
+        env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         ne_gate = self.ne_gate
         src_gate = self.src_gate
         busy = self.busy
@@ -310,6 +237,7 @@ class Engine:
         record = self.record
         transfer = self.dram.transfer
         latency = self.dram_latency
+        batch = self.batch
         src_unit = _UNIT_ID["tile_dma_src"]
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
@@ -337,22 +265,22 @@ class Engine:
                     if ev is not None:
                         yield ev
                 if k == first_step:
-                    st.start = loop.now
+                    st.start = env.now
                     self.started_gate.advance()
-                if self.batch and i == 0 and self._batchable(tp, r):
-                    r = yield from self._run_batch(tp, r)
+                if batch and i == 0 and self._batchable(tp, r):
+                    r = yield from self._run_batch(tp, r, timer)
                     i = 0
                     continue
-                t0 = loop.now
+                t0 = env.now
                 nbytes = run.src_dram_bytes
                 if nbytes > 0:
                     yield transfer(nbytes, "activation", latency)
                     st.dram_activation_bytes += nbytes
-                now = loop.now
+                now = env.now
                 rest = run.src_pool_cycles - (now - t0)
                 if rest > 0:
-                    yield loop.timeout(rest)
-                    now = loop.now
+                    yield timer.after(rest)
+                    now = env.now
                 busy["tile_dma_src"] += now - t0
                 if record and now > t0:
                     trace.append((src_unit, "src", t0, now, pos))
@@ -362,13 +290,13 @@ class Engine:
 
     def compute(self) -> Generator[Any, Any, None]:
         """NE and planar engine: wait for input, weights and a free output buffer, then run."""
-        loop = self.loop
+        env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         src_gate = self.src_gate
         kernel_gate = self.kernel_gate
         dst_gate = self.dst_gate
         ne_gate = self.ne_gate
         batches = self.batches
-        timeout = loop.timeout
         record = self.record
         busy = self.busy
         covered = 0  # steps below this were done by a closed-form batch
@@ -386,31 +314,37 @@ class Engine:
                     if k < covered:
                         i = covered - run_first
                         continue
-                    t0 = loop.now
+                    t0 = now = env.now  # (read again only after a wait)
                     if src_gate.count <= k:
                         ev = src_gate.wait(k + 1)
                         if ev is not None:
                             yield ev
+                            now = env.now
                     if k in batches:
                         st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
-                        covered = yield from self._skip_batched(k, 0)
+                        covered = yield from self._skip_batched(k, 0, timer)
                         continue
-                    t1 = loop.now
+                    t1 = now
                     if chunk_first >= 0:
-                        ev = kernel_gate.wait(chunk_first + run.chunk_stride * i + 1)
-                        if ev is not None:
-                            yield ev
-                    t2 = loop.now
+                        need = chunk_first + run.chunk_stride * i + 1
+                        if kernel_gate.count < need:  # (wait() would return None otherwise)
+                            ev = kernel_gate.wait(need)
+                            if ev is not None:
+                                yield ev
+                                now = env.now
+                    t2 = now
                     if dst_gate.count < k - 1:
                         ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
                         if ev is not None:
                             yield ev
-                    t3 = loop.now
-                    st.stall_input += t1 - max(t0, st.start)  # waiting before the task began is not its stall
+                            now = env.now
+                    t3 = now
+                    began = st.start
+                    st.stall_input += t1 - (t0 if t0 >= began else began)  # waiting before the task began is not its stall
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
                     extra = self.layer_overhead if k == first_step and has_ne else 0
-                    yield timeout(run.compute_cycles + extra)
+                    yield timer.after(run.compute_cycles + extra)
                     if record:
                         self._compute_slices(tp, run, t3, extra)
                     else:  # as _compute_slices, without the trace
@@ -426,7 +360,8 @@ class Engine:
 
     def tile_dst(self) -> Generator[Any, Any, None]:
         """Destination tile DMA: from one of two output buffers to DRAM or the pool."""
-        loop = self.loop
+        env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         ne_gate = self.ne_gate
         dst_gate = self.dst_gate
         batches = self.batches
@@ -455,18 +390,18 @@ class Engine:
                         if ev is not None:
                             yield ev
                     if k in batches:
-                        covered = yield from self._skip_batched(k, 1)
+                        covered = yield from self._skip_batched(k, 1, timer)
                         continue
-                    t0 = loop.now
+                    t0 = env.now
                     nbytes = run.dst_dram_bytes
                     if nbytes > 0:
                         yield transfer(nbytes, "activation", latency, self.write_cost)
                         st.dram_activation_bytes += nbytes
-                    now = loop.now
+                    now = env.now
                     rest = run.dst_pool_cycles - (now - t0)
                     if rest > 0:
-                        yield loop.timeout(rest)
-                        now = loop.now
+                        yield timer.after(rest)
+                        now = env.now
                     busy["tile_dma_dst"] += now - t0
                     if record and now > t0:
                         trace.append((dst_unit, "dst", t0, now, pos))
@@ -498,12 +433,12 @@ class Engine:
 
     # -- closed-form batches ---------------------------------------------------------------
 
-    def _skip_batched(self, k: int, stage: int) -> Generator[Any, Any, int]:
+    def _skip_batched(self, k: int, stage: int, timer: Timer) -> Generator[Any, Any, int]:
         """Wait until stage ``stage`` (0 compute, 1 destination) of the batch opened at ``k`` ends."""
         end_step, ends, _start = self.batches[k]
-        delay = ends[stage] - self.loop.now
+        delay = ends[stage] - self.env.now
         if delay > 0:
-            yield self.loop.timeout(delay)
+            yield timer.after(delay)
         return end_step
 
     def _batchable(self, tp: TaskPlan, r: int) -> bool:
@@ -514,7 +449,7 @@ class Engine:
         k = run.first_step
         return self.ne_gate.current() == k and self.dst_gate.current() == k
 
-    def _run_batch(self, tp: TaskPlan, r0: int) -> Generator[Any, Any, int]:
+    def _run_batch(self, tp: TaskPlan, r0: int, timer: Timer) -> Generator[Any, Any, int]:
         """Advance DRAM-free runs of one task from an empty pipeline in closed form.
 
         With stage times a (source), b (compute), c (destination) and two buffers between
@@ -524,7 +459,7 @@ class Engine:
         times the step-by-step model would; the gates are then scheduled at those times.
         Returns the index of the first run not covered.
         """
-        loop = self.loop
+        env = self.env
         st = self.stats[tp.pos]
         runs = tp.runs
         r1 = r0
@@ -538,52 +473,71 @@ class Engine:
             )
         ):
             r1 += 1
-        t = loop.now
+        t = env.now
         first = runs[r0].first_step
         kernel_ready = t
         if runs[r0].chunk_first >= 0:
             ev = self.kernel_gate.wait(runs[r0].chunk_first + 1)
             if ev is not None:
                 yield ev  # the source times below still start from t: nothing else uses them
-            kernel_ready = loop.now
+            kernel_ready = env.now
         src_end: list[float] = []
         cmp_end: list[float] = []
         dst_end: list[float] = []
-        slice_ = self._slice
         record = self.record
+        busy = self.busy
+        first_extra = self.layer_overhead if first == tp.first_step and tp.task.ne is not None else 0
+        # The recurrence's look-backs (steps j-1 and j-2), all t before the first step; stalls
+        # and busy times accumulate in locals in the order the step-by-step model adds them.
+        src_1 = cmp_1 = cmp_2 = dst_1 = dst_2 = t
+        stall_in, stall_w, stall_out = st.stall_input, st.stall_weight, st.stall_output
+        busy_ne, busy_planar = busy["ne"], busy["planar"]
+        busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
         j = 0
         for run in runs[r0:r1]:
             a, c = run.src_pool_cycles, run.dst_pool_cycles
             for _ in range(run.count):
-                extra = self.layer_overhead if j == 0 and first == tp.first_step and tp.task.ne is not None else 0
+                extra = first_extra if j == 0 else 0
                 b = run.compute_cycles + extra
-                prev_cmp = cmp_end[j - 1] if j else t
-                s0 = max(src_end[j - 1] if j else t, cmp_end[j - 2] if j >= 2 else t)
+                s0 = src_1 if src_1 >= cmp_2 else cmp_2
                 s1 = s0 + a
-                ready = max(s1, prev_cmp)
-                w_ready = max(ready, kernel_ready if j == 0 else t)
-                c0 = max(w_ready, dst_end[j - 2] if j >= 2 else t)
-                st.stall_input += max(0.0, s1 - prev_cmp)
-                st.stall_weight += w_ready - ready
-                st.stall_output += c0 - w_ready
-                d0 = max(c0 + b, dst_end[j - 1] if j else t)
+                ready = s1 if s1 >= cmp_1 else cmp_1
+                gate = kernel_ready if j == 0 else t
+                w_ready = ready if ready >= gate else gate
+                c0 = w_ready if w_ready >= dst_2 else dst_2
+                d = s1 - cmp_1
+                stall_in += d if d > 0.0 else 0.0
+                stall_w += w_ready - ready
+                stall_out += c0 - w_ready
+                c1 = c0 + b
+                d0 = c1 if c1 >= dst_1 else dst_1
+                d1 = d0 + c
                 src_end.append(s1)
-                cmp_end.append(c0 + b)
-                dst_end.append(d0 + c)
+                cmp_end.append(c1)
+                dst_end.append(d1)
                 if record:
-                    slice_("tile_dma_src", "src", s0, s1, tp.pos)
+                    busy_src += s1 - s0
+                    busy_dst += d1 - d0
+                    if s1 > s0:
+                        self.trace.append((_SRC_ID, "src", s0, s1, tp.pos))
                     self._compute_slices(tp, run, c0, extra)
-                    slice_("tile_dma_dst", "dst", d0, d0 + c, tp.pos)
+                    if d1 > d0:
+                        self.trace.append((_DST_ID, "dst", d0, d1, tp.pos))
                 else:
                     ne = run.ne_cycles + extra if run.ne_cycles else 0
                     st.ne_cycles += ne
                     st.planar_cycles += run.planar_cycles
-                    self.busy["ne"] += ne
-                    self.busy["planar"] += run.planar_cycles
-                    self.busy["tile_dma_src"] += a
-                    self.busy["tile_dma_dst"] += c
+                    busy_ne += ne
+                    busy_planar += run.planar_cycles
+                    busy_src += a
+                    busy_dst += c
                     self.tile_events += 1
+                src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
                 j += 1
+        st.stall_input, st.stall_weight, st.stall_output = stall_in, stall_w, stall_out
+        busy["tile_dma_src"], busy["tile_dma_dst"] = busy_src, busy_dst
+        if not record:
+            busy["ne"], busy["planar"] = busy_ne, busy_planar
         n = j
         self.tile_events += 2 * n
         self.batched_steps += n
@@ -595,9 +549,9 @@ class Engine:
         if end_step - 1 == tp.last_step:
             st.end = dst_end[-1]
             self.done_gate.schedule([dst_end[-1]])
-        delay = src_end[-1] - loop.now
+        delay = src_end[-1] - env.now
         if delay > 0:
-            yield loop.timeout(delay)
+            yield timer.after(delay)
         return r1
 
     # -- driver ----------------------------------------------------------------------------
@@ -605,8 +559,16 @@ class Engine:
     def run(self) -> EngineOutput:
         """Simulate and return the raw output."""
         wall0 = time.perf_counter()
-        self.loop.process(self.dispatch())
-        self.loop.run()
+        env = self.env
+        env.process(self.dispatch())
+        step = env.step
+        events = 0
+        try:  # env.run(), counting the events stepped
+            while True:
+                step()
+                events += 1
+        except EmptySchedule:
+            pass
         wall = time.perf_counter() - wall0
         return EngineOutput(
             end_cycles=self.end,
@@ -620,15 +582,13 @@ class Engine:
             dram_contention_cycles=self.dram.contention_cycles,
             trace=self.trace,
             tile_events=self.tile_events,
-            loop_events=self.loop.events_processed,
+            loop_events=events,
             batched_steps=self.batched_steps,
             wall_s=wall,
             dispatch_marks=self.marks,
         )
 
 
-def run_engine(
-    plan: ProgramPlan, chip: ChipConfig, *, loop: str = "heap", record_trace: bool = True, batch: bool = True,
-) -> EngineOutput:
-    """Simulate a planned program on a fresh loop of the given kind."""
-    return Engine(plan, chip, make_loop(loop), record_trace=record_trace, batch=batch).run()
+def run_engine(plan: ProgramPlan, chip: ChipConfig, *, record_trace: bool = True, batch: bool = True) -> EngineOutput:
+    """Simulate a planned program on a fresh simpy environment."""
+    return Engine(plan, chip, record_trace=record_trace, batch=batch).run()

@@ -97,11 +97,6 @@ def task_kind(task: Task) -> str:
     return "+".join(parts) or "copy"
 
 
-def _in_dram(chip: ChipConfig, layout: Layout) -> bool:
-    """Where an operand really lives: pool-space tensors over the cap spill to DRAM."""
-    return layout.space == "dram" or not costs.resident(chip, layout)
-
-
 def _source_rows(task: Task, src: Layout, out_rows: int) -> int:
     if src is task.sources[0]:
         return costs.input_rows_for(task, out_rows)
@@ -212,29 +207,32 @@ class _LastWriter:
 def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
     """Lower every task of ``program`` to runs and chunks for ``chip``."""
     plan = ProgramPlan(tasks=[])
+    chunks = plan.chunks
     writers = _LastWriter()
     step = 0
     cache = chip.memory.kernel_cache_bytes.value
+    cap = chip.memory.working_set_cap_bytes.value  # as costs.resident
     pool_rate = chip.pool_bytes_per_cycle  # as costs.pool_cycles: bytes / this
+    refetch_cost = 1.0 / chip.dram.weight_refetch_ratio.value
     for pos, task in enumerate(program.tasks):
-        producers = tuple(sorted({w for src in task.sources if (w := writers.last(src)) is not None}))[-1:]
+        sources = task.sources
+        result = task.result
+        written = [w for src in sources if (w := writers.last(src)) is not None]
+        producers = (max(written),) if written else ()
         shape = costs.pass_shape(chip, task)
-        h_out = max(1, task.result.height)
+        h_out = max(1, result.height)
         rows = _auto_tile_rows(chip, task)
         n_full, rem = divmod(h_out, rows)
         tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
         tiles = n_full + (1 if rem else 0)
         kb = costs.kernel_stream_bytes(chip, task)
-        refetch_cost = 1.0 / chip.dram.weight_refetch_ratio.value
-        c_out = max(1, task.result.channels)
+        c_out = max(1, result.channels)
         first_step = step
         runs: list[Run] = []
         # Kernel chunks: whole kernel if it fits the kernel cache, else one per pass, else
         # streamed afresh for every step (weights re-fetched per tile).
-        pass_channels = [
-            min(c_out, (p + 1) * shape.ocg * shape.cores) - p * shape.ocg * shape.cores
-            for p in range(shape.passes)
-        ]
+        group = shape.ocg * shape.cores
+        pass_channels = [min(c_out, (p + 1) * group) - p * group for p in range(shape.passes)]
         per_pass_bytes = [kb * pc // c_out for pc in pass_channels]
         if kb == 0:
             mode = "none"
@@ -245,19 +243,21 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         else:
             mode = "step"
         if mode == "task":
-            plan.chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
-        spilled = tuple(
-            name
-            for name, lay in [(f"source{i}", s) for i, s in enumerate(task.sources)] + [("result", task.result)]
-            if lay.space == "pool" and not costs.resident(chip, lay)
-        )
+            chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
+        # Per operand, once: bytes per row, whether it fits the working set, where it lives
+        # (a pool-space operand over the cap spills to DRAM).
+        src_resident = [src.nbytes <= cap for src in sources]
+        result_resident = result.nbytes <= cap
+        spilled = tuple(f"source{i}" for i, src in enumerate(sources) if src.space == "pool" and not src_resident[i])
+        if result.space == "pool" and not result_resident:
+            spilled += ("result",)
         # Column split: when even one output row's streamed input exceeds the budget (a matrix
         # laid out as one long row), each row is cut into `parts` pieces of equal width.
         parts = _column_parts(chip, task, rows)
         if parts > 1:
             tile_sizes = [(1, h_out * parts)]
             tiles = h_out * parts
-        streamed_src = [s for s in task.sources if _in_dram(chip, s) and not costs.resident(chip, s)]
+        streamed_src = [src for src, res in zip(sources, src_resident) if not res]
         # Loop order. Passes outermost re-streams an over-cap source once per pass; tiles
         # outermost loads each source tile once but re-fetches the weights per tile when they do
         # not fit the kernel cache. Take whichever moves DRAM for less time.
@@ -280,40 +280,43 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             order = [(p, r, 1, True) for r, c in tile_sizes for _ in range(c) for p in range(shape.passes)]
         else:
             order = [(p, r, c, False) for p in range(shape.passes) for r, c in tile_sizes]
+        src_ops = [(src, costs.layout_row_bytes(src), res, src.space == "dram" or not res)
+                   for src, res in zip(sources, src_resident)]
+        dst_row_bytes = costs.layout_row_bytes(result)
+        dst_in_dram = result.space == "dram" or not result_resident
         for p, out_rows, count, tile_loaded_once in order:
             ch_core = shape.channels_in_pass(p)
             frac = pass_channels[p] / c_out
             if mode == "pass" and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
-                plan.chunks.append(Chunk(pos, per_pass_bytes[p], step, step + tiles - 1, False))
+                chunks.append(Chunk(pos, per_pass_bytes[p], step, step + tiles - 1, False))
             src_dram = 0.0
             src_pool = 0.0
-            for s in task.sources:
-                b = costs.layout_row_bytes(s) * _source_rows(task, s, out_rows) / parts
-                again = p > 0 and (costs.resident(chip, s) or tile_loaded_once)
-                if _in_dram(chip, s) and not again:
+            for src, row_bytes, res, in_dram in src_ops:
+                b = row_bytes * _source_rows(task, src, out_rows) / parts
+                if in_dram and not (p > 0 and (res or tile_loaded_once)):
                     src_dram += b
                 else:
                     src_pool += b  # chained in the pool, or re-read of a copy already on chip
-            dst_b = costs.layout_row_bytes(task.result) * out_rows * frac / parts
-            dst_dram = dst_b if _in_dram(chip, task.result) else 0.0
+            dst_b = dst_row_bytes * out_rows * frac / parts
+            dst_dram = dst_b if dst_in_dram else 0.0
             dst_pool = 0.0 if dst_dram else dst_b
             ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
             planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p], c_out * parts)
             if mode == "step":
-                chunk_first, stride = len(plan.chunks), 1
+                chunk_first, stride = len(chunks), 1
                 for i in range(count):
-                    plan.chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True,
-                                             refetch_cost if tiles > 1 else 1.0))
+                    chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True,
+                                        refetch_cost if tiles > 1 else 1.0))
             elif mode == "none":
                 chunk_first, stride = -1, 0
             else:
-                chunk_first, stride = len(plan.chunks) - 1, 0
+                chunk_first, stride = len(chunks) - 1, 0
             runs.append(
                 Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
                     ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride)
             )
             step += count
-        writers.record(task.result, pos)
+        writers.record(result, pos)
         plan.tasks.append(
             TaskPlan(pos, task, task_kind(task), shape.cores, shape.passes, tiles, rows, runs,
                      first_step, step - 1, kb, producers, spilled, task.macs)

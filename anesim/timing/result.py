@@ -59,7 +59,6 @@ class TraceEvent:
 class SimStats:
     """How the simulation itself ran (not part of the simulated result)."""
 
-    loop: str
     wall_s: float
     loop_events: int
     tile_events: int

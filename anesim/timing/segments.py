@@ -45,7 +45,7 @@ def combine(results: list[TimingResult], program: str) -> TimingResult:
         flops_per_s=2.0 * macs / latency if latency else 0.0,
         engine_flops_per_s=2.0 * macs * clock / engine_cycles if engine_cycles else 0.0,
         tasks=tasks,
-        sim=SimStats(first.sim.loop, sum(r.sim.wall_s for r in results), sum(r.sim.loop_events for r in results),
+        sim=SimStats(sum(r.sim.wall_s for r in results), sum(r.sim.loop_events for r in results),
                      sum(r.sim.tile_events for r in results), sum(r.sim.batched_steps for r in results),
                      sum(r.sim.steps for r in results)),
         trace_units=first.trace_units,

@@ -18,15 +18,13 @@ from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 from anesim.timing.segments import combine
 from anesim.timing.uncertainty import interval_for
 
-DEFAULT_LOOP = "heap"  # same results as "simpy" (tested), faster per event
-
 
 def _bound(st_in: float, st_w: float, st_out: float, compute: float) -> str:
     waits = {"input DMA": st_in, "weight DMA": st_w, "output DMA": st_out, "compute": compute}
     return max(waits, key=lambda k: (waits[k], k == "compute"))
 
 
-def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOutput, loop: str) -> TimingResult:
+def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOutput) -> TimingResult:
     """Turn raw engine output (cycles) into the typed result (seconds and cycles)."""
     clock = chip.ne.clock_hz.value
     latency_cycles = out.end_cycles
@@ -86,7 +84,7 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
         flops_per_s=2.0 * macs / latency_s if latency_s else 0.0,
         engine_flops_per_s=2.0 * macs * clock / span if span else 0.0,
         tasks=tasks,
-        sim=SimStats(loop, out.wall_s, out.loop_events, out.tile_events, out.batched_steps, plan.steps),
+        sim=SimStats(out.wall_s, out.loop_events, out.tile_events, out.batched_steps, plan.steps),
         trace_units=UNITS,
         energy_j=dispatch_energy_j(chip, latency_s, macs, act + wt),
         _trace=out.trace,
@@ -110,7 +108,6 @@ def simulate(
     program: Program | object,
     chip: ChipConfig | str | Path = "m1",
     *,
-    loop: str = DEFAULT_LOOP,
     trace: bool = True,
     batch: bool = True,
 ) -> TimingResult:
@@ -119,9 +116,8 @@ def simulate(
     ``program`` is a Program, or a compile result: each of its segments is one dispatch, timed
     back to back (host work between segments is not timed).
 
-    ``loop`` picks the event kernel (``simpy`` or ``heap``); ``trace`` keeps the per-slice
-    timeline; ``batch`` lets runs of identical DRAM-free tiles advance in closed form. None of
-    the three changes the simulated times.
+    ``trace`` keeps the per-slice timeline; ``batch`` lets runs of identical DRAM-free tiles
+    advance in closed form. Neither changes the simulated times.
     """
     name, programs = _segment_programs(program)
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
@@ -129,8 +125,8 @@ def simulate(
     for segment in programs:
         plan = plan_program(segment, cfg)
         check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps", chip=cfg)
-        out = run_engine(plan, cfg, loop=loop, record_trace=trace, batch=batch)
-        results.append(package(plan, cfg, segment, out, loop))
+        out = run_engine(plan, cfg, record_trace=trace, batch=batch)
+        results.append(package(plan, cfg, segment, out))
     result = results[0] if len(results) == 1 else combine(results, name)
     interval = interval_for(cfg)
     if interval is not None:

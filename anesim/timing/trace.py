@@ -2,9 +2,8 @@
 
 Both formats open in the Perfetto UI; the Chrome JSON also opens in chrome://tracing. Every
 unit (host, firmware, kernel DMA, tile DMA source, NE, planar engine, tile DMA destination)
-gets its own track. Perfetto traces go through the ``perfetto`` package's trace builder when it
-is installed; otherwise a small built-in encoder writes the same packets (the handful of
-protobuf fields used are listed below, numbered as in Perfetto's trace protos).
+gets its own track. The Chrome JSON needs nothing beyond the standard library; Perfetto traces
+are built with the ``perfetto`` package's ``TraceProtoBuilder`` (the ``trace`` extra).
 """
 
 from __future__ import annotations
@@ -13,21 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from anesim.errors import UnsupportedError
 from anesim.timing.result import TimingResult
 
-# Perfetto proto field numbers (perfetto/trace/trace.proto, trace_packet.proto,
-# track_event/track_event.proto, track_event/track_descriptor.proto).
-_TRACE_PACKET = 1
-_PKT_TIMESTAMP = 8
-_PKT_SEQUENCE_ID = 10
-_PKT_TRACK_EVENT = 11
-_PKT_TRACK_DESCRIPTOR = 60
-_TE_TYPE = 9
-_TE_TRACK_UUID = 11
-_TE_NAME = 23
-_TD_UUID = 1
-_TD_NAME = 2
-_TD_PARENT_UUID = 5
+# TrackEvent.Type values (perfetto/trace/track_event/track_event.proto).
 SLICE_BEGIN = 1
 SLICE_END = 2
 
@@ -93,26 +81,43 @@ def _packet_plan(result: TimingResult) -> tuple[list[tuple[int, int, str]], list
     return tracks, edges
 
 
-def pftrace_bytes(result: TimingResult, *, use_package: bool | None = None) -> bytes:
-    """The timeline as a serialised Perfetto ``Trace`` message.
+def pftrace_bytes(result: TimingResult, *, path: str | Path | None = None) -> bytes:
+    """The timeline as a serialised Perfetto ``Trace`` message (needs the ``perfetto`` package).
 
-    ``use_package`` None means: the ``perfetto`` package if importable, else the built-in encoder.
+    ``path`` only names the file in the error raised when the package is missing.
     """
+    try:
+        from perfetto.trace_builder.proto_builder import TraceProtoBuilder
+    except ImportError:
+        raise UnsupportedError(
+            "writing a Perfetto trace needs the perfetto package", file=path,
+            expected="pip install 'anesim[trace]', or a .json path for the Chrome trace",
+            found="no module named perfetto",
+        ) from None
+    builder = TraceProtoBuilder()
     tracks, edges = _packet_plan(result)
-    if use_package is not False:
-        try:
-            from perfetto.trace_builder.proto_builder import TraceProtoBuilder
-        except ImportError:
-            if use_package:
-                raise
-        else:
-            return _with_package(TraceProtoBuilder(), tracks, edges)
-    return _encode(tracks, edges)
+    for uuid, parent, name in tracks:
+        td = builder.add_packet().track_descriptor
+        td.uuid = uuid
+        td.name = name
+        if parent:
+            td.parent_uuid = parent
+    for ts, kind, track, name in edges:
+        packet = builder.add_packet()
+        packet.timestamp = ts
+        packet.trusted_packet_sequence_id = _SEQUENCE_ID
+        event = packet.track_event
+        event.type = kind
+        event.track_uuid = track
+        if name:
+            event.name = name
+    return builder.serialize()
 
 
-def write_pftrace(result: TimingResult, path: str | Path, *, use_package: bool | None = None) -> None:
+def write_pftrace(result: TimingResult, path: str | Path) -> None:
     """Write the Perfetto protobuf trace file."""
-    Path(path).write_bytes(pftrace_bytes(result, use_package=use_package))
+    data = pftrace_bytes(result, path=path)
+    Path(path).write_bytes(data)
 
 
 def write_trace(result: TimingResult, path: str | Path) -> str:
@@ -122,62 +127,3 @@ def write_trace(result: TimingResult, path: str | Path) -> str:
         return "chrome-json"
     write_pftrace(result, path)
     return "perfetto"
-
-
-def _with_package(builder: Any, tracks: list[tuple[int, int, str]], edges: list[tuple[int, int, int, str]]) -> bytes:
-    for uuid, parent, name in tracks:
-        td = builder.add_packet().track_descriptor
-        td.uuid = uuid
-        td.name = name
-        if parent:
-            td.parent_uuid = parent
-    for ts, kind, track, name in edges:
-        p = builder.add_packet()
-        p.timestamp = ts
-        p.trusted_packet_sequence_id = _SEQUENCE_ID
-        te = p.track_event
-        te.type = kind
-        te.track_uuid = track
-        if name:
-            te.name = name
-    return builder.serialize()
-
-
-# --------------------------------------------------------------------------- built-in encoder
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field_varint(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
-
-
-def _field_bytes(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _encode(tracks: list[tuple[int, int, str]], edges: list[tuple[int, int, int, str]]) -> bytes:
-    out = bytearray()
-    for uuid, parent, name in tracks:
-        td = _field_varint(_TD_UUID, uuid) + _field_bytes(_TD_NAME, name.encode())
-        if parent:
-            td += _field_varint(_TD_PARENT_UUID, parent)
-        out += _field_bytes(_TRACE_PACKET, _field_bytes(_PKT_TRACK_DESCRIPTOR, td))
-    seq = _field_varint(_PKT_SEQUENCE_ID, _SEQUENCE_ID)
-    for ts, kind, track, name in edges:
-        te = _field_varint(_TE_TYPE, kind) + _field_varint(_TE_TRACK_UUID, track)
-        if name:
-            te += _field_bytes(_TE_NAME, name.encode())
-        pkt = _field_varint(_PKT_TIMESTAMP, ts) + seq + _field_bytes(_PKT_TRACK_EVENT, te)
-        out += _field_bytes(_TRACE_PACKET, pkt)
-    return bytes(out)

@@ -91,7 +91,7 @@ class PipelineTimer:
         latency = sustained = dram = macs = 0.0
         for program in programs:
             try:  # no timeline and the faster event kernel: neither changes the simulated times
-                result = simulate(program, chip, trace=False, loop="heap")
+                result = simulate(program, chip, trace=False)
             except TypeError:
                 result = simulate(program, chip)
             lat = float(_result_value(result, "latency_s"))

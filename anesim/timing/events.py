@@ -1,0 +1,94 @@
+"""Cheap events for the engine's hot paths, on a ``simpy.Environment``.
+
+simpy allocates an event object for every wait and every timeout; in the tile pipeline that
+allocation costs about as much as the scheduling itself. These keep simpy's semantics (an
+event is scheduled with ``env.schedule``, processed once by ``env.step``, and resumes the
+processes and callbacks in its ``callbacks``) but are re-armed once processed:
+
+- :class:`Signal` resumes its waiters the moment it fires, within the current instant, instead
+  of through the queue;
+- :class:`Timer` is the timeout one process waits on, re-armed for each wait;
+- :class:`Alarms` calls functions later through a pool of events reused once they have rung.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from simpy import Environment, Event
+from simpy.events import NORMAL
+
+
+class Signal(Event):
+    """An event that resumes its waiters the moment it fires, at the current simulated time.
+
+    ``succeed()`` would put the event on simpy's queue and resume the waiters when the queue
+    reaches it, at the same time but after the other events already due then. A hand-over
+    between pipeline stages needs no such round trip; firing saves one queued event per
+    hand-over.
+    """
+
+    def fire(self, _cause: Event | None = None) -> None:
+        """Mark the event processed and resume its waiters now (usable as a simpy callback)."""
+        self._ok = True
+        self._value = None
+        callbacks, self.callbacks = self.callbacks, None  # as Environment.step does
+        for callback in callbacks:  # type: ignore[union-attr]
+            callback(self)
+
+    def rearm(self) -> Signal:
+        """Make a fired signal pending again, for its next waiter."""
+        self.callbacks = []
+        return self
+
+
+class Timer(Event):
+    """A timeout for one process, re-armed for each wait: ``yield timer.after(cycles)``."""
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        self.callbacks = None  # idle: processed
+
+    def after(self, delay: float) -> Timer:
+        """Fire ``delay`` cycles from now; the previous wait must have ended."""
+        self.callbacks = []
+        self.env.schedule(self, NORMAL, delay)
+        return self
+
+
+class _Alarm(Event):
+    """One pooled event of :class:`Alarms`: calls ``fn(arg)`` when processed."""
+
+    def __init__(self, alarms: Alarms) -> None:
+        super().__init__(alarms.env)
+        self._ok = True
+        self._value = None
+        self.alarms = alarms
+        self.fn: Callable[[Any], None] | None = None
+        self.arg: Any = None
+
+
+def _ring(alarm: _Alarm) -> None:
+    fn, arg = alarm.fn, alarm.arg
+    alarm.alarms.free.append(alarm)  # processed now: free to be re-armed, even by fn itself
+    fn(arg)  # type: ignore[misc]
+
+
+class Alarms:
+    """Calls functions after a delay through a pool of simpy events, each reused once rung."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.free: list[_Alarm] = []
+
+    def call_later(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` ``delay`` cycles from now (in order with every other event then)."""
+        free = self.free
+        alarm = free.pop() if free else _Alarm(self)
+        alarm.fn = fn
+        alarm.arg = arg
+        alarm.callbacks = [_ring]
+        self.env.schedule(alarm, NORMAL, delay)
