@@ -235,17 +235,22 @@ def build_layer_norm(p: Params) -> Graph:
 def build_attention(p: Params) -> Graph:
     """Scaled dot-product attention [B, H, S, D] in one program: QK^T, scale, softmax, times V.
 
-    K arrives transposed, [B*H, D, S]: the measured program (ANEForge af.sdpa) runs wholly on
-    the engine, and a run-time transpose of K's width axis would send the product to the host.
+    The measured program (ANEForge af.sdpa) runs wholly on the engine as the fused attention
+    atom, which holds "the channel axis holding the sequence" (guide App. B) and covers the
+    transposes itself. The operands arrive in that layout, the same bytes as [B*H, S, D]:
+    queries and values with their features on rows, [B*H, 1, D, S], keys as [B*H, 1, S, D]. The
+    scores are then [B*H, 1, S_k, S_q] with the keys on rows, the softmax runs over the keys
+    (the axis the engine reduces along; Apple's ml-ane-transformers takes softmax over dim 1),
+    and the context V^T P is [B*H, 1, D, S_q].
     """
     b = Builder(_name("attention", p))
     bh, s_len, d = p["batch"] * p["heads"], p["seq"], p["d_head"]
-    q = b.input("q", (bh, 1, s_len, d))
-    kt = b.input("k_t", (bh, 1, d, s_len))
-    v = b.input("v", (bh, 1, s_len, d))
-    s = b.scale(b.matmul(q, kt, name="scores"), 1.0 / d ** 0.5, name="scale")
-    a = b.softmax(s, axis=-1, name="softmax")
-    b.output(b.matmul(a, v, name="context"))
+    q_t = b.input("q_t", (bh, 1, d, s_len))
+    k = b.input("k", (bh, 1, s_len, d))
+    v_t = b.input("v_t", (bh, 1, d, s_len))
+    s = b.scale(b.matmul(k, q_t, name="scores"), 1.0 / d ** 0.5, name="scale")
+    a = b.softmax(s, axis=2, name="softmax")
+    b.output(b.matmul(v_t, a, name="context"))
     return b.build()
 
 

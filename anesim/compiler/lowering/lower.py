@@ -22,21 +22,20 @@ The rules, with their sources (``docs/compiler.md`` has the long form):
 
 from __future__ import annotations
 
+from anesim.compiler.lowering.attention import AttentionOps
 from anesim.compiler.lowering.elementwise import BINARY_PLANAR, ElementwiseOps
 from anesim.compiler.lowering.eops import EOp
 from anesim.compiler.lowering.fusion import LUT_UNARY
 from anesim.compiler.lowering.layout import LayoutOps
-from anesim.compiler.lowering.products import ProductOps
-from anesim.compiler.lowering.reductions import ReductionOps
 from anesim.compiler.lowering.views import reshape_view
 from anesim.errors import CompileError
 
 
-class SegmentLowerer(ProductOps, ElementwiseOps, ReductionOps, LayoutOps):
+class SegmentLowerer(AttentionOps, ElementwiseOps, LayoutOps):
     """Turns the nodes of one segment into :class:`EOp` s over :class:`Buffer` views.
 
-    The op families live in their own modules (products, elementwise, reductions, layout,
-    on top of epilogue fusion, broadcast/reduce primitives and the segment's buffers); this
+    The op families live in their own modules (attention over products and reductions,
+    elementwise, layout, on top of epilogue fusion, broadcast/reduce primitives and the segment's buffers); this
     class walks the nodes and sends each to its handler, ``_op_<name>`` or a family handler.
     """
 

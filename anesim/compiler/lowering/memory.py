@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anesim.compiler.lowering.views import Buffer, View
+from anesim.compiler.lowering.views import Buffer, View, reshape_view
 from anesim.program.model import Slot, align_up
 
 PAGE_BYTES = 0x4000
@@ -96,14 +96,19 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
     if any(r != w + 1 for r in readers) or buf.nbytes > cap:
         return False
     whole = buf.view()
-    if accesses[w].writes != whole:
+    if not _covers(accesses[w].writes, whole):
         return False
     if any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads):
         return False  # the kernel DMA reads weights from DRAM
     reader = accesses[w + 1]
     if reader.engine != accesses[w].engine:
         return False
-    return all(v == whole for v in reader.reads if v.buffer == buf.id)
+    return all(_covers(v, whole) for v in reader.reads if v.buffer == buf.id)
+
+
+def _covers(view: View, whole: View) -> bool:
+    """True when ``view`` addresses the whole buffer as written, under any shape (rows as channels)."""
+    return view == whole or (view.buffer == whole.buffer and reshape_view(view, whole.dims) == whole)
 
 
 def _tile_local(buf: Buffer, accesses: list[Access], cap: int) -> bool:

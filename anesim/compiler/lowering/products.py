@@ -107,52 +107,67 @@ class ProductOps(EpilogueFusion):
             self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
 
     def _op_matmul(self, node: Node) -> None:
+        template = NeSpec("conv")
+        out = self.absorb(node.output, template, channel_ok=False)
+        self.matmul_into(node, template, self.dest_for(out))
+
+    def matmul_into(self, node: Node, template: NeSpec, dest: View) -> None:
+        """Every (n, c) plane of a matrix product with the epilogue ``template``, into ``dest``."""
         a_name, b_name = node.inputs
-        ta, tb = bool(node.attrs["transpose_a"]), bool(node.attrs["transpose_b"])
-        out_info = self.g.info(node.output)
-        n_out, c_out, m, ncols = as_nchw(out_info.shape)
+        ta = bool(node.attrs["transpose_a"])
+        n_out, c_out, m, ncols = as_nchw(self.g.info(node.output).shape)
         an, ac, ar, acol = as_nchw(self.g.info(a_name).shape)
         bn, bc, br, bcol = as_nchw(self.g.info(b_name).shape)
         k = ar if ta else acol
-        template = NeSpec("conv")
-        out = self.absorb(node.output, template, channel_ok=False)
-        dest = self.dest_for(out)
-        a_const = a_name in self.g.constants
-        b_view: View
-        if b_name in self.g.constants:
-            data = self.g.constants[b_name].data
-            if tb:
-                shape_t = data.shape[:-2] + (data.shape[-1], data.shape[-2])
-                data = ConstantData.derived(shape_t, lambda d=data: np.swapaxes(d.array(), -1, -2),
-                                            "transposed")
-                b_view = self.const_view(f"{b_name}^T", data, shape_t)
-            else:
-                b_view = self.const_view(b_name)
-        else:
-            b_view = self.src(b_name)
-        a_view = None if a_const else self.src(a_name)
+        b_view = self.product_data(node)
+        a_view = None if a_name in self.g.constants else self.src(a_name)
         if a_view is not None and ta and c_out > 1 and self._grouped_matmul(
                 node, a_view, b_view, dest, template, (an, ac, bn, bc), (c_out, m, k, ncols), n_out):
             return
         for n in range(n_out):
             for c in range(c_out):
                 data_view = b_view.plane(min(n, bn - 1), min(c, bc - 1)).rows_as_channels()
-                d = dest.plane(n, c).rows_as_channels()
-                if a_const:
-                    adata = self.g.constants[a_name].data
-                    idx = (min(n, an - 1), min(c, ac - 1))
+                self.plane_product(node, template, a_view, (n, c), data_view,
+                                   dest.plane(n, c).rows_as_channels())
 
-                    def make(adata: ConstantData = adata, idx: tuple[int, int] = idx) -> np.ndarray:
-                        mat = adata.array().reshape(as_nchw(adata.shape))[idx]
-                        return (mat.T if ta else mat).reshape(m, k, 1, 1)
+    def product_data(self, node: Node) -> View:
+        """The right operand of a matrix product (a constant is transposed at compile time)."""
+        b_name = node.inputs[1]
+        if b_name not in self.g.constants:
+            return self.src(b_name)
+        data = self.g.constants[b_name].data
+        if not node.attrs["transpose_b"]:
+            return self.const_view(b_name)
+        shape_t = data.shape[:-2] + (data.shape[-1], data.shape[-2])
+        data = ConstantData.derived(shape_t, lambda d=data: np.swapaxes(d.array(), -1, -2), "transposed")
+        return self.const_view(f"{b_name}^T", data, shape_t)
 
-                    spec = replace(template, kernel=KernelSource((m, k, 1, 1), make, "fp16", 0, "matrix"))
-                    self.emit(EOp(node.name, node.describe(), [data_view], d, ne=spec))
-                else:
-                    plane = a_view.plane(min(n, an - 1), min(c, ac - 1))  # type: ignore[union-attr]
-                    weights = plane.rows_as_channels() if ta else plane
-                    self.emit(EOp(node.name, node.describe(), [data_view], d, ne=replace(template),
-                                  weights_view=weights))
+    def plane_product(self, node: Node, template: NeSpec, a_view: View | None, plane: tuple[int, int],
+                      data: View, dest: View) -> None:
+        """One (n, c) plane of ``node``'s product: ``data`` (rows as channels) times plane ``a``.
+
+        A constant ``a`` becomes a kernel; a tensor ``a`` supplies the weights at run time.
+        ``data`` and ``dest`` may be column slices of the plane (the weights are the same).
+        """
+        a_name = node.inputs[0]
+        ta = bool(node.attrs["transpose_a"])
+        an, ac, ar, acol = as_nchw(self.g.info(a_name).shape)
+        m, k = (acol, ar) if ta else (ar, acol)
+        n, c = plane
+        if a_view is None:
+            adata = self.g.constants[a_name].data
+            idx = (min(n, an - 1), min(c, ac - 1))
+
+            def make(adata: ConstantData = adata, idx: tuple[int, int] = idx) -> np.ndarray:
+                mat = adata.array().reshape(as_nchw(adata.shape))[idx]
+                return (mat.T if ta else mat).reshape(m, k, 1, 1)
+
+            spec = replace(template, kernel=KernelSource((m, k, 1, 1), make, "fp16", 0, "matrix"))
+            self.emit(EOp(node.name, node.describe(), [data], dest, ne=spec))
+            return
+        weights = a_view.plane(min(n, an - 1), min(c, ac - 1))
+        self.emit(EOp(node.name, node.describe(), [data], dest, ne=replace(template),
+                      weights_view=weights.rows_as_channels() if ta else weights))
 
     def _grouped_matmul(self, node: Node, a_view: View, b_view: View, dest: View, template: NeSpec,
                         counts: tuple[int, int, int, int], dims: tuple[int, int, int, int], n_out: int) -> bool:

@@ -85,7 +85,8 @@ class ReductionOps(EpilogueFusion, Primitives):
         """
         x = self.src(node.inputs[0])
         axis = self._axis(node)
-        tiles = self._row_tiles(x, self.dest_for(node.output), axis, full_tiles)
+        # sized so the staged input fits beside the temporaries: x is then read from DRAM once
+        tiles = self._row_tiles(x, self.dest_for(node.output), axis, full_tiles + 1)
         cap = self.chip.memory.working_set_cap_bytes.value
         fits = (full_tiles + 1) * Buffer(0, "", "", *tiles[0][0].dims).nbytes <= cap
         self.on_chip = len(tiles) > 1 or fits

@@ -36,6 +36,21 @@ def values_kernel(shape: tuple[int, int, int, int], make: Any, description: str)
     return KernelSource(shape, lambda: np.asarray(make(), np.float32).reshape(shape), "fp16", 0, description)
 
 
+def rows_as_lanes(src: View, dest: View, lanes: int) -> tuple[View, View]:
+    """``src`` and ``dest`` (one image, same dims) with rows merged into channels, when that helps.
+
+    Only when the result has fewer channels than ``lanes`` and more than one row, and strides
+    can say the merge for both views; otherwise the views as they are.
+    """
+    if dest.c >= lanes or dest.h == 1 or src.dims != dest.dims:
+        return src, dest
+    merged = (1, dest.c * dest.h, 1, dest.w)
+    s, d = reshape_view(src, merged), reshape_view(dest, merged)
+    if s is None or d is None:
+        return src, dest
+    return s, d
+
+
 class SegmentBase:
     """Buffers, storage and emission helpers shared by the op families of one segment."""
 
@@ -168,13 +183,21 @@ class SegmentBase:
 
     def copy(self, src: View, dest: View, name: str, where: str) -> None:
         """A DMA copy through the NE bypass (one per image)."""
-        for i in range(src.n):
-            self.emit(EOp(name, where, [src.image(i)], dest.image(i), ne=NeSpec("bypass")))
+        self.bypass(src, dest, NeSpec("bypass"), name, where)
 
     def bypass(self, src: View, dest: View, ne: NeSpec, name: str, where: str) -> None:
-        """Bias, post-scale and nonlinearity without a kernel (one op per image)."""
+        """Bias, post-scale and nonlinearity without a kernel (one op per image).
+
+        A per-element op has no use for the row structure: when the result holds fewer channels
+        than the NE has channel lanes and no per-channel bias, source and result are seen with
+        their rows as channels (the same bytes, a view), so every core and lane takes a share
+        instead of one lane walking the rows.
+        """
         for i in range(src.n):
-            self.emit(EOp(name, where, [src.image(i)], dest.image(i), ne=replace(ne)))
+            s, d = src.image(i), dest.image(i)
+            if ne.bias is None or ne.bias.size == 1:
+                s, d = rows_as_lanes(s, d, self.chip.ne.cores.value * self.chip.ne.out_channels_per_cycle_fp16.value)
+            self.emit(EOp(name, where, [s], d, ne=replace(ne)))
 
     def planar(self, op: str, a: View, b: View | None, dest: View, name: str, where: str,
                relu: bool = False) -> None:
