@@ -126,7 +126,7 @@ def derive(data: dict[str, Any], file: Path, model: ScalingModel | None = None,
         for key, item in _block(data, section).items():
             if isinstance(item, Mapping) and RULE_KEY in item:
                 name = item[RULE_KEY]
-                if name not in model.rules or model.rules[name].param != f"{section}.{key}":
+                if not isinstance(name, str) or name not in model.rules or model.rules[name].param != f"{section}.{key}":
                     raise ConfigError("unknown rule for this parameter", file=file, where=f"key '{section}.{key}'",
                                       expected=" or ".join(n for n, r in model.rules.items()
                                                            if r.param == f"{section}.{key}") or "a value",

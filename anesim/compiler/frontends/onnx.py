@@ -24,7 +24,7 @@ import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.frontends.onnx_attention import AttentionHandlers
-from anesim.compiler.frontends.onnx_fold import evaluate_node, shape_of
+from anesim.compiler.frontends.onnx_fold import element_dtype, evaluate_node, shape_of
 from anesim.compiler.frontends.onnx_layout import LayoutHandlers
 from anesim.compiler.frontends.onnx_nn import NnHandlers
 from anesim.compiler.graph.graph import Graph
@@ -96,7 +96,7 @@ def bound_inputs(model: Any) -> list[str]:
     for value in model.graph.input:
         if value.name in inits or not value.type.HasField("tensor_type"):
             continue
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        dtype = element_dtype(value.type.tensor_type.elem_type, "<onnx>", f"input '{value.name}'")
         used = uses.get(value.name, [])
         if dtype in BOUND_KINDS or (used and value.name not in outputs and
                                     all(slot in PARAM_SLOTS.get(op, ()) for op, slot in used)):
@@ -301,7 +301,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
         where = f"input '{value.name}'"
         if not value.type.HasField("tensor_type"):
             raise UnsupportedError("only tensor inputs are supported", file=self.file, where=where)
-        dtype = np.dtype(self.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        dtype = element_dtype(value.type.tensor_type.elem_type, self.file, where)
         if value.name in self.bound:
             array = np.asarray(self.bound[value.name]).astype(dtype)
             self.known[value.name] = array
@@ -331,7 +331,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
         folded: dict[str, np.ndarray] = {}
         for value in self.model.graph.output:
             declared = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
-            dtype = (np.dtype(self.helper.tensor_dtype_to_np_dtype(declared)) if declared
+            dtype = (element_dtype(declared, self.file, f"output '{value.name}'") if declared
                      else self.dtype(value.name))
             if value.name in self.known:
                 folded[value.name] = np.asarray(self.known[value.name]).astype(dtype)

@@ -8,9 +8,12 @@ specification says it means.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from anesim.errors import UnsupportedError
 
 
 def evaluate_node(node: Any, values: list[np.ndarray], names: list[str], opset: int) -> list[np.ndarray]:
@@ -40,3 +43,14 @@ def shape_of(node: Any, shape: tuple[int, ...], opset: int) -> list[np.ndarray]:
                 end = a.i
         return [np.asarray(shape[slice(start, end)], np.int64)]
     return evaluate_node(node, [dummy], [node.input[0]], opset)
+
+
+def element_dtype(elem_type: int, file: str | Path, where: str) -> np.dtype:
+    """The numpy dtype of an ONNX element type; one numpy has no dtype for is an UnsupportedError."""
+    import onnx  # the importer checked that it is installed
+
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError):
+        raise UnsupportedError("unknown or unsupported element type", file=str(file), where=where,
+                               found=elem_type) from None

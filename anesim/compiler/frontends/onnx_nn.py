@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from anesim.compiler.frontends.onnx_fold import element_dtype
+
 UNARY = {
     "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
     "Reciprocal": "reciprocal", "Abs": "abs", "Neg": "neg", "Erf": "erf",
@@ -146,7 +148,7 @@ class NnHandlers:
         to = self.attr("to")
         self.attr("saturate")
         self.attr("round_mode")
-        self._cast(np.dtype(self.helper.tensor_dtype_to_np_dtype(to)))
+        self._cast(element_dtype(to, self.file, self.where()))
 
     def _op_CastLike(self) -> None:
         self.attr("saturate")
@@ -381,6 +383,12 @@ class NnHandlers:
         strides = _pairs(self.attr("strides"), rank, 1)
         dilations = _pairs(self.attr("dilations"), rank, 1)
         pads = list(self.attr("pads") or [0] * (2 * rank))
+        if len(strides) != rank or len(dilations) != rank or len(pads) != 2 * rank:
+            raise self.fail("strides, dilations and pads must match the spatial rank", expected=rank,
+                            found=f"strides {strides}, dilations {dilations}, pads {pads}")
+        if min(strides) < 1 or min(dilations) < 1 or min(pads) < 0:
+            raise self.fail("strides and dilations must be positive and pads non-negative",
+                            found=f"strides {strides}, dilations {dilations}, pads {pads}")
         auto = self.attr("auto_pad", "NOTSET")
         if auto in ("SAME_UPPER", "SAME_LOWER") and not transposed:
             pads = [0] * (2 * rank)
@@ -418,6 +426,9 @@ class NnHandlers:
             raise self.fail("convolution weights must be constants (initializers)")
         w = np.asarray(self.const(1), np.float32)
         x, spatial = self._to_2d(self.t(0))
+        if w.ndim != spatial + 2 or 0 in w.shape:
+            raise self.fail("convolution weights must be (out, in/group, kernel...) of the input's rank",
+                            expected=f"rank {spatial + 2}", found=f"shape {tuple(w.shape)}")
         kernel = list(w.shape[2:])
         if self.attr("kernel_shape") not in (None, kernel):
             raise self.fail("kernel_shape differs from the weights", found=self.attr("kernel_shape"))
