@@ -54,21 +54,24 @@ def errors_ulp(got: np.ndarray, exact: np.ndarray, floor: float) -> tuple[float,
     return worst, bool(np.all(same))
 
 
-def _load(binary: Path, sidecar: Path) -> Program:
-    """Decode a generated program, refusing it as ``anesim.load`` would if a value note remains."""
+def _run(item: OpCase | Composition, directory: Path) -> tuple[Program, np.ndarray, np.ndarray]:
+    """Write the item's program, decode it as ``anesim.load`` would (refusing a value note), run it.
+
+    Returns the program, the output and the float64 reference of the seeded inputs.
+    """
+    built = item.build()
+    binary, sidecar = write_program(directory, item.name, built.tasks, built.data, built.buffers)
     program = build_program(load_decoded(binary, sidecar=sidecar))
     enforce(program.approximations, str(binary), approximate=False)
-    return program
+    inputs = item.draw(np.random.default_rng(SEED))
+    got = execute(program, inputs, load_chip("m1"))[item.output]
+    return program, got, item.reference(inputs)
 
 
 def run_case(case: OpCase, directory: Path) -> Measured:
     """Generate the case's program, run it on its inputs, and measure it against its reference."""
-    built = case.build()
-    binary, sidecar = write_program(directory, case.name, built.tasks, built.data, built.buffers)
-    program = _load(binary, sidecar)
-    inputs = case.draw(np.random.default_rng(SEED))
-    got = execute(program, inputs, load_chip("m1"))[case.output]
-    worst, exact = errors_ulp(got, case.reference(inputs), case.floor)
+    program, got, reference = _run(case, directory)
+    worst, exact = errors_ulp(got, reference, case.floor)
     return Measured(case, worst, exact, int(np.asarray(got).size), tuple(program.warnings))
 
 
@@ -90,12 +93,8 @@ class ComposedResult:
 
 def run_composition(comp: Composition, directory: Path) -> ComposedResult:
     """Generate, run and measure one multi-task composition."""
-    built = comp.build()
-    binary, sidecar = write_program(directory, comp.name, built.tasks, built.data, built.buffers)
-    program = _load(binary, sidecar)
-    inputs = comp.draw(np.random.default_rng(SEED))
-    got = execute(program, inputs, load_chip("m1"))[comp.output]
-    worst, _ = errors_ulp(got, comp.reference(inputs), comp.floor)
+    program, got, reference = _run(comp, directory)
+    worst, _ = errors_ulp(got, reference, comp.floor)
     return ComposedResult(comp, len(program.tasks), worst, tuple(program.warnings))
 
 
