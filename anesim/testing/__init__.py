@@ -9,6 +9,7 @@
         assert_ane_close(run, {"y": reference}, rtol=0.02, atol=1e-3)
         assert_no_overflow(run)                                 # inf/NaN/saturation per task
         assert_latency(run, chip="a17-pro", baseline=anesim_baseline)
+        assert_on_ane("model.onnx", chip="m1", min_engine_fraction=0.95)  # layers off the engine
 
 The fixtures come from :mod:`anesim.testing.plugin` (a ``pytest11`` entry point); the functions
 here work without pytest. docs/testing.md has the details.
@@ -24,6 +25,7 @@ from typing import Any
 _EXPORTS = {
     "assert_ane_close": "anesim.testing.asserts", "assert_latency": "anesim.testing.asserts",
     "assert_no_overflow": "anesim.testing.asserts", "fp16_ulp": "anesim.testing.asserts",
+    "assert_on_ane": "anesim.check.assertions",
     "Baseline": "anesim.testing.baseline", "ModelRun": "anesim.testing.run", "chip_key": "anesim.testing.run",
     "run_model": "anesim.testing.run",
 }
