@@ -141,3 +141,15 @@ def test_shared_fit_recovers_the_constants_that_made_the_data() -> None:
         assert fitted[k] == pytest.approx(truth[k], rel=0.02), k
     for s in surfaces:
         assert summarize(predict(s, fitted, made, timer))["median_abs_pct_error"] < 1.0
+
+
+def test_a_rule_reads_a_number_yaml_left_as_text(tmp_path) -> None:
+    """YAML 1.1 reads 60.0e9 as a string; the rules take it as the schema does, as a number."""
+    from anesim.chips import load_chip_file
+
+    path = tmp_path / "m1-wide.yaml"
+    path.write_text("inherits: m1\nname: M1 wide DRAM\ndram:\n  activation_bytes_per_s:\n"
+                    "    value: 60.0e9\n    provenance: predicted\n    source: \"a what-if\"\n")
+    chip = load_chip_file(path)
+    assert chip.dram.activation_bytes_per_s.value == 60.0e9
+    assert chip.dram.weight_refetch_ratio.value > 0

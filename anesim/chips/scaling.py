@@ -92,7 +92,13 @@ def _namespace(data: Mapping[str, Any]) -> dict[str, SimpleNamespace]:
         block = _block(data, section)
         values = {}
         for key, item in block.items():
-            values[key] = item.get("value") if isinstance(item, Mapping) else item
+            value = item.get("value") if isinstance(item, Mapping) else item
+            if isinstance(value, str):  # YAML 1.1 reads 6.0e9 as text; the schema coerces it alike
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
+            values[key] = value
         out[section] = SimpleNamespace(**values)
     return out
 
