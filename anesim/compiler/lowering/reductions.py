@@ -133,13 +133,20 @@ class ReductionOps(EpilogueFusion, Primitives):
         self.broadcast(stat, axis, full, name, where, values=values)
         return full
 
+    def _minus_row_stat(self, node: Node, x: View, axis: int, kind: str, label: str) -> View:
+        """``x`` minus its per-row ``kind`` ("max" or "mean") along ``axis``: a reduction, then a
+        planar subtraction reading the statistic through :meth:`_per_row`."""
+        nm, wh = node.name, node.describe()
+        stat = self.temp(self._small(x, axis), f"{nm}.{kind}")
+        self.reduce(x, axis, kind, stat, nm, wh)
+        out = self.temp(x.dims, f"{nm}.{label}")
+        self.planar("sub", x, self._per_row(stat, x, axis, nm, wh), out, nm, wh)
+        return out
+
     def _softmax(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
         small = self._small(x, axis)
-        m = self.temp(small, f"{nm}.max")
-        self.reduce(x, axis, "max", m, nm, wh)
-        shifted = self.temp(x.dims, f"{nm}.shifted")
-        self.planar("sub", x, self._per_row(m, x, axis, nm, wh), shifted, nm, wh)
+        shifted = self._minus_row_stat(node, x, axis, "max", "shifted")
         e = self.temp(x.dims, f"{nm}.exp")
         exp_table, log2e = LUT_OPS["exp"]
         self.bypass(shifted, e, NeSpec("bypass", post_scale=log2e, activation="lut", table=build_table(exp_table)),
@@ -187,10 +194,7 @@ class ReductionOps(EpilogueFusion, Primitives):
     def _layer_norm(self, node: Node, x: View, target: View, axis: int) -> None:
         nm, wh = node.name, node.describe()
         small = self._small(x, axis)
-        mu = self.temp(small, f"{nm}.mean")
-        self.reduce(x, axis, "mean", mu, nm, wh)
-        xc = self.temp(x.dims, f"{nm}.centered")
-        self.planar("sub", x, self._per_row(mu, x, axis, nm, wh), xc, nm, wh)
+        xc = self._minus_row_stat(node, x, axis, "mean", "centered")
         sq = self.temp(x.dims, f"{nm}.square")
         self.planar("mul", xc, xc, sq, nm, wh)
         r = self.temp(small, f"{nm}.rstd")
