@@ -199,3 +199,15 @@ def test_program_params_have_defaults_and_overrides() -> None:
     bad["params"]["batch"] = 0
     with pytest.raises(ProgramError, match=r"inputs.x.shape.*positive integers"):
         parse_program(bad)
+
+
+def test_constant_shapes_take_program_params() -> None:
+    program = copy.deepcopy(PARAMETRISED)
+    program["constants"] = {"offset": {"shape": ["${batch}", 4, 4, "$width"], "init": "normal", "std": 0.1}}
+    program["ops"].append({"op": "add", "in": ["x", "offset"], "out": "z"})
+    program["outputs"] = ["y", "z"]
+    graph = parse_program(copy.deepcopy(program), params={"width": 6})
+    assert graph.constants["offset"].shape == (1, 4, 4, 6)
+    program["constants"]["offset"]["shape"][3] = "${width - 8}"
+    with pytest.raises(ProgramError, match=r"constants.offset.shape.*positive integers"):
+        parse_program(program)

@@ -22,9 +22,9 @@
     outputs: [c2]
 
 Values ``$name`` and ``${expression}`` are substituted from block parameters, loop variables and
-the program's own ``params:`` (named numbers with defaults, visible everywhere, input shapes
-included; ``load_program_file(path, params={"batch": 4})`` overrides them) (``+ - * / // %`` on
-numbers). An op without ``in:`` reads the previous op's output. Weights are
+the program's own ``params:`` (named numbers with defaults, visible everywhere, input and
+constant shapes included; ``load_program_file(path, params={"batch": 4})`` overrides them)
+(``+ - * / // %`` on numbers). An op without ``in:`` reads the previous op's output. Weights are
 generated from the file's seed and the op's name unless given (``weights: {init: normal,
 std: 0.02}``, or the name of a constant). Every error names the file and the key path.
 """
@@ -66,7 +66,7 @@ class InputModel(_Strict):
 class ConstantModel(_Strict):
     """A named constant: given values or a seeded initialiser."""
 
-    shape: list[int] | None = Field(default=None, min_length=1, max_length=4)
+    shape: list[int | str] | None = Field(default=None, min_length=1, max_length=4)  # as an input's shape
     value: float | list[Any] | None = None
     init: str | None = None
     std: FiniteFloat | None = None
@@ -199,9 +199,7 @@ class _Expander:
             if spec.dtype not in ("fp16", "uint8"):
                 raise self.error(f"inputs.{name}.dtype", "program inputs must be fp16 or uint8",
                                  found=repr(spec.dtype))
-            shape = [self.subst(d, {}, f"inputs.{name}.shape[{i}]", "") for i, d in enumerate(spec.shape)]
-            if any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
-                raise self.error(f"inputs.{name}.shape", "dimensions must be positive integers", found=shape)
+            shape = self._dims(spec.shape, f"inputs.{name}.shape")
             self._guard(f"inputs.{name}", lambda n=name, s=spec, sh=shape: b.input(n, sh, s.dtype))
         for name, spec in self.model.constants.items():
             self._constant(name, spec)
@@ -213,6 +211,13 @@ class _Expander:
                 raise self.error(f"outputs[{i}]", "unknown tensor", found=repr(out))
             self._guard(f"outputs[{i}]", lambda o=resolved: b.output(o))
         return b.build()
+
+    def _dims(self, dims: list[int | str], key: str) -> list[int]:
+        """A shape whose entries may be expressions of the program's params, each a positive integer."""
+        shape = [self.subst(d, {}, f"{key}[{i}]", "") for i, d in enumerate(dims)]
+        if any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
+            raise self.error(key, "dimensions must be positive integers", found=shape)
+        return shape
 
     def _guard(self, key: str, fn: Any, ctx: str = "") -> Any:
         try:
@@ -231,7 +236,7 @@ class _Expander:
                              found=repr(spec.init))
         extra = {k: getattr(spec, k) for k in ("std", "low", "high", "gain", "seed") if getattr(spec, k) is not None}
         value = spec.value if spec.value is not None else spec.init
-        shape = tuple(spec.shape) if spec.shape else None
+        shape = tuple(self._dims(spec.shape, f"{key}.shape")) if spec.shape else None
         self._guard(key, lambda: self.builder.constant(name, value, shape=shape, **extra))
 
     def _ops(self, ops: list[Any], key: str, scope: Scope, env: dict[str, Any], ctx: str, depth: int) -> None:
