@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import anesim.numerics as N
 from anesim.numerics import _mackernels as kernels
 from anesim.numerics import reference as R
+from anesim.numerics._simd import LANES, host_lanes
 from anesim.numerics.mac import mac_operand
 
 SPECIALS = np.array([0x7C00, 0xFC00, 0x7E00, 0x0001, 0x8001, 0x8000, 0x03FF, 0x7BFF, 0xFBFF],
@@ -53,14 +59,36 @@ def test_matmul_blocks_and_overflow_tracking_match_reference() -> None:
 @pytest.mark.parametrize("rules", RULES, ids=["m1", "ieee-port"])
 def test_matmul_vector_kernel_edges_match_reference(rules: N.MacRules) -> None:
     rng = np.random.default_rng(17)
-    # row counts below, at and past one 4-row block; column counts around the 8-lane vector,
-    # the 3-stage pipeline's minimum and the 1024-column block, with a scalar tail
+    # row counts below, at and past one 4-row block; column counts around the vector (8 lanes,
+    # 16 on AVX-512 hosts), one, two and three vectors (the 3-stage pipeline's branches) and the
+    # 1024-column block, with a scalar tail
+    w = LANES
     for m, k, n in [(1, 9, 40), (3, 7, 17), (4, 12, 8), (5, 5, 9), (6, 16, 16), (9, 13, 23),
-                    (7, 4, 1030), (4, 3, 2063)]:
+                    (7, 4, 1030), (4, 3, 2063), (4, 8, w - 1), (5, 4, w), (4, 6, w + 1),
+                    (8, 8, 2 * w), (4, 5, 2 * w + 3), (6, 4, 3 * w), (4, 9, 3 * w + 1)]:
         # few specials: a row or column with an infinity is replayed one output at a time
         a = rand_bits(rng, (m, k), 4.0, specials=2)
         b = rand_bits(rng, (k, n), 4.0, specials=3)
         assert np.array_equal(N.matmul(a, b, rules=rules), R.matmul(a, b, rules)), (m, k, n)
+
+
+def test_vector_width_follows_the_host_or_the_setting() -> None:
+    assert host_lanes() in (8, 16)
+    assert LANES == int(os.environ.get("ANESIM_SIMD_LANES") or host_lanes())
+
+
+@pytest.mark.slow
+def test_other_vector_width_matches_reference(tmp_path: Path) -> None:
+    """The kernels compiled at the width this host does not choose (own numba cache) are bit-exact too."""
+    other = 8 if LANES == 16 else 16
+    env = dict(os.environ, ANESIM_SIMD_LANES=str(other), NUMBA_CACHE_DIR=str(tmp_path))
+    tests = [f"{__file__}::{name}" for name in ("test_vector_width_follows_the_host_or_the_setting",
+                                                "test_matmul_vector_kernel_edges_match_reference",
+                                                "test_matmul_blocks_and_overflow_tracking_match_reference",
+                                                "test_conv2d_matches_reference_on_random_configs")]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("rules", RULES, ids=["m1", "ieee-port"])

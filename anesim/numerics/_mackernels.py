@@ -7,9 +7,10 @@ returns the float32 accumulator; rounding at the output port happens in :mod:`.m
 The hot loop works on a block of four output rows by ``_COLS`` output columns, keeping the
 accumulator rows in L1 so each row of ``b`` loaded serves four rows of products. A tile is a
 chain of three dependent roundings (about 35 cycles of latency for a few dozen instructions), so
-the fast kernel runs on explicit eight-lane vectors (:mod:`._simd`) and software-pipelines each
-tile across column vectors: one loop iteration does the first addition for columns j, the second
-for j - 8 and the third (with the accumulation) for j - 16, twelve independent chains in all.
+the fast kernel runs on explicit vectors of ``LANES`` columns (8, or 16 on AVX-512 hosts;
+:mod:`._simd`) and software-pipelines each tile across column vectors: one loop iteration does
+the first addition for the vector at column j, the second for j - LANES and the third (with the
+accumulation) for j - 2 * LANES, twelve independent vector chains in all.
 Tile rounding uses the magic-constant trick: adding and subtracting ``1.5 * 2**(E + 12)``
 rounds a float32 to the grid ``2**(E - 11)`` with the adder's own nearest-even rounding.
 """
@@ -129,7 +130,7 @@ def _rows4_vec(a, i, k, b, o, ldb, acc, w, nv):  # type: ignore[no-untyped-def]
         return
     s1 = _first4(a00, a10, a20, a30, a01, a11, a21, a31, vload(b, o + LANES),
                  vload(b, o1 + LANES))
-    # invariant at the top: s2 holds two lanes' worth for column j - 16, s1 one for j - 8
+    # invariant at the top: s2 holds two lanes' worth for column j - 2*LANES, s1 one for j - LANES
     for v in range(2, nv):
         j = v * LANES
         _accumulate4(acc, w, j - 2 * LANES,
