@@ -19,9 +19,10 @@ IMAGE = {"resnet18": 224, "resnet34": 224, "resnet50": 224, "resnet101": 224, "m
          "mobilenet_v3_large": 224, "mobilenet_v3_small": 224, "efficientnet_b0": 224, "mobileone_s0": 224,
          "fastvit_t8": 256}
 # the input each program's default params must give: the shapes the descriptions state
-DEFAULT_INPUTS = {"transformer_block": ("x", (1, 768, 1, 128)), "distilbert": ("embeddings", (1, 768, 1, 128)),
-                  "bert_base": ("embeddings", (1, 768, 1, 128)), "whisper_tiny_encoder": ("mel", (1, 80, 1, 3000)),
-                  "whisper_base_encoder": ("mel", (1, 80, 1, 3000)), "whisper_small_encoder": ("mel", (1, 80, 1, 3000))}
+DEFAULT_INPUTS = {"transformer_block": ("x", (1, 768, 1, 128)),
+                  "distilbert": ("embeddings", (1, 768, 1, 128)),
+                  "bert_base": ("embeddings", (1, 768, 1, 128)),
+                  **{f"whisper_{size}_encoder": ("mel", (1, 80, 1, 3000)) for size in ("tiny", "base", "small")}}
 
 
 def test_programs_declare_their_params() -> None:
@@ -32,7 +33,7 @@ def test_programs_declare_their_params() -> None:
         assert declared_params(PROGRAMS / f"{name}.yaml") == {"batch": 1, "resolution": side}, name
 
 
-@pytest.mark.parametrize("name", ["transformer_block", "whisper_tiny_encoder", "resnet18", "fastvit_t8"])
+@pytest.mark.parametrize("name", [*DEFAULT_INPUTS, "resnet18", "fastvit_t8"])
 def test_defaults_give_the_described_shapes(name: str) -> None:
     graph = load_program_file(PROGRAMS / f"{name}.yaml")
     if name in DEFAULT_INPUTS:
