@@ -50,7 +50,10 @@ class SegmentLowerer(AttentionOps, ElementwiseOps, LayoutOps):
         start = 0
         for node in self.nodes:
             if node.name in host:
-                self._finish_outputs([i for i in node.inputs if i in self.outputs])
+                # Every output computed so far leaves the engine with this dispatch: a value a
+                # later segment reads may still be a view (a transpose, a reshape) of an
+                # intermediate, which does not outlive the segment that wrote it.
+                self._finish_outputs([o for o in self.outputs if o in node.inputs or o in self.storage])
                 if len(self.eops) > start:
                     self.timeline.append(("engine", start, len(self.eops)))
                     start = len(self.eops)
