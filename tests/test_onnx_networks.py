@@ -113,6 +113,22 @@ def test_materialising_is_deterministic_and_fills_every_weight(tmp_path: Path) -
     assert all(not t.doc_string for t in a.graph.initializer)
 
 
+def test_describing_a_materialised_model_gives_back_its_spec() -> None:
+    from anesim.onnx_networks import describe, materialise
+
+    spec = onnx.load(str(SPECS / "resnet18.spec.onnx"))
+    again = describe(materialise(spec, seed=5))
+    for old, new in zip(spec.graph.initializer, again.graph.initializer):
+        assert old.name == new.name and list(old.dims) == list(new.dims)
+        assert bool(old.doc_string) == bool(new.doc_string)
+        if not old.doc_string:
+            assert old.raw_data == new.raw_data  # small tensors keep their exact values
+            continue
+        a, b = (json.loads(t.doc_string.removeprefix(TAG)) for t in (old, new))
+        np.testing.assert_allclose(b["std"], a["std"], rtol=1e-3)
+        np.testing.assert_allclose(b["mean"], a["mean"], rtol=1e-3, atol=1e-3 * np.max(a["std"]))
+
+
 def test_materialiser_cli_and_bad_statistics(tmp_path: Path) -> None:
     out = tmp_path / "mobilenet_v2.onnx"
     run = subprocess.run([sys.executable, "-m", "anesim.onnx_networks", str(SPECS / "mobilenet_v2.spec.onnx"), str(out)],
