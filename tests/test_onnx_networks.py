@@ -151,9 +151,9 @@ def test_network_agrees_with_onnxruntime(name: str, materialised) -> None:
     numerics, bound, _ = NETWORKS[name]
     path = materialised(name)
     model = onnx.load(str(path))
+    compiled = anesim.compile(path, CHIP)
     feeds = network_inputs(model)
     expected = reference_outputs(path, feeds)
-    compiled = anesim.compile(path, CHIP)
     start = time.perf_counter()
     got = anesim.execute(compiled, feeds, CHIP, numerics=numerics)
     seconds = time.perf_counter() - start
