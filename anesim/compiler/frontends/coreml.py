@@ -349,8 +349,11 @@ class _Importer:
         elif op in ("reshape", "squeeze", "expand_dims"):
             self._reshape(op, inputs, out)
         elif op == "transpose":
-            b.op("transpose", self._ins(inputs, "x"), name=out,
-                 perm=[int(p) for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)])
+            x = self._ins(inputs, "x")
+            rank = len(b.graph.info(x[0]).shape)
+            # MIL allows negative axes (the converter writes [0, 2, -3, -1] for a head split)
+            perm = [int(p) for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)]
+            b.op("transpose", x, name=out, perm=[p + rank if -rank <= p < 0 else p for p in perm])
         elif op == "concat":
             if self._arg(inputs, "interleave", False):
                 raise self.fail("interleaved concat is not supported")
@@ -435,14 +438,32 @@ class _Importer:
         if w_name is None or (w_name not in self.lazy and w_name not in self.consts):
             raise self.fail("convolution weights must be constant")
         fmt, bits = self.formats.get(w_name, ("fp16", 0))
-        weights = self._ins(inputs, "weight") + (self._ins(inputs, "bias") if "bias" in inputs else [])
+        weights = self._ins(inputs, "weight")
         pad_type = self._arg(inputs, "pad_type", "valid")
         pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
-        padding: Any = {"valid": 0, "same": "same", "same_lower": "same"}.get(pad_type, pads)
         strides = [int(s) for s in np.asarray(self._arg(inputs, "strides", [1, 1])).reshape(-1)]
         dilations = [int(d) for d in np.asarray(self._arg(inputs, "dilations", [1, 1])).reshape(-1)]
-        self.b.op("conv2d", x + weights, name=out, stride=strides, padding=padding, dilation=dilations,
+        shape = self.b.graph.info(x[0]).shape
+        one_d = len(shape) == 3
+        if one_d:
+            # a 1-D convolution (N, C, L) is the 2-D one over (N, C, 1, L) with a (K, C, 1, k) kernel
+            if fmt != "fp16":
+                raise self.fail("a 1-D convolution with compressed weights is not supported", found=fmt)
+            kernel = self.b.graph.constants[weights[0]].data
+            k_shape = (*kernel.shape[:2], 1, kernel.shape[2])
+            weights = [self.b.constant_data(f"{out}.kernel2d", ConstantData.derived(
+                k_shape, lambda kernel=kernel, k_shape=k_shape: kernel.array().reshape(k_shape),
+                "1-D kernel as 2-D")).name]
+            x = [self.b.op("reshape", x, name=f"{out}.in2d", shape=[shape[0], shape[1], 1, shape[2]]).name]
+            pads, strides, dilations = [0, 0, *pads], [1, *strides], [1, *dilations]
+        padding: Any = {"valid": 0, "same": "same", "same_lower": "same"}.get(pad_type, pads)
+        weights += self._ins(inputs, "bias") if "bias" in inputs else []
+        name = f"{out}.out2d" if one_d else out
+        self.b.op("conv2d", x + weights, name=name, stride=strides, padding=padding, dilation=dilations,
                   groups=int(self._arg(inputs, "groups", 1)), weight_format=fmt, palette_bits=bits or 4)
+        if one_d:
+            result = self.b.graph.info(name).shape
+            self.b.op("reshape", [name], name=out, shape=[result[0], result[1], result[3]])
 
     def _pool(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
         kernel = [int(k) for k in np.asarray(self._arg(inputs, "kernel_sizes")).reshape(-1)]
