@@ -1,20 +1,23 @@
 """Fit the cross-generation model's shared constants, and cross-validate it chip by chip.
 
 The shared constants (chips/model/scaling.yaml) reach a chip only through a few derived
-Params: the MAC width, the weight stream, the refetch ratio and the three energy
-coefficients. A fit must evaluate many constant vectors, so it runs on a surrogate built from
-a handful of full simulations per chip:
+Params: the MAC width, the weight stream, the refetch ratio, the planar rate and the three
+energy coefficients. A fit must evaluate many constant vectors, so it runs on a surrogate built
+from a handful of full simulations per chip:
 
-- each chip is simulated at its shipped Params and with each derived timing Param halved and
-  doubled; every point's log(simulated / measured) is then modelled as its value at the shipped
-  Params plus, per Param, a piecewise-linear function of log(Param / shipped Param) through those
-  three simulations (linear beyond them);
+- each chip is simulated at the Params its rules give at the model's reference constants (its
+  ``fit`` block) and with each derived timing Param halved and doubled; every point's
+  log(simulated / measured) is then modelled as its value at the reference plus, per Param, a
+  piecewise-linear function of log(Param / reference Param) through those three simulations
+  (linear beyond them);
 - the energy coefficients enter a power point linearly, so they are solved exactly
   (non-negative least squares of the relative error) at the fitted timing.
 
-Timing constants are fitted by coordinate search in log space (calibrate.coordinate_search's
-grids) on the mean absolute log error. Every figure reported as out-of-sample or in-sample is
-then measured by a full simulation at the fitted constants, never by the surrogate.
+Timing constants are fitted by a deterministic coordinate search in log space over each
+constant's fixed range, from the reference, on the mean absolute log error; nothing reads the
+values a previous fit wrote, so a refit is idempotent. Every figure reported as out-of-sample
+or in-sample is then measured by a full simulation at the fitted constants, never by the
+surrogate.
 """
 
 from __future__ import annotations
