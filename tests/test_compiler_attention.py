@@ -26,11 +26,12 @@ from anesim.validate.traces import load_traces
 CHIPS = ("M1", "M1 Max", "M5", "M5 Pro")
 # The in-block softmax over the time the chip's softmax rows give for as many elements. The
 # block keeps the scores on chip, so on the M1s, whose softmax rows are DRAM-bound (4.4-5.6
-# GB/s), it runs the same planar work about three times as fast (0.32-0.37 of the rows); on
-# the M5s, whose rows are nearly compute-bound, at 0.57-0.58. Small attention lowered op by op
-# (one 128-long head, the transformer block's heads) pays per-task costs and lands at 0.96-1.22.
-SOFTMAX_RATIO_BAND = (0.3, 1.25)
-# The softmax's share of the engine span over the swept shapes: 0.39-0.88 (the dispatch floor
+# GB/s), it runs the same planar work about three and a half times as fast (0.28-0.31 of the
+# rows at the fitted planar rate of 14 elements per cycle); on the M5 Pro, whose rows are nearly
+# compute-bound, at 0.49-0.53. Small attention lowered op by op (one 128-long head, the
+# transformer block's heads) pays per-task costs and lands at 0.93-1.17.
+SOFTMAX_RATIO_BAND = (0.25, 1.25)
+# The softmax's share of the engine span over the swept shapes: 0.36-0.87 (the dispatch floor
 # is left out; with it, a single 128-long head spends 5-7 % of the call in its softmax).
 SOFTMAX_SHARE_BAND = (0.35, 0.9)
 
@@ -115,7 +116,8 @@ def test_calibration_attention_rows_within_20_percent(chip: str) -> None:
     for r in rows:
         latency = sim.time("attention", r.params).latency_s
         measured = workloads.attention_flops(r.params) / r.measured
-        assert abs(measured / latency - 1) <= 0.20, f"{r.id}: measured {measured:.3g} s, simulated {latency:.3g} s"
+        # the error as validation states it (docs/validation.md): signed, in latency space
+        assert abs(latency / measured - 1) <= 0.20, f"{r.id}: measured {measured:.3g} s, simulated {latency:.3g} s"
 
 
 # (seq, heads): every sequence length of 128..4096 and head count of 1..32 appears.

@@ -46,13 +46,18 @@ def test_derived_params_name_their_rule_and_inputs() -> None:
     assert "dram.weight_bytes_per_s" not in load_chip("M5 Pro").derived_params
 
 
-def test_power_scales_with_cores_and_node_not_per_chip_fits() -> None:
-    m5, m5_pro, m1 = load_chip("M5"), load_chip("M5 Pro"), load_chip("M1")
-    assert m5_pro.power.engine_w.value == pytest.approx(4 * m5.power.engine_w.value, rel=1e-3)
+def test_power_scales_with_rating_and_node_not_core_count() -> None:
+    m5, m5_pro, m1, m1_max = load_chip("M5"), load_chip("M5 Pro"), load_chip("M1"), load_chip("M1 Max")
+    # the same rating and node: the same floor, whatever the decoded core count (4 against 16)
+    assert m5_pro.ne.cores.value == 4 * m5.ne.cores.value
+    assert m5_pro.power.engine_w.value == pytest.approx(m5.power.engine_w.value, rel=1e-3)
+    assert m1_max.power.engine_w.value == pytest.approx(m1.power.engine_w.value, rel=1e-3)
     node = load_model().tables["node_energy"]
     ratio = node["N3P"].value / node["N5"].value
+    rating = 19.0 / 11.0  # M5 38 int8 TOPS read as fp16, M1 11
+    assert m5.power.engine_w.value == pytest.approx(rating * ratio * m1.power.engine_w.value, rel=1e-3)
     assert m5.power.mac_energy_j.value == pytest.approx(ratio * m1.power.mac_energy_j.value, rel=1e-3)
-    assert m5.power.dram_byte_energy_j.value == m1.power.dram_byte_energy_j.value
+    assert m5.power.dram_byte_energy_j.value == pytest.approx(ratio * m1.power.dram_byte_energy_j.value, rel=1e-3)
 
 
 def test_other_constants_rederive_the_chip() -> None:
@@ -126,8 +131,8 @@ def _stub(graph, chip):  # type: ignore[no-untyped-def]
 def test_shared_fit_recovers_the_constants_that_made_the_data() -> None:
     rows = [r for r in load_traces() if r.mapped and r.target in ("M1", "M5")
             and r.family in ("gemm", "elementwise", "power", "conv3x3")]
-    truth = {**constants_of(load_model()), "engine_w_per_core": 0.2, "mac_energy_j_n5": 2e-12,
-             "dram_byte_energy_j": 3e-11}
+    truth = {**constants_of(load_model()), "engine_w_per_tops": 0.05, "mac_energy_j_n5": 2e-12,
+             "dram_byte_energy_j_n5": 3e-11}
     made = []
     for name in ("M1", "M5"):  # rows measured on a 'true' chip: the stub at the truth constants
         chip = with_constants(load_chip(name), truth)
@@ -137,7 +142,7 @@ def test_shared_fit_recovers_the_constants_that_made_the_data() -> None:
         assert chip.power.engine_w.value > 0
     surfaces, timer, _ = surfaces_for(made, timer=_stub)
     fitted = fit_constants(surfaces)
-    for k in ("engine_w_per_core", "mac_energy_j_n5", "dram_byte_energy_j"):
+    for k in ("engine_w_per_tops", "mac_energy_j_n5", "dram_byte_energy_j_n5"):
         assert fitted[k] == pytest.approx(truth[k], rel=0.02), k
     for s in surfaces:
         assert summarize(predict(s, fitted, made, timer))["median_abs_pct_error"] < 1.0
@@ -153,3 +158,32 @@ def test_a_rule_reads_a_number_yaml_left_as_text(tmp_path) -> None:
     chip = load_chip_file(path)
     assert chip.dram.activation_bytes_per_s.value == 60.0e9
     assert chip.dram.weight_refetch_ratio.value > 0
+
+
+def test_planar_rate_is_a_shared_constant_every_generation_derives() -> None:
+    k = constants_of(load_model())["planar_elements_per_cycle"]
+    for name in ("M1", "M1 Max", "M5", "M5 Pro", "M4", "A17 Pro"):
+        chip = load_chip(name)
+        assert chip.planar.elements_per_cycle.value == round(k), name
+        assert chip.derived_params["planar.elements_per_cycle"] == "planar_rate"
+    other = with_constants(load_chip("M1"), {"planar_elements_per_cycle": 2 * k})
+    assert other.planar.elements_per_cycle.value == round(2 * k)
+
+
+def test_the_shared_fit_does_not_read_the_constants_it_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refitting from a written fit gives the same constants: the search starts at the model's
+    references, scans fixed ranges and builds its surrogate there, not at the written values."""
+    from anesim.chips import scaling
+
+    rows = [r for r in load_traces() if r.mapped and r.target in ("M1", "M5")
+            and r.family in ("gemm", "elementwise", "power", "softmax")]
+    surfaces, _, _ = surfaces_for(rows, timer=_stub)
+    first = fit_constants(surfaces)
+    model = load_model()
+    moved = model.model_copy(update={"constants": {
+        k: p.model_copy(update={"value": float(p.value) * (1.7 if p.provenance == "fitted" else 1.0)})
+        for k, p in model.constants.items()}})
+    monkeypatch.setattr(scaling, "load_model", lambda path=None: moved)
+    import anesim.validate.crossval as cv
+    monkeypatch.setattr(cv, "load_model", lambda path=None: moved)
+    assert fit_constants(surfaces) == first

@@ -43,6 +43,16 @@ class Rule(BaseModel):
     text: Annotated[str, Field(min_length=1)]  # the rule in words, for sources and docs
 
 
+class FitRange(BaseModel):
+    """How ``calibrate --shared`` searches one fitted constant: where it starts and its bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reference: Annotated[float, Field(gt=0)]  # the surrogate's linearisation point and the search start
+    low: Annotated[float, Field(gt=0)]
+    high: Annotated[float, Field(gt=0)]
+
+
 class ScalingModel(BaseModel):
     """The shipped cross-generation model: constants, tables, named inputs and rules."""
 
@@ -53,6 +63,7 @@ class ScalingModel(BaseModel):
     tables: dict[str, dict[str, Param[float]]] = {}
     inputs: dict[str, str] = {}
     rules: dict[str, Rule]
+    fit: dict[str, FitRange] = {}
 
 
 def model_path() -> Path:

@@ -6,7 +6,8 @@ The engine's rail draws ``engine_w`` for as long as a call is in flight (clocks,
 SRAM and the firmware's part of the round trip), and every MAC and every byte the DMA engines
 move adds its energy. Average power is ``E / latency``; in a back-to-back loop, which is how
 the sources sample powermetrics' ANE rail, it is the power of the loop. The three
-coefficients are fitted per chip by ``anesim calibrate`` to those samples (docs/timing.md).
+coefficients are derived for every chip by the cross-generation rules (vendor rating and node)
+from constants ``anesim calibrate --shared`` fits to those samples (docs/timing.md).
 """
 
 from __future__ import annotations

@@ -1,20 +1,23 @@
 """Fit the cross-generation model's shared constants, and cross-validate it chip by chip.
 
 The shared constants (chips/model/scaling.yaml) reach a chip only through a few derived
-Params: the MAC width, the weight stream, the refetch ratio and the three energy
-coefficients. A fit must evaluate many constant vectors, so it runs on a surrogate built from
-a handful of full simulations per chip:
+Params: the MAC width, the weight stream, the refetch ratio, the planar rate and the three
+energy coefficients. A fit must evaluate many constant vectors, so it runs on a surrogate built
+from a handful of full simulations per chip:
 
-- each chip is simulated at its shipped Params and with each derived timing Param halved and
-  doubled; every point's log(simulated / measured) is then modelled as its value at the shipped
-  Params plus, per Param, a piecewise-linear function of log(Param / shipped Param) through those
-  three simulations (linear beyond them);
+- each chip is simulated at the Params its rules give at the model's reference constants (its
+  ``fit`` block) and with each derived timing Param halved and doubled; every point's
+  log(simulated / measured) is then modelled as its value at the reference plus, per Param, a
+  piecewise-linear function of log(Param / reference Param) through those three simulations
+  (linear beyond them);
 - the energy coefficients enter a power point linearly, so they are solved exactly
   (non-negative least squares of the relative error) at the fitted timing.
 
-Timing constants are fitted by coordinate search in log space (calibrate.coordinate_search's
-grids) on the mean absolute log error. Every figure reported as out-of-sample or in-sample is
-then measured by a full simulation at the fitted constants, never by the surrogate.
+Timing constants are fitted by a deterministic coordinate search in log space over each
+constant's fixed range, from the reference, on the mean absolute log error; nothing reads the
+values a previous fit wrote, so a refit is idempotent. Every figure reported as out-of-sample
+or in-sample is then measured by a full simulation at the fitted constants, never by the
+surrogate.
 """
 
 from __future__ import annotations
@@ -33,16 +36,18 @@ from anesim.chips.loader import resolve_file
 from anesim.chips.scaling import constants_of, derive, load_model
 from anesim.chips.schema import ChipConfig
 from anesim.errors import AnesimError, InputError
-from anesim.validate.calibrate import BOUND, COARSE, FINE, _nonneg_lstsq
+from anesim.validate.calibrate import COARSE, FINE, _nonneg_lstsq
 from anesim.validate.methods import measure
 from anesim.validate.runner import point_of, validated_chips
 from anesim.validate.simulate import PipelineTimer, Simulator
 from anesim.validate.stats import LATENCY_QUANTITIES, Point, summarize
 from anesim.validate.traces import TraceRow, load_traces
 
-TIMING_PARAMS = ("ne.mac_lanes_per_out_channel", "dram.weight_bytes_per_s", "dram.weight_refetch_ratio")
+TIMING_PARAMS = ("ne.mac_lanes_per_out_channel", "dram.weight_bytes_per_s", "dram.weight_refetch_ratio",
+                 "planar.elements_per_cycle")
 POWER_PARAMS = ("power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j")
-POWER_CONSTANTS = ("engine_w_per_core", "mac_energy_j_n5", "dram_byte_energy_j")
+# in the order of POWER_PARAMS: each energy coefficient is one constant times chip facts
+POWER_CONSTANTS = ("engine_w_per_tops", "mac_energy_j_n5", "dram_byte_energy_j_n5")
 PROBE = math.log(2.0)  # each timing Param is simulated at half and at twice its shipped value
 Constants = dict[str, float]
 Progress = Callable[[str], None]
@@ -98,6 +103,13 @@ def log_ratio(p: Point) -> float:
 
 
 
+def derived_values(raw: dict[str, Any], file: Path, constants: Constants) -> dict[str, float]:
+    """The fitted Params of merged chip data under ``constants`` (the rules re-evaluated)."""
+    data = copy.deepcopy(raw)
+    derive(data, file, constants=constants)
+    return {k: float(data[k.split(".")[0]][k.split(".")[1]]["value"]) for k in TIMING_PARAMS + POWER_PARAMS}
+
+
 @dataclass
 class ChipSurface:
     """The surrogate of one chip: shipped-Param values and each point's response to the timing Params."""
@@ -137,9 +149,7 @@ class ChipSurface:
 
     def params_at(self, constants: Constants) -> dict[str, float]:
         """The chip's derived Params under ``constants`` (the rules re-evaluated, nothing validated)."""
-        data = copy.deepcopy(self.raw)
-        derive(data, self.file, constants=constants)
-        return {k: float(data[k.split(".")[0]][k.split(".")[1]]["value"]) for k in TIMING_PARAMS + POWER_PARAMS}
+        return derived_values(self.raw, self.file, constants)
 
     def _shift(self, resp: dict[str, tuple[np.ndarray, np.ndarray]], params: dict[str, float], n: int) -> np.ndarray:
         out = np.zeros(n)
@@ -153,28 +163,43 @@ class ChipSurface:
         """Surrogate log(simulated / measured) of every timing point."""
         return self.log0 + self._shift(self.resp, params, len(self.ids))
 
-    def power_features(self, params: dict[str, float], cores: int, node: float) -> np.ndarray:
+    def power_multipliers(self, constants: Constants) -> np.ndarray:
+        """What each power constant is multiplied by to give the chip's energy coefficient: its rule
+        evaluated with that constant at 1 (each power rule is linear in its one constant)."""
+        unit = self.params_at({**constants, **{k: 1.0 for k in POWER_CONSTANTS}})
+        return np.array([unit[param] for param in POWER_PARAMS])
+
+    def power_features(self, params: dict[str, float], multipliers: np.ndarray) -> np.ndarray:
         """Per power row: the features the three power constants multiply, over measured watts."""
         t = np.exp(self.power_t0 + self._shift(self.power_resp, params, len(self.power_ids)))
-        feats = np.stack([np.full_like(t, cores * node), node * self.power_macs / t, self.power_bytes / t], axis=1)
+        feats = np.stack([np.full_like(t, 1.0), self.power_macs / t, self.power_bytes / t], axis=1) * multipliers
         return feats / self.power_meas[:, None]
 
 
-def _node(chip: ChipConfig) -> float:
+def reference_constants() -> Constants:
+    """The constants the surrogate is built at: the model's ``fit`` references over its values.
+
+    Fitted timing constants start from their ``reference`` (chips/model/scaling.yaml, ``fit``),
+    never from the values a previous fit wrote, so refitting from a written fit is idempotent.
+    """
     model = load_model()
-    process = chip.facts.process.value if chip.facts.process else "N5"
-    return float(model.tables["node_energy"][process].value)
+    out = constants_of(model)
+    for k, r in model.fit.items():
+        if k in out:
+            out[k] = float(r.reference)
+    return out
 
 
 def build_surface(name: str, rows: Sequence[TraceRow], timer: PipelineTimer,
-                  progress: Progress | None = None) -> ChipSurface:
-    """Simulate one chip at its shipped Params and with each timing Param halved and doubled."""
-    chip = load_chip(name)
-    file = Path(chip.source_files[0])
+                  progress: Progress | None = None, reference: Constants | None = None) -> ChipSurface:
+    """Simulate one chip at the reference constants' Params and with each timing Param halved and doubled."""
+    shipped = load_chip(name)
+    file = Path(shipped.source_files[0])
     raw, _, _ = resolve_file(file)
-    base = {k: float(getattr(getattr(chip, k.split(".")[0]), k.split(".")[1]).value) for k in TIMING_PARAMS + POWER_PARAMS}
+    base = derived_values(raw, file, reference or reference_constants())
+    chip = _set(shipped, {k: base[k] for k in TIMING_PARAMS})
     if progress:
-        progress(f"{name}: shipped Params")
+        progress(f"{name}: reference Params")
     s0 = simulate_rows(name, chip, rows, timer)
     ids = [i for i, p in s0.points.items() if p.family != "power"]
     pids = [i for i in s0.points if i in s0.power]
@@ -192,7 +217,7 @@ def build_surface(name: str, rows: Sequence[TraceRow], timer: PipelineTimer,
         resp[key] = (pair[0], pair[1])
         presp[key] = (ppair[0], ppair[1])
     return ChipSurface(
-        name=name, chip=chip, raw=raw, file=file, base=base, ids=ids, log0=log0, resp=resp, power_ids=pids,
+        name=name, chip=shipped, raw=raw, file=file, base=base, ids=ids, log0=log0, resp=resp, power_ids=pids,
         power_meas=np.array([float(s0.points[i].measured) for i in pids]), power_t0=t0, power_resp=presp,
         power_macs=np.array([s0.power[i][1] for i in pids]), power_bytes=np.array([s0.power[i][2] for i in pids]),
         points0=s0.points,
@@ -204,11 +229,34 @@ def _timing_objective(surfaces: Sequence[ChipSurface], constants: Constants) -> 
     return float(errs.mean()) if errs.size else math.inf
 
 
+def _grid(low: float, high: float, centre: float, factors: Sequence[float]) -> list[float]:
+    """Candidates around ``centre`` on a log grid, clipped to [low, high]."""
+    out: list[float] = []
+    for f in factors:
+        v = min(max(centre * f, low), high)
+        if v not in out:
+            out.append(v)
+    return out
+
+
+GLOBAL_STEPS = 24  # the first pass scans each constant's whole range at this many log-spaced points
+
+
 def fit_constants(surfaces: Sequence[ChipSurface], start: Constants | None = None) -> Constants:
-    """Shared constants fitted on the given chips: timing by coordinate search, energy by NNLS."""
-    shipped = constants_of(load_model())
-    best = dict(start or shipped)
-    timing = [k for k in best if k not in POWER_CONSTANTS and load_model().constants[k].provenance == "fitted"]
+    """Shared constants fitted on the given chips: timing by coordinate search, energy by NNLS.
+
+    The search is deterministic and does not read the constants the model file holds: it starts
+    at the ``fit`` references (or ``start``), scans each timing constant's whole range, then
+    refines on the coarse and the fine log grid until no coordinate moves. Ties keep the
+    current value, so the result depends on the surrogate and the data alone.
+    """
+    model = load_model()
+    best = dict(start or reference_constants())
+    timing = [k for k in best if k not in POWER_CONSTANTS and model.constants[k].provenance == "fitted"]
+    missing = [k for k in timing if k not in model.fit]
+    if missing:
+        raise InputError("a fitted constant has no search range", where="chips/model/scaling.yaml, key 'fit'",
+                         expected="reference, low and high for " + ", ".join(missing))
     memo: dict[tuple[float, ...], float] = {}
 
     def objective(c: Constants) -> float:
@@ -219,24 +267,25 @@ def fit_constants(surfaces: Sequence[ChipSurface], start: Constants | None = Non
 
     # the MAC width may not put any chip's peak below a rate it was measured to sustain
     floors = {"sustained_fraction": max([s.sustained_fraction_floor() for s in surfaces] + [0.0])}
-    for k, lo in floors.items():
-        best[k] = max(best[k], lo)
+    low = {k: max(model.fit[k].low, floors.get(k, 0.0)) for k in timing}
+    high = {k: max(model.fit[k].high, low[k]) for k in timing}
+    for k in timing:
+        best[k] = min(max(best[k], low[k]), high[k])
     best_obj = objective(best)
-    for factors in (COARSE, FINE):
-        for _ in range(3):
+    scan = {k: [low[k] * (high[k] / low[k]) ** (i / (GLOBAL_STEPS - 1)) for i in range(GLOBAL_STEPS)] for k in timing}
+    for stage in ("scan", COARSE, FINE):
+        for _ in range(4):
             moved = False
             for k in timing:
-                centre = best[k]
-                for f in factors:
-                    v = min(max(centre * f, shipped[k] / BOUND, floors.get(k, 0.0)), shipped[k] * BOUND)
+                cands = scan[k] if stage == "scan" else _grid(low[k], high[k], best[k], stage)
+                for v in cands:
                     trial = {**best, k: v}
                     obj = objective(trial)
                     if obj < best_obj - 1e-12:
                         best, best_obj, moved = trial, obj, True
             if not moved:
                 break
-    feats = [s.power_features(s.params_at(best), s.chip.ne.cores.value, _node(s.chip)) for s in surfaces
-             if s.power_ids]
+    feats = [s.power_features(s.params_at(best), s.power_multipliers(best)) for s in surfaces if s.power_ids]
     if feats:
         a = np.concatenate(feats)
         scale = np.maximum(np.abs(a).max(axis=0), 1e-300)
