@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from anesim.compiler.graph.graph import HOST_DTYPE
 from anesim.errors import AnesimError, InputError
 
 DEFAULT_CHIP = "m5-pro"
@@ -89,7 +90,10 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
                 raise InputError(f"input '{value.name}' has the wrong shape", expected=value.shape,
                                  found=tuple(arr.shape))
             arr = arr.reshape(value.shape or (1,))
-            engine_in[value.graph_name] = arr if arr.dtype == np.uint8 else arr.astype(np.float16)
+            if result is not None and result.graph.info(value.graph_name).dtype == HOST_DTYPE:
+                engine_in[value.graph_name] = arr.astype(value.dtype)  # read by host ops only, exactly
+            else:
+                engine_in[value.graph_name] = arr if arr.dtype == np.uint8 else arr.astype(np.float16)
         # Engine segments on the functional engine, host ops (CPU fallback) in numpy between them.
         produced = (result.execute(engine_in, lambda segment, fed: execute(segment, fed, self.chip))
                     if result is not None else {})
@@ -98,8 +102,11 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
             if value.name in imported.folded:
                 outputs.append(imported.folded[value.name])
                 continue
-            arr = np.asarray(produced[value.graph_name], np.float32).reshape(value.shape)
-            outputs.append(_convert(arr, value.dtype))
+            arr = np.asarray(produced[value.graph_name])
+            if arr.dtype == value.dtype:  # computed by the host in its ONNX type
+                outputs.append(arr.reshape(value.shape))
+                continue
+            outputs.append(_convert(arr.astype(np.float32).reshape(value.shape), value.dtype))
         return tuple(outputs)
 
     def _feeds(self, inputs: Any) -> dict[str, Any]:
