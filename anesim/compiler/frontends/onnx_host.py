@@ -106,8 +106,8 @@ class HostHandlers:
             dt = ("uint8" if dtype == np.uint8 else "fp16") if holds else HOST_DTYPE
             where = self.where()  # type: ignore[attr-defined]
             g = self.b.graph
-            g.add_value(TensorInfo(out, graph_shape, dt), where=where)
             name = self.fresh(node.name or out) if k == 0 else self.fresh(f"{node.name or outs[0]}:{out}")  # type: ignore[attr-defined]
+            g.add_value(TensorInfo(out, graph_shape, dt), where=where)
             self._names.add(out)
             g.nodes.append(Node(name, ONNX_HOST_OP, tuple(feeds), out, {
                 "source_type": node.op_type, "domain": node.domain, "model": payload, "outputs": tuple(outs),

@@ -177,7 +177,7 @@ def _onnx_host_decision(node: Node, table: RuleTable, tier: str) -> Decision:
         return Decision(False, "onnx-host", reason, "anesim's ONNX importer (docs/onnx.md, Host ops)")
     status, assumed = table.status(rule, tier)
     if table.on_engine(rule, tier):
-        reason += f" ({status} on the {tier} tier; anesim has no lowering for this case)"
+        reason += f" (the placement table has it {status} on the {tier} tier)"
     return Decision(False, rule.id, reason, table.citation(rule, tier), assumed=assumed,
                     suggestion=rule.suggestion)
 
