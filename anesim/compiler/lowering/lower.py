@@ -48,14 +48,20 @@ class SegmentLowerer(AttentionOps, ElementwiseOps, LayoutOps):
         host = self.host
         self.timeline: list[tuple] = []
         start = 0
+        made: set[str] = set()  # values the engine nodes visited so far compute
         for node in self.nodes:
             if node.name in host:
-                self._finish_outputs([i for i in node.inputs if i in self.outputs])
+                # Every segment output made so far is written out before the cut: an output
+                # that is a view (an identity, a reshape) of a value in this segment is
+                # otherwise copied in a later segment, which cannot read this one's
+                # intermediates (they are not segment inputs).
+                self._finish_outputs([o for o in self.outputs if o in made])
                 if len(self.eops) > start:
                     self.timeline.append(("engine", start, len(self.eops)))
                     start = len(self.eops)
                 self.timeline.append(("host", node, host[node.name]))
                 continue
+            made.add(node.output)
             if node.name in self.fused:
                 continue
             handler = getattr(self, f"_op_{node.op}", None)
