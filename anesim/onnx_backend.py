@@ -5,9 +5,13 @@
     outputs = rep.run([x])                           # execute with the engine's fp16 numerics
     outputs = backend.run_model(model, [x], device="m1")
 
-A device is a chip name (``m1``, ``m5-pro`` ...). ``"CPU"``, the device ONNX's test runner asks
-for, means the default chip :data:`DEFAULT_CHIP`: the model runs on the simulated engine of that
-chip, with the host doing only what the engine cannot (reported as CPU fallback).
+Devices. ``device`` may be any chip name anesim has a file for (``m1``, ``m5-pro``, ``a17-pro``
+...; ``anesim chips`` lists them). ``"CPU"`` — the device ONNX's test runner and most callers
+pass, since ONNX has no device for a Neural Engine — means the chip named by the environment
+variable ``ANESIM_ONNX_CHIP`` when it is set, else :data:`DEFAULT_CHIP` (``m5-pro``). Either way
+the model runs on the simulated engine of that chip, with the chip's CPU running only what the
+engine cannot (Core ML's CPU fallback, timed and reported as such). ``"CUDA"`` and other
+devices are not supported.
 
 Integer inputs (int64, int32) are compile-time data — shapes, indices, slice bounds — so a
 model that has them is compiled when their values arrive, once per distinct value. Outputs
@@ -26,6 +30,7 @@ from anesim.compiler.graph.graph import HOST_DTYPE
 from anesim.errors import AnesimError, InputError
 
 DEFAULT_CHIP = "m5-pro"
+CHIP_ENV = "ANESIM_ONNX_CHIP"  # overrides the chip "CPU" means
 
 try:  # the base classes; without onnx the backend still imports and says what is missing
     from onnx.backend.base import Backend as _Backend
@@ -35,8 +40,13 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _BackendRep = object  # type: ignore[assignment,misc]
 
 
-def _chip_name(device: str) -> str:
-    return DEFAULT_CHIP if device.split(":")[0].upper() == "CPU" else device
+def chip_for_device(device: str) -> str:
+    """The chip a device names: itself, or for "CPU" ``$ANESIM_ONNX_CHIP`` else :data:`DEFAULT_CHIP`."""
+    import os
+
+    if device.split(":")[0].upper() == "CPU":
+        return os.environ.get(CHIP_ENV) or DEFAULT_CHIP
+    return device
 
 
 class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
@@ -142,10 +152,10 @@ class AnesimBackend(_Backend):  # type: ignore[misc,valid-type]
 
     @classmethod
     def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> AnesimRep:
-        """Compile ``model`` for the chip ``device`` names ("CPU" is :data:`DEFAULT_CHIP`)."""
+        """Compile ``model`` for the chip ``device`` names ("CPU": ``$ANESIM_ONNX_CHIP`` or :data:`DEFAULT_CHIP`)."""
         from anesim.chips import load_chip
 
-        chip = load_chip(_chip_name(device))
+        chip = load_chip(chip_for_device(device))
         return AnesimRep(model, chip, kwargs.get("name", model.graph.name or "<onnx>"))
 
     @classmethod
@@ -174,11 +184,11 @@ class AnesimBackend(_Backend):  # type: ignore[misc,valid-type]
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
-        """A chip anesim has a configuration for, or "CPU" (the default chip); never CUDA."""
+        """A chip anesim has a configuration for, or "CPU" (``$ANESIM_ONNX_CHIP`` or the default chip); never CUDA."""
         from anesim.chips import load_chip
 
         try:
-            load_chip(_chip_name(device))
+            load_chip(chip_for_device(device))
         except AnesimError:
             return False
         return True

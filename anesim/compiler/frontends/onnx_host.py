@@ -79,6 +79,7 @@ class HostHandlers:
                             found=node.op_type)
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             raise self.fail(f"{reason}; a node with a subgraph cannot run on the host alone")  # type: ignore[attr-defined]
+        self._check_schema(reason)
         inits, graph_inputs, feeds, in_shapes, in_dtypes = [], [], [], [], []
         for name in dict.fromkeys(i for i in node.input if i):
             if name in self.known:
@@ -116,6 +117,26 @@ class HostHandlers:
             self.dtypes[out] = dtype
             if not shape:
                 self.scalars.add(out)
+
+    def _check_schema(self, reason: str) -> None:
+        """An attribute the operator's schema does not define is refused (the reference would
+        ignore it); so is an operator the installed onnx has no schema for."""
+        onnx = self.onnx  # type: ignore[attr-defined]
+        node = self.node  # type: ignore[attr-defined]
+        if node.domain in self.local_domains:  # type: ignore[attr-defined]
+            return  # a function of the model: its body is the definition
+        version = next((o.version for o in self.model.opset_import  # type: ignore[attr-defined]
+                        if o.domain == node.domain or (not o.domain and node.domain == "ai.onnx")), None)
+        try:
+            schema = onnx.defs.get_schema(node.op_type, version or 1, node.domain)
+        except Exception:  # onnx raises SchemaError; every failure means "no such operator"
+            raise self.fail(f"{reason}; the installed onnx defines no such operator for the host to run",  # type: ignore[attr-defined]
+                            found=f"{node.domain or 'ai.onnx'} {node.op_type} opset {version}") from None
+        unknown = [a.name for a in node.attribute if a.name not in schema.attributes]
+        if unknown:
+            raise self.fail(f"attribute '{unknown[0]}' is not supported",  # type: ignore[attr-defined]
+                            expected=", ".join(sorted(schema.attributes)) or "no attributes",
+                            found=f"not in the {node.op_type} schema (opset {schema.since_version})")
 
     def _infer(self, one: Any, outs: list[str]) -> list[tuple[np.dtype, tuple[int, ...]]]:
         """Each output's element type and static shape, by ONNX shape inference."""
