@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from anesim.compiler.graph.graph import HOST_DTYPE
 from anesim.errors import AnesimError, InputError
 
 DEFAULT_CHIP = "m5-pro"
@@ -99,11 +98,9 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
             if tuple(arr.shape) != value.shape:
                 raise InputError(f"input '{value.name}' has the wrong shape", expected=value.shape,
                                  found=tuple(arr.shape))
-            arr = arr.reshape(value.shape or (1,))
-            if result is not None and result.graph.info(value.graph_name).dtype == HOST_DTYPE:
-                engine_in[value.graph_name] = arr.astype(value.dtype)  # read by host ops only, exactly
-            else:
-                engine_in[value.graph_name] = arr if arr.dtype == np.uint8 else arr.astype(np.float16)
+            # Inputs are passed in their ONNX type: host ops (the CPU fallback) read them exactly,
+            # and engine segments read them converted to fp16 (CompileResult.execute).
+            engine_in[value.graph_name] = arr.reshape(value.shape or (1,)).astype(value.dtype, copy=False)
         # Engine segments on the functional engine, host ops (CPU fallback) in numpy between them.
         produced = (result.execute(engine_in, lambda segment, fed: execute(segment, fed, self.chip))
                     if result is not None else {})

@@ -16,6 +16,7 @@ import numpy as np
 
 from anesim.compiler.graph.graph import HOST_DTYPE, MAX_RANK, Node, TensorInfo
 from anesim.compiler.graph.ops import ONNX_HOST_OP
+from anesim.compiler.reference.onnx_host import evaluator
 
 # Domains whose operators the onnx reference implementation evaluates (besides the default one
 # and the model's own functions): the classic-ML and training operators are deterministic math.
@@ -101,6 +102,11 @@ class HostHandlers:
             opset_imports=list(model.opset_import), functions=list(model.functions), ir_version=model.ir_version)
         types = self._infer(one, outs)
         payload = one.SerializeToString()
+        try:  # the reference must implement the node; built once here, reused when it runs
+            evaluator(payload)
+        except Exception as exc:  # the reference raises many types; all mean "cannot run"
+            raise self.fail(f"{reason}; the onnx reference implementation cannot run it on the host",
+                            found=" ".join(f"{type(exc).__name__}: {exc}".split())[:200]) from None
         for k, (out, (dtype, shape)) in enumerate(zip(outs, types)):
             graph_shape = shape or (1,)
             holds = engine_holds(dtype, graph_shape)

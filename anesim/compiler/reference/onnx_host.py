@@ -21,7 +21,8 @@ from anesim.errors import CompileError
 
 
 @lru_cache(maxsize=256)
-def _evaluator(model: bytes) -> Any:
+def evaluator(model: bytes) -> Any:
+    """The reference evaluator of a serialized one-node model (built once per model)."""
     import onnx
     from onnx.reference import ReferenceEvaluator
 
@@ -39,7 +40,7 @@ def _as_type(arr: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.nda
 def evaluate(node: Node, args: list[np.ndarray]) -> dict[str, np.ndarray]:
     """All outputs of the ONNX node behind ``node``, by graph tensor name, in their ONNX types."""
     a = node.attrs
-    sess = _evaluator(a["model"])
+    sess = evaluator(a["model"])
     feeds = {name: _as_type(arr, np.dtype(dt), tuple(shape))
              for name, arr, dt, shape in zip(sess.input_names, args, a["in_dtypes"], a["in_shapes"])}
     with np.errstate(all="ignore"):
