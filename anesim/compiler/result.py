@@ -24,7 +24,8 @@ class HostOp:
 
     def describe(self) -> str:
         """One line: the op, where it is, and why it runs on the host."""
-        return f"{self.node.op} at {self.node.describe()}: {self.reason}"
+        op = self.node.attrs["source_type"] if self.node.op == "onnx_host" else self.node.op
+        return f"{op} at {self.node.describe()}: {self.reason}"
 
 
 @dataclass

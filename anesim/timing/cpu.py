@@ -2,7 +2,8 @@
 
 Core ML runs a layer the engine cannot on the CPU in fp32 (integers exactly). A host operation
 costs the larger of its arithmetic at ``cpu.fp32_flops_per_s`` and its traffic (inputs read and
-result written in their host types, fp16 engine tensors as fp32) at ``cpu.memory_bytes_per_s``;
+result written in their host types, fp16 engine tensors and weights as fp32) at
+``cpu.memory_bytes_per_s``;
 each switch between the engine and the CPU costs ``cpu.handoff_s``. The arithmetic of an ONNX
 node run by the onnx reference is counted from its shapes for the contracting operators
 (convolutions, products, recurrent cells) and as one operation per element read or written for
@@ -39,7 +40,7 @@ class HostCost:
 
 def _bytes(graph: Graph, node: Node) -> int:
     total = 0
-    names = [i for i in node.inputs if not graph.is_constant(i)] + [node.output]
+    names = list(node.inputs) + [node.output]  # weights too: the CPU reads them from memory
     in_dtypes = node.attrs.get("in_dtypes", ()) if node.op == ONNX_HOST_OP else ()
     for k, name in enumerate(names):
         info = graph.info(name)
