@@ -131,7 +131,8 @@ def test_onnx_unsupported_op_is_one_clear_line(onnx_mod, tmp_path: Path,
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_onnx_op_without_a_lowering_is_a_host_op(onnx_mod, tmp_path: Path) -> None:
+def test_onnx_op_without_a_lowering_is_a_host_op(onnx_mod, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """LRN has no engine lowering: it loads as a host op the onnx reference evaluates."""
     from onnx import helper
     from onnx.reference import ReferenceEvaluator
@@ -147,6 +148,10 @@ def test_onnx_op_without_a_lowering_is_a_host_op(onnx_mod, tmp_path: Path) -> No
     x = RNG.standard_normal((1, 4, 2, 3)).astype(np.float16)
     want = ReferenceEvaluator(model).run(None, {"x": x.astype(np.float32)})[0]
     _close(want, result.execute({"x": x}, run_program)["y"], tol=1e-2)
+    assert main(["run", str(path), "--chip", "m1", "--timing-only"]) == 0
+    captured = capsys.readouterr()
+    assert "1 layer(s) run on the CPU (CPU fallback): LRN 'pick'" in captured.err
+    assert "CPU fallback: 1 host operation(s)" in captured.out
 
 
 def test_onnx_garbage_file_is_an_anesim_error(onnx_mod, tmp_path: Path) -> None:
