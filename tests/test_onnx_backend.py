@@ -4,7 +4,7 @@ Every node and simple-model case the installed onnx ships is collected. The case
 not pass are listed, each with its reason, in tests/onnx_expected_failures.yaml and applied as
 expected failures: a listed case that starts to pass fails here until it leaves the list.
 Outputs are compared with fp16 tolerances (tests/onnx_support.py, docs/onnx.md "Tolerances").
-The whole suite runs in the default test run (about a minute on 2 cores).
+A deterministic half runs in the default test run, the rest is marked slow.
 """
 
 from __future__ import annotations
