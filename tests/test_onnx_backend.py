@@ -274,3 +274,20 @@ def test_features_last_attention_with_einsum_matches_onnxruntime() -> None:
     (want,) = _ort(model, {"x": x})
     (got,) = AnesimBackend.run_model(model, [x], "m5-pro")
     assert _rel(got, want) < 1e-2
+
+
+def test_old_dropout_is_training_unless_is_test() -> None:
+    """Dropout-6 defaults to training mode (is_test 0): refused, not run as an identity."""
+    from onnx import TensorProto, helper
+
+    for attrs, refused in (({}, True), ({"is_test": 1}, False)):
+        node = helper.make_node("Dropout", ["x"], ["y"], **attrs)
+        model = _node_model(node, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], opset=6)
+        model.ir_version = 3
+        if refused:
+            with pytest.raises(AnesimError, match="training mode"):
+                AnesimBackend.prepare(model, "m1")
+        else:
+            (y,) = AnesimBackend.run_model(model, [np.ones(4, np.float32)], "m1")
+            assert y.tolist() == [1.0] * 4

@@ -403,6 +403,12 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         node = self.node
         if node.op_type != "Dropout":
             return
+        if self.opset < 7:  # Dropout-1 and -6: training unless is_test is set (default 0)
+            is_test = next((self.helper.get_attribute_value(a) for a in node.attribute if a.name == "is_test"), 0)
+            ratio = next((self.helper.get_attribute_value(a) for a in node.attribute if a.name == "ratio"), 0.5)
+            if not is_test and ratio:
+                raise self.fail("Dropout in training mode is random (is_test is 0); only inference is supported")
+            return
         name = node.input[2] if len(node.input) > 2 and node.input[2] else None
         if name is None:
             return
