@@ -357,7 +357,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
     def _node(self) -> None:
         node, op = self.node, self.node.op_type
         if node.domain not in HOST_DOMAINS and node.domain not in self.local_domains:
-            raise self.fail("operator domain is not supported", expected="the default ONNX domain",
+            raise self.fail("operator domain is not supported", expected=", ".join(d or "''" for d in HOST_DOMAINS),
                             found=node.domain)
         present = [i for i in node.input if i]
         if op in NO_FOLD:

@@ -20,13 +20,26 @@ from anesim.compiler.reference.onnx_host import evaluator
 
 # Domains whose operators the onnx reference implementation evaluates (besides the default one
 # and the model's own functions): the classic-ML and training operators are deterministic math.
-HOST_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
+HOST_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview", "ai.onnx.preview.training")
 # Element types the engine holds exactly (fp16 storage): floats (rounded), booleans, bytes.
 ENGINE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.bool_), np.dtype(np.uint8),
                  np.dtype(np.int8))
 # Operators whose results are not functions of their inputs.
 RANDOM_OPS = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
               "Bernoulli")
+
+
+def _outer_names(graph: Any) -> set[str]:
+    """Names a subgraph (and its own subgraphs) reads without defining them."""
+    defined = {v.name for v in graph.input} | {i.name for i in graph.initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used |= {i for i in node.input if i and i not in defined}
+        for a in node.attribute:
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                used |= _outer_names(g) - defined
+        defined |= set(node.output)
+    return used - defined
 
 
 def engine_holds(dtype: np.dtype, shape: tuple[int, ...]) -> bool:
@@ -78,8 +91,12 @@ class HostHandlers:
         if node.op_type in RANDOM_OPS:
             raise self.fail("random operators are not supported (anesim is deterministic)",  # type: ignore[attr-defined]
                             found=node.op_type)
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-            raise self.fail(f"{reason}; a node with a subgraph cannot run on the host alone")  # type: ignore[attr-defined]
+        graphs = [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+        graphs += [g for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS for g in a.graphs]
+        captured = sorted({n for g in graphs for n in _outer_names(g)})
+        if captured:
+            raise self.fail(f"{reason}; its subgraph reads values of the enclosing graph, so the node cannot "  # type: ignore[attr-defined]
+                            "run on the host alone", found=", ".join(captured[:3]))
         self._check_schema(reason)
         inits, graph_inputs, feeds, in_shapes, in_dtypes = [], [], [], [], []
         for name in dict.fromkeys(i for i in node.input if i):
