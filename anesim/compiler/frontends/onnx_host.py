@@ -93,13 +93,11 @@ class HostHandlers:
                             found=node.op_type)
         graphs = [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
         graphs += [g for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS for g in a.graphs]
-        captured = sorted({n for g in graphs for n in _outer_names(g)})
-        if captured:
-            raise self.fail(f"{reason}; its subgraph reads values of the enclosing graph, so the node cannot "  # type: ignore[attr-defined]
-                            "run on the host alone", found=", ".join(captured[:3]))
+        # values a subgraph reads from the enclosing graph become inputs of the one-node model
+        captured = sorted({n for g in graphs for n in _outer_names(g)} - set(node.input))
         self._check_schema(reason)
         inits, graph_inputs, feeds, in_shapes, in_dtypes = [], [], [], [], []
-        for name in dict.fromkeys(i for i in node.input if i):
+        for name in dict.fromkeys([i for i in node.input if i] + captured):
             if name in self.known:
                 inits.append(onnx.numpy_helper.from_array(np.asarray(self.known[name]), name))
                 continue
