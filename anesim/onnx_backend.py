@@ -5,9 +5,13 @@
     outputs = rep.run([x])                           # execute with the engine's fp16 numerics
     outputs = backend.run_model(model, [x], device="m1")
 
-A device is a chip name (``m1``, ``m5-pro`` ...). ``"CPU"``, the device ONNX's test runner asks
-for, means the default chip :data:`DEFAULT_CHIP`: the model runs on the simulated engine of that
-chip, with the host doing only what the engine cannot (reported as CPU fallback).
+Devices. ``device`` may be any chip name anesim has a file for (``m1``, ``m5-pro``, ``a17-pro``
+...; ``anesim chips`` lists them). ``"CPU"`` — the device ONNX's test runner and most callers
+pass, since ONNX has no device for a Neural Engine — means the chip named by the environment
+variable ``ANESIM_ONNX_CHIP`` when it is set, else :data:`DEFAULT_CHIP` (``m5-pro``). Either way
+the model runs on the simulated engine of that chip, with the chip's CPU running only what the
+engine cannot (Core ML's CPU fallback, timed and reported as such). ``"CUDA"`` and other
+devices are not supported.
 
 Integer inputs (int64, int32) are compile-time data — shapes, indices, slice bounds — so a
 model that has them is compiled when their values arrive, once per distinct value. Outputs
@@ -25,6 +29,7 @@ import numpy as np
 from anesim.errors import AnesimError, InputError
 
 DEFAULT_CHIP = "m5-pro"
+CHIP_ENV = "ANESIM_ONNX_CHIP"  # overrides the chip "CPU" means
 
 try:  # the base classes; without onnx the backend still imports and says what is missing
     from onnx.backend.base import Backend as _Backend
@@ -34,8 +39,13 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _BackendRep = object  # type: ignore[assignment,misc]
 
 
-def _chip_name(device: str) -> str:
-    return DEFAULT_CHIP if device.split(":")[0].upper() == "CPU" else device
+def chip_for_device(device: str) -> str:
+    """The chip a device names: itself, or for "CPU" ``$ANESIM_ONNX_CHIP`` else :data:`DEFAULT_CHIP`."""
+    import os
+
+    if device.split(":")[0].upper() == "CPU":
+        return os.environ.get(CHIP_ENV) or DEFAULT_CHIP
+    return device
 
 
 class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
@@ -88,8 +98,9 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
             if tuple(arr.shape) != value.shape:
                 raise InputError(f"input '{value.name}' has the wrong shape", expected=value.shape,
                                  found=tuple(arr.shape))
-            arr = arr.reshape(value.shape or (1,))
-            engine_in[value.graph_name] = arr if arr.dtype == np.uint8 else arr.astype(np.float16)
+            # Inputs are passed in their ONNX type: host ops (the CPU fallback) read them exactly,
+            # and engine segments read them converted to fp16 (CompileResult.execute).
+            engine_in[value.graph_name] = arr.reshape(value.shape or (1,)).astype(value.dtype, copy=False)
         # Engine segments on the functional engine, host ops (CPU fallback) in numpy between them.
         produced = (result.execute(engine_in, lambda segment, fed: execute(segment, fed, self.chip))
                     if result is not None else {})
@@ -98,8 +109,11 @@ class AnesimRep(_BackendRep):  # type: ignore[misc,valid-type]
             if value.name in imported.folded:
                 outputs.append(imported.folded[value.name])
                 continue
-            arr = np.asarray(produced[value.graph_name], np.float32).reshape(value.shape)
-            outputs.append(_convert(arr, value.dtype))
+            arr = np.asarray(produced[value.graph_name])
+            if arr.dtype == value.dtype:  # computed by the host in its ONNX type
+                outputs.append(arr.reshape(value.shape))
+                continue
+            outputs.append(_convert(arr.astype(np.float32).reshape(value.shape), value.dtype))
         return tuple(outputs)
 
     def _feeds(self, inputs: Any) -> dict[str, Any]:
@@ -135,10 +149,10 @@ class AnesimBackend(_Backend):  # type: ignore[misc,valid-type]
 
     @classmethod
     def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> AnesimRep:
-        """Compile ``model`` for the chip ``device`` names ("CPU" is :data:`DEFAULT_CHIP`)."""
+        """Compile ``model`` for the chip ``device`` names ("CPU": ``$ANESIM_ONNX_CHIP`` or :data:`DEFAULT_CHIP`)."""
         from anesim.chips import load_chip
 
-        chip = load_chip(_chip_name(device))
+        chip = load_chip(chip_for_device(device))
         return AnesimRep(model, chip, kwargs.get("name", model.graph.name or "<onnx>"))
 
     @classmethod
@@ -167,11 +181,11 @@ class AnesimBackend(_Backend):  # type: ignore[misc,valid-type]
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
-        """A chip anesim has a configuration for, or "CPU" (the default chip); never CUDA."""
+        """A chip anesim has a configuration for, or "CPU" (``$ANESIM_ONNX_CHIP`` or the default chip); never CUDA."""
         from anesim.chips import load_chip
 
         try:
-            load_chip(_chip_name(device))
+            load_chip(chip_for_device(device))
         except AnesimError:
             return False
         return True

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from anesim.cli import main
-from anesim.compiler import compile_file, load_graph
+from anesim.compiler import compile_file, compile_graph, load_graph
 from anesim.compiler.reference import fp16_inputs, run_graph, run_program
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
 
@@ -118,16 +118,40 @@ def test_onnx_unsupported_op_is_one_clear_line(onnx_mod, tmp_path: Path,
     from onnx import helper
 
     nodes = [helper.make_node("Relu", ["x"], ["r"], name="first"),
-             helper.make_node("LRN", ["r"], ["y"], name="pick", size=3)]
+             helper.make_node("Bernoulli", ["r"], ["y"], name="pick")]
     model = _onnx_model(onnx_mod, nodes, [("x", [1, 4])], [("y", [1, 4])], {})
-    path = tmp_path / "lrn.onnx"
+    path = tmp_path / "bernoulli.onnx"
     onnx_mod.save(model, str(path))
     with pytest.raises(UnsupportedError) as info:
         load_graph(path)
     opset = model.opset_import[0].version
-    assert str(info.value) == f"{path}: node 1 'pick' (LRN, opset {opset}): unsupported operation (found LRN)"
+    assert str(info.value) == (f"{path}: node 1 'pick' (Bernoulli, opset {opset}): random operators are not "
+                               f"supported (anesim is deterministic) (found Bernoulli)")
     assert main(["compile", str(path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_onnx_op_without_a_lowering_is_a_host_op(onnx_mod, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """LRN has no engine lowering: it loads as a host op the onnx reference evaluates."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="first"),
+             helper.make_node("LRN", ["r"], ["y"], name="pick", size=3)]
+    model = _onnx_model(onnx_mod, nodes, [("x", [1, 4, 2, 3])], [("y", [1, 4, 2, 3])], {})
+    path = tmp_path / "lrn.onnx"
+    onnx_mod.save(model, str(path))
+    result = compile_graph(load_graph(path), "m1")
+    (host,) = result.host_ops
+    assert host.node.attrs["source_type"] == "LRN" and "no engine lowering" in host.reason
+    x = RNG.standard_normal((1, 4, 2, 3)).astype(np.float16)
+    want = ReferenceEvaluator(model).run(None, {"x": x.astype(np.float32)})[0]
+    _close(want, result.execute({"x": x}, run_program)["y"], tol=1e-2)
+    assert main(["run", str(path), "--chip", "m1", "--timing-only"]) == 0
+    captured = capsys.readouterr()
+    assert "1 layer(s) run on the CPU (CPU fallback): LRN 'pick'" in captured.err
+    assert "CPU fallback: 1 host operation(s)" in captured.out
 
 
 def test_onnx_garbage_file_is_an_anesim_error(onnx_mod, tmp_path: Path) -> None:

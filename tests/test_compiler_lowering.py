@@ -193,6 +193,24 @@ def test_unsupported_op_splits_into_segments(m1) -> None:
     assert [s.role for s in seg.program.tensors.values()].count("input") == 1
 
 
+def test_an_output_that_is_a_view_is_written_before_a_cut(m1) -> None:
+    """An identity of a concat is an output; slices of the concat feed a product the host runs.
+
+    The output's copy used to be emitted after the host op, in the next segment, which cannot
+    read the first segment's intermediates: it came back as zeros (attention with a past
+    key/value cache and grouped heads)."""
+    b = Builder("cache")
+    past, new = b.input("past", (2, 3, 12, 8)), b.input("new", (2, 3, 6, 8))
+    q = b.input("q", (2, 6, 4, 8))
+    cat = b.concat([past, new], axis=2)
+    present = b.op("identity", [cat], name="present")
+    heads = b.concat([b.slice(cat, 1, h, h + 1) for h in (0, 0, 1, 1, 2, 2)], axis=1)
+    scores = b.matmul(q, heads, transpose_b=True)  # a run-time transposed right operand: the host
+    b.output(b.relu(scores), present)
+    result = _check_numerics(b.build(), m1)
+    assert result.dispatches == 2 and [h.node.op for h in result.host_ops] == ["matmul"]
+
+
 def test_kernel_size_over_the_tier_limit_runs_on_the_host(m1) -> None:
     def build(b):
         return b.conv2d(b.input("x", (1, 4, 20, 20)), 4, kernel=(3, 15))

@@ -4,7 +4,7 @@ Every node and simple-model case the installed onnx ships is collected. The case
 not pass are listed, each with its reason, in tests/onnx_expected_failures.yaml and applied as
 expected failures: a listed case that starts to pass fails here until it leaves the list.
 Outputs are compared with fp16 tolerances (tests/onnx_support.py, docs/onnx.md "Tolerances").
-The whole suite runs in the default test run (about a minute on 2 cores).
+A deterministic half runs in the default test run, the rest is marked slow.
 """
 
 from __future__ import annotations
@@ -75,16 +75,97 @@ def _node_model(node, inputs, outputs, opset=None):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset or 18)])
 
 
-def test_an_unsupported_attribute_names_node_op_attribute_and_opset() -> None:
+def test_an_attribute_the_engine_lacks_sends_the_node_to_the_host() -> None:
+    """A dilated pool has no engine lowering: the host runs it with the onnx reference, exactly."""
     from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
 
     node = helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], dilations=[2, 2])
     model = _node_model(node, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    with pytest.raises(AnesimError) as err:
+    x = np.random.default_rng(0).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    rep = AnesimBackend.prepare(model, "m1")
+    (y,) = rep.run([x])
+    np.testing.assert_array_equal(y, ReferenceEvaluator(model).run(None, {"x": x})[0])  # fp32 on the CPU
+    (host,) = rep.compiled.host_ops
+    assert "dilations" in host.reason and "node 0 'pool' (MaxPool, opset 18)" in host.node.describe()
+
+
+def test_integer_arithmetic_runs_on_the_host_and_wraps_like_onnx() -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Add", ["a", "b"], ["y"])
+    model = _node_model(node, [helper.make_tensor_value_info(n, TensorProto.INT8, [4]) for n in "ab"],
+                        [helper.make_tensor_value_info("y", TensorProto.INT8, None)])
+    a = np.array([100, -100, 7, 127], np.int8)
+    b = np.array([100, -100, 1, 1], np.int8)
+    (y,) = AnesimBackend.run_model(model, [a, b], "m5-pro")
+    assert y.dtype == np.int8 and y.tolist() == (a + b).tolist()  # wraps: 200 -> -56
+
+
+def test_rank_5_tensors_live_on_the_host_and_return_to_the_engine() -> None:
+    """Unsqueeze to rank 5 and back: the rank-5 value is a host tensor, the rest engine work."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Unsqueeze", ["r", "ax"], ["u"]),
+             helper.make_node("ReduceSum", ["u", "ax"], ["s"], keepdims=0),
+             helper.make_node("Sigmoid", ["s"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [helper.make_tensor("ax", TensorProto.INT64, [1], [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    rep = AnesimBackend.prepare(model, "m5-pro")
+    (y,) = rep.run([x])
+    np.testing.assert_allclose(y, 1 / (1 + np.exp(-np.maximum(x, 0))), rtol=2 ** -7, atol=2 ** -8)
+    assert {h.node.attrs["source_type"] for h in rep.compiled.host_ops} == {"Unsqueeze", "ReduceSum"}
+    assert rep.compiled.dispatches == 2  # relu before the host ops, sigmoid after
+
+
+def test_random_operators_stay_refused() -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Bernoulli", ["x"], ["y"])
+    model = _node_model(node, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(AnesimError, match="random operators are not supported"):
         AnesimBackend.prepare(model, "m1")
-    text = str(err.value)
-    assert "node 0 'pool' (MaxPool, opset 18)" in text and "dilations" in text
+
+
+def test_cpu_means_the_environment_chip_or_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anesim.onnx_backend import DEFAULT_CHIP, chip_for_device
+
+    monkeypatch.delenv("ANESIM_ONNX_CHIP", raising=False)
+    assert chip_for_device("CPU") == DEFAULT_CHIP == "m5-pro" and chip_for_device("m1") == "m1"
+    monkeypatch.setenv("ANESIM_ONNX_CHIP", "m2")
+    assert chip_for_device("CPU") == "m2" and AnesimBackend.supports_device("CPU")
+    monkeypatch.setenv("ANESIM_ONNX_CHIP", "no-such-chip")
+    assert not AnesimBackend.supports_device("CPU")
+
+
+def test_host_ops_are_timed_as_the_cpu_fallback() -> None:
+    """simulate charges host ops at the chip's CPU rates plus a handoff per engine/CPU switch."""
+    from onnx import TensorProto, helper
+
+    from anesim.chips import load_chip
+    from anesim.timing import simulate
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("LRN", ["a"], ["b"], size=3),
+             helper.make_node("Sigmoid", ["b"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    chip = load_chip("m5-pro")
+    rep = AnesimBackend.prepare(model, "m5-pro")
+    timing = simulate(rep.compiled, chip, trace=False)
+    (host,) = timing.host_tasks
+    assert host.op == "LRN" and host.kind == "host" and host.unit == "cpu"
+    assert timing.handoffs == 2 and timing.units["cpu"].busy_s == pytest.approx(timing.host_s)
+    assert timing.host_s == pytest.approx(host.end_s - host.start_s + 2 * chip.cpu.handoff_s.value)
+    engine_only = sum(simulate(s.program, chip, trace=False).latency_s for s in rep.compiled.segments)
+    assert timing.latency_s == pytest.approx(engine_only + timing.host_s)
+    assert timing.to_dict()["host_tasks"][0]["op"] == "LRN"
 
 
 def test_an_unread_attribute_is_refused_not_ignored() -> None:
@@ -193,3 +274,20 @@ def test_features_last_attention_with_einsum_matches_onnxruntime() -> None:
     (want,) = _ort(model, {"x": x})
     (got,) = AnesimBackend.run_model(model, [x], "m5-pro")
     assert _rel(got, want) < 1e-2
+
+
+def test_old_dropout_is_training_unless_is_test() -> None:
+    """Dropout-6 defaults to training mode (is_test 0): refused, not run as an identity."""
+    from onnx import TensorProto, helper
+
+    for attrs, refused in (({}, True), ({"is_test": 1}, False)):
+        node = helper.make_node("Dropout", ["x"], ["y"], **attrs)
+        model = _node_model(node, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], opset=6)
+        model.ir_version = 3
+        if refused:
+            with pytest.raises(AnesimError, match="training mode"):
+                AnesimBackend.prepare(model, "m1")
+        else:
+            (y,) = AnesimBackend.run_model(model, [np.ones(4, np.float32)], "m1")
+            assert y.tolist() == [1.0] * 4

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import anesim
+from anesim.chips import load_chip
 from anesim.compiler import Builder
 from anesim.functional import random_inputs
 
@@ -24,12 +25,16 @@ def test_each_segment_pays_its_own_dispatch() -> None:
     assert compiled.dispatches == 2
     whole = anesim.simulate(compiled, "m1")
     parts = [anesim.simulate(s.program, "m1") for s in compiled.segments]
-    assert whole.latency_s == pytest.approx(sum(p.latency_s for p in parts))
+    # the host's transpose between them is the CPU fallback: its time and two handoffs
+    (host,) = whole.host_tasks
+    assert host.op == "transpose" and whole.handoffs == 2
+    assert whole.host_s == pytest.approx(host.end_s - host.start_s + 2 * load_chip("m1").cpu.handoff_s.value)
+    assert whole.latency_s == pytest.approx(sum(p.latency_s for p in parts) + whole.host_s)
     assert whole.engine_cycles == sum(p.engine_cycles for p in parts)
     assert [t.index for t in whole.tasks] == list(range(len(compiled.program.tasks)))
     floor = parts[0].latency_s - parts[0].engine_s
     assert whole.latency_s > 2 * floor  # two dispatch sequences, not one
-    assert whole.tasks[-1].start_s >= parts[0].latency_s  # the second command starts after the first
+    assert whole.tasks[-1].start_s >= parts[0].latency_s + whole.host_s  # the second command starts after the host
 
 
 def test_compiled_model_executes_with_host_work_between_segments() -> None:

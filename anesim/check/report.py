@@ -18,11 +18,10 @@ from anesim.compiler.graph.graph import Graph
 from anesim.compiler.graph.ops import node_macs
 from anesim.compiler.graph.passes import run_passes
 from anesim.compiler.lowering.capability import Decision, decisions
-from anesim.compiler.lowering.rules import load_rules
 from anesim.timing import simulate
 from anesim.timing.costs import dispatch_components_s
+from anesim.timing.cpu import host_cost
 
-HOST_ELEMENT_BYTES = 4  # the host computes in fp32 (the tensors are cast at the boundary)
 ENGINE_ELEMENT_BYTES = 2
 
 
@@ -114,12 +113,6 @@ def _bytes(graph: Graph, names: list[str], per: int) -> int:
     return sum(math.prod(graph.info(n).shape) * per for n in names if not graph.is_constant(n))
 
 
-def _host_seconds(graph: Graph, node: Any) -> float:
-    host = load_rules().host
-    moved = _bytes(graph, list(node.inputs) + [node.output], HOST_ELEMENT_BYTES)
-    return 2.0 * node_macs(graph, node) / host.cpu_flops_per_s.value + moved / host.cpu_bytes_per_s.value
-
-
 def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
     """Compile, place and time ``graph`` on ``chip``; one row per layer of the source model."""
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
@@ -140,6 +133,10 @@ def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
     host_s = transfer_s = 0.0
     dram = cfg.dram.activation_bytes_per_s.value
 
+    def _host_seconds(graph: Graph, node: Any) -> float:
+        return host_cost(graph, node, cfg).seconds
+
+
     def close_cut(last: bool) -> None:
         nonlocal host_s, transfer_s
         if not pending:
@@ -148,7 +145,8 @@ def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
         crossing = sorted({i for n in pending for i in n.inputs if i in engine_made and not g.is_constant(i)})
         readers = [o for o in names if any(o in m.inputs for m in g.nodes if m.name not in host_names)]
         nbytes = _bytes(g, crossing + readers, ENGINE_ELEMENT_BYTES)
-        compute = sum(_host_seconds(g, n) for n in pending)
+        switches = int(seen_engine) + int(not last)  # engine -> CPU after a segment, CPU -> engine before one
+        compute = sum(_host_seconds(g, n) for n in pending) + switches * cfg.cpu.handoff_s.value
         cut = Cut(segment if seen_engine else -1, [n.name for n in pending], 0.0 if last else dispatch_one, nbytes,
                   2.0 * nbytes / dram, compute)
         host_s += compute
@@ -184,9 +182,11 @@ def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
                              "-", 0, 0.0))
     warnings = []
     if host_names:
-        host = load_rules().host
-        warnings.append(f"host time is an estimate ({host.cpu_flops_per_s.value:.3g} FLOP/s, "
-                        f"{host.cpu_bytes_per_s.value:.3g} B/s, {host.cpu_flops_per_s.provenance})")
+        cpu = cfg.cpu
+        warnings.append(f"{len(host_names)} layer(s) run on the CPU (CPU fallback); their time is an estimate "
+                        f"(chip cpu: {cpu.fp32_flops_per_s.value:.3g} FLOP/s {cpu.fp32_flops_per_s.provenance}, "
+                        f"{cpu.memory_bytes_per_s.value:.3g} B/s {cpu.memory_bytes_per_s.provenance}, "
+                        f"{cpu.handoff_s.value * 1e6:.3g} µs per engine/CPU handoff {cpu.handoff_s.provenance})")
     if any(r.assumed for r in rows):
         warnings.append(f"the {cfg.capability.tier} tier is below the guide's matrix: rows marked * assume the A13 cell")
     unmodelled = [r.name for r in rows if r.placement == "host (no anesim lowering)"]
@@ -198,7 +198,7 @@ def check_graph(graph: Graph, chip: ChipConfig | str) -> ChipCheck:
 
 
 def _op(node: Any) -> str:
-    return str(node.attrs["source_type"]) if node.op == "source_op" else node.op
+    return str(node.attrs["source_type"]) if node.op in ("source_op", "onnx_host") else node.op
 
 
 def placement_matrix(graph: Graph, chips: list[ChipConfig]) -> dict[str, Any]:

@@ -89,6 +89,16 @@ class Dispatch(_Section):
     per_task_overhead_s: Param[PosFloat]
 
 
+class Cpu(_Section):
+    """The host CPU that computes the layers the engine does not run (Core ML's CPU fallback)."""
+
+    fp32_flops_per_s: Param[PosFloat]
+    memory_bytes_per_s: Param[PosFloat]
+    # one switch between the engine and the CPU (each way): the CPU thread picking up the
+    # engine's result, or handing its result to the next dispatch
+    handoff_s: Param[PosFloat]
+
+
 class Power(_Section):
     """The engine rail's energy model: a floor while a call runs, energy per MAC and per DRAM byte."""
 
@@ -140,6 +150,7 @@ class ChipConfig(_Section):
     power: Power
     capability: Capability
     facts: Facts = Facts()
+    cpu: Cpu | None = None  # every shipped chip has one (chips/generations/h13.yaml)
 
     _source_files: tuple[str, ...] = PrivateAttr(default=())
     _derived: dict[str, str] = PrivateAttr(default_factory=dict)  # dotted key -> rule name

@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.file}: program '{e.program}' on {e.chip}: latency {_us(e.latency_s)} µs, "
           f"dispatch {_us(sum(e.dispatch_s.values()))} µs per call ("
           + ", ".join(f"{k.replace('_', ' ')} {_us(v)}" for k, v in e.dispatch_s.items()) + ")")
+    if e.host_tasks:
+        ops = ", ".join(f"{h.op} '{h.name}'" for h in e.host_tasks[:6]) + (" ..." if len(e.host_tasks) > 6 else "")
+        print(f"CPU fallback: {len(e.host_tasks)} layer(s) run on the CPU, {_us(e.host_s)} µs with the handoffs "
+              f"(an estimate from the chip's cpu.* rates; not in the table below): {ops}")
     share = e.bound_share()
     print("time by bound: " + ", ".join(f"{r} {100 * share[r]:.0f} %" for r in RESOURCES))
     print("each column is the time that resource alone needs (µs); the bound is the one closest to the "

@@ -162,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
     for line in warnings:  # one line per note, before anything can fail
         print(f"anesim: warning: {args.file}: {line}", file=sys.stderr)
     result = simulate(target, chip, trace=bool(args.trace or args.plot))
+    if result.host_tasks:
+        line = cpu_fallback_warning(result)
+        warnings.append(line)
+        print(f"anesim: warning: {args.file}: {line}", file=sys.stderr)
     notes: list[str] = []
     if args.trace:
         fmt = write_trace(result, args.trace)
@@ -183,6 +187,15 @@ def run(args: argparse.Namespace) -> int:
     for n in notes:
         print(n)
     return 0
+
+
+def cpu_fallback_warning(result: Any, shown: int = 6) -> str:
+    """One line: how many layers the CPU runs (Core ML's CPU fallback), which, and what it costs."""
+    hosts = result.host_tasks
+    ops = ", ".join(f"{h.op} '{h.name}'" for h in hosts[:shown]) + (f" and {len(hosts) - shown} more" if len(hosts) > shown else "")
+    return (f"{len(hosts)} layer(s) run on the CPU (CPU fallback): {ops}; {seconds(result.host_s)} of the "
+            f"{seconds(result.latency_s)} call, {result.handoffs} engine/CPU handoff(s); CPU time is an "
+            f"estimate from the chip's cpu rates (docs/timing.md)")
 
 
 def seconds(value: float) -> str:
@@ -241,3 +254,11 @@ def _report(result: Any, chip: Any, file: str) -> None:
     )
     if len(result.tasks) > MAX_TASK_ROWS:
         print(f"... {len(result.tasks) - MAX_TASK_ROWS} more tasks (use --json for all)")
+    if result.host_tasks:
+        print()
+        print(f"CPU fallback: {len(result.host_tasks)} host operation(s), {seconds(result.host_s)} with "
+              f"{result.handoffs} handoff(s)")
+        print_table(["op", "name", "start", "time", "FLOP", "bytes", "why on the CPU"],
+                    [[h.op, h.name, seconds(h.start_s), seconds(h.end_s - h.start_s), f"{h.flops:,.0f}",
+                      f"{h.bytes:,}", h.reason[:90]] for h in result.host_tasks[:MAX_TASK_ROWS]],
+                    right=(2, 3, 4, 5))

@@ -24,7 +24,8 @@ class HostOp:
 
     def describe(self) -> str:
         """One line: the op, where it is, and why it runs on the host."""
-        return f"{self.node.op} at {self.node.describe()}: {self.reason}"
+        op = self.node.attrs["source_type"] if self.node.op == "onnx_host" else self.node.op
+        return f"{op} at {self.node.describe()}: {self.reason}"
 
 
 @dataclass
@@ -168,7 +169,8 @@ class CompileResult:
                 run_program: Callable[[Program, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
                 ) -> dict[str, np.ndarray]:
         """Run the model: engine segments with ``run_program``, host ops in numpy between them."""
-        from anesim.compiler.graph.ops import node_macs
+        from anesim.compiler.graph.ops import ONNX_HOST_OP, node_macs
+        from anesim.compiler.reference.onnx_host import run_onnx_host, to_engine
         from anesim.compiler.reference.ops import run_node
         from anesim.limits import check_work
 
@@ -189,14 +191,23 @@ class CompileResult:
                 env[name] = constants[name].data.array()
             return env[name]
 
+        producers = {n.output: n for n in host}
+
         def run_host(ops: list[HostOp]) -> None:
             for h in ops:
+                if h.node.op == ONNX_HOST_OP:  # exact ONNX types; every output of the node at once
+                    if h.node.output not in env:
+                        run_onnx_host(h.node, [value(i) for i in h.node.inputs], env, producers)
+                    continue
                 args = [np.asarray(value(i), np.float32) for i in h.node.inputs]
                 env[h.node.output] = run_node(h.node, args).astype(np.float16)
 
+        info = self.graph.info
         for seg in self.segments:
             run_host(seg.host_before)
-            feeds = {t.name: value(t.name) for t in seg.program.inputs if t.name in env or t.name in constants}
+            # host results cross to the engine as the engine stores them (fp16, uint8)
+            feeds = {t.name: to_engine(value(t.name), info(t.name).dtype)
+                     for t in seg.program.inputs if t.name in env or t.name in constants}
             env.update(run_program(seg.program, feeds))
         run_host(self.host_after)
         return {name: value(name) for name in self.graph.outputs}

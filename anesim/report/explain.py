@@ -24,7 +24,7 @@ from typing import Any
 from anesim.chips.schema import ChipConfig
 from anesim.program.model import Program
 from anesim.timing import costs
-from anesim.timing.result import TaskTiming, TimingResult
+from anesim.timing.result import HostTiming, TaskTiming, TimingResult
 
 COMPUTE, DRAM, L2, DISPATCH = "compute", "DRAM bandwidth", "L2 capacity (spills)", "dispatch overhead"
 RESOURCES = (COMPUTE, DRAM, L2, DISPATCH)
@@ -113,6 +113,8 @@ class Explanation:
     layers: list[LayerExplanation]
     keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     levers: dict[str, str] = field(default_factory=dict)
+    host_tasks: list[HostTiming] = field(default_factory=list)  # the CPU fallback (outside the four resources)
+    host_s: float = 0.0
 
     def bound_share(self) -> dict[str, float]:
         """Fraction of the summed layer time whose layer is bound by each resource."""
@@ -126,6 +128,7 @@ class Explanation:
             "dispatch_s": dict(self.dispatch_s), "bound_share": self.bound_share(),
             "keys": self.keys, "levers": self.levers,
             "layers": [asdict(x) for x in self.layers], "tasks": [asdict(x) for x in self.tasks],
+            "host_tasks": [asdict(x) for x in self.host_tasks], "host_s": self.host_s,
         }
 
 
@@ -209,4 +212,4 @@ def explain(target: Program | Any, chip: ChipConfig, result: TimingResult | None
     keys = {r: [{"key": k, "value": chip_value(chip, k), "provenance": chip_provenance(chip, k)}
                 for k in KEYS[r]] for r in RESOURCES}
     return Explanation(result.chip, result.program, result.latency_s, dict(result.dispatch_s), tasks,
-                       explain_layers(tasks), keys, dict(LEVERS))
+                       explain_layers(tasks), keys, dict(LEVERS), list(result.host_tasks), result.host_s)

@@ -45,6 +45,21 @@ class TaskTiming:
 
 
 @dataclass(frozen=True)
+class HostTiming:
+    """One host operation (the CPU fallback) on the call's timeline."""
+
+    name: str
+    op: str
+    reason: str
+    start_s: float
+    end_s: float
+    flops: float
+    bytes: int
+    kind: str = "host"
+    unit: str = "cpu"
+
+
+@dataclass(frozen=True)
 class TraceEvent:
     """One slice of the timeline: a unit busy with something from start to end."""
 
@@ -91,6 +106,9 @@ class TimingResult:
     latency_range_s: tuple[float, float] | None = None
     energy_range_j: tuple[float, float] | None = None
     prediction: str = ""  # how the range was obtained, or "" when there is none
+    host_tasks: list[HostTiming] = field(default_factory=list)  # the CPU fallback, in call order
+    host_s: float = 0.0  # CPU time of the host operations, handoffs included
+    handoffs: int = 0  # switches between the engine and the CPU
     _trace: list[tuple[int, str, float, float, int]] = field(default_factory=list, repr=False)
 
     @property
@@ -148,5 +166,8 @@ class TimingResult:
             "energy_range_j": list(self.energy_range_j) if self.energy_range_j else None,
             "prediction": self.prediction,
             "tasks": [asdict(t) for t in self.tasks],
+            "host_tasks": [asdict(t) for t in self.host_tasks],
+            "host_s": self.host_s,
+            "handoffs": self.handoffs,
             "sim": asdict(self.sim),
         }

@@ -2,25 +2,52 @@
 
 Each segment is its own command: it pays the whole dispatch sequence and runs its tasks; the
 segments follow one another (one command in flight). Host work between segments runs on the
-CPU and is not timed here; the combined result says how many dispatches it holds.
+CPU (:mod:`anesim.timing.cpu`, the CPU fallback): it starts when the previous dispatch has
+completed, and the next dispatch starts after it; every switch between the engine and the CPU
+costs the chip's ``cpu.handoff_s``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from anesim.timing.result import SimStats, TimingResult, UnitStats
+from anesim.timing.cpu import HostCost
+from anesim.timing.result import HostTiming, SimStats, TimingResult, UnitStats
 
 
-def combine(results: list[TimingResult], program: str) -> TimingResult:
-    """One result for dispatches run back to back: times add, tasks and trace follow in order."""
-    first = results[0]
+def combine(results: list[TimingResult], program: str, host: list[list[HostCost]] | None = None,
+            handoff_s: float = 0.0, template: TimingResult | None = None) -> TimingResult:
+    """One result for dispatches run back to back: times add, tasks and trace follow in order.
+
+    ``host`` holds the host work before each dispatch and, last, after the final one. A model
+    wholly on the host has no dispatch: ``results`` is empty and ``template`` (an empty
+    program's result) gives the chip's clock and units.
+    """
+    first = results[0] if results else template
+    assert first is not None, "combine needs a result or a template"
     clock = first.clock_hz
-    latency = sum(r.latency_s for r in results)
-    engine_cycles = sum(r.engine_cycles for r in results)
-    tasks, trace = [], []
+    host = host or [[] for _ in range(len(results) + 1)]
+    units_of_trace = first.trace_units + (("cpu",) if any(host) else ())
+    cpu_unit = len(units_of_trace) - 1
+    tasks, trace, host_tasks = [], [], []
+    handoffs = 0
     offset_s = 0.0
-    for r in results:
+
+    def run_host(block: list[HostCost], before_engine: bool, after_engine: bool) -> None:
+        nonlocal offset_s, handoffs
+        if not block:
+            return
+        switches = int(before_engine) + int(after_engine)
+        handoffs += switches
+        offset_s += handoff_s * int(after_engine)
+        for h in block:
+            host_tasks.append(HostTiming(h.name, h.op, h.reason, offset_s, offset_s + h.seconds, h.flops, h.bytes))
+            trace.append((cpu_unit, f"{h.op} {h.name}", offset_s * clock, (offset_s + h.seconds) * clock, -1))
+            offset_s += h.seconds
+        offset_s += handoff_s * int(before_engine)
+
+    for k, r in enumerate(results):
+        run_host(host[k], True, k > 0)
         base = len(tasks)
         tasks += [replace(t, index=base + t.index, start_s=t.start_s + offset_s, end_s=t.end_s + offset_s)
                   for t in r.tasks]
@@ -28,12 +55,19 @@ def combine(results: list[TimingResult], program: str) -> TimingResult:
         trace += [(u, name, start + shift, end + shift, task + base if task >= 0 else task)
                   for u, name, start, end, task in r.raw_trace()]
         offset_s += r.latency_s
+    run_host(host[-1], False, bool(results))
+    latency = offset_s
+    engine_cycles = sum(r.engine_cycles for r in results)
+    host_s = latency - sum(r.latency_s for r in results)
     units = {}
     for name in first.units:
         busy = sum(r.units[name].busy_s for r in results)
         engine_busy = sum(r.units[name].engine_utilisation * r.engine_s for r in results)
         units[name] = UnitStats(name, busy, busy * clock, busy / latency if latency else 0.0,
                                 engine_busy / (engine_cycles / clock) if engine_cycles else 0.0)
+    if host_tasks:
+        busy = host_s
+        units["cpu"] = UnitStats("cpu", busy, busy * clock, busy / latency if latency else 0.0, 0.0)
     macs = sum(r.macs for r in results)
     return TimingResult(
         chip=first.chip, program=program, clock_hz=clock, latency_s=latency, engine_cycles=engine_cycles,
@@ -48,7 +82,10 @@ def combine(results: list[TimingResult], program: str) -> TimingResult:
         sim=SimStats(sum(r.sim.wall_s for r in results), sum(r.sim.loop_events for r in results),
                      sum(r.sim.tile_events for r in results), sum(r.sim.batched_steps for r in results),
                      sum(r.sim.steps for r in results)),
-        trace_units=first.trace_units,
+        trace_units=units_of_trace,
         energy_j=sum(r.energy_j for r in results),
+        host_tasks=host_tasks,
+        host_s=host_s,
+        handoffs=handoffs,
         _trace=trace,
     )

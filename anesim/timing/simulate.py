@@ -11,6 +11,7 @@ from anesim.errors import InputError
 from anesim.limits import check_steps
 from anesim.program.model import Program
 from anesim.timing import costs
+from anesim.timing.cpu import host_blocks
 from anesim.timing.engine import UNITS, EngineOutput, run_engine
 from anesim.timing.plan import ProgramPlan, plan_program
 from anesim.timing.power import dispatch_energy_j
@@ -114,7 +115,8 @@ def simulate(
     """Time ``program`` on ``chip`` (a ChipConfig, a chip name or a chip YAML path).
 
     ``program`` is a Program, or a compile result: each of its segments is one dispatch, timed
-    back to back (host work between segments is not timed).
+    back to back, with its host operations between them timed as the CPU fallback
+    (:mod:`anesim.timing.cpu`: the chip's ``cpu`` rates and handoff cost).
 
     ``trace`` keeps the per-slice timeline; ``batch`` lets runs of identical DRAM-free tiles
     advance in closed form. Neither changes the simulated times.
@@ -127,7 +129,15 @@ def simulate(
         check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps", chip=cfg)
         out = run_engine(plan, cfg, record_trace=trace, batch=batch)
         results.append(package(plan, cfg, segment, out))
-    result = results[0] if len(results) == 1 else combine(results, name)
+    blocks = host_blocks(program, cfg) if getattr(program, "host_ops", None) else None
+    if blocks is None and len(results) == 1:
+        result = results[0]
+    else:
+        handoff = cfg.cpu.handoff_s.value if blocks and cfg.cpu else 0.0
+        if blocks is not None and not getattr(program, "segments", None):
+            result = combine([], name, blocks, handoff, template=results[0])  # all on the CPU: no dispatch
+        else:
+            result = combine(results, name, blocks, handoff)
     interval = interval_for(cfg)
     if interval is not None:
         result.latency_range_s = interval.latency_range_s(result.latency_s)

@@ -25,10 +25,11 @@ import numpy as np
 from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.frontends.onnx_attention import AttentionHandlers
 from anesim.compiler.frontends.onnx_fold import element_dtype, evaluate_node, shape_of
+from anesim.compiler.frontends.onnx_host import HOST_DOMAINS, HostHandlers, engine_holds
 from anesim.compiler.frontends.onnx_layout import LayoutHandlers
 from anesim.compiler.frontends.onnx_nn import NnHandlers
-from anesim.compiler.graph.graph import Graph
-from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.compiler.graph.graph import HOST_DTYPE, Graph, TensorInfo
+from anesim.errors import AnesimError, CompileError, ProgramError, UnsupportedError
 from anesim.onnxtensor import initializer_array
 
 FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
@@ -104,7 +105,7 @@ def bound_inputs(model: Any) -> list[str]:
     return names
 
 
-class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
+class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
     def __init__(self, model: Any, file: str, bound: dict[str, np.ndarray] | None = None,
                  fallback: Callable[[Any, Any], bool] | None = None) -> None:
         onnx = _onnx()
@@ -127,6 +128,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
         # fallback(importer, node) -> True when it added the node itself (``anesim check`` keeps
         # operations without a graph op as source ops instead of refusing them)
         self.fallback = fallback
+        self.local_domains = {f.domain for f in model.functions}
 
     # -- messages ------------------------------------------------------------------------
 
@@ -312,15 +314,18 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
                                    where=where)
         shape = []
         for d in value.type.tensor_type.shape.dim:
-            if d.HasField("dim_value") and d.dim_value > 0:
+            if d.HasField("dim_value") and d.dim_value >= 0:
                 shape.append(int(d.dim_value))
             else:
-                raise ProgramError("inputs need fixed, non-empty shapes", file=self.file, where=where,
-                                   found=d.dim_param or "an unknown or empty size")
-        if dtype not in FLOAT_TYPES + EXACT_TYPES:
-            raise UnsupportedError(f"the engine has no {dtype} tensors", file=self.file, where=where,
-                                   expected="float32, float16, uint8, int8 or bool inputs")
-        self.b.input(value.name, shape or [1], "uint8" if dtype == np.uint8 else "fp16")
+                raise ProgramError("inputs need fixed shapes", file=self.file, where=where,
+                                   found=d.dim_param or "an unknown size")
+        if not engine_holds(dtype, tuple(shape) or (1,)):
+            # a type, rank or empty extent the engine lacks: an input only host ops read, exactly
+            info = TensorInfo(value.name, tuple(shape) or (1,), HOST_DTYPE)
+            self.b.graph.add_value(info, where=where)
+            self.b.graph.inputs[value.name] = info
+        else:
+            self.b.input(value.name, shape or [1], "uint8" if dtype == np.uint8 else "fp16")
         self.dtypes[value.name] = dtype
         if not shape:
             self.scalars.add(value.name)
@@ -351,12 +356,12 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
 
     def _node(self) -> None:
         node, op = self.node, self.node.op_type
-        if node.domain not in ("", "ai.onnx"):
-            raise self.fail("operator domain is not supported", expected="the default ONNX domain",
+        if node.domain not in HOST_DOMAINS and node.domain not in self.local_domains:
+            raise self.fail("operator domain is not supported", expected=", ".join(d or "''" for d in HOST_DOMAINS),
                             found=node.domain)
         present = [i for i in node.input if i]
         if op in NO_FOLD:
-            raise self.fail("random operators are not supported", found=op)
+            raise self.fail("random operators are not supported (anesim is deterministic)", found=op)
         if op in ("Shape", "Size") and present and present[0] not in self.known:
             self._store(shape_of(node, self.shape(present[0]), self.opset))
             return
@@ -370,15 +375,48 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers):
                                 found=f"{type(exc).__name__}: {exc}") from None
             self._store(values)
             return
+        self._refuse_random_modes()
+        host_only = next((i for i in present if self.host_only(i)), None)
+        if node.domain not in ("", "ai.onnx"):
+            return self.host_node(f"operator of domain {node.domain}; the host evaluates it")
+        if host_only is not None:
+            return self.host_node(f"input '{host_only}' lives on the host (a type, rank or empty extent "
+                                  "the engine cannot hold)")
         handler = getattr(self, f"_op_{op}", None)
         if handler is None:
-            raise self.fail("unsupported operation", found=op)
-        handler()
-        unread = [a.name for a in node.attribute if a.name not in self._read_attrs]
-        if unread:
-            raise self.fail(f"attribute '{unread[0]}' is not supported",
-                            found=repr(self.helper.get_attribute_value(
-                                next(a for a in node.attribute if a.name == unread[0]))))
+            return self.host_node("anesim has no engine lowering for it")
+        state = self.snapshot()
+        try:
+            handler()
+            unread = [a.name for a in node.attribute if a.name not in self._read_attrs]
+            if unread:
+                raise self.fail(f"attribute '{unread[0]}' is not supported",
+                                found=repr(self.helper.get_attribute_value(
+                                    next(a for a in node.attribute if a.name == unread[0]))))
+        except (UnsupportedError, CompileError) as exc:
+            # what the engine cannot compute exactly runs on the host, as Core ML's CPU fallback
+            self.restore(state)
+            self.host_node(exc.problem)
+
+    def _refuse_random_modes(self) -> None:
+        """Dropout in training mode draws a random mask: refused (anesim is deterministic)."""
+        node = self.node
+        if node.op_type != "Dropout":
+            return
+        if self.opset < 7:  # Dropout-1 and -6: training unless is_test is set (default 0)
+            is_test = next((self.helper.get_attribute_value(a) for a in node.attribute if a.name == "is_test"), 0)
+            ratio = next((self.helper.get_attribute_value(a) for a in node.attribute if a.name == "ratio"), 0.5)
+            if not is_test and ratio:
+                raise self.fail("Dropout in training mode is random (is_test is 0); only inference is supported")
+            return
+        name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        if name is None:
+            return
+        if name not in self.known or bool(np.asarray(self.known[name]).reshape(-1)[0]):
+            ratio = node.input[1] if len(node.input) > 1 and node.input[1] else None
+            if ratio is not None and ratio in self.known and float(np.asarray(self.known[ratio]).reshape(-1)[0]) == 0:
+                return  # a zero ratio keeps everything: not random
+            raise self.fail("Dropout in training mode is random; only inference is supported")
 
     def _store(self, values: list[np.ndarray]) -> None:
         for name, value in zip(self.node.output, values):

@@ -36,9 +36,12 @@ class AttentionHandlers:
         if self.inp(4) or self.inp(5):
             if not (self.inp(4) and self.inp(5)):
                 raise self.fail("past_key and past_value come together")
-            # The concatenations are the present key and value outputs themselves.
-            k = self.emit("concat", [self.t(4), k], axis=2, out=outs[1])
-            v = self.emit("concat", [self.t(5), v], axis=2, out=outs[2])
+            k = self.emit("concat", [self.t(4), k], axis=2)
+            v = self.emit("concat", [self.t(5), v], axis=2)
+            if outs[1]:
+                self.finish(k, outs[1])
+            if outs[2]:
+                self.finish(v, outs[2])
         else:
             if outs[1]:
                 self.finish(self.emit("identity", [k]), outs[1])

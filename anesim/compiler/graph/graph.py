@@ -18,6 +18,10 @@ from anesim.errors import CompileError
 from anesim.limits import check_bytes
 
 MAX_RANK = 4
+# Tensors only the host reads and writes (the CPU fallback of an ONNX model) may have any rank
+# up to this, empty axes and any element type; their TensorInfo dtype is HOST_DTYPE.
+MAX_HOST_RANK = 8
+HOST_DTYPE = "host"
 
 
 def as_nchw(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -130,23 +134,28 @@ class Graph:
         return iter(self.nodes)
 
     def add_value(self, info: TensorInfo, where: str = "") -> None:
-        """Register a tensor name; a second tensor of the same name is an error."""
+        """Register a tensor name; a second tensor of the same name is an error.
+
+        Engine tensors have rank 1 to 4 and positive extents; host-only tensors (dtype
+        ``HOST_DTYPE``) rank 1 to ``MAX_HOST_RANK`` and extents that may be 0."""
         if info.name in self.values:
             raise CompileError(
                 "a tensor of this name already exists", file=self.source or None,
                 where=where or None, found=repr(info.name),
             )
-        if len(info.shape) == 0 or len(info.shape) > MAX_RANK:
+        host = info.dtype == HOST_DTYPE
+        max_rank = MAX_HOST_RANK if host else MAX_RANK
+        if len(info.shape) == 0 or len(info.shape) > max_rank:
             raise CompileError(
                 "unsupported tensor rank", file=self.source or None, where=where or None,
-                expected=f"1 to {MAX_RANK} axes", found=f"{len(info.shape)} in {info.shape}",
+                expected=f"1 to {max_rank} axes", found=f"{len(info.shape)} in {info.shape}",
             )
-        if any((not isinstance(d, int)) or d <= 0 for d in info.shape):
+        if any((not isinstance(d, int)) or d < (0 if host else 1) for d in info.shape):
             raise CompileError(
                 "tensor dimensions must be positive integers", file=self.source or None,
                 where=where or None, found=str(info.shape),
             )
-        check_bytes(info.elements * (1 if info.dtype in ("int8", "uint8") else 2), file=self.source or None,
+        check_bytes(info.elements * (1 if info.dtype in ("int8", "uint8") else 8 if host else 2), file=self.source or None,
                     field=f"tensor '{info.name}' of shape {info.shape}{' at ' + where if where else ''}")
         self.values[info.name] = info
 

@@ -468,6 +468,25 @@ def _source_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 SPECS["source_op"] = OpSpec("source_op", 0, 64, {"source_type": None, "shape": None, "dtype": "fp16",
                                                   "dynamic": ()}, _source_infer)
 
+
+def _onnx_host_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    shape = attrs["shape"]
+    if not isinstance(shape, (list, tuple)) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ValueError(f"'shape' must be a list of non-negative integers, found {shape!r}")
+    return tuple(shape)
+
+
+# One output of an ONNX node the engine does not run: the host evaluates the node with the onnx
+# package's reference implementation (anesim.compiler.reference.onnx_host), with the exact ONNX
+# element types, as Core ML's CPU fallback computes such layers in fp32 (integers exactly).
+# ``model`` is a serialized one-node ModelProto (compile-time inputs as initializers), ``outputs``
+# the graph tensors of all the node's outputs (evaluated once), ``output_index`` this one.
+ONNX_HOST_OP = "onnx_host"
+SPECS[ONNX_HOST_OP] = OpSpec(ONNX_HOST_OP, 0, 64, {
+    "source_type": None, "domain": "", "model": b"", "outputs": (), "output_index": 0, "shape": None,
+    "onnx_shape": (), "onnx_dtype": "float32", "in_shapes": (), "in_dtypes": (), "reason": ""},
+    _onnx_host_infer)
+
 OP_NAMES: tuple[str, ...] = tuple(sorted(SPECS))
 
 

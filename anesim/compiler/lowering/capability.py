@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from anesim.chips.schema import ChipConfig
 from anesim.compiler.graph.graph import Graph, Node, as_nchw, axis_nchw
+from anesim.compiler.graph.ops import ONNX_HOST_OP
 from anesim.compiler.lowering.rules import Condition, OpRule, RuleTable, load_rules
 from anesim.compiler.lowering.views import Buffer, permute_view, reshape_view
 
@@ -140,6 +141,8 @@ def decide(graph: Graph, node: Node, limits: Limits) -> Decision:
     """Where ``node`` runs on a chip with ``limits``, and the rule row that says so."""
     table = load_rules()
     tier = limits.tier
+    if node.op == ONNX_HOST_OP:
+        return _onnx_host_decision(node, table, tier)
     name = _op_name(node)
     rule: OpRule | None = (table.op_rule(name=name) if node.op == SOURCE_OP
                            else table.op_rule(graph_op=node.op))
@@ -162,6 +165,21 @@ def decide(graph: Graph, node: Node, limits: Limits) -> Decision:
     modelled = rule.lowered and node.op != SOURCE_OP
     return Decision(True, rule.id, f"{name}: {status} on the {tier} tier", table.citation(rule, tier),
                     modelled=modelled, assumed=assumed)
+
+
+def _onnx_host_decision(node: Node, table: RuleTable, tier: str) -> Decision:
+    """An ONNX node the importer gave the host: the importer's reason, and the table's row for
+    what the hardware could do with it where the table has one."""
+    source = str(node.attrs["source_type"])
+    reason = f"{source}: {node.attrs['reason']}"
+    rule = table.op_rule(name=source)
+    if rule is None:
+        return Decision(False, "onnx-host", reason, "anesim's ONNX importer (docs/onnx.md, Host ops)")
+    status, assumed = table.status(rule, tier)
+    if table.on_engine(rule, tier):
+        reason += f" (the placement table has it {status} on the {tier} tier)"
+    return Decision(False, rule.id, reason, table.citation(rule, tier), assumed=assumed,
+                    suggestion=rule.suggestion)
 
 
 def decisions(graph: Graph, chip: ChipConfig) -> dict[str, Decision]:

@@ -77,21 +77,6 @@ class Condition(_Strict):
         return self.values.get(tier, self.values.get("default"))
 
 
-class HostParam(_Strict):
-    """A host-side cost parameter with its provenance."""
-
-    value: float
-    provenance: str
-    source: str
-
-
-class HostCosts(_Strict):
-    """The host CPU rates the report charges host operations with."""
-
-    cpu_flops_per_s: HostParam
-    cpu_bytes_per_s: HostParam
-
-
 class RuleTable(_Strict):
     """The whole table."""
 
@@ -101,7 +86,6 @@ class RuleTable(_Strict):
     sources: dict[str, str]
     ops: list[OpRule]
     conditions: list[Condition]
-    host: HostCosts
 
     @model_validator(mode="after")
     def _consistent(self) -> "RuleTable":

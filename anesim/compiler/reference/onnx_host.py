@@ -1,0 +1,79 @@
+"""The host (CPU fallback) evaluation of ONNX nodes the engine does not run.
+
+An ``onnx_host`` graph node carries a one-node ONNX model; the host runs it with the ``onnx``
+package's reference implementation (``onnx.reference.ReferenceEvaluator``) on its inputs in
+their exact ONNX element types, as Core ML's CPU fallback computes such layers in fp32 and
+integers exactly. Values that come from the engine are fp16; they are converted to the node's
+input types here, and results the engine reads are converted to fp16 where the segment reads
+them (:func:`to_engine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from anesim.compiler.graph.graph import Node
+from anesim.errors import CompileError
+
+
+@lru_cache(maxsize=256)
+def evaluator(model: bytes) -> Any:
+    """The reference evaluator of a serialized one-node model (built once per model)."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    return ReferenceEvaluator(onnx.load_from_string(model))
+
+
+def _as_type(arr: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """An array (fp16 from the engine, or exact from the host) as the node's input type."""
+    arr = np.asarray(arr)
+    if arr.dtype != dtype and arr.dtype.kind == "f" and dtype.kind in "iub":
+        arr = arr != 0 if dtype == np.bool_ else np.rint(arr)
+    return arr.astype(dtype, copy=False).reshape(shape)
+
+
+def evaluate(node: Node, args: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """All outputs of the ONNX node behind ``node``, by graph tensor name, in their ONNX types."""
+    a = node.attrs
+    sess = evaluator(a["model"])
+    feeds = {name: _as_type(arr, np.dtype(dt), tuple(shape))
+             for name, arr, dt, shape in zip(sess.input_names, args, a["in_dtypes"], a["in_shapes"])}
+    with np.errstate(all="ignore"):
+        try:
+            results = sess.run(None, feeds)
+        except Exception as exc:  # the reference raises many types; all mean "cannot evaluate"
+            raise CompileError("the host's reference evaluation of an ONNX node failed", where=node.describe(),
+                               found=f"{type(exc).__name__}: {exc}"[:300]) from None
+    return {name: np.asarray(value) for name, value in zip(a["outputs"], results) if name}
+
+
+def check_result(node: Node, arr: np.ndarray) -> np.ndarray:
+    """The result for ``node`` in its declared type and graph shape (a mismatch is an error)."""
+    a = node.attrs
+    if tuple(arr.shape) != tuple(a["onnx_shape"]) or arr.dtype != np.dtype(a["onnx_dtype"]):
+        raise CompileError("a host op's result differs from the shape and type ONNX shape inference gave",
+                           where=node.describe(), expected=f"{a['onnx_dtype']} {tuple(a['onnx_shape'])}",
+                           found=f"{arr.dtype} {arr.shape}")
+    return arr.reshape(tuple(a["shape"]))
+
+
+def run_onnx_host(node: Node, args: list[np.ndarray], env: dict[str, np.ndarray],
+                  producers: Mapping[str, Node]) -> None:
+    """Evaluate ``node``'s ONNX node once and store every output it has in ``env``."""
+    for name, arr in evaluate(node, args).items():
+        owner = producers.get(name)
+        if owner is not None:
+            env[name] = check_result(owner, arr)
+
+
+def to_engine(arr: np.ndarray, dtype: str) -> np.ndarray:
+    """A host value as the engine stores it: uint8 stays uint8, everything else fp16."""
+    arr = np.asarray(arr)
+    if dtype == "uint8":
+        return arr.astype(np.uint8)
+    return arr.astype(np.float16)
