@@ -22,7 +22,6 @@ onnx = pytest.importorskip("onnx", reason="the network specs are ONNX models (th
 ort = pytest.importorskip("onnxruntime", reason="the reference outputs come from onnxruntime (a test extra)")
 
 import anesim  # noqa: E402
-from anesim.errors import CompileError  # noqa: E402
 from anesim.onnx_networks import TAG, materialise_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +32,6 @@ CHIP = "m5-pro"
 # and the measured errors are in docs/networks.md. ResNet-18 runs from the CLI in exact numerics
 # (test_cli_runs_a_network_and_agrees); the others run in process with the fast numerics (float32
 # sums rounded once per output) to stay within CI's time; the largest are marked slow.
-RANK5 = pytest.mark.xfail(strict=True, raises=CompileError,
-                          reason="torch's multi-head attention export reshapes through rank-5 tensors with unit "
-                                 "axes, which need the host path for tensors of any rank")
 NETWORKS = {
     "resnet18": ("exact", 2.0 ** -7, ()),
     "mobilenet_v2": ("fast", 2.0 ** -4, ()),
@@ -43,7 +39,7 @@ NETWORKS = {
     "whisper_tiny_encoder": ("fast", 2.0 ** -6, ()),
     "distilbert": ("fast", 2.0 ** -6, (pytest.mark.slow,)),
     "sd_unet_down_block": ("fast", 2.0 ** -6, (pytest.mark.slow,)),
-    "vit_b16": ("fast", 2.0 ** -6, (pytest.mark.slow, RANK5)),
+    "vit_b16": ("fast", 2.0 ** -6, (pytest.mark.slow,)),
 }
 IN_PROCESS = [pytest.param(name, marks=marks) for name, (_, _, marks) in NETWORKS.items() if name != "resnet18"]
 
