@@ -92,6 +92,21 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
     return out
 
 
+# Planar ops whose result element i reads only element i of each source.
+POINTWISE_PLANAR = ("add", "sub", "mul", "div", "max", "min", "copy", "abs")
+
+
+def _pointwise(eop: EOp) -> bool:
+    """True when every result element depends only on the same element of the sources."""
+    if eop.weights_view is not None:
+        return False
+    if eop.ne is not None and eop.ne.op not in ("elementwise", "bypass"):
+        return False
+    if eop.planar is not None and eop.planar.op not in POINTWISE_PLANAR:
+        return False
+    return all(v.dims == eop.dest.dims for v in eop.sources)
+
+
 class ProgramEmitter:
     """Assembles a :class:`Program` from lowered buffers and engine ops."""
 
@@ -116,7 +131,8 @@ class ProgramEmitter:
             for part in split_for_kernel_cap(eop, self.limits):
                 expanded.append((part, plan(self.chip, part, cores_available)))
         accesses = [Access(tuple(e.sources) + ((e.weights_view,) if e.weights_view else ()), e.dest,
-                           e.engine, (e.weights_view,) if e.weights_view else ()) for e, _ in expanded]
+                           e.engine, (e.weights_view,) if e.weights_view else (), _pointwise(e))
+                    for e, _ in expanded]
         placements, slot_sizes = plan_memory(
             self.buffers, accesses, self.chip.memory.pool_bytes.value,
             self.chip.memory.working_set_cap_bytes.value, output_order, input_order, chain)
