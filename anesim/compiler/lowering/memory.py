@@ -74,6 +74,7 @@ class Access:
     engine: str  # ne or pe
     kernel_reads: tuple[View, ...] = ()  # tensors the kernel DMA reads as weights (DRAM only)
     pointwise: bool = False  # each result element depends only on the same element of the sources
+    streams: bool = False  # the layer's weight operand exceeds the working-set cap (tiled from DRAM)
 
 
 def pack_tensor(array: np.ndarray, buf: Buffer) -> bytes:
@@ -123,7 +124,7 @@ def _tile_local(buf: Buffer, accesses: list[Access], cap: int) -> bool:
     return not any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads)
 
 
-def _resident(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
+def _resident(buf: Buffer, tasks: list[int], accesses: list[Access], kernel_read: set[int], cap: int) -> bool:
     """An intermediate that may stay on chip for its whole live range (allocation type 0).
 
     Guide ch. 22 (phase 3): the scheduler grows a partition while the peak L2 pressure over the
@@ -135,7 +136,9 @@ def _resident(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
     kernel DMA reads run-time weights (``kernel_read``) from DRAM. Whether the live set fits is
     decided by packing the pool over each tensor's live range (:func:`_pack_pool`).
     """
-    return buf.role == "intermediate" and buf.nbytes <= cap and buf.id not in kernel_read
+    if buf.role != "intermediate" or buf.nbytes > cap or buf.id in kernel_read:
+        return False
+    return not any(accesses[t].streams for t in tasks)
 
 
 def _in_place(buf: Buffer, writers: list[int], accesses: list[Access], buffers: list[Buffer],
@@ -215,7 +218,7 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     kernel_read = {v.buffer for acc in accesses for v in acc.kernel_reads}
     eligible = [b for b in order if chain and (
         _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap)
-        or _tile_local(b, accesses, cap) or _resident(b, kernel_read, cap))]
+        or _tile_local(b, accesses, cap) or _resident(b, writers[b.id] + readers.get(b.id, []), accesses, kernel_read, cap))]
     best: dict[int, int] = {}
     best_spill = -1
     for ping_pong in (False, True):
