@@ -91,7 +91,7 @@ def pack_tensor(array: np.ndarray, buf: Buffer) -> bytes:
 
 
 def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: list[Access],
-               cap: int) -> bool:
+               cap: int, kernel_read: set[int]) -> bool:
     if buf.role != "intermediate" or len(writers) != 1 or not readers:
         return False
     w = writers[0]
@@ -100,7 +100,7 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
     whole = buf.view()
     if not _covers(accesses[w].writes, whole):
         return False
-    if any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads):
+    if buf.id in kernel_read:
         return False  # the kernel DMA reads weights from DRAM
     reader = accesses[w + 1]
     if reader.engine != accesses[w].engine:
@@ -113,15 +113,13 @@ def _covers(view: View, whole: View) -> bool:
     return view == whole or (view.buffer == whole.buffer and reshape_view(view, whole.dims) == whole)
 
 
-def _tile_local(buf: Buffer, accesses: list[Access], cap: int) -> bool:
+def _tile_local(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
     """An intermediate of one row tile of a row-wise decomposition (softmax, the norms).
 
     The lowerer marks them when the tile's working set fits the cap; they stay on chip even when
     read by a later task or another engine class, unless the kernel DMA reads them as weights.
     """
-    if not buf.on_chip or buf.role != "intermediate" or buf.nbytes > cap:
-        return False
-    return not any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads)
+    return buf.on_chip and buf.role == "intermediate" and buf.nbytes <= cap and buf.id not in kernel_read
 
 
 def _resident(buf: Buffer, tasks: list[int], accesses: list[Access], kernel_read: set[int], cap: int) -> bool:
@@ -153,15 +151,15 @@ def _in_place(buf: Buffer, writers: list[int], accesses: list[Access], buffers: 
         return None
     t = writers[0]
     acc = accesses[t]
-    if not acc.pointwise or not _covers(acc.writes, buf.view()):
+    if not acc.pointwise:
         return None
+    shape = (buf.n, buf.c, buf.h, buf.w, buf.dtype)
     for v in acc.reads:
         src = buffers[v.buffer]
-        if (src.id not in pooled or src.id == buf.id or spans[src.id][1] != t
-                or (src.n, src.c, src.h, src.w, src.dtype) != (buf.n, buf.c, buf.h, buf.w, buf.dtype)
-                or not _covers(v, src.view())):
-            continue
-        return pooled[src.id]
+        if (src.id in pooled and src.id != buf.id and spans[src.id][1] == t
+                and (src.n, src.c, src.h, src.w, src.dtype) == shape
+                and _covers(v, src.view()) and _covers(acc.writes, buf.view())):
+            return pooled[src.id]
     return None
 
 
@@ -217,8 +215,8 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
              for b in order}
     kernel_read = {v.buffer for acc in accesses for v in acc.kernel_reads}
     eligible = [b for b in order if chain and (
-        _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap)
-        or _tile_local(b, accesses, cap) or _resident(b, writers[b.id] + readers.get(b.id, []), accesses, kernel_read, cap))]
+        _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read)
+        or _tile_local(b, kernel_read, cap) or _resident(b, writers[b.id] + readers.get(b.id, []), accesses, kernel_read, cap))]
     best: dict[int, int] = {}
     best_spill = -1
     for ping_pong in (False, True):
@@ -261,9 +259,9 @@ def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], writer
     """
     live: list[tuple[int, int, int]] = []  # (last task, offset, size)
     pooled: dict[int, int] = {}
-    for buf in eligible:
+    sizes = [align_up(b.nbytes) for b in eligible]
+    for buf, size in zip(eligible, sizes):
         first, last = spans[buf.id]
-        size = align_up(buf.nbytes)
         live = [a for a in live if a[0] >= first]
         spot = _in_place(buf, writers[buf.id], accesses, buffers, pooled, spans)
         if spot is None:
