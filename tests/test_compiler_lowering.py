@@ -209,6 +209,18 @@ def test_intermediate_over_the_working_set_cap_streams(m1) -> None:
     assert [t.result.space for t in tasks] == ["dram", "dram", "dram"]
 
 
+@pytest.mark.parametrize("c_out, space", [(256, "pool"), (1280, "dram")])
+def test_a_layer_whose_weights_exceed_the_cap_streams_its_operands(m1, c_out, space) -> None:
+    def build(b):
+        x = b.input("x", (1, 1024, 1, 8))
+        y = b.conv2d(x, c_out, kernel=1)    # 1024 x 1280 fp16 = 2.6 MB of weights: over the 2 MiB cap
+        return b.add(y, b.relu(y))           # two readers on both engines: not chainable
+
+    tasks = _one(build, m1).program.tasks
+    conv = next(t for t in tasks if t.ne is not None and t.ne.op == "conv")
+    assert conv.result.space == space
+
+
 def test_unsupported_op_splits_into_segments(m1) -> None:
     b = Builder("split")
     x = b.input("x", (1, 4, 6, 8))
