@@ -281,11 +281,16 @@ def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], writer
 
 def _last_fit(live: list[tuple[int, int, int]], size: int, limit: int) -> int | None:
     """The highest 64-byte-aligned offset where ``size`` bytes fit below ``limit``, or None."""
-    spans = sorted((off, off + sz) for _, off, sz in live)
+    merged: list[list[int]] = []  # the live spans as disjoint, sorted unions
+    for start, end in sorted((off, align_up(off + sz)) for _, off, sz in live):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
     ceiling = limit
-    for start, end in reversed(spans):
+    for start, end in reversed(merged):
         spot = (ceiling - size) // 64 * 64
-        if spot >= align_up(end):
+        if spot >= end:
             return spot
         ceiling = min(ceiling, start)
     spot = (ceiling - size) // 64 * 64
