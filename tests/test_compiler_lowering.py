@@ -404,3 +404,13 @@ def test_batched_transposed_matmul_is_one_grouped_task(m1) -> None:
     # the weights travel once, through the tile DMA (no second copy through the kernel DMA)
     t = anesim.simulate(result, m1).tasks[0]
     assert t.dram_weight_bytes == 0 and t.dram_activation_bytes >= kv.nbytes
+
+
+def test_pool_fits_from_the_top_and_the_bottom() -> None:
+    from anesim.compiler.lowering.memory import _first_fit, _last_fit
+
+    live = [(9, 0, 1024), (9, 4096, 1024), (9, 4096, 1024)]  # an in-place pair shares its span
+    assert _first_fit(live, 2048, 8192) == 1024
+    assert _last_fit(live, 2048, 8192) == 6144
+    assert _last_fit(live, 4096, 8192) is None and _first_fit(live, 4096, 8192) is None
+    assert _last_fit([], 8192, 8192) == 0 and _last_fit([], 8256, 8192) is None
