@@ -10,7 +10,9 @@ task writes it, exactly the next task reads it, both run on the same engine clas
 the way it was written, and it fits the working-set cap; it then never touches DRAM. The
 intermediates of a row tile of softmax or a norm (``Buffer.on_chip``, set by the lowerer when
 the tile's working set fits the cap) stay in the pool too, for as long as the tile's tasks read
-them, when the pool has room.
+them, when the pool has room. Any other intermediate under the cap is *resident* (type 0) over
+its whole live range when the pool has room and no layer that touches it streams its weights,
+and a pointwise task may write *in place* (type 4) over a source that dies with it.
 """
 
 from __future__ import annotations
