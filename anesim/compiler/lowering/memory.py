@@ -218,7 +218,8 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     kernel_read = {v.buffer for acc in accesses for v in acc.kernel_reads}
     eligible = [b for b in order if chain and (
         _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read)
-        or _tile_local(b, kernel_read, cap) or _resident(b, writers[b.id] + readers.get(b.id, []), accesses, kernel_read, cap))]
+        or _tile_local(b, kernel_read, cap)
+        or _resident(b, writers[b.id] + readers.get(b.id, []), accesses, kernel_read, cap))]
     best: dict[int, int] = {}
     best_spill = -1
     for ping_pong in (False, True):
