@@ -5,8 +5,8 @@ and of the timing simulation on each chip (the process start and imports left ou
 for ``anesim run PROGRAM --timing-only`` is 2 s per program and chip), as wall and as CPU
 time of this process (the wall time grows when other processes share the cores). With
 ``--published``, instead, every whole-model figure published for an Apple chip in the shared
-reference folder beside its prediction. The figures are tests, not fits: nothing here feeds
-calibration (docs/whole-models.md).
+reference folder (validation/published_whole_models.yaml) beside its prediction. The figures
+are tests, not fits: nothing here feeds calibration (docs/whole-models.md).
 
     python benchmarks/whole_models.py [--chips m1,m1-max,m5,m5-pro,a17-pro,a16]
                                       [--programs resnet18,bert_base] [--markdown] [--published]
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,42 +45,40 @@ class Published:
     runs: int = 1  # program runs the figure covers (a classifier-free-guidance step runs the UNet twice)
     baseline: str = ""
     note: str = ""
+    band: tuple[float, float] | None = None  # anesim / published the whole-model test accepts
+    test: bool = True  # checked by the default test suite (false: too slow to run there)
 
 
-SD_NOTE = "SD 2.1-base step, UNet batch 2 (CFG), Core ML CPU_AND_NE; anesim: 2 x batch-1 SD 1.5 UNet"
-PUBLISHED = [
-    Published("resnet50", "a16", "latency_s", 1.52e-3, "1.52 ms fp16", "reference/chips-and-ops.md:186",
-              note="coremltools quantisation table, vendor-measured, Core ML"),
-    Published("resnet50", "a17-pro", "latency_s", 1.38e-3, "1.38 ms fp16", "reference/chips-and-ops.md:186",
-              note="coremltools quantisation table, vendor-measured, Core ML"),
-    Published("distilbert", "a15", "latency_s", 3.47e-3, "3.47 ms", "reference/chips-and-ops.md:241",
-              note="iPhone 13, seq 128, Apple ML research (ml-ane-transformers), vendor-measured"),
-    Published("distilbert", "a15", "energy_j", 3.47e-3 * 0.454, "3.47 ms at 0.454 W = 1.58 mJ",
-              "reference/chips-and-ops.md:241", note="energy = latency x the published power"),
-    Published("sd_unet", "m1", "latency_s", 1 / 2.19, "2.19 it/s", "measurements/m1-m5-calibration.csv:421",
-              runs=2, note="iPad Pro (M1); " + SD_NOTE),
-    Published("sd_unet", "m1", "latency_s", 1 / 2.1, "2.1 it/s", "measurements/m1-m5-calibration.csv:425",
-              runs=2, note="iPad Pro (M1), older revision; " + SD_NOTE),
-    Published("sd_unet", "a14", "latency_s", 1 / 1.445, "1.44-1.45 it/s", "measurements/README.md:47",
-              runs=2, note=SD_NOTE),
-    Published("sd_unet", "a15", "latency_s", 1 / 2.55, "2.53-2.57 it/s", "measurements/README.md:48",
-              runs=2, note=SD_NOTE),
-    Published("sd_unet", "a16", "latency_s", 1 / 2.69, "2.69 it/s", "measurements/README.md:49",
-              runs=2, note=SD_NOTE),
-    Published("llama_decode_step", "m5-pro", "latency_s", 1 / 35, "35 tokens/s",
-              "reference/ane-guide/part-4-workloads/14-llm-case-study.md:93",
-              note="TinyLlama, plain greedy, hybrid decoder (some projections off the engine); also "
-                   "measurements/m1-m5-calibration.csv:605"),
-    Published("llama_decode_step_int8", "m1", "speedup", 0.99, "0.99x the fp16 rate",
-              "reference/ane-guide/part-4-workloads/14-llm-case-study.md:83", baseline="llama_decode_step",
-              note="int8-hybrid decoder vs fp16, dispatch-bound; chip per measurements/m1-m5-calibration.csv:607"),
-    Published("vit_b16", "m2-pro", "energy_j", 67.9e-3, "67.9 mJ/inference",
-              "reference/ane-guide/part-3-performance/10-power-efficiency.md:227",
-              note="the guide's M2/H14 machine is an M2 Pro (measurements/README.md, caveat 2)"),
-    Published("resnet18", "m2-pro", "energy_j", 2.6e-3, "2.6 mJ/inference",
-              "reference/ane-guide/part-3-performance/10-power-efficiency.md:228",
-              note="the guide's M2/H14 machine is an M2 Pro (measurements/README.md, caveat 2)"),
-]
+PUBLISHED_FILE = REPO / "validation" / "published_whole_models.yaml"
+
+
+def load_published(path: Path = PUBLISHED_FILE) -> list[Published]:
+    """The published whole-model figures (validation/published_whole_models.yaml)."""
+    from anesim.errors import ProgramError
+    from anesim.yamlfile import read_yaml
+
+    doc = read_yaml(path, ProgramError, "published whole-model figures")
+    out = []
+    for entry in doc["figures"]:
+        band = entry.get("band")
+        out.append(Published(**{**entry, "value": float(entry["value"]),
+                                "band": (float(band[0]), float(band[1])) if band else None}))
+    return out
+
+
+def published_ratio(p: Published, pred: Callable[[str, str], dict[str, float]]) -> tuple[float, str]:
+    """anesim / published for one figure, and the prediction as shown in the table."""
+    r = pred(p.program, p.chip)
+    if p.quantity == "latency_s":
+        got = p.runs * r["latency_s"]
+        shown = f"{got * 1e3:.4g} ms" + (f" ({p.runs} x {r['latency_s'] * 1e3:.4g})" if p.runs > 1 else "")
+    elif p.quantity == "energy_j":
+        got = p.runs * r["energy_j"]
+        shown = f"{got * 1e3:.4g} mJ"
+    else:
+        got = pred(p.baseline, p.chip)["latency_s"] / r["latency_s"]
+        shown = f"{got:.3g}x"
+    return got / p.value, shown
 
 
 def run_one(path: Path, chip_name: str) -> dict[str, float]:
@@ -109,24 +108,15 @@ def published_table(markdown: bool) -> None:
             cache[program, chip] = run_one(REPO / "programs" / f"{program}.yaml", chip)
         return cache[program, chip]
 
-    head = ["program", "chip", "published", "source", "anesim", "anesim / published"]
+    head = ["program", "chip", "published", "source", "anesim", "anesim / published", "band"]
     sep = " | " if markdown else "  "
     print(("| " if markdown else "") + sep.join(head) + (" |" if markdown else ""))
     if markdown:
         print("|" + "|".join("---" for _ in head) + "|")
-    for p in PUBLISHED:
-        r = pred(p.program, p.chip)
-        if p.quantity == "latency_s":
-            got = p.runs * r["latency_s"]
-            shown = f"{got * 1e3:.4g} ms" + (f" ({p.runs} x {r['latency_s'] * 1e3:.4g})" if p.runs > 1 else "")
-        elif p.quantity == "energy_j":
-            got = p.runs * r["energy_j"]
-            shown = f"{got * 1e3:.4g} mJ"
-        else:
-            got = pred(p.baseline, p.chip)["latency_s"] / r["latency_s"]
-            shown = f"{got:.3g}x"
-        ratio = got / p.value
-        cells = [p.program, p.chip, p.shown, p.source, shown, f"{ratio:.3g}"]
+    for p in load_published():
+        ratio, shown = published_ratio(p, pred)
+        band = f"{p.band[0]:g}-{p.band[1]:g}" if p.band else "-"
+        cells = [p.program, p.chip, p.shown, p.source, shown, f"{ratio:.3g}", band]
         print(("| " if markdown else "") + sep.join(cells) + (" |" if markdown else ""))
 
 

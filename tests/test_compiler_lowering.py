@@ -164,15 +164,61 @@ def test_chained_intermediates_stay_in_the_pool(repo_root, m1) -> None:
         assert task.sources[0] == prev.result  # read exactly as written
 
 
-def test_no_chaining_across_engines_or_fan_out(m1) -> None:
+def test_intermediates_stay_resident_across_engines_and_fan_out(m1) -> None:
     def build(b):
         x = b.input("x", (1, 16, 8, 8))
-        a = b.conv2d(x, 16, kernel=1)       # two consumers: stays in DRAM
+        a = b.conv2d(x, 16, kernel=1)       # two consumers, one of them two tasks later
         c = b.conv2d(a, 16, kernel=1)
-        return b.add(a, c)                   # planar after NE: no chain
+        return b.add(a, c)                   # planar after NE
+
+    tasks = _one(build, m1).program.tasks
+    # ch. 22's resident (type 0) tensors: on chip over their live range, whoever reads them
+    assert [t.result.space for t in tasks] == ["pool", "pool", "dram"]
+    b = Builder("t")
+    b.output(build(b))
+    plain = compile_graph(b.build(), m1, chain=False).program.tasks
+    assert [t.result.space for t in plain] == ["dram", "dram", "dram"]
+
+
+def test_residual_block_keeps_its_branch_input_on_chip_and_adds_in_place(m1) -> None:
+    b = Builder("res")
+    x = b.input("x", (1, 64, 32, 32))
+    y = b.relu(b.conv2d(x, 64, kernel=1))
+    for _ in range(2):  # two blocks: the branch input lives across three tasks
+        h = b.relu(b.conv2d(y, 64, kernel=3, padding=1))
+        h = b.conv2d(h, 64, kernel=3, padding=1)
+        y = b.relu(b.add(h, y))
+    b.output(y)
+    graph = b.build()
+    result = _check_numerics(graph, m1)  # in-place adds and pool reuse leave the values alone
+    tasks = result.program.tasks
+    assert [t.result.space for t in tasks] == ["pool"] * (len(tasks) - 1) + ["dram"]
+    first_add = next(t for t in tasks if t.planar is not None and t.planar.op == "add")
+    # the add writes its result over the branch output that dies with it (type 4, in place)
+    assert first_add.result.offset_bytes in [s.offset_bytes for s in first_add.sources]
+
+
+def test_intermediate_over_the_working_set_cap_streams(m1) -> None:
+    def build(b):
+        x = b.input("x", (1, 64, 128, 128))  # 2 MB at fp16: the M1's cap is 2 MiB, rows pad to 64 B
+        a = b.conv2d(x, 80, kernel=1)        # 2.6 MB: over the cap
+        c = b.conv2d(x, 80, kernel=1)
+        return b.add(a, c)
 
     tasks = _one(build, m1).program.tasks
     assert [t.result.space for t in tasks] == ["dram", "dram", "dram"]
+
+
+@pytest.mark.parametrize("c_out, space", [(256, "pool"), (1280, "dram")])
+def test_a_layer_whose_weights_exceed_the_cap_streams_its_operands(m1, c_out, space) -> None:
+    def build(b):
+        x = b.input("x", (1, 1024, 1, 8))
+        y = b.conv2d(x, c_out, kernel=1)    # 1024 x 1280 fp16 = 2.6 MB of weights: over the 2 MiB cap
+        return b.add(y, b.relu(y))           # two readers on both engines: not chainable
+
+    tasks = _one(build, m1).program.tasks
+    conv = next(t for t in tasks if t.ne is not None and t.ne.op == "conv")
+    assert conv.result.space == space
 
 
 def test_unsupported_op_splits_into_segments(m1) -> None:
@@ -376,3 +422,13 @@ def test_batched_transposed_matmul_is_one_grouped_task(m1) -> None:
     # the weights travel once, through the tile DMA (no second copy through the kernel DMA)
     t = anesim.simulate(result, m1).tasks[0]
     assert t.dram_weight_bytes == 0 and t.dram_activation_bytes >= kv.nbytes
+
+
+def test_pool_fits_from_the_top_and_the_bottom() -> None:
+    from anesim.compiler.lowering.memory import _first_fit, _last_fit
+
+    live = [(9, 0, 1024), (9, 4096, 1024), (9, 4096, 1024)]  # an in-place pair shares its span
+    assert _first_fit(live, 2048, 8192) == 1024
+    assert _last_fit(live, 2048, 8192) == 6144
+    assert _last_fit(live, 4096, 8192) is None and _first_fit(live, 4096, 8192) is None
+    assert _last_fit([], 8192, 8192) == 0 and _last_fit([], 8256, 8192) is None

@@ -92,6 +92,35 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
     return out
 
 
+# Planar ops whose result element i reads only element i of each source.
+POINTWISE_PLANAR = ("add", "sub", "mul", "div", "max", "min", "copy", "abs")
+
+
+def _weight_bytes(eop: EOp) -> int:
+    """Bytes of a layer's weight operand: its stored kernel, or the tensor read as weights."""
+    if eop.weights_view is not None:
+        w = eop.weights_view
+        return w.elements * w.elem
+    k = eop.ne.kernel if eop.ne is not None else None
+    if k is None:
+        return 0
+    elems = k.shape[0] * k.shape[1] * k.shape[2] * k.shape[3]
+    if k.format == "palette":
+        return -(-elems * max(1, k.palette_bits) // 8)
+    return elems * (1 if k.format in ("int8", "uint8") else 2)
+
+
+def _pointwise(eop: EOp) -> bool:
+    """True when every result element depends only on the same element of the sources."""
+    if eop.weights_view is not None:
+        return False
+    if eop.ne is not None and eop.ne.op not in ("elementwise", "bypass"):
+        return False
+    if eop.planar is not None and eop.planar.op not in POINTWISE_PLANAR:
+        return False
+    return all(v.dims == eop.dest.dims for v in eop.sources)
+
+
 class ProgramEmitter:
     """Assembles a :class:`Program` from lowered buffers and engine ops."""
 
@@ -111,12 +140,17 @@ class ProgramEmitter:
         cores_available = cores or self.limits.cores
         expanded: list[tuple[EOp, NePlan]] = []
         first_task: list[int] = []
+        streamed: list[bool] = []  # per task: its layer's weights exceed the working-set cap
+        cap = self.chip.memory.working_set_cap_bytes.value
         for eop in eops:
             first_task.append(len(expanded))
+            big = _weight_bytes(eop) > cap
             for part in split_for_kernel_cap(eop, self.limits):
                 expanded.append((part, plan(self.chip, part, cores_available)))
+                streamed.append(big)
         accesses = [Access(tuple(e.sources) + ((e.weights_view,) if e.weights_view else ()), e.dest,
-                           e.engine, (e.weights_view,) if e.weights_view else ()) for e, _ in expanded]
+                           e.engine, (e.weights_view,) if e.weights_view else (), _pointwise(e), big)
+                    for (e, _), big in zip(expanded, streamed)]
         placements, slot_sizes = plan_memory(
             self.buffers, accesses, self.chip.memory.pool_bytes.value,
             self.chip.memory.working_set_cap_bytes.value, output_order, input_order, chain)

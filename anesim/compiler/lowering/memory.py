@@ -10,7 +10,9 @@ task writes it, exactly the next task reads it, both run on the same engine clas
 the way it was written, and it fits the working-set cap; it then never touches DRAM. The
 intermediates of a row tile of softmax or a norm (``Buffer.on_chip``, set by the lowerer when
 the tile's working set fits the cap) stay in the pool too, for as long as the tile's tasks read
-them, when the pool has room.
+them, when the pool has room. Any other intermediate under the cap is *resident* (type 0) over
+its whole live range when the pool has room and no layer that touches it streams its weights,
+and a pointwise task may write *in place* (type 4) over a source that dies with it.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Access:
     writes: View
     engine: str  # ne or pe
     kernel_reads: tuple[View, ...] = ()  # tensors the kernel DMA reads as weights (DRAM only)
+    pointwise: bool = False  # each result element depends only on the same element of the sources
+    streams: bool = False  # the layer's weight operand exceeds the working-set cap (tiled from DRAM)
 
 
 def pack_tensor(array: np.ndarray, buf: Buffer) -> bytes:
@@ -89,7 +93,7 @@ def pack_tensor(array: np.ndarray, buf: Buffer) -> bytes:
 
 
 def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: list[Access],
-               cap: int) -> bool:
+               cap: int, kernel_read: set[int]) -> bool:
     if buf.role != "intermediate" or len(writers) != 1 or not readers:
         return False
     w = writers[0]
@@ -98,7 +102,7 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
     whole = buf.view()
     if not _covers(accesses[w].writes, whole):
         return False
-    if any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads):
+    if buf.id in kernel_read:
         return False  # the kernel DMA reads weights from DRAM
     reader = accesses[w + 1]
     if reader.engine != accesses[w].engine:
@@ -111,15 +115,54 @@ def _covers(view: View, whole: View) -> bool:
     return view == whole or (view.buffer == whole.buffer and reshape_view(view, whole.dims) == whole)
 
 
-def _tile_local(buf: Buffer, accesses: list[Access], cap: int) -> bool:
+def _tile_local(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
     """An intermediate of one row tile of a row-wise decomposition (softmax, the norms).
 
     The lowerer marks them when the tile's working set fits the cap; they stay on chip even when
     read by a later task or another engine class, unless the kernel DMA reads them as weights.
     """
-    if not buf.on_chip or buf.role != "intermediate" or buf.nbytes > cap:
+    return buf.on_chip and buf.role == "intermediate" and buf.nbytes <= cap and buf.id not in kernel_read
+
+
+def _resident(buf: Buffer, tasks: list[int], accesses: list[Access], kernel_read: set[int], cap: int) -> bool:
+    """An intermediate that may stay on chip for its whole live range (allocation type 0).
+
+    Guide ch. 22 (phase 3): the scheduler grows a partition while the peak L2 pressure over the
+    live ranges of its tensors fits the on-chip budget, and its tensors stay resident between the
+    tasks that write and read them, whichever engine class reads them and however many tasks
+    later; ch. 9: "while a layer's activation fits in the 2 MB on-chip memory, its intermediate
+    values stay on chip and do not cross DRAM". An operand over the working-set cap streams
+    (ch. 9's 2 MB matmul chain moves its full activation through DRAM at every layer), and the
+    kernel DMA reads run-time weights (``kernel_read``) from DRAM. Whether the live set fits is
+    decided by packing the pool over each tensor's live range (:func:`_pack_pool`).
+    """
+    if buf.role != "intermediate" or buf.nbytes > cap or buf.id in kernel_read:
         return False
-    return not any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads)
+    return not any(accesses[t].streams for t in tasks)
+
+
+def _in_place(buf: Buffer, writers: list[int], accesses: list[Access], buffers: list[Buffer],
+              pooled: dict[int, int], spans: dict[int, tuple[int, int]]) -> int | None:
+    """The pool offset of a source ``buf`` may overwrite in place (allocation type 4), or None.
+
+    Guide ch. 22's allocation states include an in-place rewrite in L2: a pointwise task whose
+    source dies with it writes its result over that source. Taken only when the task writes the
+    whole of ``buf`` and reads the whole of a pool-resident source of the same shape and type.
+    """
+    if len(writers) != 1:
+        return None
+    t = writers[0]
+    acc = accesses[t]
+    if not acc.pointwise:
+        return None
+    shape = (buf.n, buf.c, buf.h, buf.w, buf.dtype)
+    for v in acc.reads:
+        src = buffers[v.buffer]
+        if (src.id in pooled and src.id != buf.id and spans[src.id][1] == t
+                and (src.n, src.c, src.h, src.w, src.dtype) == shape
+                and _covers(v, src.view()) and _covers(acc.writes, buf.view())):
+            return pooled[src.id]
+    return None
 
 
 def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, cap: int,
@@ -166,24 +209,32 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     if offset:
         slot_sizes[CONSTANT_SLOT] = align_up(offset, PAGE_BYTES)
 
-    # intermediates: chain through the pool when allowed, else first-fit in slot 3 by lifetime
-    pool_live: list[tuple[int, int, int]] = []  # (last task, offset, size)
-    dram_live: list[tuple[int, int, int]] = []
-    dram_top = 0
+    # intermediates: on chip when allowed and the pool has room over their live range (two
+    # packings tried, the one that leaves fewer bytes to DRAM kept), else first-fit in slot 3
     order = sorted((b for b in buffers if b.role == "intermediate" and b.id in writers),
                    key=lambda b: min(writers[b.id] + readers.get(b.id, [])))
+    spans = {b.id: (min(writers[b.id] + readers.get(b.id, [])), max(writers[b.id] + readers.get(b.id, [])))
+             for b in order}
+    kernel_read = {v.buffer for acc in accesses for v in acc.kernel_reads}
+    eligible = [b for b in order if chain and (
+        _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read)
+        or _tile_local(b, kernel_read, cap)
+        or _resident(b, writers[b.id] + readers.get(b.id, []), accesses, kernel_read, cap))]
+    best: dict[int, int] = {}
+    best_spill = -1
+    for ping_pong in (False, True):
+        pooled = _pack_pool(eligible, spans, writers, accesses, buffers, pool_bytes, ping_pong)
+        spill = sum(align_up(b.nbytes) * (1 + len(readers.get(b.id, []))) for b in eligible if b.id not in pooled)
+        if best_spill < 0 or spill < best_spill:
+            best, best_spill = pooled, spill
+    dram_live: list[tuple[int, int, int]] = []
+    dram_top = 0
     for buf in order:
-        touched = writers[buf.id] + readers.get(buf.id, [])
-        first, last = min(touched), max(touched)
+        first, last = spans[buf.id]
+        if buf.id in best:
+            placements[buf.id] = Placement("pool", None, best[buf.id])
+            continue
         size = align_up(buf.nbytes)
-        if chain and (_chainable(buf, writers[buf.id], readers.get(buf.id, []), accesses, cap)
-                      or _tile_local(buf, accesses, cap)):
-            pool_live = [a for a in pool_live if a[0] >= first]
-            spot = _first_fit(pool_live, size, pool_bytes)
-            if spot is not None:
-                pool_live.append((last, spot, size))
-                placements[buf.id] = Placement("pool", None, spot)
-                continue
         dram_live = [a for a in dram_live if a[0] >= first]
         spot = _first_fit(dram_live, size, None)
         assert spot is not None
@@ -197,6 +248,56 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     if dram_top:
         slot_sizes[INTERMEDIATE_SLOT] = align_up(dram_top, PAGE_BYTES)
     return placements, slot_sizes
+
+
+def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], writers: dict[int, list[int]],
+               accesses: list[Access], buffers: list[Buffer], pool_bytes: int, ping_pong: bool) -> dict[int, int]:
+    """Pool offsets of the eligible intermediates that fit, in order of first use.
+
+    First fit from the bottom; with ``ping_pong``, a tensor whose writer reads a pool tensor in
+    the lower half of the pool is placed from the top and the other way round (double buffering
+    across the pool), so a chain of short-lived tensors does not cut the space a long-lived one
+    (a residual branch's input) leaves for the next large tensor. The guide gives the test (ch.
+    22: the live set against the on-chip budget), not the packing.
+    """
+    live: list[tuple[int, int, int]] = []  # (last task, offset, size)
+    pooled: dict[int, int] = {}
+    sizes = [align_up(b.nbytes) for b in eligible]
+    for buf, size in zip(eligible, sizes):
+        first, last = spans[buf.id]
+        live = [a for a in live if a[0] >= first]
+        spot = _in_place(buf, writers[buf.id], accesses, buffers, pooled, spans)
+        if spot is None:
+            top = False
+            if ping_pong:
+                src = [pooled[v.buffer] + buffers[v.buffer].nbytes / 2 for v in accesses[first].reads
+                       if v.buffer in pooled and v.buffer != buf.id]
+                top = bool(src) and src[0] < pool_bytes / 2
+            spot = _last_fit(live, size, pool_bytes) if top else _first_fit(live, size, pool_bytes)
+            if spot is None and ping_pong:
+                spot = _first_fit(live, size, pool_bytes) if top else _last_fit(live, size, pool_bytes)
+        if spot is not None:
+            live.append((last, spot, size))
+            pooled[buf.id] = spot
+    return pooled
+
+
+def _last_fit(live: list[tuple[int, int, int]], size: int, limit: int) -> int | None:
+    """The highest 64-byte-aligned offset where ``size`` bytes fit below ``limit``, or None."""
+    merged: list[list[int]] = []  # the live spans as disjoint, sorted unions
+    for start, end in sorted((off, align_up(off + sz)) for _, off, sz in live):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    ceiling = limit
+    for start, end in reversed(merged):
+        spot = (ceiling - size) // 64 * 64
+        if spot >= end:
+            return spot
+        ceiling = min(ceiling, start)
+    spot = (ceiling - size) // 64 * 64
+    return spot if spot >= 0 else None
 
 
 def _first_fit(live: list[tuple[int, int, int]], size: int, limit: int | None) -> int | None:
