@@ -89,7 +89,7 @@ def pack_tensor(array: np.ndarray, buf: Buffer) -> bytes:
 
 
 def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: list[Access],
-               cap: int) -> bool:
+               cap: int, weight_ids: set[int]) -> bool:
     if buf.role != "intermediate" or len(writers) != 1 or not readers:
         return False
     w = writers[0]
@@ -98,7 +98,7 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
     whole = buf.view()
     if not _covers(accesses[w].writes, whole):
         return False
-    if any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads):
+    if buf.id in weight_ids:
         return False  # the kernel DMA reads weights from DRAM
     reader = accesses[w + 1]
     if reader.engine != accesses[w].engine:
@@ -111,7 +111,7 @@ def _covers(view: View, whole: View) -> bool:
     return view == whole or (view.buffer == whole.buffer and reshape_view(view, whole.dims) == whole)
 
 
-def _tile_local(buf: Buffer, accesses: list[Access], cap: int) -> bool:
+def _tile_local(buf: Buffer, cap: int, weight_ids: set[int]) -> bool:
     """An intermediate of one row tile of a row-wise decomposition (softmax, the norms).
 
     The lowerer marks them when the tile's working set fits the cap; they stay on chip even when
@@ -119,7 +119,7 @@ def _tile_local(buf: Buffer, accesses: list[Access], cap: int) -> bool:
     """
     if not buf.on_chip or buf.role != "intermediate" or buf.nbytes > cap:
         return False
-    return not any(v.buffer == buf.id for acc in accesses for v in acc.kernel_reads)
+    return buf.id not in weight_ids
 
 
 def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, cap: int,
@@ -133,6 +133,9 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
         for v in acc.reads:
             if v.buffer != acc.writes.buffer or True:
                 readers.setdefault(v.buffer, []).append(t)
+    # buffers the kernel DMA reads as weights, found once rather than per buffer (O(n^2) on
+    # programs of tens of thousands of tasks)
+    weight_ids = {v.buffer for acc in accesses for v in acc.kernel_reads}
     placements: dict[int, Placement] = {}
     slot_sizes: dict[int, int] = {}
 
@@ -176,8 +179,8 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
         touched = writers[buf.id] + readers.get(buf.id, [])
         first, last = min(touched), max(touched)
         size = align_up(buf.nbytes)
-        if chain and (_chainable(buf, writers[buf.id], readers.get(buf.id, []), accesses, cap)
-                      or _tile_local(buf, accesses, cap)):
+        if chain and (_chainable(buf, writers[buf.id], readers.get(buf.id, []), accesses, cap, weight_ids)
+                      or _tile_local(buf, cap, weight_ids)):
             pool_live = [a for a in pool_live if a[0] >= first]
             spot = _first_fit(pool_live, size, pool_bytes)
             if spot is not None:
