@@ -483,12 +483,15 @@ class Engine:
         if run.chunk_first >= 0 and self.kernel_gate.current() <= run.chunk_first:
             return None
         cmp_1 = self.cmp_end
-        ne_due = [cmp_1] if ne_now < k else []
+        # Increments counted or already scheduled (by an earlier batch that covered those steps).
+        ne_known = ne_now + len(self.ne_gate.future)
+        dst_known = dst_now + len(self.dst_gate.future)
+        ne_due = [cmp_1] if ne_known < k else []
         if self.dst_end < 0.0:
             return None  # a DRAM write in flight: its end is not known yet
         if self.dst_step == k - 1:
             dst_2, dst_1 = self.dst_prev_end, self.dst_end
-            dst_due = [dst_1] if dst_now < k else []
+            dst_due = [dst_1] if dst_known < k else []
         elif self.dst_step == k - 2:
             prev = tp.runs[r - 1]  # step k-1's run: its write starts when both are done
             if prev.dst_dram_bytes:
@@ -496,7 +499,7 @@ class Engine:
             dst_2 = self.dst_end
             d0 = cmp_1 if cmp_1 >= dst_2 else dst_2
             dst_1 = d0 + prev.dst_pool_cycles if prev.dst_pool_cycles > 0 else d0
-            dst_due = ([dst_2] if dst_now < k - 1 else []) + [dst_1]
+            dst_due = ([dst_2] if dst_known < k - 1 else []) + ([dst_1] if dst_known < k else [])
         else:
             return None
         return (cmp_1 if cmp_1 >= t else t, dst_2, dst_1, ne_due, dst_due)
@@ -608,7 +611,7 @@ class Engine:
             self.dst_pre = first - 1
         self.cmp_step, self.cmp_end = end_step - 1, cmp_end[-1]
         self.dst_step, self.dst_end = end_step - 1, dst_end[-1]
-        self.dst_prev_end = dst_end[-2] if n > 1 else dst_1
+        self.dst_prev_end = dst_2  # (after the loop: the write before the batch's last)
         self.src_gate.schedule(src_end)
         self.ne_gate.schedule(ne_due + cmp_end)
         self.dst_gate.schedule(dst_due + dst_end)
