@@ -507,7 +507,7 @@ class Engine:
     def _run_batch(
         self, tp: TaskPlan, r0: int, timer: Timer, init: tuple[float, float, float, list[float], list[float]],
     ) -> Generator[Any, Any, int]:
-        """Advance DRAM-free runs of one task from an empty pipeline in closed form.
+        """Advance DRAM-free runs of one task in closed form.
 
         With stage times a (source), b (compute), c (destination) and two buffers between
         stages, step j obeys: src_j starts at max(src_{j-1} end, cmp_{j-2} end); cmp_j at
