@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from timing_support import add_task, conv_task, make_chip, program
 
+from anesim.chips import load_chip
 from anesim.timing import simulate
 
 DISPATCH_BEFORE_CYCLES = 25_000 + 16_000 + 65_000  # host binding + request build + fw pick-up
@@ -311,3 +312,22 @@ def test_energy_is_the_linear_model_of_time_macs_and_bytes(chip):
     more = simulate(program(conv_task(0, 64, 64, 32, 32, k=3, ocg=16)),
                     make_chip(**{"power.mac_energy_j": 2e-12}))
     assert more.energy_j - r.energy_j == pytest.approx(1e-12 * r.macs, rel=1e-9)
+
+
+@pytest.mark.parametrize("name, chip_name", [("resnet50", "a11"), ("mobilenet_v2", "m1"), ("whisper_tiny_encoder", "m5")])
+def test_batches_opened_behind_steps_in_flight_keep_every_time(name, chip_name):
+    """Whole models whose multi-pass tasks open batches while earlier steps still compute or write."""
+    from pathlib import Path
+
+    from anesim.compiler import compile_file
+
+    chip = load_chip(chip_name)
+    target = compile_file(Path(__file__).resolve().parents[1] / "programs" / f"{name}.yaml", chip)
+    ref = simulate(target, chip, batch=False, trace=False)
+    r = simulate(target, chip, batch=True, trace=False)
+    assert r.sim.batched_steps > 0
+    assert r.latency_s == ref.latency_s
+    assert [t.end_s for t in r.tasks] == [t.end_s for t in ref.tasks]
+    assert [t.ne_cycles for t in r.tasks] == [t.ne_cycles for t in ref.tasks]
+    assert r.units["tile_dma_dst"].busy_cycles == pytest.approx(ref.units["tile_dma_dst"].busy_cycles)
+    assert [t.stall_input_cycles for t in r.tasks] == pytest.approx([t.stall_input_cycles for t in ref.tasks])

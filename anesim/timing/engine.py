@@ -130,6 +130,13 @@ class Engine:
         self.end = 0.0
         # first step of a batch -> (step after it, (compute end, destination end), start time)
         self.batches: dict[int, tuple[int, tuple[float, float], float]] = {}
+        # The last step the compute stage started and when it ends; the last step the destination
+        # stage started, when it ends (-1 while a DRAM write's end is unknown) and when the step
+        # before it ended. A batch may open behind these steps while they are still in flight.
+        self.cmp_step, self.cmp_end = -1, 0.0
+        self.dst_step, self.dst_end, self.dst_prev_end = -1, 0.0, 0.0
+        # Steps up to these have their gate increment scheduled by a batch, not by their stage.
+        self.ne_pre = self.dst_pre = -1
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -267,8 +274,8 @@ class Engine:
                 if k == first_step:
                     st.start = env.now
                     self.started_gate.advance()
-                if batch and i == 0 and self._batchable(tp, r):
-                    r = yield from self._run_batch(tp, r, timer)
+                if batch and i == 0 and (init := self._batchable(tp, r)) is not None:
+                    r = yield from self._run_batch(tp, r, timer, init)
                     i = 0
                     continue
                 t0 = env.now
@@ -344,6 +351,7 @@ class Engine:
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
                     extra = self.layer_overhead if k == first_step and has_ne else 0
+                    self.cmp_step, self.cmp_end = k, t3 + (run.compute_cycles + extra)  # as simpy adds it
                     yield timer.after(run.compute_cycles + extra)
                     if record:
                         self._compute_slices(tp, run, t3, extra)
@@ -355,7 +363,8 @@ class Engine:
                         self.tile_events += 1
                         busy["ne"] += (t3 + ne) - t3
                         busy["planar"] += (t3 + planar) - t3
-                    ne_gate.advance()
+                    if k > self.ne_pre:
+                        ne_gate.advance()
                     i += 1
 
     def tile_dst(self) -> Generator[Any, Any, None]:
@@ -394,6 +403,12 @@ class Engine:
                         continue
                     t0 = env.now
                     nbytes = run.dst_dram_bytes
+                    if k > self.dst_step:  # (not a step a batch has already accounted for)
+                        self.dst_prev_end = self.dst_end
+                        self.dst_step = k
+                        pool = run.dst_pool_cycles
+                        # a pool write's end is known now (t0 + its cycles, as simpy adds them)
+                        self.dst_end = -1.0 if nbytes > 0 else (t0 + pool if pool > 0 else t0)
                     if nbytes > 0:
                         yield transfer(nbytes, "activation", latency, self.write_cost)
                         st.dram_activation_bytes += nbytes
@@ -406,7 +421,10 @@ class Engine:
                     if record and now > t0:
                         trace.append((dst_unit, "dst", t0, now, pos))
                     self.tile_events += 1
-                    dst_gate.advance()
+                    if self.dst_step == k:  # (a batch opened behind it has moved past)
+                        self.dst_end = now
+                    if k > self.dst_pre:
+                        dst_gate.advance()
                     i += 1
                     if k == last_step:
                         st.end = now
@@ -441,22 +459,63 @@ class Engine:
             yield timer.after(delay)
         return end_step
 
-    def _batchable(self, tp: TaskPlan, r: int) -> bool:
-        """A run opens a batch when it is DRAM-free, holds its weights and the pipeline is empty."""
+    def _batchable(self, tp: TaskPlan, r: int) -> tuple[float, float, float, list[float], list[float]] | None:
+        """Where a batch of run ``r`` starts from, or None when it cannot open now.
+
+        A run opens a batch when it is DRAM-free and holds its weights, and the times the steps
+        before it leave the compute and destination stages are known: the pipeline is empty, or
+        the previous step computes with a known end and the destination writes of the two steps
+        before it end at known times (pool writes, or finished). Returns the compute end of the
+        previous step, the destination ends of the two before, and the gate increments of those
+        steps still due (compute, destination), which the batch schedules in their stages' place.
+        """
         run = tp.runs[r]
         if run.src_dram_bytes or run.dst_dram_bytes or run.chunk_stride:
-            return False
+            return None
         k = run.first_step
-        return self.ne_gate.current() == k and self.dst_gate.current() == k
+        ne_now = self.ne_gate.current()
+        dst_now = self.dst_gate.current()
+        t = self.env.now
+        if ne_now == k and dst_now == k:
+            return (t, t, t, [], [])
+        if r == 0 or self.cmp_step != k - 1:
+            return None  # the previous step is another task's, or its compute has not started
+        if run.chunk_first >= 0 and self.kernel_gate.current() <= run.chunk_first:
+            return None
+        cmp_1 = self.cmp_end
+        # Increments counted or already scheduled (by an earlier batch that covered those steps).
+        ne_known = ne_now + len(self.ne_gate.future)
+        dst_known = dst_now + len(self.dst_gate.future)
+        ne_due = [cmp_1] if ne_known < k else []
+        if self.dst_end < 0.0:
+            return None  # a DRAM write in flight: its end is not known yet
+        if self.dst_step == k - 1:
+            dst_2, dst_1 = self.dst_prev_end, self.dst_end
+            dst_due = [dst_1] if dst_known < k else []
+        elif self.dst_step == k - 2:
+            prev = tp.runs[r - 1]  # step k-1's run: its write starts when both are done
+            if prev.dst_dram_bytes:
+                return None
+            dst_2 = self.dst_end
+            d0 = cmp_1 if cmp_1 >= dst_2 else dst_2
+            dst_1 = d0 + prev.dst_pool_cycles if prev.dst_pool_cycles > 0 else d0
+            dst_due = ([dst_2] if dst_known < k - 1 else []) + ([dst_1] if dst_known < k else [])
+        else:
+            return None
+        return (cmp_1 if cmp_1 >= t else t, dst_2, dst_1, ne_due, dst_due)
 
-    def _run_batch(self, tp: TaskPlan, r0: int, timer: Timer) -> Generator[Any, Any, int]:
-        """Advance DRAM-free runs of one task from an empty pipeline in closed form.
+    def _run_batch(
+        self, tp: TaskPlan, r0: int, timer: Timer, init: tuple[float, float, float, list[float], list[float]],
+    ) -> Generator[Any, Any, int]:
+        """Advance DRAM-free runs of one task in closed form.
 
         With stage times a (source), b (compute), c (destination) and two buffers between
         stages, step j obeys: src_j starts at max(src_{j-1} end, cmp_{j-2} end); cmp_j at
         max(src_j end, cmp_{j-1} end, dst_{j-2} end, weights resident); dst_j at max(cmp_j
         end, dst_{j-1} end). Nothing else touches these stages, so the recurrence gives the
-        times the step-by-step model would; the gates are then scheduled at those times.
+        times the step-by-step model would; the gates are then scheduled at those times. ``init``
+        (from :meth:`_batchable`) gives the look-backs of a pipeline still busy with the steps
+        before, and their gate increments still due, scheduled here ahead of the batch's.
         Returns the index of the first run not covered.
         """
         env = self.env
@@ -489,7 +548,10 @@ class Engine:
         first_extra = self.layer_overhead if first == tp.first_step and tp.task.ne is not None else 0
         # The recurrence's look-backs (steps j-1 and j-2), all t before the first step; stalls
         # and busy times accumulate in locals in the order the step-by-step model adds them.
-        src_1 = cmp_1 = cmp_2 = dst_1 = dst_2 = t
+        # (an earlier compute end counts as t: the compute stage's own wait before t is added
+        # by the compute process when it reaches the batch)
+        src_1 = cmp_2 = t
+        cmp_1, dst_2, dst_1, ne_due, dst_due = init
         stall_in, stall_w, stall_out = st.stall_input, st.stall_weight, st.stall_output
         busy_ne, busy_planar = busy["ne"], busy["planar"]
         busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
@@ -543,9 +605,16 @@ class Engine:
         self.batched_steps += n
         end_step = first + n
         self.batches[first] = (end_step, (cmp_end[-1], dst_end[-1]), t)
+        if ne_due:
+            self.ne_pre = first - 1
+        if dst_due:
+            self.dst_pre = first - 1
+        self.cmp_step, self.cmp_end = end_step - 1, cmp_end[-1]
+        self.dst_step, self.dst_end = end_step - 1, dst_end[-1]
+        self.dst_prev_end = dst_2  # (after the loop: the write before the batch's last)
         self.src_gate.schedule(src_end)
-        self.ne_gate.schedule(cmp_end)
-        self.dst_gate.schedule(dst_end)
+        self.ne_gate.schedule(ne_due + cmp_end)
+        self.dst_gate.schedule(dst_due + dst_end)
         if end_step - 1 == tp.last_step:
             st.end = dst_end[-1]
             self.done_gate.schedule([dst_end[-1]])

@@ -17,7 +17,10 @@ from anesim.program.model import Layout, Program, Task
 from anesim.timing import costs
 
 
-@dataclass(frozen=True, slots=True)
+# Run and Chunk are not frozen: a frozen dataclass sets each field through object.__setattr__,
+# which made building them a large share of planning (hundreds of thousands per large model).
+# Nothing changes them once planned.
+@dataclass(slots=True)
 class Run:
     """``count`` identical consecutive steps of one task."""
 
@@ -39,10 +42,10 @@ class Run:
     compute_cycles: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "compute_cycles", max(self.ne_cycles, self.planar_cycles))
+        self.compute_cycles = max(self.ne_cycles, self.planar_cycles)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Chunk:
     """One kernel-DMA fetch: weights and coefficients for a task, a pass or a single step."""
 
@@ -298,24 +301,32 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
                    for src, res in zip(sources, src_resident)]
         dst_row_bytes = costs.layout_row_bytes(result)
         dst_in_dram = result.space == "dram" or not result_resident
+        step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
+        ch_cores = [shape.channels_in_pass(p) for p in range(shape.passes)]
         for p, out_rows, count, tile_loaded_once in order:
-            ch_core = shape.channels_in_pass(p)
-            frac = pass_channels[p] / c_out
+            ch_core = ch_cores[p]
             if mode == "pass" and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
                 chunks.append(Chunk(pos, per_pass_bytes[p], step, step + tiles - 1, False))
-            src_dram = 0.0
-            src_pool = 0.0
-            for src, row_bytes, res, in_dram in src_ops:
-                b = row_bytes * _source_rows(task, src, out_rows) / parts
-                if in_dram and not (p > 0 and (res or tile_loaded_once)):
-                    src_dram += b
-                else:
-                    src_pool += b  # chained in the pool, or re-read of a copy already on chip
-            dst_b = dst_row_bytes * out_rows * frac / parts
-            dst_dram = dst_b if dst_in_dram else 0.0
-            dst_pool = 0.0 if dst_dram else dst_b
-            ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
-            planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p], c_out * parts)
+            # Passes of a task repeat the same few step shapes: cost each shape once.
+            key = (out_rows, ch_core, pass_channels[p], p > 0, tile_loaded_once)
+            shape_costs = step_costs.get(key)
+            if shape_costs is None:
+                src_dram = 0.0
+                src_pool = 0.0
+                for src, row_bytes, res, in_dram in src_ops:
+                    b = row_bytes * _source_rows(task, src, out_rows) / parts
+                    if in_dram and not (p > 0 and (res or tile_loaded_once)):
+                        src_dram += b
+                    else:
+                        src_pool += b  # chained in the pool, or re-read of a copy already on chip
+                dst_b = dst_row_bytes * out_rows * (pass_channels[p] / c_out) / parts
+                dst_dram = dst_b if dst_in_dram else 0.0
+                dst_pool = 0.0 if dst_dram else dst_b
+                ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
+                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p],
+                                        c_out * parts)
+                shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
+            src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
             if mode == "step":
                 chunk_first, stride = len(chunks), 1
                 for i in range(count):

@@ -123,10 +123,15 @@ def simulate(
     """
     name, programs = _segment_programs(program)
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
-    results = []
+    # Every segment is planned and checked against the step limit before any is simulated, so a
+    # refused program fails before the event loop has run for its earlier segments.
+    plans = []
     for segment in programs:
         plan = plan_program(segment, cfg)
         check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps", chip=cfg)
+        plans.append(plan)
+    results = []
+    for segment, plan in zip(programs, plans):
         out = run_engine(plan, cfg, record_trace=trace, batch=batch)
         results.append(package(plan, cfg, segment, out))
     blocks = host_blocks(program, cfg) if getattr(program, "host_ops", None) else None
