@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
@@ -128,7 +129,7 @@ def _shape(ct: SimpleNamespace, value_type: Any) -> tuple[str, list[int]]:
 _REQUIRED = object()  # _arg's default: the parameter must be present
 
 
-class _Importer:
+class _Importer(Rank5):
     def __init__(self, ct: SimpleNamespace, program: Any, blobs: _Blobs, file: str, name: str) -> None:
         self.ct = ct
         self.program = program
@@ -138,6 +139,8 @@ class _Importer:
         self.consts: dict[str, Any] = {}  # name -> numpy value (scalars, shapes, small tensors)
         self.lazy: dict[str, ConstantData] = {}  # name -> lazily read float tensor
         self.formats: dict[str, tuple[str, int]] = {}  # const name -> (weight format, palette bits)
+        self.folded: dict[str, tuple[int, ...]] = {}  # rank-5 values, held folded (coreml_rank5)
+        self.out_shape: list[int] = []
         self.index = 0
         self.op_type = ""
         self.op_name = ""
@@ -214,7 +217,11 @@ class _Importer:
             value = np.asarray(self.consts[name])
             if value.dtype.kind not in "fiub":
                 raise self.fail("a non-numeric constant used as a tensor", found=repr(name))
-            self.b.constant(name, value.astype(np.float32).reshape(value.shape or (1,)))
+            if value.ndim > FOLD_RANK:
+                raise self.fail(f"a constant of rank {value.ndim}", found=repr(name))
+            self.b.constant(name, value.astype(np.float32).reshape(fold(value.shape) or (1,)))
+            if value.ndim == FOLD_RANK:
+                self.folded[name] = tuple(value.shape)
             return name
         raise self.fail("unknown value", found=repr(name))
 
@@ -241,6 +248,7 @@ class _Importer:
             self.op_type = op.type
             outputs = [o.name for o in op.outputs]
             self.op_name = outputs[0] if outputs else ""
+            self.out_shape = _shape(self.ct, op.outputs[0].type)[1] if op.outputs else []
             inputs: dict[str, list[Any]] = {}
             for key, argument in op.inputs.items():
                 bindings = []
@@ -252,13 +260,19 @@ class _Importer:
                 inputs[key] = bindings
             attributes = dict(op.attributes)
             try:
-                self._op(self.op_type, inputs, attributes, outputs)
+                if self.op_type != "const" and self.involves_rank5(inputs):
+                    self.rank5(self.op_type, inputs, self.op_name)
+                else:
+                    self._op(self.op_type, inputs, attributes, outputs)
             except AnesimError as exc:
                 if exc.file:
                     raise
                 raise type(exc)(exc.problem, file=self.file, where=self.where(), expected=exc.expected,
                                 found=exc.found) from None
         for name in block.outputs:
+            if self.tensor(name) in self.folded:
+                raise UnsupportedError("a rank-5 model output", file=self.file, where=f"output '{name}'",
+                                       found=list(self.folded[name]))
             self.b.output(self.tensor(name))
         return self.b.build()
 
@@ -360,6 +374,8 @@ class _Importer:
             b.op("concat", self._ins(inputs, "values"), name=out, axis=int(self._arg(inputs, "axis")))
         elif op == "slice_by_index":
             self._slice(inputs, out)
+        elif op == "split":
+            self._split(inputs, outputs)
         else:
             raise self.fail("unsupported operation", found=op)
 
@@ -514,6 +530,25 @@ class _Importer:
             for axis in sorted(int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)):
                 target.insert(axis % (len(target) + 1), 1)
         self.b.op("reshape", [x], name=out, shape=target or [1])
+
+    def _split(self, inputs: dict[str, list[Any]], outputs: list[str]) -> None:
+        x = self._ins(inputs, "x")[0]
+        shape = self.b.graph.info(x).shape
+        axis = int(self._arg(inputs, "axis")) % len(shape)
+        sizes = self._arg(inputs, "split_sizes", None)
+        if sizes is None:
+            parts = int(self._arg(inputs, "num_splits"))
+            if parts < 1 or shape[axis] % parts:
+                raise self.fail("num_splits must divide the axis", found=f"{parts} parts of {shape[axis]}")
+            sizes = [shape[axis] // parts] * parts
+        sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
+        if len(sizes) != len(outputs) or sum(sizes) != shape[axis] or min(sizes) < 1:
+            raise self.fail("split sizes must be positive, one per output, and cover the axis",
+                            expected=f"{len(outputs)} sizes summing to {shape[axis]}", found=sizes)
+        start = 0
+        for size, name in zip(sizes, outputs):
+            self.b.op("slice", [x], name=name, axis=axis, start=start, end=start + size, step=1)
+            start += size
 
     def _slice(self, inputs: dict[str, list[Any]], out: str) -> None:
         x = self._ins(inputs, "x")[0]
