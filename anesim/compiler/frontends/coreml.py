@@ -315,6 +315,9 @@ class _Importer(Rank5):
             return
         if op in UNARY:
             kwargs: dict[str, Any] = {}
+            if op == "gelu" and self._arg(inputs, "mode", "EXACT") != "EXACT":
+                raise self.fail("only the exact (erf) GELU is supported", expected="mode EXACT",
+                                found=self._arg(inputs, "mode"))
             b.op(UNARY[op], self._ins(inputs, "x"), name=out, **kwargs)
         elif op in BINARY:
             b.op(BINARY[op], self._ins(inputs, "x") + self._ins(inputs, "y"), name=out)
