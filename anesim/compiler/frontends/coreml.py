@@ -28,6 +28,7 @@ import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
+from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
@@ -129,7 +130,7 @@ def _shape(ct: SimpleNamespace, value_type: Any) -> tuple[str, list[int]]:
 _REQUIRED = object()  # _arg's default: the parameter must be present
 
 
-class _Importer(Rank5):
+class _Importer(Rank5, Slices):
     def __init__(self, ct: SimpleNamespace, program: Any, blobs: _Blobs, file: str, name: str) -> None:
         self.ct = ct
         self.program = program
@@ -533,55 +534,6 @@ class _Importer(Rank5):
             for axis in sorted(int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)):
                 target.insert(axis % (len(target) + 1), 1)
         self.b.op("reshape", [x], name=out, shape=target or [1])
-
-    def _split(self, inputs: dict[str, list[Any]], outputs: list[str]) -> None:
-        x = self._ins(inputs, "x")[0]
-        shape = self.b.graph.info(x).shape
-        axis = int(self._arg(inputs, "axis")) % len(shape)
-        sizes = self._arg(inputs, "split_sizes", None)
-        if sizes is None:
-            parts = int(self._arg(inputs, "num_splits"))
-            if parts < 1 or shape[axis] % parts:
-                raise self.fail("num_splits must divide the axis", found=f"{parts} parts of {shape[axis]}")
-            sizes = [shape[axis] // parts] * parts
-        sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
-        if len(sizes) != len(outputs) or sum(sizes) != shape[axis] or min(sizes) < 1:
-            raise self.fail("split sizes must be positive, one per output, and cover the axis",
-                            expected=f"{len(outputs)} sizes summing to {shape[axis]}", found=sizes)
-        start = 0
-        for size, name in zip(sizes, outputs):
-            self.b.op("slice", [x], name=name, axis=axis, start=start, end=start + size, step=1)
-            start += size
-
-    def _slice(self, inputs: dict[str, list[Any]], out: str) -> None:
-        x = self._ins(inputs, "x")[0]
-        shape = self.b.graph.info(x).shape
-        rank = len(shape)
-        begin = [int(v) for v in np.asarray(self._arg(inputs, "begin")).reshape(-1)]
-        end = [int(v) for v in np.asarray(self._arg(inputs, "end")).reshape(-1)]
-        stride = [int(v) for v in np.asarray(self._arg(inputs, "stride", [1] * rank)).reshape(-1)]
-        bmask = [bool(v) for v in np.asarray(self._arg(inputs, "begin_mask", [False] * rank)).reshape(-1)]
-        emask = [bool(v) for v in np.asarray(self._arg(inputs, "end_mask", [False] * rank)).reshape(-1)]
-        squeeze = [bool(v) for v in np.asarray(self._arg(inputs, "squeeze_mask", [False] * rank)).reshape(-1)]
-        moves = []
-        for axis in range(rank):
-            start = 0 if bmask[axis] else begin[axis]
-            stop = shape[axis] if emask[axis] else end[axis]
-            if stride[axis] < 1:
-                raise self.fail("negative slice strides are not supported")
-            if (start, stop, stride[axis]) != (0, shape[axis], 1):
-                moves.append((axis, start, stop, stride[axis]))
-        current = x
-        final = out if not any(squeeze) else f"{out}.full"
-        if not moves:
-            self.b.op("identity", [current], name=final)
-        for k, (axis, start, stop, step) in enumerate(moves):
-            name = final if k == len(moves) - 1 else f"{out}.axis{axis}"
-            current = self.b.op("slice", [current], name=name, axis=axis, start=start, end=stop, step=step).name
-        if any(squeeze):
-            kept = [d for i, d in enumerate(self.b.graph.info(final).shape) if not squeeze[i]] or [1]
-            self.b.op("reshape", [final], name=out, shape=kept)
-
 
 def _spec_path(package: Path) -> Path:
     manifest = package / "Manifest.json"

@@ -31,7 +31,12 @@ def fold(shape: tuple[int, ...]) -> tuple[int, ...]:
 class Rank5:
     """Importer mixin: MIL operations on rank-5 tensors, on their folded rank-4 form."""
 
-    b: Any
+    b: Any  # the importer's Builder, value tables and helpers
+    consts: dict[str, Any]
+    lazy: dict[str, Any]
+    _ins: Any
+    _arg: Any
+    fail: Any
     folded: dict[str, tuple[int, ...]]  # value name -> its rank-5 MIL shape (graph holds fold(shape))
     out_shape: list[int]  # the current operation's first output's MIL shape
 
@@ -43,14 +48,22 @@ class Rank5:
         """Whether the current operation reads or writes a tensor of rank above four."""
         if len(self.out_shape) > 4:
             return True
-        return any(kind == "name" and value in self.folded for bindings in inputs.values()
+        return any(kind == "name" and self._rank5_value(value) for bindings in inputs.values()
                    for kind, value in bindings)
+
+    def _rank5_value(self, name: str) -> bool:
+        """Whether a value (a graph tensor or a constant not yet in the graph) has rank above four."""
+        if name in self.folded:
+            return True
+        if name in self.consts:
+            return np.ndim(self.consts[name]) > 4
+        return name in self.lazy and len(self.lazy[name].shape) > 4
 
     def _emit_out(self, graph_out: str, out: str) -> None:
         """Reshape a result into the current operation's output (folded when rank 5)."""
         target = tuple(self.out_shape)
         if len(target) > FOLD_RANK:
-            raise self.fail(f"tensors of rank {len(target)} are not supported", found=target)  # type: ignore[attr-defined]
+            raise self.fail(f"tensors of rank {len(target)} are not supported", found=target)
         self.b.op("reshape", [graph_out], name=out, shape=list(fold(target)) or [1])
         if len(target) == FOLD_RANK:
             self.folded[out] = target
@@ -59,12 +72,12 @@ class Rank5:
         """Lower one operation that reads or writes a rank-5 tensor, or refuse it naming the op."""
         target = tuple(self.out_shape)
         if len(target) > FOLD_RANK or any(d < 1 for d in target):
-            raise self.fail("the output's shape is not a static shape of rank 5 or less",  # type: ignore[attr-defined]
+            raise self.fail("the output's shape is not a static shape of rank 5 or less",
                             found=list(target))
         if op in ("reshape", "squeeze", "expand_dims"):
-            x = self._ins(inputs, "x")[0]  # type: ignore[attr-defined]
+            x = self._ins(inputs, "x")[0]
             if math.prod(self.mil_shape(x)) != math.prod(target):
-                raise self.fail("a reshape that changes the element count", found=(self.mil_shape(x), target))  # type: ignore[attr-defined]
+                raise self.fail("a reshape that changes the element count", found=(self.mil_shape(x), target))
             self._emit_out(x, out)
         elif op in ELEMENTWISE:
             self._elementwise(op, inputs, out)
@@ -73,7 +86,7 @@ class Rank5:
         elif op == "transpose":
             self._transpose5(inputs, out)
         else:
-            raise self.fail("rank-5 tensors are supported only in reshapes, elementwise operations, "  # type: ignore[attr-defined]
+            raise self.fail("rank-5 tensors are supported only in reshapes, elementwise operations, "
                             "reductions and transposes", found=op)
 
     def _elementwise(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
@@ -81,11 +94,11 @@ class Rank5:
         keys = ("x", "y") if op in ("add", "sub", "mul", "real_div", "maximum", "minimum") else ("x",)
         names = []
         for key in keys:
-            name = self._ins(inputs, key)[0]  # type: ignore[attr-defined]
+            name = self._ins(inputs, key)[0]
             shape = (1,) * (FOLD_RANK - len(self.mil_shape(name))) + self.mil_shape(name)
             if len(target) == FOLD_RANK and shape[:2] != target[:2] and shape[0] * shape[1] != 1:
                 # merged axes that broadcast differently from the result's cannot stay merged
-                raise self.fail("an elementwise operand that broadcasts over one of the first two axes "  # type: ignore[attr-defined]
+                raise self.fail("an elementwise operand that broadcasts over one of the first two axes "
                                 "of a rank-5 result", found=f"{list(shape)} against {list(target)}")
             names.append(name)
         from anesim.compiler.frontends.coreml import BINARY, UNARY  # the importer's own op tables
@@ -94,14 +107,14 @@ class Rank5:
 
     def _reduce5(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
         from anesim.compiler.frontends.coreml import REDUCE
-        x = self._ins(inputs, "x")[0]  # type: ignore[attr-defined]
+        x = self._ins(inputs, "x")[0]
         shape = self.mil_shape(x)
         if len(shape) != FOLD_RANK:
-            raise self.fail("a reduction to a rank-5 tensor", found=list(shape))  # type: ignore[attr-defined]
-        axes = {int(a) % FOLD_RANK for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)}  # type: ignore[attr-defined]
+            raise self.fail("a reduction to a rank-5 tensor", found=list(shape))
+        axes = {int(a) % FOLD_RANK for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)}
         merged = {a for a in axes & {0, 1} if shape[a] != 1}  # reducing a unit axis changes nothing
         if merged and not {0, 1} <= axes and shape[0] != 1 and shape[1] != 1:
-            raise self.fail("a reduction over only one of the first two axes of a rank-5 tensor",  # type: ignore[attr-defined]
+            raise self.fail("a reduction over only one of the first two axes of a rank-5 tensor",
                             found=sorted(axes))
         graph_axes = ([0] if merged else []) + sorted(a - 1 for a in axes if a >= 2)
         current = x
@@ -110,15 +123,15 @@ class Rank5:
         self._emit_out(current, out)
 
     def _transpose5(self, inputs: dict[str, list[Any]], out: str) -> None:
-        x = self._ins(inputs, "x")[0]  # type: ignore[attr-defined]
+        x = self._ins(inputs, "x")[0]
         shape = self.mil_shape(x)
         rank = len(shape)
-        perm = [int(p) % rank for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)]  # type: ignore[attr-defined]
+        perm = [int(p) % rank for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)]
         if sorted(perm) != list(range(rank)):
-            raise self.fail("a transpose whose perm is not a permutation of the axes", found=perm)  # type: ignore[attr-defined]
+            raise self.fail("a transpose whose perm is not a permutation of the axes", found=perm)
         kept = [a for a in range(rank) if shape[a] != 1]  # unit axes do not order the data
         if len(kept) > 4:
-            raise self.fail("a rank-5 transpose with no unit axis", found=list(shape))  # type: ignore[attr-defined]
+            raise self.fail("a rank-5 transpose with no unit axis", found=list(shape))
         order = [kept.index(a) for a in perm if shape[a] != 1]
         squeezed = self.b.op("reshape", [x], name=f"{out}.squeezed", shape=[shape[a] for a in kept] or [1]).name
         moved = squeezed
