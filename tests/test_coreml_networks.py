@@ -44,3 +44,83 @@ def test_1d_convolution_and_negative_transpose_axes(ct, tmp_path: Path) -> None:
     want = conv.reshape(1, 2, 4, 8).transpose(0, 2, 1, 3)
     assert np.asarray(got).shape == want.shape
     np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=2 ** -7, atol=2 ** -7 * np.abs(want).max())
+
+
+def _run(ct, prog, path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                       compute_precision=ct.precision.FLOAT32)
+    model.save(str(path))
+    compiled = anesim.compile(path, "m5-pro")
+    (got,) = anesim.execute(compiled, feeds, "m5-pro").values()
+    return np.asarray(got, np.float32)
+
+
+def test_rank5_group_norm_view(ct, tmp_path: Path) -> None:
+    """Group norm as the converter writes it: a (N, G, C/G, H, W) view reduced over its last three axes."""
+    from coremltools.converters.mil import Builder as mb
+
+    rng = np.random.default_rng(1)
+    gamma = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
+    shift = rng.standard_normal((1, 4, 1, 1, 1)).astype(np.float32)  # a rank-5 constant, per group
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 8, 4, 4))], opset_version=ct.target.iOS17)
+    def prog(x):
+        v = mb.reshape(x=x, shape=[1, 4, 2, 4, 4], name="groups")
+        mean = mb.reduce_mean(x=v, axes=[2, 3, 4], keep_dims=True)
+        d = mb.sub(x=v, y=mean)
+        var = mb.reduce_mean(x=mb.square(x=d), axes=[2, 3, 4], keep_dims=True)
+        n = mb.real_div(x=d, y=mb.sqrt(x=mb.add(x=var, y=1e-5)))
+        n = mb.add(x=n, y=shift)
+        return mb.mul(x=mb.reshape(x=n, shape=[1, 8, 4, 4]), y=gamma, name="out")
+
+    x = rng.standard_normal((1, 8, 4, 4)).astype(np.float32)
+    got = _run(ct, prog, tmp_path / "gn.mlpackage", {"x": x})
+    v = x.reshape(1, 4, 2, 4, 4)
+    d = v - v.mean(axis=(2, 3, 4), keepdims=True)
+    want = ((d / np.sqrt((d ** 2).mean(axis=(2, 3, 4), keepdims=True) + 1e-5) + shift).reshape(1, 8, 4, 4)) * gamma
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=2 ** -7, atol=2 ** -7 * np.abs(want).max())
+
+
+def test_rank5_attention_split_and_split_op(ct, tmp_path: Path) -> None:
+    """torch's packed-projection split (unit axes through rank 5) and MIL split are pure data movement."""
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(5, 1, 12))], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.reshape(x=x, shape=[5, 1, 3, 4])
+        y = mb.expand_dims(x=y, axes=[0])  # (1, 5, 1, 3, 4)
+        y = mb.transpose(x=y, perm=[3, 1, 2, 0, 4])  # (3, 5, 1, 1, 4)
+        y = mb.squeeze(x=y, axes=[-2])  # (3, 5, 1, 4)
+        a, b = mb.split(x=y, split_sizes=[1, 2], axis=0)
+        return mb.concat(values=[b, a], axis=0, name="out")
+
+    x = np.arange(60, dtype=np.float32).reshape(5, 1, 12) / 8
+    got = _run(ct, prog, tmp_path / "split.mlpackage", {"x": x})
+    y = x.reshape(5, 1, 3, 4)[None].transpose(3, 1, 2, 0, 4).squeeze(-2)
+    want = np.concatenate([y[1:], y[:1]], axis=0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_rank5_uses_without_a_lowering_are_refused(ct, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    from anesim.errors import UnsupportedError
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 3, 4, 4))], opset_version=ct.target.iOS17)
+    def soft(x):
+        return mb.softmax(x=mb.reshape(x=x, shape=[2, 3, 1, 4, 4]), axis=2, name="out5")
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 3, 4, 4))], opset_version=ct.target.iOS17)
+    def mixed(x):
+        v = mb.reshape(x=x, shape=[2, 3, 2, 2, 4])
+        m = mb.reduce_mean(x=v, axes=[1], keep_dims=True)  # one of the merged axes only
+        return mb.reshape(x=mb.sub(x=v, y=m), shape=[2, 3, 4, 4], name="out")
+
+    for prog, op in ((soft, "softmax"), (mixed, "reduce_mean")):
+        model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                           compute_precision=ct.precision.FLOAT32)
+        path = tmp_path / f"{op}.mlpackage"
+        model.save(str(path))
+        with pytest.raises(UnsupportedError, match=f"\\({op}\\)"):
+            anesim.compile(path, "m5-pro")

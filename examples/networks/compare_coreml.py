@@ -50,7 +50,9 @@ def compare(name: str, folder: Path) -> str:
     except AnesimError as exc:
         return f"| {name} | refused: {exc} | | | |"
     start = time.perf_counter()
-    got = anesim.execute(compiled, feeds, CHIP, numerics="fast")
+    # torch.export conversions name the inputs after the forward's arguments: feed by position
+    inputs = dict(zip(compiled.graph.inputs, feeds.values()))
+    got = anesim.execute(compiled, inputs, CHIP, numerics="fast")
     seconds = time.perf_counter() - start
     value = np.asarray(next(iter(got.values())), np.float64).reshape(expected.shape)
     error = float(np.max(np.abs(value - expected)) / np.max(np.abs(expected)))

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
+from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
@@ -128,7 +130,7 @@ def _shape(ct: SimpleNamespace, value_type: Any) -> tuple[str, list[int]]:
 _REQUIRED = object()  # _arg's default: the parameter must be present
 
 
-class _Importer:
+class _Importer(Rank5, Slices):
     def __init__(self, ct: SimpleNamespace, program: Any, blobs: _Blobs, file: str, name: str) -> None:
         self.ct = ct
         self.program = program
@@ -138,6 +140,8 @@ class _Importer:
         self.consts: dict[str, Any] = {}  # name -> numpy value (scalars, shapes, small tensors)
         self.lazy: dict[str, ConstantData] = {}  # name -> lazily read float tensor
         self.formats: dict[str, tuple[str, int]] = {}  # const name -> (weight format, palette bits)
+        self.folded: dict[str, tuple[int, ...]] = {}  # rank-5 values, held folded (coreml_rank5)
+        self.out_shape: list[int] = []
         self.index = 0
         self.op_type = ""
         self.op_name = ""
@@ -214,7 +218,11 @@ class _Importer:
             value = np.asarray(self.consts[name])
             if value.dtype.kind not in "fiub":
                 raise self.fail("a non-numeric constant used as a tensor", found=repr(name))
-            self.b.constant(name, value.astype(np.float32).reshape(value.shape or (1,)))
+            if value.ndim > FOLD_RANK:
+                raise self.fail(f"a constant of rank {value.ndim}", found=repr(name))
+            self.b.constant(name, value.astype(np.float32).reshape(fold(value.shape) or (1,)))
+            if value.ndim == FOLD_RANK:
+                self.folded[name] = tuple(value.shape)
             return name
         raise self.fail("unknown value", found=repr(name))
 
@@ -241,6 +249,7 @@ class _Importer:
             self.op_type = op.type
             outputs = [o.name for o in op.outputs]
             self.op_name = outputs[0] if outputs else ""
+            self.out_shape = _shape(self.ct, op.outputs[0].type)[1] if op.outputs else []
             inputs: dict[str, list[Any]] = {}
             for key, argument in op.inputs.items():
                 bindings = []
@@ -252,13 +261,19 @@ class _Importer:
                 inputs[key] = bindings
             attributes = dict(op.attributes)
             try:
-                self._op(self.op_type, inputs, attributes, outputs)
+                if self.op_type != "const" and self.involves_rank5(inputs):
+                    self.rank5(self.op_type, inputs, self.op_name)
+                else:
+                    self._op(self.op_type, inputs, attributes, outputs)
             except AnesimError as exc:
                 if exc.file:
                     raise
                 raise type(exc)(exc.problem, file=self.file, where=self.where(), expected=exc.expected,
                                 found=exc.found) from None
         for name in block.outputs:
+            if self.tensor(name) in self.folded:
+                raise UnsupportedError("a rank-5 model output", file=self.file, where=f"output '{name}'",
+                                       found=list(self.folded[name]))
             self.b.output(self.tensor(name))
         return self.b.build()
 
@@ -301,6 +316,9 @@ class _Importer:
             return
         if op in UNARY:
             kwargs: dict[str, Any] = {}
+            if op == "gelu" and self._arg(inputs, "mode", "EXACT") != "EXACT":
+                raise self.fail("only the exact (erf) GELU is supported", expected="mode EXACT",
+                                found=self._arg(inputs, "mode"))
             b.op(UNARY[op], self._ins(inputs, "x"), name=out, **kwargs)
         elif op in BINARY:
             b.op(BINARY[op], self._ins(inputs, "x") + self._ins(inputs, "y"), name=out)
@@ -360,6 +378,8 @@ class _Importer:
             b.op("concat", self._ins(inputs, "values"), name=out, axis=int(self._arg(inputs, "axis")))
         elif op == "slice_by_index":
             self._slice(inputs, out)
+        elif op == "split":
+            self._split(inputs, outputs)
         else:
             raise self.fail("unsupported operation", found=op)
 
@@ -514,36 +534,6 @@ class _Importer:
             for axis in sorted(int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)):
                 target.insert(axis % (len(target) + 1), 1)
         self.b.op("reshape", [x], name=out, shape=target or [1])
-
-    def _slice(self, inputs: dict[str, list[Any]], out: str) -> None:
-        x = self._ins(inputs, "x")[0]
-        shape = self.b.graph.info(x).shape
-        rank = len(shape)
-        begin = [int(v) for v in np.asarray(self._arg(inputs, "begin")).reshape(-1)]
-        end = [int(v) for v in np.asarray(self._arg(inputs, "end")).reshape(-1)]
-        stride = [int(v) for v in np.asarray(self._arg(inputs, "stride", [1] * rank)).reshape(-1)]
-        bmask = [bool(v) for v in np.asarray(self._arg(inputs, "begin_mask", [False] * rank)).reshape(-1)]
-        emask = [bool(v) for v in np.asarray(self._arg(inputs, "end_mask", [False] * rank)).reshape(-1)]
-        squeeze = [bool(v) for v in np.asarray(self._arg(inputs, "squeeze_mask", [False] * rank)).reshape(-1)]
-        moves = []
-        for axis in range(rank):
-            start = 0 if bmask[axis] else begin[axis]
-            stop = shape[axis] if emask[axis] else end[axis]
-            if stride[axis] < 1:
-                raise self.fail("negative slice strides are not supported")
-            if (start, stop, stride[axis]) != (0, shape[axis], 1):
-                moves.append((axis, start, stop, stride[axis]))
-        current = x
-        final = out if not any(squeeze) else f"{out}.full"
-        if not moves:
-            self.b.op("identity", [current], name=final)
-        for k, (axis, start, stop, step) in enumerate(moves):
-            name = final if k == len(moves) - 1 else f"{out}.axis{axis}"
-            current = self.b.op("slice", [current], name=name, axis=axis, start=start, end=stop, step=step).name
-        if any(squeeze):
-            kept = [d for i, d in enumerate(self.b.graph.info(final).shape) if not squeeze[i]] or [1]
-            self.b.op("reshape", [final], name=out, shape=kept)
-
 
 def _spec_path(package: Path) -> Path:
     manifest = package / "Manifest.json"

@@ -1,0 +1,64 @@
+"""MIL slicing operations (``slice_by_index``, ``split``) as engine slices (Core ML importer mixin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Slices:
+    """Importer mixin: MIL operations that cut a tensor along its axes."""
+
+    b: Any  # the importer's Builder; _ins, _arg and fail are the importer's
+    _ins: Any
+    _arg: Any
+    fail: Any
+
+    def _split(self, inputs: dict[str, list[Any]], outputs: list[str]) -> None:
+        x = self._ins(inputs, "x")[0]
+        shape = self.b.graph.info(x).shape
+        axis = int(self._arg(inputs, "axis")) % len(shape)
+        sizes = self._arg(inputs, "split_sizes", None)
+        if sizes is None:
+            parts = int(self._arg(inputs, "num_splits"))
+            if parts < 1 or shape[axis] % parts:
+                raise self.fail("num_splits must divide the axis", found=f"{parts} parts of {shape[axis]}")
+            sizes = [shape[axis] // parts] * parts
+        sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
+        if len(sizes) != len(outputs) or sum(sizes) != shape[axis] or min(sizes) < 1:
+            raise self.fail("split sizes must be positive, one per output, and cover the axis",
+                            expected=f"{len(outputs)} sizes summing to {shape[axis]}", found=sizes)
+        start = 0
+        for size, name in zip(sizes, outputs):
+            self.b.op("slice", [x], name=name, axis=axis, start=start, end=start + size, step=1)
+            start += size
+
+    def _slice(self, inputs: dict[str, list[Any]], out: str) -> None:
+        x = self._ins(inputs, "x")[0]
+        shape = self.b.graph.info(x).shape
+        rank = len(shape)
+        begin = [int(v) for v in np.asarray(self._arg(inputs, "begin")).reshape(-1)]
+        end = [int(v) for v in np.asarray(self._arg(inputs, "end")).reshape(-1)]
+        stride = [int(v) for v in np.asarray(self._arg(inputs, "stride", [1] * rank)).reshape(-1)]
+        bmask = [bool(v) for v in np.asarray(self._arg(inputs, "begin_mask", [False] * rank)).reshape(-1)]
+        emask = [bool(v) for v in np.asarray(self._arg(inputs, "end_mask", [False] * rank)).reshape(-1)]
+        squeeze = [bool(v) for v in np.asarray(self._arg(inputs, "squeeze_mask", [False] * rank)).reshape(-1)]
+        moves = []
+        for axis in range(rank):
+            start = 0 if bmask[axis] else begin[axis]
+            stop = shape[axis] if emask[axis] else end[axis]
+            if stride[axis] < 1:
+                raise self.fail("negative slice strides are not supported")
+            if (start, stop, stride[axis]) != (0, shape[axis], 1):
+                moves.append((axis, start, stop, stride[axis]))
+        current = x
+        final = out if not any(squeeze) else f"{out}.full"
+        if not moves:
+            self.b.op("identity", [current], name=final)
+        for k, (axis, start, stop, step) in enumerate(moves):
+            name = final if k == len(moves) - 1 else f"{out}.axis{axis}"
+            current = self.b.op("slice", [current], name=name, axis=axis, start=start, end=stop, step=step).name
+        if any(squeeze):
+            kept = [d for i, d in enumerate(self.b.graph.info(final).shape) if not squeeze[i]] or [1]
+            self.b.op("reshape", [final], name=out, shape=kept)
