@@ -14,8 +14,9 @@ array is created or a loop is entered, so a damaged or hostile file ends in one
   the memory limit (240 G for 3.5 GiB; ResNet-50 is about 4 G multiply-accumulates);
   ``ANESIM_MAX_WORK`` overrides it.
 - The **step limit** bounds how many structural steps a file asks for: graph nodes after
-  expansion, loop repeats, lowered operations, timing tile steps. One step per 4 KiB of the
-  memory limit: 917,504 by default (a Stable Diffusion UNet on the M1 takes 261k tile steps).
+  expansion, loop repeats, lowered operations, timing tile steps. One step per 2 KiB of the
+  memory limit: 1,835,008 by default (the largest shipped model, a Stable Diffusion UNet, takes
+  1.22 M timing tile steps in one segment on the A11, whose 1 MB working set cuts it finest).
 
 docs/limits.md records the choices.
 """
@@ -39,7 +40,7 @@ WORK_PER_BYTE = 64
 # The engine's IOVA window on t8103/t6000 (reference/command-stream.md §1.2: vm_size 0xe0000000);
 # the default when no chip is at hand. Chips carry the same figure as dram.window_bytes.
 DEFAULT_WINDOW_BYTES = 0xE000_0000
-STEP_BYTES = 4 * 1024  # one step per 4 KiB: each step of a run touches at least that much memory
+STEP_BYTES = 2 * 1024  # one step per 2 KiB: each step of a run touches at least that much memory
 MIN_MEMORY_BYTES = 1 << 20
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,

@@ -33,7 +33,7 @@ def test_sizes_parse_and_the_override_wins(monkeypatch: pytest.MonkeyPatch) -> N
         parse_size("lots")
     assert current().memory_bytes == 0xE0000000
     monkeypatch.setenv("ANESIM_MAX_MEMORY", "64M")
-    assert current().memory_bytes == 64 << 20 and current().steps == 16384
+    assert current().memory_bytes == 64 << 20 and current().steps == (64 << 20) // 2048
     set_max_memory("32M")
     try:
         assert current().memory_bytes == 32 << 20
