@@ -21,7 +21,7 @@ def combine(results: list[TimingResult], program: str, host: list[list[HostCost]
 
     ``host`` holds the host work before each dispatch and, last, after the final one. A model
     wholly on the host has no dispatch: ``results`` is empty and ``template`` (an empty
-    program's result) gives the chip's clock and units.
+    program's result) gives the chip's clock and units, and the call costs one handoff.
     """
     first = results[0] if results else template
     assert first is not None, "combine needs a result or a template"
@@ -56,6 +56,11 @@ def combine(results: list[TimingResult], program: str, host: list[list[HostCost]
                   for u, name, start, end, task in r.raw_trace()]
         offset_s += r.latency_s
     run_host(host[-1], False, bool(results))
+    if not results:
+        # wholly on the CPU: the request still crosses from the caller to the CPU path once, so
+        # a call takes time even when its host work is empty
+        handoffs += 1
+        offset_s += handoff_s
     latency = offset_s
     engine_cycles = sum(r.engine_cycles for r in results)
     host_s = latency - sum(r.latency_s for r in results)

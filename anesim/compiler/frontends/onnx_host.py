@@ -134,7 +134,8 @@ class HostHandlers:
             g.nodes.append(Node(name, ONNX_HOST_OP, tuple(feeds), out, {
                 "source_type": node.op_type, "domain": node.domain, "model": payload, "outputs": tuple(outs),
                 "output_index": k, "shape": graph_shape, "onnx_shape": shape, "onnx_dtype": dtype.name,
-                "in_shapes": tuple(in_shapes), "in_dtypes": tuple(in_dtypes), "reason": reason}, where))
+                "in_shapes": tuple(in_shapes), "in_dtypes": tuple(in_dtypes), "reason": reason,
+                "file": str(self.file or "")}, where))
             self.dtypes[out] = dtype
             if not shape:
                 self.scalars.add(out)

@@ -480,11 +480,12 @@ def _onnx_host_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 # package's reference implementation (anesim.compiler.reference.onnx_host), with the exact ONNX
 # element types, as Core ML's CPU fallback computes such layers in fp32 (integers exactly).
 # ``model`` is a serialized one-node ModelProto (compile-time inputs as initializers), ``outputs``
-# the graph tensors of all the node's outputs (evaluated once), ``output_index`` this one.
+# the graph tensors of all the node's outputs (evaluated once), ``output_index`` this one, ``file``
+# the model file it came from (for the messages of a run-time failure).
 ONNX_HOST_OP = "onnx_host"
 SPECS[ONNX_HOST_OP] = OpSpec(ONNX_HOST_OP, 0, 64, {
     "source_type": None, "domain": "", "model": b"", "outputs": (), "output_index": 0, "shape": None,
-    "onnx_shape": (), "onnx_dtype": "float32", "in_shapes": (), "in_dtypes": (), "reason": ""},
+    "onnx_shape": (), "onnx_dtype": "float32", "in_shapes": (), "in_dtypes": (), "reason": "", "file": ""},
     _onnx_host_infer)
 
 OP_NAMES: tuple[str, ...] = tuple(sorted(SPECS))
