@@ -42,7 +42,8 @@ def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("predicted latency (ms)")
     ax.set_title("Latency by chip (predicted by anesim)")
-    ax.legend(fontsize=7, ncol=2)
+    # beside the axes, not over them: with many programs the legend would hide the last chips' bars
+    ax.legend(fontsize=7, ncol=1 if len(programs) <= 14 else 2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
