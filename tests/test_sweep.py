@@ -148,3 +148,20 @@ def test_every_shipped_program_on_every_chip(tmp_path: Path) -> None:
     rows = _rows(tmp_path / "sweep.csv")
     assert len(rows) == len(programs) * 28
     assert [r for r in rows if r["error"]] == []
+
+
+def test_parquet_holds_the_same_table_as_the_csv(tmp_path: Path) -> None:
+    """With pyarrow (the sweep extra), sweep.parquet has the CSV's rows, columns and values."""
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the sweep and test extras) is not installed")
+    from anesim.sweep.table import write_tables
+
+    rows = [{"program": "p", "chip": "m1", "latency_s": 1.5e-4, "ne.cores": 4},
+            {"program": "p", "chip": "m5", "latency_s": 9.0e-5, "ne.cores": 8}]
+    written = write_tables(rows, tmp_path)
+    assert [p.name for p in written] == ["sweep.csv", "sweep.parquet"]
+    table = pq.read_table(tmp_path / "sweep.parquet").to_pylist()
+    with (tmp_path / "sweep.csv").open(encoding="utf-8") as f:
+        from_csv = list(csv.DictReader(f))
+    assert [list(r) for r in table] == [list(r) for r in from_csv]
+    assert [r["latency_s"] for r in table] == [1.5e-4, 9.0e-5]
+    assert [r["ne.cores"] for r in table] == [4, 8]
