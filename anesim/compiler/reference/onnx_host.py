@@ -47,7 +47,7 @@ def evaluate(node: Node, args: list[np.ndarray]) -> dict[str, np.ndarray]:
         try:
             results = sess.run(None, feeds)
         except Exception as exc:  # the reference raises many types; all mean "cannot evaluate"
-            raise CompileError("the host's reference evaluation of an ONNX node failed", file=a["file"] or None,
+            raise CompileError("the host's reference evaluation of an ONNX node failed", file=a.get("file") or None,
                                where=node.describe(), found=f"{type(exc).__name__}: {exc}"[:300]) from None
     return {name: np.asarray(value) for name, value in zip(a["outputs"], results) if name}
 
@@ -57,8 +57,8 @@ def check_result(node: Node, arr: np.ndarray) -> np.ndarray:
     a = node.attrs
     if tuple(arr.shape) != tuple(a["onnx_shape"]) or arr.dtype != np.dtype(a["onnx_dtype"]):
         raise CompileError("a host op's result differs from the shape and type ONNX shape inference gave",
-                           file=a["file"] or None, where=node.describe(), expected=f"{a['onnx_dtype']} {tuple(a['onnx_shape'])}",
-                           found=f"{arr.dtype} {arr.shape}")
+                           file=a.get("file") or None, where=node.describe(),
+                           expected=f"{a['onnx_dtype']} {tuple(a['onnx_shape'])}", found=f"{arr.dtype} {arr.shape}")
     return arr.reshape(tuple(a["shape"]))
 
 
