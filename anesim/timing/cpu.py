@@ -21,7 +21,7 @@ import numpy as np
 from anesim.chips.schema import ChipConfig
 from anesim.compiler.graph.graph import HOST_DTYPE, Graph, Node
 from anesim.compiler.graph.ops import ONNX_HOST_OP, node_macs
-from anesim.errors import ConfigError
+from anesim.errors import ConfigError, UnsupportedError
 
 ENGINE_TYPE_BYTES = {"fp16": 4, "int8": 1, "uint8": 1}  # as the host reads them (fp16 widened to fp32)
 
@@ -50,8 +50,13 @@ def _bytes(graph: Graph, node: Node) -> int:
             size = np.dtype(node.attrs["onnx_dtype"]).itemsize
         elif info.dtype == HOST_DTYPE:
             size = 8
-        else:
-            size = ENGINE_TYPE_BYTES.get(info.dtype, 4)
+        elif info.dtype in ENGINE_TYPE_BYTES:
+            size = ENGINE_TYPE_BYTES[info.dtype]
+        else:  # a new engine type must say how the host reads it, not borrow fp32's width
+            raise UnsupportedError("the CPU-fallback cost has no host width for this element type",
+                                   where=f"host operation '{node.name}': tensor '{name}'",
+                                   expected=", ".join(sorted(ENGINE_TYPE_BYTES)) + " or a host type",
+                                   found=info.dtype)
         total += math.prod(info.shape) * size
     return total
 
