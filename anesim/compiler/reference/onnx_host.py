@@ -29,11 +29,28 @@ def evaluator(model: bytes) -> Any:
     return ReferenceEvaluator(onnx.load_from_string(model))
 
 
-def _as_type(arr: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    """An array (fp16 from the engine, or exact from the host) as the node's input type."""
+def _as_type(arr: np.ndarray, dtype: np.dtype, shape: tuple[int, ...], node: Node, name: str) -> np.ndarray:
+    """An array (fp16 from the engine, or exact from the host) as the node's input type.
+
+    An engine value read as an integer must already be one, in the type's range: rounding or
+    wrapping it would change the host's result on a guess, so it is refused instead.
+    """
     arr = np.asarray(arr)
     if arr.dtype != dtype and arr.dtype.kind == "f" and dtype.kind in "iub":
-        arr = arr != 0 if dtype == np.bool_ else np.rint(arr)
+        if dtype == np.bool_:
+            arr = arr != 0
+        else:
+            info = np.iinfo(dtype)
+            wide = arr.astype(np.float64)  # (the type's bounds do not fit fp16)
+            with np.errstate(invalid="ignore"):
+                bad = ~(np.isfinite(wide) & (wide == np.rint(wide)) & (wide >= info.min) & (wide < info.max + 1.0))
+            if bad.any():
+                first = int(np.flatnonzero(bad.ravel())[0])
+                raise CompileError("an engine value read by a host op's integer input is not an integer "
+                                   "in its type's range", file=node.attrs.get("file") or None,
+                                   where=f"{node.describe()}: input '{name}', element {first}",
+                                   expected=f"an integral {dtype.name} value",
+                                   found=repr(float(arr.ravel()[first])))
     return arr.astype(dtype, copy=False).reshape(shape)
 
 
@@ -41,7 +58,7 @@ def evaluate(node: Node, args: list[np.ndarray]) -> dict[str, np.ndarray]:
     """All outputs of the ONNX node behind ``node``, by graph tensor name, in their ONNX types."""
     a = node.attrs
     sess = evaluator(a["model"])
-    feeds = {name: _as_type(arr, np.dtype(dt), tuple(shape))
+    feeds = {name: _as_type(arr, np.dtype(dt), tuple(shape), node, name)
              for name, arr, dt, shape in zip(sess.input_names, args, a["in_dtypes"], a["in_shapes"])}
     with np.errstate(all="ignore"):
         try:
