@@ -47,7 +47,7 @@ TIMING_PARAMS = ("ne.mac_lanes_per_out_channel", "dram.weight_bytes_per_s", "dra
                  "planar.elements_per_cycle")
 POWER_PARAMS = ("power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j")
 # in the order of POWER_PARAMS: each energy coefficient is one constant times chip facts
-POWER_CONSTANTS = ("engine_w_per_tops", "mac_energy_j_n5", "dram_byte_energy_j_n5")
+POWER_CONSTANTS = ("engine_floor_w", "mac_energy_j_n5", "dram_byte_energy_j_n5")
 PROBE = math.log(2.0)  # each timing Param is simulated at half and at twice its shipped value
 Constants = dict[str, float]
 Progress = Callable[[str], None]
