@@ -220,6 +220,24 @@ def test_matrix_as_one_long_row_is_split_by_columns(chip):
     assert t.dram_weight_bytes == 5 * 8 * 2**20
 
 
+def test_a_large_dram_operand_in_one_step_is_double_buffered(chip):
+    # An add of two 1 x 1024-wide, 512-channel fp16 tensors (1 MiB each) into a third: every
+    # operand fits the 2 MiB working set, so the compiler leaves one tile. Each DRAM operand
+    # is over half the tile budget (1797152 / 2 = 898576 B), so the step is cut into
+    # ceil(1048576 / 898576) = 2 column pieces: the second piece's read overlaps the first's
+    # write. Same bytes, less time; a 0.5 MiB stream (under half the budget) stays whole.
+    big = simulate(program(add_task(0, 512, 1, 1024)), chip)
+    assert big.tasks[0].tiles == 2
+    assert big.dram_bytes_total == 3 * 2**20
+    one = make_chip(**{"memory.working_set_cap_bytes": 8 * 2**20, "memory.pool_bytes": 16 * 2**20})
+    whole = simulate(program(add_task(0, 512, 1, 1024)), one)  # half the budget is 4 MB: one step
+    assert whole.tasks[0].tiles == 1
+    assert whole.dram_bytes_total == big.dram_bytes_total
+    assert big.latency_s < whole.latency_s
+    small = simulate(program(add_task(0, 256, 1, 1024)), chip)
+    assert small.tasks[0].tiles == 1
+
+
 def test_dispatch_floor_of_a_tiny_program(chip):
     # One elementwise add of two 1-element fp16 tensors in DRAM:
     #  source DMA 100 + 4/20 = 100.2; planar ceil(1/32) = 1; destination 100 + 2/20 = 100.1.

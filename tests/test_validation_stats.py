@@ -178,6 +178,32 @@ def test_nonnegative_least_squares_recovers_and_clips() -> None:
     assert got.min() >= 0 and got[1] == 0
 
 
+def test_power_solve_fits_log_error_and_resists_an_outlier() -> None:
+    import numpy as np
+
+    from anesim.validate.calibrate import _log_error, _nonneg_lstsq, power_solve
+
+    rng = np.random.default_rng(3)
+    feats = rng.uniform(0.2, 2.0, size=(12, 3))
+    truth = np.array([0.4, 0.3, 0.2])
+    measured = feats @ truth
+    a = feats / measured[:, None]  # rows of features over measured: a x = simulated / measured
+    assert np.allclose(power_solve(a), truth, rtol=1e-3)
+    # one row measured 5x too low: least squares moves every coefficient, the log-error fit
+    # keeps the other rows exact
+    bad = measured.copy()
+    bad[0] /= 5.0
+    a_bad = feats / bad[:, None]
+    x = power_solve(a_bad)
+    assert x.min() >= 0
+    assert np.allclose(x, truth, rtol=1e-2)
+    assert _log_error(a_bad, x) < _log_error(a_bad, _nonneg_lstsq(a_bad, np.ones(12)))
+    # a feature that is zero on every row stays at zero
+    a_zero = a.copy()
+    a_zero[:, 2] = 0.0
+    assert power_solve(a_zero)[2] == 0.0
+
+
 def test_power_method_is_energy_over_latency() -> None:
     from anesim.timing.power import dispatch_energy_j
     from anesim.validate.methods import measure

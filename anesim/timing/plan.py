@@ -166,6 +166,28 @@ def _column_parts(chip: ChipConfig, task: Task, rows: int) -> int:
     return max(1, min(parts, max(1, task.result.width)))
 
 
+def _double_buffer_parts(chip: ChipConfig, task: Task, kernel_bytes: int) -> int:
+    """Steps a one-step task with a large DRAM operand is cut into, so its DMA double-buffers.
+
+    A task the tiler leaves whole (every operand under the working-set bound) would read its
+    DRAM source, compute and write its DRAM result one after the other. The tile DMA holds a
+    tile being filled beside the one being used (guide ch.21: tiles are double-buffered so the
+    fill of tile n + 1 overlaps compute on tile n), so a DRAM operand larger than half the
+    tile budget is moved in pieces of at most that half. ANEForge's elementwise sweeps measure
+    it: a 256 x 4096 relu stream (2 MiB in, 2 MiB out) runs at the per-byte rate of the
+    2048- and 8192-row streams plus the call's fixed cost on the M5 and the M5 Pro. A kernel
+    too large for the kernel cache is not split this way: every piece would fetch it again.
+    """
+    if kernel_bytes > chip.memory.kernel_cache_bytes.value:
+        return 1
+    dram = [s.nbytes for s in task.sources if s.space == "dram"]
+    if task.result.space == "dram":
+        dram.append(task.result.nbytes)
+    half = _tile_budget_bytes(chip) / 2
+    largest = max(dram, default=0)
+    return costs.ceil_div(int(largest), int(half)) if largest > half else 1
+
+
 class _LastWriter:
     """Which task last wrote each byte range, per memory (a DRAM slot or the pool)."""
 
@@ -271,6 +293,15 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         # Column split: when even one output row's streamed input exceeds the budget (a matrix
         # laid out as one long row), each row is cut into `parts` pieces of equal width.
         parts = _column_parts(chip, task, rows)
+        if rows >= h_out and parts == 1:  # one step: let a large DRAM operand double-buffer
+            split = _double_buffer_parts(chip, task, kb)
+            if split > 1 and h_out > 1:
+                rows = costs.ceil_div(h_out, min(split, h_out))
+                n_full, rem = divmod(h_out, rows)
+                tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
+                tiles = n_full + (1 if rem else 0)
+            elif split > 1:
+                parts = min(split, max(1, result.width))
         if parts > 1:
             tile_sizes = [(1, h_out * parts)]
             tiles = h_out * parts

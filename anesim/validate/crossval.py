@@ -10,8 +10,8 @@ from a handful of full simulations per chip:
   log(simulated / measured) is then modelled as its value at the reference plus, per Param, a
   piecewise-linear function of log(Param / reference Param) through those three simulations
   (linear beyond them);
-- the energy coefficients enter a power point linearly, so they are solved exactly
-  (non-negative least squares of the relative error) at the fitted timing.
+- the energy coefficients enter a power point linearly, so they are solved directly at the
+  fitted timing, for the timing search's objective (mean absolute log error, non-negative).
 
 Timing constants are fitted by a deterministic coordinate search in log space over each
 constant's fixed range, from the reference, on the mean absolute log error; nothing reads the
@@ -36,7 +36,7 @@ from anesim.chips.loader import resolve_file
 from anesim.chips.scaling import constants_of, derive, load_model
 from anesim.chips.schema import ChipConfig
 from anesim.errors import AnesimError, InputError
-from anesim.validate.calibrate import COARSE, FINE, _nonneg_lstsq
+from anesim.validate.calibrate import COARSE, FINE, power_solve
 from anesim.validate.methods import measure
 from anesim.validate.runner import point_of, validated_chips
 from anesim.validate.simulate import PipelineTimer, Simulator
@@ -47,7 +47,7 @@ TIMING_PARAMS = ("ne.mac_lanes_per_out_channel", "dram.weight_bytes_per_s", "dra
                  "planar.elements_per_cycle")
 POWER_PARAMS = ("power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j")
 # in the order of POWER_PARAMS: each energy coefficient is one constant times chip facts
-POWER_CONSTANTS = ("engine_w_per_tops", "mac_energy_j_n5", "dram_byte_energy_j_n5")
+POWER_CONSTANTS = ("engine_floor_w", "mac_energy_j_n5", "dram_byte_energy_j_n5")
 PROBE = math.log(2.0)  # each timing Param is simulated at half and at twice its shipped value
 Constants = dict[str, float]
 Progress = Callable[[str], None]
@@ -243,7 +243,7 @@ GLOBAL_STEPS = 24  # the first pass scans each constant's whole range at this ma
 
 
 def fit_constants(surfaces: Sequence[ChipSurface], start: Constants | None = None) -> Constants:
-    """Shared constants fitted on the given chips: timing by coordinate search, energy by NNLS.
+    """Shared constants fitted on the given chips: timing by coordinate search, energy by ``power_solve``.
 
     The search is deterministic and does not read the constants the model file holds: it starts
     at the ``fit`` references (or ``start``), scans each timing constant's whole range, then
@@ -289,7 +289,7 @@ def fit_constants(surfaces: Sequence[ChipSurface], start: Constants | None = Non
     if feats:
         a = np.concatenate(feats)
         scale = np.maximum(np.abs(a).max(axis=0), 1e-300)
-        x = _nonneg_lstsq(a / scale, np.ones(len(a))) / scale
+        x = power_solve(a / scale) / scale
         for k, v, floor in zip(POWER_CONSTANTS, x, (1e-3, 1e-15, 1e-15)):
             best[k] = max(float(v), floor)
     return {k: float(f"{v:.4g}") for k, v in best.items()}
