@@ -27,7 +27,7 @@ from anesim.errors import ConfigError
 from anesim.yamlfile import read_yaml
 
 RULE_KEY = "rule"
-SECTIONS = ("ne", "planar", "memory", "dram", "dispatch", "power", "facts", "identity")
+SECTIONS = ("ne", "planar", "memory", "dram", "dispatch", "cpu", "power", "facts", "identity")
 _DOTTED = re.compile(r"\b(" + "|".join(SECTIONS) + r")\.([a-z_0-9]+)")
 _NAME = re.compile(r"\b[a-z_][a-z_0-9]*\b")
 
