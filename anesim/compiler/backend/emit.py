@@ -241,15 +241,13 @@ class ProgramEmitter:
                 return bytes(blob)
 
             slots[CONSTANT_SLOT] = LazySlot(CONSTANT_SLOT, sizes[CONSTANT_SLOT], "constant", pack_consts)
+        io_role: dict[int, str] = {}  # the last I/O buffer placed in a slot names its role
+        for buf in self.buffers:
+            if buf.role in ("input", "output"):
+                io_role[placements[buf.id].slot] = buf.role  # type: ignore[index]
         for index, size in sorted(sizes.items()):
-            if index in slots:
-                continue
-            role = "intermediate"
-            for buf in self.buffers:
-                place = placements[buf.id]
-                if place.slot == index and buf.role in ("input", "output"):
-                    role = buf.role
-            slots[index] = Slot(index, size, role)  # type: ignore[arg-type]
+            if index not in slots:
+                slots[index] = Slot(index, size, io_role.get(index, "intermediate"))  # type: ignore[arg-type]
         return dict(sorted(slots.items()))
 
     def _tensors(self, placements: dict[int, Placement], shapes: dict[str, tuple[int, ...]],

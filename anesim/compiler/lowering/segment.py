@@ -9,7 +9,6 @@ modules build on it; :mod:`anesim.compiler.lowering.lower` combines them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -197,7 +196,7 @@ class SegmentBase:
             s, d = src.image(i), dest.image(i)
             if ne.bias is None or ne.bias.size == 1:
                 s, d = rows_as_lanes(s, d, self.chip.ne.cores.value * self.chip.ne.out_channels_per_cycle_fp16.value)
-            self.emit(EOp(name, where, [s], d, ne=replace(ne)))
+            self.emit(EOp(name, where, [s], d, ne=ne.copy()))
 
     def planar(self, op: str, a: View, b: View | None, dest: View, name: str, where: str,
                relu: bool = False) -> None:
@@ -211,5 +210,5 @@ class SegmentBase:
         """A 1x1 convolution with a constant kernel (one per image)."""
         base = ne or NeSpec("conv")
         for i in range(src.n):
-            spec = replace(base, op="conv", kernel=kernel, groups=groups)
+            spec = base.copy(op="conv", kernel=kernel, groups=groups)
             self.emit(EOp(name, where, [src.image(i)], dest.image(i), ne=spec))
