@@ -21,6 +21,7 @@ from anesim.compiler.lowering.eops import EOp, NeSpec, PlanarSpec
 from anesim.compiler.lowering.kernels import KernelSource
 from anesim.compiler.lowering.views import Buffer, View, reshape_view, slice_view
 from anesim.errors import CompileError
+from anesim.program.model import align_up
 
 VIEW_OPS = ("reshape", "transpose", "slice", "identity")
 
@@ -168,9 +169,11 @@ class SegmentBase:
 
     def packed(self, view: View, stem: str) -> View:
         """A view in the packed layout: the view itself, or a copy of it."""
-        probe = Buffer(0, "", "", *view.dims).view()
-        if view.n == 1 or view.sn == probe.sn:
-            if (view.sc, view.sh) == (probe.sc, probe.sh) or (view.c == 1 and view.sh == probe.sh):
+        # the strides of a packed fp16 buffer of the view's dims (Buffer's rule, without making one)
+        row = align_up(view.w * 2)
+        plane = align_up(row * view.h)
+        if view.n == 1 or view.sn == plane * view.c:
+            if (view.sc, view.sh) == (plane, row) or (view.c == 1 and view.sh == row):
                 return view
         out = self.temp(view.dims, stem)
         self.copy(view, out, stem, "")
