@@ -291,6 +291,8 @@ class _Shared:
     def sources(self, views: list[View]) -> tuple[Layout, ...]:
         """The layouts of a task's sources, distinct objects within the task (the timing tells
         a task's first source from the others by identity)."""
+        if len(views) == 1:
+            return (self.layout(views[0]),)
         out: list[Layout] = []
         for view in views:
             found = self.layout(view)

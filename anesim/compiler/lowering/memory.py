@@ -17,6 +17,7 @@ and a pointwise task may write *in place* (type 4) over a source that dies with 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -178,13 +179,12 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
                 output_order: list[str], input_order: list[str],
                 chain: bool = True) -> tuple[dict[int, Placement], dict[int, int]]:
     """Placements of every buffer and the size of each DRAM slot it uses (no pool with chain=False)."""
-    writers: dict[int, list[int]] = {}
-    readers: dict[int, list[int]] = {}
+    writers: dict[int, list[int]] = defaultdict(list)  # read with ``in`` and ``.get`` only
+    readers: dict[int, list[int]] = defaultdict(list)
     for t, acc in enumerate(accesses):
-        writers.setdefault(acc.writes.buffer, []).append(t)
+        writers[acc.writes.buffer].append(t)
         for v in acc.reads:
-            if v.buffer != acc.writes.buffer or True:
-                readers.setdefault(v.buffer, []).append(t)
+            readers[v.buffer].append(t)
     placements: dict[int, Placement] = {}
     slot_sizes: dict[int, int] = {}
 
@@ -242,6 +242,8 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
         spill = sum(align_up(b.nbytes) * (1 + len(readers.get(b.id, []))) for b in eligible if b.id not in pooled)
         if best_spill < 0 or spill < best_spill:
             best, best_spill = pooled, spill
+        if best_spill == 0:
+            break  # everything eligible is on chip: the other packing cannot do better
     dram_live: list[tuple[int, int, int]] = []
     dram_top = 0
     for buf in order:
