@@ -76,7 +76,7 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
     out = []
     for start in range(0, cout, chunk):
         stop = min(cout, start + chunk)
-        part = replace(eop, dest=replace(eop.dest, offset=eop.dest.offset + start * eop.dest.sc, c=stop - start))
+        part = replace(eop, dest=eop.dest._replace(offset=eop.dest.offset + start * eop.dest.sc, c=stop - start))
         sub = replace(ne, fused=list(ne.fused))
         if ne.kernel is not None:
             sub.kernel = ne.kernel.slice_out(start, stop)
@@ -86,9 +86,9 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
         if eop.weights_view is not None:
             w = eop.weights_view
             if w.c == 1:
-                part.weights_view = replace(w, offset=w.offset + start * w.sh, h=stop - start)
+                part.weights_view = w._replace(offset=w.offset + start * w.sh, h=stop - start)
             else:
-                part.weights_view = replace(w, offset=w.offset + start * w.elem, w=stop - start)
+                part.weights_view = w._replace(offset=w.offset + start * w.elem, w=stop - start)
         out.append(part)
     return out
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,8 +59,9 @@ class LazySlot(Slot):
         return f"LazySlot({self.index}, {self.size_bytes} bytes, {self.role})"
 
 
-@dataclass(frozen=True)
-class Placement:
+# Named tuples, not frozen dataclasses: one of each per buffer and per task of a model with tens
+# of thousands of them, and a tuple is made in C.
+class Placement(NamedTuple):
     """A buffer's home: a DRAM slot and offset, or an offset in the pool."""
 
     space: str  # dram or pool
@@ -68,8 +69,7 @@ class Placement:
     offset: int
 
 
-@dataclass(frozen=True)
-class Access:
+class Access(NamedTuple):
     """The views one task reads and writes, and its engine class."""
 
     reads: tuple[View, ...]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from anesim.compiler.graph.constants import ConstantData
 from anesim.program.model import DTYPE_BYTES, align_up
@@ -44,22 +45,25 @@ class Buffer:
     _whole: View = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.elem_bytes = DTYPE_BYTES[self.dtype]
-        self.row_stride = align_up(self.w * self.elem_bytes)
-        self.plane_stride = align_up(self.row_stride * self.h)
-        self.batch_stride = self.plane_stride * self.c
-        self.nbytes = self.batch_stride * self.n
-        self._whole = View(self.id, 0, self.n, self.c, self.h, self.w, self.batch_stride,
-                           self.plane_stride, self.row_stride, self.elem_bytes)
+        self.elem_bytes = elem = DTYPE_BYTES[self.dtype]
+        self.row_stride = row = align_up(self.w * elem)
+        self.plane_stride = plane = align_up(row * self.h)
+        self.batch_stride = batch = plane * self.c
+        self.nbytes = batch * self.n
+        self._whole = View(self.id, 0, self.n, self.c, self.h, self.w, batch, plane, row, elem)
 
     def view(self) -> View:
         """The whole buffer as a view."""
         return self._whole
 
 
-@dataclass(frozen=True)
-class View:
-    """Part of a buffer: offset, NCHW extents and byte strides (width contiguous)."""
+class View(NamedTuple):
+    """Part of a buffer: offset, NCHW extents and byte strides (width contiguous).
+
+    A named tuple rather than a frozen dataclass: a large model makes hundreds of thousands of
+    views and compares them while planning memory, and a tuple is made, compared and hashed in
+    C, several times faster. Immutable and compared by value either way.
+    """
 
     buffer: int
     offset: int
@@ -82,8 +86,6 @@ class View:
         """Number of elements."""
         return self.n * self.c * self.h * self.w
 
-    # The helpers below build the View directly: dataclasses.replace costs several times more,
-    # and they run for every source and result of every task.
     def image(self, index: int) -> View:
         """Image ``index`` of the batch, as a view with n = 1."""
         if index == 0 and self.n == 1:
