@@ -79,7 +79,7 @@ class View(NamedTuple):
     @property
     def dims(self) -> tuple[int, int, int, int]:
         """(n, c, h, w)."""
-        return self.n, self.c, self.h, self.w
+        return self[2:6]  # type: ignore[return-value]  # the fields n, c, h, w
 
     @property
     def elements(self) -> int:
