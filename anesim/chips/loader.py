@@ -208,6 +208,12 @@ def _load_folder(folder: str) -> tuple[ChipConfig, ...]:
     return tuple(_load_once(str(p)) for p in _chip_files(Path(folder)))
 
 
+@lru_cache(maxsize=1)
+def _builtin_by_stem() -> dict[str, str]:
+    """The built-in chip files by normalised file name (listed once, as ``all_chips`` does)."""
+    return {normalize_name(p.stem): str(p) for p in _chip_files(builtin_chip_dir())}
+
+
 def all_chips(extra: Iterable[str | Path] = ()) -> list[ChipConfig]:
     """Every built-in chip, plus the chips in any extra files or folders given."""
     chips = list(_load_folder(str(builtin_chip_dir())))
@@ -229,11 +235,11 @@ def load_chip(spec: str | Path) -> ChipConfig:
     wanted = normalize_name(text)
     # A built-in chip's file is named after it (m5-pro.yaml): that file alone answers a chip's
     # own name, without reading the other chips (names and aliases name one chip each).
-    for path in _chip_files(builtin_chip_dir()):
-        if normalize_name(path.stem) == wanted:
-            chip = _load_once(str(path))
-            if wanted in {normalize_name(n) for n in [chip.name, *chip.aliases]}:
-                return chip
+    path = _builtin_by_stem().get(wanted)
+    if path is not None:
+        chip = _load_once(path)
+        if wanted in {normalize_name(n) for n in [chip.name, *chip.aliases]}:
+            return chip
     for chip in all_chips():
         if wanted in {normalize_name(n) for n in [chip.name, *chip.aliases]}:
             return chip
