@@ -197,9 +197,21 @@ def _chip_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.yaml") if p.is_file())
 
 
+@lru_cache(maxsize=None)
+def _load_once(path: str) -> ChipConfig:
+    """A chip file loaded once per process: the same object however it was asked for."""
+    return load_chip_file(path)
+
+
 @lru_cache(maxsize=8)
 def _load_folder(folder: str) -> tuple[ChipConfig, ...]:
-    return tuple(load_chip_file(p) for p in _chip_files(Path(folder)))
+    return tuple(_load_once(str(p)) for p in _chip_files(Path(folder)))
+
+
+@lru_cache(maxsize=1)
+def _builtin_by_stem() -> dict[str, str]:
+    """The built-in chip files by normalised file name (listed once, as ``all_chips`` does)."""
+    return {normalize_name(p.stem): str(p) for p in _chip_files(builtin_chip_dir())}
 
 
 def all_chips(extra: Iterable[str | Path] = ()) -> list[ChipConfig]:
@@ -221,6 +233,13 @@ def load_chip(spec: str | Path) -> ChipConfig:
     if isinstance(spec, Path) or _looks_like_path(text):
         return load_chip_file(text)
     wanted = normalize_name(text)
+    # A built-in chip's file is named after it (m5-pro.yaml): that file alone answers a chip's
+    # own name, without reading the other chips (names and aliases name one chip each).
+    path = _builtin_by_stem().get(wanted)
+    if path is not None:
+        chip = _load_once(path)
+        if wanted in {normalize_name(n) for n in [chip.name, *chip.aliases]}:
+            return chip
     for chip in all_chips():
         if wanted in {normalize_name(n) for n in [chip.name, *chip.aliases]}:
             return chip

@@ -27,8 +27,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered, or only the subcommand ``only``.
+
+    Registering a subcommand imports its module and what that imports (the validation set,
+    plotting, the compiler); a command that runs needs its own parser only.
+    """
     parser = _Parser(
         prog="anesim",
         description="A cycle-approximate simulator of the Apple Neural Engine.",
@@ -36,13 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"anesim {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"anesim.cli.{name}").register(subparsers)
+        if only is None or name == only:
+            importlib.import_module(f"anesim.cli.{name}").register(subparsers)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names, or None (no command, an unknown one, top-level options only).
+
+    The top-level parser has no option that takes a value, so the first word that is not an
+    option is the command.
+    """
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMAND_MODULES else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; bad input prints one line on stderr and returns exit status 2."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

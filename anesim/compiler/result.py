@@ -213,9 +213,20 @@ class CompileResult:
         return {name: value(name) for name in self.graph.outputs}
 
 
+def _renumbered(task: Task, index: int) -> Task:
+    """``task`` as task ``index`` of its segment (``dataclasses.replace`` without the cost of
+    re-running ``__init__``: a segmented model renumbers tens of thousands of tasks)."""
+    if task.index == index:
+        return task  # frozen: the segment may share it
+    clone = object.__new__(Task)
+    clone.__dict__.update(task.__dict__)
+    clone.__dict__["index"] = index
+    return clone
+
+
 def segment_program(program: Program, index: int, start: int, end: int) -> Program:
     """The tasks [start, end) of a program as a program of their own (one dispatch)."""
-    tasks = [replace(t, index=i) for i, t in enumerate(program.tasks[start:end])]
+    tasks = [_renumbered(t, i) for i, t in enumerate(program.tasks[start:end])]
     written = {(t.result.space, t.result.slot) for t in tasks}
     read = {(s.space, s.slot) for t in tasks for s in t.sources}
     read |= {("dram", t.ne.kernel.placement.slot) for t in tasks

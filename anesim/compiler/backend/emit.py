@@ -13,18 +13,19 @@ task has no kernel and a second source, the weight tensor (``docs/compiler.md``)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from anesim.chips.schema import ChipConfig
 from anesim.compiler.lowering.capability import Limits
-from anesim.compiler.lowering.eops import EOp
+from anesim.compiler.lowering.eops import EOp, NeSpec, PlanarSpec
 from anesim.compiler.lowering.kernels import KernelSource, make_kernel, pack_per_core, per_core_bytes
 from anesim.compiler.lowering.memory import (
     CONSTANT_SLOT, KERNEL_SLOT, Access, LazySlot, Placement, pack_tensor, plan_memory,
 )
-from anesim.compiler.lowering.tile import NePlan, plan
+from anesim.compiler.lowering.tile import NePlan, plan, plan_key
 from anesim.compiler.lowering.views import Buffer, View
 from anesim.program.model import (
     Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
@@ -75,7 +76,7 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
     out = []
     for start in range(0, cout, chunk):
         stop = min(cout, start + chunk)
-        part = replace(eop, dest=replace(eop.dest, offset=eop.dest.offset + start * eop.dest.sc, c=stop - start))
+        part = replace(eop, dest=eop.dest._replace(offset=eop.dest.offset + start * eop.dest.sc, c=stop - start))
         sub = replace(ne, fused=list(ne.fused))
         if ne.kernel is not None:
             sub.kernel = ne.kernel.slice_out(start, stop)
@@ -85,9 +86,9 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
         if eop.weights_view is not None:
             w = eop.weights_view
             if w.c == 1:
-                part.weights_view = replace(w, offset=w.offset + start * w.sh, h=stop - start)
+                part.weights_view = w._replace(offset=w.offset + start * w.sh, h=stop - start)
             else:
-                part.weights_view = replace(w, offset=w.offset + start * w.elem, w=stop - start)
+                part.weights_view = w._replace(offset=w.offset + start * w.elem, w=stop - start)
         out.append(part)
     return out
 
@@ -142,11 +143,16 @@ class ProgramEmitter:
         first_task: list[int] = []
         streamed: list[bool] = []  # per task: its layer's weights exceed the working-set cap
         cap = self.chip.memory.working_set_cap_bytes.value
+        plans: dict[tuple, NePlan] = {}  # by plan_key: equal geometry, equal (shared, frozen) plan
         for eop in eops:
             first_task.append(len(expanded))
             big = _weight_bytes(eop) > cap
             for part in split_for_kernel_cap(eop, self.limits):
-                expanded.append((part, plan(self.chip, part, cores_available)))
+                key = plan_key(part)
+                found = plans.get(key)
+                if found is None:
+                    found = plans[key] = plan(self.chip, part, cores_available)
+                expanded.append((part, found))
                 streamed.append(big)
         accesses = [Access(tuple(e.sources) + ((e.weights_view,) if e.weights_view else ()), e.dest,
                            e.engine, (e.weights_view,) if e.weights_view else (), _pointwise(e), big)
@@ -158,6 +164,7 @@ class ProgramEmitter:
         infos: list[TaskInfo] = []
         kernel_parts: list[tuple[int, object, int, int]] = []
         kernel_top = 0
+        shared = _Shared(self, placements)
         for index, (eop, p) in enumerate(expanded):
             ne = None
             kernel_offset = -1
@@ -174,19 +181,13 @@ class ProgramEmitter:
                 if spec.bias is not None:
                     bias = _fp16_bits(np.broadcast_to(spec.bias, (eop.dest.c,)) if spec.bias.size in (1, eop.dest.c)
                                       else spec.bias)
-                ne = NeStage(spec.op, spec.kernel_hw, spec.stride_hw, spec.padding_tblr,  # type: ignore[arg-type]
-                             spec.dilation_hw, spec.groups, kernel, bias, float(spec.post_scale),
-                             spec.activation, spec.table)  # type: ignore[arg-type]
-            planar = None
-            if eop.planar is not None:
-                sp = eop.planar
-                planar = PlanarStage(sp.op, relu=sp.relu, pool_hw=sp.pool_hw,  # type: ignore[arg-type]
-                                     pool_stride_hw=sp.pool_stride_hw, pool_padding_tblr=sp.pool_padding_tblr)
-            sources = [self.layout(v, placements) for v in eop.sources]
+                ne = shared.ne_stage(spec, kernel, bias)
+            planar = shared.planar_stage(eop.planar) if eop.planar is not None else None
+            views = eop.sources
             if eop.weights_view is not None and (ne is None or ne.kernel is None):
-                sources.append(self.layout(eop.weights_view, placements))
+                views = [*views, eop.weights_view]
             kind = (ne.op if ne is not None else planar.op) if (ne or planar) else "copy"  # type: ignore[union-attr]
-            tasks.append(Task(index, tuple(sources), self.layout(eop.dest, placements), ne, planar,
+            tasks.append(Task(index, shared.sources(views), shared.layout(eop.dest), ne, planar,
                               p.cores, p.ocg, p.tile_height, p.winograd, f"{eop.name}:{kind}"))
             infos.append(TaskInfo(eop.name, eop.where, p, kernel_offset,
                                   tuple(eop.ne.fused) if eop.ne is not None else ()))
@@ -241,15 +242,13 @@ class ProgramEmitter:
                 return bytes(blob)
 
             slots[CONSTANT_SLOT] = LazySlot(CONSTANT_SLOT, sizes[CONSTANT_SLOT], "constant", pack_consts)
+        io_role: dict[int, str] = {}  # the last I/O buffer placed in a slot names its role
+        for buf in self.buffers:
+            if buf.role in ("input", "output"):
+                io_role[placements[buf.id].slot] = buf.role  # type: ignore[index]
         for index, size in sorted(sizes.items()):
-            if index in slots:
-                continue
-            role = "intermediate"
-            for buf in self.buffers:
-                place = placements[buf.id]
-                if place.slot == index and buf.role in ("input", "output"):
-                    role = buf.role
-            slots[index] = Slot(index, size, role)  # type: ignore[arg-type]
+            if index not in slots:
+                slots[index] = Slot(index, size, io_role.get(index, "intermediate"))  # type: ignore[arg-type]
         return dict(sorted(slots.items()))
 
     def _tensors(self, placements: dict[int, Placement], shapes: dict[str, tuple[int, ...]],
@@ -264,6 +263,71 @@ class ProgramEmitter:
                                            place.slot or 0, place.offset)
         order = {n: i for i, n in enumerate(input_order + output_order)}
         return dict(sorted(tensors.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+class _Shared:
+    """The frozen parts of tasks (layouts, stages without weights), each built once and shared
+    by every task that uses an equal one: a large model's tasks repeat a few of them thousands
+    of times (every attention tile reads and writes the same pool offsets), and building one
+    costs more than looking it up."""
+
+    def __init__(self, emitter: ProgramEmitter, placements: dict[int, Placement]) -> None:
+        self.emitter = emitter
+        self.placements = placements
+        self.layouts: dict[tuple, Layout] = {}
+        self.planars: dict[tuple, PlanarStage] = {}
+        self.nes: dict[tuple, NeStage] = {}
+
+    def layout(self, view: View) -> Layout:
+        """The program-model layout of a view."""
+        place = self.placements[view.buffer]
+        key = (place.space, place.slot, place.offset + view.offset, view.c, view.h, view.w, view.sh,
+               view.sc, self.emitter.buffers[view.buffer].dtype)
+        found = self.layouts.get(key)
+        if found is None:
+            found = self.layouts[key] = self.emitter.layout(view, self.placements)
+        return found
+
+    def sources(self, views: list[View]) -> tuple[Layout, ...]:
+        """The layouts of a task's sources, distinct objects within the task (the timing tells
+        a task's first source from the others by identity)."""
+        if len(views) == 1:
+            return (self.layout(views[0]),)
+        out: list[Layout] = []
+        for view in views:
+            found = self.layout(view)
+            if any(found is other for other in out):
+                found = self.emitter.layout(view, self.placements)
+            out.append(found)
+        return tuple(out)
+
+    def planar_stage(self, sp: PlanarSpec) -> PlanarStage:
+        """The planar stage of an op."""
+        key = (sp.op, sp.relu, sp.pool_hw, sp.pool_stride_hw, sp.pool_padding_tblr)
+        found = self.planars.get(key)
+        if found is None:
+            found = self.planars[key] = PlanarStage(
+                sp.op, relu=sp.relu, pool_hw=sp.pool_hw,  # type: ignore[arg-type]
+                pool_stride_hw=sp.pool_stride_hw, pool_padding_tblr=sp.pool_padding_tblr)
+        return found
+
+    def ne_stage(self, spec: NeSpec, kernel: Kernel | None, bias: np.ndarray | None) -> NeStage:
+        """The NE stage of an op; shared only when it has no weights and no bias."""
+        def make() -> NeStage:
+            return NeStage(spec.op, spec.kernel_hw, spec.stride_hw, spec.padding_tblr,  # type: ignore[arg-type]
+                           spec.dilation_hw, spec.groups, kernel, bias, float(spec.post_scale),
+                           spec.activation, spec.table)  # type: ignore[arg-type]
+
+        if kernel is not None or bias is not None:
+            return make()
+        # the table by identity: the cached stage holds it, so the id is not reused meanwhile
+        scale = float(spec.post_scale)
+        key = (spec.op, spec.kernel_hw, spec.stride_hw, spec.padding_tblr, spec.dilation_hw, spec.groups,
+               scale, math.copysign(1.0, scale), spec.activation, id(spec.table))  # -0.0 == 0.0
+        found = self.nes.get(key)
+        if found is None:
+            found = self.nes[key] = make()
+        return found
 
 
 def kernel_bytes_per_core(kernel: KernelSource, cores: int) -> list[int]:

@@ -424,7 +424,7 @@ class _Expander:
                 t = b._activate(t, activation)
         node = b.graph.nodes[-1]
         if not node.where or node.where.startswith("op '"):
-            for n in b.graph.nodes[::-1]:
+            for n in reversed(b.graph.nodes):  # not a reversed copy: that made the expansion quadratic
                 if n.where and not n.where.startswith("op '"):
                     break
                 n.where = where

@@ -10,7 +10,6 @@ a table and a planar product (SiLU, hard swish), a scale and a planar max (leaky
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -74,7 +73,7 @@ class ElementwiseOps(EpilogueFusion, Primitives):
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
         for i in range(x.n):
-            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
+            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=ne.copy()))
         return True
 
     def _expand(self, name: str, out_shape: tuple[int, ...], node: Node) -> View:

@@ -34,6 +34,14 @@ class NeSpec:
     table: ActivationTable | None = None
     fused: list[str] = field(default_factory=list)  # graph ops folded into this one
 
+    def copy(self, **changes: object) -> NeSpec:
+        """``dataclasses.replace(self, **changes)`` (a shallow copy) without re-running
+        ``__init__``: every engine op gets its own spec, tens of thousands in a large model."""
+        new = object.__new__(NeSpec)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
     @property
     def has_epilogue_room(self) -> bool:
         """True while no nonlinearity has been attached (bias/scale can still fold)."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -106,6 +107,9 @@ def clip_table(lo: float, hi: float, name: str = "clip") -> ActivationTable:
     return _table(xs, xs, lo, hi, lo, hi, name)
 
 
+# A model asks for the same few tables once per softmax or norm tile: each is built once and
+# shared (a table is frozen; nothing writes its samples).
+@lru_cache(maxsize=256)
 def build_table(name: str, lo: float | None = None, hi: float | None = None) -> ActivationTable:
     """The table of a named function, optionally over a custom range."""
     if name in REDUCED:

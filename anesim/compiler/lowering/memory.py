@@ -17,8 +17,9 @@ and a pointwise task may write *in place* (type 4) over a source that dies with 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,8 +59,9 @@ class LazySlot(Slot):
         return f"LazySlot({self.index}, {self.size_bytes} bytes, {self.role})"
 
 
-@dataclass(frozen=True)
-class Placement:
+# Named tuples, not frozen dataclasses: one of each per buffer and per task of a model with tens
+# of thousands of them, and a tuple is made in C.
+class Placement(NamedTuple):
     """A buffer's home: a DRAM slot and offset, or an offset in the pool."""
 
     space: str  # dram or pool
@@ -67,8 +69,7 @@ class Placement:
     offset: int
 
 
-@dataclass(frozen=True)
-class Access:
+class Access(NamedTuple):
     """The views one task reads and writes, and its engine class."""
 
     reads: tuple[View, ...]
@@ -99,20 +100,24 @@ def _chainable(buf: Buffer, writers: list[int], readers: list[int], accesses: li
     w = writers[0]
     if any(r != w + 1 for r in readers) or buf.nbytes > cap:
         return False
-    whole = buf.view()
-    if not _covers(accesses[w].writes, whole):
-        return False
     if buf.id in kernel_read:
         return False  # the kernel DMA reads weights from DRAM
     reader = accesses[w + 1]
     if reader.engine != accesses[w].engine:
+        return False
+    whole = buf.view()
+    if not _covers(accesses[w].writes, whole):
         return False
     return all(_covers(v, whole) for v in reader.reads if v.buffer == buf.id)
 
 
 def _covers(view: View, whole: View) -> bool:
     """True when ``view`` addresses the whole buffer as written, under any shape (rows as channels)."""
-    return view == whole or (view.buffer == whole.buffer and reshape_view(view, whole.dims) == whole)
+    if view == whole:
+        return True
+    # a reshaped view keeps its buffer and offset: only then can it be the whole buffer
+    return (view.buffer == whole.buffer and view.offset == whole.offset
+            and reshape_view(view, whole.dims) == whole)
 
 
 def _tile_local(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
@@ -124,7 +129,7 @@ def _tile_local(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
     return buf.on_chip and buf.role == "intermediate" and buf.nbytes <= cap and buf.id not in kernel_read
 
 
-def _resident(buf: Buffer, tasks: list[int], accesses: list[Access], kernel_read: set[int], cap: int) -> bool:
+def _resident(buf: Buffer, tasks: list[int], streaming: set[int], kernel_read: set[int], cap: int) -> bool:
     """An intermediate that may stay on chip for its whole live range (allocation type 0).
 
     Guide ch. 22 (phase 3): the scheduler grows a partition while the peak L2 pressure over the
@@ -138,44 +143,48 @@ def _resident(buf: Buffer, tasks: list[int], accesses: list[Access], kernel_read
     """
     if buf.role != "intermediate" or buf.nbytes > cap or buf.id in kernel_read:
         return False
-    return not any(accesses[t].streams for t in tasks)
+    return not streaming or not any(t in streaming for t in tasks)
 
 
-def _in_place(buf: Buffer, writers: list[int], accesses: list[Access], buffers: list[Buffer],
-              pooled: dict[int, int], spans: dict[int, tuple[int, int]]) -> int | None:
-    """The pool offset of a source ``buf`` may overwrite in place (allocation type 4), or None.
+def _in_place_sources(buf: Buffer, writers: list[int], accesses: list[Access], buffers: list[Buffer],
+                      spans: dict[int, tuple[int, int]]) -> tuple[int, ...]:
+    """The sources ``buf`` may overwrite in place (allocation type 4), in the order they are tried.
 
     Guide ch. 22's allocation states include an in-place rewrite in L2: a pointwise task whose
     source dies with it writes its result over that source. Taken only when the task writes the
-    whole of ``buf`` and reads the whole of a pool-resident source of the same shape and type.
+    whole of ``buf`` and reads the whole of a pool-resident source of the same shape and type;
+    the packing takes the first of these sources that is in the pool (only that depends on the
+    packing, so the rest is decided once).
     """
     if len(writers) != 1:
-        return None
+        return ()
     t = writers[0]
     acc = accesses[t]
     if not acc.pointwise:
-        return None
+        return ()
     shape = (buf.n, buf.c, buf.h, buf.w, buf.dtype)
+    found = []
     for v in acc.reads:
         src = buffers[v.buffer]
-        if (src.id in pooled and src.id != buf.id and spans[src.id][1] == t
-                and (src.n, src.c, src.h, src.w, src.dtype) == shape
-                and _covers(v, src.view()) and _covers(acc.writes, buf.view())):
-            return pooled[src.id]
-    return None
+        # only intermediates with a live range (``spans``) are ever in the pool
+        if (src.id != buf.id and src.id in spans and spans[src.id][1] == t
+                and (src.n, src.c, src.h, src.w, src.dtype) == shape and _covers(v, src.view())):
+            found.append(src.id)
+    if found and not _covers(acc.writes, buf.view()):
+        return ()
+    return tuple(found)
 
 
 def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, cap: int,
                 output_order: list[str], input_order: list[str],
                 chain: bool = True) -> tuple[dict[int, Placement], dict[int, int]]:
     """Placements of every buffer and the size of each DRAM slot it uses (no pool with chain=False)."""
-    writers: dict[int, list[int]] = {}
-    readers: dict[int, list[int]] = {}
+    writers: dict[int, list[int]] = defaultdict(list)  # read with ``in`` and ``.get`` only
+    readers: dict[int, list[int]] = defaultdict(list)
     for t, acc in enumerate(accesses):
-        writers.setdefault(acc.writes.buffer, []).append(t)
+        writers[acc.writes.buffer].append(t)
         for v in acc.reads:
-            if v.buffer != acc.writes.buffer or True:
-                readers.setdefault(v.buffer, []).append(t)
+            readers[v.buffer].append(t)
     placements: dict[int, Placement] = {}
     slot_sizes: dict[int, int] = {}
 
@@ -211,22 +220,30 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
 
     # intermediates: on chip when allowed and the pool has room over their live range (two
     # packings tried, the one that leaves fewer bytes to DRAM kept), else first-fit in slot 3
-    order = sorted((b for b in buffers if b.role == "intermediate" and b.id in writers),
-                   key=lambda b: min(writers[b.id] + readers.get(b.id, [])))
-    spans = {b.id: (min(writers[b.id] + readers.get(b.id, [])), max(writers[b.id] + readers.get(b.id, [])))
-             for b in order}
+    # live range of each intermediate: the writer and reader lists are in task order
+    spans: dict[int, tuple[int, int]] = {}
+    for b in buffers:
+        if b.role == "intermediate" and b.id in writers:
+            w, r = writers[b.id], readers.get(b.id)
+            spans[b.id] = (min(w[0], r[0]), max(w[-1], r[-1])) if r else (w[0], w[-1])
+    order = sorted((b for b in buffers if b.id in spans), key=lambda b: spans[b.id][0])
     kernel_read = {v.buffer for acc in accesses for v in acc.kernel_reads}
+    streaming = {t for t, acc in enumerate(accesses) if acc.streams}  # tasks of layers that stream weights
+    # the cheap tests first: a chained intermediate is most often resident or tile-local too
     eligible = [b for b in order if chain and (
-        _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read)
-        or _tile_local(b, kernel_read, cap)
-        or _resident(b, writers[b.id] + readers.get(b.id, []), accesses, kernel_read, cap))]
+        _tile_local(b, kernel_read, cap)
+        or _resident(b, writers[b.id] + readers.get(b.id, []), streaming, kernel_read, cap)
+        or _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read))]
+    in_place = {b.id: _in_place_sources(b, writers[b.id], accesses, buffers, spans) for b in eligible}
     best: dict[int, int] = {}
     best_spill = -1
     for ping_pong in (False, True):
-        pooled = _pack_pool(eligible, spans, writers, accesses, buffers, pool_bytes, ping_pong)
+        pooled = _pack_pool(eligible, spans, in_place, accesses, buffers, pool_bytes, ping_pong)
         spill = sum(align_up(b.nbytes) * (1 + len(readers.get(b.id, []))) for b in eligible if b.id not in pooled)
         if best_spill < 0 or spill < best_spill:
             best, best_spill = pooled, spill
+        if best_spill == 0:
+            break  # everything eligible is on chip: the other packing cannot do better
     dram_live: list[tuple[int, int, int]] = []
     dram_top = 0
     for buf in order:
@@ -250,7 +267,7 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     return placements, slot_sizes
 
 
-def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], writers: dict[int, list[int]],
+def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], in_place: dict[int, tuple[int, ...]],
                accesses: list[Access], buffers: list[Buffer], pool_bytes: int, ping_pong: bool) -> dict[int, int]:
     """Pool offsets of the eligible intermediates that fit, in order of first use.
 
@@ -266,7 +283,7 @@ def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], writer
     for buf, size in zip(eligible, sizes):
         first, last = spans[buf.id]
         live = [a for a in live if a[0] >= first]
-        spot = _in_place(buf, writers[buf.id], accesses, buffers, pooled, spans)
+        spot = next((pooled[src] for src in in_place[buf.id] if src in pooled), None)
         if spot is None:
             top = False
             if ping_pong:

@@ -8,7 +8,6 @@ axis); maxima and minima are pooling windows or a tree of planar max/min over ch
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -83,7 +82,7 @@ class Primitives(SegmentBase):
             if epilogue is not None:
                 self.bypass(dest, dest, epilogue, name, where)
             return
-        ne = replace(epilogue) if epilogue is not None else NeSpec("conv")
+        ne = epilogue.copy() if epilogue is not None else NeSpec("conv")
         ne.op = "conv"
         if axis == 1:
             self.conv1x1(src, dest, ones_kernel((1, size, 1, 1), scale), name, where, ne=ne)
@@ -103,7 +102,7 @@ class Primitives(SegmentBase):
         for i in range(src.n):
             rows = reshape_view(src_p.image(i), (1, 1, src.c * src.h, size))
             assert rows is not None
-            self.emit(EOp(name, where, [ones], dst.image(i), ne=replace(ne), weights_view=rows))
+            self.emit(EOp(name, where, [ones], dst.image(i), ne=ne.copy(), weights_view=rows))
         self._unmerge(dst, dest, name, where)
 
     def _reduce_extreme(self, src: View, axis: int, kind: str, dest: View, name: str, where: str) -> None:

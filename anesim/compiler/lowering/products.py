@@ -9,7 +9,6 @@ reads A from an input slot). Both operands are addressed as strided views, so no
 from __future__ import annotations
 
 import zlib
-from dataclasses import replace
 
 import numpy as np
 
@@ -75,7 +74,7 @@ class ProductOps(EpilogueFusion):
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
         for i in range(x.n):
-            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
+            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=ne.copy()))
 
     def _op_linear(self, node: Node) -> None:
         x = self.src(node.inputs[0])
@@ -85,7 +84,7 @@ class ProductOps(EpilogueFusion):
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
         for i in range(x.n):
-            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
+            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=ne.copy()))
 
     def _op_batch_norm(self, node: Node) -> None:
         x = self.src(node.inputs[0])
@@ -104,7 +103,7 @@ class ProductOps(EpilogueFusion):
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
         for i in range(x.n):
-            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=replace(ne)))
+            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=ne.copy()))
 
     def _op_matmul(self, node: Node) -> None:
         template = NeSpec("conv")
@@ -162,11 +161,11 @@ class ProductOps(EpilogueFusion):
                 mat = adata.array().reshape(as_nchw(adata.shape))[idx]
                 return (mat.T if ta else mat).reshape(m, k, 1, 1)
 
-            spec = replace(template, kernel=KernelSource((m, k, 1, 1), make, "fp16", 0, "matrix"))
+            spec = template.copy(kernel=KernelSource((m, k, 1, 1), make, "fp16", 0, "matrix"))
             self.emit(EOp(node.name, node.describe(), [data], dest, ne=spec))
             return
         weights = a_view.plane(min(n, an - 1), min(c, ac - 1))
-        self.emit(EOp(node.name, node.describe(), [data], dest, ne=replace(template),
+        self.emit(EOp(node.name, node.describe(), [data], dest, ne=template.copy(),
                       weights_view=weights.rows_as_channels() if ta else weights))
 
     def _grouped_matmul(self, node: Node, a_view: View, b_view: View, dest: View, template: NeSpec,
@@ -189,6 +188,6 @@ class ProductOps(EpilogueFusion):
                 return False
             parts.append((data, weights, out))
         for data, weights, out in parts:
-            self.emit(EOp(node.name, node.describe(), [data], out, ne=replace(template, groups=c_out),
+            self.emit(EOp(node.name, node.describe(), [data], out, ne=template.copy(groups=c_out),
                           weights_view=weights))
         return True

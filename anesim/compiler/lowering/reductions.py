@@ -9,7 +9,6 @@ Pooling and global pooling are planar-engine windows.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -116,9 +115,9 @@ class ReductionOps(EpilogueFusion, Primitives):
         command-stream.md register 0x0048), so a per-row statistic needs no broadcast task.
         """
         if axis == 1 and v.c == 1 and like.c > 1:
-            return replace(v, c=like.c, sc=0)
+            return View(v.buffer, v.offset, v.n, like.c, v.h, v.w, v.sn, 0, v.sh, v.elem)
         if axis == 2 and v.h == 1 and like.h > 1:
-            return replace(v, h=like.h, sh=0)
+            return View(v.buffer, v.offset, v.n, v.c, like.h, v.w, v.sn, v.sc, 0, v.elem)
         return None
 
     def _per_row(self, stat: View, like: View, axis: int, name: str, where: str, values: Any = None) -> View:

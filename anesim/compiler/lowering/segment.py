@@ -9,7 +9,6 @@ modules build on it; :mod:`anesim.compiler.lowering.lower` combines them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from anesim.compiler.lowering.eops import EOp, NeSpec, PlanarSpec
 from anesim.compiler.lowering.kernels import KernelSource
 from anesim.compiler.lowering.views import Buffer, View, reshape_view, slice_view
 from anesim.errors import CompileError
+from anesim.program.model import align_up
 
 VIEW_OPS = ("reshape", "transpose", "slice", "identity")
 
@@ -169,9 +169,11 @@ class SegmentBase:
 
     def packed(self, view: View, stem: str) -> View:
         """A view in the packed layout: the view itself, or a copy of it."""
-        probe = Buffer(0, "", "", *view.dims).view()
-        if view.n == 1 or view.sn == probe.sn:
-            if (view.sc, view.sh) == (probe.sc, probe.sh) or (view.c == 1 and view.sh == probe.sh):
+        # the strides of a packed fp16 buffer of the view's dims (Buffer's rule, without making one)
+        row = align_up(view.w * 2)
+        plane = align_up(row * view.h)
+        if view.n == 1 or view.sn == plane * view.c:
+            if (view.sc, view.sh) == (plane, row) or (view.c == 1 and view.sh == row):
                 return view
         out = self.temp(view.dims, stem)
         self.copy(view, out, stem, "")
@@ -197,7 +199,7 @@ class SegmentBase:
             s, d = src.image(i), dest.image(i)
             if ne.bias is None or ne.bias.size == 1:
                 s, d = rows_as_lanes(s, d, self.chip.ne.cores.value * self.chip.ne.out_channels_per_cycle_fp16.value)
-            self.emit(EOp(name, where, [s], d, ne=replace(ne)))
+            self.emit(EOp(name, where, [s], d, ne=ne.copy()))
 
     def planar(self, op: str, a: View, b: View | None, dest: View, name: str, where: str,
                relu: bool = False) -> None:
@@ -211,5 +213,5 @@ class SegmentBase:
         """A 1x1 convolution with a constant kernel (one per image)."""
         base = ne or NeSpec("conv")
         for i in range(src.n):
-            spec = replace(base, op="conv", kernel=kernel, groups=groups)
+            spec = base.copy(op="conv", kernel=kernel, groups=groups)
             self.emit(EOp(name, where, [src.image(i)], dest.image(i), ne=spec))

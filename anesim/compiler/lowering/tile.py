@@ -136,6 +136,18 @@ def plan(chip: ChipConfig, eop: EOp, cores_available: int) -> NePlan:
     return NePlan(cores, ocg, passes, wino, th, mode)
 
 
+def plan_key(eop: EOp) -> tuple:
+    """Everything :func:`plan` reads from an op: ops with equal keys get equal plans (a large
+    model has tens of thousands of ops and a few hundred distinct geometries)."""
+    ne, pl, d = eop.ne, eop.planar, eop.dest
+    return (
+        d.c, d.h, d.w, d.sh, tuple((s.c, s.sh, s.h) for s in eop.sources), eop.weights_view is None,
+        None if ne is None else (ne.op, ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
+                                 None if ne.kernel is None else ne.kernel.format),
+        None if pl is None else (pl.op, pl.pool_hw, pl.pool_stride_hw),
+    )
+
+
 def _rows_in(eop: EOp, out_rows: int) -> int:
     src_h = eop.sources[0].h
     if eop.ne is not None and eop.ne.op == "conv" and eop.weights_view is None:

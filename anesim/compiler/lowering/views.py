@@ -9,7 +9,9 @@ or hands the op to the host).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
 
 from anesim.compiler.graph.constants import ConstantData
 from anesim.program.model import DTYPE_BYTES, align_up
@@ -33,40 +35,35 @@ class Buffer:
     logical_shape: tuple[int, ...] = ()
     on_chip: bool = False  # a row tile's intermediate: kept in the pool when there is room
 
-    @property
-    def elem_bytes(self) -> int:
-        """Bytes per element."""
-        return DTYPE_BYTES[self.dtype]
+    # The layout is read for every view of every task the compiler makes: it is computed once,
+    # when the buffer is made (its dims and type never change after that).
+    elem_bytes: int = field(init=False, repr=False, compare=False)  # bytes per element
+    row_stride: int = field(init=False, repr=False, compare=False)  # bytes between rows (64-byte aligned)
+    plane_stride: int = field(init=False, repr=False, compare=False)  # bytes between channels
+    batch_stride: int = field(init=False, repr=False, compare=False)  # bytes between images
+    nbytes: int = field(init=False, repr=False, compare=False)  # bytes occupied, padding included
+    _whole: View = field(init=False, repr=False, compare=False)
 
-    @property
-    def row_stride(self) -> int:
-        """Bytes between rows (64-byte aligned)."""
-        return align_up(self.w * self.elem_bytes)
-
-    @property
-    def plane_stride(self) -> int:
-        """Bytes between channels."""
-        return align_up(self.row_stride * self.h)
-
-    @property
-    def batch_stride(self) -> int:
-        """Bytes between images."""
-        return self.plane_stride * self.c
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the buffer occupies, padding included."""
-        return self.batch_stride * self.n
+    def __post_init__(self) -> None:
+        self.elem_bytes = elem = DTYPE_BYTES[self.dtype]
+        self.row_stride = row = align_up(self.w * elem)
+        self.plane_stride = plane = align_up(row * self.h)
+        self.batch_stride = batch = plane * self.c
+        self.nbytes = batch * self.n
+        self._whole = View(self.id, 0, self.n, self.c, self.h, self.w, batch, plane, row, elem)
 
     def view(self) -> View:
         """The whole buffer as a view."""
-        return View(self.id, 0, self.n, self.c, self.h, self.w, self.batch_stride,
-                    self.plane_stride, self.row_stride, self.elem_bytes)
+        return self._whole
 
 
-@dataclass(frozen=True)
-class View:
-    """Part of a buffer: offset, NCHW extents and byte strides (width contiguous)."""
+class View(NamedTuple):
+    """Part of a buffer: offset, NCHW extents and byte strides (width contiguous).
+
+    A named tuple rather than a frozen dataclass: a large model makes hundreds of thousands of
+    views and compares them while planning memory, and a tuple is made, compared and hashed in
+    C, several times faster. Immutable and compared by value either way.
+    """
 
     buffer: int
     offset: int
@@ -82,7 +79,7 @@ class View:
     @property
     def dims(self) -> tuple[int, int, int, int]:
         """(n, c, h, w)."""
-        return self.n, self.c, self.h, self.w
+        return self[2:6]  # type: ignore[return-value]  # the fields n, c, h, w
 
     @property
     def elements(self) -> int:
@@ -91,20 +88,25 @@ class View:
 
     def image(self, index: int) -> View:
         """Image ``index`` of the batch, as a view with n = 1."""
-        return replace(self, offset=self.offset + index * self.sn, n=1)
+        if index == 0 and self.n == 1:
+            return self
+        return View(self.buffer, self.offset + index * self.sn, 1, self.c, self.h, self.w,
+                    self.sn, self.sc, self.sh, self.elem)
 
     def plane(self, n: int, c: int) -> View:
         """One (n, c) plane: a single-channel view of h rows."""
-        return replace(self, offset=self.offset + n * self.sn + c * self.sc, n=1, c=1)
+        return View(self.buffer, self.offset + n * self.sn + c * self.sc, 1, 1, self.h, self.w,
+                    self.sn, self.sc, self.sh, self.elem)
 
     def rows_as_channels(self) -> View:
         """A single plane whose rows become channels: (1, 1, H, W) -> (1, H, 1, W)."""
         assert self.n == 1 and self.c == 1
-        return replace(self, c=self.h, h=1, sc=self.sh)
+        return View(self.buffer, self.offset, 1, self.h, 1, self.w, self.sn, self.sh, self.sh, self.elem)
 
     def channels(self, start: int, count: int) -> View:
         """Channels [start, start + count)."""
-        return replace(self, offset=self.offset + start * self.sc, c=count)
+        return View(self.buffer, self.offset + start * self.sc, self.n, count, self.h, self.w,
+                    self.sn, self.sc, self.sh, self.elem)
 
     def is_packed_like(self, other: View) -> bool:
         """True when both views address the same bytes the same way."""
@@ -118,9 +120,21 @@ def _dims4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 def reshape_view(v: View, new_shape: tuple[int, ...]) -> View | None:
     """The same bytes under a new logical shape, if strides can express it (W stays contiguous)."""
+    geometry = _reshaped(v.n, v.c, v.h, v.w, v.sn, v.sc, v.sh, v.elem, tuple(new_shape))
+    if geometry is None:
+        return None
+    return View(v.buffer, v.offset, *geometry, v.elem)
+
+
+# The answer depends on the extents and strides only, and a model reshapes the same few
+# geometries over and over (every head, every tile): each is worked out once.
+@lru_cache(maxsize=4096)
+def _reshaped(n: int, c: int, h: int, w: int, sn: int, sc: int, sh: int, elem: int,
+              new_shape: tuple[int, ...]) -> tuple[int, int, int, int, int, int, int] | None:
+    """(n, c, h, w, sn, sc, sh) of the reshaped view, or None when strides cannot say it."""
     new = _dims4(new_shape)
-    old_dims = list(v.dims)
-    old_strides = [v.sn, v.sc, v.sh, v.elem]
+    old_dims = [n, c, h, w]
+    old_strides = [sn, sc, sh, elem]
     # Drop size-1 axes, then match runs of old axes to runs of new axes (numpy's no-copy rule).
     od = [(d, s) for d, s in zip(old_dims, old_strides) if d != 1]
     nd_dims = list(new)
@@ -159,14 +173,13 @@ def reshape_view(v: View, new_shape: tuple[int, ...]) -> View | None:
     # size-1 axes get natural strides so registers stay sane
     for axis in range(3, -1, -1):
         if nd_dims[axis] == 1 and new_strides[axis] == 0:
-            inner = new_strides[axis + 1] * nd_dims[axis + 1] if axis < 3 else v.elem
+            inner = new_strides[axis + 1] * nd_dims[axis + 1] if axis < 3 else elem
             new_strides[axis] = inner if axis == 3 else align_up(inner)
-    if new_strides[3] != v.elem:
+    if new_strides[3] != elem:
         return None  # the width axis would not be contiguous
     if any(s % 64 for s in new_strides[:3] if s):
         return None
-    return View(v.buffer, v.offset, new[0], new[1], new[2], new[3],
-                new_strides[0], new_strides[1], new_strides[2], v.elem)
+    return new[0], new[1], new[2], new[3], new_strides[0], new_strides[1], new_strides[2]
 
 
 def permute_view(v: View, perm4: tuple[int, int, int, int]) -> View | None:
