@@ -4,7 +4,9 @@ A *step* is one (pass, tile) of a task: its tile-DMA source bytes, NE and planar
 tile-DMA destination bytes. Passes are the outer loop (the array re-streams the input once per
 OCG pass), tiles the inner one. Consecutive identical steps form a *run*, so a task with a
 thousand equal tiles is one record. Steps are numbered globally across the program, because
-the DMA engines and the NE walk them in one order.
+the DMA engines and the NE walk them in one order. Consecutive passes whose steps cost the same
+(every middle pass of a many-pass convolution) share one run too: a run spans whole passes of
+``pass_steps`` steps each, so step ``i`` of a run belongs to pass ``pass_index + i // pass_steps``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass, field
 from anesim.chips.schema import ChipConfig
 from anesim.program.model import Layout, Program, Task
 from anesim.timing import costs
+
+
+NO_CHUNK_CHANGE = 1 << 62  # chunk_steps of a run whose steps all need the same chunk
 
 
 # Run and Chunk are not frozen: a frozen dataclass sets each field through object.__setattr__,
@@ -36,13 +41,24 @@ class Run:
     dst_dram_bytes: float
     dst_pool_cycles: float
     chunk_first: int  # kernel chunk the first step needs; -1 for none
-    chunk_stride: int  # 1 when every step streams its own chunk, else 0
+    chunk_stride: int  # 1 when the chunk needed changes within the run, else 0
+    pass_steps: int = 0  # steps per pass within the run (0: the run lies within one pass)
+    # step i needs chunk chunk_first + i // chunk_steps: 1 when every step streams its own
+    # chunk, pass_steps for a run over several passes with one weight slice each
+    chunk_steps: int = NO_CHUNK_CHANGE
+    weights_streamed: bool = False  # every step streams its own chunk (never in a closed-form batch)
     # NE and planar stages stream into each other, so the slower one sets the pace (set from
     # the two above; a field rather than a property because the engine reads it every step).
     compute_cycles: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         self.compute_cycles = max(self.ne_cycles, self.planar_cycles)
+        if self.pass_steps <= 0:
+            self.pass_steps = self.count
+
+    def pass_of(self, i: int) -> int:
+        """The pass step ``i`` of the run belongs to."""
+        return self.pass_index + i // self.pass_steps
 
 
 @dataclass(slots=True)
@@ -151,6 +167,13 @@ def _auto_tile_rows(chip: ChipConfig, task: Task) -> int:
 def runs_in_pass_start(runs: list[Run], p: int) -> bool:
     """True when no run of pass ``p`` has been emitted yet (its weight slice is still due)."""
     return not runs or runs[-1].pass_index != p
+
+
+def _pass_groups(passes: int) -> list[tuple[int, int]]:
+    """(first pass, passes) of the groups whose steps cost the same: first, middle, last."""
+    if passes >= 3:
+        return [(0, 1), (1, passes - 2), (passes - 1, 1)]
+    return [(p, 1) for p in range(passes)]
 
 
 def _column_parts(chip: ChipConfig, task: Task, rows: int) -> int:
@@ -293,8 +316,15 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             tile_outer = b_s < a_s
             if tile_outer and mode == "pass":
                 mode = "step"
+        # Pass-outer with one tile size: consecutive passes with equal step costs extend one run
+        # (see the module docstring).
+        merge = not tile_outer and len(tile_sizes) == 1
         if tile_outer:
             order = [(p, r, 1, True) for r, c in tile_sizes for _ in range(c) for p in range(shape.passes)]
+        elif merge:
+            # (pass, rows, steps, loaded once, passes): the middle passes 1 .. P-2 all have the
+            # full OCG on the busiest core and a full channel group, so they share one entry.
+            order = [(p, rows_, c * n, False, n) for p, n in _pass_groups(shape.passes) for rows_, c in tile_sizes]
         else:
             order = [(p, r, c, False) for p in range(shape.passes) for r, c in tile_sizes]
         src_ops = [(src, costs.layout_row_bytes(src), res, src.space == "dram" or not res)
@@ -302,10 +332,10 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         dst_row_bytes = costs.layout_row_bytes(result)
         dst_in_dram = result.space == "dram" or not result_resident
         step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
-        ch_cores = [shape.channels_in_pass(p) for p in range(shape.passes)]
-        for p, out_rows, count, tile_loaded_once in order:
-            ch_core = ch_cores[p]
-            if mode == "pass" and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
+        last_costs = None
+        for p, out_rows, count, tile_loaded_once, *group in order:
+            ch_core = shape.channels_in_pass(p)
+            if mode == "pass" and not merge and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
                 chunks.append(Chunk(pos, per_pass_bytes[p], step, step + tiles - 1, False))
             # Passes of a task repeat the same few step shapes: cost each shape once.
             key = (out_rows, ch_core, pass_channels[p], p > 0, tile_loaded_once)
@@ -327,19 +357,38 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
                                         c_out * parts)
                 shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
             src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
+            chunk_steps = NO_CHUNK_CHANGE
+            stride = 0
+            streamed = False
             if mode == "step":
-                chunk_first, stride = len(chunks), 1
-                for i in range(count):
-                    chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True,
-                                        refetch_cost if tiles > 1 else 1.0))
+                chunk_first, stride, chunk_steps = len(chunks), 1, 1
+                streamed = True
+                cost = refetch_cost if tiles > 1 else 1.0
+                nbytes = per_pass_bytes[p]
+                chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
             elif mode == "none":
-                chunk_first, stride = -1, 0
+                chunk_first = -1
+            elif mode == "pass" and merge:  # one weight slice per pass of the group
+                chunk_first = len(chunks)
+                nbytes = per_pass_bytes[p]
+                chunks.extend([Chunk(pos, nbytes, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
+                if group[0] > 1:
+                    stride, chunk_steps = 1, tiles
             else:
-                chunk_first, stride = len(chunks) - 1, 0
-            runs.append(
-                Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
-                    ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride)
-            )
+                chunk_first = len(chunks) - 1
+            if merge and shape_costs == last_costs:
+                # Same costs and, within a task of this mode, the same weights or the next ones.
+                last = runs[-1]
+                last.count += count
+                if mode == "pass":
+                    last.chunk_stride, last.chunk_steps = 1, tiles
+            else:
+                runs.append(
+                    Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
+                        ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride,
+                        tiles if merge else 0, chunk_steps, streamed)
+                )
+                last_costs = shape_costs
             step += count
         writers.record(result, pos)
         plan.tasks.append(
