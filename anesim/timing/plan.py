@@ -138,24 +138,24 @@ def _tile_budget_bytes(chip: ChipConfig) -> float:
     return float(max(cap // 2, cap - _DOUBLE_BUFFER_MARGIN_BYTES))
 
 
-def _auto_tile_rows(chip: ChipConfig, task: Task) -> int:
+def _auto_tile_rows(chip: ChipConfig, task: Task, streamed: list[tuple[Layout, float]], result_resident: bool) -> int:
     """Rows per tile when the program leaves it open: whole height, unless an operand streams.
 
     Each streamed operand's tile (checked one tensor at a time) must fit the tile budget.
+    ``streamed`` holds the sources over the working-set cap with their bytes per row.
     """
     h_out = max(1, task.result.height)
     if task.tile_height > 0:
         return min(task.tile_height, h_out)
     budget = _tile_budget_bytes(chip)
-    streamed = [s for s in task.sources if not costs.resident(chip, s)]
     rows = h_out
-    if not costs.resident(chip, task.result):
+    if not result_resident:
         rows = min(rows, max(1, int(budget // max(1.0, costs.layout_row_bytes(task.result)))))
     if streamed:
         lo, hi = 1, rows
         while lo < hi:  # the largest out-row count whose largest input slab fits the budget
             mid = (lo + hi + 1) // 2
-            need = max(costs.layout_row_bytes(s) * _source_rows(task, s, mid) for s in streamed)
+            need = max(row_bytes * _source_rows(task, s, mid) for s, row_bytes in streamed)
             if need <= budget:
                 lo = mid
             else:
@@ -176,14 +176,14 @@ def _pass_groups(passes: int) -> list[tuple[int, int]]:
     return [(p, 1) for p in range(passes)]
 
 
-def _column_parts(chip: ChipConfig, task: Task, rows: int) -> int:
+def _column_parts(chip: ChipConfig, task: Task, rows: int, streamed: list[tuple[Layout, float]],
+                  result_resident: bool) -> int:
     """Pieces each output row is cut into so each streamed tensor's tile fits the tile budget."""
     if rows > 1:
         return 1
     budget = _tile_budget_bytes(chip)
-    streamed = [s for s in task.sources if not costs.resident(chip, s)]
-    need = max((costs.layout_row_bytes(s) * _source_rows(task, s, 1) for s in streamed), default=0.0)
-    if not costs.resident(chip, task.result):
+    need = max((row_bytes * _source_rows(task, s, 1) for s, row_bytes in streamed), default=0.0)
+    if not result_resident:
         need = max(need, costs.layout_row_bytes(task.result))
     parts = costs.ceil_div(int(need), int(budget)) if need > budget else 1
     return max(1, min(parts, max(1, task.result.width)))
@@ -236,12 +236,9 @@ class _LastWriter:
             return None
         starts, ends, who = m
         a, b = self._range(layout)
-        i = bisect.bisect_right(ends, a)
-        best = None
-        while i < len(starts) and starts[i] < b:
-            best = who[i] if best is None else max(best, who[i])
-            i += 1
-        return best
+        i = bisect.bisect_right(ends, a)  # the first interval ending after a
+        j = bisect.bisect_left(starts, b, i)  # the first starting at or after b
+        return max(who[i:j]) if j > i else None
 
 
 def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
@@ -261,7 +258,14 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         producers = (max(written),) if written else ()
         shape = costs.pass_shape(chip, task)
         h_out = max(1, result.height)
-        rows = _auto_tile_rows(chip, task)
+        # Per operand, once: bytes, bytes per row, whether it fits the working set (as
+        # costs.resident and costs.layout_row_bytes).
+        src_nbytes = [src.nbytes for src in sources]
+        src_resident = [nb <= cap for nb in src_nbytes]
+        src_row_bytes = [nb / max(1, src.height) for nb, src in zip(src_nbytes, sources)]
+        result_resident = result.nbytes <= cap
+        streamed = [(src, rb) for src, rb, res in zip(sources, src_row_bytes, src_resident) if not res]
+        rows = _auto_tile_rows(chip, task, streamed, result_resident)
         n_full, rem = divmod(h_out, rows)
         tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
         tiles = n_full + (1 if rem else 0)
@@ -272,39 +276,39 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         # Kernel chunks: whole kernel if it fits the kernel cache, else one per pass, else
         # streamed afresh for every step (weights re-fetched per tile).
         group = shape.ocg * shape.cores
-        pass_channels = [min(c_out, (p + 1) * group) - p * group for p in range(shape.passes)]
-        per_pass_bytes = [kb * pc // c_out for pc in pass_channels]
+        # (per pass p, computed only for the passes planned one by one: a task may have hundreds)
+        def pass_channels(p: int) -> int:
+            return min(c_out, (p + 1) * group) - p * group
+
+        def per_pass_bytes(p: int) -> int:
+            return kb * pass_channels(p) // c_out
         if kb == 0:
             mode = "none"
         elif kb <= cache:
             mode = "task"
-        elif max(per_pass_bytes) <= cache:
+        elif per_pass_bytes(0) <= cache:  # (the first pass has the most channels)
             mode = "pass"
         else:
             mode = "step"
         if mode == "task":
             chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
-        # Per operand, once: bytes per row, whether it fits the working set, where it lives
-        # (a pool-space operand over the cap spills to DRAM).
-        src_resident = [src.nbytes <= cap for src in sources]
-        result_resident = result.nbytes <= cap
+        # A pool-space operand over the cap spills to DRAM.
         spilled = tuple(f"source{i}" for i, src in enumerate(sources) if src.space == "pool" and not src_resident[i])
         if result.space == "pool" and not result_resident:
             spilled += ("result",)
         # Column split: when even one output row's streamed input exceeds the budget (a matrix
         # laid out as one long row), each row is cut into `parts` pieces of equal width.
-        parts = _column_parts(chip, task, rows)
+        parts = _column_parts(chip, task, rows, streamed, result_resident)
         if parts > 1:
             tile_sizes = [(1, h_out * parts)]
             tiles = h_out * parts
-        streamed_src = [src for src, res in zip(sources, src_resident) if not res]
         # Loop order. Passes outermost re-streams an over-cap source once per pass; tiles
         # outermost loads each source tile once but re-fetches the weights per tile when they do
         # not fit the kernel cache. Take whichever moves DRAM for less time.
         tile_outer = False
-        if streamed_src and shape.passes > 1 and tiles > 1:
+        if streamed and shape.passes > 1 and tiles > 1:
             d = chip.dram
-            src_b = sum(s.nbytes for s in streamed_src)
+            src_b = sum(nb for nb, res in zip(src_nbytes, src_resident) if not res)
             w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
             w_tile_outer = kb if mode == "task" else kb * tiles
             once_rate = d.weight_bytes_per_s.value
@@ -327,18 +331,18 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             order = [(p, rows_, c * n, False, n) for p, n in _pass_groups(shape.passes) for rows_, c in tile_sizes]
         else:
             order = [(p, r, c, False) for p in range(shape.passes) for r, c in tile_sizes]
-        src_ops = [(src, costs.layout_row_bytes(src), res, src.space == "dram" or not res)
-                   for src, res in zip(sources, src_resident)]
+        src_ops = [(src, rb, res, src.space == "dram" or not res)
+                   for src, rb, res in zip(sources, src_row_bytes, src_resident)]
         dst_row_bytes = costs.layout_row_bytes(result)
         dst_in_dram = result.space == "dram" or not result_resident
         step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
         last_costs = None
-        for p, out_rows, count, tile_loaded_once, *group in order:
+        for p, out_rows, count, tile_loaded_once, *n_passes in order:
             ch_core = shape.channels_in_pass(p)
             if mode == "pass" and not merge and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
-                chunks.append(Chunk(pos, per_pass_bytes[p], step, step + tiles - 1, False))
+                chunks.append(Chunk(pos, per_pass_bytes(p), step, step + tiles - 1, False))
             # Passes of a task repeat the same few step shapes: cost each shape once.
-            key = (out_rows, ch_core, pass_channels[p], p > 0, tile_loaded_once)
+            key = (out_rows, ch_core, pass_channels(p), p > 0, tile_loaded_once)
             shape_costs = step_costs.get(key)
             if shape_costs is None:
                 src_dram = 0.0
@@ -349,11 +353,11 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
                         src_dram += b
                     else:
                         src_pool += b  # chained in the pool, or re-read of a copy already on chip
-                dst_b = dst_row_bytes * out_rows * (pass_channels[p] / c_out) / parts
+                dst_b = dst_row_bytes * out_rows * (pass_channels(p) / c_out) / parts
                 dst_dram = dst_b if dst_in_dram else 0.0
                 dst_pool = 0.0 if dst_dram else dst_b
                 ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
-                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p],
+                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels(p),
                                         c_out * parts)
                 shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
             src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
@@ -364,15 +368,15 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
                 chunk_first, stride, chunk_steps = len(chunks), 1, 1
                 streamed = True
                 cost = refetch_cost if tiles > 1 else 1.0
-                nbytes = per_pass_bytes[p]
+                nbytes = per_pass_bytes(p)
                 chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
             elif mode == "none":
                 chunk_first = -1
             elif mode == "pass" and merge:  # one weight slice per pass of the group
                 chunk_first = len(chunks)
-                nbytes = per_pass_bytes[p]
+                nbytes = per_pass_bytes(p)
                 chunks.extend([Chunk(pos, nbytes, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
-                if group[0] > 1:
+                if n_passes[0] > 1:
                     stride, chunk_steps = 1, tiles
             else:
                 chunk_first = len(chunks) - 1
