@@ -32,7 +32,7 @@ class ClosedFormBatches:
     def _skip_batched(self, k: int, stage: int, timer: Timer) -> Generator[Any, Any, int]:
         """Wait until stage ``stage`` (0 compute, 1 destination) of the batch opened at ``k`` ends."""
         end_step, ends, _start = self.batches[k]
-        delay = ends[stage] - self.env.now
+        delay = ends[stage] - self.env._now
         if delay > 0:
             yield timer.after(delay)
         return end_step
@@ -53,7 +53,7 @@ class ClosedFormBatches:
         k = run.first_step + i
         ne_now = self.ne_gate.current()
         dst_now = self.dst_gate.current()
-        t = self.env.now
+        t = self.env._now
         if ne_now == k and dst_now == k:
             return (t, t, t, [], [])
         if (r == 0 and i == 0) or self.cmp_step != k - 1:
@@ -120,14 +120,14 @@ class ClosedFormBatches:
             else:
                 r, i = r + 1, 0
         i_next = i
-        t = env.now
+        t = env._now
         first = runs[r0].first_step + i0
         kernel_ready = t
         if first_chunk >= 0:
             ev = self.kernel_gate.wait(first_chunk + 1)
             if ev is not None:
                 yield ev  # the source times below still start from t: nothing else uses them
-            kernel_ready = env.now
+            kernel_ready = env._now
         src_end: list[float] = []
         cmp_end: list[float] = []
         dst_end: list[float] = []
@@ -206,7 +206,7 @@ class ClosedFormBatches:
         if end_step - 1 == tp.last_step:
             st.end = dst_end[-1]
             self.done_gate.schedule([dst_end[-1]])
-        delay = src_end[-1] - env.now
+        delay = src_end[-1] - env._now
         if delay > 0:
             yield timer.after(delay)
         return r, i_next

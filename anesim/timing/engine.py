@@ -163,11 +163,11 @@ class Engine(ClosedFormBatches):
             ("host", "request build", comp["request_build"] * c),
             ("firmware", "command pick-up", fw_half),
         ):
-            t0 = env.now
+            t0 = env._now
             yield timer.after(cycles)
-            self._slice(unit, name, t0, env.now, -1)
-            self.marks[name] = (t0, env.now)
-        self.engine_start = env.now
+            self._slice(unit, name, t0, env._now, -1)
+            self.marks[name] = (t0, env._now)
+        self.engine_start = env._now
         env.process(self.firmware())
         if self.plan.tasks:
             env.process(self.tile_src())
@@ -178,16 +178,16 @@ class Engine(ClosedFormBatches):
             ev = self.done_gate.wait(len(self.plan.tasks))
             if ev is not None:
                 yield ev
-        self.engine_end = env.now
+        self.engine_end = env._now
         for unit, name, cycles in (
             ("firmware", "completion signal", fw_half),
             ("host", "completion", comp["completion"] * c),
         ):
-            t0 = env.now
+            t0 = env._now
             yield timer.after(cycles)
-            self._slice(unit, name, t0, env.now, -1)
-            self.marks[name] = (t0, env.now)
-        self.end = env.now
+            self._slice(unit, name, t0, env._now, -1)
+            self.marks[name] = (t0, env._now)
+        self.end = env._now
 
     def firmware(self) -> Generator[Any, Any, None]:
         """Issue descriptors in order, at most one ahead of the task the engine started."""
@@ -198,10 +198,10 @@ class Engine(ClosedFormBatches):
                 ev = self.started_gate.wait(tp.pos)
                 if ev is not None:
                     yield ev
-            t0 = env.now
+            t0 = env._now
             if self.task_overhead > 0:
                 yield timer.after(self.task_overhead)
-            now = env.now
+            now = env._now
             self.busy["firmware"] += now - t0
             if self.record and now > t0:
                 self.trace.append((_FIRMWARE_ID, f"descriptor {tp.pos}", t0, now, tp.pos))
@@ -225,13 +225,13 @@ class Engine(ClosedFormBatches):
                     if ev is not None:
                         waited = True
                         yield ev
-            t0 = env.now
+            t0 = env._now
             # Back to back, the request for this chunk went out while the previous one moved, so
             # only a fetch that had to wait (or the first) pays the DRAM latency.
             latency = self.dram_latency if waited or j == 0 else 0.0
             yield self.dram.transfer(ch.nbytes, "weight", latency, ch.cost)
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
-            self._slice("kernel_dma", "kernel", t0, env.now, ch.task_pos)
+            self._slice("kernel_dma", "kernel", t0, env._now, ch.task_pos)
             self.tile_events += 1
             self.kernel_gate.advance()
 
@@ -274,21 +274,21 @@ class Engine(ClosedFormBatches):
                     if ev is not None:
                         yield ev
                 if k == first_step:
-                    st.start = env.now
+                    st.start = env._now
                     self.started_gate.advance()
                 if batch and i % run.pass_steps == 0 and (init := self._batchable(tp, r, i)) is not None:
                     r, i = yield from self._run_batch(tp, r, i, timer, init)
                     continue
-                t0 = env.now
+                t0 = env._now
                 nbytes = run.src_dram_bytes
                 if nbytes > 0:
                     yield transfer(nbytes, "activation", latency)
                     st.dram_activation_bytes += nbytes
-                now = env.now
+                now = env._now
                 rest = run.src_pool_cycles - (now - t0)
                 if rest > 0:
                     yield timer.after(rest)
-                    now = env.now
+                    now = env._now
                 busy["tile_dma_src"] += now - t0
                 if record and now > t0:
                     trace.append((src_unit, "src", t0, now, pos))
@@ -322,12 +322,12 @@ class Engine(ClosedFormBatches):
                     if k < covered:
                         i = covered - run_first
                         continue
-                    t0 = now = env.now  # (read again only after a wait)
+                    t0 = now = env._now  # (read again only after a wait)
                     if src_gate.count <= k:
                         ev = src_gate.wait(k + 1)
                         if ev is not None:
                             yield ev
-                            now = env.now
+                            now = env._now
                     if k in batches:
                         st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
                         covered = yield from self._skip_batched(k, 0, timer)
@@ -339,13 +339,13 @@ class Engine(ClosedFormBatches):
                             ev = kernel_gate.wait(need)
                             if ev is not None:
                                 yield ev
-                                now = env.now
+                                now = env._now
                     t2 = now
                     if dst_gate.count < k - 1:
                         ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
                         if ev is not None:
                             yield ev
-                            now = env.now
+                            now = env._now
                     t3 = now
                     began = st.start
                     st.stall_input += t1 - (t0 if t0 >= began else began)  # waiting before the task began is not its stall
@@ -402,7 +402,7 @@ class Engine(ClosedFormBatches):
                     if k in batches:
                         covered = yield from self._skip_batched(k, 1, timer)
                         continue
-                    t0 = env.now
+                    t0 = env._now
                     nbytes = run.dst_dram_bytes
                     if k > self.dst_step:  # (not a step a batch has already accounted for)
                         self.dst_prev_end = self.dst_end
@@ -413,11 +413,11 @@ class Engine(ClosedFormBatches):
                     if nbytes > 0:
                         yield transfer(nbytes, "activation", latency, self.write_cost)
                         st.dram_activation_bytes += nbytes
-                    now = env.now
+                    now = env._now
                     rest = run.dst_pool_cycles - (now - t0)
                     if rest > 0:
                         yield timer.after(rest)
-                        now = env.now
+                        now = env._now
                     busy["tile_dma_dst"] += now - t0
                     if record and now > t0:
                         trace.append((dst_unit, "dst", t0, now, pos))
