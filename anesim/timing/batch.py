@@ -11,14 +11,11 @@ found, so every waiter resumes when it would have step by step.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from anesim.timing.events import Timer
 from anesim.timing.plan import Run, TaskPlan
 from anesim.timing.units import DST_ID, SRC_ID
-
-if TYPE_CHECKING:
-    from anesim.timing.engine import Engine
 
 
 def chunk_of(run: Run, i: int) -> int:
