@@ -7,14 +7,22 @@ time (wall and CPU of this process), the tile steps simulated there, and the med
 chips. The bar is 2 s per program and chip; rows over it are marked. The wall time grows when
 other processes share the cores; the CPU column is the steadier figure.
 
+With ``--baseline DIR`` (another checkout of the project, e.g. ``git worktree add DIR main``),
+the timing alone (planning, event loop and packaging, compile left out) is also measured with
+that checkout's ``anesim`` in a child process, one program and chip after another in the same
+order, and each row gets the baseline's CPU seconds on the same chip and the speed-up.
+
     python benchmarks/bench_whole_model_timing.py [--chips all|m1,a16] [--programs sd_unet,...]
-                                                  [--markdown]
+                                                  [--markdown] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,8 +49,47 @@ def time_one(path: Path, chip_name: str) -> dict[str, float]:
     except AnesimError as exc:  # a point the limits refuse: reported, not timed
         return {"error": str(exc), "cpu_s": -1.0}
     t2, c2 = time.perf_counter(), time.process_time()
-    return {"compile_s": t1 - t0, "timing_s": t2 - t1, "wall_s": t2 - t0, "cpu_s": c2 - c0,
+    return {"compile_s": t1 - t0, "timing_s": t2 - t1, "wall_s": t2 - t0, "cpu_s": c2 - c0, "timing_cpu_s": c2 - c1,
             "steps": float(result.sim.steps), "tasks": float(len(target.program.tasks)), "error": ""}
+
+
+# Run in a child process with the baseline checkout first on the path: for each program and
+# chip, compile, then print the CPU seconds of timing it (as time_one, without the trace).
+_BASELINE_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import anesim
+from anesim.chips import load_chip
+from anesim.timing import simulate
+programs, names, chips = sys.argv[2], sys.argv[3].split(","), sys.argv[4].split(",")
+def one(name, chip_name):
+    chip = load_chip(chip_name)
+    target = anesim.compile(programs + "/" + name + ".yaml", chip)
+    c0 = time.process_time()
+    try:
+        simulate(target, chip, trace=False)
+    except anesim.errors.AnesimError:
+        return -1.0
+    return time.process_time() - c0
+one("conv3x3", chips[0])  # imports and first-call set-up before the clocks
+for name in names:
+    for chip_name in chips:
+        print(json.dumps([name, chip_name, one(name, chip_name)]), flush=True)
+"""
+
+
+def baseline_timing(baseline: Path, names: list[str], chips: list[str]) -> dict[tuple[str, str], float]:
+    """CPU seconds of timing each program on each chip with the checkout at ``baseline``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _BASELINE_CHILD, str(baseline), str(REPO / "programs"), ",".join(names), ",".join(chips)],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    out = {}
+    for line in proc.stdout.splitlines():
+        name, chip, cpu_s = json.loads(line)
+        out[(name, chip)] = cpu_s
+    return out
 
 
 def main() -> int:
@@ -53,6 +100,7 @@ def main() -> int:
     parser.add_argument("--chips", default="all", help="'all' or comma-separated chip names")
     parser.add_argument("--programs", default=",".join(WHOLE_MODELS), help="comma-separated program names")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare the timing CPU time with")
     args = parser.parse_args()
     chips = resolve_chips(args.chips)
     names = [p for p in args.programs.split(",") if p]
@@ -63,6 +111,10 @@ def main() -> int:
     sep = " | " if md else "  "
     head = ["program", "tasks", "worst chip", "steps there", "compile s", "timing s", "wall s", "CPU s",
             f"median wall s ({len(chips)} chips)"]  # (over the chips it ran on)
+    base: dict[tuple[str, str], float] = {}
+    if args.baseline:
+        base = baseline_timing(args.baseline, names, chips)
+        head += ["timing CPU s", "baseline timing CPU s", "speed-up"]
     print(("| " if md else "") + sep.join(head) + (" |" if md else ""), flush=True)
     if md:
         print("|" + "|".join("---" for _ in head) + "|")
@@ -80,6 +132,10 @@ def main() -> int:
         median = statistics.median(r["wall_s"] for r in rows.values())
         cells = [name, f"{worst['tasks']:.0f}", chip, f"{worst['steps']:.0f}", f"{worst['compile_s']:.2f}",
                  f"{worst['timing_s']:.2f}", f"{worst['wall_s']:.2f}", f"{worst['cpu_s']:.2f}", f"{median:.2f}"]
+        if args.baseline:
+            b = base.get((name, chip), -1.0)
+            cells += [f"{worst['timing_cpu_s']:.2f}", f"{b:.2f}",
+                      f"{b / worst['timing_cpu_s']:.2f}x" if b > 0 and worst["timing_cpu_s"] > 0 else "-"]
         if worst["cpu_s"] > WALL_BAR_S:
             over.append(f"{name} ({chip}, {worst['cpu_s']:.2f} s CPU)")
         print(("| " if md else "") + sep.join(cells) + (" |" if md else ""), flush=True)

@@ -102,7 +102,7 @@ class SharedBandwidth:
         flow.nbytes = flow.remaining_bytes = float(nbytes) * cost
         flow.bit = self._bits[stream]
         if delay > 0:
-            heapq.heappush(self._pending, self.env.now + delay)  # the time simpy schedules it for
+            heapq.heappush(self._pending, self.env._now + delay)  # the time simpy schedules it for
             self._arm(delay, flow, 0)
         else:
             self._start(flow)
@@ -198,7 +198,7 @@ class SharedBandwidth:
         if flow.nbytes <= 0:
             flow.fire()
             return
-        now = self.env.now
+        now = self.env._now
         flows = self._flows
         dt = now - self._last_update
         if dt > 0 and flows:
@@ -213,7 +213,7 @@ class SharedBandwidth:
 
     def _wake(self) -> None:
         """Retire the flows that have finished, resume their waiters, then re-plan."""
-        now = self.env.now
+        now = self.env._now
         flows = self._flows
         dt = now - self._last_update
         if dt > 0 and flows:

@@ -34,17 +34,19 @@ from simpy.core import EmptySchedule
 from anesim.chips.schema import ChipConfig
 from anesim.timing import costs
 from anesim.timing.dram import SharedBandwidth
+from anesim.timing.batch import ClosedFormBatches
 from anesim.timing.events import Alarms, Timer
 from anesim.timing.gate import Gate
 from anesim.timing.plan import ProgramPlan, Run, TaskPlan
+from anesim.timing.units import DST_ID as _DST_ID
+from anesim.timing.units import FIRMWARE_ID as _FIRMWARE_ID
+from anesim.timing.units import NE_ID as _NE_ID
+from anesim.timing.units import PLANAR_ID as _PLANAR_ID
+from anesim.timing.units import SRC_ID as _SRC_ID
+from anesim.timing.units import UNIT_ID as _UNIT_ID
+from anesim.timing.units import UNITS
 
-UNITS = ("host", "firmware", "kernel_dma", "tile_dma_src", "ne", "planar", "tile_dma_dst")
-_UNIT_ID = {u: i for i, u in enumerate(UNITS)}
-_NE_ID = _UNIT_ID["ne"]
-_FIRMWARE_ID = _UNIT_ID["firmware"]
-_PLANAR_ID = _UNIT_ID["planar"]
-_SRC_ID = _UNIT_ID["tile_dma_src"]
-_DST_ID = _UNIT_ID["tile_dma_dst"]
+__all__ = ["UNITS", "Engine", "EngineOutput", "TaskStats", "run_engine"]
 
 
 @dataclass(slots=True)
@@ -83,7 +85,7 @@ class EngineOutput:
     dispatch_marks: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-class Engine:
+class Engine(ClosedFormBatches):
     """One simulation of a planned program on a chip."""
 
     def __init__(
@@ -161,11 +163,11 @@ class Engine:
             ("host", "request build", comp["request_build"] * c),
             ("firmware", "command pick-up", fw_half),
         ):
-            t0 = env.now
+            t0 = env._now
             yield timer.after(cycles)
-            self._slice(unit, name, t0, env.now, -1)
-            self.marks[name] = (t0, env.now)
-        self.engine_start = env.now
+            self._slice(unit, name, t0, env._now, -1)
+            self.marks[name] = (t0, env._now)
+        self.engine_start = env._now
         env.process(self.firmware())
         if self.plan.tasks:
             env.process(self.tile_src())
@@ -176,16 +178,16 @@ class Engine:
             ev = self.done_gate.wait(len(self.plan.tasks))
             if ev is not None:
                 yield ev
-        self.engine_end = env.now
+        self.engine_end = env._now
         for unit, name, cycles in (
             ("firmware", "completion signal", fw_half),
             ("host", "completion", comp["completion"] * c),
         ):
-            t0 = env.now
+            t0 = env._now
             yield timer.after(cycles)
-            self._slice(unit, name, t0, env.now, -1)
-            self.marks[name] = (t0, env.now)
-        self.end = env.now
+            self._slice(unit, name, t0, env._now, -1)
+            self.marks[name] = (t0, env._now)
+        self.end = env._now
 
     def firmware(self) -> Generator[Any, Any, None]:
         """Issue descriptors in order, at most one ahead of the task the engine started."""
@@ -196,10 +198,10 @@ class Engine:
                 ev = self.started_gate.wait(tp.pos)
                 if ev is not None:
                     yield ev
-            t0 = env.now
+            t0 = env._now
             if self.task_overhead > 0:
                 yield timer.after(self.task_overhead)
-            now = env.now
+            now = env._now
             self.busy["firmware"] += now - t0
             if self.record and now > t0:
                 self.trace.append((_FIRMWARE_ID, f"descriptor {tp.pos}", t0, now, tp.pos))
@@ -223,13 +225,13 @@ class Engine:
                     if ev is not None:
                         waited = True
                         yield ev
-            t0 = env.now
+            t0 = env._now
             # Back to back, the request for this chunk went out while the previous one moved, so
             # only a fetch that had to wait (or the first) pays the DRAM latency.
             latency = self.dram_latency if waited or j == 0 else 0.0
             yield self.dram.transfer(ch.nbytes, "weight", latency, ch.cost)
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
-            self._slice("kernel_dma", "kernel", t0, env.now, ch.task_pos)
+            self._slice("kernel_dma", "kernel", t0, env._now, ch.task_pos)
             self.tile_events += 1
             self.kernel_gate.advance()
 
@@ -272,22 +274,21 @@ class Engine:
                     if ev is not None:
                         yield ev
                 if k == first_step:
-                    st.start = env.now
+                    st.start = env._now
                     self.started_gate.advance()
-                if batch and i == 0 and (init := self._batchable(tp, r)) is not None:
-                    r = yield from self._run_batch(tp, r, timer, init)
-                    i = 0
+                if batch and i % run.pass_steps == 0 and (init := self._batchable(tp, r, i)) is not None:
+                    r, i = yield from self._run_batch(tp, r, i, timer, init)
                     continue
-                t0 = env.now
+                t0 = env._now
                 nbytes = run.src_dram_bytes
                 if nbytes > 0:
                     yield transfer(nbytes, "activation", latency)
                     st.dram_activation_bytes += nbytes
-                now = env.now
+                now = env._now
                 rest = run.src_pool_cycles - (now - t0)
                 if rest > 0:
                     yield timer.after(rest)
-                    now = env.now
+                    now = env._now
                 busy["tile_dma_src"] += now - t0
                 if record and now > t0:
                     trace.append((src_unit, "src", t0, now, pos))
@@ -321,30 +322,30 @@ class Engine:
                     if k < covered:
                         i = covered - run_first
                         continue
-                    t0 = now = env.now  # (read again only after a wait)
+                    t0 = now = env._now  # (read again only after a wait)
                     if src_gate.count <= k:
                         ev = src_gate.wait(k + 1)
                         if ev is not None:
                             yield ev
-                            now = env.now
+                            now = env._now
                     if k in batches:
                         st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
                         covered = yield from self._skip_batched(k, 0, timer)
                         continue
                     t1 = now
                     if chunk_first >= 0:
-                        need = chunk_first + run.chunk_stride * i + 1
+                        need = chunk_first + i // run.chunk_steps + 1
                         if kernel_gate.count < need:  # (wait() would return None otherwise)
                             ev = kernel_gate.wait(need)
                             if ev is not None:
                                 yield ev
-                                now = env.now
+                                now = env._now
                     t2 = now
                     if dst_gate.count < k - 1:
                         ev = dst_gate.wait(k - 1)  # a free output buffer: step k-2 written
                         if ev is not None:
                             yield ev
-                            now = env.now
+                            now = env._now
                     t3 = now
                     began = st.start
                     st.stall_input += t1 - (t0 if t0 >= began else began)  # waiting before the task began is not its stall
@@ -354,7 +355,7 @@ class Engine:
                     self.cmp_step, self.cmp_end = k, t3 + (run.compute_cycles + extra)  # as simpy adds it
                     yield timer.after(run.compute_cycles + extra)
                     if record:
-                        self._compute_slices(tp, run, t3, extra)
+                        self._compute_slices(tp, run, i, t3, extra)
                     else:  # as _compute_slices, without the trace
                         ne = run.ne_cycles + extra if run.ne_cycles else 0
                         planar = run.planar_cycles
@@ -401,7 +402,7 @@ class Engine:
                     if k in batches:
                         covered = yield from self._skip_batched(k, 1, timer)
                         continue
-                    t0 = env.now
+                    t0 = env._now
                     nbytes = run.dst_dram_bytes
                     if k > self.dst_step:  # (not a step a batch has already accounted for)
                         self.dst_prev_end = self.dst_end
@@ -412,11 +413,11 @@ class Engine:
                     if nbytes > 0:
                         yield transfer(nbytes, "activation", latency, self.write_cost)
                         st.dram_activation_bytes += nbytes
-                    now = env.now
+                    now = env._now
                     rest = run.dst_pool_cycles - (now - t0)
                     if rest > 0:
                         yield timer.after(rest)
-                        now = env.now
+                        now = env._now
                     busy["tile_dma_dst"] += now - t0
                     if record and now > t0:
                         trace.append((dst_unit, "dst", t0, now, pos))
@@ -430,7 +431,7 @@ class Engine:
                         st.end = now
                         self.done_gate.advance()
 
-    def _compute_slices(self, tp: TaskPlan, run: Run, t0: float, extra: int) -> None:
+    def _compute_slices(self, tp: TaskPlan, run: Run, i: int, t0: float, extra: int) -> None:
         st = self.stats[tp.pos]
         ne = run.ne_cycles + extra if run.ne_cycles else 0
         planar = run.planar_cycles
@@ -445,183 +446,9 @@ class Engine:
         if self.record:
             trace = self.trace
             if ne_end > t0:
-                trace.append((_NE_ID, f"pass {run.pass_index}", t0, ne_end, tp.pos))
+                trace.append((_NE_ID, f"pass {run.pass_of(i)}", t0, ne_end, tp.pos))
             if planar_end > t0:
                 trace.append((_PLANAR_ID, tp.kind, t0, planar_end, tp.pos))
-
-    # -- closed-form batches ---------------------------------------------------------------
-
-    def _skip_batched(self, k: int, stage: int, timer: Timer) -> Generator[Any, Any, int]:
-        """Wait until stage ``stage`` (0 compute, 1 destination) of the batch opened at ``k`` ends."""
-        end_step, ends, _start = self.batches[k]
-        delay = ends[stage] - self.env.now
-        if delay > 0:
-            yield timer.after(delay)
-        return end_step
-
-    def _batchable(self, tp: TaskPlan, r: int) -> tuple[float, float, float, list[float], list[float]] | None:
-        """Where a batch of run ``r`` starts from, or None when it cannot open now.
-
-        A run opens a batch when it is DRAM-free and holds its weights, and the times the steps
-        before it leave the compute and destination stages are known: the pipeline is empty, or
-        the previous step computes with a known end and the destination writes of the two steps
-        before it end at known times (pool writes, or finished). Returns the compute end of the
-        previous step, the destination ends of the two before, and the gate increments of those
-        steps still due (compute, destination), which the batch schedules in their stages' place.
-        """
-        run = tp.runs[r]
-        if run.src_dram_bytes or run.dst_dram_bytes or run.chunk_stride:
-            return None
-        k = run.first_step
-        ne_now = self.ne_gate.current()
-        dst_now = self.dst_gate.current()
-        t = self.env.now
-        if ne_now == k and dst_now == k:
-            return (t, t, t, [], [])
-        if r == 0 or self.cmp_step != k - 1:
-            return None  # the previous step is another task's, or its compute has not started
-        if run.chunk_first >= 0 and self.kernel_gate.current() <= run.chunk_first:
-            return None
-        cmp_1 = self.cmp_end
-        # Increments counted or already scheduled (by an earlier batch that covered those steps).
-        ne_known = ne_now + len(self.ne_gate.future)
-        dst_known = dst_now + len(self.dst_gate.future)
-        ne_due = [cmp_1] if ne_known < k else []
-        if self.dst_end < 0.0:
-            return None  # a DRAM write in flight: its end is not known yet
-        if self.dst_step == k - 1:
-            dst_2, dst_1 = self.dst_prev_end, self.dst_end
-            dst_due = [dst_1] if dst_known < k else []
-        elif self.dst_step == k - 2:
-            prev = tp.runs[r - 1]  # step k-1's run: its write starts when both are done
-            if prev.dst_dram_bytes:
-                return None
-            dst_2 = self.dst_end
-            d0 = cmp_1 if cmp_1 >= dst_2 else dst_2
-            dst_1 = d0 + prev.dst_pool_cycles if prev.dst_pool_cycles > 0 else d0
-            dst_due = ([dst_2] if dst_known < k - 1 else []) + ([dst_1] if dst_known < k else [])
-        else:
-            return None
-        return (cmp_1 if cmp_1 >= t else t, dst_2, dst_1, ne_due, dst_due)
-
-    def _run_batch(
-        self, tp: TaskPlan, r0: int, timer: Timer, init: tuple[float, float, float, list[float], list[float]],
-    ) -> Generator[Any, Any, int]:
-        """Advance DRAM-free runs of one task in closed form.
-
-        With stage times a (source), b (compute), c (destination) and two buffers between
-        stages, step j obeys: src_j starts at max(src_{j-1} end, cmp_{j-2} end); cmp_j at
-        max(src_j end, cmp_{j-1} end, dst_{j-2} end, weights resident); dst_j at max(cmp_j
-        end, dst_{j-1} end). Nothing else touches these stages, so the recurrence gives the
-        times the step-by-step model would; the gates are then scheduled at those times. ``init``
-        (from :meth:`_batchable`) gives the look-backs of a pipeline still busy with the steps
-        before, and their gate increments still due, scheduled here ahead of the batch's.
-        Returns the index of the first run not covered.
-        """
-        env = self.env
-        st = self.stats[tp.pos]
-        runs = tp.runs
-        r1 = r0
-        while (
-            r1 < len(runs)
-            and not (runs[r1].src_dram_bytes or runs[r1].dst_dram_bytes or runs[r1].chunk_stride)
-            and (
-                r1 == r0
-                or runs[r1].chunk_first in (-1, runs[r0].chunk_first)
-                or self.kernel_gate.current() > runs[r1].chunk_first
-            )
-        ):
-            r1 += 1
-        t = env.now
-        first = runs[r0].first_step
-        kernel_ready = t
-        if runs[r0].chunk_first >= 0:
-            ev = self.kernel_gate.wait(runs[r0].chunk_first + 1)
-            if ev is not None:
-                yield ev  # the source times below still start from t: nothing else uses them
-            kernel_ready = env.now
-        src_end: list[float] = []
-        cmp_end: list[float] = []
-        dst_end: list[float] = []
-        record = self.record
-        busy = self.busy
-        first_extra = self.layer_overhead if first == tp.first_step and tp.task.ne is not None else 0
-        # The recurrence's look-backs (steps j-1 and j-2), all t before the first step; stalls
-        # and busy times accumulate in locals in the order the step-by-step model adds them.
-        # (an earlier compute end counts as t: the compute stage's own wait before t is added
-        # by the compute process when it reaches the batch)
-        src_1 = cmp_2 = t
-        cmp_1, dst_2, dst_1, ne_due, dst_due = init
-        stall_in, stall_w, stall_out = st.stall_input, st.stall_weight, st.stall_output
-        busy_ne, busy_planar = busy["ne"], busy["planar"]
-        busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
-        j = 0
-        for run in runs[r0:r1]:
-            a, c = run.src_pool_cycles, run.dst_pool_cycles
-            for _ in range(run.count):
-                extra = first_extra if j == 0 else 0
-                b = run.compute_cycles + extra
-                s0 = src_1 if src_1 >= cmp_2 else cmp_2
-                s1 = s0 + a
-                ready = s1 if s1 >= cmp_1 else cmp_1
-                gate = kernel_ready if j == 0 else t
-                w_ready = ready if ready >= gate else gate
-                c0 = w_ready if w_ready >= dst_2 else dst_2
-                d = s1 - cmp_1
-                stall_in += d if d > 0.0 else 0.0
-                stall_w += w_ready - ready
-                stall_out += c0 - w_ready
-                c1 = c0 + b
-                d0 = c1 if c1 >= dst_1 else dst_1
-                d1 = d0 + c
-                src_end.append(s1)
-                cmp_end.append(c1)
-                dst_end.append(d1)
-                if record:
-                    busy_src += s1 - s0
-                    busy_dst += d1 - d0
-                    if s1 > s0:
-                        self.trace.append((_SRC_ID, "src", s0, s1, tp.pos))
-                    self._compute_slices(tp, run, c0, extra)
-                    if d1 > d0:
-                        self.trace.append((_DST_ID, "dst", d0, d1, tp.pos))
-                else:
-                    ne = run.ne_cycles + extra if run.ne_cycles else 0
-                    st.ne_cycles += ne
-                    st.planar_cycles += run.planar_cycles
-                    busy_ne += ne
-                    busy_planar += run.planar_cycles
-                    busy_src += a
-                    busy_dst += c
-                    self.tile_events += 1
-                src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
-                j += 1
-        st.stall_input, st.stall_weight, st.stall_output = stall_in, stall_w, stall_out
-        busy["tile_dma_src"], busy["tile_dma_dst"] = busy_src, busy_dst
-        if not record:
-            busy["ne"], busy["planar"] = busy_ne, busy_planar
-        n = j
-        self.tile_events += 2 * n
-        self.batched_steps += n
-        end_step = first + n
-        self.batches[first] = (end_step, (cmp_end[-1], dst_end[-1]), t)
-        if ne_due:
-            self.ne_pre = first - 1
-        if dst_due:
-            self.dst_pre = first - 1
-        self.cmp_step, self.cmp_end = end_step - 1, cmp_end[-1]
-        self.dst_step, self.dst_end = end_step - 1, dst_end[-1]
-        self.dst_prev_end = dst_2  # (after the loop: the write before the batch's last)
-        self.src_gate.schedule(src_end)
-        self.ne_gate.schedule(ne_due + cmp_end)
-        self.dst_gate.schedule(dst_due + dst_end)
-        if end_step - 1 == tp.last_step:
-            st.end = dst_end[-1]
-            self.done_gate.schedule([dst_end[-1]])
-        delay = src_end[-1] - env.now
-        if delay > 0:
-            yield timer.after(delay)
-        return r1
 
     # -- driver ----------------------------------------------------------------------------
 

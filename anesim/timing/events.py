@@ -9,6 +9,9 @@ processes and callbacks in its ``callbacks``) but are re-armed once processed:
   of through the queue;
 - :class:`Timer` is the timeout one process waits on, re-armed for each wait;
 - :class:`Alarms` calls functions later through a pool of events reused once they have rung.
+
+The timing modules read the clock as ``env._now``, the attribute behind simpy's ``now``
+property: the property call was a tenth of the event loop's own time on large models.
 """
 
 from __future__ import annotations

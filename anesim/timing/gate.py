@@ -34,7 +34,7 @@ class Gate:
         """The count as of now (scheduled increments that are due included)."""
         fut = self.future
         if fut:
-            now = self.env.now
+            now = self.env._now
             while fut and fut[0] <= now:
                 fut.popleft()
                 self.count += 1
@@ -53,7 +53,7 @@ class Gate:
         return ev
 
     def _fire_at(self, ev: Signal, t: float) -> None:
-        delay = t - self.env.now
+        delay = t - self.env._now
         if delay <= 0:
             ev.fire()
         else:

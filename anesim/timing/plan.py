@@ -4,7 +4,9 @@ A *step* is one (pass, tile) of a task: its tile-DMA source bytes, NE and planar
 tile-DMA destination bytes. Passes are the outer loop (the array re-streams the input once per
 OCG pass), tiles the inner one. Consecutive identical steps form a *run*, so a task with a
 thousand equal tiles is one record. Steps are numbered globally across the program, because
-the DMA engines and the NE walk them in one order.
+the DMA engines and the NE walk them in one order. Consecutive passes whose steps cost the same
+(every middle pass of a many-pass convolution) share one run too: a run spans whole passes of
+``pass_steps`` steps each, so step ``i`` of a run belongs to pass ``pass_index + i // pass_steps``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass, field
 from anesim.chips.schema import ChipConfig
 from anesim.program.model import Layout, Program, Task
 from anesim.timing import costs
+
+
+NO_CHUNK_CHANGE = 1 << 62  # chunk_steps of a run whose steps all need the same chunk
 
 
 # Run and Chunk are not frozen: a frozen dataclass sets each field through object.__setattr__,
@@ -36,13 +41,24 @@ class Run:
     dst_dram_bytes: float
     dst_pool_cycles: float
     chunk_first: int  # kernel chunk the first step needs; -1 for none
-    chunk_stride: int  # 1 when every step streams its own chunk, else 0
+    chunk_stride: int  # 1 when the chunk needed changes within the run, else 0
+    pass_steps: int = 0  # steps per pass within the run (0: the run lies within one pass)
+    # step i needs chunk chunk_first + i // chunk_steps: 1 when every step streams its own
+    # chunk, pass_steps for a run over several passes with one weight slice each
+    chunk_steps: int = NO_CHUNK_CHANGE
+    weights_streamed: bool = False  # every step streams its own chunk (never in a closed-form batch)
     # NE and planar stages stream into each other, so the slower one sets the pace (set from
     # the two above; a field rather than a property because the engine reads it every step).
     compute_cycles: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         self.compute_cycles = max(self.ne_cycles, self.planar_cycles)
+        if self.pass_steps <= 0:
+            self.pass_steps = self.count
+
+    def pass_of(self, i: int) -> int:
+        """The pass step ``i`` of the run belongs to."""
+        return self.pass_index + i // self.pass_steps
 
 
 @dataclass(slots=True)
@@ -122,24 +138,24 @@ def _tile_budget_bytes(chip: ChipConfig) -> float:
     return float(max(cap // 2, cap - _DOUBLE_BUFFER_MARGIN_BYTES))
 
 
-def _auto_tile_rows(chip: ChipConfig, task: Task) -> int:
+def _auto_tile_rows(chip: ChipConfig, task: Task, streamed: list[tuple[Layout, float]], result_resident: bool) -> int:
     """Rows per tile when the program leaves it open: whole height, unless an operand streams.
 
     Each streamed operand's tile (checked one tensor at a time) must fit the tile budget.
+    ``streamed`` holds the sources over the working-set cap with their bytes per row.
     """
     h_out = max(1, task.result.height)
     if task.tile_height > 0:
         return min(task.tile_height, h_out)
     budget = _tile_budget_bytes(chip)
-    streamed = [s for s in task.sources if not costs.resident(chip, s)]
     rows = h_out
-    if not costs.resident(chip, task.result):
+    if not result_resident:
         rows = min(rows, max(1, int(budget // max(1.0, costs.layout_row_bytes(task.result)))))
     if streamed:
         lo, hi = 1, rows
         while lo < hi:  # the largest out-row count whose largest input slab fits the budget
             mid = (lo + hi + 1) // 2
-            need = max(costs.layout_row_bytes(s) * _source_rows(task, s, mid) for s in streamed)
+            need = max(row_bytes * _source_rows(task, s, mid) for s, row_bytes in streamed)
             if need <= budget:
                 lo = mid
             else:
@@ -153,14 +169,21 @@ def runs_in_pass_start(runs: list[Run], p: int) -> bool:
     return not runs or runs[-1].pass_index != p
 
 
-def _column_parts(chip: ChipConfig, task: Task, rows: int) -> int:
+def _pass_groups(passes: int) -> list[tuple[int, int]]:
+    """(first pass, passes) of the groups whose steps cost the same: first, middle, last."""
+    if passes >= 3:
+        return [(0, 1), (1, passes - 2), (passes - 1, 1)]
+    return [(p, 1) for p in range(passes)]
+
+
+def _column_parts(chip: ChipConfig, task: Task, rows: int, streamed: list[tuple[Layout, float]],
+                  result_resident: bool) -> int:
     """Pieces each output row is cut into so each streamed tensor's tile fits the tile budget."""
     if rows > 1:
         return 1
     budget = _tile_budget_bytes(chip)
-    streamed = [s for s in task.sources if not costs.resident(chip, s)]
-    need = max((costs.layout_row_bytes(s) * _source_rows(task, s, 1) for s in streamed), default=0.0)
-    if not costs.resident(chip, task.result):
+    need = max((row_bytes * _source_rows(task, s, 1) for s, row_bytes in streamed), default=0.0)
+    if not result_resident:
         need = max(need, costs.layout_row_bytes(task.result))
     parts = costs.ceil_div(int(need), int(budget)) if need > budget else 1
     return max(1, min(parts, max(1, task.result.width)))
@@ -235,12 +258,9 @@ class _LastWriter:
             return None
         starts, ends, who = m
         a, b = self._range(layout)
-        i = bisect.bisect_right(ends, a)
-        best = None
-        while i < len(starts) and starts[i] < b:
-            best = who[i] if best is None else max(best, who[i])
-            i += 1
-        return best
+        i = bisect.bisect_right(ends, a)  # the first interval ending after a
+        j = bisect.bisect_left(starts, b, i)  # the first starting at or after b
+        return max(who[i:j]) if j > i else None
 
 
 def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
@@ -260,7 +280,14 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         producers = (max(written),) if written else ()
         shape = costs.pass_shape(chip, task)
         h_out = max(1, result.height)
-        rows = _auto_tile_rows(chip, task)
+        # Per operand, once: bytes, bytes per row, whether it fits the working set (as
+        # costs.resident and costs.layout_row_bytes).
+        src_nbytes = [src.nbytes for src in sources]
+        src_resident = [nb <= cap for nb in src_nbytes]
+        src_row_bytes = [nb / max(1, src.height) for nb, src in zip(src_nbytes, sources)]
+        result_resident = result.nbytes <= cap
+        streamed = [(src, rb) for src, rb, res in zip(sources, src_row_bytes, src_resident) if not res]
+        rows = _auto_tile_rows(chip, task, streamed, result_resident)
         n_full, rem = divmod(h_out, rows)
         tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
         tiles = n_full + (1 if rem else 0)
@@ -271,28 +298,27 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         # Kernel chunks: whole kernel if it fits the kernel cache, else one per pass, else
         # streamed afresh for every step (weights re-fetched per tile).
         group = shape.ocg * shape.cores
-        pass_channels = [min(c_out, (p + 1) * group) - p * group for p in range(shape.passes)]
-        per_pass_bytes = [kb * pc // c_out for pc in pass_channels]
+        # (per pass p, computed only for the passes planned one by one: a task may have hundreds)
+        def pass_channels(p: int) -> int:
+            return min(c_out, (p + 1) * group) - p * group
+
+        def per_pass_bytes(p: int) -> int:
+            return kb * pass_channels(p) // c_out
         if kb == 0:
             mode = "none"
         elif kb <= cache:
             mode = "task"
-        elif max(per_pass_bytes) <= cache:
+        elif per_pass_bytes(0) <= cache:  # (the first pass has the most channels)
             mode = "pass"
         else:
             mode = "step"
-        if mode == "task":
-            chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
-        # Per operand, once: bytes per row, whether it fits the working set, where it lives
-        # (a pool-space operand over the cap spills to DRAM).
-        src_resident = [src.nbytes <= cap for src in sources]
-        result_resident = result.nbytes <= cap
+        # A pool-space operand over the cap spills to DRAM.
         spilled = tuple(f"source{i}" for i, src in enumerate(sources) if src.space == "pool" and not src_resident[i])
         if result.space == "pool" and not result_resident:
             spilled += ("result",)
         # Column split: when even one output row's streamed input exceeds the budget (a matrix
         # laid out as one long row), each row is cut into `parts` pieces of equal width.
-        parts = _column_parts(chip, task, rows)
+        parts = _column_parts(chip, task, rows, streamed, result_resident)
         if rows >= h_out and parts == 1:  # one step: let a large DRAM operand double-buffer
             split = _double_buffer_parts(chip, task, kb)
             if split > 1 and h_out > 1:
@@ -305,14 +331,15 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
         if parts > 1:
             tile_sizes = [(1, h_out * parts)]
             tiles = h_out * parts
-        streamed_src = [src for src, res in zip(sources, src_resident) if not res]
+        if mode == "task":  # (after the splits: the kernel is read until the task's last step)
+            chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
         # Loop order. Passes outermost re-streams an over-cap source once per pass; tiles
         # outermost loads each source tile once but re-fetches the weights per tile when they do
         # not fit the kernel cache. Take whichever moves DRAM for less time.
         tile_outer = False
-        if streamed_src and shape.passes > 1 and tiles > 1:
+        if streamed and shape.passes > 1 and tiles > 1:
             d = chip.dram
-            src_b = sum(s.nbytes for s in streamed_src)
+            src_b = sum(nb for nb, res in zip(src_nbytes, src_resident) if not res)
             w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
             w_tile_outer = kb if mode == "task" else kb * tiles
             once_rate = d.weight_bytes_per_s.value
@@ -324,22 +351,29 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             tile_outer = b_s < a_s
             if tile_outer and mode == "pass":
                 mode = "step"
+        # Pass-outer with one tile size: consecutive passes with equal step costs extend one run
+        # (see the module docstring).
+        merge = not tile_outer and len(tile_sizes) == 1
         if tile_outer:
             order = [(p, r, 1, True) for r, c in tile_sizes for _ in range(c) for p in range(shape.passes)]
+        elif merge:
+            # (pass, rows, steps, loaded once, passes): the middle passes 1 .. P-2 all have the
+            # full OCG on the busiest core and a full channel group, so they share one entry.
+            order = [(p, rows_, c * n, False, n) for p, n in _pass_groups(shape.passes) for rows_, c in tile_sizes]
         else:
             order = [(p, r, c, False) for p in range(shape.passes) for r, c in tile_sizes]
-        src_ops = [(src, costs.layout_row_bytes(src), res, src.space == "dram" or not res)
-                   for src, res in zip(sources, src_resident)]
+        src_ops = [(src, rb, res, src.space == "dram" or not res)
+                   for src, rb, res in zip(sources, src_row_bytes, src_resident)]
         dst_row_bytes = costs.layout_row_bytes(result)
         dst_in_dram = result.space == "dram" or not result_resident
         step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
-        ch_cores = [shape.channels_in_pass(p) for p in range(shape.passes)]
-        for p, out_rows, count, tile_loaded_once in order:
-            ch_core = ch_cores[p]
-            if mode == "pass" and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
-                chunks.append(Chunk(pos, per_pass_bytes[p], step, step + tiles - 1, False))
+        last_costs = None
+        for p, out_rows, count, tile_loaded_once, *n_passes in order:
+            ch_core = shape.channels_in_pass(p)
+            if mode == "pass" and not merge and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
+                chunks.append(Chunk(pos, per_pass_bytes(p), step, step + tiles - 1, False))
             # Passes of a task repeat the same few step shapes: cost each shape once.
-            key = (out_rows, ch_core, pass_channels[p], p > 0, tile_loaded_once)
+            key = (out_rows, ch_core, pass_channels(p), p > 0, tile_loaded_once)
             shape_costs = step_costs.get(key)
             if shape_costs is None:
                 src_dram = 0.0
@@ -350,27 +384,46 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
                         src_dram += b
                     else:
                         src_pool += b  # chained in the pool, or re-read of a copy already on chip
-                dst_b = dst_row_bytes * out_rows * (pass_channels[p] / c_out) / parts
+                dst_b = dst_row_bytes * out_rows * (pass_channels(p) / c_out) / parts
                 dst_dram = dst_b if dst_in_dram else 0.0
                 dst_pool = 0.0 if dst_dram else dst_b
                 ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
-                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels[p],
+                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels(p),
                                         c_out * parts)
                 shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
             src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
+            chunk_steps = NO_CHUNK_CHANGE
+            stride = 0
+            streamed = False
             if mode == "step":
-                chunk_first, stride = len(chunks), 1
-                for i in range(count):
-                    chunks.append(Chunk(pos, per_pass_bytes[p], step + i, step + i, True,
-                                        refetch_cost if tiles > 1 else 1.0))
+                chunk_first, stride, chunk_steps = len(chunks), 1, 1
+                streamed = True
+                cost = refetch_cost if tiles > 1 else 1.0
+                nbytes = per_pass_bytes(p)
+                chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
             elif mode == "none":
-                chunk_first, stride = -1, 0
+                chunk_first = -1
+            elif mode == "pass" and merge:  # one weight slice per pass of the group
+                chunk_first = len(chunks)
+                nbytes = per_pass_bytes(p)
+                chunks.extend([Chunk(pos, nbytes, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
+                if n_passes[0] > 1:
+                    stride, chunk_steps = 1, tiles
             else:
-                chunk_first, stride = len(chunks) - 1, 0
-            runs.append(
-                Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
-                    ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride)
-            )
+                chunk_first = len(chunks) - 1
+            if merge and shape_costs == last_costs:
+                # Same costs and, within a task of this mode, the same weights or the next ones.
+                last = runs[-1]
+                last.count += count
+                if mode == "pass":
+                    last.chunk_stride, last.chunk_steps = 1, tiles
+            else:
+                runs.append(
+                    Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
+                        ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride,
+                        tiles if merge else 0, chunk_steps, streamed)
+                )
+                last_costs = shape_costs
             step += count
         writers.record(result, pos)
         plan.tasks.append(
