@@ -48,6 +48,10 @@ class ClosedFormBatches:
         if run.src_dram_bytes or run.dst_dram_bytes or run.weights_streamed:
             return None
         k = run.first_step + i
+        if run.chunk_first >= 0 and self.kernel_gate.current() <= chunk_of(run, i):
+            # Weights still loading: a batch would hold the source stage until they land, where
+            # step by step the source DMA of the next steps goes ahead.
+            return None
         ne_now = self.ne_gate.current()
         dst_now = self.dst_gate.current()
         t = self.env._now
@@ -55,8 +59,6 @@ class ClosedFormBatches:
             return (t, t, t, [], [])
         if (r == 0 and i == 0) or self.cmp_step != k - 1:
             return None  # the previous step is another task's, or its compute has not started
-        if run.chunk_first >= 0 and self.kernel_gate.current() <= chunk_of(run, i):
-            return None
         cmp_1 = self.cmp_end
         # Increments counted or already scheduled (by an earlier batch that covered those steps).
         ne_known = ne_now + len(self.ne_gate.future)
@@ -119,12 +121,7 @@ class ClosedFormBatches:
         i_next = i
         t = env._now
         first = runs[r0].first_step + i0
-        kernel_ready = t
-        if first_chunk >= 0:
-            ev = self.kernel_gate.wait(first_chunk + 1)
-            if ev is not None:
-                yield ev  # the source times below still start from t: nothing else uses them
-            kernel_ready = env._now
+        kernel_ready = t  # (a batch opens only once its first weight chunk has landed: _batchable)
         src_end: list[float] = []
         cmp_end: list[float] = []
         dst_end: list[float] = []
