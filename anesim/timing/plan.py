@@ -112,8 +112,9 @@ def tile_streams(program: Program, task: Task, cap: int) -> tuple[str, str]:
     source transfer that reads any host buffer moves on the activation stream.
     """
 
-    def own(layout: Layout) -> bool:
-        return layout.space == "pool" or program.slots[layout.slot].role == "intermediate"
+    def own(layout: Layout) -> bool:  # (a slot the program does not declare counts as the host's)
+        slot = program.slots.get(layout.slot) if layout.slot is not None else None
+        return layout.space == "pool" or (slot is not None and slot.role == "intermediate")
 
     moved = [s for s in task.sources if s.space == "dram" or s.nbytes > cap]
     src = "scratch" if moved and all(own(s) for s in moved) else "activation"
