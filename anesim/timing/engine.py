@@ -411,7 +411,7 @@ class Engine:
                         # a pool write's end is known now (t0 + its cycles, as simpy adds them)
                         self.dst_end = -1.0 if nbytes > 0 else (t0 + pool if pool > 0 else t0)
                     if nbytes > 0:
-                        # (the read/write asymmetry is the activation stream's measurement; scratch is symmetric)
+                        # (the write cost is the activation stream's measured asymmetry)
                         yield transfer(nbytes, run.dst_stream, latency,
                                        self.write_cost if run.dst_stream == "activation" else 1.0)
                         st.dram_activation_bytes += nbytes
