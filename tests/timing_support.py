@@ -37,6 +37,7 @@ BASE_CHIP: dict[str, Any] = {
     "dram": {
         "activation_bytes_per_s": 20.0e9,
         "activation_read_ratio": 1.0,
+        "scratch_bytes_per_s": 40.0e9,
         "weight_bytes_per_s": 50.0e9,
         "weight_refetch_ratio": 1.0,
         "int8_weight_bytes": 1.0,

@@ -68,6 +68,9 @@ class Dram(_Section):
     # read-only activation rate over the read+write stream rate; a write then costs
     # 2 * ratio - 1 reads, so the ratio must exceed 1/2 (docs/timing.md)
     activation_read_ratio: Param[Annotated[float, Field(gt=0.5, le=4.0)]]
+    # tile-DMA rate of the buffers a compiled program allocates for itself (intermediates that
+    # spill or live in DRAM), as opposed to the host's input and output buffers (docs/timing.md)
+    scratch_bytes_per_s: Param[PosFloat]
     weight_bytes_per_s: Param[PosFloat]
     # rate of a kernel fetched again for every output tile, over weight_bytes_per_s
     weight_refetch_ratio: Param[Annotated[float, Field(gt=0.0, le=1.0)]]

@@ -244,7 +244,8 @@ def dram_seconds(chip: ChipConfig, nbytes: float, stream: str) -> float:
     if nbytes <= 0:
         return 0.0
     d = chip.dram
-    rate = d.weight_bytes_per_s.value if stream == "weight" else d.activation_bytes_per_s.value
+    rates = {"weight": d.weight_bytes_per_s.value, "scratch": d.scratch_bytes_per_s.value}
+    rate = rates.get(stream, d.activation_bytes_per_s.value)
     return d.latency_s.value + nbytes / min(rate, d.peak_bytes_per_s.value)
 
 

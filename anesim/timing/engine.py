@@ -103,6 +103,7 @@ class Engine(ClosedFormBatches):
             env,
             d.peak_bytes_per_s.value / clock,
             {"activation": d.activation_bytes_per_s.value * d.activation_read_ratio.value / clock,
+             "scratch": d.scratch_bytes_per_s.value / clock,
              "weight": d.weight_bytes_per_s.value / clock},
         )
         # The activation stream runs at the read rate; a written byte costs this many read bytes
@@ -282,7 +283,7 @@ class Engine(ClosedFormBatches):
                 t0 = env._now
                 nbytes = run.src_dram_bytes
                 if nbytes > 0:
-                    yield transfer(nbytes, "activation", latency)
+                    yield transfer(nbytes, run.src_stream, latency)
                     st.dram_activation_bytes += nbytes
                 now = env._now
                 rest = run.src_pool_cycles - (now - t0)
@@ -411,7 +412,9 @@ class Engine(ClosedFormBatches):
                         # a pool write's end is known now (t0 + its cycles, as simpy adds them)
                         self.dst_end = -1.0 if nbytes > 0 else (t0 + pool if pool > 0 else t0)
                     if nbytes > 0:
-                        yield transfer(nbytes, "activation", latency, self.write_cost)
+                        # (the write cost is the activation stream's measured asymmetry)
+                        yield transfer(nbytes, run.dst_stream, latency,
+                                       self.write_cost if run.dst_stream == "activation" else 1.0)
                         st.dram_activation_bytes += nbytes
                     now = env._now
                     rest = run.dst_pool_cycles - (now - t0)

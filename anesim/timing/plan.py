@@ -50,6 +50,9 @@ class Run:
     # NE and planar stages stream into each other, so the slower one sets the pace (set from
     # the two above; a field rather than a property because the engine reads it every step).
     compute_cycles: int = field(init=False, compare=False)
+    # The DRAM streams the source and the destination transfers move on (tile_streams).
+    src_stream: str = "activation"
+    dst_stream: str = "activation"
 
     def __post_init__(self) -> None:
         self.compute_cycles = max(self.ne_cycles, self.planar_cycles)
@@ -114,6 +117,24 @@ def task_kind(task: Task) -> str:
     if task.planar is not None:
         parts.append(task.planar.op)
     return "+".join(parts) or "copy"
+
+
+def tile_streams(program: Program, task: Task, cap: int) -> tuple[str, str]:
+    """The DRAM streams of a task's source and result transfers: "scratch" or "activation".
+
+    A buffer the program allocates for itself (an intermediate slot, or a pool operand over the
+    working-set cap that spills) moves on the scratch stream; the host's input and output
+    buffers on the measured activation stream (docs/timing.md, "Two activation streams"). A
+    source transfer that reads any host buffer moves on the activation stream.
+    """
+
+    def own(layout: Layout) -> bool:  # (a slot the program does not declare counts as the host's)
+        slot = program.slots.get(layout.slot) if layout.slot is not None else None
+        return layout.space == "pool" or (slot is not None and slot.role == "intermediate")
+
+    moved = [s for s in task.sources if s.space == "dram" or s.nbytes > cap]
+    src = "scratch" if moved and all(own(s) for s in moved) else "activation"
+    return src, "scratch" if own(task.result) else "activation"
 
 
 def _source_rows(task: Task, src: Layout, out_rows: int) -> int:
@@ -333,6 +354,7 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             tiles = h_out * parts
         if mode == "task":  # (after the splits: the kernel is read until the task's last step)
             chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
+        src_stream, dst_stream = tile_streams(program, task, cap)
         # Loop order. Passes outermost re-streams an over-cap source once per pass; tiles
         # outermost loads each source tile once but re-fetches the weights per tile when they do
         # not fit the kernel cache. Take whichever moves DRAM for less time.
@@ -346,8 +368,9 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             refetch_rate = once_rate * d.weight_refetch_ratio.value
             w_pass_rate = refetch_rate if mode == "step" else once_rate
             w_tile_rate = once_rate if mode == "task" else refetch_rate
-            a_s = shape.passes * src_b / d.activation_bytes_per_s.value + w_pass_outer / w_pass_rate
-            b_s = src_b / d.activation_bytes_per_s.value + w_tile_outer / w_tile_rate
+            src_rate = d.scratch_bytes_per_s.value if src_stream == "scratch" else d.activation_bytes_per_s.value
+            a_s = shape.passes * src_b / src_rate + w_pass_outer / w_pass_rate
+            b_s = src_b / src_rate + w_tile_outer / w_tile_rate
             tile_outer = b_s < a_s
             if tile_outer and mode == "pass":
                 mode = "step"
@@ -421,7 +444,7 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
                 runs.append(
                     Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
                         ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride,
-                        tiles if merge else 0, chunk_steps, streamed)
+                        tiles if merge else 0, chunk_steps, streamed, src_stream=src_stream, dst_stream=dst_stream)
                 )
                 last_costs = shape_costs
             step += count

@@ -62,7 +62,8 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
         )
         for u in UNITS
     }
-    act = int(round(out.dram_bytes.get("activation", 0.0)))
+    # activation bytes of both tile-DMA streams (the host's buffers and the program's own)
+    act = int(round(out.dram_bytes.get("activation", 0.0) + out.dram_bytes.get("scratch", 0.0)))
     wt = int(round(out.dram_bytes.get("weight", 0.0)))
     tasks = []
     for tp, st in zip(plan.tasks, out.task_stats):

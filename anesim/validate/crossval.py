@@ -44,7 +44,7 @@ from anesim.validate.stats import LATENCY_QUANTITIES, Point, summarize
 from anesim.validate.traces import TraceRow, load_traces
 
 TIMING_PARAMS = ("ne.mac_lanes_per_out_channel", "dram.weight_bytes_per_s", "dram.weight_refetch_ratio",
-                 "planar.elements_per_cycle")
+                 "dram.scratch_bytes_per_s", "planar.elements_per_cycle")
 POWER_PARAMS = ("power.engine_w", "power.mac_energy_j", "power.dram_byte_energy_j")
 # in the order of POWER_PARAMS: each energy coefficient is one constant times chip facts
 POWER_CONSTANTS = ("engine_floor_w", "mac_energy_j_n5", "dram_byte_energy_j_n5")
