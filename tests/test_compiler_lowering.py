@@ -340,6 +340,8 @@ CASES = {
     "rsqrt": ([(1, 4, 3, 5)], lambda b, x: b.activation("rsqrt", b.scale(b.activation("square", x), 1, 0.5))),
     "broadcast": ([(1, 4, 3, 5), (1, 1, 3, 1)], lambda b, x, y: b.mul(x, y)),
     "broadcast_c": ([(1, 4, 3, 5), (1, 4, 1, 5)], lambda b, x, y: b.sub(x, y)),
+    "broadcast_hw": ([(1, 4, 3, 70), (1, 4, 1, 1)], lambda b, x, y: b.sub(x, y)),  # a group norm's mean
+    "broadcast_chw": ([(1, 4, 3, 5), (1, 1, 1, 1)], lambda b, x, y: b.div(y, x)),
     "const_ops": ([(1, 4, 3, 5)], lambda b, x: b.div(b.sub(b.constant("k", 2.0, shape=(1,)), x),
                                                      b.constant("d", 4.0, shape=(1,)))),
     "concat": ([(1, 4, 3, 5), (1, 2, 3, 5)], lambda b, x, y: b.concat(
@@ -432,3 +434,14 @@ def test_pool_fits_from_the_top_and_the_bottom() -> None:
     assert _last_fit(live, 2048, 8192) == 6144
     assert _last_fit(live, 4096, 8192) is None and _first_fit(live, 4096, 8192) is None
     assert _last_fit([], 8192, 8192) == 0 and _last_fit([], 8256, 8192) is None
+
+
+def test_per_group_statistic_is_read_through_zero_strides(m1) -> None:
+    """(1, C, 1, 1) across (1, C, H, W): one planar task, the statistic's width copied once."""
+    graph = _graph("gn", [(1, 32, 40, 64), (1, 32, 1, 1)], lambda b, x, y: b.sub(x, y))
+    result = _check_numerics(graph, m1)
+    planar = [t for t in result.program.tasks if t.planar is not None]
+    assert len(planar) == 1
+    stat = planar[0].sources[1]
+    assert stat.row_stride_bytes == 0 and stat.height == 40 and stat.width == 64
+    assert sum(t.result.nbytes for t in result.program.tasks if t.planar is None) <= 32 * 64 * 2

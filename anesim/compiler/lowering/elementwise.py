@@ -87,8 +87,17 @@ class ElementwiseOps(EpilogueFusion, Primitives):
                 d.array().reshape(as_nchw(d.shape)), target).copy(), "broadcast constant")
             return self.const_view(f"{name}->{target}", full, target)
         view = self.src(name)
-        for axis in (0, 1, 2, 3):
+        # Width (contiguous, no stride to zero) and batch are materialised first; channels and
+        # rows are then read through a zero stride, as the planar engine broadcasts a source
+        # along them itself (PECfg Src1/Src2Broadcast, command-stream.md register 0x0048).
+        for axis in (0, 3, 1, 2):
             if view.dims[axis] == target[axis]:
+                continue
+            if axis == 1 and view.c == 1:
+                view = View(view.buffer, view.offset, view.n, target[1], view.h, view.w, view.sn, 0, view.sh, view.elem)
+                continue
+            if axis == 2 and view.h == 1:
+                view = View(view.buffer, view.offset, view.n, view.c, target[2], view.w, view.sn, view.sc, 0, view.elem)
                 continue
             dims = list(view.dims)
             dims[axis] = target[axis]
