@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from anesim.chips import ChipConfig, load_chip
+from anesim.collector import collector_paused
 from anesim.compiler.lowering.capability import limits_of, place
 from anesim.compiler.backend.emit import ProgramEmitter
 from anesim.compiler.graph.graph import Graph
@@ -35,27 +33,10 @@ def compile_graph(graph: Graph, chip: ChipConfig | str, *, name: str | None = No
     ``chain=False`` keeps every intermediate in DRAM (no on-chip pool residency).
     """
     started = time.perf_counter()
-    with _collector_paused():
+    with collector_paused():
         result = _compile(graph, _chip(chip), name, cores, chain)
     result.compile_seconds = time.perf_counter() - started
     return result
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the duration.
-
-    A compile makes hundreds of thousands of small objects and almost no reference cycles; the
-    collector's passes over them (each full pass walks every object alive) took a third of the
-    time of compiling a large model.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _compile(graph: Graph, chip: ChipConfig, name: str | None, cores: int | None,
@@ -155,6 +136,6 @@ def compile_file(path: str | Path, chip: ChipConfig | str, *, cores: int | None 
                  chain: bool = True, params: dict[str, Any] | None = None) -> CompileResult:
     """Compile a model file (program YAML, ONNX, Core ML, netplist) for a chip; ``params`` set a
     program file's parameters."""
-    with _collector_paused():
+    with collector_paused():
         graph = load_graph(path, params)
         return compile_graph(graph, chip, cores=cores, chain=chain)

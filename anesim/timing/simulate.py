@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from anesim.chips.loader import load_chip
 from anesim.chips.schema import ChipConfig
+from anesim.collector import collector_paused
 from anesim.errors import InputError
 from anesim.limits import check_steps
 from anesim.program.model import Program
@@ -21,24 +19,6 @@ from anesim.timing.power import dispatch_energy_j
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 from anesim.timing.segments import combine
 from anesim.timing.uncertainty import interval_for
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector, restoring its state after.
-
-    Planning and simulating a large model allocate hundreds of thousands of small acyclic
-    objects (runs, chunks, task results, trace slices); each allocation burst triggers a
-    collection that re-walks every live object, which took about as long as the planning itself.
-    Reference counting still frees everything; only cycles wait for the collector's return.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _bound(st_in: float, st_w: float, st_out: float, compute: float) -> str:
@@ -147,7 +127,7 @@ def simulate(
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
     # Every segment is planned and checked against the step limit before any is simulated, so a
     # refused program fails before the event loop has run for its earlier segments.
-    with _collector_paused():
+    with collector_paused():
         plans = []
         for segment in programs:
             plan = plan_program(segment, cfg)
