@@ -417,10 +417,10 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
             src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
             chunk_steps = NO_CHUNK_CHANGE
             stride = 0
-            streamed = False
+            weights_streamed = False
             if mode == "step":
                 chunk_first, stride, chunk_steps = len(chunks), 1, 1
-                streamed = True
+                weights_streamed = True
                 cost = refetch_cost if tiles > 1 else 1.0
                 nbytes = per_pass_bytes(p)
                 chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
@@ -444,7 +444,7 @@ def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
                 runs.append(
                     Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
                         ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride,
-                        tiles if merge else 0, chunk_steps, streamed, src_stream=src_stream, dst_stream=dst_stream)
+                        tiles if merge else 0, chunk_steps, weights_streamed, src_stream=src_stream, dst_stream=dst_stream)
                 )
                 last_costs = shape_costs
             step += count
