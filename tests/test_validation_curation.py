@@ -137,6 +137,7 @@ MESSY = [
     _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", ""),
     _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "-3"),
     _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "1e999"),
+    _row("M4", "my own bench", "", "gemm", "m=256 k=256 n=256", "latency_ms", "12,5"),  # decimal comma?
     _row("M4", "my own bench", "", "gemm", "m=256 k=0 n=256", "latency_ms", "0.2"),
     _row("M4", "my own bench", "", "gemm", "m=256 k=256 q=3 n=256", "latency_ms", "0.2"),
     _row("M2 Pro", "github.com/sbryngelson/ANEForge", "bench/results/rooflines/roofline-Mac14_12.json :: matmul",
@@ -175,7 +176,7 @@ def test_a_messy_measurement_file_validates_with_reasons(tmp_path: Path, capsys:
     assert doc["pooled"]["points"] == 4 and doc["pooled"]["median_abs_error_pct"] is not None
     assert main(["validate", "--measurements", str(path), "--summary"]) == 0
     text = capsys.readouterr().out
-    assert "coverage: 4 of 18 rows used, 14 excluded" in text and "unknown_chip" in text
+    assert "coverage: 4 of 19 rows used, 15 excluded" in text and "unknown_chip" in text
 
 
 def test_a_missing_required_column_is_one_error_naming_file_and_column(

@@ -181,6 +181,9 @@ class Curator:
         q = self.table.quantities.get(metric)
         if q is None:
             raise Excluded("unknown_metric", f"metric {metric!r}")
+        if isinstance(value, str) and re.search(r"\d,\d", value):
+            # "12,5": a decimal comma or a thousands separator; either reading would be a guess
+            raise Excluded("bad_value", f"value {value!r}: a comma between digits is ambiguous")
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else first_number(str(value))
         if number is None or not math.isfinite(number) or number <= 0:
             raise Excluded("bad_value", f"value {value!r}")
