@@ -142,6 +142,10 @@ def test_working_set_cap_step_chained_intermediate(chip):
         assert under.units[unit].busy_cycles < 10_000
         assert 53_248 <= over.units[unit].busy_cycles < 106_496
     assert over.latency_s > under.latency_s
+    # Each task reports the part of its activation bytes on the scratch stream: the spill.
+    assert [t.dram_scratch_bytes for t in under.tasks] == [0, 0]
+    assert [t.dram_scratch_bytes for t in over.tasks] == [2_129_920, 2_129_920]
+    assert [t.dram_activation_bytes for t in over.tasks] == [32_768 + 2_129_920, 2_129_920 + 32_768]
 
 
 def test_working_set_cap_step_restreamed_source(chip):

@@ -33,8 +33,9 @@ RESOURCES = (COMPUTE, DRAM, L2, DISPATCH)
 KEYS: dict[str, tuple[str, ...]] = {
     COMPUTE: ("ne.clock_hz", "ne.cores", "ne.out_channels_per_cycle_fp16", "ne.out_channels_per_cycle_int8",
               "ne.mac_lanes_per_out_channel", "planar.elements_per_cycle"),
-    DRAM: ("dram.activation_bytes_per_s", "dram.weight_bytes_per_s", "dram.peak_bytes_per_s", "dram.latency_s"),
-    L2: ("memory.working_set_cap_bytes", "memory.kernel_cache_bytes", "dram.activation_bytes_per_s"),
+    DRAM: ("dram.activation_bytes_per_s", "dram.scratch_bytes_per_s", "dram.weight_bytes_per_s",
+           "dram.peak_bytes_per_s", "dram.latency_s"),
+    L2: ("memory.working_set_cap_bytes", "memory.kernel_cache_bytes", "dram.scratch_bytes_per_s"),
     DISPATCH: ("dispatch.per_task_overhead_s", "ne.per_layer_overhead_cycles"),
 }
 LEVERS: dict[str, str] = {
@@ -146,9 +147,9 @@ def explain_task(chip: ChipConfig, t: TaskTiming, task: Any | None = None) -> Ta
     layer_overhead = costs.task_overhead_cycles(chip) if has_ne else 0
     ne_work = max(0, t.ne_cycles - layer_overhead)
     compute_s = max(ne_work, t.planar_cycles) / clock
-    act, wt = t.dram_activation_bytes, t.dram_weight_bytes
-    streams = max(act / d.activation_bytes_per_s.value, wt / d.weight_bytes_per_s.value,
-                  (act + wt) / d.peak_bytes_per_s.value)
+    act, wt, scratch = t.dram_activation_bytes, t.dram_weight_bytes, t.dram_scratch_bytes
+    streams = max((act - scratch) / d.activation_bytes_per_s.value, scratch / d.scratch_bytes_per_s.value,
+                  wt / d.weight_bytes_per_s.value, (act + wt) / d.peak_bytes_per_s.value)
     dram_s = streams + (d.latency_s.value if act + wt else 0.0)
     spill = _spill_bytes(chip, task) if task is not None else 0
     l2_s = dram_s if t.spilled else 0.0
@@ -163,7 +164,8 @@ def explain_task(chip: ChipConfig, t: TaskTiming, task: Any | None = None) -> Ta
         "macs": t.macs, "ne_cycles": t.ne_cycles, "planar_cycles": t.planar_cycles,
         "layer_overhead_cycles": layer_overhead, "cores": t.cores, "passes": t.passes, "tiles": t.tiles,
         "mac_utilisation": t.macs / (t.cycles * peak) if t.cycles and peak else 0.0,
-        "dram_activation_bytes": act, "dram_weight_bytes": wt, "kernel_bytes": t.kernel_bytes,
+        "dram_activation_bytes": act, "dram_scratch_bytes": scratch, "dram_weight_bytes": wt,
+        "kernel_bytes": t.kernel_bytes,
         "spilled_bytes": spill, "simulated_cycles": t.cycles,
         "stall_input_cycles": t.stall_input_cycles, "stall_weight_cycles": t.stall_weight_cycles,
         "stall_output_cycles": t.stall_output_cycles,

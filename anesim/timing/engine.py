@@ -60,7 +60,8 @@ class TaskStats:
     stall_input: float = 0.0
     stall_weight: float = 0.0
     stall_output: float = 0.0
-    dram_activation_bytes: float = 0.0
+    dram_activation_bytes: float = 0.0  # tile DMA of activations, both streams
+    dram_scratch_bytes: float = 0.0  # the part of it on the scratch stream
     dram_weight_bytes: float = 0.0
 
 
@@ -285,6 +286,8 @@ class Engine(ClosedFormBatches):
                 if nbytes > 0:
                     yield transfer(nbytes, run.src_stream, latency)
                     st.dram_activation_bytes += nbytes
+                    if run.src_stream == "scratch":
+                        st.dram_scratch_bytes += nbytes
                 now = env._now
                 rest = run.src_pool_cycles - (now - t0)
                 if rest > 0:
@@ -416,6 +419,8 @@ class Engine(ClosedFormBatches):
                         yield transfer(nbytes, run.dst_stream, latency,
                                        self.write_cost if run.dst_stream == "activation" else 1.0)
                         st.dram_activation_bytes += nbytes
+                        if run.dst_stream == "scratch":
+                            st.dram_scratch_bytes += nbytes
                     now = env._now
                     rest = run.dst_pool_cycles - (now - t0)
                     if rest > 0:

@@ -42,6 +42,7 @@ class TaskTiming:
     stall_output_cycles: float
     bound: str  # what the task mostly waited on, or "compute"
     spilled: tuple[str, ...] = ()
+    dram_scratch_bytes: int = 0  # the part of dram_activation_bytes on the scratch stream
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
                 macs=tp.macs,
                 kernel_bytes=tp.kernel_bytes,
                 dram_activation_bytes=int(round(st.dram_activation_bytes)),
+                dram_scratch_bytes=int(round(st.dram_scratch_bytes)),
                 dram_weight_bytes=int(round(st.dram_weight_bytes)),
                 stall_input_cycles=st.stall_input,
                 stall_weight_cycles=st.stall_weight,
