@@ -33,6 +33,7 @@ import numpy as np
 
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
 from anesim.limits import check_bytes
+from anesim.onnxtensor import require_onnx
 
 TAG = "anesim:random "
 # Tensors up to this many elements keep their values: biases, norm scales and shifts, the
@@ -45,19 +46,12 @@ ROW_SPREAD = 1.25
 ROW_LIMIT = 4096
 
 
-def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise UnsupportedError("network specs are ONNX models: they need the onnx package",
-                               expected="pip install 'anesim[onnx]'") from None
-    return onnx
 
 
 def describe(model: Any, exact_limit: int = EXACT_LIMIT) -> Any:
     """A spec of ``model``: a copy whose large, non-constant float initializers keep only their
     dims, type and statistics (mean, standard deviation) in a tagged ``doc_string``."""
-    onnx = _onnx()
+    onnx = require_onnx("network specs (ONNX models)")
     from onnx import numpy_helper
 
     spec = onnx.ModelProto()
@@ -100,7 +94,7 @@ def _seed_of(name: str, seed: int) -> np.random.Generator:
 
 def materialise(spec: Any, seed: int = 0, file: str = "<spec>") -> Any:
     """A complete model from a spec: every tagged initializer filled with seeded normal values."""
-    onnx = _onnx()
+    onnx = require_onnx("network specs (ONNX models)")
     from onnx import helper
 
     model = onnx.ModelProto()
@@ -148,7 +142,7 @@ def materialise(spec: Any, seed: int = 0, file: str = "<spec>") -> Any:
 
 def materialise_file(spec_path: str | Path, out_path: str | Path, seed: int = 0) -> Path:
     """Read a spec file, write the complete model to ``out_path`` (checked by onnx's checker)."""
-    onnx = _onnx()
+    onnx = require_onnx("network specs (ONNX models)")
     spec_path, out_path = Path(spec_path), Path(out_path)
     try:
         spec = onnx.load(str(spec_path))

@@ -1,4 +1,8 @@
-"""An ONNX initializer as a numpy array, its stated dims checked against its data before conversion.
+"""ONNX helpers shared by the readers of ONNX files: the optional package, and initializers as arrays.
+
+The ``onnx`` package is an optional extra; :func:`require_onnx` imports it or refuses with the
+install hint. An initializer becomes a numpy array with its stated dims checked against its data
+before conversion.
 
 ``onnx.numpy_helper.to_array`` trusts ``dims``: a tensor that states more elements than its data
 holds fails deep inside numpy, and one stating a huge shape is allocated before anything
@@ -12,8 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from anesim.errors import ProgramError
+from anesim.errors import ProgramError, UnsupportedError
 from anesim.limits import check_bytes
+
+def require_onnx(purpose: str) -> Any:
+    """The ``onnx`` module; without it, an UnsupportedError naming ``purpose`` and the extra to install."""
+    try:
+        import onnx
+    except ImportError:
+        raise UnsupportedError(f"{purpose} needs the onnx package", expected="pip install 'anesim[onnx]'") from None
+    return onnx
+
 
 # TensorProto data field holding each element type's values when raw_data is absent (onnx.proto)
 _TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")

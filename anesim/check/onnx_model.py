@@ -14,23 +14,18 @@ from typing import Any
 from anesim.compiler.frontends.onnx import check_model, graph_from_onnx
 from anesim.compiler.graph.graph import MAX_RANK, Graph
 from anesim.errors import ProgramError, UnsupportedError
+from anesim.onnxtensor import require_onnx
 
 DTYPES = {1: "fp32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "fp16",
           11: "fp64", 16: "bf16"}
 
 
-def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise UnsupportedError("reading ONNX models needs the onnx package", expected="pip install 'anesim[onnx]'") from None
-    return onnx
 
 
 def load_onnx_for_check(path: str | Path, *, dims: dict[str, int] | None = None,
                         static: bool = False) -> tuple[Graph, list[str]]:
     """The graph of an ONNX file and the names of its dynamic dimensions."""
-    onnx = _onnx()
+    onnx = require_onnx("reading ONNX models")
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises several protobuf and IO error types
@@ -42,7 +37,7 @@ def load_onnx_for_check(path: str | Path, *, dims: dict[str, int] | None = None,
 def check_graph_from_onnx(model: Any, file: str, *, dims: dict[str, int] | None = None,
                           static: bool = False) -> tuple[Graph, list[str]]:
     """As :func:`load_onnx_for_check`, from an in-memory ``ModelProto``."""
-    onnx = _onnx()
+    onnx = require_onnx("reading ONNX models")
     dims = dict(dims or {})
     model = onnx.ModelProto.FromString(model.SerializeToString())
     dynamic_inputs: dict[str, list[str]] = {}

@@ -30,7 +30,7 @@ from anesim.compiler.frontends.onnx_layout import LayoutHandlers
 from anesim.compiler.frontends.onnx_nn import NnHandlers
 from anesim.compiler.graph.graph import HOST_DTYPE, Graph, TensorInfo
 from anesim.errors import AnesimError, CompileError, ProgramError, UnsupportedError
-from anesim.onnxtensor import initializer_array
+from anesim.onnxtensor import initializer_array, require_onnx
 
 FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
 # Integer inputs are compile-time data (shapes, indices, slice bounds): a backend binds their
@@ -42,13 +42,6 @@ NO_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLi
            "Bernoulli")
 
 
-def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise UnsupportedError("reading ONNX models needs the onnx package",
-                               expected="pip install 'anesim[onnx]'") from None
-    return onnx
 
 
 @dataclass(frozen=True)
@@ -86,7 +79,7 @@ PARAM_SLOTS = {
 def bound_inputs(model: Any) -> list[str]:
     """The model inputs read at compile time: integer tensors (shapes, indices, bounds) and
     inputs read only as parameters (``PARAM_SLOTS``: weights, scales, bounds, pads)."""
-    onnx = _onnx()
+    onnx = require_onnx("reading ONNX models")
     inits = {i.name for i in model.graph.initializer}
     uses: dict[str, list[tuple[str, int]]] = {}
     for node in model.graph.node:
@@ -108,7 +101,7 @@ def bound_inputs(model: Any) -> list[str]:
 class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
     def __init__(self, model: Any, file: str, bound: dict[str, np.ndarray] | None = None,
                  fallback: Callable[[Any, Any], bool] | None = None) -> None:
-        onnx = _onnx()
+        onnx = require_onnx("reading ONNX models")
         self.onnx = onnx
         self.helper = onnx.helper
         self.numpy_helper = onnx.numpy_helper
@@ -439,7 +432,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
 
 def load_onnx(path: str | Path) -> Graph:
     """Read an ONNX file into a graph."""
-    onnx = _onnx()
+    onnx = require_onnx("reading ONNX models")
     file = Path(path)
     try:
         model = onnx.load(str(file))
@@ -453,7 +446,7 @@ def load_onnx(path: str | Path) -> Graph:
 
 def check_model(model: Any, file: str | Path) -> None:
     """onnx's own checker (attribute types, node arity, graph wiring), as one ProgramError."""
-    onnx = _onnx()
+    onnx = require_onnx("reading ONNX models")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
