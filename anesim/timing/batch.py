@@ -121,7 +121,6 @@ class ClosedFormBatches:
         i_next = i
         t = env._now
         first = runs[r0].first_step + i0
-        kernel_ready = t  # (a batch opens only once its first weight chunk has landed: _batchable)
         src_end: list[float] = []
         cmp_end: list[float] = []
         dst_end: list[float] = []
@@ -134,7 +133,8 @@ class ClosedFormBatches:
         # by the compute process when it reaches the batch)
         src_1 = cmp_2 = t
         cmp_1, dst_2, dst_1, ne_due, dst_due = init
-        stall_in, stall_w, stall_out = st.stall_input, st.stall_weight, st.stall_output
+        # (no weight stall: a batch opens only once its weights have landed, see _batchable)
+        stall_in, stall_out = st.stall_input, st.stall_output
         busy_ne, busy_planar = busy["ne"], busy["planar"]
         busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
         j = 0
@@ -146,13 +146,10 @@ class ClosedFormBatches:
                 s0 = src_1 if src_1 >= cmp_2 else cmp_2
                 s1 = s0 + a
                 ready = s1 if s1 >= cmp_1 else cmp_1
-                gate = kernel_ready if j == 0 else t
-                w_ready = ready if ready >= gate else gate
-                c0 = w_ready if w_ready >= dst_2 else dst_2
+                c0 = ready if ready >= dst_2 else dst_2
                 d = s1 - cmp_1
                 stall_in += d if d > 0.0 else 0.0
-                stall_w += w_ready - ready
-                stall_out += c0 - w_ready
+                stall_out += c0 - ready
                 c1 = c0 + b
                 d0 = c1 if c1 >= dst_1 else dst_1
                 d1 = d0 + c
@@ -178,7 +175,7 @@ class ClosedFormBatches:
                     self.tile_events += 1
                 src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
                 j += 1
-        st.stall_input, st.stall_weight, st.stall_output = stall_in, stall_w, stall_out
+        st.stall_input, st.stall_output = stall_in, stall_out
         busy["tile_dma_src"], busy["tile_dma_dst"] = busy_src, busy_dst
         if not record:
             busy["ne"], busy["planar"] = busy_ne, busy_planar
