@@ -44,6 +44,11 @@ class Slices:
         bmask = [bool(v) for v in np.asarray(self._arg(inputs, "begin_mask", [False] * rank)).reshape(-1)]
         emask = [bool(v) for v in np.asarray(self._arg(inputs, "end_mask", [False] * rank)).reshape(-1)]
         squeeze = [bool(v) for v in np.asarray(self._arg(inputs, "squeeze_mask", [False] * rank)).reshape(-1)]
+        for what, values in (("begin", begin), ("end", end), ("stride", stride), ("begin_mask", bmask),
+                             ("end_mask", emask), ("squeeze_mask", squeeze)):
+            if len(values) != rank:
+                raise self.fail(f"slice_by_index '{what}' must give one entry per axis",
+                                expected=f"{rank} entries", found=len(values))
         moves = []
         for axis in range(rank):
             start = 0 if bmask[axis] else begin[axis]
