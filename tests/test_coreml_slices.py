@@ -1,4 +1,4 @@
-"""MIL slice_by_index as engine slices: per-axis parameters, and refusing lists of the wrong length."""
+"""MIL slice_by_index and split as engine slices; parameters of the wrong length or out-of-range axes refused."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from anesim.compiler import Builder
+from anesim.compiler.frontends.coreml import _Importer as CoreMLImporter
 from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.errors import UnsupportedError
 
@@ -27,6 +28,8 @@ class _Importer(Slices):
     def fail(self, problem: str, **kw: Any) -> UnsupportedError:
         return UnsupportedError(problem, file="model.mlpackage", **kw)
 
+    _axes = CoreMLImporter._axes  # the importer's own axis check
+
 
 def test_slice_by_index_cuts_each_axis() -> None:
     imp = _Importer()
@@ -41,3 +44,11 @@ def test_slice_by_index_with_a_list_of_the_wrong_length_is_refused(key: str) -> 
     inputs[key] = [1, 1] if key != "squeeze_mask" else [False]
     with pytest.raises(UnsupportedError, match=rf"'{key}' must give one entry per axis .*expected 4 entries"):
         imp._slice(inputs, "y")
+
+
+def test_split_axis_out_of_range_is_refused_not_wrapped() -> None:
+    imp = _Importer()
+    imp._split({"x": "x", "axis": -1, "num_splits": 2}, ["a", "b"])
+    assert imp.b.graph.info("a").shape == (1, 4, 6, 4)
+    with pytest.raises(UnsupportedError, match=r"'axis' names an axis the tensor does not have .*found 7"):
+        _Importer()._split({"x": "x", "axis": 7, "num_splits": 2}, ["a", "b"])

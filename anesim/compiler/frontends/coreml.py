@@ -291,6 +291,16 @@ class _Importer(Rank5, Slices):
             return self.consts[value]
         raise self.fail(f"parameter '{key}' must be constant", found=repr(value))
 
+    def _axes(self, inputs: dict[str, list[Any]], key: str, rank: int) -> list[int]:
+        """Parameter ``key`` as axes of a rank-``rank`` tensor, negatives counted from the end; an
+        axis outside -rank .. rank-1 is refused rather than wrapped round."""
+        axes = [int(a) for a in np.asarray(self._arg(inputs, key)).reshape(-1)]
+        bad = [a for a in axes if not -rank <= a < rank]
+        if bad:
+            raise self.fail(f"'{key}' names an axis the tensor does not have",
+                            expected=f"axes -{rank} to {rank - 1}", found=bad[0])
+        return [a % rank for a in axes]
+
     def _ins(self, inputs: dict[str, list[Any]], key: str) -> list[str]:
         names = []
         for kind, value in inputs.get(key, []):
@@ -501,7 +511,7 @@ class _Importer(Rank5, Slices):
     def _reduce(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
         x = self._ins(inputs, "x")[0]
         rank = len(self.b.graph.info(x).shape)
-        axes = sorted({int(a) % rank for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)})
+        axes = sorted(set(self._axes(inputs, "axes", rank)))
         keep = bool(self._arg(inputs, "keep_dims", False))
         if rank == 4 and axes == [2, 3] and keep and op in ("reduce_mean", "reduce_max"):
             self.b.op("global_avg_pool" if op == "reduce_mean" else "global_max_pool", [x], name=out)
@@ -526,7 +536,7 @@ class _Importer(Rank5, Slices):
             target = [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
         elif op == "squeeze":
             axes = self._arg(inputs, "axes", None)
-            drop = ({int(a) % len(shape) for a in np.asarray(axes).reshape(-1)} if axes is not None
+            drop = (set(self._axes(inputs, "axes", len(shape))) if axes is not None
                     else {i for i, d in enumerate(shape) if d == 1})
             target = [d for i, d in enumerate(shape) if i not in drop]
         else:

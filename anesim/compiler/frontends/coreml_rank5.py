@@ -36,6 +36,7 @@ class Rank5:
     lazy: dict[str, Any]
     _ins: Any
     _arg: Any
+    _axes: Any
     fail: Any
     folded: dict[str, tuple[int, ...]]  # value name -> its rank-5 MIL shape (graph holds fold(shape))
     out_shape: list[int]  # the current operation's first output's MIL shape
@@ -111,7 +112,7 @@ class Rank5:
         shape = self.mil_shape(x)
         if len(shape) != FOLD_RANK:
             raise self.fail("a reduction to a rank-5 tensor", found=list(shape))
-        axes = {int(a) % FOLD_RANK for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)}
+        axes = set(self._axes(inputs, "axes", FOLD_RANK))
         merged = {a for a in axes & {0, 1} if shape[a] != 1}  # reducing a unit axis changes nothing
         if merged and not {0, 1} <= axes and shape[0] != 1 and shape[1] != 1:
             raise self.fail("a reduction over only one of the first two axes of a rank-5 tensor",
@@ -126,7 +127,7 @@ class Rank5:
         x = self._ins(inputs, "x")[0]
         shape = self.mil_shape(x)
         rank = len(shape)
-        perm = [int(p) % rank for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)]
+        perm = self._axes(inputs, "perm", rank)
         if sorted(perm) != list(range(rank)):
             raise self.fail("a transpose whose perm is not a permutation of the axes", found=perm)
         kept = [a for a in range(rank) if shape[a] != 1]  # unit axes do not order the data

@@ -10,15 +10,16 @@ import numpy as np
 class Slices:
     """Importer mixin: MIL operations that cut a tensor along its axes."""
 
-    b: Any  # the importer's Builder; _ins, _arg and fail are the importer's
+    b: Any  # the importer's Builder; _ins, _arg, _axes and fail are the importer's
     _ins: Any
     _arg: Any
+    _axes: Any
     fail: Any
 
     def _split(self, inputs: dict[str, list[Any]], outputs: list[str]) -> None:
         x = self._ins(inputs, "x")[0]
         shape = self.b.graph.info(x).shape
-        axis = int(self._arg(inputs, "axis")) % len(shape)
+        (axis,) = self._axes(inputs, "axis", len(shape))
         sizes = self._arg(inputs, "split_sizes", None)
         if sizes is None:
             parts = int(self._arg(inputs, "num_splits"))
