@@ -31,11 +31,13 @@ CHIPS = ("M1", "M1 Max", "M5", "M5 Pro")
 # attention lowered op by op (one 128-long head, the transformer block's heads) pays per-task
 # costs and lands near 1.
 SOFTMAX_RATIO_BAND = (0.25, 1.25)
-# The softmax's share of the engine span over the swept shapes: 0.33-0.88 (the dispatch floor
-# is left out; with it, a single 128-long head spends 5-7 % of the call in its softmax). The
+# The softmax's share of the engine span over the swept shapes: 0.33-0.91, the most for one
+# 4096-long head on the M5 Pro, whose products are fast and whose keys and values are read once
+# per 256-query tile (the dispatch floor is left out; with it, a single 128-long head spends
+# 5-7 % of the call in its softmax). The
 # scores and probabilities stay on chip between the products and the softmax (resident
 # intermediates, docs/compiler.md), which shortens the softmax of one 128-long head most.
-SOFTMAX_SHARE_BAND = (0.3, 0.9)
+SOFTMAX_SHARE_BAND = (0.3, 0.95)
 
 
 def _attention(heads: int, keys: int, queries: int, d: int, transposed_k: bool) -> Builder:
@@ -55,15 +57,19 @@ def _attention(heads: int, keys: int, queries: int, d: int, transposed_k: bool) 
 @pytest.mark.parametrize("transposed_k", [False, True])
 def test_attention_block_matches_numpy_and_stays_on_chip(transposed_k: bool) -> None:
     m1 = load_chip("M1")
-    graph = _attention(2, 1024, 768, 8, transposed_k).build()
+    graph = _attention(2, 4096, 768, 8, transposed_k).build()
     result = compile_graph(graph, m1)
     tasks = result.program.tasks
-    # two heads, query tiles of 256 columns (4 tiles of 1024 x 256 fit the 2 MB cap): 3 tiles
+    # two heads, query tiles of 256 columns (one 4096 x 256 fp16 tile is the 2 MB cap): 3 tiles
     # per head, each scores, five softmax stages and the context
     assert len(tasks) == 2 * 3 * 7
     for t in tasks:
         if not t.name.startswith("context"):
             assert t.result.space == "pool", t.name
+        if t.name.endswith((":sub", ":bypass", ":div")):
+            # each elementwise stage rewrites its full-size source in place: one tile tensor live
+            assert (t.result.offset_bytes, t.result.span_bytes) == (
+                t.sources[0].offset_bytes, t.sources[0].span_bytes), t.name
     inputs = fp16_inputs(graph, 5)
     want = run_graph(graph, inputs)
     got = result.execute(inputs, run_program)

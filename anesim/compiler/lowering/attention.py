@@ -22,14 +22,18 @@ import math
 from anesim.compiler.graph.graph import Node, as_nchw, axis_nchw
 from anesim.compiler.lowering.eops import NeSpec
 from anesim.compiler.lowering.products import ProductOps
-from anesim.compiler.lowering.reductions import ReductionOps
+from anesim.compiler.lowering.reductions import SOFTMAX_TILE_TENSORS, ReductionOps
 from anesim.compiler.lowering.views import Buffer, slice_view
 
 # Ops after the scores product that its epilogue holds (a scalar gain or offset).
 _SCALAR_EPILOGUE = ("scale", "mul", "div", "add", "sub", "neg")
-# Full-size tensors of one tile live at once: the scores, the shifted scores, their exponentials
-# and the probabilities (the softmax's temporaries; the per-query statistics are one row each).
-TILE_TENSORS = 4
+# Full-size tensors of one tile live at once: one. The softmax's stages each read one full-size
+# tensor and write the next (scores -> shifted -> exponentials -> probabilities); every input
+# dies with the stage that reads it, so the memory plan writes each stage in place over the one
+# before (allocation type 4, guide ch. 22). The per-query maximum and sum are one row each, read
+# through a zero stride (the planar engine's broadcast), and are not counted, as the op-by-op
+# softmax's row tiles count only full-size tensors.
+TILE_TENSORS = 1
 COLUMN_STEP = 32  # query columns per tile step: 64 bytes of fp16, so every tile starts a row
 
 
@@ -96,7 +100,9 @@ class AttentionOps(ProductOps, ReductionOps):
         cn, cc, _, cs_q = as_nchw(self.g.info(context.output).shape)
         if (cn, cc, cs_q) != (n, c, s_q):
             return None
-        if TILE_TENSORS * Buffer(0, "", "", n, c, keys, s_q).nbytes <= self.chip.memory.working_set_cap_bytes.value:
+        # (as the op-by-op softmax sizes its row tiles: the staged input beside its temporaries)
+        whole = Buffer(0, "", "", n, c, keys, s_q).nbytes
+        if (SOFTMAX_TILE_TENSORS + 1) * whole <= self.chip.memory.working_set_cap_bytes.value:
             return None  # op by op, the softmax's temporaries already stay in the pool
         return t, y, context
 

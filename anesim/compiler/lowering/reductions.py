@@ -23,6 +23,11 @@ from anesim.compiler.lowering.views import Buffer, View, reshape_view, slice_vie
 from anesim.errors import CompileError
 
 
+# Full-size tensors a softmax row tile counts as live at once: x, the maximum and the shifted
+# values; then e, the sum and the result (the statistics counted as full size, for when they
+# need a broadcast task).
+SOFTMAX_TILE_TENSORS = 3
+
 class ReductionOps(EpilogueFusion, Primitives):
     """Lowers reductions, softmax, norms and pooling."""
 
@@ -104,9 +109,7 @@ class ReductionOps(EpilogueFusion, Primitives):
             self.on_chip = False
 
     def _op_softmax(self, node: Node) -> None:
-        # live at once: x, the negated max and the shifted values; then e, the broadcast sum
-        # and the result
-        self._tiled(node, 3, self._softmax)
+        self._tiled(node, SOFTMAX_TILE_TENSORS, self._softmax)
 
     def _spread(self, v: View, like: View, axis: int) -> View | None:
         """``v`` (size 1 along ``axis``) read across ``like``'s channels or rows through a zero stride.
