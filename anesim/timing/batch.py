@@ -57,9 +57,16 @@ class ClosedFormBatches:
         t = self.env._now
         if ne_now == k and dst_now == k:
             return (t, t, t, [], [])
-        if (r == 0 and i == 0) or self.cmp_step != k - 1:
-            return None  # the previous step is another task's, or its compute has not started
-        cmp_1 = self.cmp_end
+        if r == 0 and i == 0:
+            return None  # the previous step is another task's
+        if self.done_gate.current() + len(self.done_gate.future) < tp.pos:
+            return None  # an earlier task's last write is still to come: its end goes first
+        if self.cmp_step == k - 1:
+            cmp_1 = self.cmp_end
+        elif self.cmp_step == k - 2 and (cmp_1 := self._compute_starting_now(tp, r, i, ne_now, dst_now)) >= 0.0:
+            pass  # (the compute stage is about to start step k-1: its end is known)
+        else:
+            return None  # the previous step's compute waits on something still in flight
         # Increments counted or already scheduled (by an earlier batch that covered those steps).
         ne_known = ne_now + len(self.ne_gate.future)
         dst_known = dst_now + len(self.dst_gate.future)
@@ -80,6 +87,23 @@ class ClosedFormBatches:
         else:
             return None
         return (cmp_1 if cmp_1 >= t else t, dst_2, dst_1, ne_due, dst_due)
+
+    def _compute_starting_now(self, tp: TaskPlan, r: int, i: int, ne_now: int, dst_now: int) -> float:
+        """When the compute stage starts step k-1 now (k: step ``i`` of run ``r``), the end of it; else -1.
+
+        The source stage reaches step k when step k-2's compute ends, the moment the compute
+        stage moves on to step k-1: that step starts now unless it still waits for its weights
+        or for the write of step k-3, and then ends its compute cycles later, as the compute
+        stage will find.
+        """
+        k = tp.runs[r].first_step + i
+        if ne_now < k - 1 or dst_now < k - 2 or self.src_gate.current() < k:
+            return -1.0
+        prev, j = (tp.runs[r], i - 1) if i else (tp.runs[r - 1], tp.runs[r - 1].count - 1)
+        if prev.chunk_first >= 0 and self.kernel_gate.current() <= chunk_of(prev, j):
+            return -1.0
+        extra = self.layer_overhead if k - 1 == tp.first_step and tp.task.ne is not None else 0
+        return self.env._now + (prev.compute_cycles + extra)  # (as the compute stage's timer adds it)
 
     def _run_batch(
         self, tp: TaskPlan, r0: int, i0: int, timer: Timer, init: tuple[float, float, float, list[float], list[float]],

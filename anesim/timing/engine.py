@@ -356,7 +356,8 @@ class Engine(ClosedFormBatches):
                     st.stall_weight += t2 - t1
                     st.stall_output += t3 - t2
                     extra = self.layer_overhead if k == first_step and has_ne else 0
-                    self.cmp_step, self.cmp_end = k, t3 + (run.compute_cycles + extra)  # as simpy adds it
+                    if k > self.cmp_step:  # (a batch opened behind this step has moved past it)
+                        self.cmp_step, self.cmp_end = k, t3 + (run.compute_cycles + extra)  # as simpy adds it
                     yield timer.after(run.compute_cycles + extra)
                     if record:
                         self._compute_slices(tp, run, i, t3, extra)
