@@ -18,6 +18,26 @@ from anesim.timing.plan import Run, TaskPlan
 from anesim.timing.units import DST_ID, SRC_ID
 
 
+# Where a batch opens: the compute end of the step before it, the destination ends of the two
+# before, the compute and destination gate increments still due, and the kernel DMA's state
+# when the batch replays it (``_kernel_state``).
+BatchStart = tuple[float, float, float, list[float], list[float], "tuple[int, float, int] | None"]
+# A batch that replays the kernel DMA leaves a run's last step out; shorter runs are not worth it.
+MIN_KERNEL_BATCH_STEPS = 3
+
+
+def _step_run(tp: TaskPlan, r: int, i: int, back: int) -> Run | None:
+    """The run of the step ``back`` steps before step ``i`` of run ``r``, or None before the task."""
+    runs = tp.runs
+    i -= back
+    while i < 0:
+        r -= 1
+        if r < 0:
+            return None
+        i += runs[r].count
+    return runs[r]
+
+
 def chunk_of(run: Run, i: int) -> int:
     """The kernel chunk step ``i`` of ``run`` needs, or -1 for none."""
     return run.chunk_first + i // run.chunk_steps if run.chunk_first >= 0 else -1
@@ -34,7 +54,7 @@ class ClosedFormBatches:
             yield timer.after(delay)
         return end_step
 
-    def _batchable(self, tp: TaskPlan, r: int, i: int) -> tuple[float, float, float, list[float], list[float]] | None:
+    def _batchable(self, tp: TaskPlan, r: int, i: int) -> BatchStart | None:
         """Where a batch from step ``i`` of run ``r`` (a pass's first) starts, or None when it cannot open now.
 
         A run opens a batch when it is DRAM-free and holds its weights, and the times the steps
@@ -48,22 +68,30 @@ class ClosedFormBatches:
         if run.src_dram_bytes or run.dst_dram_bytes or run.weights_streamed:
             return None
         k = run.first_step + i
+        kernel = None
         if run.chunk_first >= 0 and self.kernel_gate.current() <= chunk_of(run, i):
-            # Weights still loading: a batch would hold the source stage until they land, where
-            # step by step the source DMA of the next steps goes ahead.
-            return None
+            # Weights still loading: the batch replays the kernel DMA too, when it can (a batch
+            # that only waited for them would hold the source stage, where step by step the
+            # source DMA of the next steps goes ahead).
+            if run.count - i < MIN_KERNEL_BATCH_STEPS or i == 0:
+                return None
+            prev = chunk_of(run, i - 1)  # (the chunk step k-1 needs, which may still be loading)
+            state = self._kernel_state(prev if self.kernel_gate.current() <= prev else chunk_of(run, i))
+            if state is None:
+                return None
+            kernel = _KernelReplay(self, k, self.env._now, state)
         ne_now = self.ne_gate.current()
         dst_now = self.dst_gate.current()
         t = self.env._now
         if ne_now == k and dst_now == k:
-            return (t, t, t, [], [])
+            return (t, t, t, [], [], kernel)
         if r == 0 and i == 0:
             return None  # the previous step is another task's
         if self.done_gate.current() + len(self.done_gate.future) < tp.pos:
             return None  # an earlier task's last write is still to come: its end goes first
         if self.cmp_step == k - 1:
             cmp_1 = self.cmp_end
-        elif self.cmp_step == k - 2 and (cmp_1 := self._compute_starting_now(tp, r, i, ne_now, dst_now)) >= 0.0:
+        elif self.cmp_step == k - 2 and (cmp_1 := self._compute_starting_now(tp, r, i, ne_now, dst_now, kernel)) >= 0.0:
             pass  # (the compute stage is about to start step k-1: its end is known)
         else:
             return None  # the previous step's compute waits on something still in flight
@@ -76,37 +104,76 @@ class ClosedFormBatches:
         if self.dst_step == k - 1:
             dst_2, dst_1 = self.dst_prev_end, self.dst_end
             dst_due = [dst_1] if dst_known < k else []
-        elif self.dst_step == k - 2:
-            prev = run if i else tp.runs[r - 1]  # step k-1's run: its write starts when both are done
-            if prev.dst_dram_bytes:
+        elif self.dst_step == k - 2 or (self.dst_step == k - 3 and dst_now >= k - 2 and ne_now >= k - 1):
+            prev = _step_run(tp, r, i, 1)  # step k-1's run: its write starts when both are done
+            if prev is None or prev.dst_dram_bytes:
                 return None
-            dst_2 = self.dst_end
+            if self.dst_step == k - 2:
+                dst_2 = self.dst_end
+            else:  # step k-2 has computed and k-3 is written: k-2's write starts now
+                prev2 = _step_run(tp, r, i, 2)
+                if prev2 is None or prev2.dst_dram_bytes:
+                    return None
+                dst_2 = t + prev2.dst_pool_cycles if prev2.dst_pool_cycles > 0 else t
             d0 = cmp_1 if cmp_1 >= dst_2 else dst_2
             dst_1 = d0 + prev.dst_pool_cycles if prev.dst_pool_cycles > 0 else d0
             dst_due = ([dst_2] if dst_known < k - 1 else []) + ([dst_1] if dst_known < k else [])
         else:
             return None
-        return (cmp_1 if cmp_1 >= t else t, dst_2, dst_1, ne_due, dst_due)
+        if kernel is not None:
+            kernel.cmp_1 = cmp_1 if cmp_1 >= t else t
+        return (cmp_1 if cmp_1 >= t else t, dst_2, dst_1, ne_due, dst_due, kernel)
 
-    def _compute_starting_now(self, tp: TaskPlan, r: int, i: int, ne_now: int, dst_now: int) -> float:
-        """When the compute stage starts step k-1 now (k: step ``i`` of run ``r``), the end of it; else -1.
+    def _kernel_state(self, need: int) -> tuple[int, float, int] | None:
+        """Where the kernel DMA stands, when a batch can replay it from chunk ``need`` on; else None.
+
+        It can when the DRAM carries nothing but the kernel DMA's own fetch (so every fetch the
+        batch makes runs alone, at a known rate) and the kernel DMA is on chunk ``need``: moving
+        it, about to (its DRAM latency), or waiting for the buffer it reuses. Returns the first
+        chunk the batch moves, when the DRAM is free for it (-1: the kernel DMA is waiting) and
+        the chunk in flight (-1 for none).
+        """
+        if self.kdma_taken or self.env._now < self.kdma_resume_at or self.kdma_j != need:
+            return None  # an earlier batch's chunks are still landing, or the DMA is elsewhere
+        d = self.dram
+        flows = d.flows_in_flight()
+        pending = d.pending_starts()
+        if self.kdma_moving:
+            if len(flows) == 1 and not pending and flows[0] == "weight" and d.wake_at() >= self.env._now:
+                return (need + 1, d.wake_at(), need)
+            if not flows and len(pending) == 1:  # in its latency: it starts alone
+                ch = self.plan.chunks[need]
+                return (need + 1, d.alone_end(ch.nbytes, "weight", ch.cost, pending[0]), need)
+            return None
+        if flows or pending or self.fw_gate.current() < self.plan.chunks[need].task_pos + 1:
+            return None
+        return (need, -1.0, -1)
+
+    def _compute_starting_now(self, tp: TaskPlan, r: int, i: int, ne_now: int, dst_now: int,
+                              kernel: _KernelReplay | None) -> float:
+        """When the compute stage is about to start step k-1 (k: step ``i`` of run ``r``), the end of it; else -1.
 
         The source stage reaches step k when step k-2's compute ends, the moment the compute
         stage moves on to step k-1: that step starts now unless it still waits for its weights
         or for the write of step k-3, and then ends its compute cycles later, as the compute
-        stage will find.
+        stage will find. When its weights are a chunk the batch's kernel replay moves, it starts
+        when that chunk lands.
         """
         k = tp.runs[r].first_step + i
         if ne_now < k - 1 or dst_now < k - 2 or self.src_gate.current() < k:
             return -1.0
         prev, j = (tp.runs[r], i - 1) if i else (tp.runs[r - 1], tp.runs[r - 1].count - 1)
+        start = self.env._now
         if prev.chunk_first >= 0 and self.kernel_gate.current() <= chunk_of(prev, j):
-            return -1.0
+            if kernel is None or kernel.next > chunk_of(prev, j) and kernel.moving != chunk_of(prev, j):
+                return -1.0
+            landed = kernel.landed(chunk_of(prev, j), [])
+            start = landed if landed > start else start
         extra = self.layer_overhead if k - 1 == tp.first_step and tp.task.ne is not None else 0
-        return self.env._now + (prev.compute_cycles + extra)  # (as the compute stage's timer adds it)
+        return start + (prev.compute_cycles + extra)  # (as the compute stage's timer adds it)
 
     def _run_batch(
-        self, tp: TaskPlan, r0: int, i0: int, timer: Timer, init: tuple[float, float, float, list[float], list[float]],
+        self, tp: TaskPlan, r0: int, i0: int, timer: Timer, init: BatchStart,
     ) -> Generator[Any, Any, tuple[int, int]]:
         """Advance DRAM-free steps of one task in closed form, from step ``i0`` of run ``r0``.
 
@@ -129,14 +196,24 @@ class ClosedFormBatches:
         r, i = r0, i0
         first_chunk = chunk_of(runs[r0], i0)
         loaded = self.kernel_gate.current()
+        kernel = init[5]
         while r < len(runs):  # (r, i): where the step-by-step model resumes
             run = runs[r]
             if run.src_dram_bytes or run.dst_dram_bytes or run.weights_streamed:
                 break
             ch = chunk_of(run, i)
-            if pieces and not (ch in (-1, first_chunk) or loaded > ch):
+            if kernel is not None:
+                if r != r0:
+                    break
+            elif pieces and not (ch in (-1, first_chunk) or loaded > ch):
                 break
             end = run.count if not run.chunk_stride else min(run.count, (i // run.chunk_steps + 1) * run.chunk_steps)
+            if kernel is not None:
+                # The run's last step stays out: a DRAM transfer after the batch could start
+                # while that step's chunk moved, which only the DRAM model can share out.
+                end = min(end, run.count - 1)
+                if end <= i:
+                    break
             pieces.append((run, i, end))
             if end < run.count:
                 i = end
@@ -156,9 +233,11 @@ class ClosedFormBatches:
         # (an earlier compute end counts as t: the compute stage's own wait before t is added
         # by the compute process when it reaches the batch)
         src_1 = cmp_2 = t
-        cmp_1, dst_2, dst_1, ne_due, dst_due = init
-        # (no weight stall: a batch opens only once its weights have landed, see _batchable)
-        stall_in, stall_out = st.stall_input, st.stall_output
+        cmp_1, dst_2, dst_1, ne_due, dst_due, _ = init
+        # (a weight stall only where the batch replays the kernel DMA)
+        stall_in, stall_w, stall_out = st.stall_input, st.stall_weight, st.stall_output
+        w = -1.0
+        fetch = kernel
         busy_ne, busy_planar = busy["ne"], busy["planar"]
         busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
         j = 0
@@ -170,6 +249,11 @@ class ClosedFormBatches:
                 s0 = src_1 if src_1 >= cmp_2 else cmp_2
                 s1 = s0 + a
                 ready = s1 if s1 >= cmp_1 else cmp_1
+                if kernel is not None:
+                    w = fetch.landed(chunk_of(run, i), cmp_end)
+                    if w > ready:
+                        stall_w += w - ready
+                        ready = w
                 c0 = ready if ready >= dst_2 else dst_2
                 d = s1 - cmp_1
                 stall_in += d if d > 0.0 else 0.0
@@ -199,7 +283,9 @@ class ClosedFormBatches:
                     self.tile_events += 1
                 src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
                 j += 1
-        st.stall_input, st.stall_output = stall_in, stall_out
+        st.stall_input, st.stall_weight, st.stall_output = stall_in, stall_w, stall_out
+        if kernel is not None:
+            fetch.hand_over()
         busy["tile_dma_src"], busy["tile_dma_dst"] = busy_src, busy_dst
         if not record:
             busy["ne"], busy["planar"] = busy_ne, busy_planar
@@ -225,3 +311,69 @@ class ClosedFormBatches:
         if delay > 0:
             yield timer.after(delay)
         return r, i_next
+
+
+class _KernelReplay:
+    """The kernel DMA's fetches during a batch, each alone on the DRAM (see ``_kernel_state``).
+
+    Chunk j starts when chunk j-1 has landed and the buffer it reuses is free (its last step
+    has computed), after the DRAM latency if it had to wait for that buffer, and moves at the
+    weight stream's rate alone, as the kernel DMA process and the DRAM model would time it.
+    """
+
+    def __init__(self, engine: Any, first: int, t: float, state: tuple[int, float, int]) -> None:
+        self.engine = engine
+        self.first = first  # the batch's first step
+        self.cmp_1 = -1.0  # compute end of the step before it (set once known)
+        self.t = t
+        self.next, free_at, self.moving = state
+        self.landed_at: dict[int, float] = {}
+        if self.moving >= 0:
+            self.landed_at[self.moving] = free_at
+        self.prev_end = free_at  # (< 0: the kernel DMA waits for a buffer, not for the DRAM)
+        self.taken: list[tuple[int, float, float]] = []
+
+    def landed(self, chunk: int, cmp_end: list[float]) -> float:
+        """When ``chunk`` has landed (-1 when it had before the batch), fetching up to it."""
+        if chunk < 0:
+            return -1.0
+        e = self.engine
+        chunks = e.plan.chunks
+        while self.next <= chunk:
+            j = self.next
+            dep_end = -1.0
+            if j >= 1:
+                dep = e._chunk_dep(j)
+                if dep >= 0:
+                    step = chunks[dep].last_step
+                    if step >= self.first:
+                        dep_end = cmp_end[step - self.first]
+                    elif step == self.first - 1:
+                        dep_end = self.cmp_1
+            if self.prev_end < 0.0:  # the kernel DMA waits on this chunk's buffer now
+                start = (dep_end if dep_end > self.t else self.t) + e.dram_latency
+            elif dep_end > self.prev_end or j == 0:
+                start = (dep_end if dep_end > self.prev_end else self.prev_end) + e.dram_latency
+            else:
+                start = self.prev_end
+            ch = chunks[j]
+            end = e.dram.alone_end(ch.nbytes, "weight", ch.cost, start)
+            self.taken.append((j, start, end))
+            self.landed_at[j] = end
+            self.prev_end = end
+            self.next = j + 1
+        return self.landed_at.get(chunk, -1.0)
+
+    def hand_over(self) -> None:
+        """Schedule the kernel gate at the landings and let the kernel DMA skip the chunks moved."""
+        e = self.engine
+        times = []
+        if self.moving >= 0:
+            times.append(self.landed_at[self.moving])
+            e.kgate_pre = self.moving
+        times += [end for _, _, end in self.taken]
+        if self.taken:
+            e.kdma_taken = self.taken
+            e.kdma_taken_end = self.next
+            e.kdma_resume_at = self.prev_end
+        e.kernel_gate.schedule(times)

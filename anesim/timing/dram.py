@@ -108,6 +108,36 @@ class SharedBandwidth:
             self._start(flow)
         return flow
 
+    def pending_starts(self) -> list[float]:
+        """When the transfers asked for whose start (after the DRAM latency) is still to come start."""
+        return self._pending
+
+    def flows_in_flight(self) -> list[str]:
+        """The stream of every transfer moving now."""
+        return [f.stream for f in self._flows]
+
+    def wake_at(self) -> float:
+        """When the first transfer in flight lands as planned now (-1 with none in flight)."""
+        return self._wake_at
+
+    def alone_end(self, nbytes: float, stream: str, cost: float, start: float) -> float:
+        """When a transfer starting at ``start`` ends with no other flow in flight (as a wake-up would fall)."""
+        bit = self._bits[stream]
+        rate = (self._rates_cache.get(bit) or self._rates(bit))[stream]
+        soonest = float(nbytes) * cost / rate
+        return start + (soonest if soonest > 0.0 else 0.0)
+
+    def book_alone(self, nbytes: float, stream: str, cost: float, start: float, end: float) -> None:
+        """Account a transfer that ran alone from ``start`` to ``end``, as :meth:`transfer` would have."""
+        by = self.bytes_by_stream
+        by[stream] = by.get(stream, 0.0) + nbytes
+        if nbytes <= 0:
+            return
+        self.busy_cycles += end - start
+        extra = (end - start) - float(nbytes) * cost / self._alone[stream]
+        if extra > _EPS_CYCLES:
+            self.contention_cycles += extra
+
     def uncontended_cycles(self, nbytes: float, stream: str) -> float:
         """How long ``nbytes`` would take alone on ``stream``."""
         return nbytes / min(self.ceilings_bytes_per_cycle[stream], self.peak_bytes_per_cycle)

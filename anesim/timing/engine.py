@@ -141,6 +141,14 @@ class Engine(ClosedFormBatches):
         self.dst_step, self.dst_end, self.dst_prev_end = -1, 0.0, 0.0
         # Steps up to these have their gate increment scheduled by a batch, not by their stage.
         self.ne_pre = self.dst_pre = -1
+        # The kernel DMA: the chunk it handles and whether that chunk is moving; chunks below
+        # kdma_taken_end were moved by a batch ((chunk, start, end) in kdma_taken, still to be
+        # booked), the last landing at kdma_resume_at; kernel-gate increments up to chunk
+        # kgate_pre are scheduled by a batch.
+        self.kdma_j, self.kdma_moving = 0, False
+        self.kdma_taken_end, self.kdma_resume_at = 0, 0.0
+        self.kdma_taken: list[tuple[int, float, float]] = []
+        self.kgate_pre = -1
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -210,32 +218,69 @@ class Engine(ClosedFormBatches):
             self.fw_gate.advance()
 
     def kernel_dma(self) -> Generator[Any, Any, None]:
-        """Fetch kernel chunks in order, double-buffered where the kernel cache allows."""
+        """Fetch kernel chunks in order, double-buffered where the kernel cache allows.
+
+        A closed-form batch may take over a stretch of chunks (:meth:`_kernel_state`): the
+        process then waits until the last of them has landed, books them, and goes on after it.
+        """
         env = self.env
+        timer = Timer(env)  # this process's timeout, re-armed for each wait
         chunks = self.plan.chunks
-        for j, ch in enumerate(chunks):
+        j = 0
+        while j < len(chunks):
+            if j < self.kdma_taken_end:
+                delay = self.kdma_resume_at - env._now
+                if delay > 0:
+                    yield timer.after(delay)
+                self._book_taken_chunks()
+                j = self.kdma_taken_end
+                continue
+            ch = chunks[j]
+            self.kdma_j = j
             waited = False
             ev = self.fw_gate.wait(ch.task_pos + 1)
             if ev is not None:
                 waited = True
                 yield ev
             if j >= 1:
-                fits_two = ch.streamed or chunks[j - 1].nbytes + ch.nbytes <= self.kernel_cache
-                dep = j - 2 if fits_two else j - 1
+                dep = self._chunk_dep(j)
                 if dep >= 0:
                     ev = self.ne_gate.wait(chunks[dep].last_step + 1)
                     if ev is not None:
                         waited = True
                         yield ev
+            if j < self.kdma_taken_end:
+                continue  # a batch took this chunk over while the process waited
             t0 = env._now
             # Back to back, the request for this chunk went out while the previous one moved, so
             # only a fetch that had to wait (or the first) pays the DRAM latency.
             latency = self.dram_latency if waited or j == 0 else 0.0
+            self.kdma_moving = True
             yield self.dram.transfer(ch.nbytes, "weight", latency, ch.cost)
+            self.kdma_moving = False
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
             self._slice("kernel_dma", "kernel", t0, env._now, ch.task_pos)
             self.tile_events += 1
-            self.kernel_gate.advance()
+            if j > self.kgate_pre:
+                self.kernel_gate.advance()
+            j += 1
+
+    def _chunk_dep(self, j: int) -> int:
+        """The chunk whose buffer chunk ``j`` (j >= 1) reuses: it loads once that one's last step has computed."""
+        chunks = self.plan.chunks
+        ch = chunks[j]
+        fits_two = ch.streamed or chunks[j - 1].nbytes + ch.nbytes <= self.kernel_cache
+        return j - 2 if fits_two else j - 1
+
+    def _book_taken_chunks(self) -> None:
+        """Account the chunks a batch moved (bytes, busy and contention, as the DRAM model would)."""
+        for j, start, end in self.kdma_taken:
+            ch = self.plan.chunks[j]
+            self.dram.book_alone(ch.nbytes, "weight", ch.cost, start, end)
+            self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
+            self._slice("kernel_dma", "kernel", start, end, ch.task_pos)
+            self.tile_events += 1
+        self.kdma_taken = []
 
     def tile_src(self) -> Generator[Any, Any, None]:
         """Source tile DMA: DRAM or pool into one of two input buffers."""
