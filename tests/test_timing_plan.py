@@ -92,10 +92,15 @@ def _variants_program() -> Program:
     big_source = conv(512, 128, 64, 64)  # 4 MiB: over every cap, so it streams
     src = Layout.packed("dram", 0, 64, 32, 32)
     same, twin = src, dataclasses.replace(src)
+    broadcast = dataclasses.replace(src, row_stride_bytes=0)  # one row read for every row
     pool = Task(0, (same, same), Layout.packed("dram", 2, 64, 32, 32), tile_height=8,
                 planar=PlanarStage(op="maxpool", pool_hw=(3, 3)))
     reduce = Task(0, (src,), Layout.packed("dram", 2, 64, 32, 1), planar=PlanarStage(op="reduce_sum"))
     kernel = Kernel("fp16", None, dram_bytes=9 * 64 * 128 * 2)
+    int8 = conv(kernel=Kernel("int8", None, dram_bytes=64 * 128), dtype="int8")
+
+    def plane(c: int, w: int = 32, slot: int = 0) -> Layout:
+        return dataclasses.replace(Layout.packed("dram", slot, c, 32, w), plane_stride_bytes=0)
     tasks = [
         base,
         dataclasses.replace(base, tile_height=4),
@@ -116,20 +121,40 @@ def _variants_program() -> Program:
         dataclasses.replace(k3, winograd=True),
         dataclasses.replace(conv(kernel_hw=(3, 3), kernel=Kernel("fp16", None, sparse_mask=np.ones((128, 64, 3, 3), bool))),
                             winograd=True),  # the same bytes as k3, but a sparse kernel is never Winograd
-        conv(kernel_hw=(3, 3), kernel=kernel),
+        conv(kernel_hw=(3, 3), kernel=kernel),  # (the same kernel bytes below: only the NE fields differ)
+        conv(kernel=kernel),
+        conv(kernel_hw=(3, 3), kernel=kernel, groups=2),
+        conv(op="transconv", kernel_hw=(3, 3), kernel=kernel),
+        dataclasses.replace(conv(kernel_hw=(3, 3), kernel=Kernel("fp16", None)), winograd=True),
         conv(kernel=Kernel("int8", None, dram_bytes=64 * 128)),
-        conv(kernel=Kernel("int8", None, dram_bytes=64 * 128), dtype="int8"),
+        int8,
+        conv(kernel=Kernel("fp16", None, dram_bytes=2 * 64 * 128), dtype="int8"),  # (as int8 ones on the M5 Pro)
         conv(kernel=Kernel("fp16", None, dram_bytes=8 << 20)),  # over the kernel cache
         big_source,
         dataclasses.replace(big_source, ocg_size=4),
         pool,
         dataclasses.replace(pool, sources=(same, twin)),  # only the first source has the pool's halo
-        dataclasses.replace(pool, planar=PlanarStage(op="avgpool", pool_hw=(2, 2), pool_stride_hw=(2, 2))),
+        dataclasses.replace(pool, planar=PlanarStage(op="max", pool_hw=(3, 3))),  # (no window outside pooling)
+        dataclasses.replace(pool, planar=PlanarStage(op="maxpool", pool_hw=(2, 2))),
+        dataclasses.replace(pool, planar=PlanarStage(op="maxpool", pool_hw=(3, 3), pool_stride_hw=(2, 2))),
+        dataclasses.replace(pool, sources=(broadcast, broadcast)),
+        dataclasses.replace(pool, sources=(dataclasses.replace(broadcast, height=16),) * 2),
         reduce,
         dataclasses.replace(reduce, sources=(Layout.packed("dram", 0, 64, 32, 64),)),
         dataclasses.replace(reduce, result=dataclasses.replace(reduce.result, groups=2)),
         Task(0, (src, Layout.packed("dram", 1, 64, 32, 32)), Layout.packed("dram", 2, 64, 32, 32),
              planar=PlanarStage(op="add")),
+        # Layouts of equal bytes that differ in one more field: one plane read for every channel
+        # (plane stride 0) against a full tensor.
+        dataclasses.replace(reduce, sources=(plane(64, w=64),)),
+        dataclasses.replace(reduce, sources=(Layout.packed("dram", 0, 64, 32, 1),)),
+        dataclasses.replace(conv(kernel=kernel), sources=(plane(256),)),
+        dataclasses.replace(conv(kernel=kernel), sources=(plane(32),)),
+        dataclasses.replace(int8, sources=(plane(2, w=64),)),
+        dataclasses.replace(int8, sources=(Layout.packed("dram", 0, 2, 32, 64, "int8"),)),
+        dataclasses.replace(reduce, result=Layout.packed("dram", 2, 2, 32, 1)),
+        dataclasses.replace(reduce, result=dataclasses.replace(plane(2, w=1, slot=2), groups=2)),
+        dataclasses.replace(reduce, result=dataclasses.replace(plane(2, w=1, slot=2), depth=2)),
     ]
 
     def moved(task: Task, offset: int) -> Task:  # (a source given twice stays one object)

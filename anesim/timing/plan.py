@@ -334,7 +334,7 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     ne_key = None
     if ne is not None:
         k = ne.kernel
-        ne_key = (ne.op, ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups, k is None,
+        ne_key = (ne.op, ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
                   None if k is None else (k.format, k.sparse_mask is None))
     pl_key = None if pl is None else (pl.op, pl.pool_hw, pl.pool_stride_hw)
     sources = task.sources
