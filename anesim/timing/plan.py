@@ -7,6 +7,13 @@ thousand equal tiles is one record. Steps are numbered globally across the progr
 the DMA engines and the NE walk them in one order. Consecutive passes whose steps cost the same
 (every middle pass of a many-pass convolution) share one run too: a run spans whole passes of
 ``pass_steps`` steps each, so step ``i`` of a run belongs to pass ``pass_index + i // pass_steps``.
+
+Whole models repeat a few task shapes thousands of times (every attention tile of a UNet), so
+each distinct shape is planned once: a later task whose ``_shape_key`` matches gets copies of
+the earlier task's runs and chunks with their steps, chunk indices and task position shifted.
+The key holds every field planning reads; what depends on where a task sits (its producers,
+by byte range) is still worked out per task. ``plan_program(..., memo=False)`` plans every
+task afresh and gives the same plan.
 """
 
 from __future__ import annotations
@@ -295,20 +302,20 @@ def plan_program(program: Program, chip: ChipConfig, *, memo: bool = True) -> Pr
     writers = _LastWriter()
     step = 0
     cap = chip.memory.working_set_cap_bytes.value
-    planned: dict[tuple, _Shape] = {}
+    planned: dict[tuple, tuple[TaskPlan, int, int]] = {}  # key -> a plan and its chunks' index range
     for pos, task in enumerate(program.tasks):
         written = [w for src in task.sources if (w := writers.last(src)) is not None]
         producers = (max(written),) if written else ()
         key = _shape_key(program, chip, task, cap) if memo else None
         earlier = planned.get(key) if memo else None
         if earlier is not None:
-            tp = earlier.shifted(chunks, pos, task, step, producers, cap)
+            tp = _shifted(earlier, chunks, pos, task, step, producers, cap)
         else:
             chunk_start = len(chunks)
             tp = _plan_task(program, chip, pos, task, step, producers, chunks)
             # (a run whose chunk lies before the task's own could not be shifted: never memoised)
             if memo and all(r.chunk_first < 0 or r.chunk_first >= chunk_start for r in tp.runs):
-                planned[key] = _Shape.of(tp, chunks, chunk_start)
+                planned[key] = (tp, chunk_start, len(chunks))
         writers.record(task.result, pos)
         plan.tasks.append(tp)
         step = tp.last_step + 1
@@ -348,38 +355,26 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     )
 
 
-@dataclass
-class _Shape:
-    """A planned task's runs and chunks as constructor arguments, to be shifted to a later task."""
+def _shifted(earlier: tuple[TaskPlan, int, int], chunks: list[Chunk], pos: int, task: Task, step: int,
+             producers: tuple[int, ...], cap: int) -> TaskPlan:
+    """An earlier task's plan (with its chunks' index range) moved to task ``pos`` at ``step``.
 
-    plan: TaskPlan
-    chunk_start: int  # the index of the plan's first chunk
-    runs: list[tuple]  # Run arguments after task_pos
-    chunks: list[tuple]  # Chunk arguments after task_pos
-
-    @staticmethod
-    def of(tp: TaskPlan, chunks: list[Chunk], chunk_start: int) -> _Shape:
-        """The shape of ``tp``, whose chunks are ``chunks[chunk_start:]``."""
-        runs = [(r.pass_index, r.first_step, r.count, r.out_rows, r.src_dram_bytes, r.src_pool_cycles,
-                 r.ne_cycles, r.planar_cycles, r.dst_dram_bytes, r.dst_pool_cycles, r.chunk_first,
-                 r.chunk_stride, r.pass_steps, r.chunk_steps, r.weights_streamed, r.src_stream, r.dst_stream)
-                for r in tp.runs]
-        return _Shape(tp, chunk_start, runs,
-                      [(c.nbytes, c.first_step, c.last_step, c.streamed, c.cost) for c in chunks[chunk_start:]])
-
-    def shifted(self, chunks: list[Chunk], pos: int, task: Task, step: int, producers: tuple[int, ...],
-                cap: int) -> TaskPlan:
-        """The plan moved to task ``pos`` starting at ``step``; appends its chunks to ``chunks``."""
-        tp = self.plan
-        ds = step - tp.first_step
-        dc = len(chunks) - self.chunk_start
-        chunks.extend([Chunk(pos, nb, first + ds, last + ds, streamed, cost)
-                       for nb, first, last, streamed, cost in self.chunks])
-        runs = [Run(pos, p, first + ds, n, rows, sd, sp, ne, pl, dd, dp, cf + dc if cf >= 0 else cf, cs, ps,
-                    csteps, ws, src_stream=ss, dst_stream=dst)
-                for p, first, n, rows, sd, sp, ne, pl, dd, dp, cf, cs, ps, csteps, ws, ss, dst in self.runs]
-        return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows, runs,
-                        step, tp.last_step + ds, tp.kernel_bytes, producers, _spilled(task, cap), task.macs)
+    The copies of its chunks are appended to ``chunks``; every Run is a new object.
+    """
+    tp, chunk_start, chunk_end = earlier
+    ds = step - tp.first_step
+    dc = len(chunks) - chunk_start
+    chunks.extend([Chunk(pos, c.nbytes, c.first_step + ds, c.last_step + ds, c.streamed, c.cost)
+                   for c in chunks[chunk_start:chunk_end]])
+    runs = [
+        Run(pos, r.pass_index, r.first_step + ds, r.count, r.out_rows, r.src_dram_bytes, r.src_pool_cycles,
+            r.ne_cycles, r.planar_cycles, r.dst_dram_bytes, r.dst_pool_cycles,
+            r.chunk_first + dc if r.chunk_first >= 0 else r.chunk_first, r.chunk_stride, r.pass_steps,
+            r.chunk_steps, r.weights_streamed, src_stream=r.src_stream, dst_stream=r.dst_stream)
+        for r in tp.runs
+    ]
+    return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows, runs,
+                    step, tp.last_step + ds, tp.kernel_bytes, producers, _spilled(task, cap), task.macs)
 
 
 def _spilled(task: Task, cap: int) -> tuple[str, ...]:
