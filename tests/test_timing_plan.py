@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import numpy as np
 import pytest
@@ -76,7 +75,7 @@ def _plan_fields(plan):
 
 
 def _variants_program() -> Program:
-    """Tasks that each differ from a base convolution in one thing planning reads, every one twice.
+    """Tasks that each differ from another one in one thing planning reads, every one twice.
 
     The second copy sits at other offsets, so it reuses the first one's plan; a shape key that
     missed the difference would hand a variant the base's plan.
@@ -101,6 +100,7 @@ def _variants_program() -> Program:
 
     def plane(c: int, w: int = 32, slot: int = 0) -> Layout:
         return dataclasses.replace(Layout.packed("dram", slot, c, 32, w), plane_stride_bytes=0)
+
     tasks = [
         base,
         dataclasses.replace(base, tile_height=4),
@@ -160,7 +160,7 @@ def _variants_program() -> Program:
     def moved(task: Task, offset: int) -> Task:  # (a source given twice stays one object)
         new = {id(s): dataclasses.replace(s, offset_bytes=s.offset_bytes + offset) for s in task.sources}
         return dataclasses.replace(task, sources=tuple(new[id(s)] for s in task.sources),
-                                   result=dataclasses.replace(task.result, offset_bytes=offset))
+                                   result=dataclasses.replace(task.result, offset_bytes=task.result.offset_bytes + offset))
 
     program_tasks = [t for task in tasks for t in (task, moved(task, 1 << 24))]
     program_tasks = [dataclasses.replace(t, index=i) for i, t in enumerate(program_tasks)]
@@ -174,10 +174,10 @@ def test_shape_memo_plans_the_same(repo_root, chip_name):
     # Planning each distinct task shape once and shifting it gives every field of the plan as
     # planning every task afresh: shipped models, and variants that differ in one planned field.
     chip = load_chip(chip_name)
-    segments = importlib.import_module("anesim.timing.simulate")._segment_programs
     programs = [_variants_program()]
     for name in ("transformer_block", "resnet50", "whisper_tiny_encoder", "distilbert"):
-        programs += segments(anesim.compile(str(repo_root / "programs" / f"{name}.yaml"), chip))[1]
+        compiled = anesim.compile(str(repo_root / "programs" / f"{name}.yaml"), chip)
+        programs += [segment.program for segment in compiled.segments] or [compiled.program]
     for prog in programs:
         assert _plan_fields(plan_program(prog, chip)) == _plan_fields(plan_program(prog, chip, memo=False)), prog.name
     # The memo is used: the variants are planned once each, their copies reuse that.
