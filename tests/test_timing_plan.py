@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+import pytest
 from timing_support import conv_task, make_chip, program
 
+import anesim
+from anesim.chips import load_chip
+from anesim.program.model import Kernel, Layout, NeStage, PlanarStage, Program, Slot, Task
 from anesim.timing import simulate
-from anesim.timing.plan import plan_program
+from anesim.timing.plan import _shape_key, plan_program
 
 
 def _steps(plan):
@@ -53,3 +60,127 @@ def test_per_pass_weight_slices_in_one_run():
     labels = sorted((e.start_s, e.name) for e in batched.trace if e.unit == "ne")
     assert [name for _, name in labels] == [f"pass {i // 8}" for i in range(64)]
     assert len([e for e in batched.trace if e.unit == "kernel_dma"]) == 8
+
+
+# --------------------------------------------------------------------------- the shape memo
+
+
+def _plan_fields(plan):
+    """Every field of every TaskPlan, Run and Chunk (compute_cycles included; tasks by identity)."""
+    def values(obj, skip=()):
+        return tuple(getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name not in skip)
+
+    tasks = [(id(tp.task), values(tp, ("task", "runs")), [values(r) for r in tp.runs]) for tp in plan.tasks]
+    return tasks, [values(c) for c in plan.chunks]
+
+
+def _variants_program() -> Program:
+    """Tasks that each differ from another one in one thing planning reads, every one twice.
+
+    The second copy sits at other offsets, so it reuses the first one's plan; a shape key that
+    missed the difference would hand a variant the base's plan.
+    """
+    def conv(c_in=64, c_out=128, h=32, w=32, *, src_space="dram", src_slot=0, dst_space="dram", dtype="fp16",
+             **ne_kw):
+        src = Layout.packed(src_space, src_slot if src_space == "dram" else None, c_in, h, w, dtype)
+        dst = Layout.packed(dst_space, 2 if dst_space == "dram" else None, c_out, h, w)
+        return Task(0, (src,), dst, ne=NeStage(**ne_kw), cores_used=4, ocg_size=16, tile_height=8)
+
+    base = conv()
+    k3 = conv(kernel_hw=(3, 3))
+    big_source = conv(512, 128, 64, 64)  # 4 MiB: over every cap, so it streams
+    src = Layout.packed("dram", 0, 64, 32, 32)
+    same, twin = src, dataclasses.replace(src)
+    broadcast = dataclasses.replace(src, row_stride_bytes=0)  # one row read for every row
+    pool = Task(0, (same, same), Layout.packed("dram", 2, 64, 32, 32), tile_height=8,
+                planar=PlanarStage(op="maxpool", pool_hw=(3, 3)))
+    reduce = Task(0, (src,), Layout.packed("dram", 2, 64, 32, 1), planar=PlanarStage(op="reduce_sum"))
+    kernel = Kernel("fp16", None, dram_bytes=9 * 64 * 128 * 2)
+    int8 = conv(kernel=Kernel("int8", None, dram_bytes=64 * 128), dtype="int8")
+
+    def plane(c: int, w: int = 32, slot: int = 0) -> Layout:
+        return dataclasses.replace(Layout.packed("dram", slot, c, 32, w), plane_stride_bytes=0)
+
+    tasks = [
+        base,
+        dataclasses.replace(base, tile_height=4),
+        dataclasses.replace(base, tile_height=0),
+        dataclasses.replace(base, ocg_size=4),
+        dataclasses.replace(base, cores_used=1),
+        conv(src_slot=3),  # an intermediate slot: the scratch stream
+        conv(src_space="pool"),
+        conv(dst_space="pool"),
+        conv(32),
+        conv(h=16),
+        conv(w=64),
+        conv(op="elementwise"),
+        k3,
+        conv(kernel_hw=(3, 3), stride_hw=(2, 2)),
+        conv(kernel_hw=(3, 3), dilation_hw=(2, 2)),
+        conv(kernel_hw=(3, 3), groups=2),
+        dataclasses.replace(k3, winograd=True),
+        dataclasses.replace(conv(kernel_hw=(3, 3), kernel=Kernel("fp16", None, sparse_mask=np.ones((128, 64, 3, 3), bool))),
+                            winograd=True),  # the same bytes as k3, but a sparse kernel is never Winograd
+        conv(kernel_hw=(3, 3), kernel=kernel),  # (the same kernel bytes below: only the NE fields differ)
+        conv(kernel=kernel),
+        conv(kernel_hw=(3, 3), kernel=kernel, groups=2),
+        conv(op="transconv", kernel_hw=(3, 3), kernel=kernel),
+        dataclasses.replace(conv(kernel_hw=(3, 3), kernel=Kernel("fp16", None)), winograd=True),
+        conv(kernel=Kernel("int8", None, dram_bytes=64 * 128)),
+        int8,
+        conv(kernel=Kernel("fp16", None, dram_bytes=2 * 64 * 128), dtype="int8"),  # (as int8 ones on the M5 Pro)
+        conv(kernel=Kernel("fp16", None, dram_bytes=8 << 20)),  # over the kernel cache
+        big_source,
+        dataclasses.replace(big_source, ocg_size=4),
+        pool,
+        dataclasses.replace(pool, sources=(same, twin)),  # only the first source has the pool's halo
+        dataclasses.replace(pool, planar=PlanarStage(op="max", pool_hw=(3, 3))),  # (no window outside pooling)
+        dataclasses.replace(pool, planar=PlanarStage(op="maxpool", pool_hw=(2, 2))),
+        dataclasses.replace(pool, planar=PlanarStage(op="maxpool", pool_hw=(3, 3), pool_stride_hw=(2, 2))),
+        dataclasses.replace(pool, sources=(broadcast, broadcast)),
+        dataclasses.replace(pool, sources=(dataclasses.replace(broadcast, height=16),) * 2),
+        reduce,
+        dataclasses.replace(reduce, sources=(Layout.packed("dram", 0, 64, 32, 64),)),
+        dataclasses.replace(reduce, result=dataclasses.replace(reduce.result, groups=2)),
+        Task(0, (src, Layout.packed("dram", 1, 64, 32, 32)), Layout.packed("dram", 2, 64, 32, 32),
+             planar=PlanarStage(op="add")),
+        # Layouts of equal bytes that differ in one more field: one plane read for every channel
+        # (plane stride 0) against a full tensor.
+        dataclasses.replace(reduce, sources=(plane(64, w=64),)),
+        dataclasses.replace(reduce, sources=(Layout.packed("dram", 0, 64, 32, 1),)),
+        dataclasses.replace(conv(kernel=kernel), sources=(plane(256),)),
+        dataclasses.replace(conv(kernel=kernel), sources=(plane(32),)),
+        dataclasses.replace(int8, sources=(plane(2, w=64),)),
+        dataclasses.replace(int8, sources=(Layout.packed("dram", 0, 2, 32, 64, "int8"),)),
+        dataclasses.replace(reduce, result=Layout.packed("dram", 2, 2, 32, 1)),
+        dataclasses.replace(reduce, result=dataclasses.replace(plane(2, w=1, slot=2), groups=2)),
+        dataclasses.replace(reduce, result=dataclasses.replace(plane(2, w=1, slot=2), depth=2)),
+    ]
+
+    def moved(task: Task, offset: int) -> Task:  # (a source given twice stays one object)
+        new = {id(s): dataclasses.replace(s, offset_bytes=s.offset_bytes + offset) for s in task.sources}
+        return dataclasses.replace(task, sources=tuple(new[id(s)] for s in task.sources),
+                                   result=dataclasses.replace(task.result, offset_bytes=task.result.offset_bytes + offset))
+
+    program_tasks = [t for task in tasks for t in (task, moved(task, 1 << 24))]
+    program_tasks = [dataclasses.replace(t, index=i) for i, t in enumerate(program_tasks)]
+    slots = {0: Slot(0, 1 << 26, "input"), 1: Slot(1, 1 << 26, "input"), 2: Slot(2, 1 << 26, "output"),
+             3: Slot(3, 1 << 26, "intermediate")}
+    return Program(name="variants", generation="H13", tasks=program_tasks, tensors={}, slots=slots)
+
+
+@pytest.mark.parametrize("chip_name", ["m1", "m5-pro", "a11"])
+def test_shape_memo_plans_the_same(repo_root, chip_name):
+    # Planning each distinct task shape once and shifting it gives every field of the plan as
+    # planning every task afresh: shipped models, and variants that differ in one planned field.
+    chip = load_chip(chip_name)
+    programs = [_variants_program()]
+    for name in ("transformer_block", "resnet50", "whisper_tiny_encoder", "distilbert"):
+        compiled = anesim.compile(str(repo_root / "programs" / f"{name}.yaml"), chip)
+        programs += [segment.program for segment in compiled.segments] or [compiled.program]
+    for prog in programs:
+        assert _plan_fields(plan_program(prog, chip)) == _plan_fields(plan_program(prog, chip, memo=False)), prog.name
+    # The memo is used: the variants are planned once each, their copies reuse that.
+    cap = chip.memory.working_set_cap_bytes.value
+    variants = programs[0]
+    assert len({_shape_key(variants, chip, t, cap) for t in variants.tasks}) <= len(variants.tasks) // 2

@@ -7,6 +7,13 @@ thousand equal tiles is one record. Steps are numbered globally across the progr
 the DMA engines and the NE walk them in one order. Consecutive passes whose steps cost the same
 (every middle pass of a many-pass convolution) share one run too: a run spans whole passes of
 ``pass_steps`` steps each, so step ``i`` of a run belongs to pass ``pass_index + i // pass_steps``.
+
+Whole models repeat a few task shapes thousands of times (every attention tile of a UNet), so
+each distinct shape is planned once: a later task whose ``_shape_key`` matches gets copies of
+the earlier task's runs and chunks with their steps, chunk indices and task position shifted.
+The key holds every field planning reads; what depends on where a task sits (its producers,
+by byte range) is still worked out per task. ``plan_program(..., memo=False)`` plans every
+task afresh and gives the same plan.
 """
 
 from __future__ import annotations
@@ -284,173 +291,253 @@ class _LastWriter:
         return max(who[i:j]) if j > i else None
 
 
-def plan_program(program: Program, chip: ChipConfig) -> ProgramPlan:
-    """Lower every task of ``program`` to runs and chunks for ``chip``."""
+def plan_program(program: Program, chip: ChipConfig, *, memo: bool = True) -> ProgramPlan:
+    """Lower every task of ``program`` to runs and chunks for ``chip``.
+
+    ``memo`` plans each distinct task shape (:func:`_shape_key`) once and shifts that plan to
+    every later task of the shape; ``memo=False`` plans every task afresh (the same plan).
+    """
     plan = ProgramPlan(tasks=[])
     chunks = plan.chunks
     writers = _LastWriter()
     step = 0
+    cap = chip.memory.working_set_cap_bytes.value
+    planned: dict[tuple, tuple[TaskPlan, int, int]] = {}  # key -> a plan and its chunks' index range
+    for pos, task in enumerate(program.tasks):
+        written = [w for src in task.sources if (w := writers.last(src)) is not None]
+        producers = (max(written),) if written else ()
+        key = _shape_key(program, chip, task, cap) if memo else None
+        earlier = planned.get(key) if memo else None
+        if earlier is not None:
+            tp = _shifted(earlier, chunks, pos, task, step, producers, cap)
+        else:
+            chunk_start = len(chunks)
+            tp = _plan_task(program, chip, pos, task, step, producers, chunks)
+            # (a run whose chunk lies before the task's own could not be shifted: never memoised)
+            if memo and all(r.chunk_first < 0 or r.chunk_first >= chunk_start for r in tp.runs):
+                planned[key] = (tp, chunk_start, len(chunks))
+        writers.record(task.result, pos)
+        plan.tasks.append(tp)
+        step = tp.last_step + 1
+    return plan
+
+
+def _layout_key(layout: Layout) -> tuple:
+    """The fields of an operand's layout that planning reads (nbytes covers dtype and strides)."""
+    return (layout.space, layout.nbytes, layout.dtype, layout.groups, layout.depth, layout.channels,
+            layout.height, layout.width)
+
+
+def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tuple:
+    """Everything the plan of ``task`` depends on besides its position (and the chip).
+
+    Two tasks with equal keys get the same runs and chunks up to their first step, first chunk
+    and ``pos``. Any field of a task, its stages or its layouts that planning starts to read
+    (in ``_plan_task`` or the cost functions it calls) must be added here, or the memo will
+    hand a task another task's plan. Offsets and slots are left out: only ``tile_streams``
+    reads slots (their roles), and its result is part of the key.
+    """
+    ne, pl = task.ne, task.planar
+    ne_key = None
+    if ne is not None:
+        k = ne.kernel
+        ne_key = (ne.op, ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
+                  None if k is None else (k.format, k.sparse_mask is None))
+    pl_key = None if pl is None else (pl.op, pl.pool_hw, pl.pool_stride_hw)
+    sources = task.sources
+    return (
+        task.cores_used, task.ocg_size, task.tile_height, task.winograd, ne_key, pl_key,
+        costs.kernel_stream_bytes(chip, task),  # (all that is read of the kernel's contents)
+        tuple(_layout_key(s) for s in sources),
+        tuple(s is sources[0] for s in sources),  # _source_rows tells the first source by identity
+        _layout_key(task.result),
+        tile_streams(program, task, cap),
+    )
+
+
+def _shifted(earlier: tuple[TaskPlan, int, int], chunks: list[Chunk], pos: int, task: Task, step: int,
+             producers: tuple[int, ...], cap: int) -> TaskPlan:
+    """An earlier task's plan (with its chunks' index range) moved to task ``pos`` at ``step``.
+
+    The copies of its chunks are appended to ``chunks``; every Run is a new object.
+    """
+    tp, chunk_start, chunk_end = earlier
+    ds = step - tp.first_step
+    dc = len(chunks) - chunk_start
+    chunks.extend([Chunk(pos, c.nbytes, c.first_step + ds, c.last_step + ds, c.streamed, c.cost)
+                   for c in chunks[chunk_start:chunk_end]])
+    runs = [
+        Run(pos, r.pass_index, r.first_step + ds, r.count, r.out_rows, r.src_dram_bytes, r.src_pool_cycles,
+            r.ne_cycles, r.planar_cycles, r.dst_dram_bytes, r.dst_pool_cycles,
+            r.chunk_first + dc if r.chunk_first >= 0 else r.chunk_first, r.chunk_stride, r.pass_steps,
+            r.chunk_steps, r.weights_streamed, src_stream=r.src_stream, dst_stream=r.dst_stream)
+        for r in tp.runs
+    ]
+    return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows, runs,
+                    step, tp.last_step + ds, tp.kernel_bytes, producers, _spilled(task, cap), task.macs)
+
+
+def _spilled(task: Task, cap: int) -> tuple[str, ...]:
+    """The operands in the pool space over the working-set cap: they spill to DRAM."""
+    spilled = tuple(f"source{i}" for i, src in enumerate(task.sources) if src.space == "pool" and src.nbytes > cap)
+    if task.result.space == "pool" and task.result.nbytes > cap:
+        spilled += ("result",)
+    return spilled
+
+
+def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: int,
+               producers: tuple[int, ...], chunks: list[Chunk]) -> TaskPlan:
+    """Plan one task from its first step ``step``, appending its kernel chunks to ``chunks``."""
     cache = chip.memory.kernel_cache_bytes.value
     cap = chip.memory.working_set_cap_bytes.value  # as costs.resident
     pool_rate = chip.pool_bytes_per_cycle  # as costs.pool_cycles: bytes / this
     refetch_cost = 1.0 / chip.dram.weight_refetch_ratio.value
-    for pos, task in enumerate(program.tasks):
-        sources = task.sources
-        result = task.result
-        written = [w for src in sources if (w := writers.last(src)) is not None]
-        producers = (max(written),) if written else ()
-        shape = costs.pass_shape(chip, task)
-        h_out = max(1, result.height)
-        # Per operand, once: bytes, bytes per row, whether it fits the working set (as
-        # costs.resident and costs.layout_row_bytes).
-        src_nbytes = [src.nbytes for src in sources]
-        src_resident = [nb <= cap for nb in src_nbytes]
-        src_row_bytes = [nb / max(1, src.height) for nb, src in zip(src_nbytes, sources)]
-        result_resident = result.nbytes <= cap
-        streamed = [(src, rb) for src, rb, res in zip(sources, src_row_bytes, src_resident) if not res]
-        rows = _auto_tile_rows(chip, task, streamed, result_resident)
-        n_full, rem = divmod(h_out, rows)
-        tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
-        tiles = n_full + (1 if rem else 0)
-        kb = costs.kernel_stream_bytes(chip, task)
-        c_out = max(1, result.channels)
-        first_step = step
-        runs: list[Run] = []
-        # Kernel chunks: whole kernel if it fits the kernel cache, else one per pass, else
-        # streamed afresh for every step (weights re-fetched per tile).
-        group = shape.ocg * shape.cores
-        # (per pass p, computed only for the passes planned one by one: a task may have hundreds)
-        def pass_channels(p: int) -> int:
-            return min(c_out, (p + 1) * group) - p * group
+    sources = task.sources
+    result = task.result
+    shape = costs.pass_shape(chip, task)
+    h_out = max(1, result.height)
+    # Per operand, once: bytes, bytes per row, whether it fits the working set (as
+    # costs.resident and costs.layout_row_bytes).
+    src_nbytes = [src.nbytes for src in sources]
+    src_resident = [nb <= cap for nb in src_nbytes]
+    src_row_bytes = [nb / max(1, src.height) for nb, src in zip(src_nbytes, sources)]
+    result_resident = result.nbytes <= cap
+    streamed = [(src, rb) for src, rb, res in zip(sources, src_row_bytes, src_resident) if not res]
+    rows = _auto_tile_rows(chip, task, streamed, result_resident)
+    n_full, rem = divmod(h_out, rows)
+    tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
+    tiles = n_full + (1 if rem else 0)
+    kb = costs.kernel_stream_bytes(chip, task)
+    c_out = max(1, result.channels)
+    first_step = step
+    runs: list[Run] = []
+    # Kernel chunks: whole kernel if it fits the kernel cache, else one per pass, else
+    # streamed afresh for every step (weights re-fetched per tile).
+    group = shape.ocg * shape.cores
+    # (per pass p, computed only for the passes planned one by one: a task may have hundreds)
+    def pass_channels(p: int) -> int:
+        return min(c_out, (p + 1) * group) - p * group
 
-        def per_pass_bytes(p: int) -> int:
-            return kb * pass_channels(p) // c_out
-        if kb == 0:
-            mode = "none"
-        elif kb <= cache:
-            mode = "task"
-        elif per_pass_bytes(0) <= cache:  # (the first pass has the most channels)
-            mode = "pass"
-        else:
+    def per_pass_bytes(p: int) -> int:
+        return kb * pass_channels(p) // c_out
+    if kb == 0:
+        mode = "none"
+    elif kb <= cache:
+        mode = "task"
+    elif per_pass_bytes(0) <= cache:  # (the first pass has the most channels)
+        mode = "pass"
+    else:
+        mode = "step"
+    # Column split: when even one output row's streamed input exceeds the budget (a matrix
+    # laid out as one long row), each row is cut into `parts` pieces of equal width.
+    parts = _column_parts(chip, task, rows, streamed, result_resident)
+    if rows >= h_out and parts == 1:  # one step: let a large DRAM operand double-buffer
+        split = _double_buffer_parts(chip, task, kb)
+        if split > 1 and h_out > 1:
+            rows = costs.ceil_div(h_out, min(split, h_out))
+            n_full, rem = divmod(h_out, rows)
+            tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
+            tiles = n_full + (1 if rem else 0)
+        elif split > 1:
+            parts = min(split, max(1, result.width))
+    if parts > 1:
+        tile_sizes = [(1, h_out * parts)]
+        tiles = h_out * parts
+    if mode == "task":  # (after the splits: the kernel is read until the task's last step)
+        chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
+    src_stream, dst_stream = tile_streams(program, task, cap)
+    # Loop order. Passes outermost re-streams an over-cap source once per pass; tiles
+    # outermost loads each source tile once but re-fetches the weights per tile when they do
+    # not fit the kernel cache. Take whichever moves DRAM for less time.
+    tile_outer = False
+    if streamed and shape.passes > 1 and tiles > 1:
+        d = chip.dram
+        src_b = sum(nb for nb, res in zip(src_nbytes, src_resident) if not res)
+        w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
+        w_tile_outer = kb if mode == "task" else kb * tiles
+        once_rate = d.weight_bytes_per_s.value
+        refetch_rate = once_rate * d.weight_refetch_ratio.value
+        w_pass_rate = refetch_rate if mode == "step" else once_rate
+        w_tile_rate = once_rate if mode == "task" else refetch_rate
+        src_rate = d.scratch_bytes_per_s.value if src_stream == "scratch" else d.activation_bytes_per_s.value
+        a_s = shape.passes * src_b / src_rate + w_pass_outer / w_pass_rate
+        b_s = src_b / src_rate + w_tile_outer / w_tile_rate
+        tile_outer = b_s < a_s
+        if tile_outer and mode == "pass":
             mode = "step"
-        # A pool-space operand over the cap spills to DRAM.
-        spilled = tuple(f"source{i}" for i, src in enumerate(sources) if src.space == "pool" and not src_resident[i])
-        if result.space == "pool" and not result_resident:
-            spilled += ("result",)
-        # Column split: when even one output row's streamed input exceeds the budget (a matrix
-        # laid out as one long row), each row is cut into `parts` pieces of equal width.
-        parts = _column_parts(chip, task, rows, streamed, result_resident)
-        if rows >= h_out and parts == 1:  # one step: let a large DRAM operand double-buffer
-            split = _double_buffer_parts(chip, task, kb)
-            if split > 1 and h_out > 1:
-                rows = costs.ceil_div(h_out, min(split, h_out))
-                n_full, rem = divmod(h_out, rows)
-                tile_sizes = [(rows, n_full)] + ([(rem, 1)] if rem else [])
-                tiles = n_full + (1 if rem else 0)
-            elif split > 1:
-                parts = min(split, max(1, result.width))
-        if parts > 1:
-            tile_sizes = [(1, h_out * parts)]
-            tiles = h_out * parts
-        if mode == "task":  # (after the splits: the kernel is read until the task's last step)
-            chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
-        src_stream, dst_stream = tile_streams(program, task, cap)
-        # Loop order. Passes outermost re-streams an over-cap source once per pass; tiles
-        # outermost loads each source tile once but re-fetches the weights per tile when they do
-        # not fit the kernel cache. Take whichever moves DRAM for less time.
-        tile_outer = False
-        if streamed and shape.passes > 1 and tiles > 1:
-            d = chip.dram
-            src_b = sum(nb for nb, res in zip(src_nbytes, src_resident) if not res)
-            w_pass_outer = kb if mode in ("task", "pass") else kb * tiles  # "step": per tile anyway
-            w_tile_outer = kb if mode == "task" else kb * tiles
-            once_rate = d.weight_bytes_per_s.value
-            refetch_rate = once_rate * d.weight_refetch_ratio.value
-            w_pass_rate = refetch_rate if mode == "step" else once_rate
-            w_tile_rate = once_rate if mode == "task" else refetch_rate
-            src_rate = d.scratch_bytes_per_s.value if src_stream == "scratch" else d.activation_bytes_per_s.value
-            a_s = shape.passes * src_b / src_rate + w_pass_outer / w_pass_rate
-            b_s = src_b / src_rate + w_tile_outer / w_tile_rate
-            tile_outer = b_s < a_s
-            if tile_outer and mode == "pass":
-                mode = "step"
-        # Pass-outer with one tile size: consecutive passes with equal step costs extend one run
-        # (see the module docstring).
-        merge = not tile_outer and len(tile_sizes) == 1
-        if tile_outer:
-            order = [(p, r, 1, True) for r, c in tile_sizes for _ in range(c) for p in range(shape.passes)]
-        elif merge:
-            # (pass, rows, steps, loaded once, passes): the middle passes 1 .. P-2 all have the
-            # full OCG on the busiest core and a full channel group, so they share one entry.
-            order = [(p, rows_, c * n, False, n) for p, n in _pass_groups(shape.passes) for rows_, c in tile_sizes]
+    # Pass-outer with one tile size: consecutive passes with equal step costs extend one run
+    # (see the module docstring).
+    merge = not tile_outer and len(tile_sizes) == 1
+    if tile_outer:
+        order = [(p, r, 1, True) for r, c in tile_sizes for _ in range(c) for p in range(shape.passes)]
+    elif merge:
+        # (pass, rows, steps, loaded once, passes): the middle passes 1 .. P-2 all have the
+        # full OCG on the busiest core and a full channel group, so they share one entry.
+        order = [(p, rows_, c * n, False, n) for p, n in _pass_groups(shape.passes) for rows_, c in tile_sizes]
+    else:
+        order = [(p, r, c, False) for p in range(shape.passes) for r, c in tile_sizes]
+    src_ops = [(src, rb, res, src.space == "dram" or not res)
+               for src, rb, res in zip(sources, src_row_bytes, src_resident)]
+    dst_row_bytes = costs.layout_row_bytes(result)
+    dst_in_dram = result.space == "dram" or not result_resident
+    step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
+    last_costs = None
+    for p, out_rows, count, tile_loaded_once, *n_passes in order:
+        ch_core = shape.channels_in_pass(p)
+        if mode == "pass" and not merge and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
+            chunks.append(Chunk(pos, per_pass_bytes(p), step, step + tiles - 1, False))
+        # Passes of a task repeat the same few step shapes: cost each shape once.
+        key = (out_rows, ch_core, pass_channels(p), p > 0, tile_loaded_once)
+        shape_costs = step_costs.get(key)
+        if shape_costs is None:
+            src_dram = 0.0
+            src_pool = 0.0
+            for src, row_bytes, res, in_dram in src_ops:
+                b = row_bytes * _source_rows(task, src, out_rows) / parts
+                if in_dram and not (p > 0 and (res or tile_loaded_once)):
+                    src_dram += b
+                else:
+                    src_pool += b  # chained in the pool, or re-read of a copy already on chip
+            dst_b = dst_row_bytes * out_rows * (pass_channels(p) / c_out) / parts
+            dst_dram = dst_b if dst_in_dram else 0.0
+            dst_pool = 0.0 if dst_dram else dst_b
+            ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
+            planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels(p),
+                                    c_out * parts)
+            shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
+        src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
+        chunk_steps = NO_CHUNK_CHANGE
+        stride = 0
+        weights_streamed = False
+        if mode == "step":
+            chunk_first, stride, chunk_steps = len(chunks), 1, 1
+            weights_streamed = True
+            cost = refetch_cost if tiles > 1 else 1.0
+            nbytes = per_pass_bytes(p)
+            chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
+        elif mode == "none":
+            chunk_first = -1
+        elif mode == "pass" and merge:  # one weight slice per pass of the group
+            chunk_first = len(chunks)
+            nbytes = per_pass_bytes(p)
+            chunks.extend([Chunk(pos, nbytes, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
+            if n_passes[0] > 1:
+                stride, chunk_steps = 1, tiles
         else:
-            order = [(p, r, c, False) for p in range(shape.passes) for r, c in tile_sizes]
-        src_ops = [(src, rb, res, src.space == "dram" or not res)
-                   for src, rb, res in zip(sources, src_row_bytes, src_resident)]
-        dst_row_bytes = costs.layout_row_bytes(result)
-        dst_in_dram = result.space == "dram" or not result_resident
-        step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
-        last_costs = None
-        for p, out_rows, count, tile_loaded_once, *n_passes in order:
-            ch_core = shape.channels_in_pass(p)
-            if mode == "pass" and not merge and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
-                chunks.append(Chunk(pos, per_pass_bytes(p), step, step + tiles - 1, False))
-            # Passes of a task repeat the same few step shapes: cost each shape once.
-            key = (out_rows, ch_core, pass_channels(p), p > 0, tile_loaded_once)
-            shape_costs = step_costs.get(key)
-            if shape_costs is None:
-                src_dram = 0.0
-                src_pool = 0.0
-                for src, row_bytes, res, in_dram in src_ops:
-                    b = row_bytes * _source_rows(task, src, out_rows) / parts
-                    if in_dram and not (p > 0 and (res or tile_loaded_once)):
-                        src_dram += b
-                    else:
-                        src_pool += b  # chained in the pool, or re-read of a copy already on chip
-                dst_b = dst_row_bytes * out_rows * (pass_channels(p) / c_out) / parts
-                dst_dram = dst_b if dst_in_dram else 0.0
-                dst_pool = 0.0 if dst_dram else dst_b
-                ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
-                planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels(p),
-                                        c_out * parts)
-                shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
-            src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
-            chunk_steps = NO_CHUNK_CHANGE
-            stride = 0
-            weights_streamed = False
-            if mode == "step":
-                chunk_first, stride, chunk_steps = len(chunks), 1, 1
-                weights_streamed = True
-                cost = refetch_cost if tiles > 1 else 1.0
-                nbytes = per_pass_bytes(p)
-                chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
-            elif mode == "none":
-                chunk_first = -1
-            elif mode == "pass" and merge:  # one weight slice per pass of the group
-                chunk_first = len(chunks)
-                nbytes = per_pass_bytes(p)
-                chunks.extend([Chunk(pos, nbytes, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
-                if n_passes[0] > 1:
-                    stride, chunk_steps = 1, tiles
-            else:
-                chunk_first = len(chunks) - 1
-            if merge and shape_costs == last_costs:
-                # Same costs and, within a task of this mode, the same weights or the next ones.
-                last = runs[-1]
-                last.count += count
-                if mode == "pass":
-                    last.chunk_stride, last.chunk_steps = 1, tiles
-            else:
-                runs.append(
-                    Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
-                        ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride,
-                        tiles if merge else 0, chunk_steps, weights_streamed, src_stream=src_stream, dst_stream=dst_stream)
-                )
-                last_costs = shape_costs
-            step += count
-        writers.record(result, pos)
-        plan.tasks.append(
-            TaskPlan(pos, task, task_kind(task), shape.cores, shape.passes, tiles, rows, runs,
-                     first_step, step - 1, kb, producers, spilled, task.macs)
-        )
-    return plan
+            chunk_first = len(chunks) - 1
+        if merge and shape_costs == last_costs:
+            # Same costs and, within a task of this mode, the same weights or the next ones.
+            last = runs[-1]
+            last.count += count
+            if mode == "pass":
+                last.chunk_stride, last.chunk_steps = 1, tiles
+        else:
+            runs.append(
+                Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
+                    ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride,
+                    tiles if merge else 0, chunk_steps, weights_streamed, src_stream=src_stream, dst_stream=dst_stream)
+            )
+            last_costs = shape_costs
+        step += count
+    return TaskPlan(pos, task, task_kind(task), shape.cores, shape.passes, tiles, rows, runs,
+                    first_step, step - 1, kb, producers, _spilled(task, cap), task.macs)
