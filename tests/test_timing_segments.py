@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -45,3 +49,71 @@ def test_compiled_model_executes_with_host_work_between_segments() -> None:
     assert out.keys() == again.keys()
     for key in out:
         assert out[key].dtype == np.float16 and np.array_equal(out[key].view(np.uint16), again[key].view(np.uint16))
+
+
+def _split_model_of(steps_per_segment: int):
+    """Three dispatches (two host transposes between them) of wide elementwise tiles."""
+    b = Builder("split3")
+    x = b.input("x", (1, 16, steps_per_segment, 1024))
+    y = b.relu(b.scale(x, 2.0))
+    t = b.transpose(y, (0, 1, 3, 2))
+    z = b.relu(b.scale(t, 0.5))
+    u = b.transpose(z, (0, 1, 3, 2))
+    b.output(b.relu(b.scale(u, 3.0)))
+    return anesim.compile(b, "m1")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dispatches fork worker processes on Linux only")
+def test_dispatches_simulated_in_parallel_give_the_same_result(monkeypatch) -> None:
+    """Each dispatch's simulation is independent: side by side in forked processes, the result
+    is the one-after-another result bit for bit (and the worker count follows the rules)."""
+    from anesim.timing import parallel
+    from anesim.timing.plan import plan_program
+
+    compiled = _split_model_of(512)
+    chip = load_chip("m1")
+    plans = [plan_program(s.program, chip) for s in compiled.segments]
+    assert len(plans) == 3 and sum(p.steps for p in plans) > 0
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "0")
+    assert parallel.worker_count(plans) == 2
+    forked = anesim.simulate(compiled, chip, trace=True)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "1")
+    assert parallel.worker_count(plans) == 1
+    alone = anesim.simulate(compiled, chip, trace=True)
+    assert forked.latency_s == alone.latency_s and forked.energy_j == alone.energy_j
+    assert [(t.start_s, t.end_s, t.stall_input_cycles) for t in forked.tasks] == [
+        (t.start_s, t.end_s, t.stall_input_cycles) for t in alone.tasks]
+    assert forked.raw_trace() == alone.raw_trace()
+    assert {k: u.busy_cycles for k, u in forked.units.items()} == {k: u.busy_cycles for k, u in alone.units.items()}
+    # small models and a single dispatch stay in this process
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 10**9)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "0")
+    assert parallel.worker_count(plans) == 1
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 1)
+    assert parallel.worker_count(plans[:1]) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dispatches fork worker processes on Linux only")
+def test_an_error_in_a_forked_dispatch_reaches_the_caller(monkeypatch) -> None:
+    from anesim.timing import parallel
+    from anesim.timing.plan import plan_program
+
+    compiled = _split_model_of(64)
+    chip = load_chip("m1")
+    plans = [plan_program(s.program, chip) for s in compiled.segments]
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "0")
+
+    real = parallel.run_engine
+
+    def broken(plan, chip_, **kw):  # fails in the forked processes only
+        if multiprocessing.parent_process() is not None:
+            raise RuntimeError(f"segment of {plan.steps} steps failed")
+        return real(plan, chip_, **kw)
+
+    monkeypatch.setattr(parallel, "run_engine", broken)
+    with pytest.raises(RuntimeError, match="steps failed"):
+        parallel.run_engines(plans, chip, trace=False, batch=True)

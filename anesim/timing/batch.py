@@ -22,8 +22,15 @@ from anesim.timing.units import DST_ID, SRC_ID
 # before, the compute and destination gate increments still due, and the kernel DMA's state
 # when the batch replays it (``_kernel_state``).
 BatchStart = tuple[float, float, float, list[float], list[float], "tuple[int, float, int] | None"]
+# A batch of one step schedules as many events as the step would take on its own.
+MIN_BATCH_STEPS = 2
 # A batch that replays the kernel DMA leaves a run's last step out; shorter runs are not worth it.
 MIN_KERNEL_BATCH_STEPS = 3
+
+
+def _dram_or_streamed(run: Run) -> bool:
+    """True for a run a batch cannot cover: it moves DRAM bytes, or streams its weights per step."""
+    return bool(run.src_dram_bytes or run.dst_dram_bytes or run.weights_streamed)
 
 
 def _step_run(tp: TaskPlan, r: int, i: int, back: int) -> Run | None:
@@ -65,8 +72,10 @@ class ClosedFormBatches:
         steps still due (compute, destination), which the batch schedules in their stages' place.
         """
         run = tp.runs[r]
-        if run.src_dram_bytes or run.dst_dram_bytes or run.weights_streamed:
+        if _dram_or_streamed(run):
             return None
+        if run.count - i < MIN_BATCH_STEPS and (r + 1 == len(tp.runs) or _dram_or_streamed(tp.runs[r + 1])):
+            return None  # a batch of one step costs more events than the step
         k = run.first_step + i
         kernel = None
         if run.chunk_first >= 0 and self.kernel_gate.current() <= chunk_of(run, i):
@@ -199,7 +208,7 @@ class ClosedFormBatches:
         kernel = init[5]
         while r < len(runs):  # (r, i): where the step-by-step model resumes
             run = runs[r]
-            if run.src_dram_bytes or run.dst_dram_bytes or run.weights_streamed:
+            if _dram_or_streamed(run):
                 break
             ch = chunk_of(run, i)
             if kernel is not None:
@@ -331,7 +340,7 @@ class _KernelReplay:
         if self.moving >= 0:
             self.landed_at[self.moving] = free_at
         self.prev_end = free_at  # (< 0: the kernel DMA waits for a buffer, not for the DRAM)
-        self.taken: list[tuple[int, float, float]] = []
+        self.taken: list[tuple[int, float, float, float]] = []  # (chunk, asked, start, end)
 
     def landed(self, chunk: int, cmp_end: list[float]) -> float:
         """When ``chunk`` has landed (-1 when it had before the batch), fetching up to it."""
@@ -350,15 +359,18 @@ class _KernelReplay:
                         dep_end = cmp_end[step - self.first]
                     elif step == self.first - 1:
                         dep_end = self.cmp_1
+            # (asked: when the kernel DMA asks for it; a fetch that waited pays the latency)
             if self.prev_end < 0.0:  # the kernel DMA waits on this chunk's buffer now
-                start = (dep_end if dep_end > self.t else self.t) + e.dram_latency
+                asked = dep_end if dep_end > self.t else self.t
+                start = asked + e.dram_latency
             elif dep_end > self.prev_end or j == 0:
-                start = (dep_end if dep_end > self.prev_end else self.prev_end) + e.dram_latency
+                asked = dep_end if dep_end > self.prev_end else self.prev_end
+                start = asked + e.dram_latency
             else:
-                start = self.prev_end
+                asked = start = self.prev_end
             ch = chunks[j]
             end = e.dram.alone_end(ch.nbytes, "weight", ch.cost, start)
-            self.taken.append((j, start, end))
+            self.taken.append((j, asked, start, end))
             self.landed_at[j] = end
             self.prev_end = end
             self.next = j + 1
@@ -371,7 +383,7 @@ class _KernelReplay:
         if self.moving >= 0:
             times.append(self.landed_at[self.moving])
             e.kgate_pre = self.moving
-        times += [end for _, _, end in self.taken]
+        times += [end for _, _, _, end in self.taken]
         if self.taken:
             e.kdma_taken = self.taken
             e.kdma_taken_end = self.next

@@ -142,12 +142,12 @@ class Engine(ClosedFormBatches):
         # Steps up to these have their gate increment scheduled by a batch, not by their stage.
         self.ne_pre = self.dst_pre = -1
         # The kernel DMA: the chunk it handles and whether that chunk is moving; chunks below
-        # kdma_taken_end were moved by a batch ((chunk, start, end) in kdma_taken, still to be
+        # kdma_taken_end were moved by a batch ((chunk, asked, start, end) in kdma_taken, still to be
         # booked), the last landing at kdma_resume_at; kernel-gate increments up to chunk
         # kgate_pre are scheduled by a batch.
         self.kdma_j, self.kdma_moving = 0, False
         self.kdma_taken_end, self.kdma_resume_at = 0, 0.0
-        self.kdma_taken: list[tuple[int, float, float]] = []
+        self.kdma_taken: list[tuple[int, float, float, float]] = []
         self.kgate_pre = -1
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -274,11 +274,11 @@ class Engine(ClosedFormBatches):
 
     def _book_taken_chunks(self) -> None:
         """Account the chunks a batch moved (bytes, busy and contention, as the DRAM model would)."""
-        for j, start, end in self.kdma_taken:
+        for j, asked, start, end in self.kdma_taken:
             ch = self.plan.chunks[j]
             self.dram.book_alone(ch.nbytes, "weight", ch.cost, start, end)
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
-            self._slice("kernel_dma", "kernel", start, end, ch.task_pos)
+            self._slice("kernel_dma", "kernel", asked, end, ch.task_pos)
             self.tile_events += 1
         self.kdma_taken = []
 

@@ -13,7 +13,8 @@ from anesim.limits import check_steps
 from anesim.program.model import Program
 from anesim.timing import costs
 from anesim.timing.cpu import host_blocks
-from anesim.timing.engine import UNITS, EngineOutput, run_engine
+from anesim.timing.engine import UNITS, EngineOutput
+from anesim.timing.parallel import run_engines
 from anesim.timing.plan import ProgramPlan, plan_program
 from anesim.timing.power import dispatch_energy_j
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
@@ -135,10 +136,8 @@ def simulate(
             check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps",
                         chip=cfg)
             plans.append(plan)
-        results = []
-        for segment, plan in zip(programs, plans):
-            out = run_engine(plan, cfg, record_trace=trace, batch=batch)
-            results.append(package(plan, cfg, segment, out))
+        outs = run_engines(plans, cfg, trace=trace, batch=batch)
+        results = [package(plan, cfg, segment, out) for segment, plan, out in zip(programs, plans, outs)]
     blocks = host_blocks(program, cfg) if getattr(program, "host_ops", None) else None
     if blocks is None and len(results) == 1:
         result = results[0]

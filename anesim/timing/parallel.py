@@ -1,0 +1,98 @@
+"""Simulate a model's dispatches side by side: each segment's event model is independent.
+
+A model the compiler split into several dispatches (host work between them) is timed one
+dispatch after another (:mod:`~anesim.timing.segments`), but each dispatch's simulation starts
+from an idle engine and reads nothing from the others, so the simulations themselves can run
+in parallel processes. The outputs are the same, bit for bit, as one after another.
+
+Forked worker processes inherit the plans, so nothing but the segment index and the raw output
+crosses between processes. Forking is used only where it is the platform's safe default
+(Linux); elsewhere, inside a worker process (a sweep's Dask worker, a fuzzing pool), and for
+models too small to repay the start-up, the dispatches run in this process. The environment
+variable ``ANESIM_TIMING_WORKERS`` caps the processes (``1``: never fork).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from anesim.chips.schema import ChipConfig
+from anesim.timing.engine import EngineOutput, run_engine
+from anesim.timing.plan import ProgramPlan
+
+# Tile steps below which forking costs more than it saves (a process start and the transfer of
+# the outputs take some 20-50 ms; the event model runs about 100-200 thousand steps a second).
+MIN_PARALLEL_STEPS = 20_000
+WORKERS_ENV = "ANESIM_TIMING_WORKERS"
+
+
+def worker_count(plans: list[ProgramPlan]) -> int:
+    """How many processes to simulate ``plans`` on (1: in this process)."""
+    big = [p for p in plans if p.steps > 0]
+    if len(big) < 2 or sum(p.steps for p in big) < MIN_PARALLEL_STEPS:
+        return 1
+    if not sys.platform.startswith("linux") or multiprocessing.parent_process() is not None:
+        return 1
+    try:
+        cap = int(os.environ.get(WORKERS_ENV, "0"))
+    except ValueError:
+        cap = 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cores, len(big))
+    return min(workers, cap) if cap > 0 else workers
+
+
+def _shares(plans: list[ProgramPlan], workers: int) -> list[list[int]]:
+    """Plan indices per process, longest first to the least loaded (the first share is this process's)."""
+    loads = [0] * workers
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    for i in sorted(range(len(plans)), key=lambda i: (-plans[i].steps, i)):
+        w = loads.index(min(loads))
+        shares[w].append(i)
+        loads[w] += plans[i].steps
+    return shares
+
+
+def _child(plans: list[ProgramPlan], share: list[int], chip: ChipConfig, trace: bool, batch: bool,
+           send: Connection) -> None:
+    try:
+        outs: Any = [run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in share]
+        send.send(("ok", outs))
+    except BaseException as exc:  # handed to the parent, which raises it
+        send.send(("error", exc))
+    finally:
+        send.close()
+
+
+def run_engines(plans: list[ProgramPlan], chip: ChipConfig, *, trace: bool, batch: bool) -> list[EngineOutput]:
+    """Simulate every plan, in parallel processes where that pays; outputs in plan order."""
+    workers = worker_count(plans)
+    if workers <= 1:
+        return [run_engine(p, chip, record_trace=trace, batch=batch) for p in plans]
+    ctx = multiprocessing.get_context("fork")
+    shares = _shares(plans, workers)
+    children = []
+    try:
+        for share in shares[1:]:
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(plans, share, chip, trace, batch, send), daemon=True)
+            proc.start()
+            send.close()
+            children.append((share, recv, proc))
+        outs = {i: run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in shares[0]}
+        for share, recv, proc in children:
+            status, payload = recv.recv()
+            if status == "error":
+                raise payload
+            outs.update(zip(share, payload))
+        return [outs[i] for i in range(len(plans))]
+    finally:
+        for _, recv, proc in children:
+            recv.close()
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
