@@ -46,14 +46,26 @@ def worker_count(plans: list[ProgramPlan]) -> int:
     return min(workers, cap) if cap > 0 else workers
 
 
+def _cost(plan: ProgramPlan) -> int:
+    """A plan's simulation cost in rough events: a step that moves DRAM or weights takes several
+    (transfers, their starts and wake-ups), a DRAM-free step about one, a task about ten."""
+    cost = 10 * len(plan.tasks)
+    for tp in plan.tasks:
+        for run in tp.runs:
+            moves = run.src_dram_bytes or run.dst_dram_bytes or run.weights_streamed or run.chunk_stride
+            cost += run.count * (5 if moves else 1)
+    return cost
+
+
 def _shares(plans: list[ProgramPlan], workers: int) -> list[list[int]]:
-    """Plan indices per process, longest first to the least loaded (the first share is this process's)."""
+    """Plan indices per process, costliest first to the least loaded (the first share is this process's)."""
+    costs = [_cost(p) for p in plans]
     loads = [0] * workers
     shares: list[list[int]] = [[] for _ in range(workers)]
-    for i in sorted(range(len(plans)), key=lambda i: (-plans[i].steps, i)):
+    for i in sorted(range(len(plans)), key=lambda i: (-costs[i], i)):
         w = loads.index(min(loads))
         shares[w].append(i)
-        loads[w] += plans[i].steps
+        loads[w] += costs[i]
     return shares
 
 
