@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from anesim.compiler import Builder
@@ -52,3 +53,25 @@ def test_split_axis_out_of_range_is_refused_not_wrapped() -> None:
     assert imp.b.graph.info("a").shape == (1, 4, 6, 4)
     with pytest.raises(UnsupportedError, match=r"'axis' names an axis the tensor does not have .*found 7"):
         _Importer()._split({"x": "x", "axis": 7, "num_splits": 2}, ["a", "b"])
+
+
+class _ShapeImporter(_Importer):
+    _reshape = CoreMLImporter._reshape
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b.input("v", (6, 8))
+
+
+@pytest.mark.parametrize("axes", [[0], [-1], [-1, -2], [0, 3], [2, -1], [-4, 1]])
+def test_expand_dims_inserts_where_mil_does(axes: list[int]) -> None:
+    """MIL's axes index the output (rank + K) and negatives count from its end, as numpy's do."""
+    imp = _ShapeImporter()
+    imp._reshape("expand_dims", {"x": "v", "axes": axes}, "y")
+    assert imp.b.graph.info("y").shape == np.expand_dims(np.zeros((6, 8)), tuple(axes)).shape
+
+
+@pytest.mark.parametrize("axes", [[3], [-4], [0, 4]])
+def test_expand_dims_axis_out_of_range_is_refused_not_wrapped(axes: list[int]) -> None:
+    with pytest.raises(UnsupportedError, match=r"'axes' names an axis the tensor does not have"):
+        _ShapeImporter()._reshape("expand_dims", {"x": "v", "axes": axes}, "y")

@@ -540,9 +540,12 @@ class _Importer(Rank5, Slices):
                     else {i for i, d in enumerate(shape) if d == 1})
             target = [d for i, d in enumerate(shape) if i not in drop]
         else:
+            # MIL's expand_dims: the axes index the output (rank + K), negatives from its end;
+            # each, counted from the front, is a position a 1 is inserted at, in ascending order
+            out_rank = len(shape) + np.asarray(self._arg(inputs, "axes")).size
             target = list(shape)
-            for axis in sorted(int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)):
-                target.insert(axis % (len(target) + 1), 1)
+            for axis in sorted(self._axes(inputs, "axes", out_rank)):
+                target.insert(axis, 1)
         self.b.op("reshape", [x], name=out, shape=target or [1])
 
 def _spec_path(package: Path) -> Path:
