@@ -14,16 +14,13 @@ from anesim.compiler.graph import Graph
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = sorted((REPO / "programs").glob("*.yaml"))
-# Compile plus timing takes several seconds on these (hundreds of thousands of tile passes of
-# full-resolution attention): they run under -m slow and in benchmarks/whole_models.py.
-SLOW = {("sd_unet", "m5-pro"), ("whisper_small_encoder", "m1")}
-# The SD UNet on the M1 (261k tile steps, 12 s of timing alone) is left to
-# benchmarks/whole_models.py, which times every whole model on six chips, to keep CI in budget.
-BENCHMARK_ONLY = {("sd_unet", "m1")}
+# Compile plus timing of the SD UNet on the M1 (89,000 tile steps) takes 1-2 s: it runs under
+# -m slow (and in benchmarks/whole_models.py, which times every whole model on six chips).
+SLOW = {("sd_unet", "m1")}
 
 CASES = [pytest.param(p, chip, id=f"{p.stem}-{chip}",
                       marks=[pytest.mark.slow] if (p.stem, chip) in SLOW else [])
-         for p in PROGRAMS for chip in ("m1", "m5-pro") if (p.stem, chip) not in BENCHMARK_ONLY]
+         for p in PROGRAMS for chip in ("m1", "m5-pro")]
 
 
 @pytest.mark.parametrize("path, chip", CASES)
