@@ -18,7 +18,8 @@ Processes (generators on one ``simpy.Environment``):
 DRAM is a :class:`~anesim.timing.dram.SharedBandwidth`; the pool is modelled as a fixed rate
 per transfer. A task whose source another task produced waits for that task's last result
 write. Events are per tile step and per kernel chunk, never per cycle; runs of identical
-steps with no DRAM traffic are computed in closed form and advance as one event.
+steps whose tile DMA moves no DRAM bytes are computed in closed form and advance as one event
+(``batch.py``), the kernel DMA's fetches among them too when nothing else is on the DRAM.
 """
 
 from __future__ import annotations
