@@ -11,6 +11,7 @@ import pytest
 
 import anesim
 from anesim.chips import load_chip
+from anesim.errors import InputError
 from anesim.compiler import Builder
 from anesim.functional import random_inputs
 
@@ -76,6 +77,7 @@ def test_dispatches_simulated_in_parallel_give_the_same_result(monkeypatch) -> N
     assert len(plans) == 3 and sum(p.steps for p in plans) > 0
     monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 1)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)  # (a test runner's own threads)
     monkeypatch.setenv(parallel.WORKERS_ENV, "0")
     assert parallel.worker_count(plans) == 2
     forked = anesim.simulate(compiled, chip, trace=True)
@@ -93,6 +95,13 @@ def test_dispatches_simulated_in_parallel_give_the_same_result(monkeypatch) -> N
     assert parallel.worker_count(plans) == 1
     monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 1)
     assert parallel.worker_count(plans[:1]) == 1
+    # another Python thread running: no fork; a count that is not a number is refused
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 2)
+    assert parallel.worker_count(plans) == 1
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "two")
+    with pytest.raises(InputError, match="ANESIM_TIMING_WORKERS: not a process count"):
+        parallel.worker_count(plans)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dispatches fork worker processes on Linux only")
@@ -105,6 +114,7 @@ def test_an_error_in_a_forked_dispatch_reaches_the_caller(monkeypatch) -> None:
     plans = [plan_program(s.program, chip) for s in compiled.segments]
     monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 1)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
     monkeypatch.setenv(parallel.WORKERS_ENV, "0")
 
     real = parallel.run_engine

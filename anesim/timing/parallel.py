@@ -6,10 +6,11 @@ from an idle engine and reads nothing from the others, so the simulations themse
 in parallel processes. The outputs are the same, bit for bit, as one after another.
 
 Forked worker processes inherit the plans, so nothing but the segment index and the raw output
-crosses between processes. Forking is used only where it is the platform's safe default
-(Linux); elsewhere, inside a worker process (a sweep's Dask worker, a fuzzing pool), and for
-models too small to repay the start-up, the dispatches run in this process. The environment
-variable ``ANESIM_TIMING_WORKERS`` caps the processes (``1``: never fork).
+crosses between processes. Forking is used only where it is the platform's safe default (Linux)
+and this process runs no other Python thread; elsewhere, inside a worker process (a sweep's
+Dask worker, a fuzzing pool), and for models too small to repay the start-up, the dispatches run
+in this process. The environment variable ``ANESIM_TIMING_WORKERS`` caps the processes (``1``:
+never fork; unset or ``0``: one per core).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
 from anesim.chips.schema import ChipConfig
+from anesim.errors import InputError
 from anesim.timing.engine import EngineOutput, run_engine
 from anesim.timing.plan import ProgramPlan
 
@@ -30,6 +33,17 @@ MIN_PARALLEL_STEPS = 20_000
 WORKERS_ENV = "ANESIM_TIMING_WORKERS"
 
 
+def _worker_cap() -> int:
+    """``ANESIM_TIMING_WORKERS`` as a number (0: no cap)."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise InputError(f"environment variable {WORKERS_ENV}: not a process count",
+                         expected="a whole number (1: one process; 0: one per core)", found=text)
+    return int(text)
+
+
 def worker_count(plans: list[ProgramPlan]) -> int:
     """How many processes to simulate ``plans`` on (1: in this process)."""
     big = [p for p in plans if p.steps > 0]
@@ -37,10 +51,9 @@ def worker_count(plans: list[ProgramPlan]) -> int:
         return 1
     if not sys.platform.startswith("linux") or multiprocessing.parent_process() is not None:
         return 1
-    try:
-        cap = int(os.environ.get(WORKERS_ENV, "0"))
-    except ValueError:
-        cap = 0
+    if threading.active_count() > 1:  # another Python thread may hold a lock the child would need
+        return 1
+    cap = _worker_cap()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = min(cores, len(big))
     return min(workers, cap) if cap > 0 else workers
