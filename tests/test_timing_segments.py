@@ -127,3 +127,28 @@ def test_an_error_in_a_forked_dispatch_reaches_the_caller(monkeypatch) -> None:
     monkeypatch.setattr(parallel, "run_engine", broken)
     with pytest.raises(RuntimeError, match="steps failed"):
         parallel.run_engines(plans, chip, trace=False, batch=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dispatches fork worker processes on Linux only")
+def test_a_forked_dispatch_that_dies_is_simulated_here(monkeypatch) -> None:
+    from anesim.timing import parallel
+    from anesim.timing.plan import plan_program
+
+    compiled = _split_model_of(64)
+    chip = load_chip("m1")
+    plans = [plan_program(s.program, chip) for s in compiled.segments]
+    want = parallel.run_engines(plans, chip, trace=False, batch=True)  # (in this process: few steps)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_STEPS", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "0")
+    real = parallel.run_engine
+
+    def dying(plan, chip_, **kw):  # the forked process exits at once, as if killed
+        if multiprocessing.parent_process() is not None:
+            os._exit(9)
+        return real(plan, chip_, **kw)
+
+    monkeypatch.setattr(parallel, "run_engine", dying)
+    got = parallel.run_engines(plans, chip, trace=False, batch=True)
+    assert [o.end_cycles for o in got] == [o.end_cycles for o in want]

@@ -110,7 +110,10 @@ def run_engines(plans: list[ProgramPlan], chip: ChipConfig, *, trace: bool, batc
             children.append((share, recv, proc))
         outs = {i: run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in shares[0]}
         for share, recv, proc in children:
-            status, payload = recv.recv()
+            try:
+                status, payload = recv.recv()
+            except EOFError:  # the process died without a word (killed, out of memory): redo its share here
+                status, payload = "ok", [run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in share]
             if status == "error":
                 raise payload
             outs.update(zip(share, payload))
