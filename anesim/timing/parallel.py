@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import warnings
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -105,7 +106,12 @@ def run_engines(plans: list[ProgramPlan], chip: ChipConfig, *, trace: bool, batc
         for share in shares[1:]:
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_child, args=(plans, share, chip, trace, batch, send), daemon=True)
-            proc.start()
+            with warnings.catch_warnings():
+                # (Python 3.12+ warns on forking with any other thread, the idle BLAS pool's
+                # included; the child runs only the event model, which takes no lock of theirs)
+                warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks",
+                                        category=DeprecationWarning)
+                proc.start()
             send.close()
             children.append((share, recv, proc))
         outs = {i: run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in shares[0]}
