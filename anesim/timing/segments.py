@@ -9,10 +9,20 @@ costs the chip's ``cpu.handoff_s``.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from anesim.timing.cpu import HostCost
-from anesim.timing.result import HostTiming, SimStats, TimingResult, UnitStats
+from anesim.timing.result import HostTiming, SimStats, TaskTiming, TimingResult, UnitStats
+
+
+def _shifted(t: TaskTiming, base: int, offset_s: float) -> TaskTiming:
+    """``t`` moved ``base`` places down the task list and ``offset_s`` later: ``dataclasses.replace``
+    without its per-call field walk and frozen-attribute sets (a whole model has thousands of tasks)."""
+    moved = object.__new__(TaskTiming)
+    fields = moved.__dict__
+    fields.update(t.__dict__)
+    fields["index"] = base + t.index
+    fields["start_s"] = t.start_s + offset_s
+    fields["end_s"] = t.end_s + offset_s
+    return moved
 
 
 def combine(results: list[TimingResult], program: str, host: list[list[HostCost]] | None = None,
@@ -49,8 +59,7 @@ def combine(results: list[TimingResult], program: str, host: list[list[HostCost]
     for k, r in enumerate(results):
         run_host(host[k], True, k > 0)
         base = len(tasks)
-        tasks += [replace(t, index=base + t.index, start_s=t.start_s + offset_s, end_s=t.end_s + offset_s)
-                  for t in r.tasks]
+        tasks += [_shifted(t, base, offset_s) for t in r.tasks]
         shift = offset_s * clock
         trace += [(u, name, start + shift, end + shift, task + base if task >= 0 else task)
                   for u, name, start, end, task in r.raw_trace()]
