@@ -64,12 +64,15 @@ class ClosedFormBatches:
     def _batchable(self, tp: TaskPlan, r: int, i: int) -> BatchStart | None:
         """Where a batch from step ``i`` of run ``r`` (a pass's first) starts, or None when it cannot open now.
 
-        A run opens a batch when it is DRAM-free and holds its weights, and the times the steps
-        before it leave the compute and destination stages are known: the pipeline is empty, or
-        the previous step computes with a known end and the destination writes of the two steps
-        before it end at known times (pool writes, or finished). Returns the compute end of the
-        previous step, the destination ends of the two before, and the gate increments of those
-        steps still due (compute, destination), which the batch schedules in their stages' place.
+        A run opens a batch when its tile DMA moves no DRAM bytes, its weights are resident or
+        the batch can move them itself (:meth:`_kernel_state`), and the times the steps before
+        it leave the compute and destination stages are known: the pipeline is empty, or the
+        previous step computes (or is about to start, :meth:`_compute_starting_now`) with a known
+        end and the destination writes of the two steps before it end at known times (pool
+        writes, finished, or about to start). Returns the compute end of the previous step, the
+        destination ends of the two before, the gate increments of those steps still due
+        (compute, destination), which the batch schedules in their stages' place, and the kernel
+        replay when the batch moves weights.
         """
         run = tp.runs[r]
         if _dram_or_streamed(run):
@@ -142,7 +145,7 @@ class ClosedFormBatches:
         chunk the batch moves, when the DRAM is free for it (-1: the kernel DMA is waiting) and
         the chunk in flight (-1 for none).
         """
-        if self.kdma_taken or self.env._now < self.kdma_resume_at or self.kdma_j != need:
+        if self.kdma_taken or self.kdma_j != need:
             return None  # an earlier batch's chunks are still landing, or the DMA is elsewhere
         d = self.dram
         flows = d.flows_in_flight()
@@ -194,7 +197,9 @@ class ClosedFormBatches:
         (from :meth:`_batchable`) gives the look-backs of a pipeline still busy with the steps
         before, and their gate increments still due, scheduled here ahead of the batch's.
         The batch covers whole passes while they are DRAM-free and their weights are the first
-        pass's or already loaded. Returns the run and step where the step-by-step model resumes.
+        pass's or already loaded; one that moves its weights itself stays within its run and
+        stops a step before the run's end. Returns the run and step where the step-by-step model
+        resumes.
         """
         env = self.env
         st = self.stats[tp.pos]
@@ -246,7 +251,6 @@ class ClosedFormBatches:
         # (a weight stall only where the batch replays the kernel DMA)
         stall_in, stall_w, stall_out = st.stall_input, st.stall_weight, st.stall_output
         w = -1.0
-        fetch = kernel
         busy_ne, busy_planar = busy["ne"], busy["planar"]
         busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
         j = 0
@@ -259,7 +263,7 @@ class ClosedFormBatches:
                 s1 = s0 + a
                 ready = s1 if s1 >= cmp_1 else cmp_1
                 if kernel is not None:
-                    w = fetch.landed(chunk_of(run, i), cmp_end)
+                    w = kernel.landed(chunk_of(run, i), cmp_end)
                     if w > ready:
                         stall_w += w - ready
                         ready = w
@@ -294,7 +298,7 @@ class ClosedFormBatches:
                 j += 1
         st.stall_input, st.stall_weight, st.stall_output = stall_in, stall_w, stall_out
         if kernel is not None:
-            fetch.hand_over()
+            kernel.hand_over()
         busy["tile_dma_src"], busy["tile_dma_dst"] = busy_src, busy_dst
         if not record:
             busy["ne"], busy["planar"] = busy_ne, busy_planar
@@ -387,5 +391,4 @@ class _KernelReplay:
         if self.taken:
             e.kdma_taken = self.taken
             e.kdma_taken_end = self.next
-            e.kdma_resume_at = self.prev_end
         e.kernel_gate.schedule(times)

@@ -143,11 +143,11 @@ class Engine(ClosedFormBatches):
         # Steps up to these have their gate increment scheduled by a batch, not by their stage.
         self.ne_pre = self.dst_pre = -1
         # The kernel DMA: the chunk it handles and whether that chunk is moving; chunks below
-        # kdma_taken_end were moved by a batch ((chunk, asked, start, end) in kdma_taken, still to be
-        # booked), the last landing at kdma_resume_at; kernel-gate increments up to chunk
-        # kgate_pre are scheduled by a batch.
+        # kdma_taken_end were moved by a batch ((chunk, asked, start, end) in kdma_taken until
+        # the last has landed and they are booked); kernel-gate increments up to chunk kgate_pre
+        # are scheduled by a batch.
         self.kdma_j, self.kdma_moving = 0, False
-        self.kdma_taken_end, self.kdma_resume_at = 0, 0.0
+        self.kdma_taken_end = 0
         self.kdma_taken: list[tuple[int, float, float, float]] = []
         self.kgate_pre = -1
 
@@ -230,7 +230,7 @@ class Engine(ClosedFormBatches):
         j = 0
         while j < len(chunks):
             if j < self.kdma_taken_end:
-                delay = self.kdma_resume_at - env._now
+                delay = self.kdma_taken[-1][3] - env._now  # (the last moved chunk's landing)
                 if delay > 0:
                     yield timer.after(delay)
                 self._book_taken_chunks()
