@@ -5,8 +5,9 @@ dispatch after another (:mod:`~anesim.timing.segments`), but each dispatch's sim
 from an idle engine and reads nothing from the others, so the simulations themselves can run
 in parallel processes. The outputs are the same, bit for bit, as one after another.
 
-Forked worker processes inherit the plans, so nothing but the segment index and the raw output
-crosses between processes. Forking is used only where it is the platform's safe default (Linux)
+Forked worker processes inherit the plans, so nothing but a shared count (the next dispatch to
+take, costliest first, as each process becomes free) and the raw outputs crosses between
+processes. Forking is used only where it is the platform's safe default (Linux)
 and this process runs no other Python thread; elsewhere, inside a worker process (a sweep's
 Dask worker, a fuzzing pool), and for models too small to repay the start-up, the dispatches run
 in this process. The environment variable ``ANESIM_TIMING_WORKERS`` caps the processes (``1``:
@@ -21,6 +22,7 @@ import sys
 import threading
 import warnings
 from multiprocessing.connection import Connection
+from collections.abc import Iterator
 from typing import Any
 
 from anesim.chips.schema import ChipConfig
@@ -71,22 +73,31 @@ def _cost(plan: ProgramPlan) -> int:
     return cost
 
 
-def _shares(plans: list[ProgramPlan], workers: int) -> list[list[int]]:
-    """Plan indices per process, costliest first to the least loaded (the first share is this process's)."""
+def _order(plans: list[ProgramPlan]) -> list[int]:
+    """Plan indices, costliest first: the order the processes take them in."""
     costs = [_cost(p) for p in plans]
-    loads = [0] * workers
-    shares: list[list[int]] = [[] for _ in range(workers)]
-    for i in sorted(range(len(plans)), key=lambda i: (-costs[i], i)):
-        w = loads.index(min(loads))
-        shares[w].append(i)
-        loads[w] += costs[i]
-    return shares
+    return sorted(range(len(plans)), key=lambda i: (-costs[i], i))
 
 
-def _child(plans: list[ProgramPlan], share: list[int], chip: ChipConfig, trace: bool, batch: bool,
-           send: Connection) -> None:
-    try:
-        outs: Any = [run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in share]
+def _take(order: list[int], first: int, counter: Any) -> Iterator[int]:
+    """The plans one process simulates: ``order[first]``, then whichever is next when it is free.
+
+    Handing out plans as processes become free, rather than in shares fixed up front, keeps the
+    processes busy to the end even where the cost estimate is off by a factor of two.
+    """
+    n = first
+    while n < len(order):
+        yield order[n]
+        with counter.get_lock():
+            n = counter.value
+            counter.value = n + 1
+
+
+def _child(plans: list[ProgramPlan], order: list[int], first: int, counter: Any, chip: ChipConfig,
+           trace: bool, batch: bool, send: Connection) -> None:
+    try:  # (sent once at the end: a send could wait on the parent while work is left)
+        outs: Any = [(i, run_engine(plans[i], chip, record_trace=trace, batch=batch))
+                     for i in _take(order, first, counter)]
         send.send(("ok", outs))
     except BaseException as exc:  # handed to the parent, which raises it
         send.send(("error", exc))
@@ -100,12 +111,14 @@ def run_engines(plans: list[ProgramPlan], chip: ChipConfig, *, trace: bool, batc
     if workers <= 1:
         return [run_engine(p, chip, record_trace=trace, batch=batch) for p in plans]
     ctx = multiprocessing.get_context("fork")
-    shares = _shares(plans, workers)
-    children = []
+    order = _order(plans)
+    counter = ctx.Value("i", workers)  # the next place in ``order`` to hand out; the first
+    children = []                      # ``workers`` go one to each process
     try:
-        for share in shares[1:]:
+        for w in range(1, workers):
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(plans, share, chip, trace, batch, send), daemon=True)
+            proc = ctx.Process(target=_child, args=(plans, order, w, counter, chip, trace, batch, send),
+                               daemon=True)
             with warnings.catch_warnings():
                 # (Python 3.12+ warns on forking with any other thread, the idle BLAS pool's
                 # included; the child runs only the event model, which takes no lock of theirs)
@@ -113,19 +126,22 @@ def run_engines(plans: list[ProgramPlan], chip: ChipConfig, *, trace: bool, batc
                                         category=DeprecationWarning)
                 proc.start()
             send.close()
-            children.append((share, recv, proc))
-        outs = {i: run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in shares[0]}
-        for share, recv, proc in children:
+            children.append((recv, proc))
+        outs = {i: run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in _take(order, 0, counter)}
+        for recv, proc in children:
             try:
                 status, payload = recv.recv()
-            except EOFError:  # the process died without a word (killed, out of memory): redo its share here
-                status, payload = "ok", [run_engine(plans[i], chip, record_trace=trace, batch=batch) for i in share]
+            except EOFError:  # the process died without a word (killed, out of memory): see below
+                continue
             if status == "error":
                 raise payload
-            outs.update(zip(share, payload))
+            outs.update(payload)
+        for i in range(len(plans)):  # what a dead process had taken is simulated here
+            if i not in outs:
+                outs[i] = run_engine(plans[i], chip, record_trace=trace, batch=batch)
         return [outs[i] for i in range(len(plans))]
     finally:
-        for _, recv, proc in children:
+        for recv, proc in children:
             recv.close()
             if proc.is_alive():
                 proc.terminate()
