@@ -296,6 +296,7 @@ class Engine(ClosedFormBatches):
         latency = self.dram_latency
         batch = self.batch
         src_unit = _UNIT_ID["tile_dma_src"]
+        busy_until = 0.0  # when the last pool read ends
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
             pos = tp.pos
@@ -321,6 +322,8 @@ class Engine(ClosedFormBatches):
                     ev = ne_gate.wait(k - 1)  # a free input buffer: step k-2 computed
                     if ev is not None:
                         yield ev
+                if env._now < busy_until:  # the previous pool read is still moving
+                    yield timer.at(busy_until)
                 if k == first_step:
                     st.start = env._now
                     self.started_gate.advance()
@@ -329,6 +332,18 @@ class Engine(ClosedFormBatches):
                     continue
                 t0 = env._now
                 nbytes = run.src_dram_bytes
+                if nbytes == 0 and run.src_pool_cycles > 0:
+                    # A pool read takes its cycles, known now: its gate increment is scheduled
+                    # at its end, and the process goes on to wait for what the next step needs
+                    # (its buffer, mostly), without an event of its own for the end.
+                    busy_until = t0 + run.src_pool_cycles  # (as the timer would add it)
+                    busy["tile_dma_src"] += busy_until - t0
+                    if record and busy_until > t0:
+                        trace.append((src_unit, "src", t0, busy_until, pos))
+                    self.tile_events += 1
+                    src_gate.schedule([busy_until])
+                    i += 1
+                    continue
                 if nbytes > 0:
                     yield transfer(nbytes, run.src_stream, latency)
                     st.dram_activation_bytes += nbytes
@@ -433,6 +448,7 @@ class Engine(ClosedFormBatches):
         latency = self.dram_latency
         dst_unit = _UNIT_ID["tile_dma_dst"]
         covered = 0
+        busy_until = 0.0  # when the last pool write ends
         for tp in self.plan.tasks:
             st = self.stats[tp.pos]
             pos = tp.pos
@@ -450,17 +466,35 @@ class Engine(ClosedFormBatches):
                         ev = ne_gate.wait(k + 1)
                         if ev is not None:
                             yield ev
+                    if env._now < busy_until:  # the previous pool write is still moving
+                        yield timer.at(busy_until)
                     if k in batches:
                         covered = yield from self._skip_batched(k, 1, timer)
                         continue
                     t0 = env._now
                     nbytes = run.dst_dram_bytes
+                    pool = run.dst_pool_cycles
                     if k > self.dst_step:  # (not a step a batch has already accounted for)
                         self.dst_prev_end = self.dst_end
                         self.dst_step = k
-                        pool = run.dst_pool_cycles
                         # a pool write's end is known now (t0 + its cycles, as simpy adds them)
                         self.dst_end = -1.0 if nbytes > 0 else (t0 + pool if pool > 0 else t0)
+                    if nbytes == 0 and pool > 0:
+                        # A pool write's end is known now: its gate increments are scheduled at
+                        # it, and the process goes on to wait for the next step's result (as the
+                        # source stage does with a pool read).
+                        busy_until = t0 + pool
+                        busy["tile_dma_dst"] += busy_until - t0
+                        if record and busy_until > t0:
+                            trace.append((dst_unit, "dst", t0, busy_until, pos))
+                        self.tile_events += 1
+                        if k > self.dst_pre:
+                            dst_gate.schedule([busy_until])
+                        i += 1
+                        if k == last_step:
+                            st.end = busy_until
+                            self.done_gate.schedule([busy_until])
+                        continue
                     if nbytes > 0:
                         # (the write cost is the activation stream's measured asymmetry)
                         yield transfer(nbytes, run.dst_stream, latency,

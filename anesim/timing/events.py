@@ -17,6 +17,7 @@ property: the property call was a tenth of the event loop's own time on large mo
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 from simpy import Environment, Event
@@ -59,6 +60,13 @@ class Timer(Event):
         """Fire ``delay`` cycles from now; the previous wait must have ended."""
         self.callbacks = []
         self.env.schedule(self, NORMAL, delay)
+        return self
+
+    def at(self, time: float) -> Timer:
+        """Fire at ``time`` (not before now) exactly, where ``after(time - now)`` could round."""
+        self.callbacks = []
+        env = self.env
+        heappush(env._queue, (time, NORMAL, next(env._eid), self))  # (what env.schedule does)
         return self
 
 
