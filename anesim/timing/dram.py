@@ -108,9 +108,10 @@ class SharedBandwidth:
             self._start(flow)
         return flow
 
-    def pending_starts(self) -> list[float]:
-        """When the transfers asked for whose start (after the DRAM latency) is still to come start."""
-        return self._pending
+    def pending_starts(self) -> tuple[float, ...]:
+        """When the transfers asked for whose start (after the DRAM latency) is still to come start
+        (a copy, earliest first; the model's own list is a heap it keeps in order)."""
+        return tuple(sorted(self._pending))
 
     def flows_in_flight(self) -> list[str]:
         """The stream of every transfer moving now."""
