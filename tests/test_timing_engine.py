@@ -424,3 +424,15 @@ def test_batches_that_move_streamed_weights_keep_every_time(chip_name):
     engine = Engine(plan_program(target.program, chip), chip, record_trace=False)
     out = engine.run()
     assert out.batched_steps > 0.5 * len(engine.plan.chunks)  # most steps went in batches that moved weights
+
+
+def test_an_error_inside_a_process_reaches_the_caller(chip, monkeypatch):
+    """The run loop (simpy's step written out) raises what a process raised, as env.step would."""
+    from anesim.timing import engine
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a stage failed mid-run")
+
+    monkeypatch.setattr(engine.Engine, "_compute_slices", broken)  # (called by the compute stage)
+    with pytest.raises(RuntimeError, match="a stage failed mid-run"):
+        simulate(_mixed_program(), chip, trace=True, batch=False)
