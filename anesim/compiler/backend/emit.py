@@ -14,7 +14,7 @@ task has no kernel and a second source, the weight tensor (``docs/compiler.md``)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -91,6 +91,21 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
                 part.weights_view = w._replace(offset=w.offset + start * w.elem, w=stop - start)
         out.append(part)
     return out
+
+
+# Task's fields in order; the last, ``fields`` (decoded register fields), is empty for a compiled task.
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+assert _TASK_FIELDS[-1] == "fields"
+
+
+def _task(*values: object) -> Task:
+    """``Task(*values)``, made without the frozen dataclass's ``__init__``, which sets each of its
+    fields through ``object.__setattr__``: that was a tenth of emitting a model of 8,000 tasks."""
+    assert len(values) == len(_TASK_FIELDS) - 1
+    task = object.__new__(Task)
+    task.__dict__.update(zip(_TASK_FIELDS, values))
+    task.__dict__["fields"] = {}
+    return task
 
 
 # Planar ops whose result element i reads only element i of each source.
@@ -187,8 +202,8 @@ class ProgramEmitter:
             if eop.weights_view is not None and (ne is None or ne.kernel is None):
                 views = [*views, eop.weights_view]
             kind = (ne.op if ne is not None else planar.op) if (ne or planar) else "copy"  # type: ignore[union-attr]
-            tasks.append(Task(index, shared.sources(views), shared.layout(eop.dest), ne, planar,
-                              p.cores, p.ocg, p.tile_height, p.winograd, f"{eop.name}:{kind}"))
+            tasks.append(_task(index, shared.sources(views), shared.layout(eop.dest), ne, planar,
+                               p.cores, p.ocg, p.tile_height, p.winograd, f"{eop.name}:{kind}"))
             infos.append(TaskInfo(eop.name, eop.where, p, kernel_offset,
                                   tuple(eop.ne.fused) if eop.ne is not None else ()))
         slots = self._slots(slot_sizes, placements, kernel_parts, kernel_top)

@@ -132,6 +132,9 @@ class _Expander:
         self.params = {**model.params, **(params or {})}  # visible in every block, under its own names
         self.builder = Builder(model.name, seed=model.seed, source=file)
         self.count = 0
+        # each expression's syntax tree, parsed once: a block used a hundred times repeats its
+        # expressions a hundred times (the tree is only read)
+        self._trees: dict[str, ast.Expression] = {}
 
     def error(self, key: str, problem: str, context: str = "", **kw: Any) -> ProgramError:
         where = f"key '{key}'" + (f" ({context})" if context else "")
@@ -140,10 +143,12 @@ class _Expander:
     # -- substitution ----------------------------------------------------------------------
 
     def _eval(self, text: str, env: dict[str, Any], key: str, ctx: str) -> Any:
-        try:
-            tree = ast.parse(text.strip(), mode="eval")
-        except SyntaxError:
-            raise self.error(key, "malformed expression", ctx, found=repr(text)) from None
+        tree = self._trees.get(text)
+        if tree is None:
+            try:
+                tree = self._trees[text] = ast.parse(text.strip(), mode="eval")
+            except SyntaxError:
+                raise self.error(key, "malformed expression", ctx, found=repr(text)) from None
 
         def walk(node: ast.AST) -> Any:
             if isinstance(node, ast.Expression):
