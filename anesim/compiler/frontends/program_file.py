@@ -149,36 +149,37 @@ class _Expander:
                 tree = self._trees[text] = ast.parse(text.strip(), mode="eval")
             except SyntaxError:
                 raise self.error(key, "malformed expression", ctx, found=repr(text)) from None
+        return self._walk(tree.body, text, env, key, ctx)
 
-        def walk(node: ast.AST) -> Any:
-            if isinstance(node, ast.Expression):
-                return walk(node.body)
-            if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
-                return node.value
-            if isinstance(node, ast.Name):
-                if node.id in env:
-                    return env[node.id]
-                if node.id in self.params:
-                    return self.params[node.id]
-                raise self.error(key, "unknown name in expression", ctx, found=repr(node.id),
-                                 expected="a block parameter, loop variable or program parameter")
-            if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-                left, right = walk(node.left), walk(node.right)
-                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
-                    raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
-                try:
-                    return _BINOPS[type(node.op)](left, right)
-                except ZeroDivisionError:
-                    raise self.error(key, "division by zero", ctx, found=repr(text)) from None
-            if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-                value = walk(node.operand)
-                if not isinstance(value, (int, float)):
-                    raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
-                return -value if isinstance(node.op, ast.USub) else value
-            raise self.error(key, "unsupported expression", ctx, found=repr(text),
-                             expected="numbers, names and + - * / // %")
-
-        return walk(tree)
+    # A method, not a closure in _eval: a recursive closure refers to itself, and the cycle left
+    # one garbage function per expression for the cyclic collector.
+    def _walk(self, node: ast.AST, text: str, env: dict[str, Any], key: str, ctx: str) -> Any:
+        """The value of one node of an expression's syntax tree."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            if node.id in self.params:
+                return self.params[node.id]
+            raise self.error(key, "unknown name in expression", ctx, found=repr(node.id),
+                             expected="a block parameter, loop variable or program parameter")
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            left = self._walk(node.left, text, env, key, ctx)
+            right = self._walk(node.right, text, env, key, ctx)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
+                raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
+            try:
+                return _BINOPS[type(node.op)](left, right)
+            except ZeroDivisionError:
+                raise self.error(key, "division by zero", ctx, found=repr(text)) from None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = self._walk(node.operand, text, env, key, ctx)
+            if not isinstance(value, (int, float)):
+                raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
+            return -value if isinstance(node.op, ast.USub) else value
+        raise self.error(key, "unsupported expression", ctx, found=repr(text),
+                         expected="numbers, names and + - * / // %")
 
     def subst(self, value: Any, env: dict[str, Any], key: str, ctx: str) -> Any:
         """Replace $name and ${expr} in strings (recursively in lists and mappings)."""

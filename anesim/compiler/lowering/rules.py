@@ -7,12 +7,12 @@ that decided. A rule's per-tier status follows the guide's Appendix A marks.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from anesim.errors import ConfigError
 
@@ -77,6 +77,15 @@ class Condition(_Strict):
         return self.values.get(tier, self.values.get("default"))
 
 
+class _Index(NamedTuple):
+    """A rule table's rows by key (:attr:`RuleTable._index`)."""
+
+    graph_ops: dict[str, OpRule]
+    names: dict[str, OpRule]  # MIL names, lower case
+    onnx: dict[str, OpRule]
+    checks: dict[str, Condition]
+
+
 class RuleTable(_Strict):
     """The whole table."""
 
@@ -86,12 +95,6 @@ class RuleTable(_Strict):
     sources: dict[str, str]
     ops: list[OpRule]
     conditions: list[Condition]
-    # Rows by graph op, by source-model op name (MIL, ONNX) and by check: placement looks them up
-    # for every node of a model, and a scan of the rows each time cost more than the decision.
-    _by_graph_op: dict[str, OpRule] = PrivateAttr(default_factory=dict)
-    _by_name: dict[str, OpRule] = PrivateAttr(default_factory=dict)
-    _by_onnx: dict[str, OpRule] = PrivateAttr(default_factory=dict)
-    _by_check: dict[str, Condition] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> "RuleTable":
@@ -107,32 +110,40 @@ class RuleTable(_Strict):
         for cond in self.conditions:
             if cond.source not in self.sources:
                 raise ValueError(f"condition '{cond.id}' cites unknown source '{cond.source}'")
-        # the first row that names an op or a check wins, as in a scan of the rows in order
+        return self
+
+    @cached_property
+    def _index(self) -> _Index:
+        """Rows by graph op, by source-model op name (MIL, ONNX) and by check: placement looks
+        them up for every node of a model, and a scan of the rows each time cost more than the
+        decision. The first row that lists a key wins, as in a scan of the rows in order."""
+        index = _Index({}, {}, {}, {})
         for rule in self.ops:
             for op in rule.graph_ops:
-                self._by_graph_op.setdefault(op, rule)
+                index.graph_ops.setdefault(op, rule)
             for name in rule.names:
-                self._by_name.setdefault(name, rule)
+                index.names.setdefault(name, rule)
             for name in rule.onnx:
-                self._by_onnx.setdefault(name, rule)
+                index.onnx.setdefault(name, rule)
         for cond in self.conditions:
-            self._by_check.setdefault(cond.check, cond)
-        return self
+            index.checks.setdefault(cond.check, cond)
+        return index
 
     def op_rule(self, graph_op: str | None = None, name: str | None = None) -> OpRule | None:
         """The row for an anesim graph op, or (``graph_op`` not given) for a source-model op name
         (MIL or ONNX)."""
+        index = self._index
         if graph_op is not None:
-            return self._by_graph_op.get(graph_op)
+            return index.graph_ops.get(graph_op)
         if name is None:
             return None
-        rows = [r for r in (self._by_name.get(name.lower()), self._by_onnx.get(name)) if r is not None]
+        rows = [r for r in (index.names.get(name.lower()), index.onnx.get(name)) if r is not None]
         # the first row in table order that lists the name, as a scan of the rows finds it
         return min(rows, key=self.ops.index) if len(rows) == 2 else (rows[0] if rows else None)
 
     def condition(self, check: str) -> Condition:
         """The condition row with this check name."""
-        return self._by_check[check]
+        return self._index.checks[check]
 
     def status(self, rule: OpRule, tier: str) -> tuple[Status, bool]:
         """The rule's status on ``tier`` and whether it is assumed (no cell for that tier)."""
