@@ -280,16 +280,23 @@ def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], in_pla
     live: list[tuple[int, int, int]] = []  # (last task, offset, size)
     pooled: dict[int, int] = {}
     sizes = [align_up(b.nbytes) for b in eligible]
+    # Plain loops with early exits: there are thousands of tensors, and most live sets hold one.
     for buf, size in zip(eligible, sizes):
         first, last = spans[buf.id]
-        live = [a for a in live if a[0] >= first]
-        spot = next((pooled[src] for src in in_place[buf.id] if src in pooled), None)
+        if live:
+            live = [a for a in live if a[0] >= first]
+        spot = None
+        for src in in_place[buf.id]:
+            if src in pooled:
+                spot = pooled[src]
+                break
         if spot is None:
             top = False
-            if ping_pong:
-                src = [pooled[v.buffer] + buffers[v.buffer].nbytes / 2 for v in accesses[first].reads
-                       if v.buffer in pooled and v.buffer != buf.id]
-                top = bool(src) and src[0] < pool_bytes / 2
+            if ping_pong:  # the first pool tensor the writer reads decides
+                for v in accesses[first].reads:
+                    if v.buffer in pooled and v.buffer != buf.id:
+                        top = pooled[v.buffer] + buffers[v.buffer].nbytes / 2 < pool_bytes / 2
+                        break
             spot = _last_fit(live, size, pool_bytes) if top else _first_fit(live, size, pool_bytes)
             if spot is None and ping_pong:
                 spot = _first_fit(live, size, pool_bytes) if top else _last_fit(live, size, pool_bytes)
@@ -318,6 +325,9 @@ def _last_fit(live: list[tuple[int, int, int]], size: int, limit: int) -> int | 
 
 
 def _first_fit(live: list[tuple[int, int, int]], size: int, limit: int | None) -> int | None:
+    """The lowest 64-byte-aligned offset where ``size`` bytes fit (below ``limit``), or None."""
+    if not live:
+        return 0 if limit is None or size <= limit else None
     spans = sorted((off, off + sz) for _, off, sz in live)
     cursor = 0
     for start, end in spans:
