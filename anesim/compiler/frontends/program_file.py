@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -353,9 +354,7 @@ class _Expander:
         if not isinstance(op, str) or op not in SPECS:
             raise self.error(f"{key}.op", "unknown operation", ctx, expected="one of " + ", ".join(sorted(SPECS)),
                              found=repr(op))
-        allowed = META_KEYS | LAYER_KEYS.get(op, set(SPECS[op].defaults))
-        if op not in LAYER_KEYS:
-            allowed |= {"activation"}
+        allowed = _allowed_keys(op)
         for k in entry:
             if k not in allowed:
                 raise self.error(f"{key}.{k}", f"unknown key for {op}", ctx,
@@ -363,7 +362,9 @@ class _Expander:
         for req in REQUIRED_KEYS.get(op, ()):
             if req not in entry:
                 raise self.error(f"{key}.{req}", f"{op} needs '{req}'", ctx)
-        values = {k: self.subst(v, env, f"{key}.{k}", ctx) for k, v in entry.items() if k != "op"}
+        # numbers and plain names are most values: only the others are worth a call (and a key path)
+        values = {k: v if isinstance(v, (int, float)) or (isinstance(v, str) and "$" not in v)
+                  else self.subst(v, env, f"{key}.{k}", ctx) for k, v in entry.items() if k != "op"}
         raw_in = values.pop("in", None)
         if raw_in is None:
             if scope.last is None:
@@ -467,6 +468,13 @@ class Scope:
                 return scope.names[name]
             scope = scope.parent
         return name
+
+
+@lru_cache(maxsize=None)
+def _allowed_keys(op: str) -> frozenset[str]:
+    """The keys an op entry may have (checked for every op of an expanded program)."""
+    allowed = META_KEYS | LAYER_KEYS.get(op, set(SPECS[op].defaults))
+    return frozenset(allowed if op in LAYER_KEYS else allowed | {"activation"})
 
 
 def _ctx(outer: str, inner: str) -> str:
