@@ -126,6 +126,14 @@ def _weight_bytes(eop: EOp) -> int:
     return elems * (1 if k.format in ("int8", "uint8") else 2)
 
 
+def _access(eop: EOp, streams: bool) -> Access:
+    """What a task reads and writes, for the memory plan."""
+    w = eop.weights_view
+    if w is None:
+        return Access(tuple(eop.sources), eop.dest, eop.engine, (), _pointwise(eop), streams)
+    return Access((*eop.sources, w), eop.dest, eop.engine, (w,), False, streams)  # never pointwise
+
+
 def _pointwise(eop: EOp) -> bool:
     """True when every result element depends only on the same element of the sources."""
     if eop.weights_view is not None:
@@ -156,22 +164,19 @@ class ProgramEmitter:
         cores_available = cores or self.limits.cores
         expanded: list[tuple[EOp, NePlan]] = []
         first_task: list[int] = []
-        streamed: list[bool] = []  # per task: its layer's weights exceed the working-set cap
+        accesses: list[Access] = []
         cap = self.chip.memory.working_set_cap_bytes.value
         plans: dict[tuple, NePlan] = {}  # by plan_key: equal geometry, equal (shared, frozen) plan
         for eop in eops:
             first_task.append(len(expanded))
-            big = _weight_bytes(eop) > cap
+            big = _weight_bytes(eop) > cap  # the layer's weights stream (each of its tasks)
             for part in split_for_kernel_cap(eop, self.limits):
                 key = plan_key(part)
                 found = plans.get(key)
                 if found is None:
                     found = plans[key] = plan(self.chip, part, cores_available)
                 expanded.append((part, found))
-                streamed.append(big)
-        accesses = [Access(tuple(e.sources) + ((e.weights_view,) if e.weights_view else ()), e.dest,
-                           e.engine, (e.weights_view,) if e.weights_view else (), _pointwise(e), big)
-                    for (e, _), big in zip(expanded, streamed)]
+                accesses.append(_access(part, big))
         placements, slot_sizes = plan_memory(
             self.buffers, accesses, self.chip.memory.pool_bytes.value,
             self.chip.memory.working_set_cap_bytes.value, output_order, input_order, chain)
@@ -183,8 +188,10 @@ class ProgramEmitter:
         for index, (eop, p) in enumerate(expanded):
             ne = None
             kernel_offset = -1
-            if eop.ne is not None:
-                spec = eop.ne
+            fused: tuple[str, ...] = ()
+            spec = eop.ne
+            if spec is not None:
+                fused = tuple(spec.fused)
                 kernel = make_kernel(spec.kernel, p.cores, p.ocg) if spec.kernel is not None else None
                 if kernel is not None:
                     kernel_offset = kernel_top
@@ -204,8 +211,7 @@ class ProgramEmitter:
             kind = (ne.op if ne is not None else planar.op) if (ne or planar) else "copy"  # type: ignore[union-attr]
             tasks.append(_task(index, shared.sources(views), shared.layout(eop.dest), ne, planar,
                                p.cores, p.ocg, p.tile_height, p.winograd, f"{eop.name}:{kind}"))
-            infos.append(TaskInfo(eop.name, eop.where, p, kernel_offset,
-                                  tuple(eop.ne.fused) if eop.ne is not None else ()))
+            infos.append(TaskInfo(eop.name, eop.where, p, kernel_offset, fused))
         slots = self._slots(slot_sizes, placements, kernel_parts, kernel_top)
         tensors = self._tensors(placements, tensor_shapes, output_order, input_order)
         program = Program(self.name, self.generation, tasks, tensors, slots, self.source, list(notes))
