@@ -295,15 +295,16 @@ class _Shared:
     def __init__(self, emitter: ProgramEmitter, placements: dict[int, Placement]) -> None:
         self.emitter = emitter
         self.placements = placements
+        self.dtypes = [buf.dtype for buf in emitter.buffers]  # by buffer id
         self.layouts: dict[tuple, Layout] = {}
         self.planars: dict[tuple, PlanarStage] = {}
         self.nes: dict[tuple, NeStage] = {}
 
     def layout(self, view: View) -> Layout:
         """The program-model layout of a view."""
-        place = self.placements[view.buffer]
-        key = (place.space, place.slot, place.offset + view.offset, view.c, view.h, view.w, view.sh,
-               view.sc, self.emitter.buffers[view.buffer].dtype)
+        buffer, offset, _, c, h, w, _, sc, sh, _ = view  # unpacked at once: read for every task
+        space, slot, base = self.placements[buffer]
+        key = (space, slot, base + offset, c, h, w, sh, sc, self.dtypes[buffer])
         found = self.layouts.get(key)
         if found is None:
             found = self.layouts[key] = self.emitter.layout(view, self.placements)
@@ -317,8 +318,10 @@ class _Shared:
         out: list[Layout] = []
         for view in views:
             found = self.layout(view)
-            if any(found is other for other in out):
-                found = self.emitter.layout(view, self.placements)
+            for other in out:
+                if found is other:
+                    found = self.emitter.layout(view, self.placements)
+                    break
             out.append(found)
         return tuple(out)
 

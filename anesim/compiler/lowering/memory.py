@@ -18,7 +18,7 @@ and a pointwise task may write *in place* (type 4) over a source that dies with 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -129,7 +129,8 @@ def _tile_local(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
     return buf.on_chip and buf.role == "intermediate" and buf.nbytes <= cap and buf.id not in kernel_read
 
 
-def _resident(buf: Buffer, tasks: list[int], streaming: set[int], kernel_read: set[int], cap: int) -> bool:
+def _resident(buf: Buffer, writers: Sequence[int], readers: Sequence[int], streaming: set[int],
+              kernel_read: set[int], cap: int) -> bool:
     """An intermediate that may stay on chip for its whole live range (allocation type 0).
 
     Guide ch. 22 (phase 3): the scheduler grows a partition while the peak L2 pressure over the
@@ -143,7 +144,7 @@ def _resident(buf: Buffer, tasks: list[int], streaming: set[int], kernel_read: s
     """
     if buf.role != "intermediate" or buf.nbytes > cap or buf.id in kernel_read:
         return False
-    return not streaming or not any(t in streaming for t in tasks)
+    return not streaming or not any(t in streaming for t in (*writers, *readers))
 
 
 def _in_place_sources(buf: Buffer, writers: list[int], accesses: list[Access], buffers: list[Buffer],
@@ -232,7 +233,7 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     # the cheap tests first: a chained intermediate is most often resident or tile-local too
     eligible = [b for b in order if chain and (
         _tile_local(b, kernel_read, cap)
-        or _resident(b, writers[b.id] + readers.get(b.id, []), streaming, kernel_read, cap)
+        or _resident(b, writers[b.id], readers.get(b.id, ()), streaming, kernel_read, cap)
         or _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read))]
     in_place = {b.id: _in_place_sources(b, writers[b.id], accesses, buffers, spans) for b in eligible}
     best: dict[int, int] = {}
