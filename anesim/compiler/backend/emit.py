@@ -169,8 +169,12 @@ class ProgramEmitter:
         plans: dict[tuple, NePlan] = {}  # by plan_key: equal geometry, equal (shared, frozen) plan
         for eop in eops:
             first_task.append(len(expanded))
-            big = _weight_bytes(eop) > cap  # the layer's weights stream (each of its tasks)
-            for part in split_for_kernel_cap(eop, self.limits):
+            if eop.weights_view is None and (eop.ne is None or eop.ne.kernel is None):
+                parts, big = (eop,), False  # no weights (most ops of a large model): one task
+            else:
+                parts = split_for_kernel_cap(eop, self.limits)
+                big = _weight_bytes(eop) > cap  # the layer's weights stream (each of its tasks)
+            for part in parts:
                 key = plan_key(part)
                 found = plans.get(key)
                 if found is None:

@@ -236,11 +236,13 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
         or _resident(b, writers[b.id], readers.get(b.id, ()), streaming, kernel_read, cap)
         or _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read))]
     in_place = {b.id: _in_place_sources(b, writers[b.id], accesses, buffers, spans) for b in eligible}
+    sizes = [align_up(b.nbytes) for b in eligible]
     best: dict[int, int] = {}
     best_spill = -1
     for ping_pong in (False, True):
-        pooled = _pack_pool(eligible, spans, in_place, accesses, buffers, pool_bytes, ping_pong)
-        spill = sum(align_up(b.nbytes) * (1 + len(readers.get(b.id, []))) for b in eligible if b.id not in pooled)
+        pooled = _pack_pool(eligible, sizes, spans, in_place, accesses, buffers, pool_bytes, ping_pong)
+        spill = sum(size * (1 + len(readers.get(b.id, ()))) for b, size in zip(eligible, sizes)
+                    if b.id not in pooled)
         if best_spill < 0 or spill < best_spill:
             best, best_spill = pooled, spill
         if best_spill == 0:
@@ -268,9 +270,11 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     return placements, slot_sizes
 
 
-def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], in_place: dict[int, tuple[int, ...]],
-               accesses: list[Access], buffers: list[Buffer], pool_bytes: int, ping_pong: bool) -> dict[int, int]:
-    """Pool offsets of the eligible intermediates that fit, in order of first use.
+def _pack_pool(eligible: list[Buffer], sizes: list[int], spans: dict[int, tuple[int, int]],
+               in_place: dict[int, tuple[int, ...]], accesses: list[Access], buffers: list[Buffer],
+               pool_bytes: int, ping_pong: bool) -> dict[int, int]:
+    """Pool offsets of the eligible intermediates (``sizes``: their bytes, aligned) that fit, in
+    order of first use.
 
     First fit from the bottom; with ``ping_pong``, a tensor whose writer reads a pool tensor in
     the lower half of the pool is placed from the top and the other way round (double buffering
@@ -280,7 +284,6 @@ def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], in_pla
     """
     live: list[tuple[int, int, int]] = []  # (last task, offset, size)
     pooled: dict[int, int] = {}
-    sizes = [align_up(b.nbytes) for b in eligible]
     # Plain loops with early exits: there are thousands of tensors, and most live sets hold one.
     for buf, size in zip(eligible, sizes):
         first, last = spans[buf.id]
