@@ -142,7 +142,11 @@ def _pointwise(eop: EOp) -> bool:
         return False
     if eop.planar is not None and eop.planar.op not in POINTWISE_PLANAR:
         return False
-    return all(v.dims == eop.dest.dims for v in eop.sources)
+    dims = eop.dest.dims
+    for v in eop.sources:
+        if v.dims != dims:
+            return False
+    return True
 
 
 class ProgramEmitter:

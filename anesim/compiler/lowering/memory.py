@@ -250,12 +250,13 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     dram_live: list[tuple[int, int, int]] = []
     dram_top = 0
     for buf in order:
-        first, last = spans[buf.id]
         if buf.id in best:
             placements[buf.id] = Placement("pool", None, best[buf.id])
             continue
+        first, last = spans[buf.id]
         size = align_up(buf.nbytes)
-        dram_live = [a for a in dram_live if a[0] >= first]
+        if dram_live:
+            dram_live = [a for a in dram_live if a[0] >= first]
         spot = _first_fit(dram_live, size, None)
         assert spot is not None
         dram_live.append((last, spot, size))
