@@ -14,8 +14,7 @@ task has no kernel and a second source, the weight tensor (``docs/compiler.md``)
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -94,39 +93,19 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
     return out
 
 
-class _Frozen:
-    """Makes instances of a frozen dataclass exactly as its ``__init__`` would (the same fields in
-    the same order, defaults and default factories filled in), without that ``__init__``, which
-    sets each field through ``object.__setattr__``: for the tasks, NE stages and run-time
-    kernels of a model of 8,000 tasks that was a fifth of emitting it."""
-
-    def __init__(self, cls: type) -> None:
-        specs = fields(cls)
-        assert all(f.init for f in specs) and not hasattr(cls, "__post_init__")
-        self.cls = cls
-        self.names = tuple(f.name for f in specs)
-        self.defaults = {f.name: f.default for f in specs if f.default is not MISSING}
-        self.factories = {f.name: f.default_factory for f in specs if f.default_factory is not MISSING}
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        obj = object.__new__(self.cls)
-        values = obj.__dict__
-        values.update(zip(self.names, args))
-        for name in self.names[len(args):]:
-            if name in kwargs:
-                values[name] = kwargs.pop(name)
-            elif name in self.defaults:
-                values[name] = self.defaults[name]
-            else:
-                values[name] = self.factories[name]()
-        assert not kwargs and len(args) <= len(self.names), "arguments the dataclass does not take"
-        return obj
+# Task's fields in order; the last, ``fields`` (decoded register fields), is empty for a compiled task.
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+assert _TASK_FIELDS[-1] == "fields"
 
 
-_task = _Frozen(Task)
-_ne_stage = _Frozen(NeStage)
-_kernel = _Frozen(Kernel)
-_kernel_placement = _Frozen(KernelPlacement)
+def _task(*values: object) -> Task:
+    """``Task(*values)``, made without the frozen dataclass's ``__init__``, which sets each of its
+    fields through ``object.__setattr__``: that was a tenth of emitting a model of 8,000 tasks."""
+    assert len(values) == len(_TASK_FIELDS) - 1
+    task = object.__new__(Task)
+    task.__dict__.update(zip(_TASK_FIELDS, values))
+    task.__dict__["fields"] = {}
+    return task
 
 
 # Planar ops whose result element i reads only element i of each source.
@@ -253,9 +232,9 @@ class ProgramEmitter:
         place = placements[w.buffer]
         assert place.space == "dram", "run-time weights are read from DRAM by the kernel DMA"
         shape = (w.h, w.w, 1, 1)
-        placement = _kernel_placement(place.slot, (place.offset + w.offset,), (w.h * w.sh,), 1, 1, w.sh,
-                                      shape)
-        return _kernel("fp16", None, dram_bytes=w.h * w.w * w.elem, placement=placement)
+        placement = KernelPlacement(place.slot, (place.offset + w.offset,), (w.h * w.sh,), 1, 1, w.sh,  # type: ignore[arg-type]
+                                    shape)
+        return Kernel("fp16", None, dram_bytes=w.h * w.w * w.elem, placement=placement)
 
     def layout(self, view: View, placements: dict[int, Placement]) -> Layout:
         """The program-model layout of a view."""
@@ -367,8 +346,9 @@ class _Shared:
     def ne_stage(self, spec: NeSpec, kernel: Kernel | None, bias: np.ndarray | None) -> NeStage:
         """The NE stage of an op; shared only when it has no weights and no bias."""
         def make() -> NeStage:
-            return _ne_stage(spec.op, spec.kernel_hw, spec.stride_hw, spec.padding_tblr, spec.dilation_hw,
-                             spec.groups, kernel, bias, float(spec.post_scale), spec.activation, spec.table)
+            return NeStage(spec.op, spec.kernel_hw, spec.stride_hw, spec.padding_tblr,  # type: ignore[arg-type]
+                           spec.dilation_hw, spec.groups, kernel, bias, float(spec.post_scale),
+                           spec.activation, spec.table)  # type: ignore[arg-type]
 
         if kernel is not None or bias is not None:
             return make()
