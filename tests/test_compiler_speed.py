@@ -85,3 +85,75 @@ def test_the_cli_registers_only_the_command_it_runs() -> None:
             "print(sorted(m for m in sys.modules if m.startswith('anesim.validate')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_emitted_tasks_equal_those_their_init_makes() -> None:
+    from anesim.compiler.backend.emit import _task
+    from anesim.program.model import Layout, Task
+
+    layout = Layout("pool", None, 64, 4, 8, 32, "fp16", 64, 512, 1, 2048, 1, 2048)
+    args = (0, (layout,), layout, None, None, 2, 1, 8, False, "t:copy")
+    made, reference = _task(*args), Task(*args)
+    assert type(made) is Task
+    assert list(vars(made)) == list(vars(reference))  # the same fields in the same order
+    assert made == reference and repr(made) == repr(reference)
+    assert made.fields == {} and made.fields is not _task(*args).fields
+
+
+def test_the_passes_leave_the_callers_graph_as_it_was() -> None:
+    from anesim.compiler.graph.passes import run_passes
+
+    b = Builder("t")
+    x = b.input("x", (1, 8, 4, 4))
+    y = b.op("transpose", [b.relu(x)], perm=(0, 1, 3, 2))
+    b.output(b.op("identity", [b.matmul(x, y)]))
+    graph = b.build()
+    before = [(n.name, n.op, n.inputs, n.output, dict(n.attrs)) for n in graph.nodes]
+    passed = run_passes(graph)
+    assert [n.op for n in passed.nodes] != [n.op for n in graph.nodes]  # the passes did rewrite
+    assert [(n.name, n.op, n.inputs, n.output, n.attrs) for n in graph.nodes] == before
+    assert not any(p is n for p in passed.nodes for n in graph.nodes)
+
+
+def test_the_rule_index_finds_the_row_a_scan_of_the_table_finds() -> None:
+    from anesim.compiler.lowering.rules import load_rules
+
+    table = load_rules()
+
+    def scan(graph_op=None, name=None):
+        for rule in table.ops:
+            if graph_op is not None and graph_op in rule.graph_ops:
+                return rule
+            if name is not None and (name.lower() in rule.names or name in rule.onnx):
+                return rule
+        return None
+
+    names = {"no_such_op", "Conv", "CONV"}
+    for rule in table.ops:
+        names |= {*rule.graph_ops, *rule.names, *rule.onnx, *(n.upper() for n in rule.names)}
+    for name in names:
+        assert table.op_rule(graph_op=name) is scan(graph_op=name)
+        assert table.op_rule(name=name) is scan(name=name)
+    for cond in table.conditions:
+        assert table.condition(cond.check) is next(c for c in table.conditions if c.check == cond.check)
+
+
+def test_expanding_a_program_file_leaves_no_reference_cycles(tmp_path) -> None:
+    from anesim.compiler.frontends.program_file import load_program_file
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nparams: {w: 8}\ninputs: {x: {shape: [1, 4, 2, '${w * 2}']}}\n"
+                    "blocks:\n  b: {params: [t, s], ops: [{op: scale, in: $t, scale: '${s / 2}', out: y}],"
+                    " returns: y}\n"
+                    "ops:\n  - {use: b, with: {t: x, s: 1}, out: y0}\n"
+                    "  - {repeat: 3, as: i, ops: [{use: b, with: {t: y0, s: '${i + 1}'}}]}\n"
+                    "outputs: [y0]\n")
+    gc.collect()
+    gc.disable()
+    try:
+        graph = load_program_file(path)
+        assert graph.outputs == ["y0"] and len(graph.nodes) > 4
+        del graph
+        assert gc.collect() == 0  # reference counting freed everything
+    finally:
+        gc.enable()

@@ -14,7 +14,7 @@ task has no kernel and a second source, the weight tensor (``docs/compiler.md``)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -93,6 +93,21 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
     return out
 
 
+# Task's fields in order; the last, ``fields`` (decoded register fields), is empty for a compiled task.
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+assert _TASK_FIELDS[-1] == "fields"
+
+
+def _task(*values: object) -> Task:
+    """``Task(*values)``, made without the frozen dataclass's ``__init__``, which sets each of its
+    fields through ``object.__setattr__``: that was a tenth of emitting a model of 8,000 tasks."""
+    assert len(values) == len(_TASK_FIELDS) - 1
+    task = object.__new__(Task)
+    task.__dict__.update(zip(_TASK_FIELDS, values))
+    task.__dict__["fields"] = {}
+    return task
+
+
 # Planar ops whose result element i reads only element i of each source.
 POINTWISE_PLANAR = ("add", "sub", "mul", "div", "max", "min", "copy", "abs")
 
@@ -111,6 +126,14 @@ def _weight_bytes(eop: EOp) -> int:
     return elems * (1 if k.format in ("int8", "uint8") else 2)
 
 
+def _access(eop: EOp, streams: bool) -> Access:
+    """What a task reads and writes, for the memory plan."""
+    w = eop.weights_view
+    if w is None:
+        return Access(tuple(eop.sources), eop.dest, eop.engine, (), _pointwise(eop), streams)
+    return Access((*eop.sources, w), eop.dest, eop.engine, (w,), False, streams)  # never pointwise
+
+
 def _pointwise(eop: EOp) -> bool:
     """True when every result element depends only on the same element of the sources."""
     if eop.weights_view is not None:
@@ -119,7 +142,11 @@ def _pointwise(eop: EOp) -> bool:
         return False
     if eop.planar is not None and eop.planar.op not in POINTWISE_PLANAR:
         return False
-    return all(v.dims == eop.dest.dims for v in eop.sources)
+    dims = eop.dest.dims
+    for v in eop.sources:
+        if v.dims != dims:
+            return False
+    return True
 
 
 class ProgramEmitter:
@@ -141,22 +168,23 @@ class ProgramEmitter:
         cores_available = cores or self.limits.cores
         expanded: list[tuple[EOp, NePlan]] = []
         first_task: list[int] = []
-        streamed: list[bool] = []  # per task: its layer's weights exceed the working-set cap
+        accesses: list[Access] = []
         cap = self.chip.memory.working_set_cap_bytes.value
         plans: dict[tuple, NePlan] = {}  # by plan_key: equal geometry, equal (shared, frozen) plan
         for eop in eops:
             first_task.append(len(expanded))
-            big = _weight_bytes(eop) > cap
-            for part in split_for_kernel_cap(eop, self.limits):
+            if eop.weights_view is None and (eop.ne is None or eop.ne.kernel is None):
+                parts, big = (eop,), False  # no weights (most ops of a large model): one task
+            else:
+                parts = split_for_kernel_cap(eop, self.limits)
+                big = _weight_bytes(eop) > cap  # the layer's weights stream (each of its tasks)
+            for part in parts:
                 key = plan_key(part)
                 found = plans.get(key)
                 if found is None:
                     found = plans[key] = plan(self.chip, part, cores_available)
                 expanded.append((part, found))
-                streamed.append(big)
-        accesses = [Access(tuple(e.sources) + ((e.weights_view,) if e.weights_view else ()), e.dest,
-                           e.engine, (e.weights_view,) if e.weights_view else (), _pointwise(e), big)
-                    for (e, _), big in zip(expanded, streamed)]
+                accesses.append(_access(part, big))
         placements, slot_sizes = plan_memory(
             self.buffers, accesses, self.chip.memory.pool_bytes.value,
             self.chip.memory.working_set_cap_bytes.value, output_order, input_order, chain)
@@ -168,8 +196,10 @@ class ProgramEmitter:
         for index, (eop, p) in enumerate(expanded):
             ne = None
             kernel_offset = -1
-            if eop.ne is not None:
-                spec = eop.ne
+            fused: tuple[str, ...] = ()
+            spec = eop.ne
+            if spec is not None:
+                fused = tuple(spec.fused)
                 kernel = make_kernel(spec.kernel, p.cores, p.ocg) if spec.kernel is not None else None
                 if kernel is not None:
                     kernel_offset = kernel_top
@@ -187,10 +217,9 @@ class ProgramEmitter:
             if eop.weights_view is not None and (ne is None or ne.kernel is None):
                 views = [*views, eop.weights_view]
             kind = (ne.op if ne is not None else planar.op) if (ne or planar) else "copy"  # type: ignore[union-attr]
-            tasks.append(Task(index, shared.sources(views), shared.layout(eop.dest), ne, planar,
-                              p.cores, p.ocg, p.tile_height, p.winograd, f"{eop.name}:{kind}"))
-            infos.append(TaskInfo(eop.name, eop.where, p, kernel_offset,
-                                  tuple(eop.ne.fused) if eop.ne is not None else ()))
+            tasks.append(_task(index, shared.sources(views), shared.layout(eop.dest), ne, planar,
+                               p.cores, p.ocg, p.tile_height, p.winograd, f"{eop.name}:{kind}"))
+            infos.append(TaskInfo(eop.name, eop.where, p, kernel_offset, fused))
         slots = self._slots(slot_sizes, placements, kernel_parts, kernel_top)
         tensors = self._tensors(placements, tensor_shapes, output_order, input_order)
         program = Program(self.name, self.generation, tasks, tensors, slots, self.source, list(notes))
@@ -274,15 +303,16 @@ class _Shared:
     def __init__(self, emitter: ProgramEmitter, placements: dict[int, Placement]) -> None:
         self.emitter = emitter
         self.placements = placements
+        self.dtypes = [buf.dtype for buf in emitter.buffers]  # by buffer id
         self.layouts: dict[tuple, Layout] = {}
         self.planars: dict[tuple, PlanarStage] = {}
         self.nes: dict[tuple, NeStage] = {}
 
     def layout(self, view: View) -> Layout:
         """The program-model layout of a view."""
-        place = self.placements[view.buffer]
-        key = (place.space, place.slot, place.offset + view.offset, view.c, view.h, view.w, view.sh,
-               view.sc, self.emitter.buffers[view.buffer].dtype)
+        buffer, offset, _, c, h, w, _, sc, sh, _ = view  # unpacked at once: read for every task
+        space, slot, base = self.placements[buffer]
+        key = (space, slot, base + offset, c, h, w, sh, sc, self.dtypes[buffer])
         found = self.layouts.get(key)
         if found is None:
             found = self.layouts[key] = self.emitter.layout(view, self.placements)
@@ -296,8 +326,10 @@ class _Shared:
         out: list[Layout] = []
         for view in views:
             found = self.layout(view)
-            if any(found is other for other in out):
-                found = self.emitter.layout(view, self.placements)
+            for other in out:
+                if found is other:
+                    found = self.emitter.layout(view, self.placements)
+                    break
             out.append(found)
         return tuple(out)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,6 +133,9 @@ class _Expander:
         self.params = {**model.params, **(params or {})}  # visible in every block, under its own names
         self.builder = Builder(model.name, seed=model.seed, source=file)
         self.count = 0
+        # each expression's syntax tree, parsed once: a block used a hundred times repeats its
+        # expressions a hundred times (the tree is only read)
+        self._trees: dict[str, ast.Expression] = {}
 
     def error(self, key: str, problem: str, context: str = "", **kw: Any) -> ProgramError:
         where = f"key '{key}'" + (f" ({context})" if context else "")
@@ -140,40 +144,43 @@ class _Expander:
     # -- substitution ----------------------------------------------------------------------
 
     def _eval(self, text: str, env: dict[str, Any], key: str, ctx: str) -> Any:
-        try:
-            tree = ast.parse(text.strip(), mode="eval")
-        except SyntaxError:
-            raise self.error(key, "malformed expression", ctx, found=repr(text)) from None
+        tree = self._trees.get(text)
+        if tree is None:
+            try:
+                tree = self._trees[text] = ast.parse(text.strip(), mode="eval")
+            except SyntaxError:
+                raise self.error(key, "malformed expression", ctx, found=repr(text)) from None
+        return self._walk(tree.body, text, env, key, ctx)
 
-        def walk(node: ast.AST) -> Any:
-            if isinstance(node, ast.Expression):
-                return walk(node.body)
-            if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
-                return node.value
-            if isinstance(node, ast.Name):
-                if node.id in env:
-                    return env[node.id]
-                if node.id in self.params:
-                    return self.params[node.id]
-                raise self.error(key, "unknown name in expression", ctx, found=repr(node.id),
-                                 expected="a block parameter, loop variable or program parameter")
-            if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-                left, right = walk(node.left), walk(node.right)
-                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
-                    raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
-                try:
-                    return _BINOPS[type(node.op)](left, right)
-                except ZeroDivisionError:
-                    raise self.error(key, "division by zero", ctx, found=repr(text)) from None
-            if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-                value = walk(node.operand)
-                if not isinstance(value, (int, float)):
-                    raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
-                return -value if isinstance(node.op, ast.USub) else value
-            raise self.error(key, "unsupported expression", ctx, found=repr(text),
-                             expected="numbers, names and + - * / // %")
-
-        return walk(tree)
+    # A method, not a closure in _eval: a recursive closure refers to itself, and the cycle left
+    # one garbage function per expression for the cyclic collector.
+    def _walk(self, node: ast.AST, text: str, env: dict[str, Any], key: str, ctx: str) -> Any:
+        """The value of one node of an expression's syntax tree."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            if node.id in self.params:
+                return self.params[node.id]
+            raise self.error(key, "unknown name in expression", ctx, found=repr(node.id),
+                             expected="a block parameter, loop variable or program parameter")
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            left = self._walk(node.left, text, env, key, ctx)
+            right = self._walk(node.right, text, env, key, ctx)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
+                raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
+            try:
+                return _BINOPS[type(node.op)](left, right)
+            except ZeroDivisionError:
+                raise self.error(key, "division by zero", ctx, found=repr(text)) from None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = self._walk(node.operand, text, env, key, ctx)
+            if not isinstance(value, (int, float)):
+                raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
+            return -value if isinstance(node.op, ast.USub) else value
+        raise self.error(key, "unsupported expression", ctx, found=repr(text),
+                         expected="numbers, names and + - * / // %")
 
     def subst(self, value: Any, env: dict[str, Any], key: str, ctx: str) -> Any:
         """Replace $name and ${expr} in strings (recursively in lists and mappings)."""
@@ -347,9 +354,7 @@ class _Expander:
         if not isinstance(op, str) or op not in SPECS:
             raise self.error(f"{key}.op", "unknown operation", ctx, expected="one of " + ", ".join(sorted(SPECS)),
                              found=repr(op))
-        allowed = META_KEYS | LAYER_KEYS.get(op, set(SPECS[op].defaults))
-        if op not in LAYER_KEYS:
-            allowed |= {"activation"}
+        allowed = _allowed_keys(op)
         for k in entry:
             if k not in allowed:
                 raise self.error(f"{key}.{k}", f"unknown key for {op}", ctx,
@@ -357,7 +362,9 @@ class _Expander:
         for req in REQUIRED_KEYS.get(op, ()):
             if req not in entry:
                 raise self.error(f"{key}.{req}", f"{op} needs '{req}'", ctx)
-        values = {k: self.subst(v, env, f"{key}.{k}", ctx) for k, v in entry.items() if k != "op"}
+        # numbers and plain names are most values: only the others are worth a call (and a key path)
+        values = {k: v if isinstance(v, (int, float)) or (isinstance(v, str) and "$" not in v)
+                  else self.subst(v, env, f"{key}.{k}", ctx) for k, v in entry.items() if k != "op"}
         raw_in = values.pop("in", None)
         if raw_in is None:
             if scope.last is None:
@@ -461,6 +468,13 @@ class Scope:
                 return scope.names[name]
             scope = scope.parent
         return name
+
+
+@lru_cache(maxsize=None)
+def _allowed_keys(op: str) -> frozenset[str]:
+    """The keys an op entry may have (checked for every op of an expanded program)."""
+    allowed = META_KEYS | LAYER_KEYS.get(op, set(SPECS[op].defaults))
+    return frozenset(allowed if op in LAYER_KEYS else allowed | {"activation"})
 
 
 def _ctx(outer: str, inner: str) -> str:

@@ -87,6 +87,14 @@ class Node:
         """Where the node is, for messages: its source location or its name."""
         return self.where or f"op '{self.name}'"
 
+    def copy(self) -> Node:
+        """A copy whose attributes can be changed without changing this node's."""
+        # what copy.copy does, without its generic protocol (graph passes copy thousands of nodes)
+        out = object.__new__(Node)
+        out.__dict__.update(self.__dict__)
+        out.attrs = dict(self.attrs)
+        return out
+
 
 @dataclass
 class Graph:

@@ -18,7 +18,7 @@ and a pointwise task may write *in place* (type 4) over a source that dies with 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -129,7 +129,8 @@ def _tile_local(buf: Buffer, kernel_read: set[int], cap: int) -> bool:
     return buf.on_chip and buf.role == "intermediate" and buf.nbytes <= cap and buf.id not in kernel_read
 
 
-def _resident(buf: Buffer, tasks: list[int], streaming: set[int], kernel_read: set[int], cap: int) -> bool:
+def _resident(buf: Buffer, writers: Sequence[int], readers: Sequence[int], streaming: set[int],
+              kernel_read: set[int], cap: int) -> bool:
     """An intermediate that may stay on chip for its whole live range (allocation type 0).
 
     Guide ch. 22 (phase 3): the scheduler grows a partition while the peak L2 pressure over the
@@ -143,7 +144,7 @@ def _resident(buf: Buffer, tasks: list[int], streaming: set[int], kernel_read: s
     """
     if buf.role != "intermediate" or buf.nbytes > cap or buf.id in kernel_read:
         return False
-    return not streaming or not any(t in streaming for t in tasks)
+    return not streaming or not any(t in streaming for t in (*writers, *readers))
 
 
 def _in_place_sources(buf: Buffer, writers: list[int], accesses: list[Access], buffers: list[Buffer],
@@ -232,14 +233,16 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     # the cheap tests first: a chained intermediate is most often resident or tile-local too
     eligible = [b for b in order if chain and (
         _tile_local(b, kernel_read, cap)
-        or _resident(b, writers[b.id] + readers.get(b.id, []), streaming, kernel_read, cap)
+        or _resident(b, writers[b.id], readers.get(b.id, ()), streaming, kernel_read, cap)
         or _chainable(b, writers[b.id], readers.get(b.id, []), accesses, cap, kernel_read))]
     in_place = {b.id: _in_place_sources(b, writers[b.id], accesses, buffers, spans) for b in eligible}
+    sizes = [align_up(b.nbytes) for b in eligible]
     best: dict[int, int] = {}
     best_spill = -1
     for ping_pong in (False, True):
-        pooled = _pack_pool(eligible, spans, in_place, accesses, buffers, pool_bytes, ping_pong)
-        spill = sum(align_up(b.nbytes) * (1 + len(readers.get(b.id, []))) for b in eligible if b.id not in pooled)
+        pooled = _pack_pool(eligible, sizes, spans, in_place, accesses, buffers, pool_bytes, ping_pong)
+        spill = sum(size * (1 + len(readers.get(b.id, ()))) for b, size in zip(eligible, sizes)
+                    if b.id not in pooled)
         if best_spill < 0 or spill < best_spill:
             best, best_spill = pooled, spill
         if best_spill == 0:
@@ -247,12 +250,13 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     dram_live: list[tuple[int, int, int]] = []
     dram_top = 0
     for buf in order:
-        first, last = spans[buf.id]
         if buf.id in best:
             placements[buf.id] = Placement("pool", None, best[buf.id])
             continue
+        first, last = spans[buf.id]
         size = align_up(buf.nbytes)
-        dram_live = [a for a in dram_live if a[0] >= first]
+        if dram_live:
+            dram_live = [a for a in dram_live if a[0] >= first]
         spot = _first_fit(dram_live, size, None)
         assert spot is not None
         dram_live.append((last, spot, size))
@@ -267,9 +271,11 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     return placements, slot_sizes
 
 
-def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], in_place: dict[int, tuple[int, ...]],
-               accesses: list[Access], buffers: list[Buffer], pool_bytes: int, ping_pong: bool) -> dict[int, int]:
-    """Pool offsets of the eligible intermediates that fit, in order of first use.
+def _pack_pool(eligible: list[Buffer], sizes: list[int], spans: dict[int, tuple[int, int]],
+               in_place: dict[int, tuple[int, ...]], accesses: list[Access], buffers: list[Buffer],
+               pool_bytes: int, ping_pong: bool) -> dict[int, int]:
+    """Pool offsets of the eligible intermediates (``sizes``: their bytes, aligned) that fit, in
+    order of first use.
 
     First fit from the bottom; with ``ping_pong``, a tensor whose writer reads a pool tensor in
     the lower half of the pool is placed from the top and the other way round (double buffering
@@ -279,17 +285,23 @@ def _pack_pool(eligible: list[Buffer], spans: dict[int, tuple[int, int]], in_pla
     """
     live: list[tuple[int, int, int]] = []  # (last task, offset, size)
     pooled: dict[int, int] = {}
-    sizes = [align_up(b.nbytes) for b in eligible]
+    # Plain loops with early exits: there are thousands of tensors, and most live sets hold one.
     for buf, size in zip(eligible, sizes):
         first, last = spans[buf.id]
-        live = [a for a in live if a[0] >= first]
-        spot = next((pooled[src] for src in in_place[buf.id] if src in pooled), None)
+        if live:
+            live = [a for a in live if a[0] >= first]
+        spot = None
+        for src in in_place[buf.id]:
+            if src in pooled:
+                spot = pooled[src]
+                break
         if spot is None:
             top = False
-            if ping_pong:
-                src = [pooled[v.buffer] + buffers[v.buffer].nbytes / 2 for v in accesses[first].reads
-                       if v.buffer in pooled and v.buffer != buf.id]
-                top = bool(src) and src[0] < pool_bytes / 2
+            if ping_pong:  # the first pool tensor the writer reads decides
+                for v in accesses[first].reads:
+                    if v.buffer in pooled and v.buffer != buf.id:
+                        top = pooled[v.buffer] + buffers[v.buffer].nbytes / 2 < pool_bytes / 2
+                        break
             spot = _last_fit(live, size, pool_bytes) if top else _first_fit(live, size, pool_bytes)
             if spot is None and ping_pong:
                 spot = _first_fit(live, size, pool_bytes) if top else _last_fit(live, size, pool_bytes)
@@ -318,6 +330,9 @@ def _last_fit(live: list[tuple[int, int, int]], size: int, limit: int) -> int | 
 
 
 def _first_fit(live: list[tuple[int, int, int]], size: int, limit: int | None) -> int | None:
+    """The lowest 64-byte-aligned offset where ``size`` bytes fit (below ``limit``), or None."""
+    if not live:
+        return 0 if limit is None or size <= limit else None
     spans = sorted((off, off + sz) for _, off, sz in live)
     cursor = 0
     for start, end in spans:

@@ -7,9 +7,9 @@ that decided. A rule's per-tier status follows the guide's Appendix A marks.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -77,6 +77,15 @@ class Condition(_Strict):
         return self.values.get(tier, self.values.get("default"))
 
 
+class _Index(NamedTuple):
+    """A rule table's rows by key (:attr:`RuleTable._index`)."""
+
+    graph_ops: dict[str, OpRule]
+    names: dict[str, OpRule]  # MIL names, lower case
+    onnx: dict[str, OpRule]
+    checks: dict[str, Condition]
+
+
 class RuleTable(_Strict):
     """The whole table."""
 
@@ -103,21 +112,38 @@ class RuleTable(_Strict):
                 raise ValueError(f"condition '{cond.id}' cites unknown source '{cond.source}'")
         return self
 
-    def op_rule(self, graph_op: str | None = None, name: str | None = None) -> OpRule | None:
-        """The row for an anesim graph op, or for a source-model op name (MIL or ONNX)."""
+    @cached_property
+    def _index(self) -> _Index:
+        """Rows by graph op, by source-model op name (MIL, ONNX) and by check: placement looks
+        them up for every node of a model, and a scan of the rows each time cost more than the
+        decision. The first row that lists a key wins, as in a scan of the rows in order."""
+        index = _Index({}, {}, {}, {})
         for rule in self.ops:
-            if graph_op is not None and graph_op in rule.graph_ops:
-                return rule
-            if name is not None and (name.lower() in rule.names or name in rule.onnx):
-                return rule
-        return None
+            for op in rule.graph_ops:
+                index.graph_ops.setdefault(op, rule)
+            for name in rule.names:
+                index.names.setdefault(name, rule)
+            for name in rule.onnx:
+                index.onnx.setdefault(name, rule)
+        for cond in self.conditions:
+            index.checks.setdefault(cond.check, cond)
+        return index
+
+    def op_rule(self, graph_op: str | None = None, name: str | None = None) -> OpRule | None:
+        """The row for an anesim graph op, or (``graph_op`` not given) for a source-model op name
+        (MIL or ONNX)."""
+        index = self._index
+        if graph_op is not None:
+            return index.graph_ops.get(graph_op)
+        if name is None:
+            return None
+        rows = [r for r in (index.names.get(name.lower()), index.onnx.get(name)) if r is not None]
+        # the first row in table order that lists the name, as a scan of the rows finds it
+        return min(rows, key=self.ops.index) if len(rows) == 2 else (rows[0] if rows else None)
 
     def condition(self, check: str) -> Condition:
         """The condition row with this check name."""
-        for cond in self.conditions:
-            if cond.check == check:
-                return cond
-        raise KeyError(check)
+        return self._index.checks[check]
 
     def status(self, rule: OpRule, tier: str) -> tuple[Status, bool]:
         """The rule's status on ``tier`` and whether it is assumed (no cell for that tier)."""

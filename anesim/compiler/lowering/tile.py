@@ -141,7 +141,7 @@ def plan_key(eop: EOp) -> tuple:
     model has tens of thousands of ops and a few hundred distinct geometries)."""
     ne, pl, d = eop.ne, eop.planar, eop.dest
     return (
-        d.c, d.h, d.w, d.sh, tuple((s.c, s.sh, s.h) for s in eop.sources), eop.weights_view is None,
+        d.c, d.h, d.w, d.sh, tuple([(s.c, s.sh, s.h) for s in eop.sources]), eop.weights_view is None,
         None if ne is None else (ne.op, ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
                                  None if ne.kernel is None else ne.kernel.format),
         None if pl is None else (pl.op, pl.pool_hw, pl.pool_stride_hw),
