@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from os import PathLike
 from typing import TYPE_CHECKING
 
@@ -87,15 +88,21 @@ def set_max_memory(value: int | str | None) -> None:
 
 def current(chip: ChipConfig | None = None) -> Limits:
     """The limits in force: --max-memory, else $ANESIM_MAX_MEMORY, else the chip's window."""
-    env_work = os.environ.get(ENV_MAX_WORK)
-    work = parse_size(env_work, what=ENV_MAX_WORK, minimum=1) if env_work else None
-    if _override is not None:
-        return Limits.of_memory(_override, work)
-    env = os.environ.get(ENV_MAX_MEMORY)
-    if env:
-        return Limits.of_memory(parse_size(env, what=ENV_MAX_MEMORY), work)
     window = getattr(getattr(chip, "dram", None), "window_bytes", None) if chip is not None else None
-    return Limits.of_memory(int(window.value) if window is not None else DEFAULT_WINDOW_BYTES, work)
+    return _limits(_override, os.environ.get(ENV_MAX_MEMORY), os.environ.get(ENV_MAX_WORK),
+                   int(window.value) if window is not None else DEFAULT_WINDOW_BYTES)
+
+
+@lru_cache(maxsize=64)
+def _limits(override: int | None, env_memory: str | None, env_work: str | None, window_bytes: int) -> Limits:
+    """The limits for these settings, parsed once (a graph build asks for them at every tensor; a
+    setting that fails to parse raises each time, as exceptions are not cached)."""
+    work = parse_size(env_work, what=ENV_MAX_WORK, minimum=1) if env_work else None
+    if override is not None:
+        return Limits.of_memory(override, work)
+    if env_memory:
+        return Limits.of_memory(parse_size(env_memory, what=ENV_MAX_MEMORY), work)
+    return Limits.of_memory(window_bytes, work)
 
 
 def _at(file: str | PathLike[str] | None) -> str | None:
