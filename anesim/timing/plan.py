@@ -19,6 +19,7 @@ task afresh and gives the same plan.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from anesim.chips.schema import ChipConfig
@@ -70,6 +71,34 @@ class Run:
         """The pass step ``i`` of the run belongs to."""
         return self.pass_index + i // self.pass_steps
 
+    def moved(self, task_pos: int, steps: int, chunks: int) -> Run:
+        """This run for task ``task_pos``: ``steps`` steps later, its chunks ``chunks`` places on.
+
+        Copied field by field: the dataclass ``__init__`` (keywords, ``__post_init__``) takes three
+        times as long, and a whole model copies a hundred thousand runs.
+        """
+        run = object.__new__(Run)
+        run.task_pos = task_pos
+        run.pass_index = self.pass_index
+        run.first_step = self.first_step + steps
+        run.count = self.count
+        run.out_rows = self.out_rows
+        run.src_dram_bytes = self.src_dram_bytes
+        run.src_pool_cycles = self.src_pool_cycles
+        run.ne_cycles = self.ne_cycles
+        run.planar_cycles = self.planar_cycles
+        run.dst_dram_bytes = self.dst_dram_bytes
+        run.dst_pool_cycles = self.dst_pool_cycles
+        run.chunk_first = self.chunk_first + chunks if self.chunk_first >= 0 else self.chunk_first
+        run.chunk_stride = self.chunk_stride
+        run.pass_steps = self.pass_steps
+        run.chunk_steps = self.chunk_steps
+        run.weights_streamed = self.weights_streamed
+        run.compute_cycles = self.compute_cycles
+        run.src_stream = self.src_stream
+        run.dst_stream = self.dst_stream
+        return run
+
 
 @dataclass(slots=True)
 class Chunk:
@@ -81,6 +110,17 @@ class Chunk:
     last_step: int  # the last step that reads it; its buffer frees when that step computes
     streamed: bool  # streamed through a double buffer rather than held in the kernel cache
     cost: float = 1.0  # weight-stream bytes charged per byte moved (1 / refetch ratio for a refetch)
+
+    def moved(self, task_pos: int, steps: int) -> Chunk:
+        """This chunk for task ``task_pos``, ``steps`` steps later (copied as :meth:`Run.moved`)."""
+        chunk = object.__new__(Chunk)
+        chunk.task_pos = task_pos
+        chunk.nbytes = self.nbytes
+        chunk.first_step = self.first_step + steps
+        chunk.last_step = self.last_step + steps
+        chunk.streamed = self.streamed
+        chunk.cost = self.cost
+        return chunk
 
 
 @dataclass
@@ -297,25 +337,42 @@ def plan_program(program: Program, chip: ChipConfig, *, memo: bool = True) -> Pr
     ``memo`` plans each distinct task shape (:func:`_shape_key`) once and shifts that plan to
     every later task of the shape; ``memo=False`` plans every task afresh (the same plan).
     """
+    return next(plan_programs([program], chip, memo=memo))
+
+
+def plan_programs(programs: Iterable[Program], chip: ChipConfig, *, memo: bool = True) -> Iterator[ProgramPlan]:
+    """:func:`plan_program` for each of ``programs`` in turn, with one memo of task shapes.
+
+    The dispatches of a split model repeat the same blocks, so a shape planned for one
+    dispatch serves the later ones too (the key holds what the program contributes).
+    """
+    planned: dict[tuple, tuple[TaskPlan, list[Chunk], int]] | None = {} if memo else None
+    for program in programs:
+        yield _plan(program, chip, planned)
+
+
+def _plan(program: Program, chip: ChipConfig, planned: dict[tuple, tuple[TaskPlan, list[Chunk], int]] | None
+          ) -> ProgramPlan:
+    """Plan ``program``; ``planned`` (None: no memo) maps shape keys to a plan, its chunks and
+    the index of the first of them in its program's chunk list."""
     plan = ProgramPlan(tasks=[])
     chunks = plan.chunks
     writers = _LastWriter()
     step = 0
     cap = chip.memory.working_set_cap_bytes.value
-    planned: dict[tuple, tuple[TaskPlan, int, int]] = {}  # key -> a plan and its chunks' index range
     for pos, task in enumerate(program.tasks):
         written = [w for src in task.sources if (w := writers.last(src)) is not None]
         producers = (max(written),) if written else ()
-        key = _shape_key(program, chip, task, cap) if memo else None
-        earlier = planned.get(key) if memo else None
+        key = _shape_key(program, chip, task, cap) if planned is not None else None
+        earlier = planned.get(key) if planned is not None else None
         if earlier is not None:
             tp = _shifted(earlier, chunks, pos, task, step, producers, cap)
         else:
             chunk_start = len(chunks)
             tp = _plan_task(program, chip, pos, task, step, producers, chunks)
             # (a run whose chunk lies before the task's own could not be shifted: never memoised)
-            if memo and all(r.chunk_first < 0 or r.chunk_first >= chunk_start for r in tp.runs):
-                planned[key] = (tp, chunk_start, len(chunks))
+            if planned is not None and all(r.chunk_first < 0 or r.chunk_first >= chunk_start for r in tp.runs):
+                planned[key] = (tp, chunks[chunk_start:], chunk_start)
         writers.record(task.result, pos)
         plan.tasks.append(tp)
         step = tp.last_step + 1
@@ -355,26 +412,18 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     )
 
 
-def _shifted(earlier: tuple[TaskPlan, int, int], chunks: list[Chunk], pos: int, task: Task, step: int,
+def _shifted(earlier: tuple[TaskPlan, list[Chunk], int], chunks: list[Chunk], pos: int, task: Task, step: int,
              producers: tuple[int, ...], cap: int) -> TaskPlan:
-    """An earlier task's plan (with its chunks' index range) moved to task ``pos`` at ``step``.
-
-    The copies of its chunks are appended to ``chunks``; every Run is a new object.
+    """An earlier task's plan (with its chunks and the index of the first) moved to task ``pos``
+    at ``step``. The copies of its chunks are appended to ``chunks``; every Run is a new object.
     """
-    tp, chunk_start, chunk_end = earlier
+    tp, own_chunks, chunk_start = earlier
     ds = step - tp.first_step
     dc = len(chunks) - chunk_start
-    chunks.extend([Chunk(pos, c.nbytes, c.first_step + ds, c.last_step + ds, c.streamed, c.cost)
-                   for c in chunks[chunk_start:chunk_end]])
-    runs = [
-        Run(pos, r.pass_index, r.first_step + ds, r.count, r.out_rows, r.src_dram_bytes, r.src_pool_cycles,
-            r.ne_cycles, r.planar_cycles, r.dst_dram_bytes, r.dst_pool_cycles,
-            r.chunk_first + dc if r.chunk_first >= 0 else r.chunk_first, r.chunk_stride, r.pass_steps,
-            r.chunk_steps, r.weights_streamed, src_stream=r.src_stream, dst_stream=r.dst_stream)
-        for r in tp.runs
-    ]
-    return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows, runs,
-                    step, tp.last_step + ds, tp.kernel_bytes, producers, _spilled(task, cap), task.macs)
+    chunks += [c.moved(pos, ds) for c in own_chunks]
+    return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows,
+                    [r.moved(pos, ds, dc) for r in tp.runs], step, tp.last_step + ds, tp.kernel_bytes, producers,
+                    _spilled(task, cap), task.macs)
 
 
 def _spilled(task: Task, cap: int) -> tuple[str, ...]:

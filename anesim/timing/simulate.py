@@ -15,7 +15,7 @@ from anesim.timing import costs
 from anesim.timing.cpu import host_blocks
 from anesim.timing.engine import UNITS, EngineOutput
 from anesim.timing.parallel import run_engines
-from anesim.timing.plan import ProgramPlan, plan_program
+from anesim.timing.plan import ProgramPlan, plan_programs
 from anesim.timing.power import dispatch_energy_j
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats, frozen_row
 from anesim.timing.segments import combine, timeline
@@ -23,8 +23,14 @@ from anesim.timing.uncertainty import interval_for
 
 
 def _bound(st_in: float, st_w: float, st_out: float, compute: float) -> str:
-    waits = {"input DMA": st_in, "weight DMA": st_w, "output DMA": st_out, "compute": compute}
-    return max(waits, key=lambda k: (waits[k], k == "compute"))
+    """What a task mostly waited on: the largest of its three DMA stalls and its compute time;
+    compute wins a tie, and a tie between stalls goes to the first (input, weight, output)."""
+    name, most = "input DMA", st_in
+    if st_w > most:
+        name, most = "weight DMA", st_w
+    if st_out > most:
+        name, most = "output DMA", st_out
+    return "compute" if compute >= most else name
 
 
 def latency_s(out: EngineOutput, chip: ChipConfig) -> float:
@@ -162,8 +168,7 @@ def _timed(obj: object, name: str, programs: list[Program], cfg: ChipConfig, *, 
     # Every segment is planned and checked against the step limit before any is simulated, so a
     # refused program fails before the event loop has run for its earlier segments.
     plans = []
-    for segment in programs:
-        plan = plan_program(segment, cfg)
+    for segment, plan in zip(programs, plan_programs(programs, cfg)):
         check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps",
                     chip=cfg)
         plans.append(plan)
