@@ -366,7 +366,7 @@ def _plan(program: Program, chip: ChipConfig, planned: dict[tuple, tuple[TaskPla
         key = _shape_key(program, chip, task, cap) if planned is not None else None
         earlier = planned.get(key) if planned is not None else None
         if earlier is not None:
-            tp = _shifted(earlier, chunks, pos, task, step, producers, cap)
+            tp = _shifted(earlier, chunks, pos, task, step, producers)
         else:
             chunk_start = len(chunks)
             tp = _plan_task(program, chip, pos, task, step, producers, chunks)
@@ -413,7 +413,7 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
 
 
 def _shifted(earlier: tuple[TaskPlan, list[Chunk], int], chunks: list[Chunk], pos: int, task: Task, step: int,
-             producers: tuple[int, ...], cap: int) -> TaskPlan:
+             producers: tuple[int, ...]) -> TaskPlan:
     """An earlier task's plan (with its chunks and the index of the first) moved to task ``pos``
     at ``step``. The copies of its chunks are appended to ``chunks``; every Run is a new object.
     """
@@ -421,9 +421,10 @@ def _shifted(earlier: tuple[TaskPlan, list[Chunk], int], chunks: list[Chunk], po
     ds = step - tp.first_step
     dc = len(chunks) - chunk_start
     chunks += [c.moved(pos, ds) for c in own_chunks]
+    # (which operands spill follows from their spaces and sizes, which are part of the key)
     return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows,
                     [r.moved(pos, ds, dc) for r in tp.runs], step, tp.last_step + ds, tp.kernel_bytes, producers,
-                    _spilled(task, cap), task.macs)
+                    tp.spilled, task.macs)
 
 
 def _spilled(task: Task, cap: int) -> tuple[str, ...]:
@@ -530,13 +531,19 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
     dst_row_bytes = costs.layout_row_bytes(result)
     dst_in_dram = result.space == "dram" or not result_resident
     step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
+    # per pass: channels on the busiest core, channels, kernel bytes (a tile-outer order visits
+    # every pass once per tile)
+    pass_facts: dict[int, tuple[int, int, int]] = {}
     last_costs = None
     for p, out_rows, count, tile_loaded_once, *n_passes in order:
-        ch_core = shape.channels_in_pass(p)
+        facts = pass_facts.get(p)
+        if facts is None:
+            facts = pass_facts[p] = (shape.channels_in_pass(p), pass_channels(p), per_pass_bytes(p))
+        ch_core, ch_pass, pass_kb = facts
         if mode == "pass" and not merge and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
-            chunks.append(Chunk(pos, per_pass_bytes(p), step, step + tiles - 1, False))
+            chunks.append(Chunk(pos, pass_kb, step, step + tiles - 1, False))
         # Passes of a task repeat the same few step shapes: cost each shape once.
-        key = (out_rows, ch_core, pass_channels(p), p > 0, tile_loaded_once)
+        key = (out_rows, ch_core, ch_pass, p > 0, tile_loaded_once)
         shape_costs = step_costs.get(key)
         if shape_costs is None:
             src_dram = 0.0
@@ -547,11 +554,11 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
                     src_dram += b
                 else:
                     src_pool += b  # chained in the pool, or re-read of a copy already on chip
-            dst_b = dst_row_bytes * out_rows * (pass_channels(p) / c_out) / parts
+            dst_b = dst_row_bytes * out_rows * (ch_pass / c_out) / parts
             dst_dram = dst_b if dst_in_dram else 0.0
             dst_pool = 0.0 if dst_dram else dst_b
             ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
-            planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels(p),
+            planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * ch_pass,
                                     c_out * parts)
             shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
         src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
@@ -562,14 +569,12 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
             chunk_first, stride, chunk_steps = len(chunks), 1, 1
             weights_streamed = True
             cost = refetch_cost if tiles > 1 else 1.0
-            nbytes = per_pass_bytes(p)
-            chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
+            chunks.extend([Chunk(pos, pass_kb, k, k, True, cost) for k in range(step, step + count)])
         elif mode == "none":
             chunk_first = -1
         elif mode == "pass" and merge:  # one weight slice per pass of the group
             chunk_first = len(chunks)
-            nbytes = per_pass_bytes(p)
-            chunks.extend([Chunk(pos, nbytes, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
+            chunks.extend([Chunk(pos, pass_kb, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
             if n_passes[0] > 1:
                 stride, chunk_steps = 1, tiles
         else:
