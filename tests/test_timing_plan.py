@@ -124,6 +124,7 @@ def _variants_program() -> Program:
                             winograd=True),  # the same bytes as k3, but a sparse kernel is never Winograd
         conv(kernel_hw=(3, 3), kernel=kernel),  # (the same kernel bytes below: only the NE fields differ)
         conv(kernel=kernel),
+        conv(kernel=kernel, activation="lut"),  # (the same kernel bytes: only the task's kind differs)
         conv(kernel_hw=(3, 3), kernel=kernel, groups=2),
         conv(op="transconv", kernel_hw=(3, 3), kernel=kernel),
         dataclasses.replace(conv(kernel_hw=(3, 3), kernel=Kernel("fp16", None)), winograd=True),
@@ -133,6 +134,7 @@ def _variants_program() -> Program:
         conv(kernel=Kernel("fp16", None, dram_bytes=8 << 20)),  # over the kernel cache
         big_source,
         dataclasses.replace(big_source, ocg_size=4),
+        conv(512, 128, 64, 64, src_space="pool"),  # a pool operand over the cap spills
         pool,
         dataclasses.replace(pool, sources=(same, twin)),  # only the first source has the pool's halo
         dataclasses.replace(pool, planar=PlanarStage(op="max", pool_hw=(3, 3))),  # (no window outside pooling)

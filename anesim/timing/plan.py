@@ -389,7 +389,7 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     """Everything the plan of ``task`` depends on besides its position (and the chip).
 
     Two tasks with equal keys get the same runs and chunks up to their first step, first chunk
-    and ``pos``. Any field of a task, its stages or its layouts that planning starts to read
+    and ``pos``, and the same kind, MACs and spilled operands. Any field of a task, its stages or its layouts that planning starts to read
     (in ``_plan_task`` or the cost functions it calls) must be added here, or the memo will
     hand a task another task's plan. Offsets and slots are left out: only ``tile_streams``
     reads slots (their roles), and its result is part of the key.
@@ -398,7 +398,7 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     ne_key = None
     if ne is not None:
         k = ne.kernel
-        ne_key = (ne.op, ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
+        ne_key = (ne.op, ne.activation == "lut", ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
                   None if k is None else (k.format, k.sparse_mask is None))
     pl_key = None if pl is None else (pl.op, pl.pool_hw, pl.pool_stride_hw)
     sources = task.sources
@@ -421,10 +421,10 @@ def _shifted(earlier: tuple[TaskPlan, list[Chunk], int], chunks: list[Chunk], po
     ds = step - tp.first_step
     dc = len(chunks) - chunk_start
     chunks += [c.moved(pos, ds) for c in own_chunks]
-    # (which operands spill follows from their spaces and sizes, which are part of the key)
-    return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows,
+    # (the kind, the MACs and the operands that spill follow from fields in the key)
+    return TaskPlan(pos, task, tp.kind, tp.cores, tp.passes, tp.tiles, tp.tile_rows,
                     [r.moved(pos, ds, dc) for r in tp.runs], step, tp.last_step + ds, tp.kernel_bytes, producers,
-                    tp.spilled, task.macs)
+                    tp.spilled, tp.macs)
 
 
 def _spilled(task: Task, cap: int) -> tuple[str, ...]:
