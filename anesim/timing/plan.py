@@ -287,17 +287,18 @@ class _LastWriter:
         self._maps: dict[tuple[str, int | None], tuple[list[int], list[int], list[int]]] = {}
 
     @staticmethod
-    def _key(layout: Layout) -> tuple[str, int | None]:
-        return (layout.space, layout.slot if layout.space == "dram" else None)
-
-    @staticmethod
-    def _range(layout: Layout) -> tuple[int, int]:
-        return layout.offset_bytes, layout.offset_bytes + max(1, layout.span_bytes)
+    def _where(layout: Layout) -> tuple[tuple[str, int | None], int, int]:
+        """The memory ``layout`` lies in and its [start, end) byte range there."""
+        a = layout.offset_bytes
+        return (layout.space, layout.slot if layout.space == "dram" else None), a, a + max(1, layout.span_bytes)
 
     def record(self, layout: Layout, pos: int) -> None:
         """Note that task ``pos`` wrote ``layout``."""
-        starts, ends, who = self._maps.setdefault(self._key(layout), ([], [], []))
-        a, b = self._range(layout)
+        key, a, b = self._where(layout)
+        m = self._maps.get(key)
+        if m is None:
+            m = self._maps[key] = ([], [], [])
+        starts, ends, who = m
         i = bisect.bisect_right(ends, a)  # first interval ending after a
         n = len(starts)
         if i == n or starts[i] >= b:  # overlaps nothing: insert it
@@ -321,11 +322,11 @@ class _LastWriter:
 
     def last(self, layout: Layout) -> int | None:
         """The latest task that wrote any byte of ``layout``, or None."""
-        m = self._maps.get(self._key(layout))
+        key, a, b = self._where(layout)
+        m = self._maps.get(key)
         if m is None:
             return None
         starts, ends, who = m
-        a, b = self._range(layout)
         i = bisect.bisect_right(ends, a)  # the first interval ending after a
         j = bisect.bisect_left(starts, b, i)  # the first starting at or after b
         return max(who[i:j]) if j > i else None
