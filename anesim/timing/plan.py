@@ -406,8 +406,8 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     return (
         task.cores_used, task.ocg_size, task.tile_height, task.winograd, ne_key, pl_key,
         costs.kernel_stream_bytes(chip, task),  # (all that is read of the kernel's contents)
-        tuple(_layout_key(s) for s in sources),
-        tuple(s is sources[0] for s in sources),  # _source_rows tells the first source by identity
+        tuple([_layout_key(s) for s in sources]),
+        tuple([s is sources[0] for s in sources]),  # _source_rows tells the first source by identity
         _layout_key(task.result),
         tile_streams(program, task, cap),
     )
