@@ -12,7 +12,8 @@ import anesim
 from anesim.chips import load_chip
 from anesim.program.model import Kernel, Layout, NeStage, PlanarStage, Program, Slot, Task
 from anesim.timing import simulate
-from anesim.timing.plan import _shape_key, plan_program
+from anesim.timing import plan as plan_module
+from anesim.timing.plan import _shape_key, plan_program, plan_programs
 
 
 def _steps(plan):
@@ -123,6 +124,7 @@ def _variants_program() -> Program:
                             winograd=True),  # the same bytes as k3, but a sparse kernel is never Winograd
         conv(kernel_hw=(3, 3), kernel=kernel),  # (the same kernel bytes below: only the NE fields differ)
         conv(kernel=kernel),
+        conv(kernel=kernel, activation="lut"),  # (the same kernel bytes: only the task's kind differs)
         conv(kernel_hw=(3, 3), kernel=kernel, groups=2),
         conv(op="transconv", kernel_hw=(3, 3), kernel=kernel),
         dataclasses.replace(conv(kernel_hw=(3, 3), kernel=Kernel("fp16", None)), winograd=True),
@@ -132,6 +134,7 @@ def _variants_program() -> Program:
         conv(kernel=Kernel("fp16", None, dram_bytes=8 << 20)),  # over the kernel cache
         big_source,
         dataclasses.replace(big_source, ocg_size=4),
+        conv(512, 128, 64, 64, src_space="pool"),  # a pool operand over the cap spills
         pool,
         dataclasses.replace(pool, sources=(same, twin)),  # only the first source has the pool's halo
         dataclasses.replace(pool, planar=PlanarStage(op="max", pool_hw=(3, 3))),  # (no window outside pooling)
@@ -178,9 +181,27 @@ def test_shape_memo_plans_the_same(repo_root, chip_name):
     for name in ("transformer_block", "resnet50", "whisper_tiny_encoder", "distilbert"):
         compiled = anesim.compile(str(repo_root / "programs" / f"{name}.yaml"), chip)
         programs += [segment.program for segment in compiled.segments] or [compiled.program]
-    for prog in programs:
-        assert _plan_fields(plan_program(prog, chip)) == _plan_fields(plan_program(prog, chip, memo=False)), prog.name
+    afresh = [_plan_fields(plan_program(prog, chip, memo=False)) for prog in programs]
+    for prog, want in zip(programs, afresh):
+        assert _plan_fields(plan_program(prog, chip)) == want, prog.name
+    # one memo across programs (a split model's dispatches): still the same plans
+    assert [_plan_fields(p) for p in plan_programs(programs, chip)] == afresh
     # The memo is used: the variants are planned once each, their copies reuse that.
     cap = chip.memory.working_set_cap_bytes.value
     variants = programs[0]
     assert len({_shape_key(variants, chip, t, cap) for t in variants.tasks}) <= len(variants.tasks) // 2
+
+
+def test_one_memo_serves_every_dispatch_of_a_call(monkeypatch):
+    """A shape planned for one program is not planned again for a later one."""
+    chip = load_chip("m1")
+    variants = _variants_program()
+    fresh = []
+    real = plan_module._plan_task
+    monkeypatch.setattr(plan_module, "_plan_task", lambda *a: fresh.append(a[3]) or real(*a))
+    list(plan_programs([variants], chip))
+    once = len(fresh)
+    assert 0 < once < len(variants.tasks)
+    fresh.clear()
+    list(plan_programs([variants, variants], chip))
+    assert len(fresh) == once

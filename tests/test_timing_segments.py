@@ -14,6 +14,7 @@ from anesim.chips import load_chip
 from anesim.errors import InputError
 from anesim.compiler import Builder
 from anesim.functional import random_inputs
+from anesim.timing import TaskTiming
 
 
 def _split_model():
@@ -152,3 +153,37 @@ def test_a_forked_dispatch_that_dies_is_simulated_here(monkeypatch) -> None:
     monkeypatch.setattr(parallel, "run_engine", dying)
     got = parallel.run_engines(plans, chip, trace=False, batch=True)
     assert [o.end_cycles for o in got] == [o.end_cycles for o in want]
+
+
+def test_each_dispatch_is_packaged_in_place_on_the_call_timeline() -> None:
+    """The call's rows and slices are each dispatch's own, renumbered and moved to where the
+    dispatch starts, every field set (rows are built without the dataclass's __init__)."""
+    import dataclasses
+
+    from anesim.timing.cpu import host_blocks
+    from anesim.timing.segments import timeline
+
+    compiled = _split_model_of(64)
+    chip = load_chip("m1")
+    whole = anesim.simulate(compiled, chip, trace=True)
+    parts = [anesim.simulate(s.program, chip, trace=True) for s in compiled.segments]
+    line = timeline([p.latency_s for p in parts], host_blocks(compiled, chip), chip.cpu.handoff_s.value)
+    assert line.end_s == whole.latency_s and line.handoffs == whole.handoffs == 4
+    assert [h for block in line.host for h in block] == whole.host_tasks
+    names = {f.name for f in dataclasses.fields(TaskTiming)}
+    rows = iter(whole.tasks)
+    cpu = whole.trace_units.index("cpu")
+    slices = iter(s for s in whole.raw_trace() if s[0] != cpu)
+    base = 0
+    for part, start_s in zip(parts, line.dispatch_start_s):
+        assert (start_s > 0) == (base > 0)  # (the first dispatch opens the call)
+        for alone in part.tasks:
+            row = next(rows)
+            assert set(vars(row)) == set(vars(alone)) == names
+            assert row == dataclasses.replace(alone, index=base + alone.index, start_s=alone.start_s + start_s,
+                                              end_s=alone.end_s + start_s)
+        for unit, name, start, end, task in part.raw_trace():
+            shift = start_s * chip.ne.clock_hz.value
+            assert next(slices) == (unit, name, start + shift, end + shift, task + base if task >= 0 else task)
+        base += len(part.tasks)
+    assert next(rows, None) is None and next(slices, None) is None

@@ -13,6 +13,7 @@ Shapes are logical NCHW; memory positions are byte offsets with explicit strides
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -101,7 +102,11 @@ class Layout:
         """Number of elements in the view."""
         return self.groups * self.depth * self.channels * self.height * self.width
 
-    @property
+    # nbytes and span_bytes are computed once per layout and kept in the instance: a model's
+    # tasks share a few thousand layouts, which planning and timing read tens of thousands of
+    # times. (A copy made by updating ``__dict__`` rather than through ``__init__`` would carry
+    # them over: use ``dataclasses.replace``.)
+    @cached_property
     def nbytes(self) -> int:
         """Bytes the DMA moves for this view (payload only, no padding).
 
@@ -112,7 +117,7 @@ class Layout:
         rows = 1 if self.row_stride_bytes == 0 else self.height
         return self.groups * self.depth * channels * rows * self.width * DTYPE_BYTES[self.dtype]
 
-    @property
+    @cached_property
     def span_bytes(self) -> int:
         """Bytes from the first to one past the last addressed byte, padding included."""
         if self.elements == 0:

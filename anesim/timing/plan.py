@@ -19,6 +19,7 @@ task afresh and gives the same plan.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from anesim.chips.schema import ChipConfig
@@ -70,6 +71,34 @@ class Run:
         """The pass step ``i`` of the run belongs to."""
         return self.pass_index + i // self.pass_steps
 
+    def moved(self, task_pos: int, steps: int, chunks: int) -> Run:
+        """This run for task ``task_pos``: ``steps`` steps later, its chunks ``chunks`` places on.
+
+        Copied field by field: the dataclass ``__init__`` (keywords, ``__post_init__``) takes three
+        times as long, and a whole model copies a hundred thousand runs.
+        """
+        run = object.__new__(Run)
+        run.task_pos = task_pos
+        run.pass_index = self.pass_index
+        run.first_step = self.first_step + steps
+        run.count = self.count
+        run.out_rows = self.out_rows
+        run.src_dram_bytes = self.src_dram_bytes
+        run.src_pool_cycles = self.src_pool_cycles
+        run.ne_cycles = self.ne_cycles
+        run.planar_cycles = self.planar_cycles
+        run.dst_dram_bytes = self.dst_dram_bytes
+        run.dst_pool_cycles = self.dst_pool_cycles
+        run.chunk_first = self.chunk_first + chunks if self.chunk_first >= 0 else self.chunk_first
+        run.chunk_stride = self.chunk_stride
+        run.pass_steps = self.pass_steps
+        run.chunk_steps = self.chunk_steps
+        run.weights_streamed = self.weights_streamed
+        run.compute_cycles = self.compute_cycles
+        run.src_stream = self.src_stream
+        run.dst_stream = self.dst_stream
+        return run
+
 
 @dataclass(slots=True)
 class Chunk:
@@ -81,6 +110,17 @@ class Chunk:
     last_step: int  # the last step that reads it; its buffer frees when that step computes
     streamed: bool  # streamed through a double buffer rather than held in the kernel cache
     cost: float = 1.0  # weight-stream bytes charged per byte moved (1 / refetch ratio for a refetch)
+
+    def moved(self, task_pos: int, steps: int) -> Chunk:
+        """This chunk for task ``task_pos``, ``steps`` steps later (copied as :meth:`Run.moved`)."""
+        chunk = object.__new__(Chunk)
+        chunk.task_pos = task_pos
+        chunk.nbytes = self.nbytes
+        chunk.first_step = self.first_step + steps
+        chunk.last_step = self.last_step + steps
+        chunk.streamed = self.streamed
+        chunk.cost = self.cost
+        return chunk
 
 
 @dataclass
@@ -247,17 +287,18 @@ class _LastWriter:
         self._maps: dict[tuple[str, int | None], tuple[list[int], list[int], list[int]]] = {}
 
     @staticmethod
-    def _key(layout: Layout) -> tuple[str, int | None]:
-        return (layout.space, layout.slot if layout.space == "dram" else None)
-
-    @staticmethod
-    def _range(layout: Layout) -> tuple[int, int]:
-        return layout.offset_bytes, layout.offset_bytes + max(1, layout.span_bytes)
+    def _where(layout: Layout) -> tuple[tuple[str, int | None], int, int]:
+        """The memory ``layout`` lies in and its [start, end) byte range there."""
+        a = layout.offset_bytes
+        return (layout.space, layout.slot if layout.space == "dram" else None), a, a + max(1, layout.span_bytes)
 
     def record(self, layout: Layout, pos: int) -> None:
         """Note that task ``pos`` wrote ``layout``."""
-        starts, ends, who = self._maps.setdefault(self._key(layout), ([], [], []))
-        a, b = self._range(layout)
+        key, a, b = self._where(layout)
+        m = self._maps.get(key)
+        if m is None:
+            m = self._maps[key] = ([], [], [])
+        starts, ends, who = m
         i = bisect.bisect_right(ends, a)  # first interval ending after a
         n = len(starts)
         if i == n or starts[i] >= b:  # overlaps nothing: insert it
@@ -281,11 +322,11 @@ class _LastWriter:
 
     def last(self, layout: Layout) -> int | None:
         """The latest task that wrote any byte of ``layout``, or None."""
-        m = self._maps.get(self._key(layout))
+        key, a, b = self._where(layout)
+        m = self._maps.get(key)
         if m is None:
             return None
         starts, ends, who = m
-        a, b = self._range(layout)
         i = bisect.bisect_right(ends, a)  # the first interval ending after a
         j = bisect.bisect_left(starts, b, i)  # the first starting at or after b
         return max(who[i:j]) if j > i else None
@@ -297,25 +338,42 @@ def plan_program(program: Program, chip: ChipConfig, *, memo: bool = True) -> Pr
     ``memo`` plans each distinct task shape (:func:`_shape_key`) once and shifts that plan to
     every later task of the shape; ``memo=False`` plans every task afresh (the same plan).
     """
+    return next(plan_programs([program], chip, memo=memo))
+
+
+def plan_programs(programs: Iterable[Program], chip: ChipConfig, *, memo: bool = True) -> Iterator[ProgramPlan]:
+    """:func:`plan_program` for each of ``programs`` in turn, with one memo of task shapes.
+
+    The dispatches of a split model repeat the same blocks, so a shape planned for one
+    dispatch serves the later ones too (the key holds what the program contributes).
+    """
+    planned: dict[tuple, tuple[TaskPlan, list[Chunk], int]] | None = {} if memo else None
+    for program in programs:
+        yield _plan(program, chip, planned)
+
+
+def _plan(program: Program, chip: ChipConfig, planned: dict[tuple, tuple[TaskPlan, list[Chunk], int]] | None
+          ) -> ProgramPlan:
+    """Plan ``program``; ``planned`` (None: no memo) maps shape keys to a plan, its chunks and
+    the index of the first of them in its program's chunk list."""
     plan = ProgramPlan(tasks=[])
     chunks = plan.chunks
     writers = _LastWriter()
     step = 0
     cap = chip.memory.working_set_cap_bytes.value
-    planned: dict[tuple, tuple[TaskPlan, int, int]] = {}  # key -> a plan and its chunks' index range
     for pos, task in enumerate(program.tasks):
         written = [w for src in task.sources if (w := writers.last(src)) is not None]
         producers = (max(written),) if written else ()
-        key = _shape_key(program, chip, task, cap) if memo else None
-        earlier = planned.get(key) if memo else None
+        key = _shape_key(program, chip, task, cap) if planned is not None else None
+        earlier = planned.get(key) if planned is not None else None
         if earlier is not None:
-            tp = _shifted(earlier, chunks, pos, task, step, producers, cap)
+            tp = _shifted(earlier, chunks, pos, task, step, producers)
         else:
             chunk_start = len(chunks)
             tp = _plan_task(program, chip, pos, task, step, producers, chunks)
             # (a run whose chunk lies before the task's own could not be shifted: never memoised)
-            if memo and all(r.chunk_first < 0 or r.chunk_first >= chunk_start for r in tp.runs):
-                planned[key] = (tp, chunk_start, len(chunks))
+            if planned is not None and all(r.chunk_first < 0 or r.chunk_first >= chunk_start for r in tp.runs):
+                planned[key] = (tp, chunks[chunk_start:], chunk_start)
         writers.record(task.result, pos)
         plan.tasks.append(tp)
         step = tp.last_step + 1
@@ -332,7 +390,7 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     """Everything the plan of ``task`` depends on besides its position (and the chip).
 
     Two tasks with equal keys get the same runs and chunks up to their first step, first chunk
-    and ``pos``. Any field of a task, its stages or its layouts that planning starts to read
+    and ``pos``, and the same kind, MACs and spilled operands. Any field of a task, its stages or its layouts that planning starts to read
     (in ``_plan_task`` or the cost functions it calls) must be added here, or the memo will
     hand a task another task's plan. Offsets and slots are left out: only ``tile_streams``
     reads slots (their roles), and its result is part of the key.
@@ -341,40 +399,33 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     ne_key = None
     if ne is not None:
         k = ne.kernel
-        ne_key = (ne.op, ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
+        ne_key = (ne.op, ne.activation == "lut", ne.kernel_hw, ne.stride_hw, ne.dilation_hw, ne.groups,
                   None if k is None else (k.format, k.sparse_mask is None))
     pl_key = None if pl is None else (pl.op, pl.pool_hw, pl.pool_stride_hw)
     sources = task.sources
     return (
         task.cores_used, task.ocg_size, task.tile_height, task.winograd, ne_key, pl_key,
         costs.kernel_stream_bytes(chip, task),  # (all that is read of the kernel's contents)
-        tuple(_layout_key(s) for s in sources),
-        tuple(s is sources[0] for s in sources),  # _source_rows tells the first source by identity
+        tuple([_layout_key(s) for s in sources]),
+        tuple([s is sources[0] for s in sources]),  # _source_rows tells the first source by identity
         _layout_key(task.result),
         tile_streams(program, task, cap),
     )
 
 
-def _shifted(earlier: tuple[TaskPlan, int, int], chunks: list[Chunk], pos: int, task: Task, step: int,
-             producers: tuple[int, ...], cap: int) -> TaskPlan:
-    """An earlier task's plan (with its chunks' index range) moved to task ``pos`` at ``step``.
-
-    The copies of its chunks are appended to ``chunks``; every Run is a new object.
+def _shifted(earlier: tuple[TaskPlan, list[Chunk], int], chunks: list[Chunk], pos: int, task: Task, step: int,
+             producers: tuple[int, ...]) -> TaskPlan:
+    """An earlier task's plan (with its chunks and the index of the first) moved to task ``pos``
+    at ``step``. The copies of its chunks are appended to ``chunks``; every Run is a new object.
     """
-    tp, chunk_start, chunk_end = earlier
+    tp, own_chunks, chunk_start = earlier
     ds = step - tp.first_step
     dc = len(chunks) - chunk_start
-    chunks.extend([Chunk(pos, c.nbytes, c.first_step + ds, c.last_step + ds, c.streamed, c.cost)
-                   for c in chunks[chunk_start:chunk_end]])
-    runs = [
-        Run(pos, r.pass_index, r.first_step + ds, r.count, r.out_rows, r.src_dram_bytes, r.src_pool_cycles,
-            r.ne_cycles, r.planar_cycles, r.dst_dram_bytes, r.dst_pool_cycles,
-            r.chunk_first + dc if r.chunk_first >= 0 else r.chunk_first, r.chunk_stride, r.pass_steps,
-            r.chunk_steps, r.weights_streamed, src_stream=r.src_stream, dst_stream=r.dst_stream)
-        for r in tp.runs
-    ]
-    return TaskPlan(pos, task, task_kind(task), tp.cores, tp.passes, tp.tiles, tp.tile_rows, runs,
-                    step, tp.last_step + ds, tp.kernel_bytes, producers, _spilled(task, cap), task.macs)
+    chunks += [c.moved(pos, ds) for c in own_chunks]
+    # (the kind, the MACs and the operands that spill follow from fields in the key)
+    return TaskPlan(pos, task, tp.kind, tp.cores, tp.passes, tp.tiles, tp.tile_rows,
+                    [r.moved(pos, ds, dc) for r in tp.runs], step, tp.last_step + ds, tp.kernel_bytes, producers,
+                    tp.spilled, tp.macs)
 
 
 def _spilled(task: Task, cap: int) -> tuple[str, ...]:
@@ -481,13 +532,19 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
     dst_row_bytes = costs.layout_row_bytes(result)
     dst_in_dram = result.space == "dram" or not result_resident
     step_costs: dict[tuple[int, int, int, bool, bool], tuple[float, float, float, float, int, int]] = {}
+    # per pass: channels on the busiest core, channels, kernel bytes (a tile-outer order visits
+    # every pass once per tile)
+    pass_facts: dict[int, tuple[int, int, int]] = {}
     last_costs = None
     for p, out_rows, count, tile_loaded_once, *n_passes in order:
-        ch_core = shape.channels_in_pass(p)
+        facts = pass_facts.get(p)
+        if facts is None:
+            facts = pass_facts[p] = (shape.channels_in_pass(p), pass_channels(p), per_pass_bytes(p))
+        ch_core, ch_pass, pass_kb = facts
         if mode == "pass" and not merge and out_rows == tile_sizes[0][0] and runs_in_pass_start(runs, p):
-            chunks.append(Chunk(pos, per_pass_bytes(p), step, step + tiles - 1, False))
+            chunks.append(Chunk(pos, pass_kb, step, step + tiles - 1, False))
         # Passes of a task repeat the same few step shapes: cost each shape once.
-        key = (out_rows, ch_core, pass_channels(p), p > 0, tile_loaded_once)
+        key = (out_rows, ch_core, ch_pass, p > 0, tile_loaded_once)
         shape_costs = step_costs.get(key)
         if shape_costs is None:
             src_dram = 0.0
@@ -498,11 +555,11 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
                     src_dram += b
                 else:
                     src_pool += b  # chained in the pool, or re-read of a copy already on chip
-            dst_b = dst_row_bytes * out_rows * (pass_channels(p) / c_out) / parts
+            dst_b = dst_row_bytes * out_rows * (ch_pass / c_out) / parts
             dst_dram = dst_b if dst_in_dram else 0.0
             dst_pool = 0.0 if dst_dram else dst_b
             ne = costs.ceil_div(costs.ne_tile_cycles(chip, task, out_rows, ch_core), parts)
-            planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * pass_channels(p),
+            planar = costs.ceil_div(costs.planar_tile_cycles(chip, task, out_rows) * ch_pass,
                                     c_out * parts)
             shape_costs = step_costs[key] = (src_dram, src_pool, dst_dram, dst_pool, ne, planar)
         src_dram, src_pool, dst_dram, dst_pool, ne, planar = shape_costs
@@ -513,14 +570,12 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
             chunk_first, stride, chunk_steps = len(chunks), 1, 1
             weights_streamed = True
             cost = refetch_cost if tiles > 1 else 1.0
-            nbytes = per_pass_bytes(p)
-            chunks.extend([Chunk(pos, nbytes, k, k, True, cost) for k in range(step, step + count)])
+            chunks.extend([Chunk(pos, pass_kb, k, k, True, cost) for k in range(step, step + count)])
         elif mode == "none":
             chunk_first = -1
         elif mode == "pass" and merge:  # one weight slice per pass of the group
             chunk_first = len(chunks)
-            nbytes = per_pass_bytes(p)
-            chunks.extend([Chunk(pos, nbytes, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
+            chunks.extend([Chunk(pos, pass_kb, k, k + tiles - 1, False) for k in range(step, step + count, tiles)])
             if n_passes[0] > 1:
                 stride, chunk_steps = 1, tiles
         else:

@@ -5,72 +5,97 @@ segments follow one another (one command in flight). Host work between segments 
 CPU (:mod:`anesim.timing.cpu`, the CPU fallback): it starts when the previous dispatch has
 completed, and the next dispatch starts after it; every switch between the engine and the CPU
 costs the chip's ``cpu.handoff_s``.
+
+The call's :func:`timeline` (where each dispatch and host operation starts) needs only the
+dispatches' latencies, so each dispatch is packaged in place, its tasks numbered and timed on
+the call's timeline from the start (``simulate.package``); :func:`combine` then joins the
+tables and sums the totals without copying a row (a whole model has thousands of tasks).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from anesim.timing.cpu import HostCost
-from anesim.timing.result import HostTiming, SimStats, TaskTiming, TimingResult, UnitStats
+from anesim.timing.result import HostTiming, SimStats, TimingResult, UnitStats
 
 
-def _shifted(t: TaskTiming, base: int, offset_s: float) -> TaskTiming:
-    """``t`` moved ``base`` places down the task list and ``offset_s`` later: ``dataclasses.replace``
-    without its per-call field walk and frozen-attribute sets (a whole model has thousands of tasks)."""
-    moved = object.__new__(TaskTiming)
-    fields = moved.__dict__
-    fields.update(t.__dict__)
-    fields["index"] = base + t.index
-    fields["start_s"] = t.start_s + offset_s
-    fields["end_s"] = t.end_s + offset_s
-    return moved
+@dataclass
+class Timeline:
+    """Where the dispatches and host operations of one call sit, in seconds from its start."""
+
+    dispatch_start_s: list[float]  # per dispatch
+    host: list[list[HostTiming]]  # per host block: before each dispatch and, last, after the final one
+    handoffs: int  # switches between the engine and the CPU
+    end_s: float  # the call's latency
 
 
-def combine(results: list[TimingResult], program: str, host: list[list[HostCost]] | None = None,
-            handoff_s: float = 0.0, template: TimingResult | None = None) -> TimingResult:
-    """One result for dispatches run back to back: times add, tasks and trace follow in order.
+def timeline(latencies_s: list[float], host: list[list[HostCost]] | None = None,
+             handoff_s: float = 0.0) -> Timeline:
+    """Lay dispatches of the given latencies and the host work between them end to end.
 
-    ``host`` holds the host work before each dispatch and, last, after the final one. A model
-    wholly on the host has no dispatch: ``results`` is empty and ``template`` (an empty
-    program's result) gives the chip's clock and units, and the call costs one handoff.
+    ``host`` holds the host work before each dispatch and, last, after the final one (None: no
+    host work). With no dispatch (a model wholly on the host) the call costs one handoff.
     """
-    first = results[0] if results else template
-    assert first is not None, "combine needs a result or a template"
-    clock = first.clock_hz
-    host = host or [[] for _ in range(len(results) + 1)]
-    units_of_trace = first.trace_units + (("cpu",) if any(host) else ())
-    cpu_unit = len(units_of_trace) - 1
-    tasks, trace, host_tasks = [], [], []
+    host = host or [[] for _ in range(len(latencies_s) + 1)]
+    starts: list[float] = []
+    placed: list[list[HostTiming]] = []
     handoffs = 0
     offset_s = 0.0
 
     def run_host(block: list[HostCost], before_engine: bool, after_engine: bool) -> None:
         nonlocal offset_s, handoffs
+        rows: list[HostTiming] = []
+        placed.append(rows)
         if not block:
             return
-        switches = int(before_engine) + int(after_engine)
-        handoffs += switches
+        handoffs += int(before_engine) + int(after_engine)
         offset_s += handoff_s * int(after_engine)
         for h in block:
-            host_tasks.append(HostTiming(h.name, h.op, h.reason, offset_s, offset_s + h.seconds, h.flops, h.bytes))
-            trace.append((cpu_unit, f"{h.op} {h.name}", offset_s * clock, (offset_s + h.seconds) * clock, -1))
+            rows.append(HostTiming(h.name, h.op, h.reason, offset_s, offset_s + h.seconds, h.flops, h.bytes))
             offset_s += h.seconds
         offset_s += handoff_s * int(before_engine)
 
-    for k, r in enumerate(results):
+    for k, latency_s in enumerate(latencies_s):
         run_host(host[k], True, k > 0)
-        base = len(tasks)
-        tasks += [_shifted(t, base, offset_s) for t in r.tasks]
-        shift = offset_s * clock
-        trace += [(u, name, start + shift, end + shift, task + base if task >= 0 else task)
-                  for u, name, start, end, task in r.raw_trace()]
-        offset_s += r.latency_s
-    run_host(host[-1], False, bool(results))
-    if not results:
+        starts.append(offset_s)
+        offset_s += latency_s
+    run_host(host[-1], False, bool(latencies_s))
+    if not latencies_s:
         # wholly on the CPU: the request still crosses from the caller to the CPU path once, so
         # a call takes time even when its host work is empty
         handoffs += 1
         offset_s += handoff_s
-    latency = offset_s
+    return Timeline(starts, placed, handoffs, offset_s)
+
+
+def combine(results: list[TimingResult], program: str, line: Timeline,
+            template: TimingResult | None = None) -> TimingResult:
+    """One result for dispatches run back to back: times add, tasks and trace follow in order.
+
+    Each of ``results`` is a dispatch packaged at its place on ``line`` (tasks numbered after the
+    earlier dispatches' and timed from ``line.dispatch_start_s``). A model wholly on the host has
+    no dispatch: ``results`` is empty and ``template`` (an empty program's result) gives the
+    chip's clock and units.
+    """
+    first = results[0] if results else template
+    assert first is not None, "combine needs a result or a template"
+    assert len(line.host) == len(results) + 1, "one host block before each dispatch and one after the last"
+    clock = first.clock_hz
+    units_of_trace = first.trace_units + (("cpu",) if any(line.host) else ())
+    cpu_unit = len(units_of_trace) - 1
+
+    def host_slices(block: list[HostTiming]) -> list[tuple[int, str, float, float, int]]:
+        return [(cpu_unit, f"{h.op} {h.name}", h.start_s * clock, h.end_s * clock, -1) for h in block]
+
+    tasks, trace = [], []
+    for block, r in zip(line.host, results):
+        trace += host_slices(block)
+        tasks += r.tasks
+        trace += r.raw_trace()
+    trace += host_slices(line.host[-1])
+    host_tasks = [h for block in line.host for h in block]
+    latency = line.end_s
     engine_cycles = sum(r.engine_cycles for r in results)
     host_s = latency - sum(r.latency_s for r in results)
     units = {}
@@ -100,6 +125,6 @@ def combine(results: list[TimingResult], program: str, host: list[list[HostCost]
         energy_j=sum(r.energy_j for r in results),
         host_tasks=host_tasks,
         host_s=host_s,
-        handoffs=handoffs,
+        handoffs=line.handoffs,
         _trace=trace,
     )

@@ -15,23 +15,40 @@ from anesim.timing import costs
 from anesim.timing.cpu import host_blocks
 from anesim.timing.engine import UNITS, EngineOutput
 from anesim.timing.parallel import run_engines
-from anesim.timing.plan import ProgramPlan, plan_program
+from anesim.timing.plan import ProgramPlan, plan_programs
 from anesim.timing.power import dispatch_energy_j
-from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
-from anesim.timing.segments import combine
+from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats, frozen_row
+from anesim.timing.segments import combine, timeline
 from anesim.timing.uncertainty import interval_for
 
 
 def _bound(st_in: float, st_w: float, st_out: float, compute: float) -> str:
-    waits = {"input DMA": st_in, "weight DMA": st_w, "output DMA": st_out, "compute": compute}
-    return max(waits, key=lambda k: (waits[k], k == "compute"))
+    """What a task mostly waited on: the largest of its three DMA stalls and its compute time;
+    compute wins a tie, and a tie between stalls goes to the first (input, weight, output)."""
+    name, most = "input DMA", st_in
+    if st_w > most:
+        name, most = "weight DMA", st_w
+    if st_out > most:
+        name, most = "output DMA", st_out
+    return "compute" if compute >= most else name
 
 
-def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOutput) -> TimingResult:
-    """Turn raw engine output (cycles) into the typed result (seconds and cycles)."""
+def latency_s(out: EngineOutput, chip: ChipConfig) -> float:
+    """A dispatch's latency: from its submission to the completion of its last stage."""
+    return out.end_cycles / chip.ne.clock_hz.value
+
+
+def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOutput, *,
+            first_index: int = 0, start_s: float = 0.0) -> TimingResult:
+    """Turn raw engine output (cycles) into the typed result (seconds and cycles).
+
+    A dispatch that is part of a longer call (:mod:`~anesim.timing.segments`) is packaged in
+    place: its tasks' indices count from ``first_index`` and its tasks and trace slices are
+    timed from ``start_s``, where it starts on the call's timeline.
+    """
     clock = chip.ne.clock_hz.value
     latency_cycles = out.end_cycles
-    latency_s = latency_cycles / clock
+    latency = latency_s(out, chip)
     span = max(0.0, out.engine_end - out.engine_start)
     units = {
         u: UnitStats(
@@ -46,53 +63,57 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
     # activation bytes of both tile-DMA streams (the host's buffers and the program's own)
     act = int(round(out.dram_bytes.get("activation", 0.0) + out.dram_bytes.get("scratch", 0.0)))
     wt = int(round(out.dram_bytes.get("weight", 0.0)))
-    tasks = []
-    for tp, st in zip(plan.tasks, out.task_stats):
-        compute = float(max(st.ne_cycles, st.planar_cycles))
-        tasks.append(
-            TaskTiming(
-                index=tp.task.index,
-                name=tp.task.name or f"task{tp.pos}",
-                kind=tp.kind,
-                start_s=st.start / clock,
-                end_s=st.end / clock,
-                cycles=st.end - st.start,
-                ne_cycles=st.ne_cycles,
-                planar_cycles=st.planar_cycles,
-                cores=tp.cores,
-                passes=tp.passes,
-                tiles=tp.tiles,
-                macs=tp.macs,
-                kernel_bytes=tp.kernel_bytes,
-                dram_activation_bytes=int(round(st.dram_activation_bytes)),
-                dram_scratch_bytes=int(round(st.dram_scratch_bytes)),
-                dram_weight_bytes=int(round(st.dram_weight_bytes)),
-                stall_input_cycles=st.stall_input,
-                stall_weight_cycles=st.stall_weight,
-                stall_output_cycles=st.stall_output,
-                bound=_bound(st.stall_input, st.stall_weight, st.stall_output, compute),
-                spilled=tp.spilled,
-            )
-        )
+    tasks = [
+        frozen_row(TaskTiming, {
+            "index": first_index + tp.task.index,
+            "name": tp.task.name or f"task{tp.pos}",
+            "kind": tp.kind,
+            "start_s": st.start / clock + start_s,
+            "end_s": st.end / clock + start_s,
+            "cycles": st.end - st.start,
+            "ne_cycles": st.ne_cycles,
+            "planar_cycles": st.planar_cycles,
+            "cores": tp.cores,
+            "passes": tp.passes,
+            "tiles": tp.tiles,
+            "macs": tp.macs,
+            "kernel_bytes": tp.kernel_bytes,
+            "dram_activation_bytes": int(round(st.dram_activation_bytes)),
+            "dram_weight_bytes": int(round(st.dram_weight_bytes)),
+            "stall_input_cycles": st.stall_input,
+            "stall_weight_cycles": st.stall_weight,
+            "stall_output_cycles": st.stall_output,
+            "bound": _bound(st.stall_input, st.stall_weight, st.stall_output,
+                            float(max(st.ne_cycles, st.planar_cycles))),
+            "spilled": tp.spilled,
+            "dram_scratch_bytes": int(round(st.dram_scratch_bytes)),
+        })
+        for tp, st in zip(plan.tasks, out.task_stats)
+    ]
+    trace = out.trace
+    if first_index or start_s:
+        shift = start_s * clock
+        trace = [(u, name, start + shift, end + shift, task + first_index if task >= 0 else task)
+                 for u, name, start, end, task in trace]
     macs = sum(tp.macs for tp in plan.tasks)
     return TimingResult(
         chip=chip.name,
         program=program.name,
         clock_hz=clock,
-        latency_s=latency_s,
+        latency_s=latency,
         engine_cycles=int(math.ceil(span - 1e-9)),
         dispatch_s=costs.dispatch_components_s(chip),
         units=units,
         dram_bytes={"activation": act, "weight": wt},
         dram_contention_s=out.dram_contention_cycles / clock,
         macs=macs,
-        flops_per_s=2.0 * macs / latency_s if latency_s else 0.0,
+        flops_per_s=2.0 * macs / latency if latency else 0.0,
         engine_flops_per_s=2.0 * macs * clock / span if span else 0.0,
         tasks=tasks,
         sim=SimStats(out.wall_s, out.loop_events, out.tile_events, out.batched_steps, plan.steps),
         trace_units=UNITS,
-        energy_j=dispatch_energy_j(chip, latency_s, macs, act + wt),
-        _trace=out.trace,
+        energy_j=dispatch_energy_j(chip, latency, macs, act + wt),
+        _trace=trace,
     )
 
 
@@ -128,26 +149,10 @@ def simulate(
     """
     name, programs = _segment_programs(program)
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
-    # Every segment is planned and checked against the step limit before any is simulated, so a
-    # refused program fails before the event loop has run for its earlier segments.
     with collector_paused():
-        plans = []
-        for segment in programs:
-            plan = plan_program(segment, cfg)
-            check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps",
-                        chip=cfg)
-            plans.append(plan)
-        outs = run_engines(plans, cfg, trace=trace, batch=batch)
-        results = [package(plan, cfg, segment, out) for segment, plan, out in zip(programs, plans, outs)]
-    blocks = host_blocks(program, cfg) if getattr(program, "host_ops", None) else None
-    if blocks is None and len(results) == 1:
-        result = results[0]
-    else:
-        handoff = cfg.cpu.handoff_s.value if blocks and cfg.cpu else 0.0
-        if blocks is not None and not getattr(program, "segments", None):
-            result = combine([], name, blocks, handoff, template=results[0])  # all on the CPU: no dispatch
-        else:
-            result = combine(results, name, blocks, handoff)
+        # (the plans and engine outputs, hundreds of thousands of objects, are freed when
+        # _timed returns: the collector, back on, walks only what the result holds)
+        result = _timed(program, name, programs, cfg, trace=trace, batch=batch)
     interval = interval_for(cfg)
     if interval is not None:
         result.latency_range_s = interval.latency_range_s(result.latency_s)
@@ -155,3 +160,30 @@ def simulate(
         result.prediction = (f"no calibration rows for this chip; {round(100 * interval.coverage)} % range "
                              f"from {interval.basis.replace('_', '-')} cross-validation ({interval.points} points)")
     return result
+
+
+def _timed(obj: object, name: str, programs: list[Program], cfg: ChipConfig, *, trace: bool,
+           batch: bool) -> TimingResult:
+    """Plan, simulate and package ``programs``, the dispatches of ``obj``, as one call."""
+    # Every segment is planned and checked against the step limit before any is simulated, so a
+    # refused program fails before the event loop has run for its earlier segments.
+    plans = []
+    for segment, plan in zip(programs, plan_programs(programs, cfg)):
+        check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps",
+                    chip=cfg)
+        plans.append(plan)
+    outs = run_engines(plans, cfg, trace=trace, batch=batch)
+    blocks = host_blocks(obj, cfg) if getattr(obj, "host_ops", None) else None
+    if blocks is None and len(outs) == 1:
+        return package(plans[0], cfg, programs[0], outs[0])
+    handoff = cfg.cpu.handoff_s.value if blocks and cfg.cpu else 0.0
+    if blocks is not None and not getattr(obj, "segments", None):
+        # all on the CPU: no dispatch; the empty program's result gives the clock and units
+        return combine([], name, timeline([], blocks, handoff), template=package(plans[0], cfg, programs[0], outs[0]))
+    line = timeline([latency_s(out, cfg) for out in outs], blocks, handoff)
+    results = []
+    first_index = 0
+    for segment, plan, out, start_s in zip(programs, plans, outs, line.dispatch_start_s):
+        results.append(package(plan, cfg, segment, out, first_index=first_index, start_s=start_s))
+        first_index += len(plan.tasks)
+    return combine(results, name, line)
