@@ -547,8 +547,8 @@ class Engine(ClosedFormBatches):
         env = self.env
         env.process(self.dispatch())
         events = 0
-        # env.run(), counting the events stepped: simpy's Environment.step inlined (the call was
-        # a tenth of the loop's time), without its StopSimulation handling, which nothing here uses
+        # env.run(), counting the events stepped: simpy's Environment.step written out here (one
+        # method call less per event), without its StopSimulation handling, which nothing here uses
         queue = env._queue
         pop = heapq.heappop
         while queue:
