@@ -4,20 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
-
-_T = TypeVar("_T")
-
-
-def frozen_row(cls: type[_T], values: dict[str, Any]) -> _T:
-    """An instance of the frozen dataclass ``cls`` holding ``values``, which name every field.
-
-    Made without ``__init__``, which sets each field through ``object.__setattr__`` and takes ten
-    times as long; a whole model's result holds tens of thousands of rows.
-    """
-    row = object.__new__(cls)
-    row.__dict__.update(values)
-    return row
+from typing import Any
 
 
 @dataclass(frozen=True)

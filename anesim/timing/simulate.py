@@ -17,7 +17,8 @@ from anesim.timing.engine import UNITS, EngineOutput
 from anesim.timing.parallel import run_engines
 from anesim.timing.plan import ProgramPlan, plan_programs
 from anesim.timing.power import dispatch_energy_j
-from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats, frozen_row
+from anesim.frozen import frozen_instance
+from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 from anesim.timing.segments import combine, timeline
 from anesim.timing.uncertainty import interval_for
 
@@ -64,7 +65,7 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
     act = int(round(out.dram_bytes.get("activation", 0.0) + out.dram_bytes.get("scratch", 0.0)))
     wt = int(round(out.dram_bytes.get("weight", 0.0)))
     tasks = [
-        frozen_row(TaskTiming, {
+        frozen_instance(TaskTiming, {
             "index": first_index + tp.task.index,
             "name": tp.task.name or f"task{tp.pos}",
             "kind": tp.kind,

@@ -27,6 +27,7 @@ from anesim.compiler.lowering.memory import (
 )
 from anesim.compiler.lowering.tile import NePlan, plan, plan_key
 from anesim.compiler.lowering.views import Buffer, View
+from anesim.frozen import frozen_instance
 from anesim.program.model import (
     Kernel, KernelPlacement, Layout, NeStage, PlanarStage, Program, Slot, Task, TensorSpec, align_up,
 )
@@ -99,13 +100,10 @@ assert _TASK_FIELDS[-1] == "fields"
 
 
 def _task(*values: object) -> Task:
-    """``Task(*values)``, made without the frozen dataclass's ``__init__``, which sets each of its
-    fields through ``object.__setattr__``: that was a tenth of emitting a model of 8,000 tasks."""
+    """``Task(*values)``, made without the frozen dataclass's ``__init__`` (:mod:`anesim.frozen`):
+    its per-field ``object.__setattr__`` was a tenth of emitting a model of 8,000 tasks."""
     assert len(values) == len(_TASK_FIELDS) - 1
-    task = object.__new__(Task)
-    task.__dict__.update(zip(_TASK_FIELDS, values))
-    task.__dict__["fields"] = {}
-    return task
+    return frozen_instance(Task, {**dict(zip(_TASK_FIELDS, values)), "fields": {}})
 
 
 # Planar ops whose result element i reads only element i of each source.
