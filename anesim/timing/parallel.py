@@ -21,8 +21,8 @@ import os
 import sys
 import threading
 import warnings
-from multiprocessing.connection import Connection
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from typing import Any
 
 from anesim.chips.schema import ChipConfig
