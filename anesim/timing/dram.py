@@ -71,7 +71,6 @@ class SharedBandwidth:
         self._free: list[_Flow] = []  # finished flows, reused for later transfers
         self._ticks: list[_Tick] = []  # processed ticks, to be re-armed
         self._tick_callbacks = [self._tick]  # every tick's callback list (nothing appends to it)
-        self._schedule = env.schedule
         self._pending: list[float] = []  # start times of delayed transfers not yet begun (a heap)
         self._last_update = 0.0
         self._token = 0
@@ -212,7 +211,8 @@ class SharedBandwidth:
         tick.flow = flow
         tick.token = token
         tick.callbacks = self._tick_callbacks
-        self._schedule(tick, NORMAL, delay)
+        env = self.env
+        heapq.heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), tick))  # (env.schedule, inlined)
 
     def _tick(self, tick: _Tick) -> None:
         """A tick is due: start its flow, or wake up unless a later plan made it stale."""

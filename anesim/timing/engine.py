@@ -36,7 +36,7 @@ from anesim.chips.schema import ChipConfig
 from anesim.timing import costs
 from anesim.timing.dram import SharedBandwidth
 from anesim.timing.batch import ClosedFormBatches
-from anesim.timing.events import Alarms, Timer
+from anesim.timing.events import Alarms, Timer, start
 from anesim.timing.gate import Gate
 from anesim.timing.plan import ProgramPlan, Run, TaskPlan
 from anesim.timing.units import DST_ID as _DST_ID
@@ -179,13 +179,13 @@ class Engine(ClosedFormBatches):
             self._slice(unit, name, t0, env._now, -1)
             self.marks[name] = (t0, env._now)
         self.engine_start = env._now
-        env.process(self.firmware())
+        start(env, self.firmware())
         if self.plan.tasks:
-            env.process(self.tile_src())
-            env.process(self.compute())
-            env.process(self.tile_dst())
+            start(env, self.tile_src())
+            start(env, self.compute())
+            start(env, self.tile_dst())
             if self.plan.chunks:
-                env.process(self.kernel_dma())
+                start(env, self.kernel_dma())
             ev = self.done_gate.wait(len(self.plan.tasks))
             if ev is not None:
                 yield ev
@@ -545,10 +545,12 @@ class Engine(ClosedFormBatches):
         """Simulate and return the raw output."""
         wall0 = time.perf_counter()
         env = self.env
-        env.process(self.dispatch())
+        start(env, self.dispatch())
         events = 0
         # env.run(), counting the events stepped: simpy's Environment.step written out here (one
-        # method call less per event), without its StopSimulation handling, which nothing here uses
+        # method call less per event), without its StopSimulation handling, which nothing here
+        # uses, and without its check for failed events: no event here fails, and an exception a
+        # process raises comes straight up from its callback (events.start)
         queue = env._queue
         pop = heapq.heappop
         while queue:
@@ -557,8 +559,6 @@ class Engine(ClosedFormBatches):
             for callback in callbacks:
                 callback(event)
             events += 1
-            if not event._ok and not hasattr(event, "_defused"):
-                raise event._value  # a process failed: its exception, as env.step would raise it
         wall = time.perf_counter() - wall0
         return EngineOutput(
             end_cycles=self.end,

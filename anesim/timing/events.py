@@ -8,7 +8,10 @@ processes and callbacks in its ``callbacks``) but are re-armed once processed:
 - :class:`Signal` resumes its waiters the moment it fires, within the current instant, instead
   of through the queue;
 - :class:`Timer` is the timeout one process waits on, re-armed for each wait;
-- :class:`Alarms` calls functions later through a pool of events reused once they have rung.
+- :class:`Alarms` calls functions later through a pool of events reused once they have rung;
+- :func:`start` runs a generator as a process, resumed by the events it yields (simpy's
+  ``env.process`` without what the engine never uses: process events, interrupts, failed
+  events; an exception a process raises goes straight up through the event loop).
 
 The timing modules read the clock as ``env._now``, the attribute behind simpy's ``now``
 property: the property call was a tenth of the event loop's own time on large models.
@@ -16,12 +19,12 @@ property: the property call was a tenth of the event loop's own time on large mo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from heapq import heappush
 from typing import Any
 
 from simpy import Environment, Event
-from simpy.events import NORMAL
+from simpy.events import NORMAL, URGENT
 
 
 class Signal(Event):
@@ -59,7 +62,8 @@ class Timer(Event):
     def after(self, delay: float) -> Timer:
         """Fire ``delay`` cycles from now; the previous wait must have ended."""
         self.callbacks = []
-        self.env.schedule(self, NORMAL, delay)
+        env = self.env
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))  # (env.schedule, inlined)
         return self
 
     def at(self, time: float) -> Timer:
@@ -102,4 +106,45 @@ class Alarms:
         alarm.fn = fn
         alarm.arg = arg
         alarm.callbacks = [_ring]
-        self.env.schedule(alarm, NORMAL, delay)
+        env = self.env
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), alarm))  # (env.schedule, inlined)
+
+
+class _Process:
+    """A generator run as a process: each event it yields resumes it once processed."""
+
+    __slots__ = ("generator", "resume")
+
+    def __init__(self, generator: Generator[Event, None, None]) -> None:
+        self.generator = generator
+        self.resume = self._resume  # (one bound method, appended to every event it waits on)
+
+    def _resume(self, _event: Event) -> None:
+        send = self.generator.send
+        while True:
+            try:
+                event = send(None)  # (every event the engine yields succeeds with no value)
+            except StopIteration:
+                return
+            callbacks = event.callbacks
+            if callbacks is not None:
+                callbacks.append(self.resume)
+                return
+            # an event already processed (a transfer of no bytes fires at once): go on now
+
+
+class _Start(Event):
+    """Starts a process at the current time, ahead of the events already due then (as simpy's
+    ``Initialize``, so the processes start in the order simpy would start them)."""
+
+    def __init__(self, env: Environment, process: _Process) -> None:
+        self.env = env
+        self._ok = True
+        self._value = None
+        self.callbacks = [process.resume]
+        env.schedule(self, URGENT)
+
+
+def start(env: Environment, generator: Generator[Event, None, None]) -> None:
+    """Run ``generator`` as a process on ``env`` from now on."""
+    _Start(env, _Process(generator))
