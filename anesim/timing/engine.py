@@ -227,6 +227,10 @@ class Engine(ClosedFormBatches):
         env = self.env
         timer = Timer(env)  # this process's timeout, re-armed for each wait
         chunks = self.plan.chunks
+        fw_gate = self.fw_gate
+        ne_gate = self.ne_gate
+        busy = self.busy
+        kernel_unit = _UNIT_ID["kernel_dma"]
         j = 0
         while j < len(chunks):
             if j < self.kdma_taken_end:
@@ -239,14 +243,15 @@ class Engine(ClosedFormBatches):
             ch = chunks[j]
             self.kdma_j = j
             waited = False
-            ev = self.fw_gate.wait(ch.task_pos + 1)
-            if ev is not None:
-                waited = True
-                yield ev
+            if fw_gate.count <= ch.task_pos:  # (wait() would return None otherwise)
+                ev = fw_gate.wait(ch.task_pos + 1)
+                if ev is not None:
+                    waited = True
+                    yield ev
             if j >= 1:
                 dep = self._chunk_dep(j)
-                if dep >= 0:
-                    ev = self.ne_gate.wait(chunks[dep].last_step + 1)
+                if dep >= 0 and ne_gate.count <= chunks[dep].last_step:
+                    ev = ne_gate.wait(chunks[dep].last_step + 1)
                     if ev is not None:
                         waited = True
                         yield ev
@@ -260,7 +265,10 @@ class Engine(ClosedFormBatches):
             yield self.dram.transfer(ch.nbytes, "weight", latency, ch.cost)
             self.kdma_moving = False
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
-            self._slice("kernel_dma", "kernel", t0, env._now, ch.task_pos)
+            now = env._now
+            busy["kernel_dma"] += now - t0  # (as _slice, for a task's chunk)
+            if self.record and now > t0:
+                self.trace.append((kernel_unit, "kernel", t0, now, ch.task_pos))
             self.tile_events += 1
             if j > self.kgate_pre:
                 self.kernel_gate.advance()
