@@ -39,3 +39,24 @@ def test_overlapping_transfers_finish_late_in_a_run(seed):
     steps = _run_bounded(env, 1000)
     assert env.peek() == simpy.core.Infinity, f"events still due after {steps} steps"
     assert len(done) == 3 and all(ev.triggered for ev in done)
+
+
+def test_a_delayed_transfer_of_nothing_leaves_the_others_a_wake_up():
+    # A (1000 B) runs alone from 0; B (100 B) joins it at 10 and lands at 30; a transfer of no
+    # bytes is due at 50, before A's landing, so no wake-up was armed for A when B left. Its
+    # start moves nothing, but must arm that wake-up: A lands at 30 + 800 / 10 = 110.
+    env = simpy.Environment(initial_time=0.0)
+    bw = SharedBandwidth(env, 10.0, {"activation": 10.0, "weight": 10.0})
+    ends = {}
+
+    def transfer(name, nbytes, stream, delay, at):
+        yield env.timeout(at)
+        yield bw.transfer(nbytes, stream, delay)
+        ends[name] = env.now
+
+    env.process(transfer("A", 1000, "activation", 0.0, 0.0))
+    env.process(transfer("nothing", 0, "weight", 50.0, 0.0))
+    env.process(transfer("B", 100, "weight", 0.0, 10.0))
+    env.run()
+    assert ends == {"B": 30.0, "nothing": 50.0, "A": 110.0}
+    assert bw.busy_cycles == pytest.approx(110.0)

@@ -436,3 +436,17 @@ def test_an_error_inside_a_process_reaches_the_caller(chip, monkeypatch):
     monkeypatch.setattr(engine.Engine, "_compute_slices", broken)  # (called by the compute stage)
     with pytest.raises(RuntimeError, match="a stage failed mid-run"):
         simulate(_mixed_program(), chip, trace=True, batch=False)
+
+
+def test_a_model_that_stops_short_is_an_error_not_a_time(chip, monkeypatch):
+    """If the event queue runs dry while a stage still waits, the run raises rather than report
+    the time reached (here the destination DMA never writes, so no task ever finishes)."""
+    from anesim.timing import engine
+
+    def idle(self):
+        return
+        yield
+
+    monkeypatch.setattr(engine.Engine, "tile_dst", idle)
+    with pytest.raises(RuntimeError, match=r"ran out of events at cycle \S+ with 0 of \d+ tasks finished"):
+        simulate(_mixed_program(), chip, trace=False)

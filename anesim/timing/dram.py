@@ -101,8 +101,9 @@ class SharedBandwidth:
         flow.nbytes = flow.remaining_bytes = float(nbytes) * cost
         flow.bit = self._bits[stream]
         if delay > 0:
-            heapq.heappush(self._pending, self.env._now + delay)  # the time simpy schedules it for
-            self._arm(delay, flow, 0)
+            at = self.env._now + delay  # (the time env.schedule would give it)
+            heapq.heappush(self._pending, at)
+            self._arm(at, flow, 0)
         else:
             self._start(flow)
         return flow
@@ -171,11 +172,12 @@ class SharedBandwidth:
         return rates
 
     def _replan(self, now: float) -> None:
-        """Re-rate the flows in flight and arm a wake-up at the earliest completion.
+        """Re-rate the flows in flight (charged up to ``now``) and arm a wake-up at the earliest completion.
 
         No wake-up is armed when a delayed start is due no later than it: that start re-plans
-        (charging every flow up to its time, as the wake-up would have), so the wake-up would
-        only go stale. A plan replaced by another leaves its wake-up stale (simpy cannot cancel).
+        (charging every flow up to its time, as the wake-up would have; a start of nothing
+        re-plans from the last update), so the wake-up would only go stale. A plan replaced by
+        another leaves its wake-up stale (simpy cannot cancel).
         """
         flows = self._flows
         if not flows:
@@ -202,17 +204,17 @@ class SharedBandwidth:
             return  # the wake-up already due is still the right one
         token = self._token = self._token + 1
         self._wake_at = wake_at
-        self._arm(soonest, None, token)
+        self._arm(wake_at, None, token)
 
-    def _arm(self, delay: float, flow: _Flow | None, token: int) -> None:
-        """Schedule a tick ``delay`` cycles from now: a flow's start, or a wake-up."""
+    def _arm(self, time: float, flow: _Flow | None, token: int) -> None:
+        """Schedule a tick at ``time``: a flow's start, or a wake-up."""
         ticks = self._ticks
         tick = ticks.pop() if ticks else _Tick(self.env)
         tick.flow = flow
         tick.token = token
         tick.callbacks = self._tick_callbacks
         env = self.env
-        heapq.heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), tick))  # (env.schedule, inlined)
+        heapq.heappush(env._queue, (time, NORMAL, next(env._eid), tick))  # (as env.schedule does)
 
     def _tick(self, tick: _Tick) -> None:
         """A tick is due: start its flow, or wake up unless a later plan made it stale."""
@@ -228,6 +230,10 @@ class SharedBandwidth:
         """A flow starts now: charge the flows in flight up to now, join them and re-plan."""
         if flow.nbytes <= 0:
             flow.fire()
+            if self._flows and self._wake_at < 0.0:
+                # A delayed start of nothing was due before the first landing, so no wake-up was
+                # armed for it: arm the one the plan at the last update found.
+                self._replan(self._last_update)
             return
         now = self.env._now
         flows = self._flows

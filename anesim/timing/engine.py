@@ -133,6 +133,7 @@ class Engine(ClosedFormBatches):
         self.engine_start = 0.0
         self.engine_end = 0.0
         self.end = 0.0
+        self.finished = False  # the dispatch's completion reached the host
         # first step of a batch -> (step after it, (compute end, destination end), start time)
         self.batches: dict[int, tuple[int, tuple[float, float], float]] = {}
         # The last step the compute stage started and when it ends; the last step the destination
@@ -199,6 +200,7 @@ class Engine(ClosedFormBatches):
             self._slice(unit, name, t0, env._now, -1)
             self.marks[name] = (t0, env._now)
         self.end = env._now
+        self.finished = True
 
     def firmware(self) -> Generator[Any, Any, None]:
         """Issue descriptors in order, at most one ahead of the task the engine started."""
@@ -567,6 +569,11 @@ class Engine(ClosedFormBatches):
             for callback in callbacks:
                 callback(event)
             events += 1
+        if not self.finished:
+            # Nothing left to happen, yet a stage still waits: a bug in the model, never a time.
+            done = self.done_gate.current()
+            raise RuntimeError(f"the event model ran out of events at cycle {env._now:.6g} with "
+                               f"{done} of {len(self.plan.tasks)} tasks finished")
         wall = time.perf_counter() - wall0
         return EngineOutput(
             end_cycles=self.end,
