@@ -450,3 +450,54 @@ def test_a_model_that_stops_short_is_an_error_not_a_time(chip, monkeypatch):
     monkeypatch.setattr(engine.Engine, "tile_dst", idle)
     with pytest.raises(RuntimeError, match=r"ran out of events at cycle \S+ with 0 of \d+ tasks finished"):
         simulate(_mixed_program(), chip, trace=False)
+
+
+def _random_program(rnd):
+    """A few convolutions and adds of random shapes, tile heights and spaces, chained through
+    DRAM slots or two pool regions: DRAM-free runs, DRAM streams, kernels held whole, per pass
+    or streamed per step, on chips with small and large caches."""
+    tasks = []
+    pool = (0, 1 << 21)
+    for i in range(rnd.randint(2, 7)):
+        if rnd.random() < 0.15:
+            tasks.append(add_task(i, rnd.choice([16, 64, 256]), rnd.choice([4, 16, 32]), rnd.choice([8, 32, 64]),
+                                  space=rnd.choice(["dram", "pool"]), tile_height=rnd.choice([0, 1, 2, 4])))
+            continue
+        tasks.append(conv_task(
+            i, rnd.choice([16, 64, 256, 512, 1280]), rnd.choice([16, 64, 256, 640, 2560]),
+            rnd.choice([1, 4, 16, 32, 64]), rnd.choice([8, 32, 64, 256, 1024]), k=rnd.choice([1, 1, 3]),
+            src_space=rnd.choice(["dram", "pool"]), dst_space=rnd.choice(["dram", "pool"]),
+            ocg=rnd.choice([4, 8, 16]), tile_height=rnd.choice([0, 0, 1, 2, 4]),
+            src_offset=pool[i % 2], dst_offset=pool[(i + 1) % 2], src_slot=i, dst_slot=i + 1))
+    return program(*tasks, name="random")
+
+
+def _check_batching_keeps_times(seed):
+    import random
+
+    rnd = random.Random(seed)
+    p = _random_program(rnd)
+    chip = load_chip(rnd.choice(["a11", "a13", "m1", "m5-pro"]))
+    ref = simulate(p, chip, batch=False, trace=False)
+    for batch, trace in ((True, False), (True, True), (False, True)):
+        r = simulate(p, chip, batch=batch, trace=trace)
+        assert r.latency_s == ref.latency_s, (seed, batch, trace)
+        assert [(t.start_s, t.end_s, t.ne_cycles, t.dram_weight_bytes) for t in r.tasks] == [
+            (t.start_s, t.end_s, t.ne_cycles, t.dram_weight_bytes) for t in ref.tasks], (seed, batch, trace)
+        assert r.dram_bytes == ref.dram_bytes
+        assert [t.stall_input_cycles + t.stall_weight_cycles + t.stall_output_cycles for t in r.tasks] == pytest.approx(
+            [t.stall_input_cycles + t.stall_weight_cycles + t.stall_output_cycles for t in ref.tasks], rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_programs_time_the_same_batched_traced_or_not(seed):
+    """Seeded random programs: closed-form batches and the trace change no time (a property the
+    whole-model tests check on the shipped programs only)."""
+    _check_batching_keeps_times(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(8, 80))
+def test_random_programs_time_the_same_batched_traced_or_not_more_seeds(seed):
+    """The same, on more seeds."""
+    _check_batching_keeps_times(seed)
