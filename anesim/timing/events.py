@@ -109,6 +109,16 @@ class Alarms:
         env = self.env
         heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), alarm))  # (env.schedule, inlined)
 
+    def call_at(self, time: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at ``time`` exactly (``call_later(time - now)`` could round)."""
+        free = self.free
+        alarm = free.pop() if free else _Alarm(self)
+        alarm.fn = fn
+        alarm.arg = arg
+        alarm.callbacks = [_ring]
+        env = self.env
+        heappush(env._queue, (time, NORMAL, next(env._eid), alarm))
+
 
 class _Process:
     """A generator run as a process: each event it yields resumes it once processed."""
