@@ -19,7 +19,9 @@ DRAM is a :class:`~anesim.timing.dram.SharedBandwidth`; the pool is modelled as 
 per transfer. A task whose source another task produced waits for that task's last result
 write. Events are per tile step and per kernel chunk, never per cycle; runs of identical
 steps whose tile DMA moves no DRAM bytes are computed in closed form and advance as one event
-(``batch.py``), the kernel DMA's fetches among them too when nothing else is on the DRAM.
+(``batch.py``), the kernel DMA's fetches among them too when nothing else is on the DRAM, and
+stretches of one task's steps that write DRAM or fetch a weight slice each are replayed without
+events, with the DRAM model's arithmetic (``dram_batch.py``).
 """
 
 from __future__ import annotations
