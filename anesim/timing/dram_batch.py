@@ -193,25 +193,27 @@ class _Replay:
         if not d._flows and not d._pending:
             return True
         w_stream = tp.runs[0].dst_stream  # (one destination stream per task)
-        entries = []  # (eid, kind, payload)
-        for f in d._flows:
+
+        def owned(f: Any) -> bool:
+            # the destination stage's write, or the kernel DMA's fetch (one of each at most)
             if f.stream == w_stream and e.dst_end < 0.0 and self.w_flow is None:
                 self.w_flow = f
             elif f.stream == "weight" and e.kdma_moving and self.k_flow is None:
                 self.k_flow = f
             else:
                 return False
+            return True
+
+        entries = []  # (eid, kind, payload)
+        if not all(owned(f) for f in d._flows):
+            return False
         if d._pending or d._wake_at >= 0.0:
             for time, _, eid, ev in e.env._queue:
                 if type(ev) is not _Tick:
                     continue
                 if ev.flow is not None:
                     f = ev.flow
-                    if f.stream == w_stream and e.dst_end < 0.0 and self.w_flow is None:
-                        self.w_flow = f
-                    elif f.stream == "weight" and e.kdma_moving and self.k_flow is None:
-                        self.k_flow = f
-                    else:
+                    if not owned(f):
                         return False
                     entries.append((eid, 1, (f, time)))
                     self.ticks.append(ev)
