@@ -74,11 +74,13 @@ class DramStepBatches:
         """Replay the steps from step ``i0`` of run ``r0`` and schedule them; where the source
         stage goes on, or None when no batch opens."""
         plan = _Replay(self, tp, r0, i0)
+        if hasattr(plan, "steps"):
+            # The replay ran to the end of the stretch (or would not: a chunk of no bytes) and
+            # the batch ends at the last idle instant in it, if any: a batch opened later in
+            # the stretch would find no other.
+            self.dram_batch_after = plan.d0 + len(plan.steps)
         if not plan.ok:
             return None
-        # The replay ran to the end of the stretch and the batch ends at the last idle instant
-        # in it, if any: a batch opened later in the stretch would find no other.
-        self.dram_batch_after = plan.d0 + len(plan.steps)
         cut = plan.cut()
         if cut is None:
             return None
@@ -150,6 +152,9 @@ class _Replay:
             step = chunks[dep].last_step if dep >= 0 else -1
             if step >= k_max or ch.task_pos + 1 > fw:
                 break
+            if ch.nbytes <= 0:  # (lands as it starts, with no flow: left to the DRAM model)
+                self.ok = False
+                return
             cbytes.append(float(ch.nbytes) * ch.cost)
             cdep.append(step - d0 if step >= k - 1 else -1)
             j += 1
@@ -196,6 +201,8 @@ class _Replay:
 
         def owned(f: Any) -> bool:
             # the destination stage's write, or the kernel DMA's fetch (one of each at most)
+            if f.nbytes <= 0:
+                return False
             if f.stream == w_stream and e.dst_end < 0.0 and self.w_flow is None:
                 self.w_flow = f
             elif f.stream == "weight" and e.kdma_moving and self.k_flow is None:
