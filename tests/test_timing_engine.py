@@ -505,7 +505,7 @@ def test_random_programs_time_the_same_batched_traced_or_not_more_seeds(seed):
 
 
 @pytest.mark.parametrize("name, chip_name", [("whisper_tiny_encoder", "a11"), ("resnet18", "a11"), ("vit_b16", "m1"),
-                                             ("distilbert", "a13")])
+                                             ("resnet18", "a13")])
 def test_dram_batches_keep_every_time(name, chip_name, monkeypatch):
     """Steps that write DRAM or fetch a weight slice each, replayed without events (dram_batch.py):
     every time, byte and stall is the step-by-step model's, and the DRAM's busy and contention

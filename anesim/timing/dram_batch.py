@@ -34,6 +34,7 @@ from anesim.timing.plan import Run, TaskPlan
 from anesim.timing.units import DST_ID, SRC_ID
 
 MIN_DRAM_BATCH_STEPS = 4  # fewer covered source steps are left to the step-by-step path
+MIN_DRAM_STRETCH = 32  # source steps: a shorter stretch costs more to replay than it saves
 
 
 def _dram_run(run: Run) -> bool:
@@ -137,6 +138,9 @@ class _Replay:
         self.steps = steps
         self.next_run = (r, i)
         n = len(steps)
+        if n - (k - d0) < MIN_DRAM_STRETCH:
+            self.ok = False  # (a short stretch costs more to replay than it saves)
+            return
         k_max = d0 + n
         self.j0 = j0 = e.kdma_j
         chunks = self.chunks = e.plan.chunks
