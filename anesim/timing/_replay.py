@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 _INF = math.inf
 _EPS_CYCLES = 1e-9  # (as dram.py)
 _ulp = math.ulp
+# A replay stops once the destination stage has asked for this many writes since the DRAM was
+# last idle: a batch can only end at such an instant, and the stretch is tried again past it.
+GIVE_UP_STEPS = 32
 
 
 @dataclass
@@ -219,6 +222,7 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
             replan(asked)
         return True
 
+    idle_d = 0  # the destination step reached when the DRAM was last idle
     if (w_on or k_on) and wake_at < 0.0:
         # Taken over while the DRAM model re-plans (a landing's waiter opened the batch): its
         # flows are re-rated and a wake-up armed as that re-plan would, from its last update.
@@ -300,10 +304,12 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
                 else:
                     p = dpool[dd]
                     dst_end[dd] = start + p if p > 0 else start
-            if kernel_ask():
+            if not k_busy and j_next < m and kernel_ask():  # (the call only when it may ask)
                 progress = True
         if aborted:
             break
+        if d_next - idle_d > GIVE_UP_STEPS:
+            break  # (the DRAM has not been idle for a while: likely DRAM-bound from here on)
         # the source stage past the stretch acts at its start: nothing is replayed from then on
         if s_next >= n and stop == _INF:
             c2 = cmp_end[n - 2]
@@ -314,6 +320,7 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
         if now > t_open and not w_on and not k_on and not (w_pend and w_asked <= now) \
                 and not (k_pend and k_asked_t <= now):
             idle.append((now, busy, cont, last_update))
+            idle_d = d_next
         # ---- the next DRAM event: the earliest start or wake-up, the first armed on a tie ----
         best_t = _INF
         best_seq = 0

@@ -34,6 +34,12 @@ from anesim.timing.plan import Run, TaskPlan
 from anesim.timing.units import DST_ID, SRC_ID
 
 MIN_DRAM_BATCH_STEPS = 4  # fewer covered source steps are left to the step-by-step path
+# source steps one replay looks at: it ends at the last idle instant among them, and the next
+# batch may go on from there
+MAX_REPLAY_STEPS = 256
+# Once a program's replays have looked at this many source steps, they go on only while they
+# cover at least half of what they look at (a replay costs about a third of what it saves).
+TRIAL_STEPS = 300
 MIN_DRAM_STRETCH = 32  # source steps: a shorter stretch costs more to replay than it saves
 
 
@@ -53,6 +59,8 @@ class DramStepBatches:
         k = run.first_step + i
         if k < tp.first_step + 2 or k + MIN_DRAM_BATCH_STEPS >= tp.last_step or k < self.dram_batch_after:
             return False
+        if self.dram_replayed > TRIAL_STEPS and 2 * self.dram_covered < self.dram_replayed:
+            return False  # (this program's replays cover too little of what they replay to pay)
         d = self.dram
         if self.kdma_taken or self.dst_step not in (k - 3, k - 2):
             return False
@@ -68,7 +76,19 @@ class DramStepBatches:
             return False
         # The descriptors of this task and the next are out: the firmware issues no other before
         # the next task starts, so the kernel DMA reaches no chunk the batch does not replay.
-        return self.fw_gate.current() >= min(tp.pos + 2, len(self.plan.tasks))
+        if self.fw_gate.current() < min(tp.pos + 2, len(self.plan.tasks)):
+            return False
+        # A short stretch costs more to replay than it saves: found by its runs, and not tried
+        # again.
+        runs = tp.runs
+        end = k
+        while r < len(runs) and _dram_run(runs[r]):
+            end = runs[r].first_step + runs[r].count
+            r += 1
+        if min(end, tp.last_step) - k < MIN_DRAM_STRETCH:
+            self.dram_batch_after = end
+            return False
+        return True
 
     def _run_dram_batch(self, tp: TaskPlan, r0: int, i0: int,
                         timer: Timer) -> Generator[Any, Any, tuple[int, int] | None]:
@@ -78,14 +98,20 @@ class DramStepBatches:
         if hasattr(plan, "steps"):
             # The replay ran to the end of the stretch (or would not: a chunk of no bytes) and
             # the batch ends at the last idle instant in it, if any: a batch opened later in
-            # the stretch would find no other.
+            # the stretch would find no other. One that stopped early, the DRAM busy, is tried
+            # again past the steps it reached.
             self.dram_batch_after = plan.d0 + len(plan.steps)
+            if plan.ok and plan.res.stop == float("inf") and plan.res.d_next < len(plan.steps):
+                self.dram_batch_after = plan.d0 + plan.res.d_next
         if not plan.ok:
             return None
+        self.dram_replayed += plan.res.s_next - (plan.k - plan.d0)
         cut = plan.cut()
         if cut is None:
             return None
-        _, r_next, i_next = plan.apply(cut)
+        s_end, r_next, i_next = plan.apply(cut)
+        self.dram_covered += s_end - plan.k
+        self.dram_batch_after = s_end  # (the next batch may open where this one ends)
         if plan.src_resume > self.env._now:
             yield timer.at(plan.src_resume)
         return r_next, i_next
@@ -127,9 +153,10 @@ class _Replay:
             if ib >= runs[rb].count:
                 rb, ib = rb + 1, 0
         r, i = r0, i0
+        window = k + MAX_REPLAY_STEPS
         while r < len(runs):
             run = runs[r]
-            if not _dram_run(run) or run.first_step + i >= tp.last_step:
+            if not _dram_run(run) or run.first_step + i >= tp.last_step or run.first_step + i >= window:
                 break
             steps.append((run, i, r))
             i += 1
@@ -138,9 +165,6 @@ class _Replay:
         self.steps = steps
         self.next_run = (r, i)
         n = len(steps)
-        if n - (k - d0) < MIN_DRAM_STRETCH:
-            self.ok = False  # (a short stretch costs more to replay than it saves)
-            return
         k_max = d0 + n
         self.j0 = j0 = e.kdma_j
         chunks = self.chunks = e.plan.chunks

@@ -159,6 +159,7 @@ class Engine(ClosedFormBatches, DramStepBatches):
         self.cmp_skips: dict[int, tuple[int, float, Any]] = {}
         self.dst_skips: dict[int, tuple[int, float, Any]] = {}
         self.dram_batch_after = 0  # no DRAM batch opens before this step (one was tried)
+        self.dram_replayed = self.dram_covered = 0  # source steps DRAM batches replayed, covered
 
     # -- bookkeeping -----------------------------------------------------------------------
 
