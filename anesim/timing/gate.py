@@ -53,10 +53,11 @@ class Gate:
         return ev
 
     def _fire_at(self, ev: Signal, t: float) -> None:
-        if t <= self.env._now:
+        delay = t - self.env._now
+        if delay <= 0:
             ev.fire()
-        else:  # (at t exactly, as the increment is due: now + (t - now) could round)
-            self.alarms.call_at(t, Signal.fire, ev)
+        else:
+            self.alarms.call_later(delay, Signal.fire, ev)
 
     def advance(self, by: int = 1) -> None:
         """Add ``by`` now and release every waiter now satisfied."""
