@@ -392,8 +392,8 @@ def _shape_key(program: Program, chip: ChipConfig, task: Task, cap: int) -> tupl
     Two tasks with equal keys get the same runs and chunks up to their first step, first chunk
     and ``pos``, and the same kind, MACs and spilled operands. Any field of a task, its stages or
     its layouts that planning starts to read (in ``_plan_task`` or the cost functions it calls)
-    must be added here, or the memo will hand a task another task's plan. Offsets and slots are left out: only ``tile_streams``
-    reads slots (their roles), and its result is part of the key.
+    must be added here, or the memo will hand a task another task's plan. Offsets and slots are
+    left out: only ``tile_streams`` reads slots (their roles), and its result is part of the key.
     """
     ne, pl = task.ne, task.planar
     ne_key = None

@@ -9,6 +9,7 @@ from anesim.chips.loader import load_chip
 from anesim.chips.schema import ChipConfig
 from anesim.collector import collector_paused
 from anesim.errors import InputError
+from anesim.frozen import frozen_instance
 from anesim.limits import check_steps
 from anesim.program.model import Program
 from anesim.timing import costs
@@ -17,7 +18,6 @@ from anesim.timing.engine import UNITS, EngineOutput
 from anesim.timing.parallel import run_engines
 from anesim.timing.plan import ProgramPlan, plan_programs
 from anesim.timing.power import dispatch_energy_j
-from anesim.frozen import frozen_instance
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 from anesim.timing.segments import combine, timeline
 from anesim.timing.uncertainty import interval_for

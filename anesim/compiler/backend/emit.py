@@ -97,6 +97,10 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
 # Task's fields in order; the last, ``fields`` (decoded register fields), is empty for a compiled task.
 _TASK_FIELDS = tuple(f.name for f in fields(Task))
 assert _TASK_FIELDS[-1] == "fields"
+# _Shared.layout unpacks views and placements by position (read for every task): their fields
+# must stay in this order.
+assert View._fields == ("buffer", "offset", "n", "c", "h", "w", "sn", "sc", "sh", "elem")
+assert Placement._fields == ("space", "slot", "offset")
 
 
 def _task(*values: object) -> Task:
