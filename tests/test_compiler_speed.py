@@ -157,3 +157,11 @@ def test_expanding_a_program_file_leaves_no_reference_cycles(tmp_path) -> None:
         assert gc.collect() == 0  # reference counting freed everything
     finally:
         gc.enable()
+
+
+def test_op_rule_takes_one_key():
+    """A graph op and a source-model name at once would leave one of them unread: refused."""
+    from anesim.compiler.lowering.rules import load_rules
+
+    with pytest.raises(TypeError, match="not both"):
+        load_rules().op_rule(graph_op="conv", name="conv")

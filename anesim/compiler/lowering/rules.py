@@ -132,6 +132,8 @@ class RuleTable(_Strict):
     def op_rule(self, graph_op: str | None = None, name: str | None = None) -> OpRule | None:
         """The row for an anesim graph op, or (``graph_op`` not given) for a source-model op name
         (MIL or ONNX)."""
+        if graph_op is not None and name is not None:
+            raise TypeError("op_rule takes a graph op or a source-model op name, not both")
         index = self._index
         if graph_op is not None:
             return index.graph_ops.get(graph_op)
