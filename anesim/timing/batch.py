@@ -344,7 +344,7 @@ class _KernelReplay:
         if self.moving >= 0:
             self.landed_at[self.moving] = free_at
         self.prev_end = free_at  # (< 0: the kernel DMA waits for a buffer, not for the DRAM)
-        self.taken: list[tuple[int, float, float, float]] = []  # (chunk, asked, start, end)
+        self.taken: list[tuple[int, float, float, float, bool]] = []  # (chunk, asked, start, end, booked alone)
 
     def landed(self, chunk: int, cmp_end: list[float]) -> float:
         """When ``chunk`` has landed (-1 when it had before the batch), fetching up to it."""
@@ -374,7 +374,7 @@ class _KernelReplay:
                 asked = start = self.prev_end
             ch = chunks[j]
             end = e.dram.alone_end(ch.nbytes, "weight", ch.cost, start)
-            self.taken.append((j, asked, start, end))
+            self.taken.append((j, asked, start, end, True))
             self.landed_at[j] = end
             self.prev_end = end
             self.next = j + 1
@@ -387,7 +387,7 @@ class _KernelReplay:
         if self.moving >= 0:
             times.append(self.landed_at[self.moving])
             e.kgate_pre = self.moving
-        times += [end for _, _, _, end in self.taken]
+        times += [end for _, _, _, end, _ in self.taken]
         if self.taken:
             e.kdma_taken = self.taken
             e.kdma_taken_end = self.next

@@ -19,7 +19,9 @@ DRAM is a :class:`~anesim.timing.dram.SharedBandwidth`; the pool is modelled as 
 per transfer. A task whose source another task produced waits for that task's last result
 write. Events are per tile step and per kernel chunk, never per cycle; runs of identical
 steps whose tile DMA moves no DRAM bytes are computed in closed form and advance as one event
-(``batch.py``), the kernel DMA's fetches among them too when nothing else is on the DRAM.
+(``batch.py``), the kernel DMA's fetches among them too when nothing else is on the DRAM, and
+stretches of one task's steps that write DRAM or fetch a weight slice each are replayed without
+events, with the DRAM model's arithmetic (``dram_batch.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from anesim.chips.schema import ChipConfig
 from anesim.timing import costs
 from anesim.timing.dram import SharedBandwidth
 from anesim.timing.batch import ClosedFormBatches
+from anesim.timing.dram_batch import DramStepBatches
 from anesim.timing.events import Alarms, Timer, start
 from anesim.timing.gate import Gate
 from anesim.timing.plan import ProgramPlan, Run, TaskPlan
@@ -87,7 +90,7 @@ class EngineOutput:
     dispatch_marks: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-class Engine(ClosedFormBatches):
+class Engine(ClosedFormBatches, DramStepBatches):
     """One simulation of a planned program on a chip."""
 
     def __init__(
@@ -115,7 +118,7 @@ class Engine(ClosedFormBatches):
         self.task_overhead = chip.dispatch.per_task_overhead_s.value * clock
         self.layer_overhead = costs.task_overhead_cycles(chip)
         self.kernel_cache = chip.memory.kernel_cache_bytes.value
-        alarms = Alarms(env)
+        self.alarms = alarms = Alarms(env)
         self.fw_gate = Gate(env, alarms)  # descriptors the firmware has issued
         self.started_gate = Gate(env, alarms)  # tasks whose first step has begun
         self.done_gate = Gate(env, alarms)  # tasks whose last result write has finished
@@ -149,8 +152,14 @@ class Engine(ClosedFormBatches):
         # are scheduled by a batch.
         self.kdma_j, self.kdma_moving = 0, False
         self.kdma_taken_end = 0
-        self.kdma_taken: list[tuple[int, float, float, float]] = []
+        self.kdma_taken: list[tuple[int, float, float, float, bool]] = []
         self.kgate_pre = -1
+        # DRAM batches (dram_batch.py): per stage, first step covered -> (step after, when the
+        # stage's last covered step ends, bookkeeping left for the stage to do then)
+        self.cmp_skips: dict[int, tuple[int, float, Any]] = {}
+        self.dst_skips: dict[int, tuple[int, float, Any]] = {}
+        self.dram_batch_after = 0  # no DRAM batch opens before this step (one was tried)
+        self.dram_replayed = self.dram_covered = 0  # source steps DRAM batches replayed, covered
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -236,9 +245,9 @@ class Engine(ClosedFormBatches):
         j = 0
         while j < len(chunks):
             if j < self.kdma_taken_end:
-                delay = self.kdma_taken[-1][3] - env._now  # (the last moved chunk's landing)
-                if delay > 0:
-                    yield timer.after(delay)
+                landed = self.kdma_taken[-1][3]  # (the last moved chunk's landing, exactly)
+                if landed > env._now:
+                    yield timer.at(landed)
                 self._book_taken_chunks()
                 j = self.kdma_taken_end
                 continue
@@ -285,9 +294,10 @@ class Engine(ClosedFormBatches):
 
     def _book_taken_chunks(self) -> None:
         """Account the chunks a batch moved (bytes, busy and contention, as the DRAM model would)."""
-        for j, asked, start, end in self.kdma_taken:
+        for j, asked, start, end, alone in self.kdma_taken:
             ch = self.plan.chunks[j]
-            self.dram.book_alone(ch.nbytes, "weight", ch.cost, start, end)
+            if alone:  # (a DRAM batch's fetches were booked by its replay of the DRAM)
+                self.dram.book_alone(ch.nbytes, "weight", ch.cost, start, end)
             self.stats[ch.task_pos].dram_weight_bytes += ch.nbytes
             self._slice("kernel_dma", "kernel", asked, end, ch.task_pos)
             self.tile_events += 1
@@ -340,6 +350,11 @@ class Engine(ClosedFormBatches):
                 if batch and i % run.pass_steps == 0 and (init := self._batchable(tp, r, i)) is not None:
                     r, i = yield from self._run_batch(tp, r, i, timer, init)
                     continue
+                if batch and k >= self.dram_batch_after and self._dram_batchable(tp, r, i):
+                    resume = yield from self._run_dram_batch(tp, r, i, timer)
+                    if resume is not None:
+                        r, i = resume
+                        continue
                 t0 = env._now
                 nbytes = run.src_dram_bytes
                 if nbytes == 0 and run.src_pool_cycles > 0:
@@ -403,6 +418,9 @@ class Engine(ClosedFormBatches):
                         if ev is not None:
                             yield ev
                             now = env._now
+                    if k in self.cmp_skips:
+                        covered = yield from self._skip_dram_batch(self.cmp_skips, k, timer)
+                        continue
                     if k in batches:
                         st.stall_input += max(0.0, batches[k][2] - max(t0, st.start))
                         covered = yield from self._skip_batched(k, 0, timer)
@@ -478,6 +496,9 @@ class Engine(ClosedFormBatches):
                             yield ev
                     if env._now < busy_until:  # the previous pool write is still moving
                         yield timer.at(busy_until)
+                    if k in self.dst_skips:
+                        covered = yield from self._skip_dram_batch(self.dst_skips, k, timer)
+                        continue
                     if k in batches:
                         covered = yield from self._skip_batched(k, 1, timer)
                         continue

@@ -101,13 +101,17 @@ class Alarms:
 
     def call_later(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` ``delay`` cycles from now (in order with every other event then)."""
+        self.call_at(self.env._now + delay, fn, arg)  # (the time env.schedule would give it)
+
+    def call_at(self, time: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at ``time`` exactly (``call_later(time - now)`` could round)."""
         free = self.free
         alarm = free.pop() if free else _Alarm(self)
         alarm.fn = fn
         alarm.arg = arg
         alarm.callbacks = [_ring]
         env = self.env
-        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), alarm))  # (env.schedule, inlined)
+        heappush(env._queue, (time, NORMAL, next(env._eid), alarm))
 
 
 class _Process:

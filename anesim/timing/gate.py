@@ -53,11 +53,10 @@ class Gate:
         return ev
 
     def _fire_at(self, ev: Signal, t: float) -> None:
-        delay = t - self.env._now
-        if delay <= 0:
+        if t <= self.env._now:
             ev.fire()
-        else:
-            self.alarms.call_later(delay, Signal.fire, ev)
+        else:  # (at t exactly, as the increment is due: now + (t - now) could round)
+            self.alarms.call_at(t, Signal.fire, ev)
 
     def advance(self, by: int = 1) -> None:
         """Add ``by`` now and release every waiter now satisfied."""

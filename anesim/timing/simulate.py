@@ -145,8 +145,9 @@ def simulate(
     (:mod:`anesim.timing.cpu`: the chip's ``cpu`` rates and handoff cost).
 
     ``trace`` keeps the per-slice timeline; ``batch`` lets runs of identical DRAM-free tiles
-    advance in closed form. Neither changes the simulated times, nor does simulating several
-    dispatches side by side in forked processes (:mod:`~anesim.timing.parallel`).
+    advance in closed form and stretches of DRAM-moving tiles be replayed without events.
+    Neither changes the simulated times, nor does simulating several dispatches side by side in
+    forked processes (:mod:`~anesim.timing.parallel`).
     """
     name, programs = _segment_programs(program)
     cfg = chip if isinstance(chip, ChipConfig) else load_chip(chip)
