@@ -12,9 +12,10 @@ step-by-step one.
 A batch opens when the source stage reaches step k with the compute stage on step k-1 (started,
 or waiting to start). The write and the weight fetch the DRAM carries then, if any, are taken
 over: they leave the DRAM model, the replay moves them on, and the stages waiting on them
-resume when they land. The replay runs to the end of the stretch of such steps (the task's last
-step stays out), and the batch ends at the last instant in it when the DRAM is idle with nothing
-asked for. Everything up to that instant is scheduled: the gate increments, the landings, the
+resume when they land. The replay runs over at most ``MAX_REPLAY_STEPS`` of the stretch of such
+steps (the task's last step stays out), and the batch ends at the last instant in it when the
+DRAM is idle with nothing asked for; a stretch that keeps the DRAM busy as long as it computes
+has no such instant and is left to the engine (``_dram_bound``). Everything up to that instant is scheduled: the gate increments, the landings, the
 stages' resumption and their bookkeeping. Everything after it is left to the step-by-step
 model, which finds the DRAM idle as it would have. A replay stops at an instant whose outcome the
 event order decides (a weight slice landing as a compute ends decides whether the next fetch pays
@@ -63,7 +64,8 @@ def _dram_bound(run: Run, chunks: list[Chunk], dram: SharedBandwidth) -> bool:
 
     A replay ends at an instant the DRAM is idle. Where each step's weight fetch and result
     write take, alone, at least the step's compute cycles, the transfers follow one another
-    without a gap, so a replay would look at the whole stretch and cover none of it.
+    without a gap, so a replay would look at the whole stretch and cover next to none of it
+    (docs/timing.md, "DRAM batches", gives the measurements).
     """
     dram_cycles = dram.uncontended_cycles(run.dst_dram_bytes, run.dst_stream)
     if run.chunk_stride and run.chunk_first >= 0:
