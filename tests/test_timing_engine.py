@@ -539,7 +539,7 @@ def test_dram_batches_keep_every_time(name, chip_name, monkeypatch):
 
 
 @pytest.mark.parametrize("name, chip_name", [("resnet50", "m1"), ("whisper_base_encoder", "a13")])
-def test_dram_batches_skip_dram_bound_stretches_because_they_cover_nothing(name, chip_name, monkeypatch):
+def test_dram_batches_skip_dram_bound_stretches_because_they_cover_little(name, chip_name, monkeypatch):
     """The rule that leaves DRAM-bound stretches to the engine (``dram_batch._dram_bound``) rests on
     a premise checked here with the rule off: a replay opened on a run whose transfers take as long
     as its compute covers next to nothing of what it looks at (the DRAM is hardly ever idle, and a
