@@ -555,14 +555,14 @@ def test_dram_batches_skip_dram_bound_stretches_because_they_cover_little(name, 
     run_batch = dram_batch.DramStepBatches._run_dram_batch
 
     def recording(self, tp, r0, i0, timer):
-        is_bound = bound(tp.runs[r0], self.plan.chunks, self.dram)
+        is_bound = bound(tp.runs[r0], self.plan.chunks, self.dram, self.write_cost)
         replayed, before = self.dram_replayed, self.dram_covered
         out = yield from run_batch(self, tp, r0, i0, timer)
         looked[is_bound] += self.dram_replayed - replayed
         covered[is_bound] += self.dram_covered - before
         return out
 
-    monkeypatch.setattr(dram_batch, "_dram_bound", lambda run, chunks, dram: False)
+    monkeypatch.setattr(dram_batch, "_dram_bound", lambda run, chunks, dram, write_cost: False)
     monkeypatch.setattr(dram_batch, "TRIAL_STEPS", 10**9)  # (no program-wide give-up either)
     monkeypatch.setattr(dram_batch.DramStepBatches, "_run_dram_batch", recording)
     chip = load_chip(chip_name)

@@ -72,7 +72,7 @@ def test_alarms_ring_in_time_order_and_reuse_their_events():
     alarms = Alarms(env)
     rung = []
     for delay, tag in ((3.0, "c"), (1.0, "a"), (1.0, "b")):
-        alarms.call_later(delay, rung.append, (tag, delay))
+        alarms.call_at(env.now + delay, rung.append, (tag, delay))
     env.run()
     assert rung == [("a", 1.0), ("b", 1.0), ("c", 3.0)]
     assert len(alarms.free) == 3
@@ -80,8 +80,8 @@ def test_alarms_ring_in_time_order_and_reuse_their_events():
     def again(arg):  # an alarm that re-arms from its own callback reuses a freed event
         rung.append(arg)
         if len(rung) < 6:
-            alarms.call_later(1.0, again, env.now)
+            alarms.call_at(env.now + 1.0, again, env.now)
 
-    alarms.call_later(1.0, again, env.now)
+    alarms.call_at(env.now + 1.0, again, env.now)
     env.run()
     assert rung[3:] == [3.0, 4.0, 5.0] and len(alarms.free) == 3

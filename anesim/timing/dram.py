@@ -123,10 +123,17 @@ class SharedBandwidth:
 
     def alone_end(self, nbytes: float, stream: str, cost: float, start: float) -> float:
         """When a transfer starting at ``start`` ends with no other flow in flight (as a wake-up would fall)."""
-        bit = self._bits[stream]
-        rate = (self._rates_cache.get(bit) or self._rates(bit))[stream]
+        rate = self.per_flow_rates(self._bits[stream])[stream]
         soonest = float(nbytes) * cost / rate
         return start + (soonest if soonest > 0.0 else 0.0)
+
+    def stream_bit(self, stream: str) -> int:
+        """``stream``'s unit in a packed mix of flow counts (add units to make a mix)."""
+        return self._bits[stream]
+
+    def per_flow_rates(self, mix: int) -> dict[str, float]:
+        """Each stream's per-flow rate (bytes per cycle) with the flows of ``mix`` in flight."""
+        return self._rates_cache.get(mix) or self._rates(mix)
 
     def book_alone(self, nbytes: float, stream: str, cost: float, start: float, end: float) -> None:
         """Account a transfer that ran alone from ``start`` to ``end``, as :meth:`transfer` would have."""

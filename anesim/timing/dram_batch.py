@@ -15,9 +15,10 @@ over: they leave the DRAM model, the replay moves them on, and the stages waitin
 resume when they land. The replay runs over at most ``MAX_REPLAY_STEPS`` of the stretch of such
 steps (the task's last step stays out), and the batch ends at the last instant in it when the
 DRAM is idle with nothing asked for; a stretch that keeps the DRAM busy as long as it computes
-has no such instant and is left to the engine (``_dram_bound``). Everything up to that instant is scheduled: the gate increments, the landings, the
-stages' resumption and their bookkeeping. Everything after it is left to the step-by-step
-model, which finds the DRAM idle as it would have. A replay stops at an instant whose outcome the
+has no such instant and is left to the engine (``_dram_bound``). Everything up to that instant
+is scheduled: the gate increments, the landings, the stages' resumption and their bookkeeping.
+Everything after it is left to the step-by-step model, which finds the DRAM idle as it would
+have. A replay stops at an instant whose outcome the
 event order decides (a weight slice landing as a compute ends decides whether the next fetch pays
 the DRAM latency; two flows landing at once add their contention in list order), so the batch
 ends at the idle instant before it.
@@ -59,18 +60,21 @@ def _stretch_end(runs: list[Run], r: int, dram: bool) -> int:
     return end
 
 
-def _dram_bound(run: Run, chunks: list[Chunk], dram: SharedBandwidth) -> bool:
+def _dram_bound(run: Run, chunks: list[Chunk], dram: SharedBandwidth, write_cost: float) -> bool:
     """Whether a step of ``run`` keeps the DRAM busy for at least as long as it computes.
 
     A replay ends at an instant the DRAM is idle. Where each step's weight fetch and result
     write take, alone, at least the step's compute cycles, the transfers follow one another
     without a gap, so a replay would look at the whole stretch and cover next to none of it
-    (docs/timing.md, "DRAM batches", gives the measurements).
+    (docs/timing.md, "DRAM batches", gives the measurements). A write on the activation stream
+    is charged ``write_cost`` per byte, as the destination stage charges it.
     """
-    dram_cycles = dram.uncontended_cycles(run.dst_dram_bytes, run.dst_stream)
+    cost = write_cost if run.dst_stream == "activation" else 1.0
+    dram_cycles = dram.uncontended_cycles(run.dst_dram_bytes * cost, run.dst_stream)
     if run.chunk_stride and run.chunk_first >= 0:
         chunk = chunks[run.chunk_first]
-        dram_cycles += dram.uncontended_cycles(chunk.nbytes * chunk.cost, "weight") / min(run.chunk_steps, run.count)
+        steps_per_chunk = min(run.chunk_steps, run.count)
+        dram_cycles += dram.uncontended_cycles(chunk.nbytes * chunk.cost, "weight") / steps_per_chunk
     return dram_cycles >= run.compute_cycles
 
 
@@ -96,7 +100,7 @@ class DramStepBatches:
             self.dram_batch_after = NEVER
             return False
         d = self.dram
-        if _dram_bound(run, self.plan.chunks, d):
+        if _dram_bound(run, self.plan.chunks, d, self.write_cost):
             self.dram_batch_after = _stretch_end(runs, r, True)  # (the stretch is not tried again)
             return False
         if self.kdma_taken or self.dst_step not in (k - 3, k - 2):
@@ -128,7 +132,7 @@ class DramStepBatches:
         """Replay the steps from step ``i0`` of run ``r0`` and schedule them; where the source
         stage goes on, or None when no batch opens."""
         plan = _Replay(self, tp, r0, i0)
-        if hasattr(plan, "steps"):
+        if plan.steps is not None:
             # The replay ran to the end of the stretch (or would not: a chunk of no bytes) and
             # the batch ends at the last idle instant in it, if any: a batch opened later in
             # the stretch would find no other. One that stopped early, the DRAM busy, is tried
@@ -150,7 +154,8 @@ class DramStepBatches:
         return r_next, i_next
 
     def _skip_dram_batch(self, skips: dict, k: int, timer: Timer) -> Generator[Any, Any, int]:
-        """Wait until the end of the batch stretch that starts at step ``k`` of one stage; the step after it."""
+        """Wait until the end of the batch stretch that starts at step ``k`` of one stage; the step
+        after it."""
         end_step, end, deferred = skips.pop(k)
         if end > self.env._now:
             yield timer.at(end)  # (exactly: now + (end - now) could round)
@@ -169,6 +174,7 @@ class _Replay:
         self.t_open = t = e.env._now
         self.k = k = tp.runs[r0].first_step + i0
         self.d0 = d0 = e.dst_step + 1
+        self.steps: list[tuple[Run, int, int]] | None = None  # (none: the take-over was refused)
         self.ok = self._take_over_state(tp, d0)
         if not self.ok:
             return
@@ -230,11 +236,9 @@ class _Replay:
             need.append(c - j0 if c >= j0 else -1)
         d = e.dram
         stream = tp.runs[r0].dst_stream
-        wbit, kbit = d._bits[stream], d._bits["weight"]
-        rates_of = d._rates_cache
-        both = rates_of.get(wbit + kbit) or d._rates(wbit + kbit)
-        rates = ((rates_of.get(wbit) or d._rates(wbit))[stream], (rates_of.get(kbit) or d._rates(kbit))["weight"],
-                 both[stream], both["weight"])
+        wbit, kbit = d.stream_bit(stream), d.stream_bit("weight")
+        both = d.per_flow_rates(wbit + kbit)
+        rates = (d.per_flow_rates(wbit)[stream], d.per_flow_rates(kbit)["weight"], both[stream], both["weight"])
         # The compute of step k-1: started (its end known), or waiting to start, replayed.
         self.started = e.cmp_step == k - 1
         km1, km2 = (e.cmp_end, t) if self.started else (-1.0, e.cmp_end)

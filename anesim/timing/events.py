@@ -93,18 +93,15 @@ def _ring(alarm: _Alarm) -> None:
 
 
 class Alarms:
-    """Calls functions after a delay through a pool of simpy events, each reused once rung."""
+    """Calls functions at given times through a pool of simpy events, each reused once rung."""
 
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.free: list[_Alarm] = []
 
-    def call_later(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
-        """Call ``fn(arg)`` ``delay`` cycles from now (in order with every other event then)."""
-        self.call_at(self.env._now + delay, fn, arg)  # (the time env.schedule would give it)
-
     def call_at(self, time: float, fn: Callable[[Any], None], arg: Any = None) -> None:
-        """Call ``fn(arg)`` at ``time`` exactly (``call_later(time - now)`` could round)."""
+        """Call ``fn(arg)`` at ``time`` exactly (in order with every other event then; a delay
+        from now, ``now + (time - now)``, could round)."""
         free = self.free
         alarm = free.pop() if free else _Alarm(self)
         alarm.fn = fn
