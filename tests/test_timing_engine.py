@@ -570,3 +570,25 @@ def test_dram_batches_skip_dram_bound_stretches_because_they_cover_little(name, 
     simulate(target, chip, batch=True, trace=False)
     assert looked[True] > 0
     assert covered[True] <= 0.05 * looked[True]
+
+
+def test_dram_bound_charges_an_activation_write_at_its_write_cost():
+    """A result write to the host's buffers (the activation stream) costs ``write_cost`` per byte,
+    in the destination stage and in the replay; the DRAM-bound test charges it the same, and
+    charges a write to the program's own buffers (scratch) one per byte."""
+    import simpy
+
+    from anesim.timing.dram import SharedBandwidth
+    from anesim.timing.dram_batch import _dram_bound
+    from anesim.timing.plan import Run
+
+    dram = SharedBandwidth(simpy.Environment(), 10.0, {"activation": 10.0, "scratch": 10.0, "weight": 10.0})
+
+    def run(stream: str) -> Run:  # 600 bytes written per step (60 cycles alone), 100 compute cycles
+        return Run(task_pos=0, pass_index=0, first_step=0, count=64, out_rows=1, src_dram_bytes=0.0,
+                   src_pool_cycles=1.0, ne_cycles=100, planar_cycles=0, dst_dram_bytes=600.0,
+                   dst_pool_cycles=0.0, chunk_first=-1, chunk_stride=0, dst_stream=stream)
+
+    assert not _dram_bound(run("activation"), [], dram, 1.0)
+    assert _dram_bound(run("activation"), [], dram, 2.0)  # 120 cycles of write per 100 of compute
+    assert not _dram_bound(run("scratch"), [], dram, 2.0)
