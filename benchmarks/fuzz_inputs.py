@@ -3,7 +3,7 @@
     python benchmarks/fuzz_inputs.py [--cases 10000] [--seed 1234] [--workers 2] [--kinds hwx,npy]
     python benchmarks/fuzz_inputs.py --replay npy:17 --seed 1234     # one case, in this process
 
-Cases are spread over the seven kinds (anesim.fuzz.DEFAULT_SHARES); each is reproducible from
+Cases are spread over the eight kinds (anesim.fuzz.DEFAULT_SHARES); each is reproducible from
 (seed, kind, index). Prints per kind how many cases were accepted, refused with an error naming
 the file, and failed: escaped as another exception, hung past the time limit, hit the
 address-space cap, crashed, produced NaN/inf/negative timing or energy, or raised an error that

@@ -1,6 +1,6 @@
 """Every kind of input file ends in acceptance or one clean error naming the file, in bounded time and memory.
 
-The fuzzer (anesim.fuzz) damages seed inputs of seven kinds and runs each case in a worker
+The fuzzer (anesim.fuzz) damages seed inputs of eight kinds and runs each case in a worker
 process under a 2 GiB address-space cap and a time limit. The default suite runs a few cases of
 every kind and checks that the harness itself catches each kind of failure; the slow job runs
 ten thousand (benchmarks/fuzz_inputs.py runs any number and replays single cases).

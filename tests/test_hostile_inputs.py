@@ -198,3 +198,45 @@ def test_every_cli_error_is_one_line_naming_the_file(tmp_path: Path, capsys: pyt
     kernel = tmp_path / "k.bin"
     kernel.write_bytes(b"\0" * 64)
     _cli_error(capsys, ["run", str(kernel), "--sidecar", str(side)], "k.sidecar.json", "$.buffers[0].shape")
+
+
+@pytest.mark.parametrize("shape, needle", [
+    (np.array([2, 2, 0], np.int64), "Invalid position of 0"),
+    (np.array([1, 4], np.float32), "Expected:int64 Actual:float"),
+])
+def test_onnx_reshape_target_that_cannot_apply(tmp_path: Path, shape: np.ndarray, needle: str) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from anesim.compiler import compile_file
+
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+                              [numpy_helper.from_array(shape, "s")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(AnesimError) as info:
+        compile_file(path, "m1")
+    assert info.value.file == str(path)
+    assert needle in str(info.value)
+
+
+def test_core_ml_manifest_that_indexes_a_list(tmp_path: Path) -> None:
+    from anesim.compiler.frontends.coreml import _spec_path
+
+    package = tmp_path / "m.mlpackage"
+    package.mkdir()
+    (package / "Manifest.json").write_text('{"itemInfoEntries": [], "rootModelIdentifier": 3}')
+    with pytest.raises(ProgramError, match="unreadable .mlpackage manifest"):
+        _spec_path(package)
+
+
+def test_core_ml_weight_file_name_with_a_nul(tmp_path: Path) -> None:
+    from anesim.compiler.frontends.coreml import _Blobs
+
+    spec = tmp_path / "model.mlmodel"
+    spec.write_bytes(b"")
+    with pytest.raises(ProgramError, match="NUL character") as info:
+        _Blobs(spec).path("@model_path/weights/we\x00ight.bin")
+    assert info.value.file == str(spec)

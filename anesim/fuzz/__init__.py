@@ -1,7 +1,8 @@
 """Seeded, reproducible fuzzing of every kind of file anesim reads.
 
-Seven kinds: ``hwx`` (.hwx containers), ``raw`` (raw command buffer + sidecar JSON), ``chip``
-(chip YAML), ``program`` (program YAML), ``npy`` (.npy inputs), ``onnx`` and ``coreml``. A case
+Eight kinds: ``hwx`` (.hwx containers), ``raw`` (raw command buffer + sidecar JSON), ``chip``
+(chip YAML), ``program`` (program YAML), ``npy`` (.npy inputs), ``onnx``, ``coreml`` and
+``plist`` (ANE netplists). A case
 is ``(kind, index)``; its random stream is seeded by ``"{seed}:{kind}:{index}"`` alone, so any
 case can be replayed by itself (:func:`anesim.fuzz.pool.replay`). Cases run in worker processes
 under an address-space cap and a time limit (:mod:`anesim.fuzz.pool`); each ends as one of
@@ -15,11 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-KINDS = ("hwx", "raw", "chip", "program", "npy", "onnx", "coreml")
+KINDS = ("hwx", "raw", "chip", "program", "npy", "onnx", "coreml", "plist")
 
 # How a run's cases are shared out: cheap kinds get more of them.
-DEFAULT_SHARES = {"hwx": 0.18, "raw": 0.16, "chip": 0.08, "program": 0.15, "npy": 0.21, "onnx": 0.14,
-                  "coreml": 0.08}
+DEFAULT_SHARES = {"hwx": 0.17, "raw": 0.15, "chip": 0.08, "program": 0.14, "npy": 0.19, "onnx": 0.13,
+                  "coreml": 0.08, "plist": 0.06}
 
 
 def sources(checkout: Path) -> object:

@@ -69,6 +69,32 @@ outputs: [y]
 )
 
 
+# Netplists of the unit kinds the reader models (one of each, small), as parsed documents.
+NETPLIST_SEEDS: tuple[dict[str, Any], ...] = (
+    {"Networks": ["main"], "Version": "1.0.9", "main": {
+        "Inputs": ["a", "b"], "Units": ["conv", "both", "act", "joined"], "Outputs": ["joined@output"],
+        "Weights": ["weights.bin"],
+        "a": {"BatchSize": 1, "InputChannels": 8, "InputHeight": 4, "InputWidth": 4, "InputType": "Float16",
+              "InputInterleave": 1, "InputRowStride": 64, "InputPlaneStride": 256},
+        "b": {"InputChannels": 8, "InputHeight": 4, "InputWidth": 4, "InputType": "Float16"},
+        "conv": {"Type": "Conv", "Bottom": "a", "Name": "conv", "OutputChannels": 8, "OutputType": "Float16",
+                 "Params": {"Type": "Conv", "KernelHeight": 1, "KernelWidth": 1, "KernelIndex": 0,
+                            "KernelOffset": 0, "KernelType": "Float16", "KernelMode": "Dense", "Step": [1, 1]}},
+        "both": {"Type": "ScaledElementWise", "Bottom": ["conv", "b"], "Name": "both",
+                 "Params": {"Type": "Add", "Scale": 0x3C00}},
+        "act": {"Type": "Neuron", "Bottom": "both", "Name": "act", "Params": {"Type": "Sigmoid"}},
+        "joined": {"Type": "Concat", "Bottom": ["act", "b"], "Name": "joined"},
+        "joined@output": {"Bottom": "joined", "OutputType": "Float16", "OutputInterleave": 1},
+    }},
+    {"Networks": ["n"], "n": {
+        "Inputs": ["x"], "Units": ["y"], "Outputs": ["y@output"],
+        "x": {"BatchSize": 2, "InputChannels": 3, "InputHeight": 5, "InputWidth": 5, "InputType": "Float16"},
+        "y": {"Type": "Neuron", "Bottom": "x", "Name": "y", "Params": {"Type": "Exp2"}},
+        "y@output": {"Bottom": "y"},
+    }},
+)
+
+
 @lru_cache(maxsize=None)
 def hwx_samples(shared: str | None) -> list[tuple[str, bytes]]:
     """(name, bytes) of every real .hwx sample in the shared folder."""
@@ -159,7 +185,7 @@ def _execute(rng: random.Random) -> bool:
     return rng.random() < EXECUTE_SHARE
 
 
-# -- the seven kinds --------------------------------------------------------------------------------
+# -- the eight kinds --------------------------------------------------------------------------------
 
 def case_hwx(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged .hwx: decode, list, re-encode, build the program, time and execute it."""
@@ -389,6 +415,27 @@ def _mutate_coreml(data: bytes, rng: random.Random) -> bytes:
     return model.SerializeToString(deterministic=True)
 
 
+def case_plist(rng: random.Random, work: Path, src: Sources) -> None:
+    """A damaged ANE netplist (its document, or the XML text): compile, time and execute it."""
+    import plistlib
+
+    from anesim.compiler import compile_file
+
+    doc = rng.choice(NETPLIST_SEEDS)
+    data: bytes | None = None
+    if rng.random() < 0.7:
+        try:
+            data = plistlib.dumps(mutate_doc(doc, rng), fmt=rng.choice((plistlib.FMT_XML, plistlib.FMT_BINARY)))
+        except (TypeError, ValueError, OverflowError):  # (a value a plist cannot hold: damage the text)
+            data = None
+    if data is None:
+        damaged = hostile_text(plistlib.dumps(doc).decode("utf-8"), rng)
+        data = damaged if isinstance(damaged, bytes) else damaged.encode("utf-8", "surrogatepass")
+    path = work / "fuzz.plist"
+    path.write_bytes(data)
+    exercise(compile_file(path, "m1"), "m1", "plist", execute=_execute(rng))
+
+
 # Cases that misbehave on purpose, so the tests can show each failure is caught and counted.
 def _selftest_hang(rng: random.Random, work: Path, src: Sources) -> None:
     while True:
@@ -421,7 +468,7 @@ SELFTESTS = {"selftest-hang": _selftest_hang, "selftest-memory": _selftest_memor
 
 CASES: dict[str, Callable[[random.Random, Path, Sources], None]] = {**SELFTESTS,
     "hwx": case_hwx, "raw": case_raw, "chip": case_chip, "program": case_program, "npy": case_npy,
-    "onnx": case_onnx, "coreml": case_coreml,
+    "onnx": case_onnx, "coreml": case_coreml, "plist": case_plist,
 }
 
 

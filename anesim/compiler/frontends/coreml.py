@@ -85,6 +85,8 @@ class _Blobs:
     def path(self, file_name: str) -> Path:
         """The weight file a blob value names (``@model_path/weights/weight.bin``)."""
         relative = file_name[len(MODEL_PATH):] if file_name.startswith(MODEL_PATH) else file_name
+        if "\x00" in relative:  # (no file name holds one; the path functions raise on it)
+            raise ProgramError("a weight file name with a NUL character", file=self.spec, found=repr(file_name))
         path = (self.folder / relative).resolve()
         if not relative or Path(relative).is_absolute() or self.folder.resolve() not in path.parents:
             raise ProgramError("a weight file outside the model's folder", file=self.spec,
@@ -558,7 +560,7 @@ def _spec_path(package: Path) -> Path:
         root = entries[data["rootModelIdentifier"]]["path"]
         if not isinstance(root, str) or not root or "\0" in root:
             raise TypeError(root)
-    except (KeyError, TypeError):
+    except (KeyError, IndexError, TypeError):
         raise ProgramError("unreadable .mlpackage manifest", file=manifest,
                            expected="itemInfoEntries[rootModelIdentifier].path naming the spec") from None
     return package / "Data" / root

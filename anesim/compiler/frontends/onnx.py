@@ -178,7 +178,11 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         value = self.const(index, None)
         if value is None:
             return default
-        return [int(v) for v in np.asarray(value).reshape(-1)]
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iub":  # (shapes, axes, pads and counts are integer tensors)
+            raise self.fail(f"input {index} must be an integer tensor", expected="int64 or int32",
+                            found=str(arr.dtype))
+        return [int(v) for v in arr.reshape(-1)]
 
     def const_float(self, index: int, default: float | None = None) -> float | None:
         value = self.const(index, None)

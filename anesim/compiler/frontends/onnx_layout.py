@@ -109,6 +109,11 @@ class LayoutHandlers(NormHandlers):
             target = self.const_ints(1)
         allowzero = bool(self.attr("allowzero", 0))
         if not allowzero:
+            # (a 0 copies the input's dimension at its place: there must be one)
+            if any(d == 0 and i >= len(shape) for i, d in enumerate(target)):
+                raise self.fail("Reshape: a 0 in the target shape copies an input dimension the input "
+                                "does not have", expected=f"0 only at the first {len(shape)} places",
+                                found=f"{tuple(shape)} -> {tuple(target)}")
             target = [shape[i] if d == 0 else d for i, d in enumerate(target)]
         if -1 in target:
             known = math.prod(d for d in target if d != -1)
