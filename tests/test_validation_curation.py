@@ -259,3 +259,19 @@ def test_calibration_fits_a_chip_of_a_measurement_file(tmp_path: Path) -> None:
     result = calibrate("M4", rows=traces, timer=io_timer, cv=False, derived=True)
     assert result.calibration["n_points"] + result.held_back["n_points"] == len(rows)
     assert len(result.fitted) == len(result.params) > 0
+
+
+def test_a_rules_file_with_a_broken_regular_expression_is_refused_when_loaded(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MADE_UP_RULES.replace("(?P<m>", "(?P<m>**"), encoding="utf-8")
+    with pytest.raises(AnesimError, match="not a regular expression") as info:
+        load_table(bad)
+    assert info.value.file == str(bad)
+
+
+def test_a_method_text_that_does_not_suit_a_row_excludes_it(tmp_path: Path) -> None:
+    rules = tmp_path / "made-up.yaml"
+    rules.write_text(MADE_UP_RULES.replace("{int(repeats)}", "{int(repeats) // 0}"), encoding="utf-8")
+    recs = Curator(load_table(rules)).curate(MADE_UP_ROWS)
+    assert all(r["status"] == "excluded" for r in recs)
+    assert "its source's method text" in recs[0]["why"]

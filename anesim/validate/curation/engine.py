@@ -267,15 +267,22 @@ class Curator:
         row = {field: str(raw.get(column) or "") for field, column in COLUMNS.items()}
         sources = [s for s in self.table.sources if matches(s.match, row)]
         att = self.attribute(row, sources)
+        try:
+            method, unusable = self.method_text(row, sources), None
+        except Excluded as exc:  # (a method template that does not suit this row)
+            method, unusable = "", exc
         rec: dict[str, Any] = {
             "id": f"r{i:03d}", "row": i, "chip": row["chip"], "target": att.chip, "attribution": att.note,
             "source": row["source"], "section": row["section"], "provenance": row["provenance"],
-            "source_method": self.method_text(row, sources), "workload": row["workload"], "shape": row["shape"],
+            "source_method": method, "workload": row["workload"], "shape": row["shape"],
             "metric": row["metric"], "value": row["value"], "units": self.table.units.get(row["metric"], "1"),
             "notes": row["notes"],
         }
         if att.chip is None:
             rec.update(excluded(self.table, att.reason or "unknown_chip", att.note or ""))
+            return rec, None
+        if unusable is not None:
+            rec.update(excluded(self.table, unusable.reason, f"its source's method text: {unusable.detail}"))
             return rec, None
         for rule in self.table.before:
             out = self.apply(rule, row, None)

@@ -9,10 +9,11 @@ and conversions. docs/validation.md describes every key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from anesim.errors import ConfigError
 from anesim.yamlfile import read_yaml
@@ -29,6 +30,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _compiles(pattern: str | None) -> str | None:
+    """A regular expression that compiles (found when the rules file loads, not at a row)."""
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+    return pattern
+
+
 class TextTest(_Model):
     """A test of one text field; every key given must hold."""
 
@@ -38,6 +49,8 @@ class TextTest(_Model):
     contains: str | None = None
     not_contains: str | None = None
     regex: str | None = None
+
+    _regex_compiles = field_validator("regex")(_compiles)
 
 
 # A bare string tests equality, a list membership; a mapping gives the other tests.
@@ -54,6 +67,8 @@ class Parse(_Model):
     keys: list[str] | None = None  # the names a key_value parse accepts (all, when absent)
     required: list[str] = []
     name: str | None = None  # also bind every value read, as one mapping, to this name
+
+    _regex_compiles = field_validator("regex")(_compiles)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Parse:
