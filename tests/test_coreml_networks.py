@@ -124,3 +124,20 @@ def test_rank5_uses_without_a_lowering_are_refused(ct, tmp_path: Path) -> None:
         model.save(str(path))
         with pytest.raises(UnsupportedError, match=f"\\({op}\\)"):
             anesim.compile(path, "m5-pro")
+
+
+@pytest.mark.parametrize("pad_type, before", [("same", 0), ("same_lower", 1)])
+def test_same_and_same_lower_put_the_odd_pixel_on_opposite_sides(ct, tmp_path: Path, pad_type: str,
+                                                                  before: int) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 5, 5))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.max_pool(x=x, kernel_sizes=[2, 2], strides=[1, 1], pad_type=pad_type, name="pool")
+
+    x = np.random.default_rng(1).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    got = _run(ct, prog, tmp_path / f"{pad_type}.mlpackage", {"x": x})
+    pad = ((0, 0), (0, 0), (before, 1 - before), (before, 1 - before))
+    padded = np.pad(x, pad, constant_values=-np.inf)
+    want = np.max([padded[:, :, i:i + 5, j:j + 5] for i in (0, 1) for j in (0, 1)], axis=0)
+    np.testing.assert_allclose(got, want.astype(np.float16).astype(np.float32))

@@ -85,11 +85,10 @@ class _Blobs:
     def path(self, file_name: str) -> Path:
         """The weight file a blob value names (``@model_path/weights/weight.bin``)."""
         relative = file_name[len(MODEL_PATH):] if file_name.startswith(MODEL_PATH) else file_name
-        if "\x00" in relative:  # (no file name holds one; the path functions raise on it)
-            raise ProgramError("a weight file name with a NUL character", file=self.spec, found=repr(file_name))
-        path = (self.folder / relative).resolve()
-        if not relative or Path(relative).is_absolute() or self.folder.resolve() not in path.parents:
-            raise ProgramError("a weight file outside the model's folder", file=self.spec,
+        path = (self.folder / relative.replace("\x00", "")).resolve()  # (no file name holds a NUL)
+        if not relative or Path(relative).is_absolute() or self.folder.resolve() not in path.parents \
+                or "\x00" in relative:
+            raise ProgramError("a weight file name that names no file inside the model's folder", file=self.spec,
                                expected=f"{MODEL_PATH}<file>", found=repr(file_name))
         if not path.is_file():
             raise ProgramError("the model refers to a weight file that is missing", file=self.spec,
@@ -471,7 +470,7 @@ class _Importer(Rank5, Slices):
             raise self.fail("convolution weights must be constant")
         fmt, bits = self.formats.get(w_name, ("fp16", 0))
         weights = self._ins(inputs, "weight")
-        pad_type = self._arg(inputs, "pad_type", "valid")
+        pad_type = self._pad_type(inputs)
         pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
         strides = [int(s) for s in np.asarray(self._arg(inputs, "strides", [1, 1])).reshape(-1)]
         dilations = [int(d) for d in np.asarray(self._arg(inputs, "dilations", [1, 1])).reshape(-1)]
@@ -488,7 +487,7 @@ class _Importer(Rank5, Slices):
                 "1-D kernel as 2-D")).name]
             x = [self.b.op("reshape", x, name=f"{out}.in2d", shape=[shape[0], shape[1], 1, shape[2]]).name]
             pads, strides, dilations = [0, 0, *pads], [1, *strides], [1, *dilations]
-        padding: Any = {"valid": 0, "same": "same", "same_lower": "same"}.get(pad_type, pads)
+        padding: Any = pads if pad_type == "custom" else pad_type
         weights += self._ins(inputs, "bias") if "bias" in inputs else []
         name = f"{out}.out2d" if one_d else out
         self.b.op("conv2d", x + weights, name=name, stride=strides, padding=padding, dilation=dilations,
@@ -497,15 +496,23 @@ class _Importer(Rank5, Slices):
             result = self.b.graph.info(name).shape
             self.b.op("reshape", [name], name=out, shape=[result[0], result[1], result[3]])
 
+    def _pad_type(self, inputs: dict[str, list[Any]]) -> str:
+        """MIL's ``pad_type``: valid, same (odd pixel after), same_lower (before) or custom (``pad``)."""
+        pad_type = self._arg(inputs, "pad_type", "valid")
+        if pad_type in ("valid", "same", "same_lower", "custom") and isinstance(pad_type, str):
+            return pad_type
+        raise self.fail("unsupported pad_type", expected="valid, same(_lower) or custom", found=repr(pad_type)[:60])
+
     def _pool(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
         kernel = [int(k) for k in np.asarray(self._arg(inputs, "kernel_sizes")).reshape(-1)]
         strides = [int(s) for s in np.asarray(self._arg(inputs, "strides", kernel)).reshape(-1)]
-        pad_type = self._arg(inputs, "pad_type", "valid")
+        pad_type = self._pad_type(inputs)
         pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
-        padding: Any = {"valid": 0, "same": "same", "same_lower": "same"}.get(pad_type, pads)
+        padding: Any = pads if pad_type == "custom" else pad_type
         if self._arg(inputs, "ceil_mode", False):
             raise self.fail("ceil-mode pooling is not supported")
-        if op == "avg_pool" and padding != 0 and self._arg(inputs, "exclude_padding_from_average", False):
+        padded = pad_type in ("same", "same_lower") or (pad_type == "custom" and any(pads))
+        if op == "avg_pool" and padded and self._arg(inputs, "exclude_padding_from_average", False):
             raise self.fail("average pooling that excludes padding is not supported")
         self.b.op("max_pool2d" if op == "max_pool" else "avg_pool2d", self._ins(inputs, "x"), name=out,
                   kernel=kernel, stride=strides, padding=padding)

@@ -57,15 +57,19 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
 
 def _padding(value: Any, kernel: tuple[int, int], stride: tuple[int, int],
              dilation: tuple[int, int], in_hw: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Explicit (top, bottom, left, right) padding from an int, pair, quad or 'same'/'valid'."""
+    """Explicit (top, bottom, left, right) padding from an int, pair, quad or 'same'/'same_lower'/'valid'.
+
+    'same' puts an odd pixel of padding after the input, 'same_lower' before it.
+    """
     if value == "valid":
         return 0, 0, 0, 0
-    if value == "same":
+    if value in ("same", "same_lower"):
         pads = []
         for k, s, d, size in zip(kernel, stride, dilation, in_hw):
             out = -(-size // s)
             total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-            pads.append((total // 2, total - total // 2))
+            small, large = total // 2, total - total // 2
+            pads.append((small, large) if value == "same" else (large, small))
         return pads[0][0], pads[0][1], pads[1][0], pads[1][1]
     if isinstance(value, int) and not isinstance(value, bool):
         return value, value, value, value
@@ -75,7 +79,7 @@ def _padding(value: Any, kernel: tuple[int, int], stride: tuple[int, int],
         if len(value) == 4:
             return value[0], value[1], value[2], value[3]
     raise ValueError(f"'padding' must be an integer, a pair, a quad (top, bottom, left, right), "
-                     f"'same' or 'valid', found {value!r}")
+                     f"'same', 'same_lower' or 'valid', found {value!r}")
 
 
 def _nchw(shape: Shape) -> tuple[int, int, int, int]:
