@@ -141,3 +141,16 @@ def test_same_and_same_lower_put_the_odd_pixel_on_opposite_sides(ct, tmp_path: P
     padded = np.pad(x, pad, constant_values=-np.inf)
     want = np.max([padded[:, :, i:i + 5, j:j + 5] for i in (0, 1) for j in (0, 1)], axis=0)
     np.testing.assert_allclose(got, want.astype(np.float16).astype(np.float32))
+
+
+def test_a_cast_to_an_integer_type_is_refused_not_read_as_identity(ct, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    from anesim.errors import UnsupportedError
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.cast(x=mb.cast(x=x, dtype="int32", name="ints"), dtype="fp32", name="back")
+
+    with pytest.raises(UnsupportedError, match="op .* 'ints' \\(cast\\): a cast to a non-float type .*found 'int32'"):
+        _run(ct, prog, tmp_path / "cast.mlpackage", {"x": np.zeros((1, 2, 4, 4), np.float32)})

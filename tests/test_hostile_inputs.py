@@ -223,13 +223,13 @@ def test_onnx_reshape_target_that_cannot_apply(tmp_path: Path, shape: np.ndarray
 
 
 def test_core_ml_manifest_that_indexes_a_list(tmp_path: Path) -> None:
-    from anesim.compiler.frontends.coreml import _spec_path
+    from anesim.compiler.frontends.coreml_package import spec_path
 
     package = tmp_path / "m.mlpackage"
     package.mkdir()
     (package / "Manifest.json").write_text('{"itemInfoEntries": [], "rootModelIdentifier": 3}')
     with pytest.raises(ProgramError, match="unreadable .mlpackage manifest"):
-        _spec_path(package)
+        spec_path(package)
 
 
 def test_core_ml_weight_file_name_with_a_nul(tmp_path: Path) -> None:

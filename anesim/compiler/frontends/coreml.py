@@ -11,9 +11,7 @@ quantised (``constexpr_affine_dequantize``) weights keep their format on the con
 uses them.
 
 coremltools is an optional extra (``pip install 'anesim[coreml]'``); nothing else in anesim
-imports it. The manifest is read as plain JSON rather than coremltools' ``ModelPackage``,
-because opening a package with ``ModelPackage`` rewrites its ``Manifest.json`` (and creates a
-package where there is none): a reader must not change the model it reads.
+imports it. The package's manifest is read by :mod:`.coreml_package`.
 """
 
 from __future__ import annotations
@@ -27,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.frontends.coreml_package import spec_path as package_spec
 from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
 from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
-from anesim.jsonfile import read_json
 from anesim.weightblob import check_blob
 
 INSTALL = "pip install 'anesim[coreml]'"
@@ -262,6 +260,8 @@ class _Importer(Rank5, Slices):
                 inputs[key] = bindings
             attributes = dict(op.attributes)
             try:
+                if self.op_type == "cast":
+                    self._cast_target(inputs)
                 if self.op_type != "const" and self.involves_rank5(inputs):
                     self.rank5(self.op_type, inputs, self.op_name)
                 else:
@@ -291,6 +291,13 @@ class _Importer(Rank5, Slices):
         if value in self.consts:
             return self.consts[value]
         raise self.fail(f"parameter '{key}' must be constant", found=repr(value))
+
+    def _cast_target(self, inputs: dict[str, list[Any]]) -> None:
+        """A cast the engine performs as it holds the value: to a float type (it computes in fp16)."""
+        dtype = self._arg(inputs, "dtype")
+        if dtype not in ("fp16", "fp32", "fp64") or not isinstance(dtype, str):
+            raise self.fail("a cast to a non-float type rounds, truncates or wraps; the engine computes in fp16",
+                            expected="fp16 or fp32", found=repr(dtype)[:60])
 
     def _axes(self, inputs: dict[str, list[Any]], key: str, rank: int) -> list[int]:
         """Parameter ``key`` as axes of a rank-``rank`` tensor, negatives counted from the end; an
@@ -557,27 +564,11 @@ class _Importer(Rank5, Slices):
                 target.insert(axis, 1)
         self.b.op("reshape", [x], name=out, shape=target or [1])
 
-def _spec_path(package: Path) -> Path:
-    manifest = package / "Manifest.json"
-    if not manifest.is_file():
-        raise ProgramError("not an .mlpackage: no Manifest.json", file=package)
-    data = read_json(manifest, ProgramError, "the .mlpackage manifest", 1 << 20)
-    try:
-        entries = data["itemInfoEntries"]
-        root = entries[data["rootModelIdentifier"]]["path"]
-        if not isinstance(root, str) or not root or "\0" in root:
-            raise TypeError(root)
-    except (KeyError, IndexError, TypeError):
-        raise ProgramError("unreadable .mlpackage manifest", file=manifest,
-                           expected="itemInfoEntries[rootModelIdentifier].path naming the spec") from None
-    return package / "Data" / root
-
-
 def load_coreml(path: str | Path) -> Graph:
     """Read a Core ML ML program (.mlpackage, or an .mlmodel spec beside its weights folder)."""
     file = Path(path)
     if file.is_dir():
-        spec_path = _spec_path(file)
+        spec_path = package_spec(file)
     elif file.is_file():
         spec_path = file
     else:
