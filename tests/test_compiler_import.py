@@ -303,6 +303,11 @@ def test_coreml_spec_built_with_the_protobuf_classes(ct, tmp_path: Path) -> None
     assert [n.op for n in graph.nodes] == ["relu"] and graph.outputs == ["y"]
     assert graph.info("x").shape == (1, 4, 2, 2)
 
+    relu.inputs["alpha"].arguments.add(name="x")  # a parameter relu does not take: never ignored
+    spec.write_bytes(model.SerializeToString())
+    with pytest.raises(UnsupportedError, match="'y' \\(relu\\): parameter 'alpha' of relu is not modelled"):
+        load_graph(spec)
+
     classic = Model_pb2.Model(specificationVersion=4)
     classic.neuralNetwork.layers.add(name="fc")
     spec.write_bytes(classic.SerializeToString())

@@ -233,10 +233,45 @@ def test_core_ml_manifest_that_indexes_a_list(tmp_path: Path) -> None:
 
 
 def test_core_ml_weight_file_name_with_a_nul(tmp_path: Path) -> None:
-    from anesim.compiler.frontends.coreml import _Blobs
+    from anesim.compiler.frontends.coreml_package import Blobs
 
     spec = tmp_path / "model.mlmodel"
     spec.write_bytes(b"")
     with pytest.raises(ProgramError, match="names no file inside the model's folder") as info:
-        _Blobs(spec).path("@model_path/weights/we\x00ight.bin")
+        Blobs(spec).path("@model_path/weights/we\x00ight.bin")
     assert info.value.file == str(spec)
+
+
+def test_onnx_pool_kernel_shape_of_the_wrong_rank(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from anesim.compiler import compile_file
+
+    pool = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2])
+    graph = helper.make_graph([pool], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(AnesimError) as info:  # (the engine refuses it, then the host's shape inference)
+        compile_file(path, "m1")
+    assert info.value.file == str(path)
+
+
+def test_the_work_limit_counts_each_task_s_fixed_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anesim.compiler import Builder, compile_graph
+    from anesim.functional.execute import execute
+    from anesim.limits import TASK_WORK
+
+    b = Builder("many_small_tasks")
+    x = y = b.input("x", (1, 8, 4, 4))
+    for _ in range(40):
+        y = b.relu(b.add(y, x))
+    b.output(y)
+    program = compile_graph(b.build(), "m1").program
+    arithmetic = sum(t.macs + t.result.elements * max(len(t.sources), 1) for t in program.tasks)
+    monkeypatch.setenv("ANESIM_MAX_WORK", str(arithmetic + TASK_WORK * (len(program.tasks) - 1)))
+    with pytest.raises(LimitError, match="fixed costs: exceeds the work limit"):
+        execute(program, {"x": np.zeros((1, 8, 4, 4), np.float16)})
+    monkeypatch.setenv("ANESIM_MAX_WORK", str(arithmetic + TASK_WORK * len(program.tasks)))
+    execute(program, {"x": np.zeros((1, 8, 4, 4), np.float16)})

@@ -123,7 +123,7 @@ def test_raw_buffer_errors(shared_dir: Path) -> None:
 
 
 def test_sidecar_errors(tmp_path: Path) -> None:
-    from anesim.hwx.raw import load_sidecar
+    from anesim.hwx.raw import load_sidecar, parse as parse_raw
 
     bad = tmp_path / "bad.sidecar.json"
     bad.write_text("{not json")
@@ -132,6 +132,18 @@ def test_sidecar_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"format": "anesim-raw-sidecar", "version": 1, "buffers": [{"slot": 4, "name": "x", "role": "nope"}]}))
     with pytest.raises(ProgramError, match=r"\$.buffers\[0\].role: unknown buffer role"):
         load_sidecar(bad)
+    # every key is read or refused: a misspelt key, an unknown type, a file of another size
+    head = {"format": "anesim-raw-sidecar", "version": 1}
+    for doc, needle in (({**head, "comand": {"size": 4}}, r"\$.comand: unknown key"),
+                        ({**head, "command": {"size": 4, "task": 1}}, r"\$.command.task: unknown key"),
+                        ({**head, "buffers": [{"slot": 4, "name": "x", "role": "input", "dtype": "fp32"}]},
+                         r"\$.buffers\[0\].dtype: unknown buffer type")):
+        bad.write_text(json.dumps(doc))
+        with pytest.raises(ProgramError, match=needle):
+            load_sidecar(bad)
+    bad.write_text(json.dumps({**head, "file_size": 0x800}))
+    with pytest.raises(FormatError, match="x.bin: byte 0x0: the sidecar describes a file of another size"):
+        parse_raw(bytes(0x400), load_sidecar(bad), "x.bin")
 
 
 def test_asm_rejects_bad_json(sigmoid: bytes) -> None:

@@ -13,7 +13,7 @@ from anesim.errors import AnesimError, InputError, ProgramError
 from anesim.functional.memory import Memory
 from anesim.functional.stats import TaskOutputStats, task_output_stats
 from anesim.functional.tasks import as_fp16_bits, from_fp16_bits, mac_rules, run_task
-from anesim.limits import check_bytes, check_work, tensor_bytes
+from anesim.limits import TASK_WORK, check_bytes, check_work, tensor_bytes
 from anesim.numerics import NUMERICS_MODES
 from anesim.numerics.fast import blas_owns_cores
 from anesim.program.kernels import gather_weights
@@ -78,8 +78,8 @@ def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | N
     """
     check_numerics(numerics)
     values = check_inputs(program, inputs)
-    check_work(sum(t.macs + t.result.elements * max(len(t.sources), 1) for t in program.tasks),
-               file=program.source or None, field=f"the {len(program.tasks)} tasks' multiply-accumulates and elements",
+    check_work(sum(t.macs + t.result.elements * max(len(t.sources), 1) + TASK_WORK for t in program.tasks),
+               file=program.source or None, field=f"the {len(program.tasks)} tasks' multiply-accumulates, elements and fixed costs",
                chip=chip)
     pool_bytes = chip.memory.pool_bytes.value if chip is not None else DEFAULT_POOL_BYTES
     memory = Memory.for_program(program, pool_bytes)

@@ -62,6 +62,15 @@ class Doc:
             return self._child(default, f".{key}")
         return self._child(self.value[key], f".{key}")
 
+    def only(self, *keys: str) -> Doc:
+        """This object, refusing any member but ``keys`` (a key nobody reads is never ignored)."""
+        if not isinstance(self.value, dict):
+            raise self.error("expected an object", found=type(self.value).__name__)
+        unknown = [k for k in self.value if k not in keys]
+        if unknown:
+            raise self._child(None, f".{unknown[0]}").error("unknown key", expected=", ".join(keys))
+        return self
+
     def items(self) -> list[Doc]:
         """The elements of this array."""
         if not isinstance(self.value, list):

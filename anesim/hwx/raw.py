@@ -32,6 +32,7 @@ from anesim.hwx.regmaps import RegisterMap, load_map
 from anesim.hwx.stream_a import Stream
 from anesim.jsonfile import read_json
 from anesim.limits import check_bytes, tensor_bytes
+from anesim.program.model import DTYPE_BYTES
 
 SIDECAR_TAG = "anesim-raw-sidecar"
 DEFAULT_FIRST_TASK = 0x274
@@ -64,6 +65,7 @@ class Sidecar:
     tasks: int | None = None
     weights_offset: int | None = None
     weights_size: int | None = None
+    file_size: int | None = None  # the size of the buffer file it describes, when it says
     buffers: list[BufferSpec] = field(default_factory=list)
     doc: dict[str, Any] = field(default_factory=dict)
 
@@ -94,32 +96,41 @@ class RawBuffer:
 
 def parse_sidecar(value: dict[str, Any], file: str | None = None) -> Sidecar:
     """Check and read a sidecar document."""
-    doc = Doc(value, "$", file)
+    doc = Doc(value, "$", file).only("format", "version", "name", "generation", "source", "file_size", "command",
+                                     "weights", "buffers")
     tag = doc.get("format").value
     if tag != SIDECAR_TAG:
         raise doc.get("format").error("not an anesim raw-buffer sidecar", expected=SIDECAR_TAG, found=tag)
     doc.get("version").int(1, 1)
     sc = Sidecar(doc=value)
     sc.name = doc.get("name", "").str()
+    doc.get("source", "").str()  # (where the buffer came from: provenance, for the reader)
+    if doc.has("file_size"):
+        sc.file_size = doc.get("file_size").int(1, 1 << 40)
     sc.generation = doc.get("generation", "H13").str()
     by_name(sc.generation, file=file, where=f"{doc.path}.generation")
-    cmd = doc.get("command", {})
+    cmd = doc.get("command", {}).only("size", "first_task_size", "tasks")
     if cmd.has("size"):
         sc.command_size = cmd.get("size").int(4, 1 << 32)
     sc.first_task_size = cmd.get("first_task_size", DEFAULT_FIRST_TASK).int(4, 1 << 16)
     if cmd.has("tasks"):
         sc.tasks = cmd.get("tasks").int(1, 1 << 16)
     if doc.has("weights"):
+        doc.get("weights").only("offset", "size")
         sc.weights_offset = doc.get("weights").get("offset").int(0, 1 << 32)
         sc.weights_size = doc.get("weights").get("size").int(0, 1 << 32)
     for b in doc.get("buffers", []).items():
+        b.only("slot", "name", "role", "shape", "dtype", "row_stride", "plane_stride", "bytes")
         role = b.get("role").str()
         if role not in ROLES:
             raise b.get("role").error("unknown buffer role", expected=", ".join(ROLES), found=role)
+        dtype = b.get("dtype", "fp16").str()
+        if dtype not in DTYPE_BYTES:
+            raise b.get("dtype").error("unknown buffer type", expected=", ".join(DTYPE_BYTES), found=dtype)
         shape = tuple(d.int(0, 1 << 31) for d in b.get("shape", []).items())
         check_bytes(tensor_bytes(shape, 2), file=file, field=f"{b.get('shape', []).path}")
         sc.buffers.append(BufferSpec(
-            b.get("slot").int(2, 255), b.get("name").str(), role, shape, b.get("dtype", "fp16").str(),
+            b.get("slot").int(2, 255), b.get("name").str(), role, shape, dtype,
             b.get("row_stride", 0).int(0, 1 << 40), b.get("plane_stride", 0).int(0, 1 << 40), b.get("bytes", 0).int(0, 1 << 40)))
     return sc
 
@@ -138,6 +149,9 @@ def parse(data: bytes, sidecar: Sidecar | None = None, file: str | None = None) 
         raise FormatError(f"raw command buffers are only understood for encoding-A generations, not {gen.name}", file=file)
     regmap = load_map(gen.regmap)
     r = Reader(data, file)
+    if sc.file_size is not None and sc.file_size != len(data):
+        raise r.error("the sidecar describes a file of another size", 0, expected=f"{sc.file_size} bytes",
+                      found=f"{len(data)} bytes")
     size = sc.command_size
     if size is None:
         # Walk the chain over the whole file once to find where the last task ends.

@@ -25,16 +25,14 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.frontends.coreml_package import INSTALL, Blobs
 from anesim.compiler.frontends.coreml_package import spec_path as package_spec
 from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
 from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
-from anesim.weightblob import check_blob
 
-INSTALL = "pip install 'anesim[coreml]'"
-MODEL_PATH = "@model_path/"  # how a spec names files relative to its own folder
 
 UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "erf": "erf",
          "abs": "abs", "square": "square", "silu": "silu", "softplus": "softplus", "gelu": "gelu",
@@ -43,14 +41,10 @@ UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh",
 BINARY = {"add": "add", "sub": "sub", "mul": "mul", "real_div": "div", "maximum": "max", "minimum": "min"}
 REDUCE = {"reduce_mean": "reduce_mean", "reduce_sum": "reduce_sum", "reduce_max": "reduce_max",
           "reduce_min": "reduce_min"}
-# MIL data types (MIL.proto ``DataType``) as numpy types, and the blob reader's method for each
-# type a weight file may hold.
+# MIL data types (MIL.proto ``DataType``) as numpy types.
 FLOAT_TYPES = {"FLOAT16": np.float16, "FLOAT32": np.float32, "FLOAT64": np.float64}
 INT_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
              "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64}
-BLOB_READERS = {"FLOAT16": "read_fp16_data", "FLOAT32": "read_float_data", "INT8": "read_int8_data",
-                "UINT8": "read_uint8_data", "INT16": "read_int16_data", "UINT16": "read_uint16_data",
-                "INT32": "read_int32_data", "UINT32": "read_uint32_data"}
 
 
 def _coremltools() -> SimpleNamespace:
@@ -72,49 +66,24 @@ def _coremltools() -> SimpleNamespace:
     return SimpleNamespace(Model_pb2=Model_pb2, MIL_pb2=MIL_pb2, DecodeError=DecodeError, type_name=types)
 
 
-class _Blobs:
-    """Lazy access to the weight files a spec names, through coremltools' blob reader."""
+class _Read(dict):  # type: ignore[type-arg]
+    """An op's parameters, remembering which the importer looked at."""
 
-    def __init__(self, spec_path: Path) -> None:
-        self.folder = spec_path.parent
-        self.spec = spec_path
-        self.readers: dict[Path, Any] = {}
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: set[str] = set()
 
-    def path(self, file_name: str) -> Path:
-        """The weight file a blob value names (``@model_path/weights/weight.bin``)."""
-        relative = file_name[len(MODEL_PATH):] if file_name.startswith(MODEL_PATH) else file_name
-        path = (self.folder / relative.replace("\x00", "")).resolve()  # (no file name holds a NUL)
-        if not relative or Path(relative).is_absolute() or self.folder.resolve() not in path.parents \
-                or "\x00" in relative:
-            raise ProgramError("a weight file name that names no file inside the model's folder", file=self.spec,
-                               expected=f"{MODEL_PATH}<file>", found=repr(file_name))
-        if not path.is_file():
-            raise ProgramError("the model refers to a weight file that is missing", file=self.spec,
-                               found=repr(file_name))
-        return path
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
 
-    def read(self, file_name: str, offset: int, dtype: str) -> np.ndarray:
-        """The values of the blob at ``offset`` of a weight file, of MIL type ``dtype``."""
-        path = self.path(file_name)
-        method = BLOB_READERS.get(dtype)
-        if method is None:
-            raise UnsupportedError("weight blobs of this type are not supported", file=path,
-                                   where=f"byte {offset:#x}", expected=", ".join(BLOB_READERS), found=dtype)
-        check_blob(path, offset)  # the record's sizes against the file before coremltools reads it
-        reader = self.readers.get(path)
-        if reader is None:
-            try:
-                from coremltools.libmilstoragepython import _BlobStorageReader
-            except ImportError:
-                raise UnsupportedError("reading Core ML weight files needs coremltools' libmilstoragepython",
-                                       file=path, expected=INSTALL) from None
-            reader = self.readers[path] = _BlobStorageReader(str(path))
-        try:
-            values = getattr(reader, method)(offset)
-        except (RuntimeError, ValueError) as exc:  # bad sentinel, type or bounds
-            raise ProgramError(f"unreadable weight blob ({exc})", file=path, where=f"byte {offset:#x}",
-                               expected=f"a {dtype} blob") from None
-        return values.view(np.float16) if dtype == "FLOAT16" else values
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
 
 
 def _shape(ct: SimpleNamespace, value_type: Any) -> tuple[str, list[int]]:
@@ -130,7 +99,7 @@ _REQUIRED = object()  # _arg's default: the parameter must be present
 
 
 class _Importer(Rank5, Slices):
-    def __init__(self, ct: SimpleNamespace, program: Any, blobs: _Blobs, file: str, name: str) -> None:
+    def __init__(self, ct: SimpleNamespace, program: Any, blobs: Blobs, file: str, name: str) -> None:
         self.ct = ct
         self.program = program
         self.blobs = blobs
@@ -249,7 +218,7 @@ class _Importer(Rank5, Slices):
             outputs = [o.name for o in op.outputs]
             self.op_name = outputs[0] if outputs else ""
             self.out_shape = _shape(self.ct, op.outputs[0].type)[1] if op.outputs else []
-            inputs: dict[str, list[Any]] = {}
+            inputs: dict[str, list[Any]] = _Read()
             for key, argument in op.inputs.items():
                 bindings = []
                 for binding in argument.arguments:
@@ -266,6 +235,10 @@ class _Importer(Rank5, Slices):
                     self.rank5(self.op_type, inputs, self.op_name)
                 else:
                     self._op(self.op_type, inputs, attributes, outputs)
+                unread = [k for k in inputs if k not in inputs.read]  # type: ignore[attr-defined]
+                if unread:  # (every parameter of an op is read or the op is refused)
+                    raise self.fail(f"parameter '{unread[0]}' of {self.op_type} is not modelled",
+                                    expected=", ".join(sorted(inputs.read)) or "none")  # type: ignore[attr-defined]
             except AnesimError as exc:
                 if exc.file:
                     raise
@@ -519,7 +492,8 @@ class _Importer(Rank5, Slices):
         if self._arg(inputs, "ceil_mode", False):
             raise self.fail("ceil-mode pooling is not supported")
         padded = pad_type in ("same", "same_lower") or (pad_type == "custom" and any(pads))
-        if op == "avg_pool" and padded and self._arg(inputs, "exclude_padding_from_average", False):
+        exclude = bool(self._arg(inputs, "exclude_padding_from_average", False))  # (no padding: no effect)
+        if op == "avg_pool" and padded and exclude:
             raise self.fail("average pooling that excludes padding is not supported")
         self.b.op("max_pool2d" if op == "max_pool" else "avg_pool2d", self._ins(inputs, "x"), name=out,
                   kernel=kernel, stride=strides, padding=padding)
@@ -588,4 +562,4 @@ def load_coreml(path: str | Path) -> Graph:
         raise UnsupportedError("only ML programs (mlprogram) are supported", file=spec_path,
                                found=kind or "a spec with no model")
     name = file.stem if file.suffix else file.name
-    return _Importer(ct, model.mlProgram, _Blobs(spec_path), str(path), name).run()
+    return _Importer(ct, model.mlProgram, Blobs(spec_path), str(path), name).run()

@@ -1,4 +1,5 @@
-"""The layout of a Core ML package (``.mlpackage``): which file in it is the model spec.
+"""The files of a Core ML package (``.mlpackage``): which one is the model spec, and the weight
+files its blob values name, read with coremltools' blob reader.
 
 The manifest (``Manifest.json``) is read as bounded plain JSON rather than through coremltools'
 ``ModelPackage``, because opening a package with ``ModelPackage`` rewrites its ``Manifest.json``
@@ -8,11 +9,21 @@ The manifest (``Manifest.json``) is read as bounded plain JSON rather than throu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from anesim.errors import ProgramError
+import numpy as np
+
+from anesim.errors import ProgramError, UnsupportedError
 from anesim.jsonfile import read_json
+from anesim.weightblob import check_blob
 
+INSTALL = "pip install 'anesim[coreml]'"
+MODEL_PATH = "@model_path/"  # how a spec names files relative to its own folder
 MAX_MANIFEST_BYTES = 1 << 20
+# The blob reader's method for each MIL type (MIL.proto ``DataType``) a weight file may hold.
+BLOB_READERS = {"FLOAT16": "read_fp16_data", "FLOAT32": "read_float_data", "INT8": "read_int8_data",
+                "UINT8": "read_uint8_data", "INT16": "read_int16_data", "UINT16": "read_uint16_data",
+                "INT32": "read_int32_data", "UINT32": "read_uint32_data"}
 
 
 def spec_path(package: Path) -> Path:
@@ -30,3 +41,48 @@ def spec_path(package: Path) -> Path:
         raise ProgramError("unreadable .mlpackage manifest", file=manifest,
                            expected="itemInfoEntries[rootModelIdentifier].path naming the spec") from None
     return package / "Data" / root
+
+
+class Blobs:
+    """Lazy access to the weight files a spec names, through coremltools' blob reader."""
+
+    def __init__(self, spec_path: Path) -> None:
+        self.folder = spec_path.parent
+        self.spec = spec_path
+        self.readers: dict[Path, Any] = {}
+
+    def path(self, file_name: str) -> Path:
+        """The weight file a blob value names (``@model_path/weights/weight.bin``)."""
+        relative = file_name[len(MODEL_PATH):] if file_name.startswith(MODEL_PATH) else file_name
+        path = (self.folder / relative.replace("\x00", "")).resolve()  # (no file name holds a NUL)
+        if not relative or Path(relative).is_absolute() or self.folder.resolve() not in path.parents \
+                or "\x00" in relative:
+            raise ProgramError("a weight file name that names no file inside the model's folder", file=self.spec,
+                               expected=f"{MODEL_PATH}<file>", found=repr(file_name))
+        if not path.is_file():
+            raise ProgramError("the model refers to a weight file that is missing", file=self.spec,
+                               found=repr(file_name))
+        return path
+
+    def read(self, file_name: str, offset: int, dtype: str) -> np.ndarray:
+        """The values of the blob at ``offset`` of a weight file, of MIL type ``dtype``."""
+        path = self.path(file_name)
+        method = BLOB_READERS.get(dtype)
+        if method is None:
+            raise UnsupportedError("weight blobs of this type are not supported", file=path,
+                                   where=f"byte {offset:#x}", expected=", ".join(BLOB_READERS), found=dtype)
+        check_blob(path, offset)  # the record's sizes against the file before coremltools reads it
+        reader = self.readers.get(path)
+        if reader is None:
+            try:
+                from coremltools.libmilstoragepython import _BlobStorageReader
+            except ImportError:
+                raise UnsupportedError("reading Core ML weight files needs coremltools' libmilstoragepython",
+                                       file=path, expected=INSTALL) from None
+            reader = self.readers[path] = _BlobStorageReader(str(path))
+        try:
+            values = getattr(reader, method)(offset)
+        except (RuntimeError, ValueError) as exc:  # bad sentinel, type or bounds
+            raise ProgramError(f"unreadable weight blob ({exc})", file=path, where=f"byte {offset:#x}",
+                               expected=f"a {dtype} blob") from None
+        return values.view(np.float16) if dtype == "FLOAT16" else values

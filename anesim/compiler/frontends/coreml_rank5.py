@@ -76,6 +76,8 @@ class Rank5:
             raise self.fail("the output's shape is not a static shape of rank 5 or less",
                             found=list(target))
         if op in ("reshape", "squeeze", "expand_dims"):
+            # (the shape or axes they take resolve to the output's declared MIL type, read above)
+            inputs.get("shape"), inputs.get("axes")
             x = self._ins(inputs, "x")[0]
             if math.prod(self.mil_shape(x)) != math.prod(target):
                 raise self.fail("a reshape that changes the element count", found=(self.mil_shape(x), target))
@@ -113,6 +115,7 @@ class Rank5:
         if len(shape) != FOLD_RANK:
             raise self.fail("a reduction to a rank-5 tensor", found=list(shape))
         axes = set(self._axes(inputs, "axes", FOLD_RANK))
+        inputs.get("keep_dims")  # (it resolves to the output's declared MIL type: _emit_out reshapes to it)
         merged = {a for a in axes & {0, 1} if shape[a] != 1}  # reducing a unit axis changes nothing
         if merged and not {0, 1} <= axes and shape[0] != 1 and shape[1] != 1:
             raise self.fail("a reduction over only one of the first two axes of a rank-5 tensor",

@@ -380,6 +380,9 @@ class NnHandlers:
     def _window_attrs(self, rank: int, kernel: list[int], input_hw: list[int], transposed: bool = False
                       ) -> tuple[list[int], list[int], list[int], str]:
         """strides, dilations, pads (begin..., end...) and auto_pad of a conv or pool node."""
+        if len(kernel) != rank or min(kernel, default=1) < 1:
+            raise self.fail("the kernel shape must give one positive size per spatial axis", expected=rank,
+                            found=f"kernel {kernel}")
         strides = _pairs(self.attr("strides"), rank, 1)
         dilations = _pairs(self.attr("dilations"), rank, 1)
         pads = list(self.attr("pads") or [0] * (2 * rank))
