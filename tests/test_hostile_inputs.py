@@ -275,3 +275,27 @@ def test_the_work_limit_counts_each_task_s_fixed_cost(monkeypatch: pytest.Monkey
         execute(program, {"x": np.zeros((1, 8, 4, 4), np.float16)})
     monkeypatch.setenv("ANESIM_MAX_WORK", str(arithmetic + TASK_WORK * len(program.tasks)))
     execute(program, {"x": np.zeros((1, 8, 4, 4), np.float16)})
+
+
+def test_an_onnx_input_a_lowering_does_not_read_sends_the_node_to_the_host(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from anesim.compiler import compile_file
+    from anesim.compiler.frontends.onnx import _Importer
+
+    def clip_ignoring_its_bounds(self: _Importer) -> None:  # a lowering that forgets inputs 1 and 2
+        self.finish(self.emit("relu", [self.t(0)]), self.node.output[0])
+
+    monkeypatch.setattr(_Importer, "_op_Clip", clip_ignoring_its_bounds)
+    clip = helper.make_node("Clip", ["x", "lo", "hi"], ["y"])
+    graph = helper.make_graph([clip], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [numpy_helper.from_array(np.array(-1, np.float32), "lo"),
+                               numpy_helper.from_array(np.array(1, np.float32), "hi")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    result = compile_file(path, "m1")
+    assert [h.node.op for h in result.host_ops] == ["onnx_host"]
+    assert "input 1 ('lo') is not supported" in result.host_ops[0].reason

@@ -152,7 +152,8 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         return any(a.name == name for a in self.node.attribute)
 
     def inp(self, index: int) -> str | None:
-        """The name of input ``index``, or None when it is absent or empty."""
+        """The name of input ``index``, or None when it is absent or empty (marking it read)."""
+        self._read_inputs.add(index)
         ins = self.node.input
         return ins[index] if index < len(ins) and ins[index] else None
 
@@ -286,6 +287,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
             inputs.append(self._input(value))
         for self.index, self.node in enumerate(g.node):
             self._read_attrs = set()
+            self._read_inputs: set[int] = set()
             try:
                 if self.fallback is None or not self.fallback(self, self.node):
                     self._node()
@@ -390,6 +392,9 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
                 raise self.fail(f"attribute '{unread[0]}' is not supported",
                                 found=repr(self.helper.get_attribute_value(
                                     next(a for a in node.attribute if a.name == unread[0]))))
+            ignored = [i for i, name in enumerate(node.input) if name and i not in self._read_inputs]
+            if ignored:  # (an input the lowering never looked at: the host evaluates the node)
+                raise self.fail(f"input {ignored[0]} ('{node.input[ignored[0]]}') is not supported")
         except (UnsupportedError, CompileError) as exc:
             # what the engine cannot compute exactly runs on the host, as Core ML's CPU fallback
             self.restore(state)

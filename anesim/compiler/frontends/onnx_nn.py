@@ -138,6 +138,7 @@ class NnHandlers:
             self.attr("ratio")
         if self.inp(2) is not None and bool(np.asarray(self.const(2)).reshape(-1)[0]):
             raise self.fail("Dropout in training mode is random; only inference is supported")
+        self.inp(1)  # (the ratio: inference passes every value through, whatever it is)
         x = self.t(0)
         self.finish(self.emit("identity", [x]), self.node.output[0])
         outs = self.outs()
@@ -153,7 +154,7 @@ class NnHandlers:
     def _op_CastLike(self) -> None:
         self.attr("saturate")
         self.attr("round_mode")
-        self._cast(self.dtype(self.node.input[1]))
+        self._cast(self.dtype(self.inp(1) or ""))
 
     def _cast(self, target: np.dtype) -> None:
         from anesim.compiler.frontends.onnx import EXACT_TYPES, FLOAT_TYPES
