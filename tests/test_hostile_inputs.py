@@ -299,3 +299,20 @@ def test_an_onnx_input_a_lowering_does_not_read_sends_the_node_to_the_host(tmp_p
     result = compile_file(path, "m1")
     assert [h.node.op for h in result.host_ops] == ["onnx_host"]
     assert "input 1 ('lo') is not supported" in result.host_ops[0].reason
+
+
+def test_onnx_node_name_that_is_not_utf8(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from anesim.compiler import compile_file
+
+    relu = helper.make_node("Relu", ["x"], ["y"], name="qqqqqq")
+    graph = helper.make_graph([relu], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data.replace(b"qqqqqq", b"\xff\xfeqq\x80q"))  # (protobuf hands it over as bytes)
+    with pytest.raises(ProgramError, match=r"graph.node\[0\]: not a valid ONNX model: a name is not UTF-8"):
+        compile_file(path, "m1")
+    assert main(["check", str(path)]) == 2

@@ -463,6 +463,28 @@ def check_model(model: Any, file: str | Path) -> None:
                            found=" ".join(str(exc).split())[:200]) from None
     except UnicodeDecodeError:  # the checker's report quotes a name that is not UTF-8
         raise ProgramError("not a valid ONNX model: a name or string is not UTF-8 text", file=file) from None
+    where = _name_not_text(model.graph, "graph")
+    if where is not None:  # (protobuf hands such a name over as bytes, which every report would trip on)
+        raise ProgramError("not a valid ONNX model: a name is not UTF-8 text", file=file, where=where)
+
+
+def _name_not_text(graph: Any, path: str) -> str | None:
+    """Where a name in ``graph`` (or a subgraph of its nodes) is not UTF-8 text, or None."""
+    for kind in ("input", "output", "value_info", "initializer"):
+        for value in getattr(graph, kind):
+            if not isinstance(value.name, str):
+                return f"{path}.{kind} {value.name!r}"
+    for i, node in enumerate(graph.node):
+        names = [node.name, node.op_type, node.domain, *node.input, *node.output]
+        names += [a.name for a in node.attribute]
+        if not all(isinstance(n, str) for n in names):
+            return f"{path}.node[{i}]"
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                found = _name_not_text(sub, f"{path}.node[{i}].{a.name}")
+                if found is not None:
+                    return found
+    return None
 
 
 def graph_from_onnx(model: Any, name: str = "<onnx>",
