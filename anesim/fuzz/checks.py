@@ -44,3 +44,17 @@ def exercise(target: Any, chip: Any, label: str, *, execute: bool = True,
     if execute:
         program = getattr(target, "program", target)
         execute_with_inputs(target, program, chip, inputs or {}, seed=0)
+
+
+def other_commands(path: Any) -> None:
+    """Run the commands besides ``run`` that read a model file (the placement report as JSON, the
+    bound per layer), discarding their output: an AnesimError is their answer to bad input (exit
+    status 2), anything else escapes to the fuzzer."""
+    import contextlib
+    import io
+
+    from anesim.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for args in (["check", str(path), "--json"], ["explain", str(path)]):
+            main(args)

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from anesim.datafiles import shipped_dir
-from anesim.fuzz.checks import exercise
+from anesim.fuzz.checks import exercise, other_commands
 from anesim.fuzz.mutate import flip_bytes, hostile_text, mutate_doc
 
 
@@ -32,6 +32,7 @@ class Sources:
     sidecars: str | None = None
 
 EXECUTE_SHARE = 0.25  # share of accepted cases also executed (timing always runs)
+REPORT_SHARE = 0.1  # share of accepted model files also read by check and explain
 
 PROGRAM_SEEDS = (
     """name: small_block
@@ -256,6 +257,8 @@ def case_program(rng: random.Random, work: Path, src: Sources) -> None:
     path = work / "fuzz-program.yaml"
     path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
     exercise(compile_file(path, "m1"), "m1", "program", execute=_execute(rng))
+    if rng.random() < REPORT_SHARE:
+        other_commands(path)
 
 
 def _npy_header(shape: Any, descr: Any, fortran: Any) -> bytes:
@@ -306,6 +309,8 @@ def case_onnx(rng: random.Random, work: Path, src: Sources) -> None:
     path = work / "fuzz.onnx"
     path.write_bytes(data)
     exercise(compile_file(path, "m1"), "m1", "onnx", execute=_execute(rng))
+    if rng.random() < REPORT_SHARE:
+        other_commands(path)
 
 
 def _mutate_onnx(data: bytes, rng: random.Random) -> bytes:
@@ -383,6 +388,8 @@ def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
             out = hostile_text(text, rng)
         manifest.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
     exercise(compile_file(package, "m1"), "m1", "coreml", execute=_execute(rng))
+    if rng.random() < REPORT_SHARE:
+        other_commands(package)
 
 
 def _mutate_coreml(data: bytes, rng: random.Random) -> bytes:
@@ -434,6 +441,8 @@ def case_plist(rng: random.Random, work: Path, src: Sources) -> None:
     path = work / "fuzz.plist"
     path.write_bytes(data)
     exercise(compile_file(path, "m1"), "m1", "plist", execute=_execute(rng))
+    if rng.random() < REPORT_SHARE:
+        other_commands(path)
 
 
 # Cases that misbehave on purpose, so the tests can show each failure is caught and counted.
