@@ -263,7 +263,8 @@ class _Reader:
         def unknown() -> np.ndarray:
             raise UnsupportedError(
                 f"the weights of unit '{name}' are in {source}, which anesim does not read (no public "
-                "source gives their layout): their values are unknown; --timing-only times the network",
+                "source gives their layout): their values are unknown (anesim run --timing-only times the "
+                "network without them)",
                 file=file)
 
         weights = b.constant_data(f"{name}.weight", ConstantData.derived(shape, unknown, f"weights at {source}"))

@@ -117,6 +117,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         self.index = 0
         self.node: Any = None
         self._read_attrs: set[str] = set()
+        self._read_inputs: set[int] = set()  # (input indices of the current node its lowering read)
         self._names: set[str] = set()
         # fallback(importer, node) -> True when it added the node itself (``anesim check`` keeps
         # operations without a graph op as source ops instead of refusing them)
@@ -287,7 +288,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
             inputs.append(self._input(value))
         for self.index, self.node in enumerate(g.node):
             self._read_attrs = set()
-            self._read_inputs: set[int] = set()
+            self._read_inputs = set()
             try:
                 if self.fallback is None or not self.fallback(self, self.node):
                     self._node()
