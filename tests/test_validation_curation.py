@@ -275,3 +275,33 @@ def test_a_method_text_that_does_not_suit_a_row_excludes_it(tmp_path: Path) -> N
     recs = Curator(load_table(rules)).curate(MADE_UP_ROWS)
     assert all(r["status"] == "excluded" for r in recs)
     assert "its source's method text" in recs[0]["why"]
+
+
+def test_fuzzed_rules_files_load_and_curate_or_raise_an_anesim_error(tmp_path: Path) -> None:
+    import yaml
+
+    from anesim.fuzz.mutate import mutate_doc, paths_of
+
+    rng = random.Random(7)
+    base = yaml.safe_load(MADE_UP_RULES)
+    awkward = ["(a+)**", "{1/0}", "{repeats.__class__}", "{sizes[99]}", "{m:>9}", "((", "{int('x')}"]
+    loaded = 0
+    for trial in range(300):
+        doc = mutate_doc(base, rng)
+        if rng.random() < 0.3:  # an awkward regular expression or template somewhere
+            path = rng.choice(paths_of(doc))
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = rng.choice(awkward)
+        rules = tmp_path / f"rules{trial}.yaml"
+        rules.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        try:
+            records = Curator(load_table(rules)).curate(MADE_UP_ROWS)
+        except AnesimError as exc:
+            assert exc.file == str(rules) or "rules" in str(exc), exc
+            continue
+        loaded += 1
+        assert len(records) == len(MADE_UP_ROWS)
+        assert all(r["status"] in ("mapped", "excluded") for r in records)
+    assert loaded > 30  # most mutations leave a loadable table: curation is exercised

@@ -77,15 +77,16 @@ def matches(when: When, row: Mapping[str, str]) -> bool:
 class Expressions:
     """Template and expression evaluation over a rule's names (simpleeval: no imports, no I/O)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, file: str | None = None) -> None:
         self.where = where
+        self.file = file  # the rules file the template is written in
 
     def eval(self, expr: str, names: Mapping[str, Any]) -> Any:
         """The value of one expression."""
         try:
             return simpleeval.SimpleEval(names=dict(names), functions=_FUNCTIONS).eval(expr.strip())
         except _TABLE_ERRORS as exc:
-            raise ConfigError(f"bad expression in curation rule: {exc}", where=self.where,
+            raise ConfigError(f"bad expression in curation rule: {exc}", where=self.where, file=self.file,
                               found=repr(expr)) from None
         except Exception as exc:  # the row's data does not suit the expression
             raise Excluded("unparsed_shape", f"{expr!r} cannot be evaluated on this row: {exc}") from None
@@ -145,8 +146,10 @@ class Curator:
             for m in source.methods:
                 if matches(m.when, row):
                     names = {**self.table.vars, **source.vars, **row}
-                    return str(Expressions(f"source '{source.name}' methods").render(m.text, names))
-        return str(Expressions("default_method").render(self.table.default_method, {**self.table.vars, **row}))
+                    where = f"source '{source.name}' methods"
+                    return str(Expressions(where, self.table.file_of(source)).render(m.text, names))
+        return str(Expressions("default_method", self.table.files[0]).render(
+            self.table.default_method, {**self.table.vars, **row}))
 
     # ------------------------------------------------------------------------ rules
 
@@ -233,7 +236,7 @@ class Curator:
         if not matches(rule.when, row):
             return None
         where = f"rule '{rule.name}'" + (f" of source '{source.name}'" if source else "")
-        ex = Expressions(where)
+        ex = Expressions(where, self.table.file_of(rule))
         names = self._names(row, source)
         try:
             if rule.machine:
@@ -334,14 +337,15 @@ def check_workloads(table: Table) -> None:
             where = f"rule '{rule.name}'" + (f" of source '{source.name}'" if source else "")
             if m is None:
                 continue
+            file = table.file_of(rule)
             if "{" not in m.family and m.family not in families:
-                raise ConfigError("a rule maps to an unknown workload family", where=where, found=repr(m.family),
-                                  expected=", ".join(sorted(families)))
+                raise ConfigError("a rule maps to an unknown workload family", where=where, file=file,
+                                  found=repr(m.family), expected=", ".join(sorted(families)))
             if m.method not in METHODS:
-                raise ConfigError("a rule names an unknown measurement method", where=where, found=repr(m.method),
-                                  expected=", ".join(METHODS))
+                raise ConfigError("a rule names an unknown measurement method", where=where, file=file,
+                                  found=repr(m.method), expected=", ".join(METHODS))
             if m.workload is not None and m.workload not in FAMILIES:
-                raise ConfigError("a power rule names an unknown workload family", where=where,
+                raise ConfigError("a power rule names an unknown workload family", where=where, file=file,
                                   found=repr(m.workload))
 
 
