@@ -286,7 +286,7 @@ def test_fuzzed_rules_files_load_and_curate_or_raise_an_anesim_error(tmp_path: P
     base = yaml.safe_load(MADE_UP_RULES)
     awkward = ["(a+)**", "{1/0}", "{repeats.__class__}", "{sizes[99]}", "{m:>9}", "((", "{int('x')}"]
     loaded = 0
-    for trial in range(150):
+    for trial in range(60):  # (each loads the shipped table too: about 0.12 s)
         doc = mutate_doc(base, rng)
         if rng.random() < 0.3:  # an awkward regular expression or template somewhere
             path = rng.choice(paths_of(doc))
@@ -304,4 +304,4 @@ def test_fuzzed_rules_files_load_and_curate_or_raise_an_anesim_error(tmp_path: P
         loaded += 1
         assert len(records) == len(MADE_UP_ROWS)
         assert all(r["status"] in ("mapped", "excluded") for r in records)
-    assert loaded > 15  # many mutations leave a loadable table: curation is exercised
+    assert loaded > 5  # many mutations leave a loadable table: curation is exercised
