@@ -316,3 +316,15 @@ def test_onnx_node_name_that_is_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ProgramError, match=r"graph.node\[0\]: not a valid ONNX model: a name is not UTF-8"):
         compile_file(path, "m1")
     assert main(["check", str(path)]) == 2
+
+
+def test_a_scalar_constant_filling_a_huge_shape_is_refused_before_it_exists(tmp_path: Path) -> None:
+    from anesim.compiler import load_graph
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: c\ninputs: {x: {shape: [1, 8, 4, 4]}}\n"
+                    "constants: {s: {shape: [1, 65536, 65536, 65536], value: 2.0}}\n"
+                    "ops: [{op: mul, in: [x, s], out: y}]\noutputs: [y]\n", encoding="utf-8")
+    with pytest.raises(AnesimError, match=r"constants.s'?.*exceeds the memory limit") as info:
+        load_graph(path)
+    assert info.value.file == str(path)

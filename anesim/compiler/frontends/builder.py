@@ -22,6 +22,7 @@ from anesim.compiler.graph.constants import INIT_KINDS, ConstantData, Init, deri
 from anesim.compiler.graph.graph import Constant, Graph, Node, TensorInfo
 from anesim.compiler.graph.ops import check_node
 from anesim.errors import CompileError
+from anesim.limits import check_bytes, tensor_bytes
 
 WeightSpec = np.ndarray | str | dict[str, Any] | None
 
@@ -118,7 +119,9 @@ class Builder:
         if isinstance(value, (np.ndarray, list, tuple, float, int)) and not isinstance(value, bool):
             arr = np.asarray(value)
             if shape is not None and tuple(arr.shape) != shape:
-                if arr.size == 1:
+                if arr.size == 1:  # (a scalar filling the shape: its size is checked before it exists)
+                    check_bytes(tensor_bytes(shape, arr.dtype.itemsize), file=self.graph.source or None,
+                                field=f"{where}: shape")
                     arr = np.full(shape, arr.reshape(-1)[0], dtype=arr.dtype)
                 else:
                     raise CompileError("constant has the wrong shape", where=where, expected=shape,
