@@ -132,6 +132,10 @@ def test_compare_marks_predicted_chips(tmp_path: Path, capsys: pytest.CaptureFix
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("m1", "a14", "a17-pro"))}
     assert "validated" in lines["m1"] and "*" not in lines["m1"].split()[1]
     assert "predicted, uncalibrated" in lines["a14"] and lines["a17-pro"].split()[1] == "*"
+    # a predicted chip's latency lies inside its 80 % range; a validated chip has none
+    latency, span = float(lines["a14"].split()[3]), lines["a14"].split()[4]
+    low, high = (float(v) for v in span.split("-"))
+    assert low < latency < high and lines["m1"].split()[3] == "-"
     assert png.stat().st_size > 1000
 
 

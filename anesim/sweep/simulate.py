@@ -14,7 +14,8 @@ from anesim.sweep.points import SweepPoint
 
 COLUMNS = ["program", "chip", "generation", "clock_hz", "cores", "latency_s", "engine_cycles", "macs", "flops",
            "flops_per_s", "dram_bytes", "intensity_flop_per_byte", "peak_flops_per_s", "dram_peak_bytes_per_s",
-           "power_w", "energy_j", "tasks", "wall_s", "error"]
+           "power_w", "energy_j", "latency_low_s", "latency_high_s", "energy_low_j", "energy_high_j", "tasks",
+           "wall_s", "error"]
 
 
 def run_point(point: SweepPoint) -> dict[str, Any]:
@@ -43,7 +44,12 @@ def run_point(point: SweepPoint) -> dict[str, Any]:
         "flops_per_s": result.flops_per_s, "dram_bytes": dram,
         "intensity_flop_per_byte": flops / dram if dram else float("inf"),
         "peak_flops_per_s": chip.peak_fp16_flops_per_s, "dram_peak_bytes_per_s": chip.dram.peak_bytes_per_s.value,
-        "power_w": result.power_w, "energy_j": result.energy_j, "tasks": len(result.tasks),
-        "wall_s": time.perf_counter() - start, "error": "",
+        "power_w": result.power_w, "energy_j": result.energy_j,
+        # the 80 % range of a chip without calibration rows (none for a calibrated chip: in-sample)
+        "latency_low_s": result.latency_range_s[0] if result.latency_range_s else None,
+        "latency_high_s": result.latency_range_s[1] if result.latency_range_s else None,
+        "energy_low_j": result.energy_range_j[0] if result.energy_range_j else None,
+        "energy_high_j": result.energy_range_j[1] if result.energy_range_j else None,
+        "tasks": len(result.tasks), "wall_s": time.perf_counter() - start, "error": "",
     })
     return row
