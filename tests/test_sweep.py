@@ -169,3 +169,10 @@ def test_parquet_holds_the_same_table_as_the_csv(tmp_path: Path) -> None:
     assert [list(r) for r in table] == [list(r) for r in from_csv]
     assert [r["latency_s"] for r in table] == [1.5e-4, 9.0e-5]
     assert [r["ne.cores"] for r in table] == [4, 8]
+
+
+def test_a_point_on_a_chip_without_calibration_rows_carries_its_range() -> None:
+    calibrated, predicted = (run_point(p) for p in expand([CONV], ["m1", "a14"]))
+    assert calibrated["latency_low_s"] is None and calibrated["energy_high_j"] is None
+    assert predicted["latency_low_s"] < predicted["latency_s"] < predicted["latency_high_s"]
+    assert predicted["energy_low_j"] < predicted["energy_j"] < predicted["energy_high_j"]

@@ -28,20 +28,32 @@ def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
     rows = _ok(rows)
     chips = list(dict.fromkeys(r["chip"] for r in rows))
     programs = list(dict.fromkeys(r["program"] for r in rows))
-    best: dict[tuple[str, str], float] = {}
+    best: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         key = (r["chip"], r["program"])
-        best[key] = min(best.get(key, np.inf), r["latency_s"])
+        if key not in best or r["latency_s"] < best[key]["latency_s"]:
+            best[key] = r
     fig, ax = plt.subplots(figsize=(min(16, max(6, 0.45 * len(chips) + 3)), 5))
     width = 0.8 / max(len(programs), 1)
     x = np.arange(len(chips))
     for i, prog in enumerate(programs):
-        ys = [best.get((c, prog), np.nan) * 1e3 for c in chips]
-        ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=prog)
+        at = x + i * width - 0.4 + width / 2
+        found = [best.get((c, prog)) for c in chips]
+        ys = [r["latency_s"] * 1e3 if r else np.nan for r in found]
+        ax.bar(at, ys, width, label=prog)
+        # a chip without calibration rows: its 80 % range as a whisker
+        ranged = [(a, r) for a, r in zip(at, found) if r and r.get("latency_low_s") is not None]
+        if ranged:
+            mid = np.array([r["latency_s"] for _, r in ranged]) * 1e3
+            low = mid - np.array([r["latency_low_s"] for _, r in ranged]) * 1e3
+            high = np.array([r["latency_high_s"] for _, r in ranged]) * 1e3 - mid
+            ax.errorbar([a for a, _ in ranged], mid, yerr=[low, high], fmt="none", ecolor="#333", capsize=2,
+                        linewidth=0.8)
     ax.set_xticks(x, chips, rotation=60, ha="right", fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("predicted latency (ms)")
-    ax.set_title("Latency by chip (predicted by anesim)")
+    ax.set_title("Latency by chip, predicted by anesim\n(whiskers: the 80 % range on chips without calibration rows)",
+                 fontsize=9)
     # beside the axes, not over them: with many programs the legend would hide the last chips' bars
     ax.legend(fontsize=7, ncol=1 if len(programs) <= 14 else 2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
