@@ -328,3 +328,15 @@ def test_a_scalar_constant_filling_a_huge_shape_is_refused_before_it_exists(tmp_
     with pytest.raises(AnesimError, match=r"constants.s'?.*exceeds the memory limit") as info:
         load_graph(path)
     assert info.value.file == str(path)
+
+
+def test_onnx_checker_that_cannot_parse_what_protobuf_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx = pytest.importorskip("onnx")
+    from anesim.compiler.frontends.onnx import check_model
+
+    def refuses(model: object) -> None:  # (what onnx's C++ checker raises on bytes it cannot parse)
+        raise ValueError("Unable to parse proto from the given bytes: data is malformed")
+
+    monkeypatch.setattr(onnx.checker, "check_model", refuses)
+    with pytest.raises(ProgramError, match=r"m.onnx: not a valid ONNX model \(found Unable to parse proto"):
+        check_model(onnx.ModelProto(), tmp_path / "m.onnx")

@@ -464,6 +464,8 @@ def check_model(model: Any, file: str | Path) -> None:
                            found=" ".join(str(exc).split())[:200]) from None
     except UnicodeDecodeError:  # the checker's report quotes a name that is not UTF-8
         raise ProgramError("not a valid ONNX model: a name or string is not UTF-8 text", file=file) from None
+    except ValueError as exc:  # the checker's own parse of what python's protobuf read leniently
+        raise ProgramError("not a valid ONNX model", file=file, found=" ".join(str(exc).split())[:200]) from None
     where = _name_not_text(model.graph, "graph")
     if where is not None:  # (protobuf hands such a name over as bytes, which every report would trip on)
         raise ProgramError("not a valid ONNX model: a name is not UTF-8 text", file=file, where=where)
