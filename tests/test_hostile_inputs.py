@@ -340,3 +340,32 @@ def test_onnx_checker_that_cannot_parse_what_protobuf_read(tmp_path: Path, monke
     monkeypatch.setattr(onnx.checker, "check_model", refuses)
     with pytest.raises(ProgramError, match=r"m.onnx: not a valid ONNX model \(found Unable to parse proto"):
         check_model(onnx.ModelProto(), tmp_path / "m.onnx")
+
+
+def test_a_task_asking_for_more_tile_steps_than_the_limit_is_refused_while_planned() -> None:
+    from anesim.chips import load_chip
+    from anesim.compiler import Builder, compile_graph
+    from anesim.sweep.overrides import apply_overrides
+    from anesim.timing.plan import plan_programs
+
+    chip = apply_overrides(load_chip("m1"), {"memory.working_set_cap_bytes": 4096})
+    b = Builder("many_steps")
+    b.output(b.conv2d(b.input("x", (1, 64, 256, 256)), 64, kernel=1))
+    program = compile_graph(b.build(), chip).program
+    set_max_memory(4 << 20)  # a step limit of 2,048
+    try:
+        with pytest.raises(LimitError, match="program 'many_steps': tile steps: exceeds the step limit"):
+            next(plan_programs([program], chip))  # (raised by the task's plan, before its steps exist)
+    finally:
+        set_max_memory(None)
+
+
+def test_a_one_byte_working_set_still_plans() -> None:
+    from anesim.chips import load_chip
+    from anesim.compiler import compile_file
+    from anesim.sweep.overrides import apply_overrides
+    from anesim.timing import simulate
+
+    chip = apply_overrides(load_chip("m1"), {"memory.working_set_cap_bytes": 1})
+    assert simulate(compile_file(str(Path(__file__).parents[1] / "programs" / "gemm_512.yaml"), chip),
+                    chip).latency_s > 0

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from anesim.chips.schema import ChipConfig
+from anesim.limits import check_steps
+from anesim.limits import current as current_limits
 from anesim.program.model import Layout, Program, Task
 from anesim.timing import costs
 
@@ -203,7 +205,7 @@ def _tile_budget_bytes(chip: ChipConfig) -> float:
     The working-set bound applies to one tensor, not the sum of the operands (guide ch.21).
     """
     cap = chip.memory.working_set_cap_bytes.value
-    return float(max(cap // 2, cap - _DOUBLE_BUFFER_MARGIN_BYTES))
+    return float(max(1, cap // 2, cap - _DOUBLE_BUFFER_MARGIN_BYTES))  # (a 1-byte cap: still a budget)
 
 
 def _auto_tile_rows(chip: ChipConfig, task: Task, streamed: list[tuple[Layout, float]], result_resident: bool) -> int:
@@ -358,6 +360,7 @@ def _plan(program: Program, chip: ChipConfig, planned: dict[tuple, tuple[TaskPla
     the index of the first of them in its program's chunk list."""
     plan = ProgramPlan(tasks=[])
     chunks = plan.chunks
+    max_steps = current_limits(chip).steps
     writers = _LastWriter()
     step = 0
     cap = chip.memory.working_set_cap_bytes.value
@@ -370,13 +373,15 @@ def _plan(program: Program, chip: ChipConfig, planned: dict[tuple, tuple[TaskPla
             tp = _shifted(earlier, chunks, pos, task, step, producers)
         else:
             chunk_start = len(chunks)
-            tp = _plan_task(program, chip, pos, task, step, producers, chunks)
+            tp = _plan_task(program, chip, pos, task, step, producers, chunks, max_steps)
             # (a run whose chunk lies before the task's own could not be shifted: never memoised)
             if planned is not None and all(r.chunk_first < 0 or r.chunk_first >= chunk_start for r in tp.runs):
                 planned[key] = (tp, chunks[chunk_start:], chunk_start)
         writers.record(task.result, pos)
         plan.tasks.append(tp)
         step = tp.last_step + 1
+        if step > max_steps:  # (a planned task checked its own steps first; a copied one is checked here)
+            check_steps(step, file=program.source or None, field=f"program '{program.name}': tile steps", chip=chip)
     return plan
 
 
@@ -437,7 +442,7 @@ def _spilled(task: Task, cap: int) -> tuple[str, ...]:
 
 
 def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: int,
-               producers: tuple[int, ...], chunks: list[Chunk]) -> TaskPlan:
+               producers: tuple[int, ...], chunks: list[Chunk], max_steps: int) -> TaskPlan:
     """Plan one task from its first step ``step``, appending its kernel chunks to ``chunks``."""
     cache = chip.memory.kernel_cache_bytes.value
     cap = chip.memory.working_set_cap_bytes.value  # as costs.resident
@@ -494,6 +499,9 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
     if parts > 1:
         tile_sizes = [(1, h_out * parts)]
         tiles = h_out * parts
+    if step + shape.passes * tiles > max_steps:  # (before a Run or Chunk exists: a task may ask for millions)
+        check_steps(step + shape.passes * tiles, file=program.source or None,
+                    field=f"program '{program.name}': tile steps", chip=chip)
     if mode == "task":  # (after the splits: the kernel is read until the task's last step)
         chunks.append(Chunk(pos, kb, first_step, first_step + shape.passes * tiles - 1, False))
     src_stream, dst_stream = tile_streams(program, task, cap)
