@@ -24,18 +24,19 @@ def parse_json(text: str, error: type[AnesimError], file: str | Path | None, wha
         raise error(f"{what} is nested too deeply", file=file, expected=f"at most {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:  # an integer literal too long for Python's int conversion
         raise error(f"{what} holds an unreadable number", file=file, found=str(exc).split(";")[0]) from None
-    _check_depth(value, error, file, what)
+    check_depth(value, error, file, what)
     return value
 
 
-def _check_depth(value: Any, error: type[AnesimError], file: str | Path | None, what: str) -> None:
-    """Refuse containers nested deeper than MAX_JSON_DEPTH (later passes recurse over them)."""
+def check_depth(value: Any, error: type[AnesimError], file: str | Path | None, what: str,
+                limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse lists and dictionaries nested deeper than ``limit`` (later passes recurse over them)."""
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise error(f"{what} is nested too deeply", file=file, expected=f"at most {MAX_JSON_DEPTH} levels",
-                        found=f"more than {MAX_JSON_DEPTH}")
+        if depth > limit:
+            raise error(f"{what} is nested too deeply", file=file, expected=f"at most {limit} levels",
+                        found=f"more than {limit}")
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
 

@@ -69,8 +69,8 @@ def _children(node: Any) -> list[Any]:
     return []
 
 
-def read_text(path: Path, error: type[AnesimError], what: str, max_bytes: int) -> str:
-    """The UTF-8 text of ``path``; missing, unreadable, too large or not UTF-8 raises ``error``."""
+def read_bounded(path: Path, error: type[AnesimError], what: str, max_bytes: int) -> bytes:
+    """The bytes of ``path``; missing, unreadable or larger than ``max_bytes`` raises ``error``."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
@@ -81,6 +81,12 @@ def read_text(path: Path, error: type[AnesimError], what: str, max_bytes: int) -
     if len(raw) > max_bytes:
         raise error(f"{what} is too large", file=path, expected=f"<= {max_bytes:,} bytes",
                     found=f"more than {max_bytes:,}")
+    return raw
+
+
+def read_text(path: Path, error: type[AnesimError], what: str, max_bytes: int) -> str:
+    """The UTF-8 text of ``path``; missing, unreadable, too large or not UTF-8 raises ``error``."""
+    raw = read_bounded(path, error, what, max_bytes)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -26,13 +26,15 @@ from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.jsonfile import check_depth
+from anesim.program.model import DType, Layout
+from anesim.yamlfile import read_bounded
 
 ELEMENTWISE = {"Add": "add", "Multiply": "mul", "Mul": "mul", "Max": "max", "Min": "min", "Sub": "sub"}
 NEURONS = {"ReLU": "relu", "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp2": "exp2",
            "Exp": "exp", "Sqrt": "sqrt", "Rsqrt": "rsqrt", "Inv": "reciprocal", "Log2": "log2"}
 FP16_ONE = 0x3C00  # a ScaledElementWise ``Scale`` is an fp16 bit pattern; this one is 1.0
 MAX_DIM = 1 << 20  # a port dimension past this is refused before any size is computed
-ROW_ALIGN_BYTES = 64  # a port row starts on a 64-byte boundary (the samples' row strides)
 MAX_NETPLIST_BYTES = 16 << 20  # (the public samples are 2 KB)
 MAX_NETPLIST_DEPTH = 8  # a netplist nests four levels: network, unit, Params, Step
 
@@ -96,7 +98,7 @@ class _Reader:
                 raise self.refuse(f"{where}.{key}", "a netplist key this reader does not model",
                                   expected=", ".join(allowed))
 
-    def only(self, spec: dict[str, Any], key: str, allowed: tuple[Any, ...], where: str) -> None:
+    def mode(self, spec: dict[str, Any], key: str, allowed: tuple[Any, ...], where: str) -> None:
         """A mode key: absent, or one of the values anesim models."""
         if key in spec and spec[key] not in allowed:
             raise self.refuse(f"{where}.{key}", "a mode anesim does not model",
@@ -141,12 +143,13 @@ class _Reader:
             self._output(b, net, net_name, out)
         return b.build()
 
-    def _port_packing(self, spec: dict[str, Any], prefix: str, shape: list[int], elem_bytes: int,
+    def _port_packing(self, spec: dict[str, Any], prefix: str, shape: list[int], dtype: DType,
                       where: str) -> None:
         """A port's interleave and strides: only the packing anesim lays out itself."""
-        self.only(spec, f"{prefix}Interleave", (1,), where)
-        row = -(-shape[3] * elem_bytes // ROW_ALIGN_BYTES) * ROW_ALIGN_BYTES
-        for key, natural in ((f"{prefix}RowStride", row), (f"{prefix}PlaneStride", row * shape[2])):
+        self.mode(spec, f"{prefix}Interleave", (1,), where)
+        packed = Layout.packed("dram", None, shape[1], shape[2], shape[3], dtype)
+        for key, natural in ((f"{prefix}RowStride", packed.row_stride_bytes),
+                             (f"{prefix}PlaneStride", packed.plane_stride_bytes)):
             if key in spec and self.int_at(spec[key], f"{where}.{key}", 1, 1 << 40) != natural:
                 raise self.refuse(f"{where}.{key}", "a packing other than the one anesim lays out",
                                   expected=natural, found=spec[key])
@@ -158,10 +161,10 @@ class _Reader:
         kind = spec.get("InputType", "Float16")
         if kind not in ("Float16", "UInt8"):
             raise self.refuse(f"{where}.InputType", "inputs must be Float16 or UInt8", found=repr(kind)[:60])
-        self.only(spec, "InputDepth", (1,), where)
+        self.mode(spec, "InputDepth", (1,), where)
         shape = [self.int_at(spec.get(key, 1), f"{where}.{key}")
                  for key in ("BatchSize", "InputChannels", "InputHeight", "InputWidth")]
-        self._port_packing(spec, "Input", shape, 1 if kind == "UInt8" else 2, where)
+        self._port_packing(spec, "Input", shape, "uint8" if kind == "UInt8" else "fp16", where)
         b.input(name, shape, "uint8" if kind == "UInt8" else "fp16")
 
     def _output(self, b: Builder, net: dict[str, Any], net_name: str, out: str) -> None:
@@ -172,11 +175,11 @@ class _Reader:
             return
         port = self.dict_at(port, where)
         self.known_keys(port, OUTPUT_KEYS, where)
-        self.only(port, "OutputType", ("Float16",), where)
+        self.mode(port, "OutputType", ("Float16",), where)
         source = self.str_at(port.get("Bottom", _strip_port(out)), f"{where}.Bottom")
         tensor = b.tensor(source)
         if len(tensor.shape) == 4:
-            self._port_packing(port, "Output", list(tensor.shape), 2, where)
+            self._port_packing(port, "Output", list(tensor.shape), "fp16", where)
         b.output(tensor)
 
     def _unit(self, b: Builder, net: dict[str, Any], net_name: str, unit: str) -> None:
@@ -193,7 +196,7 @@ class _Reader:
         if name != unit:
             raise self.refuse(f"{where}.Name", "a unit whose Name differs from its key",
                               expected=repr(unit), found=repr(name)[:60])
-        self.only(spec, "OutputType", ("Float16",), where)
+        self.mode(spec, "OutputType", ("Float16",), where)
         if kind != "Conv" and "OutputChannels" in spec:
             raise self.refuse(f"{where}.OutputChannels", f"a {kind} unit takes its channels from its inputs")
         if kind == "Conv":
@@ -206,7 +209,7 @@ class _Reader:
                 raise self.refuse(f"{where}.Params.Type", "unsupported elementwise type",
                                   expected=", ".join(ELEMENTWISE), found=repr(params.get("Type"))[:60])
             # (what a scale other than 1.0 multiplies, the result or an operand, no source says)
-            self.only(params, "Scale", (FP16_ONE,), f"{where}.Params")
+            self.mode(params, "Scale", (FP16_ONE,), f"{where}.Params")
             if len(bottoms) != 2:
                 raise self.fail(f"{where}.Bottom", "an element-wise unit has two inputs", found=len(bottoms))
             b.op(op, bottoms, name=name)
@@ -236,9 +239,9 @@ class _Reader:
               where: str) -> None:
         pw = f"{where}.Params"
         self.known_keys(params, CONV_PARAMS, pw)
-        self.only(params, "Type", ("Conv",), pw)
-        self.only(params, "KernelType", ("Float16",), pw)
-        self.only(params, "KernelMode", ("Dense",), pw)
+        self.mode(params, "Type", ("Conv",), pw)
+        self.mode(params, "KernelType", ("Float16",), pw)
+        self.mode(params, "KernelMode", ("Dense",), pw)
         if len(bottoms) != 1:
             raise self.fail(f"{where}.Bottom", "a convolution has one input", found=len(bottoms))
         x = b.tensor(bottoms[0])
@@ -271,33 +274,10 @@ class _Reader:
         b.conv2d(x, cout, kernel=(kh, kw), stride=(sy, sx), weights=weights, name=name)
 
 
-def _depth(value: Any, limit: int) -> int:
-    """How deep ``value`` nests (lists and dictionaries), counting no deeper than ``limit + 1``."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return depth
-        deepest = max(deepest, depth)
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
-
-
 def load_netplist(path: str | Path) -> Graph:
     """Read an ANE netplist (.plist) into a graph."""
     file = Path(path)
-    try:
-        with open(file, "rb") as fh:
-            raw = fh.read(MAX_NETPLIST_BYTES + 1)
-    except FileNotFoundError:
-        raise ProgramError("no such netplist", file=file) from None
-    except OSError as exc:
-        raise ProgramError(f"cannot read netplist: {exc.strerror or exc}", file=file) from None
-    if len(raw) > MAX_NETPLIST_BYTES:
-        raise ProgramError("netplist is too large", file=file, expected=f"<= {MAX_NETPLIST_BYTES:,} bytes",
-                           found=f"more than {MAX_NETPLIST_BYTES:,}")
+    raw = read_bounded(file, ProgramError, "netplist", MAX_NETPLIST_BYTES)
     try:
         data = plistlib.loads(raw)
     # (the standard library's parser fails on malformed documents with whatever error its code
@@ -308,8 +288,7 @@ def load_netplist(path: str | Path) -> Graph:
                            found=f"{type(exc).__name__}: {exc}"[:200]) from None
     if not isinstance(data, dict):
         raise ProgramError("a netplist must be a dictionary", file=file, found=type(data).__name__)
-    if _depth(data, MAX_NETPLIST_DEPTH) > MAX_NETPLIST_DEPTH:
-        raise ProgramError("netplist nests too deeply", file=file, expected=f"<= {MAX_NETPLIST_DEPTH} levels")
+    check_depth(data, ProgramError, file, "netplist", MAX_NETPLIST_DEPTH)
     try:
         return _Reader(data, str(path)).run()
     except AnesimError as exc:

@@ -18,7 +18,7 @@ import simpleeval
 from anesim.errors import ConfigError
 from anesim.validate.curation.labels import Attribution, ChipNames, builtin_names
 from anesim.validate.curation.schema import (
-    Condition, Map, Parse, PowerOf, Rule, Source, Table, TextTest, When, load_table,
+    Condition, Map, Parse, PowerOf, Rule, Source, Table, TextTest, When, file_of, load_table,
 )
 
 # The table's columns as the rules name them.
@@ -147,7 +147,7 @@ class Curator:
                 if matches(m.when, row):
                     names = {**self.table.vars, **source.vars, **row}
                     where = f"source '{source.name}' methods"
-                    return str(Expressions(where, self.table.file_of(source)).render(m.text, names))
+                    return str(Expressions(where, file_of(source)).render(m.text, names))
         return str(Expressions("default_method", self.table.files[0]).render(
             self.table.default_method, {**self.table.vars, **row}))
 
@@ -236,7 +236,7 @@ class Curator:
         if not matches(rule.when, row):
             return None
         where = f"rule '{rule.name}'" + (f" of source '{source.name}'" if source else "")
-        ex = Expressions(where, self.table.file_of(rule))
+        ex = Expressions(where, file_of(rule))
         names = self._names(row, source)
         try:
             if rule.machine:
@@ -337,7 +337,7 @@ def check_workloads(table: Table) -> None:
             where = f"rule '{rule.name}'" + (f" of source '{source.name}'" if source else "")
             if m is None:
                 continue
-            file = table.file_of(rule)
+            file = file_of(rule)
             if "{" not in m.family and m.family not in families:
                 raise ConfigError("a rule maps to an unknown workload family", where=where, file=file,
                                   found=repr(m.family), expected=", ".join(sorted(families)))

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from anesim.errors import ConfigError
 from anesim.yamlfile import read_yaml
@@ -28,6 +28,7 @@ RowField = Literal["chip", "source", "section", "provenance", "workload", "shape
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    _file: str | None = PrivateAttr(default=None)  # the rules file it was read from (set by the loader)
 
 
 def _compiles(pattern: str | None) -> str | None:
@@ -212,11 +213,11 @@ class Table(_Model):
     trace_files: list[TraceFile]
     max_dimension: int
     files: list[str]  # the rules files read, in order
-    origin: dict[int, str] = {}  # the file each rule and source came from, by the object's id
 
-    def file_of(self, item: Rule | Source) -> str | None:
-        """The rules file a rule or source came from (None when the table was built in memory)."""
-        return self.origin.get(id(item))
+
+def file_of(item: Rule | Source) -> str | None:
+    """The rules file a rule or source was read from (None when it was built in memory)."""
+    return item._file
 
 
 def _read(path: Path, what: str) -> Any:
@@ -232,15 +233,16 @@ def _first_error(exc: ValidationError, path: Path) -> ConfigError:
     return ConfigError(f"bad curation rules: {err['msg']}", file=path, where=f"key '{where}'" if where else None)
 
 
-def read_rules_file(path: Path) -> tuple[RulesFile, list[Source], dict[int, str]]:
-    """One rules file, its sources (a source given by file name is read relative to it), and the
-    file every rule and source was written in, by object id."""
+def read_rules_file(path: Path) -> tuple[RulesFile, list[Source]]:
+    """One rules file and its sources (a source given by file name is read relative to it); each
+    rule and source remembers the file it was written in."""
     try:
         rules = RulesFile.model_validate(_read(path, "curation rules file"))
     except ValidationError as exc:
         raise _first_error(exc, path) from None
     sources = []
-    origin = {id(rule): str(path) for rule in [*rules.before, *rules.after]}
+    for rule in [*rules.before, *rules.after]:
+        rule._file = str(path)
     for item in rules.sources:
         file = path
         if not isinstance(item, Source):
@@ -250,13 +252,14 @@ def read_rules_file(path: Path) -> tuple[RulesFile, list[Source], dict[int, str]
             except ValidationError as exc:
                 raise _first_error(exc, file) from None
         sources.append(item)
-        origin.update({id(x): str(file) for x in [item, *item.rules]})
-    return rules, sources, origin
+        for x in [item, *item.rules]:
+            x._file = str(file)
+    return rules, sources
 
 
 def load_table(*extra: str | Path) -> Table:
     """The shipped table, with the sources and reasons of any extra rules files added."""
-    base, base_sources, origin = read_rules_file(TABLE_FILE)
+    base, base_sources = read_rules_file(TABLE_FILE)
     merged: dict[str, Any] = {
         "reasons": dict(base.reasons), "units": dict(base.units), "quantities": dict(base.quantities),
         "vars": dict(base.vars), "labels": list(base.labels), "before": list(base.before),
@@ -267,8 +270,7 @@ def load_table(*extra: str | Path) -> Table:
     added: list[Source] = []
     for item in extra:
         path = Path(item)
-        rules, sources, file_of = read_rules_file(path)
-        origin.update(file_of)
+        rules, sources = read_rules_file(path)
         for key in ("reasons", "units", "quantities", "vars"):
             merged[key].update(getattr(rules, key))
         merged["labels"] = list(rules.labels) + merged["labels"]
@@ -276,8 +278,7 @@ def load_table(*extra: str | Path) -> Table:
         merged["after"] = list(rules.after) + merged["after"]
         added += sources
         merged["files"].append(str(path))
-    # (pydantic keeps validated rules as they are, so their ids still key ``origin``)
-    table = Table(sources=added + base_sources, origin=origin, **merged)
+    table = Table(sources=added + base_sources, **merged)
     check(table)
     return table
 
@@ -288,5 +289,5 @@ def check(table: Table) -> None:
     for rule in rules:
         if rule.exclude and rule.exclude.reason not in table.reasons:
             raise ConfigError("a rule names an unknown exclusion reason", where=f"rule '{rule.name}'",
-                              file=table.file_of(rule), found=repr(rule.exclude.reason),
+                              file=file_of(rule), found=repr(rule.exclude.reason),
                               expected=", ".join(sorted(table.reasons)))
