@@ -70,6 +70,9 @@ def test_a_network_without_convolutions_runs(tmp_path: Path) -> None:
     (lambda d: d["main"]["both"].__setitem__("Bottom", ["conv"]), ProgramError, "two inputs"),
     (lambda d: d["main"]["both"]["Params"].__setitem__("Type", ["Add"]), UnsupportedError, "elementwise type"),
     (lambda d: d["main"].__setitem__("Units", "conv"), ProgramError, "list of names"),
+    (lambda d: d.__setitem__("Version", "2.0"), UnsupportedError, "schema version"),
+    (lambda d: d["main"]["conv"].__setitem__("UnescapedBottom", "a b"), UnsupportedError, "UnescapedBottom"),
+    (lambda d: d["main"]["both"].__setitem__("UnescapedName", "bo%th"), UnsupportedError, "escaped name"),
 ])
 def test_what_the_reader_does_not_model_is_refused(tmp_path: Path, edit: Any, error: type, needle: str) -> None:
     doc = _seed()

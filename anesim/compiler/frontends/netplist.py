@@ -17,6 +17,7 @@ run) is refused.
 from __future__ import annotations
 
 import plistlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,11 @@ class _Reader:
             raise self.refuse("Networks", "a netplist with more than one network",
                               expected="one", found=len(networks))
         net_name = networks[0]
-        if "Version" in self.data:
-            self.str_at(self.data["Version"], "Version")
+        if "Version" in self.data:  # (the samples' 1.0.9 and the guide's 1.0.10: the 1.0 schema)
+            version = self.str_at(self.data["Version"], "Version")
+            if not re.fullmatch(r"1\.0(\.\d+)?", version):
+                raise self.refuse("Version", "a netplist schema version this reader does not model",
+                                  expected="1.0.x", found=repr(version)[:60])
         extra = set(self.data) - {"Networks", "Version", net_name}
         if extra:
             raise self.refuse(str(sorted(extra, key=str)[0]), "a netplist key this reader does not model",
@@ -188,14 +192,17 @@ class _Reader:
         self.known_keys(spec, UNIT_KEYS, where)
         kind = self.str_at(spec.get("Type"), f"{where}.Type")
         params = self.dict_at(spec.get("Params", {}), f"{where}.Params")
-        bottoms = [_strip_port(n) for n in self.names_at(spec.get("Bottom"), f"{where}.Bottom", single=True)]
-        for key in ("UnescapedBottom", "UnescapedName"):  # (the names before escaping: names only)
-            if key in spec:
-                self.names_at(spec[key], f"{where}.{key}", single=True)
+        given = self.names_at(spec.get("Bottom"), f"{where}.Bottom", single=True)
+        bottoms = [_strip_port(n) for n in given]
         name = self.str_at(spec.get("Name", unit), f"{where}.Name")
         if name != unit:
             raise self.refuse(f"{where}.Name", "a unit whose Name differs from its key",
                               expected=repr(unit), found=repr(name)[:60])
+        # The names before escaping: no escaping is modelled, so they must be the names themselves.
+        for key, same in (("UnescapedBottom", given), ("UnescapedName", [name])):
+            if key in spec and self.names_at(spec[key], f"{where}.{key}", single=True) != same:
+                raise self.refuse(f"{where}.{key}", "an escaped name (anesim reads names as written)",
+                                  expected=repr(same if len(same) > 1 else same[0]), found=repr(spec[key])[:60])
         self.mode(spec, "OutputType", ("Float16",), where)
         if kind != "Conv" and "OutputChannels" in spec:
             raise self.refuse(f"{where}.OutputChannels", f"a {kind} unit takes its channels from its inputs")
