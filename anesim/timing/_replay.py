@@ -316,9 +316,13 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
             if c2 >= 0.0:
                 prev = src_end[n - 1]
                 stop = prev if prev >= c2 else c2
-        # idle: nothing in flight, nothing asked for by now
-        if now > t_open and not w_on and not k_on and not (w_pend and w_asked <= now) \
-                and not (k_pend and k_asked_t <= now):
+        # idle: nothing in flight, nothing asked for before now. One transfer asked for at this
+        # very instant (a write after the one before landed, or a fetch back to back) may be
+        # there: the batch leaves it to its stage, which asks for it then (dram_batch.py).
+        w_now = (w_pend and w_asked == now) or (w_on and w_asked == now and w_start == now)
+        k_now = (k_pend and k_asked_t == now) or (k_on and k_asked_t == now and k_start_t == now)
+        if now > t_open and not (w_now and k_now) and (not w_on or w_now) and (not k_on or k_now) \
+                and not (w_pend and w_asked < now) and not (k_pend and k_asked_t < now):
             idle.append((now, busy, cont, last_update))
             idle_d = d_next
         # ---- the next DRAM event: the earliest start or wake-up, the first armed on a tie ----

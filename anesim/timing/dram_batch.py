@@ -14,11 +14,14 @@ or waiting to start). The write and the weight fetch the DRAM carries then, if a
 over: they leave the DRAM model, the replay moves them on, and the stages waiting on them
 resume when they land. The replay runs over at most ``MAX_REPLAY_STEPS`` of the stretch of such
 steps (the task's last step stays out), and the batch ends at the last instant in it when the
-DRAM is idle with nothing asked for; a stretch that keeps the DRAM busy as long as it computes
-has no such instant and is left to the engine (``_dram_bound``). Everything up to that instant
-is scheduled: the gate increments, the landings, the stages' resumption and their bookkeeping.
-Everything after it is left to the step-by-step model, which finds the DRAM idle as it would
-have. A replay stops at an instant whose outcome the
+DRAM is idle with nothing asked for before it. One transfer asked for at that very instant may
+be there (the next write, as the one before lands; the next weight slice, back to back): the
+batch leaves it to its stage, which is resumed at that instant and asks for it then, exactly as
+it did in the replay. So even a stretch that keeps the DRAM busy as long as it computes, a
+weight slice always moving, ends somewhere: at a landing with no write in flight. Everything up
+to that instant is scheduled: the gate increments, the landings, the stages' resumption and
+their bookkeeping. Everything after it is left to the step-by-step model, which finds the DRAM
+as it would have. A replay stops at an instant whose outcome the
 event order decides (a weight slice landing as a compute ends decides whether the next fetch pays
 the DRAM latency; two flows landing at once add their contention in list order), so the batch
 ends at the idle instant before it.
@@ -60,24 +63,6 @@ def _stretch_end(runs: list[Run], r: int, dram: bool) -> int:
     return end
 
 
-def _dram_bound(run: Run, chunks: list[Chunk], dram: SharedBandwidth, write_cost: float) -> bool:
-    """Whether a step of ``run`` keeps the DRAM busy for at least as long as it computes.
-
-    A replay ends at an instant the DRAM is idle. Where each step's weight fetch and result
-    write take, alone, at least the step's compute cycles, the transfers follow one another
-    without a gap, so a replay would look at the whole stretch and cover next to none of it
-    (docs/timing.md, "DRAM batches", gives the measurements). A write on the activation stream
-    is charged ``write_cost`` per byte, as the destination stage charges it.
-    """
-    cost = write_cost if run.dst_stream == "activation" else 1.0
-    dram_cycles = dram.uncontended_cycles(run.dst_dram_bytes * cost, run.dst_stream)
-    if run.chunk_stride and run.chunk_first >= 0:
-        chunk = chunks[run.chunk_first]
-        steps_per_chunk = min(run.chunk_steps, run.count)
-        dram_cycles += dram.uncontended_cycles(chunk.nbytes * chunk.cost, "weight") / steps_per_chunk
-    return dram_cycles >= run.compute_cycles
-
-
 class DramStepBatches:
     """The engine's DRAM-step batch methods (mixed into :class:`~anesim.timing.engine.Engine`)."""
 
@@ -100,9 +85,6 @@ class DramStepBatches:
             self.dram_batch_after = NEVER
             return False
         d = self.dram
-        if _dram_bound(run, self.plan.chunks, d, self.write_cost):
-            self.dram_batch_after = _stretch_end(runs, r, True)  # (the stretch is not tried again)
-            return False
         if self.kdma_taken or self.dst_step not in (k - 3, k - 2):
             return False
         # What the DRAM carries must be the destination stage's write and the kernel DMA's fetch,
@@ -380,31 +362,37 @@ class _Replay:
         d_end = d0
         d_next = d0 + res.d_next
         while d_end < d_next and res.dst_start[d_end - d0] <= q:
+            if res.dst_start[d_end - d0] == q and self.steps[d_end - d0][0].dst_dram_bytes > 0:
+                break  # (a write asked for at the idle instant: its stage asks for it then)
             d_end += 1
-        dst_ends = []
         d = e.dram
         by = d.bytes_by_stream
-        for x in range(d_end - d0):
-            run = self.steps[x][0]
-            t0, t1 = res.dst_start[x], res.dst_end[x]
+        written = [(self.steps[x][0], res.dst_start[x], res.dst_end[x]) for x in range(d_end - d0)]
+        dst_ends = [t1 for _, _, t1 in written]
+        for run, _, _ in written:
             if run.dst_dram_bytes > 0:
-                nb = run.dst_dram_bytes
-                by[run.dst_stream] = by.get(run.dst_stream, 0.0) + nb  # (in the order asked)
-                st.dram_activation_bytes += nb
-                if run.dst_stream == "scratch":
-                    st.dram_scratch_bytes += nb
-            busy["tile_dma_dst"] += t1 - t0
-            if record and t1 > t0:
-                trace.append((DST_ID, "dst", t0, t1, pos))
-            dst_ends.append(t1)
-        e.tile_events += d_end - d0
+                by[run.dst_stream] = by.get(run.dst_stream, 0.0) + run.dst_dram_bytes  # (in the order asked)
+
+        def book_dst() -> None:
+            # When the destination stage reaches the batch, after the write before it has landed
+            # and been booked: its busy cycles add up in the order the stage would add them.
+            for run, t0, t1 in written:
+                if run.dst_dram_bytes > 0:
+                    nb = run.dst_dram_bytes
+                    st.dram_activation_bytes += nb
+                    if run.dst_stream == "scratch":
+                        st.dram_scratch_bytes += nb
+                busy["tile_dma_dst"] += t1 - t0
+                if record and t1 > t0:
+                    trace.append((DST_ID, "dst", t0, t1, pos))
+            e.tile_events += len(written)
         # kernel chunks asked for by q (all landed by then; one taken over is booked by its stage)
         taken = []
         j0 = self.j0
         for jj in range(1 if self.k0 is not None else 0, res.j_next):
             asked = res.k_asked[jj]
-            if asked > q:
-                break
+            if asked >= q:
+                break  # (one asked for at the idle instant: the kernel DMA asks for it then)
             taken.append((j0 + jj, asked, res.k_start[jj], res.k_landed[jj], False))
             by["weight"] = by.get("weight", 0.0) + self.chunks[j0 + jj].nbytes
         _, d.busy_cycles, d.contention_cycles, d._last_update = idle
@@ -439,7 +427,7 @@ class _Replay:
             e.dst_gate.schedule([w_end])
         if d_end > d0:
             e.dst_gate.schedule(dst_ends)
-            e.dst_skips[d0] = (d_end, dst_ends[-1], None)
+            e.dst_skips[d0] = (d_end, dst_ends[-1], book_dst)
             e.dst_prev_end = dst_ends[-2] if len(dst_ends) > 1 else w_end
             e.dst_step, e.dst_end = d_end - 1, dst_ends[-1]
         e.src_gate.schedule(src_ends)
