@@ -99,7 +99,7 @@ class ClosedFormBatches:
             return (t, t, t, [], [], kernel)
         if r == 0 and i == 0:
             return None  # the previous step is another task's
-        if self.done_gate.current() + len(self.done_gate.future) < tp.pos:
+        if self.done_gate.current() + self.done_gate.scheduled() < tp.pos:
             return None  # an earlier task's last write is still to come: its end goes first
         if self.cmp_step == k - 1:
             cmp_1 = self.cmp_end
@@ -108,8 +108,8 @@ class ClosedFormBatches:
         else:
             return None  # the previous step's compute waits on something still in flight
         # Increments counted or already scheduled (by an earlier batch that covered those steps).
-        ne_known = ne_now + len(self.ne_gate.future)
-        dst_known = dst_now + len(self.dst_gate.future)
+        ne_known = ne_now + self.ne_gate.scheduled()
+        dst_known = dst_now + self.dst_gate.scheduled()
         ne_due = [cmp_1] if ne_known < k else []
         if self.dst_end < 0.0:
             return None  # a DRAM write in flight: its end is not known yet

@@ -93,7 +93,7 @@ class DramStepBatches:
             return False
         if self.cmp_step != k - 1 and not (self.cmp_step == k - 2 and self.cmp_end <= self.env._now):
             return False  # (the compute stage has started step k-1, or waits to start it)
-        if self.ne_gate.future or self.kernel_gate.future or self.cmp_skips or self.dst_skips:
+        if self.ne_gate.scheduled() or self.kernel_gate.scheduled() or self.cmp_skips or self.dst_skips:
             return False
         if self.kernel_gate.current() != self.kdma_j:
             return False
@@ -413,7 +413,7 @@ class _Replay:
                 e.alarms.call_at(res.k_landed[0], Signal.fire, self.k_flow)
         # gates and the stages' resumption
         if c_end > k:
-            if e.ne_gate.count + len(e.ne_gate.future) < k:
+            if e.ne_gate.count + e.ne_gate.scheduled() < k:
                 # (step k-1's increment goes before the batch's: its stage leaves it to the batch)
                 e.ne_pre = k - 1
                 e.ne_gate.schedule([res.cmp_end[k - 1 - d0]] + cmp_ends)

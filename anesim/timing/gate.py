@@ -6,7 +6,7 @@ target; the signals are reused once fired.
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_right
 
 from simpy import Environment
 
@@ -20,7 +20,7 @@ class Gate:
     increments satisfy fire at exactly those times, as they would have step by step.
     """
 
-    __slots__ = ("env", "alarms", "count", "waiters", "future", "free")
+    __slots__ = ("env", "alarms", "count", "waiters", "future", "head", "free")
 
     def __init__(self, env: Environment, alarms: Alarms) -> None:
         self.env = env
@@ -28,24 +28,37 @@ class Gate:
         self.free: list[Signal] = []  # fired signals, to be re-armed for later waiters
         self.count = 0
         self.waiters: list[tuple[int, Signal]] = []
-        self.future: deque[float] = deque()
+        # Scheduled increments, ascending; those before ``head`` are counted already (a batch
+        # schedules hundreds at once, and a binary search counts the due ones at any time).
+        self.future: list[float] = []
+        self.head = 0
 
     def current(self) -> int:
         """The count as of now (scheduled increments that are due included)."""
         fut = self.future
-        if fut:
-            now = self.env._now
-            while fut and fut[0] <= now:
-                fut.popleft()
-                self.count += 1
+        head = self.head
+        if head < len(fut) and fut[head] <= self.env._now:
+            due = bisect_right(fut, self.env._now, head)
+            self.count += due - head
+            if due == len(fut):
+                fut.clear()
+                due = 0
+            elif due > 4096 and 2 * due > len(fut):  # (drop what is counted, now and then)
+                del fut[:due]
+                due = 0
+            self.head = due
         return self.count
+
+    def scheduled(self) -> int:
+        """Increments scheduled and not yet due (as of the last count)."""
+        return len(self.future) - self.head
 
     def wait(self, n: int) -> Signal | None:
         """An event that fires once count >= n, or None if it already is."""
-        if self.count >= n or (self.future and self.current() >= n):
+        if self.count >= n or (len(self.future) > self.head and self.current() >= n):
             return None
         ev = self.free.pop().rearm() if self.free else Signal(self.env)
-        idx = n - self.count - 1
+        idx = self.head + n - self.count - 1
         if idx < len(self.future):
             self._fire_at(ev, self.future[idx])
         else:
@@ -60,9 +73,9 @@ class Gate:
 
     def advance(self, by: int = 1) -> None:
         """Add ``by`` now and release every waiter now satisfied."""
-        if self.future:
+        if len(self.future) > self.head:
             self.current()
-            if self.future:
+            if len(self.future) > self.head:
                 raise RuntimeError("gate advanced past a scheduled batch")
         count = self.count = self.count + by
         waiters = self.waiters
@@ -84,13 +97,15 @@ class Gate:
     def schedule(self, times: list[float]) -> None:
         """Add one increment at each of ``times`` (ascending; past times apply at once)."""
         self.current()
-        self.future.extend(times)
+        fut = self.future
+        fut.extend(times)
         if self.waiters:
+            head = self.head
             keep = []
             for n, ev in self.waiters:
-                idx = n - self.count - 1
-                if idx < len(self.future):
-                    self._fire_at(ev, self.future[idx])
+                idx = head + n - self.count - 1
+                if idx < len(fut):
+                    self._fire_at(ev, fut[idx])
                 else:
                     keep.append((n, ev))
             self.waiters = keep
