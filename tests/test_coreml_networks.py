@@ -154,3 +154,59 @@ def test_a_cast_to_an_integer_type_is_refused_not_read_as_identity(ct, tmp_path:
 
     with pytest.raises(UnsupportedError, match="op .* 'ints' \\(cast\\): a cast to a non-float type .*found 'int32'"):
         _run(ct, prog, tmp_path / "cast.mlpackage", {"x": np.zeros((1, 2, 4, 4), np.float32)})
+
+
+def test_layer_norm_with_a_shift_and_no_scale_keeps_the_shift_a_shift(ct, tmp_path: Path) -> None:
+    """MIL's layer_norm takes gamma and beta, each optional; with beta alone, beta is the shift (it
+    was passed on as the first parameter, where the scale goes). coremltools' builder cannot write
+    beta without gamma, so the spec loses its gamma after the conversion."""
+    from coremltools.converters.mil import Builder as mb
+
+    beta = np.linspace(-1.0, 1.0, 8).astype(np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 8))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.layer_norm(x=x, axes=[-1], gamma=np.full(8, 3.0, np.float32), beta=beta, epsilon=1e-5, name="ln")
+
+    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                       compute_precision=ct.precision.FLOAT32)
+    spec = model.get_spec()
+    (block,) = spec.mlProgram.functions["main"].block_specializations.values()
+    del next(op for op in block.operations if op.type == "layer_norm").inputs["gamma"]
+    path = tmp_path / "ln.mlpackage"
+    ct.models.MLModel(spec, weights_dir=model.weights_dir, skip_model_load=True).save(str(path))
+    x = np.random.default_rng(2).standard_normal((1, 4, 8)).astype(np.float32)
+    (got,) = anesim.execute(anesim.compile(path, "m5-pro"), {"x": x}, "m5-pro").values()
+    want = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) + beta
+    np.testing.assert_allclose(np.asarray(got, np.float32), want, atol=2e-2)
+
+
+@pytest.mark.parametrize("drop, extra", [("x", None), (None, "x")])
+def test_an_op_missing_its_tensor_or_given_two_is_refused(ct, tmp_path: Path, drop, extra) -> None:
+    """A damaged spec whose convolution has no input tensor, or two bound to 'x', is one clear error
+    naming the op (the first raised IndexError, the second passed the second tensor on)."""
+    from coremltools.converters.mil import Builder as mb
+
+    from anesim.errors import AnesimError
+
+    weight = np.ones((2, 2, 1, 1), np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.conv(x=x, weight=weight, name="conv")
+
+    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                       compute_precision=ct.precision.FLOAT32)
+    spec = model.get_spec()
+    main = spec.mlProgram.functions["main"]
+    (block,) = main.block_specializations.values()
+    conv = next(op for op in block.operations if op.type == "conv")
+    if drop:
+        del conv.inputs[drop]
+    else:
+        conv.inputs[extra].arguments.add().name = conv.inputs[extra].arguments[0].name
+    damaged = ct.models.MLModel(spec, weights_dir=model.weights_dir, skip_model_load=True)
+    path = tmp_path / "damaged.mlpackage"
+    damaged.save(str(path))
+    with pytest.raises(AnesimError, match="'conv' \\(conv\\): parameter 'x' of conv needs one tensor"):
+        anesim.compile(path, "m5-pro")

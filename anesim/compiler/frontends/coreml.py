@@ -282,9 +282,17 @@ class _Importer(Rank5, Slices):
                             expected=f"axes -{rank} to {rank - 1}", found=bad[0])
         return [a % rank for a in axes]
 
-    def _ins(self, inputs: dict[str, list[Any]], key: str) -> list[str]:
+    def _ins(self, inputs: dict[str, list[Any]], key: str, *, optional: bool = False, many: bool = False) -> list[str]:
+        """The tensors bound to parameter ``key``: one, or (``many``) one or more; none only for an
+        ``optional`` parameter left out."""
+        bindings = inputs.get(key, [])
+        if not bindings and optional:
+            return []
+        if not bindings or (len(bindings) > 1 and not many):
+            raise self.fail(f"parameter '{key}' of {self.op_type} needs {'one or more tensors' if many else 'one tensor'}",
+                            expected="one or more" if many else "one", found=len(bindings))
         names = []
-        for kind, value in inputs.get(key, []):
+        for kind, value in bindings:
             if kind != "name":
                 raise self.fail(f"inline tensor values for '{key}' are not supported")
             names.append(self.tensor(value))
@@ -323,7 +331,7 @@ class _Importer(Rank5, Slices):
         elif op == "linear":
             x = self._ins(inputs, "x")[0]
             w = self._ins(inputs, "weight")[0]
-            bias = self._ins(inputs, "bias") if "bias" in inputs else []
+            bias = self._ins(inputs, "bias", optional=True)
             product = f"{out}.product" if bias else out
             b.op("matmul", [x, w], name=product, transpose_b=True)
             if bias:
@@ -338,8 +346,13 @@ class _Importer(Rank5, Slices):
             axes = [int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)]
             if len(axes) != 1:
                 raise self.fail("layer_norm over several axes is not supported", found=axes)
-            params = self._ins(inputs, "gamma") + self._ins(inputs, "beta")
-            b.op("layer_norm", self._ins(inputs, "x") + params, name=out, axis=axes[0],
+            x = self._ins(inputs, "x")
+            params = self._ins(inputs, "gamma", optional=True)
+            beta = self._ins(inputs, "beta", optional=True)
+            if beta and not params:  # (the graph op reads its parameters by position: gamma first)
+                width = b.graph.info(x[0]).shape[axes[0]]
+                params = [b.constant(f"{out}.gamma", np.ones(width, np.float32)).name]
+            b.op("layer_norm", x + params + beta, name=out, axis=axes[0],
                  eps=float(self._arg(inputs, "epsilon", 1e-5)))
         elif op == "batch_norm":
             x = self._ins(inputs, "x")
@@ -366,7 +379,7 @@ class _Importer(Rank5, Slices):
         elif op == "concat":
             if self._arg(inputs, "interleave", False):
                 raise self.fail("interleaved concat is not supported")
-            b.op("concat", self._ins(inputs, "values"), name=out, axis=int(self._arg(inputs, "axis")))
+            b.op("concat", self._ins(inputs, "values", many=True), name=out, axis=int(self._arg(inputs, "axis")))
         elif op == "slice_by_index":
             self._slice(inputs, out)
         elif op == "split":
@@ -468,7 +481,7 @@ class _Importer(Rank5, Slices):
             x = [self.b.op("reshape", x, name=f"{out}.in2d", shape=[shape[0], shape[1], 1, shape[2]]).name]
             pads, strides, dilations = [0, 0, *pads], [1, *strides], [1, *dilations]
         padding: Any = pads if pad_type == "custom" else pad_type
-        weights += self._ins(inputs, "bias") if "bias" in inputs else []
+        weights += self._ins(inputs, "bias", optional=True)
         name = f"{out}.out2d" if one_d else out
         self.b.op("conv2d", x + weights, name=name, stride=strides, padding=padding, dilation=dilations,
                   groups=int(self._arg(inputs, "groups", 1)), weight_format=fmt, palette_bits=bits or 4)
