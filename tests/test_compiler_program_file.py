@@ -101,6 +101,24 @@ def test_bad_files_give_one_line_naming_file_and_key(tmp_path: Path, old: str, n
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("bias, problem", [
+    ('{value: "0x"}', "the initialiser's 'value' must be a finite number (expected a number, found '0x')"),
+    ("{init: fill, value: true}", "the initialiser's 'value' must be a finite number"),
+    ("{init: normal, std: .nan}", "the initialiser's 'std' must be a finite number"),
+    ("{init: normal, seed: x}", "the initialiser's 'seed' must be a whole number"),
+])
+def test_a_weight_initialiser_takes_numbers_only(tmp_path: Path, bias: str, problem: str) -> None:
+    """An op's weight initialiser is checked like a named constant's: a string where a number goes
+    escaped as ValueError when the numbers were first drawn (found by fuzzing)."""
+    from anesim.compiler import compile_file
+
+    path = _write(tmp_path, _edit("bias: true", f"bias: {bias}"), "bad.yaml")
+    with pytest.raises(AnesimError) as info:
+        compile_file(path, "m1")
+    assert str(info.value).startswith(f"{path}: key 'blocks.conv_relu.ops[0]'")
+    assert problem in str(info.value)
+
+
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "name: x\ninputs: {x: {shape: [1, 2]\n", "broken.yaml")
     with pytest.raises(ProgramError, match=r"broken.yaml: line \d+, column \d+: malformed YAML"):

@@ -96,7 +96,9 @@ def mutate_doc(doc: Any, rng: random.Random, edits: int | None = None) -> Any:
             if isinstance(parent, dict) and r < 0.15:
                 parent.pop(key, None)
             elif isinstance(parent, dict) and r < 0.22:
-                parent[rng.choice(("extra", "value", "repeat", "shape", "size"))] = rng.choice(AWKWARD_VALUES)
+                # (a copy: a later edit of this case must not change the table for the next case)
+                parent[rng.choice(("extra", "value", "repeat", "shape", "size"))] = copy.deepcopy(
+                    rng.choice(AWKWARD_VALUES))
             elif isinstance(parent, list) and r < 0.3:
                 parent.append(copy.deepcopy(parent[key]))
             else:

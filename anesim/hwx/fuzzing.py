@@ -9,6 +9,8 @@ the decoder keeps every byte.
 
 from __future__ import annotations
 
+import copy
+
 import json
 import random
 import tarfile
@@ -139,7 +141,8 @@ def mutate_json(doc: object, rng: random.Random) -> object:
             if isinstance(node, dict) and rng.random() < 0.2:
                 node.pop(path[-1], None)
             else:
-                node[path[-1]] = rng.choice(AWKWARD_JSON)  # type: ignore[index]
+                # (a copy: a later edit must not change the table for the next document)
+                node[path[-1]] = copy.deepcopy(rng.choice(AWKWARD_JSON))  # type: ignore[index]
         except (KeyError, IndexError, TypeError):
             pass  # an earlier replacement removed this path
     return out

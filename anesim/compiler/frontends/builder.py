@@ -135,12 +135,20 @@ class Builder:
         if kind not in INIT_KINDS:
             raise CompileError("unknown constant initialiser", where=where,
                                expected=", ".join(INIT_KINDS), found=repr(kind))
-        seed = int(init.pop("seed", derive_seed(self.seed, name)))
+        seed = init.pop("seed", derive_seed(self.seed, name))
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise CompileError("the initialiser's 'seed' must be a whole number", where=where,
+                               expected="an integer >= 0", found=repr(seed)[:60])
         allowed = {"std", "low", "high", "value", "gain"}
         extra = sorted(set(init) - allowed)
         if extra:
             raise CompileError("unknown initialiser parameter", where=where,
                                expected=", ".join(sorted(allowed)), found=", ".join(extra))
+        for key, number in init.items():
+            if isinstance(number, bool) or not isinstance(number, (int, float, np.number)) \
+                    or not np.isfinite(number):
+                raise CompileError(f"the initialiser's '{key}' must be a finite number", where=where,
+                                   expected="a number", found=repr(number)[:60])
         return ConstantData.seeded(shape, Init(kind=kind, seed=seed, **init), dtype)
 
     def _weight(self, owner: str, role: str, value: WeightSpec, shape: tuple[int, ...],
