@@ -369,3 +369,15 @@ def test_a_one_byte_working_set_still_plans() -> None:
     chip = apply_overrides(load_chip("m1"), {"memory.working_set_cap_bytes": 1})
     assert simulate(compile_file(str(Path(__file__).parents[1] / "programs" / "gemm_512.yaml"), chip),
                     chip).latency_s > 0
+
+
+def test_an_empty_input_with_huge_other_dimensions_is_refused_before_numpy_sees_it() -> None:
+    """A model input of shape (0, 2**40, 8, 2**20) holds no element, but numpy refuses to draw it
+    (its dimensions multiply past numpy's index range) with a ValueError; the size check counts the
+    other dimensions of an empty input, so it is a LimitError naming the file. A plain empty input
+    is still drawn."""
+    from anesim.functional import draw_inputs
+
+    with pytest.raises(LimitError, match="m.onnx: input 'x' of shape \\(0, 1099511627776, 8, 1048576\\)"):
+        draw_inputs([("x", (0, 1 << 40, 8, 1 << 20), "fp16")], 0, "m.onnx")
+    assert draw_inputs([("x", (0, 3), "fp16")], 0, "m.onnx")["x"].shape == (0, 3)

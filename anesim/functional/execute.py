@@ -137,7 +137,10 @@ def draw_inputs(specs: list[tuple[str, tuple[int, ...], str]], seed: int,
     rng = np.random.default_rng(seed)
     drawn: dict[str, np.ndarray] = {}
     for name, shape, dtype in specs:
-        check_bytes(tensor_bytes(shape, 8), file=file, field=f"input '{name}' of shape {tuple(shape)}")
+        # (the other dimensions of an empty input count too: numpy refuses a shape whose
+        # dimensions multiply past its index range, though it holds no element)
+        check_bytes(tensor_bytes([d if d else 1 for d in shape], 8), file=file,
+                    field=f"input '{name}' of shape {tuple(shape)}")
         if dtype in ("int8", "uint8"):
             info = np.iinfo(NUMPY_DTYPES[dtype])
             drawn[name] = rng.integers(info.min, info.max, shape, endpoint=True).astype(NUMPY_DTYPES[dtype])

@@ -47,14 +47,25 @@ def exercise(target: Any, chip: Any, label: str, *, execute: bool = True,
 
 
 def other_commands(path: Any) -> None:
-    """Run the commands besides ``run`` that read a model file (the placement report as JSON, the
-    bound per layer), discarding their output: an AnesimError is their answer to bad input (exit
-    status 2), anything else escapes to the fuzzer."""
+    """Run the other commands that read a model file, discarding their output: the placement
+    report as JSON, the bound per layer, the timing-only run's JSON and trace files, and the
+    compiled program written out and disassembled again. An AnesimError is their answer to bad
+    input (exit status 2); anything else escapes to the fuzzer."""
     import contextlib
     import io
+    from pathlib import Path
 
     from anesim.cli import main
 
+    out = Path(path).parent / "commands"
+    out.mkdir(exist_ok=True)
+    hwx = out / "compiled.hwx"
+    commands = (["check", str(path), "--json"], ["explain", str(path)],
+                ["run", str(path), "--timing-only", "--json"],
+                ["run", str(path), "--timing-only", "--trace", str(out / "trace.json")],
+                ["compile", str(path), "-o", str(hwx)])
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        for args in (["check", str(path), "--json"], ["explain", str(path)]):
+        for args in commands:
             main(args)
+        if hwx.is_file():  # (a program that compiled to one dispatch the engine runs alone)
+            main(["disasm", str(hwx)])

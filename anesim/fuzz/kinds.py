@@ -32,7 +32,7 @@ class Sources:
     sidecars: str | None = None
 
 EXECUTE_SHARE = 0.25  # share of accepted cases also executed (timing always runs)
-REPORT_SHARE = 0.1  # share of accepted model files also read by check and explain
+REPORT_SHARE = 0.1  # share of accepted model files also read by the other commands (checks.other_commands)
 
 PROGRAM_SEEDS = (
     """name: small_block
