@@ -167,6 +167,16 @@ def test_zero_or_negative_quantity(tmp_path: Path, capsys: pytest.CaptureFixture
     _expect_cli_error(capsys, _user_chip(tmp_path, body), "mychip.yaml", f"ne.{key}", "greater than 0")
 
 
+@pytest.mark.parametrize("caps, needle", [([], "at least 1 item"), ([32, 16, 8, 4], "at most 3 items")])
+def test_ocg_byte_caps_hold_one_to_three_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 caps: list, needle: str) -> None:
+    """The output-channel-group byte caps are read per weight format (fp16, 8-bit, palette): an
+    empty list raised IndexError in the compiler (found by fuzzing), a fourth entry would be ignored."""
+    body = _base_body()
+    body["ne"] = {"ocg_byte_caps_per_element": {"value": caps, "provenance": "predicted", "source": "x"}}
+    _expect_cli_error(capsys, _user_chip(tmp_path, body), "mychip.yaml", "ne.ocg_byte_caps_per_element", needle)
+
+
 def test_bad_provenance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     body = _base_body()
     body["ne"] = {"cores": {"value": 4, "provenance": "guessed", "source": "x"}}

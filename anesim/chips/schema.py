@@ -40,7 +40,8 @@ class NeuralEngine(_Section):
     mac_lanes_per_out_channel: Param[PosInt]
     accumulator_budget_per_core: Param[PosInt]
     accumulator_split_granule: Param[PosInt]
-    ocg_byte_caps_per_element: Param[list[PosInt]]
+    # fp16, 8-bit, palette in turn; a shorter list's last cap serves the formats after it
+    ocg_byte_caps_per_element: Param[Annotated[list[PosInt], Field(min_length=1, max_length=3)]]
     per_layer_overhead_cycles: Param[PosInt]
     winograd: Param[StrictBool]
 

@@ -46,26 +46,34 @@ def exercise(target: Any, chip: Any, label: str, *, execute: bool = True,
         execute_with_inputs(target, program, chip, inputs or {}, seed=0)
 
 
-def other_commands(path: Any) -> None:
-    """Run the other commands that read a model file, discarding their output: the placement
-    report as JSON, the bound per layer, the timing-only run's JSON and trace files, and the
-    compiled program written out and disassembled again. An AnesimError is their answer to bad
-    input (exit status 2); anything else escapes to the fuzzer."""
+# A compiled model with more tasks than this is not read by the other commands: each compiles it
+# again, and a legitimately large one (a batch of 4,096 images is 16,000 tasks, a few seconds a
+# command) would take the case past its time limit.
+OTHER_COMMANDS_MAX_TASKS = 2000
+
+
+def other_commands(path: Any, compiled: Any, rng: Any) -> None:
+    """Run other commands that read a model file, discarding their output: always the placement
+    report as JSON and the bound per layer, and one more drawn by ``rng`` (the timing-only run's
+    JSON, its trace file, or the compiled program written out and disassembled again). An
+    AnesimError is their answer to bad input (exit status 2); anything else escapes to the fuzzer."""
     import contextlib
     import io
     from pathlib import Path
 
     from anesim.cli import main
 
+    segments = getattr(compiled, "segments", None) or [compiled]
+    if sum(len(getattr(getattr(s, "program", s), "tasks", ())) for s in segments) > OTHER_COMMANDS_MAX_TASKS:
+        return
     out = Path(path).parent / "commands"
     out.mkdir(exist_ok=True)
     hwx = out / "compiled.hwx"
-    commands = (["check", str(path), "--json"], ["explain", str(path)],
-                ["run", str(path), "--timing-only", "--json"],
-                ["run", str(path), "--timing-only", "--trace", str(out / "trace.json")],
-                ["compile", str(path), "-o", str(hwx)])
+    extra = rng.choice((["run", str(path), "--timing-only", "--json"],
+                        ["run", str(path), "--timing-only", "--trace", str(out / "trace.json")],
+                        ["compile", str(path), "-o", str(hwx)]))
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        for args in commands:
+        for args in (["check", str(path), "--json"], ["explain", str(path)], extra):
             main(args)
         if hwx.is_file():  # (a program that compiled to one dispatch the engine runs alone)
             main(["disasm", str(hwx)])

@@ -256,9 +256,10 @@ def case_program(rng: random.Random, work: Path, src: Sources) -> None:
         out = hostile_text(text, rng)
     path = work / "fuzz-program.yaml"
     path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
-    exercise(compile_file(path, "m1"), "m1", "program", execute=_execute(rng))
+    compiled = compile_file(path, "m1")
+    exercise(compiled, "m1", "program", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(path)
+        other_commands(path, compiled, rng)
 
 
 def _npy_header(shape: Any, descr: Any, fortran: Any) -> bytes:
@@ -308,9 +309,10 @@ def case_onnx(rng: random.Random, work: Path, src: Sources) -> None:
         data = flip_bytes(data, rng)
     path = work / "fuzz.onnx"
     path.write_bytes(data)
-    exercise(compile_file(path, "m1"), "m1", "onnx", execute=_execute(rng))
+    compiled = compile_file(path, "m1")
+    exercise(compiled, "m1", "onnx", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(path)
+        other_commands(path, compiled, rng)
 
 
 def _mutate_onnx(data: bytes, rng: random.Random) -> bytes:
@@ -387,9 +389,10 @@ def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
         else:
             out = hostile_text(text, rng)
         manifest.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
-    exercise(compile_file(package, "m1"), "m1", "coreml", execute=_execute(rng))
+    compiled = compile_file(package, "m1")
+    exercise(compiled, "m1", "coreml", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(package)
+        other_commands(package, compiled, rng)
 
 
 def _mutate_coreml(data: bytes, rng: random.Random) -> bytes:
@@ -440,9 +443,10 @@ def case_plist(rng: random.Random, work: Path, src: Sources) -> None:
         data = damaged if isinstance(damaged, bytes) else damaged.encode("utf-8", "surrogatepass")
     path = work / "fuzz.plist"
     path.write_bytes(data)
-    exercise(compile_file(path, "m1"), "m1", "plist", execute=_execute(rng))
+    compiled = compile_file(path, "m1")
+    exercise(compiled, "m1", "plist", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(path)
+        other_commands(path, compiled, rng)
 
 
 # Cases that misbehave on purpose, so the tests can show each failure is caught and counted.
