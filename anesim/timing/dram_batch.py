@@ -33,9 +33,9 @@ from collections.abc import Generator
 from typing import Any
 
 from anesim.timing._replay import replay
-from anesim.timing.dram import SharedBandwidth, _Tick
+from anesim.timing.dram import _Tick
 from anesim.timing.events import Signal, Timer
-from anesim.timing.plan import Chunk, Run, TaskPlan
+from anesim.timing.plan import Run, TaskPlan
 from anesim.timing.units import DST_ID, SRC_ID
 
 MIN_DRAM_BATCH_STEPS = 4  # fewer covered source steps are left to the step-by-step path
