@@ -46,17 +46,22 @@ def exercise(target: Any, chip: Any, label: str, *, execute: bool = True,
         execute_with_inputs(target, program, chip, inputs or {}, seed=0)
 
 
-# A compiled model with more tasks than this is not read by the other commands: each compiles it
-# again, and a legitimately large one (a batch of 4,096 images is 16,000 tasks, a few seconds a
-# command) would take the case past its time limit.
+# A compiled model with more tasks than this, or whose reading and compiling in the case took
+# longer, is not read by the other commands: each reads and compiles it again, and a
+# legitimately large one (a batch of 4,096 images is 16,000 tasks; 65,536 repeated layers that
+# fold away leave 4 tasks but take seconds to expand) would take the case past its time limit.
+# (The time is not the input's alone: a case near it may replay with the commands where the run
+# left them out, or the other way round.)
 OTHER_COMMANDS_MAX_TASKS = 2000
+OTHER_COMMANDS_MAX_COMPILE_S = 1.0
 
 
-def other_commands(path: Any, compiled: Any, rng: Any) -> None:
+def other_commands(path: Any, compiled: Any, rng: Any, load_s: float) -> None:
     """Run other commands that read a model file, discarding their output: always the placement
     report as JSON and the bound per layer, and one more drawn by ``rng`` (the timing-only run's
     JSON, its trace file, or the compiled program written out and disassembled again). An
-    AnesimError is their answer to bad input (exit status 2); anything else escapes to the fuzzer."""
+    AnesimError is their answer to bad input (exit status 2); anything else escapes to the fuzzer.
+    ``load_s`` is how long reading and compiling the file took in the case."""
     import contextlib
     import io
     from pathlib import Path
@@ -64,7 +69,8 @@ def other_commands(path: Any, compiled: Any, rng: Any) -> None:
     from anesim.cli import main
 
     segments = getattr(compiled, "segments", None) or [compiled]
-    if sum(len(getattr(getattr(s, "program", s), "tasks", ())) for s in segments) > OTHER_COMMANDS_MAX_TASKS:
+    if sum(len(getattr(getattr(s, "program", s), "tasks", ())) for s in segments) > OTHER_COMMANDS_MAX_TASKS \
+            or load_s > OTHER_COMMANDS_MAX_COMPILE_S:
         return
     out = Path(path).parent / "commands"
     out.mkdir(exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -256,10 +257,12 @@ def case_program(rng: random.Random, work: Path, src: Sources) -> None:
         out = hostile_text(text, rng)
     path = work / "fuzz-program.yaml"
     path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
+    started = time.perf_counter()
     compiled = compile_file(path, "m1")
+    load_s = time.perf_counter() - started
     exercise(compiled, "m1", "program", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(path, compiled, rng)
+        other_commands(path, compiled, rng, load_s)
 
 
 def _npy_header(shape: Any, descr: Any, fortran: Any) -> bytes:
@@ -309,10 +312,12 @@ def case_onnx(rng: random.Random, work: Path, src: Sources) -> None:
         data = flip_bytes(data, rng)
     path = work / "fuzz.onnx"
     path.write_bytes(data)
+    started = time.perf_counter()
     compiled = compile_file(path, "m1")
+    load_s = time.perf_counter() - started
     exercise(compiled, "m1", "onnx", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(path, compiled, rng)
+        other_commands(path, compiled, rng, load_s)
 
 
 def _mutate_onnx(data: bytes, rng: random.Random) -> bytes:
@@ -389,10 +394,12 @@ def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
         else:
             out = hostile_text(text, rng)
         manifest.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
+    started = time.perf_counter()
     compiled = compile_file(package, "m1")
+    load_s = time.perf_counter() - started
     exercise(compiled, "m1", "coreml", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(package, compiled, rng)
+        other_commands(package, compiled, rng, load_s)
 
 
 def _mutate_coreml(data: bytes, rng: random.Random) -> bytes:
@@ -443,10 +450,12 @@ def case_plist(rng: random.Random, work: Path, src: Sources) -> None:
         data = damaged if isinstance(damaged, bytes) else damaged.encode("utf-8", "surrogatepass")
     path = work / "fuzz.plist"
     path.write_bytes(data)
+    started = time.perf_counter()
     compiled = compile_file(path, "m1")
+    load_s = time.perf_counter() - started
     exercise(compiled, "m1", "plist", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
-        other_commands(path, compiled, rng)
+        other_commands(path, compiled, rng, load_s)
 
 
 # Cases that misbehave on purpose, so the tests can show each failure is caught and counted.
