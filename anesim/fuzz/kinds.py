@@ -246,10 +246,18 @@ def case_chip(rng: random.Random, work: Path, src: Sources) -> None:
     exercise(compiled, chip, "chip", execute=_execute(rng) and rng.random() < 0.2)
 
 
-def case_program(rng: random.Random, work: Path, src: Sources) -> None:
-    """A damaged program YAML: compile, time and execute it."""
+def _compiled(path: Path) -> tuple[Any, float]:
+    """The model file compiled for the M1, and how long reading and compiling it took (the other
+    commands leave out a slow one)."""
     from anesim.compiler import compile_file
 
+    started = time.perf_counter()
+    compiled = compile_file(path, "m1")
+    return compiled, time.perf_counter() - started
+
+
+def case_program(rng: random.Random, work: Path, src: Sources) -> None:
+    """A damaged program YAML: compile, time and execute it."""
     text = rng.choice(PROGRAM_SEEDS)
     if rng.random() < 0.75:
         out: str | bytes = dump(mutate_doc(parsed(text), rng))
@@ -257,9 +265,7 @@ def case_program(rng: random.Random, work: Path, src: Sources) -> None:
         out = hostile_text(text, rng)
     path = work / "fuzz-program.yaml"
     path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
-    started = time.perf_counter()
-    compiled = compile_file(path, "m1")
-    load_s = time.perf_counter() - started
+    compiled, load_s = _compiled(path)
     exercise(compiled, "m1", "program", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
         other_commands(path, compiled, rng, load_s)
@@ -302,8 +308,6 @@ def case_npy(rng: random.Random, work: Path, src: Sources) -> None:
 
 def case_onnx(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged ONNX model: compile, time and execute it."""
-    from anesim.compiler import compile_file
-
     seeds = onnx_bytes()
     data = rng.choice(seeds)
     if rng.random() < 0.6:
@@ -312,9 +316,7 @@ def case_onnx(rng: random.Random, work: Path, src: Sources) -> None:
         data = flip_bytes(data, rng)
     path = work / "fuzz.onnx"
     path.write_bytes(data)
-    started = time.perf_counter()
-    compiled = compile_file(path, "m1")
-    load_s = time.perf_counter() - started
+    compiled, load_s = _compiled(path)
     exercise(compiled, "m1", "onnx", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
         other_commands(path, compiled, rng, load_s)
@@ -367,7 +369,6 @@ def _mutate_onnx(data: bytes, rng: random.Random) -> bytes:
 
 def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged .mlpackage: spec bytes, spec fields, weight blob header or payload, manifest."""
-    from anesim.compiler import compile_file
     from anesim.fuzz.models import coreml_seed
 
     package = coreml_seed(work)
@@ -394,9 +395,7 @@ def case_coreml(rng: random.Random, work: Path, src: Sources) -> None:
         else:
             out = hostile_text(text, rng)
         manifest.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8", "surrogatepass"))
-    started = time.perf_counter()
-    compiled = compile_file(package, "m1")
-    load_s = time.perf_counter() - started
+    compiled, load_s = _compiled(package)
     exercise(compiled, "m1", "coreml", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
         other_commands(package, compiled, rng, load_s)
@@ -436,8 +435,6 @@ def case_plist(rng: random.Random, work: Path, src: Sources) -> None:
     """A damaged ANE netplist (its document, or the XML text): compile, time and execute it."""
     import plistlib
 
-    from anesim.compiler import compile_file
-
     doc = rng.choice(NETPLIST_SEEDS)
     data: bytes | None = None
     if rng.random() < 0.7:
@@ -450,9 +447,7 @@ def case_plist(rng: random.Random, work: Path, src: Sources) -> None:
         data = damaged if isinstance(damaged, bytes) else damaged.encode("utf-8", "surrogatepass")
     path = work / "fuzz.plist"
     path.write_bytes(data)
-    started = time.perf_counter()
-    compiled = compile_file(path, "m1")
-    load_s = time.perf_counter() - started
+    compiled, load_s = _compiled(path)
     exercise(compiled, "m1", "plist", execute=_execute(rng))
     if rng.random() < REPORT_SHARE:
         other_commands(path, compiled, rng, load_s)
