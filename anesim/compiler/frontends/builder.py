@@ -12,6 +12,7 @@ Weights are given as arrays, or generated from the builder's seed when first nee
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +147,7 @@ class Builder:
                                expected=", ".join(sorted(allowed)), found=", ".join(extra))
         for key, number in init.items():
             if isinstance(number, bool) or not isinstance(number, (int, float, np.number)) \
-                    or not np.isfinite(number):
+                    or not _finite(number):
                 raise CompileError(f"the initialiser's '{key}' must be a finite number", where=where,
                                    expected="a number", found=repr(number)[:60])
         return ConstantData.seeded(shape, Init(kind=kind, seed=seed, **init), dtype)
@@ -385,3 +386,11 @@ class Builder:
     def scale(self, x: TensorLike, scale: float = 1.0, bias: float = 0.0, name: str | None = None) -> Tensor:
         """x * scale + bias with scalar constants."""
         return self.op("scale", [x], name=name, scale=float(scale), bias=float(bias))
+
+
+def _finite(number: int | float | np.number) -> bool:
+    """Whether ``number`` is a finite float64 (an integer too large for one is not)."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
