@@ -7,6 +7,10 @@ time (the destination stage and the kernel DMA each wait for their transfer), so
 two slots: the write and the fetch. Every operation on a time or a byte count is the one
 ``dram.SharedBandwidth`` and the engine's processes perform, in the same order, so the results
 are theirs to the last bit.
+
+The loop keeps its state in plain local variables and spells the DRAM's charge and re-plan out
+where they happen once per event (a closure over that state would make every access to it
+slower); the rarer callers share :func:`_replan` and :func:`_kernel_ask`.
 """
 
 from __future__ import annotations
@@ -132,101 +136,13 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
         k_busy = True
         j_next = 1
 
-    def replan(now: float) -> None:
-        # as SharedBandwidth._replan: re-rate; a wake-up unless a start is due no later
-        nonlocal w_rate, k_rate, wake_at, wake_seq, seq
-        if w_on:
-            if k_on:
-                w_rate, k_rate = r_w2, r_k2
-                t = w_rem / w_rate
-                u = k_rem / k_rate
-                soonest = t if t < u else u
-            else:
-                w_rate = r_w1
-                soonest = w_rem / w_rate
-        elif k_on:
-            k_rate = r_k1
-            soonest = k_rem / k_rate
-        else:
-            wake_at = -1.0
-            return
-        if soonest < 0.0:
-            soonest = 0.0
-        w = now + soonest
-        if (w_pend and w_pt <= w) or (k_pend and k_pt <= w):
-            wake_at = -1.0
-            return
-        if w == wake_at:
-            return
-        seq += 1
-        wake_at = w
-        wake_seq = seq
-
-    def charge(now: float) -> None:
-        nonlocal busy, last_update, w_rem, k_rem
-        dt = now - last_update
-        if dt > 0 and (w_on or k_on):
-            busy += dt
-            if w_on:
-                w_rem -= w_rate * dt
-            if k_on:
-                k_rem -= k_rate * dt
-        last_update = now
-
-    aborted = False
-
-    def kernel_ask() -> bool:
-        # as the kernel DMA process: the next chunk once its buffer is free
-        nonlocal j_next, k_busy, k_nb, k_idx, k_asked_t, k_pend, k_pt, k_ps, seq, k_on, k_rem, k_start_t
-        nonlocal aborted
-        j = j_next
-        if k_busy or j >= m:
-            return False
-        dep = cdep[j]
-        dep_end = -_INF
-        if dep >= 0:
-            dep_end = cmp_end[dep]
-            if dep_end < 0.0:
-                return False
-        prev = k_prev_end
-        if j == 0:  # waiting on its buffer since before the batch opened
-            asked = dep_end if dep_end > t_open else t_open
-            waited = True
-        else:
-            if dep_end == prev:
-                aborted = True  # the event order at this instant decides the DRAM latency
-                return False
-            waited = dep_end > prev
-            asked = dep_end if waited else prev
-        if asked > stop:
-            return False
-        k_asked[j] = asked
-        j_next = j + 1
-        k_busy = True
-        k_idx = j
-        k_nb = cbytes[j]
-        k_asked_t = asked
-        if waited or (j == 0 and j0_is_first):
-            st = asked + latency
-            k_start[j] = st
-            seq += 1
-            k_pend = True
-            k_pt = st
-            k_ps = seq
-        else:  # back to back: starts now, at the landing of the one before
-            k_start[j] = asked
-            charge(asked)
-            k_on = True
-            k_rem = k_nb
-            k_start_t = asked
-            replan(asked)
-        return True
-
     idle_d = 0  # the destination step reached when the DRAM was last idle
+    aborted = False
     if (w_on or k_on) and wake_at < 0.0:
         # Taken over while the DRAM model re-plans (a landing's waiter opened the batch): its
         # flows are re-rated and a wake-up armed as that re-plan would, from its last update.
-        replan(last_update)
+        w_rate, k_rate, wake_at, wake_seq, seq = _replan(
+            last_update, rates, w_on, w_rem, w_pend, w_pt, k_on, k_rem, k_pend, k_pt, wake_at, wake_seq, seq)
     while True:
         # ---- time every stage as far as what is known allows ----
         progress = True
@@ -304,8 +220,39 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
                 else:
                     p = dpool[dd]
                     dst_end[dd] = start + p if p > 0 else start
-            if not k_busy and j_next < m and kernel_ask():  # (the call only when it may ask)
-                progress = True
+            if not k_busy and j_next < m:  # the kernel DMA asks for its next chunk, if it may
+                ask = _kernel_ask(j_next, cdep, cmp_end, k_prev_end, t_open, stop)
+                if ask is _ABORT:
+                    aborted = True
+                elif ask is not None:
+                    asked, waited = ask
+                    j = j_next
+                    k_asked[j] = asked
+                    j_next = j + 1
+                    k_busy = True
+                    k_idx = j
+                    k_nb = cbytes[j]
+                    k_asked_t = asked
+                    progress = True
+                    if waited or (j == 0 and j0_is_first):
+                        k_pt = k_start[j] = asked + latency
+                        seq += 1
+                        k_pend = True
+                        k_ps = seq
+                    else:  # back to back: starts now, at the landing of the one before
+                        k_start[j] = asked
+                        dt = asked - last_update  # (charge, as SharedBandwidth._charge)
+                        if dt > 0 and (w_on or k_on):
+                            busy += dt
+                            if w_on:
+                                w_rem -= w_rate * dt
+                        last_update = asked
+                        k_on = True
+                        k_rem = k_nb
+                        k_start_t = asked
+                        w_rate, k_rate, wake_at, wake_seq, seq = _replan(
+                            asked, rates, w_on, w_rem, w_pend, w_pt, k_on, k_rem, k_pend, k_pt, wake_at,
+                            wake_seq, seq)
         if aborted:
             break
         if d_next - idle_d > GIVE_UP_STEPS:
@@ -338,53 +285,159 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
         if best < 0 or best_t >= stop:
             break
         now = best_t
-        if best == 0:  # a delayed start: charge, join, re-plan
+        # charge the flows moving since the last update (as SharedBandwidth._charge)
+        dt = now - last_update
+        if dt > 0 and (w_on or k_on):
+            busy += dt
+            if w_on:
+                w_rem -= w_rate * dt
+            if k_on:
+                k_rem -= k_rate * dt
+        last_update = now
+        if best == 0:  # a delayed start: joins the flows
             w_pend = False
-            charge(now)
             w_on = True
             w_rem = w_nb
             w_start = now
-            replan(now)
-            continue
-        if best == 1:
+        elif best == 1:
             k_pend = False
-            charge(now)
             k_on = True
             k_rem = k_nb
             k_start_t = now
-            replan(now)
-            continue
-        # a wake-up: charge, retire what has landed, resume its owner, re-plan
-        charge(now)
-        tol = 4.0 * _ulp(now)
-        if tol < _EPS_CYCLES:
-            tol = _EPS_CYCLES
-        fin_w = w_on and w_rem <= w_rate * tol + 1e-6
-        fin_k = k_on and k_rem <= k_rate * tol + 1e-6
-        if fin_w and fin_k:
-            break  # their contention adds up in list order: left to the DRAM model
-        wake_at = -1.0
-        if fin_w:
-            w_on = False
-            extra = (now - w_start) - w_nb / al_w
-            if extra > _EPS_CYCLES:
-                cont += extra
-            if w_idx < 0:
-                dst_end_d0m1 = now
+        else:  # a wake-up: retire what has landed, resume its owner
+            tol = 4.0 * _ulp(now)
+            if tol < _EPS_CYCLES:
+                tol = _EPS_CYCLES
+            fin_w = w_on and w_rem <= w_rate * tol + 1e-6
+            fin_k = k_on and k_rem <= k_rate * tol + 1e-6
+            if fin_w and fin_k:
+                break  # their contention adds up in list order: left to the DRAM model
+            wake_at = -1.0
+            if fin_w:
+                w_on = False
+                extra = (now - w_start) - w_nb / al_w
+                if extra > _EPS_CYCLES:
+                    cont += extra
+                if w_idx < 0:
+                    dst_end_d0m1 = now
+                else:
+                    dst_end[w_idx] = now
+                d_busy = False
+            if fin_k:
+                k_on = False
+                extra = (now - k_start_t) - k_nb / al_k
+                if extra > _EPS_CYCLES:
+                    cont += extra
+                k_landed[k_idx] = now
+                k_prev_end = now
+                k_busy = False
+                if j_next < m:  # resumed inside the wake-up, the kernel DMA asks for its next chunk
+                    ask = _kernel_ask(j_next, cdep, cmp_end, now, t_open, stop)
+                    if ask is _ABORT:
+                        break
+                    if ask is not None:
+                        asked, waited = ask
+                        j = j_next
+                        k_asked[j] = asked
+                        j_next = j + 1
+                        k_busy = True
+                        k_idx = j
+                        k_nb = cbytes[j]
+                        k_asked_t = asked
+                        if waited:
+                            k_pt = k_start[j] = asked + latency
+                            seq += 1
+                            k_pend = True
+                            k_ps = seq
+                        else:  # back to back: starts now (charged already; re-planned below)
+                            k_start[j] = asked
+                            k_on = True
+                            k_rem = k_nb
+                            k_start_t = asked
+        # re-plan (as SharedBandwidth._replan): re-rate, and arm a wake-up unless a start is due
+        # no later
+        if w_on or k_on:
+            if w_on:
+                if k_on:
+                    w_rate = r_w2
+                    k_rate = r_k2
+                    soonest = w_rem / w_rate
+                    u = k_rem / k_rate
+                    if u < soonest:
+                        soonest = u
+                else:
+                    w_rate = r_w1
+                    soonest = w_rem / w_rate
             else:
-                dst_end[w_idx] = now
-            d_busy = False
-        if fin_k:
-            k_on = False
-            extra = (now - k_start_t) - k_nb / al_k
-            if extra > _EPS_CYCLES:
-                cont += extra
-            k_landed[k_idx] = now
-            k_prev_end = now
-            k_busy = False
-            kernel_ask()  # (resumed inside the wake-up: a fetch back to back starts now)
-            if aborted:
-                break
-        replan(now)
+                k_rate = r_k1
+                soonest = k_rem / k_rate
+            if soonest < 0.0:
+                soonest = 0.0
+            wt = now + soonest
+            if (w_pend and w_pt <= wt) or (k_pend and k_pt <= wt):
+                wake_at = -1.0
+            elif wt != wake_at:
+                seq += 1
+                wake_at = wt
+                wake_seq = seq
+        else:
+            wake_at = -1.0
     return ReplayResult(src_start, src_end, stalls, cmp_end, dst_start, dst_end, k_asked, k_start, k_landed,
                         idle, stop, s_next, c_next, d_next, j_next, dst_end_d0m1)
+
+
+_ABORT = (0.0, False)  # (a marker: the event order at this instant decides the DRAM latency)
+
+
+def _kernel_ask(j: int, cdep: list[int], cmp_end: list[float], prev_end: float, t_open: float,
+                stop: float) -> tuple[float, bool] | None:
+    """When the kernel DMA asks for chunk ``j`` (once its buffer is free) and whether it waited
+    for it (then the fetch pays the DRAM latency); None when it cannot ask yet, ``_ABORT`` when
+    the event order at that instant would decide."""
+    dep = cdep[j]
+    dep_end = -_INF
+    if dep >= 0:
+        dep_end = cmp_end[dep]
+        if dep_end < 0.0:
+            return None
+    if j == 0:  # waiting on its buffer since before the batch opened
+        asked = dep_end if dep_end > t_open else t_open
+        waited = True
+    else:
+        if dep_end == prev_end:
+            return _ABORT
+        waited = dep_end > prev_end
+        asked = dep_end if waited else prev_end
+    if asked > stop:
+        return None
+    return asked, waited
+
+
+def _replan(now: float, rates: tuple[float, float, float, float], w_on: bool, w_rem: float, w_pend: bool,
+            w_pt: float, k_on: bool, k_rem: float, k_pend: bool, k_pt: float, wake_at: float, wake_seq: int,
+            seq: int) -> tuple[float, float, float, int, int]:
+    """The replay loop's re-plan, for its rarer callers: (write rate, fetch rate, wake-up, its
+    order, last order given); a rate of a slot not moving is returned as 0."""
+    r_w1, r_k1, r_w2, r_k2 = rates
+    w_rate = k_rate = 0.0
+    if w_on and k_on:
+        w_rate, k_rate = r_w2, r_k2
+        t = w_rem / w_rate
+        u = k_rem / k_rate
+        soonest = t if t < u else u
+    elif w_on:
+        w_rate = r_w1
+        soonest = w_rem / w_rate
+    elif k_on:
+        k_rate = r_k1
+        soonest = k_rem / k_rate
+    else:
+        return w_rate, k_rate, -1.0, wake_seq, seq
+    if soonest < 0.0:
+        soonest = 0.0
+    w = now + soonest
+    if (w_pend and w_pt <= w) or (k_pend and k_pt <= w):
+        return w_rate, k_rate, -1.0, wake_seq, seq
+    if w == wake_at:
+        return w_rate, k_rate, wake_at, wake_seq, seq
+    return w_rate, k_rate, w, seq + 1, seq + 1

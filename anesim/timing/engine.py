@@ -6,7 +6,9 @@ Processes (generators on one ``simpy.Environment``):
   last task has written its result, the firmware signalling back and completion on the host.
   One command is in flight, so nothing overlaps these stages.
 - ``firmware``: walks the task descriptors in order, paying the per-task overhead for each; it
-  runs at most one descriptor ahead of the task the engine has started.
+  runs at most one descriptor ahead of the task the engine has started. It waits on nothing
+  else, so after the first descriptor each walk is a callback at its end, armed when the task
+  before starts, not a process.
 - ``kernel_dma``: fetches kernel chunks (weights, bias, post-scale, palette, LUT) on the weight
   stream; a chunk may load while earlier ones are in use only if both fit the kernel cache.
 - ``tile_src``, ``compute``, ``tile_dst``: the tile pipeline. Every (pass, tile) step flows
@@ -120,7 +122,8 @@ class Engine(ClosedFormBatches, DramStepBatches):
         self.kernel_cache = chip.memory.kernel_cache_bytes.value
         self.alarms = alarms = Alarms(env)
         self.fw_gate = Gate(env, alarms)  # descriptors the firmware has issued
-        self.started_gate = Gate(env, alarms)  # tasks whose first step has begun
+        self.tasks_started = 0  # tasks whose first step has begun
+        self.fw_issuing = False  # the firmware is issuing a descriptor (see _issue)
         self.done_gate = Gate(env, alarms)  # tasks whose last result write has finished
         self.src_gate = Gate(env, alarms)
         self.ne_gate = Gate(env, alarms)
@@ -212,22 +215,36 @@ class Engine(ClosedFormBatches, DramStepBatches):
         self.finished = True
 
     def firmware(self) -> Generator[Any, Any, None]:
-        """Issue descriptors in order, at most one ahead of the task the engine started."""
-        env = self.env
-        timer = Timer(env)  # this process's timeout, re-armed for each wait
-        for tp in self.plan.tasks:
-            if tp.pos > 0:
-                ev = self.started_gate.wait(tp.pos)
-                if ev is not None:
-                    yield ev
-            t0 = env._now
-            if self.task_overhead > 0:
-                yield timer.after(self.task_overhead)
-            now = env._now
-            self.busy["firmware"] += now - t0
-            if self.record and now > t0:
-                self.trace.append((_FIRMWARE_ID, f"descriptor {tp.pos}", t0, now, tp.pos))
-            self.fw_gate.advance()
+        """Walk the first descriptor as the processes start; each later one is walked once the
+        task before it has started (:meth:`_walk`, called by the source stage)."""
+        if self.plan.tasks:
+            self._walk(0)
+        return
+        yield  # (a generator, started as a process so the walk begins in the processes' order)
+
+    def _walk(self, pos: int) -> None:
+        """The firmware walks descriptor ``pos`` from now: it pays the per-task overhead and
+        issues it. (Without a process of its own: it waits on nothing but the overhead.)"""
+        t0 = self.env._now
+        if self.task_overhead > 0:
+            self.alarms.call_at(t0 + self.task_overhead, self._issue, (pos, t0))  # (as a timeout adds it)
+        else:
+            self._issue((pos, t0))
+
+    def _issue(self, walked: tuple[int, float]) -> None:
+        """Issue descriptor ``pos`` walked from ``t0``; walk the next if its task has started."""
+        pos, t0 = walked
+        now = self.env._now
+        self.busy["firmware"] += now - t0
+        if self.record and now > t0:
+            self.trace.append((_FIRMWARE_ID, f"descriptor {pos}", t0, now, pos))
+        # A task the issue lets start (its stage resumes within this call) does not walk the next
+        # descriptor itself: the firmware goes on to it once the issue is done.
+        self.fw_issuing = True
+        self.fw_gate.advance()
+        self.fw_issuing = False
+        if self.tasks_started > pos and pos + 1 < len(self.plan.tasks):
+            self._walk(pos + 1)
 
     def kernel_dma(self) -> Generator[Any, Any, None]:
         """Fetch kernel chunks in order, double-buffered where the kernel cache allows.
@@ -346,7 +363,9 @@ class Engine(ClosedFormBatches, DramStepBatches):
                     yield timer.at(busy_until)
                 if k == first_step:
                     st.start = env._now
-                    self.started_gate.advance()
+                    self.tasks_started = pos + 1
+                    if not self.fw_issuing and pos + 1 < len(self.plan.tasks):
+                        self._walk(pos + 1)  # (the firmware, waiting for this start, goes on)
                 if batch and i % run.pass_steps == 0 and (init := self._batchable(tp, r, i)) is not None:
                     r, i = yield from self._run_batch(tp, r, i, timer, init)
                     continue
