@@ -210,3 +210,47 @@ def test_an_op_missing_its_tensor_or_given_two_is_refused(ct, tmp_path: Path, dr
     damaged.save(str(path))
     with pytest.raises(AnesimError, match="'conv' \\(conv\\): parameter 'x' of conv needs one tensor"):
         anesim.compile(path, "m5-pro")
+
+
+def _tampered(ct, prog, path: Path, op_name: str, dims: list[int]) -> Path:
+    """``prog`` converted, with the declared output shape of operation ``op_name`` set to ``dims``."""
+    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                       compute_precision=ct.precision.FLOAT32)
+    spec = model.get_spec()
+    block = next(iter(spec.mlProgram.functions["main"].block_specializations.values()))
+    (op,) = [o for o in block.operations if o.outputs and o.outputs[0].name == op_name]
+    tensor = op.outputs[0].type.tensorType
+    del tensor.dimensions[:]
+    for d in dims:
+        tensor.dimensions.add().constant.size = d
+    tensor.rank = len(dims)
+    ct.models.MLModel(spec, weights_dir=model.weights_dir).save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("op_name, dims", [
+    ("groups", [1, 2, 4, 4, 4]),  # a rank-5 reshape: the declared view is not the shape parameter's
+    ("mean", [1, 4, 1, 1]),  # a rank-5 reduction declared without the kept axes
+    ("relu", [1, 8, 4, 2]),  # a rank-4 operation: its result is (1, 8, 4, 4)
+])
+def test_a_declared_output_shape_the_parameters_do_not_give_is_refused(ct, tmp_path: Path, op_name: str,
+                                                                        dims: list[int]) -> None:
+    """A model whose declared output type disagrees with what the operation's parameters give is
+    malformed: which of the two its producer meant decides the values, so it is refused, never
+    built from one of them."""
+    from coremltools.converters.mil import Builder as mb
+
+    from anesim.errors import AnesimError
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 8, 4, 4))], opset_version=ct.target.iOS17)
+    def prog(x):
+        v = mb.reshape(x=x, shape=[1, 4, 2, 4, 4], name="groups")
+        m = mb.reduce_mean(x=v, axes=[2, 3, 4], keep_dims=True, name="mean")
+        y = mb.reshape(x=mb.sub(x=v, y=m), shape=[1, 8, 4, 4])
+        return mb.relu(x=y, name="relu")
+
+    path = _tampered(ct, prog, tmp_path / f"{op_name}.mlpackage", op_name, dims)
+    with pytest.raises(AnesimError, match=f"declared output shape .*found {dims}".replace("[", "\\[").replace("]", "\\]")):
+        anesim.compile(path, "m5-pro")
+    # the untampered model compiles
+    anesim.compile(_tampered(ct, prog, tmp_path / "ok.mlpackage", "relu", [1, 8, 4, 4]), "m5-pro")

@@ -57,6 +57,7 @@ def test_split_axis_out_of_range_is_refused_not_wrapped() -> None:
 
 class _ShapeImporter(_Importer):
     _reshape = CoreMLImporter._reshape
+    reshape_target = CoreMLImporter.reshape_target
 
     def __init__(self) -> None:
         super().__init__()

@@ -120,6 +120,10 @@ class _Importer(Rank5, Slices):
     def fail(self, problem: str, **kw: Any) -> UnsupportedError:
         return UnsupportedError(problem, file=self.file, where=self.where(), **kw)
 
+    def malformed(self, problem: str, **kw: Any) -> ProgramError:
+        """An error for a model that contradicts itself (not one anesim cannot model)."""
+        return ProgramError(problem, file=self.file, where=self.where(), **kw)
+
     # -- values ----------------------------------------------------------------------------
 
     def _value(self, value: Any, name: str) -> Any:
@@ -174,6 +178,23 @@ class _Importer(Rank5, Slices):
         elif not shape and arr.size == 1:
             arr = arr.reshape(())
         return arr
+
+    def _check_declared(self, op: Any, outputs: list[str]) -> None:
+        """Refuse a result whose shape disagrees with the static shape the model declares for it.
+
+        The shape is worked out from the operation's parameters; a model whose declared output
+        type says otherwise is malformed (its producer and anesim read it differently), and the
+        values the rest of the model computes would depend on which reading is right.
+        """
+        for name, declared in zip(outputs, op.outputs):
+            dtype, dims = _shape(self.ct, declared.type)
+            if (not dtype or len(dims) != declared.type.tensorType.rank or any(d < 1 for d in dims)
+                    or name not in self.b.graph.values):
+                continue  # (no shape declared, or a dimension left unknown; a constant not built)
+            built = self.folded.get(name) or tuple(self.b.graph.info(name).shape)
+            if tuple(built) != (tuple(dims) or (1,)):
+                raise self.malformed(f"output '{name}': the declared output shape is not the one its operands "
+                                     "and parameters give", expected=list(built), found=list(dims))
 
     def tensor(self, name: str) -> str:
         """A graph tensor for a value name (constants become graph constants on first use)."""
@@ -235,6 +256,7 @@ class _Importer(Rank5, Slices):
                     self.rank5(self.op_type, inputs, self.op_name)
                 else:
                     self._op(self.op_type, inputs, attributes, outputs)
+                self._check_declared(op, outputs)
                 unread = [k for k in inputs if k not in inputs.read]  # type: ignore[attr-defined]
                 if unread:  # (every parameter of an op is read or the op is refused)
                     raise self.fail(f"parameter '{unread[0]}' of {self.op_type} is not modelled",
@@ -534,22 +556,27 @@ class _Importer(Rank5, Slices):
 
     def _reshape(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
         x = self._ins(inputs, "x")[0]
-        shape = list(self.b.graph.info(x).shape)
+        target = self.reshape_target(op, inputs, list(self.b.graph.info(x).shape))
+        self.b.op("reshape", [x], name=out, shape=target or [1])
+
+    def reshape_target(self, op: str, inputs: dict[str, list[Any]], shape: list[int]) -> list[int]:
+        """The shape a reshape, squeeze or expand_dims of a ``shape`` tensor gives, as its
+        parameters say (a reshape's -1 left for the graph to resolve)."""
         if op == "reshape":
-            target = [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
-        elif op == "squeeze":
+            return [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
+        if op == "squeeze":
             axes = self._arg(inputs, "axes", None)
             drop = (set(self._axes(inputs, "axes", len(shape))) if axes is not None
                     else {i for i, d in enumerate(shape) if d == 1})
-            target = [d for i, d in enumerate(shape) if i not in drop]
-        else:
-            # MIL's expand_dims: the axes index the output (rank + K), negatives from its end;
-            # each, counted from the front, is a position a 1 is inserted at, in ascending order
-            out_rank = len(shape) + np.asarray(self._arg(inputs, "axes")).size
-            target = list(shape)
-            for axis in sorted(self._axes(inputs, "axes", out_rank)):
-                target.insert(axis, 1)
-        self.b.op("reshape", [x], name=out, shape=target or [1])
+            return [d for i, d in enumerate(shape) if i not in drop]
+        # MIL's expand_dims: the axes index the output (rank + K), negatives from its end; each,
+        # counted from the front, is a position a 1 is inserted at, in ascending order
+        out_rank = len(shape) + np.asarray(self._arg(inputs, "axes")).size
+        target = list(shape)
+        for axis in sorted(self._axes(inputs, "axes", out_rank)):
+            target.insert(axis, 1)
+        return target
+
 
 def load_coreml(path: str | Path) -> Graph:
     """Read a Core ML ML program (.mlpackage, or an .mlmodel spec beside its weights folder)."""

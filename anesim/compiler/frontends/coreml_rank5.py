@@ -37,7 +37,9 @@ class Rank5:
     _ins: Any
     _arg: Any
     _axes: Any
+    reshape_target: Any
     fail: Any
+    malformed: Any
     folded: dict[str, tuple[int, ...]]  # value name -> its rank-5 MIL shape (graph holds fold(shape))
     out_shape: list[int]  # the current operation's first output's MIL shape
 
@@ -76,11 +78,15 @@ class Rank5:
             raise self.fail("the output's shape is not a static shape of rank 5 or less",
                             found=list(target))
         if op in ("reshape", "squeeze", "expand_dims"):
-            # (the shape or axes they take resolve to the output's declared MIL type, read above)
-            inputs.get("shape"), inputs.get("axes")
             x = self._ins(inputs, "x")[0]
-            if math.prod(self.mil_shape(x)) != math.prod(target):
-                raise self.fail("a reshape that changes the element count", found=(self.mil_shape(x), target))
+            source = self.mil_shape(x)
+            given = self.reshape_target(op, inputs, list(source))
+            known = math.prod(d for d in given if d != -1)
+            if given.count(-1) == 1 and known > 0 and math.prod(source) % known == 0:
+                given = [math.prod(source) // known if d == -1 else d for d in given]
+            if math.prod(source) != math.prod(given) or any(d < 1 for d in given):
+                raise self.fail("a reshape that changes the element count", found=(list(source), given))
+            self._declared(given)
             self._emit_out(x, out)
         elif op in ELEMENTWISE:
             self._elementwise(op, inputs, out)
@@ -92,9 +98,21 @@ class Rank5:
             raise self.fail("rank-5 tensors are supported only in reshapes, elementwise operations, "
                             "reductions and transposes", found=op)
 
+    def _declared(self, given: list[int] | tuple[int, ...]) -> None:
+        """Refuse an output whose declared shape is not the one the operation's parameters give
+        (the folded form is built from the declared shape, so the two must agree)."""
+        if tuple(given) != tuple(self.out_shape):
+            raise self.malformed("the declared output shape is not the one its operands and parameters give",
+                                 expected=list(given), found=list(self.out_shape))
+
     def _elementwise(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
         target = tuple(self.out_shape)
         keys = ("x", "y") if op in ("add", "sub", "mul", "real_div", "maximum", "minimum") else ("x",)
+        shapes = [self.mil_shape(self._ins(inputs, key)[0]) for key in keys]
+        try:
+            self._declared(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise self.fail("elementwise operands that do not broadcast", found=[list(sh) for sh in shapes]) from None
         names = []
         for key in keys:
             name = self._ins(inputs, key)[0]
@@ -115,7 +133,9 @@ class Rank5:
         if len(shape) != FOLD_RANK:
             raise self.fail("a reduction to a rank-5 tensor", found=list(shape))
         axes = set(self._axes(inputs, "axes", FOLD_RANK))
-        inputs.get("keep_dims")  # (it resolves to the output's declared MIL type: _emit_out reshapes to it)
+        keep = bool(self._arg(inputs, "keep_dims", False))
+        self._declared([1 if a in axes else d for a, d in enumerate(shape)] if keep
+                       else [d for a, d in enumerate(shape) if a not in axes])
         merged = {a for a in axes & {0, 1} if shape[a] != 1}  # reducing a unit axis changes nothing
         if merged and not {0, 1} <= axes and shape[0] != 1 and shape[1] != 1:
             raise self.fail("a reduction over only one of the first two axes of a rank-5 tensor",
@@ -133,6 +153,7 @@ class Rank5:
         perm = self._axes(inputs, "perm", rank)
         if sorted(perm) != list(range(rank)):
             raise self.fail("a transpose whose perm is not a permutation of the axes", found=perm)
+        self._declared([shape[a] for a in perm])
         kept = [a for a in range(rank) if shape[a] != 1]  # unit axes do not order the data
         if len(kept) > 4:
             raise self.fail("a rank-5 transpose with no unit axis", found=list(shape))
