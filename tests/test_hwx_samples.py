@@ -92,6 +92,9 @@ def test_eiln_kernel_decodes(eiln_dir: Path, rel: str) -> None:
     assert decoded.generation.name == "H13"
     assert len(decoded.stream.tasks) == EILN_TASKS[rel]
     assert decoded.notes == []
+    # the sidecar's provenance is kept and shown with the listing
+    assert decoded.sidecar.source == json.loads(sidecar.read_text())["source"] != ""
+    assert f"source: {decoded.sidecar.source}" in hwx.listing(decoded)
     # Without a sidecar the chain alone finds the same tasks and command length.
     bare = hwx.load(eiln_dir / rel, raw_buffer=True)
     assert bare.command_size == decoded.command_size

@@ -11,6 +11,7 @@ from typing import Any
 
 from anesim.hwx.container import Container
 from anesim.hwx.fields import describe
+from anesim.hwx.raw import RawBuffer
 from anesim.hwx.regmaps import RegDef
 from anesim.hwx.stream_b import reloc_of
 from anesim.hwx.summary import Decoded, summarize
@@ -51,6 +52,8 @@ def listing(decoded: Decoded) -> str:
                  f"{s.tasks} task{'s' if s.tasks != 1 else ''}, {len(decoded.data)} bytes")
     if s.compiler:
         lines.append(f"compiler: {s.compiler}")
+    if isinstance(decoded, RawBuffer) and decoded.sidecar.source:
+        lines.append(f"source: {decoded.sidecar.source}")
     if s.ne_mask is not None:
         lines.append(f"NE core mask: {s.ne_mask:#x} ({bin(s.ne_mask).count('1')} cores)")
     lines.append(f"register map: {regmap.title}")

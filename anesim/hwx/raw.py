@@ -59,6 +59,7 @@ class Sidecar:
     """Everything the sidecar says about a raw buffer."""
 
     name: str = ""
+    source: str = ""  # where the buffer came from (provenance; shown in the listing)
     generation: str = "H13"
     command_size: int | None = None
     first_task_size: int = DEFAULT_FIRST_TASK
@@ -104,7 +105,7 @@ def parse_sidecar(value: dict[str, Any], file: str | None = None) -> Sidecar:
     doc.get("version").int(1, 1)
     sc = Sidecar(doc=value)
     sc.name = doc.get("name", "").str()
-    doc.get("source", "").str()  # (where the buffer came from: provenance, for the reader)
+    sc.source = doc.get("source", "").str()
     if doc.has("file_size"):
         sc.file_size = doc.get("file_size").int(1, 1 << 40)
     sc.generation = doc.get("generation", "H13").str()
