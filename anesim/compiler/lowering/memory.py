@@ -83,7 +83,8 @@ class Access(NamedTuple):
 def pack_tensor(array: np.ndarray, buf: Buffer) -> bytes:
     """A logical array in a buffer's packed fp16 layout (rows and planes padded)."""
     n, c, h, w = buf.n, buf.c, buf.h, buf.w
-    arr = np.asarray(array, np.float32).reshape(n, c, h, w).astype(np.float16)
+    with np.errstate(over="ignore"):  # (beyond fp16's range is ±inf, as the engine holds it: docs/numerics.md)
+        arr = np.asarray(array, np.float32).reshape(n, c, h, w).astype(np.float16)
     row_elems = buf.row_stride // 2
     plane_elems = buf.plane_stride // 2
     out = np.zeros((n, c, plane_elems), np.float16)

@@ -93,4 +93,5 @@ def to_engine(arr: np.ndarray, dtype: str) -> np.ndarray:
     arr = np.asarray(arr)
     if dtype == "uint8":
         return arr.astype(np.uint8)
-    return arr.astype(np.float16)
+    with np.errstate(over="ignore"):  # (beyond fp16's range is ±inf, as the engine holds it)
+        return arr.astype(np.float16)
