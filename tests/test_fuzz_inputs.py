@@ -98,3 +98,26 @@ def test_mutations_leave_the_tables_of_awkward_values_alone() -> None:
         mutate_json({"a": {"b": [1, {"c": 2}]}}, rng)
     assert repr(AWKWARD_VALUES) == values
     assert repr(AWKWARD_JSON) == json_values
+
+
+def test_the_model_file_seeds_compile_undamaged(tmp_path: Path) -> None:
+    """The fuzzer damages working files: every seed it starts from compiles and times as it is
+    (a check that refused a seed would leave the fuzzer testing only the first refusal)."""
+    import anesim
+    from anesim.fuzz.kinds import PROGRAM_SEEDS, onnx_bytes
+
+    paths = []
+    for i, text in enumerate(PROGRAM_SEEDS):
+        paths.append(tmp_path / f"seed{i}.yaml")
+        paths[-1].write_text(text)
+    if available("onnx", sources(REPO)) is None:
+        for i, data in enumerate(onnx_bytes()):
+            paths.append(tmp_path / f"seed{i}.onnx")
+            paths[-1].write_bytes(data)
+    if available("coreml", sources(REPO)) is None:
+        from anesim.fuzz.models import coreml_seed
+
+        paths.append(coreml_seed(tmp_path / "coreml"))
+    for path in paths:
+        result = anesim.simulate(anesim.compile(path, "m1"), "m1", trace=False)
+        assert result.latency_s > 0, path.name

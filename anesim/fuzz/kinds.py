@@ -59,13 +59,14 @@ outputs: [p]
     """name: small_mlp
 seed: 1
 inputs:
-  x: {shape: [1, 1, 4, 32]}
+  x: {shape: [1, 32, 1, 4]}
 constants:
-  scale: {shape: [1, 1, 1, 32], init: normal, std: 0.1}
+  w: {shape: [1, 1, 4, 8], init: normal, std: 0.1}
 ops:
-  - {op: matmul, in: x, out: h, out_features: 16, bias: true}
+  - {op: linear, in: x, out: h, out_features: 16, bias: true}
   - {op: gelu, in: h, out: g}
-  - {op: softmax, in: g, out: y, axis: -1}
+  - {op: matmul, in: [g, w], out: m}
+  - {op: softmax, in: m, out: y, axis: -1}
 outputs: [y]
 """,
 )

@@ -187,12 +187,14 @@ class _Importer(Rank5, Slices):
         values the rest of the model computes would depend on which reading is right.
         """
         for name, declared in zip(outputs, op.outputs):
-            dtype, dims = _shape(self.ct, declared.type)
-            if (not dtype or len(dims) != declared.type.tensorType.rank or any(d < 1 for d in dims)
+            dims = _shape(self.ct, declared.type)[1]
+            if (not dims or len(dims) != declared.type.tensorType.rank or any(d < 1 for d in dims)
                     or name not in self.b.graph.values):
-                continue  # (no shape declared, or a dimension left unknown; a constant not built)
+                # (no shape declared: no tensor type, or rank 0, which protobuf cannot tell from
+                # a rank left unset; a dimension left unknown; a constant not built)
+                continue
             built = self.folded.get(name) or tuple(self.b.graph.info(name).shape)
-            if tuple(built) != (tuple(dims) or (1,)):
+            if tuple(built) != tuple(dims):
                 raise self.malformed(f"output '{name}': the declared output shape is not the one its operands "
                                      "and parameters give", expected=list(built), found=list(dims))
 

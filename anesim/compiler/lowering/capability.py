@@ -131,7 +131,7 @@ def _condition(graph: Graph, node: Node, limits: Limits, table: RuleTable) -> tu
             return cond, cond.message
     if op in ("softmax", "layer_norm", "rms_norm") or op.startswith("reduce_"):
         rank = len(graph.info(node.inputs[0]).shape)
-        if axis_nchw(a["axis"], rank) == 0 and as_nchw(graph.info(node.inputs[0]).shape)[0] > 1:
+        if axis_nchw(a["axis"], rank) == 0:  # (a batch of one too: the lowerings reduce C, H or W)
             cond = table.condition("batch_reduction")
             return cond, cond.message
     return None
