@@ -1,0 +1,72 @@
+"""MIL operations that change a tensor's shape and not its data (``reshape``, ``squeeze``,
+``expand_dims``), and the check of every result against the shape the model declares for it
+(Core ML importer mixin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _shape(ct: Any, value_type: Any) -> tuple[str, list[int]]:
+    """(MIL data type name, dimensions; -1 where unknown) of a ValueType's tensor type."""
+    if value_type is None or value_type.WhichOneof("type") != "tensorType":
+        return "", []
+    tensor = value_type.tensorType
+    dims = [d.constant.size if d.WhichOneof("dimension") == "constant" else -1 for d in tensor.dimensions]
+    return ct.type_name.get(tensor.dataType, str(tensor.dataType)), dims
+
+
+class Shapes:
+    """Importer mixin: reshapes, and results checked against their declared types."""
+
+    b: Any  # the importer's Builder; _ins, _arg, _axes, folded and malformed are the importer's
+    ct: Any
+    folded: dict[str, tuple[int, ...]]
+    _ins: Any
+    _arg: Any
+    _axes: Any
+    malformed: Any
+
+    def _check_declared(self, op: Any, outputs: list[str]) -> None:
+        """Refuse a result whose shape disagrees with the static shape the model declares for it.
+
+        The shape is worked out from the operation's parameters; a model whose declared output
+        type says otherwise is malformed (its producer and anesim read it differently), and the
+        values the rest of the model computes would depend on which reading is right.
+        """
+        for name, declared in zip(outputs, op.outputs):
+            dims = _shape(self.ct, declared.type)[1]
+            if (not dims or len(dims) != declared.type.tensorType.rank or any(d < 1 for d in dims)
+                    or name not in self.b.graph.values):
+                # (no shape declared: no tensor type, or rank 0, which protobuf cannot tell from
+                # a rank left unset; a dimension left unknown; a constant not built)
+                continue
+            built = self.folded.get(name) or tuple(self.b.graph.info(name).shape)
+            if tuple(built) != tuple(dims):
+                raise self.malformed(f"output '{name}': the declared output shape is not the one its operands "
+                                     "and parameters give", expected=list(built), found=list(dims))
+
+    def _reshape(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
+        x = self._ins(inputs, "x")[0]
+        target = self.reshape_target(op, inputs, list(self.b.graph.info(x).shape))
+        self.b.op("reshape", [x], name=out, shape=target or [1])
+
+    def reshape_target(self, op: str, inputs: dict[str, list[Any]], shape: list[int]) -> list[int]:
+        """The shape a reshape, squeeze or expand_dims of a ``shape`` tensor gives, as its
+        parameters say (a reshape's -1 left for the graph to resolve)."""
+        if op == "reshape":
+            return [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
+        if op == "squeeze":
+            axes = self._arg(inputs, "axes", None)
+            drop = (set(self._axes(inputs, "axes", len(shape))) if axes is not None
+                    else {i for i, d in enumerate(shape) if d == 1})
+            return [d for i, d in enumerate(shape) if i not in drop]
+        # MIL's expand_dims: the axes index the output (rank + K), negatives from its end; each,
+        # counted from the front, is a position a 1 is inserted at, in ascending order
+        out_rank = len(shape) + np.asarray(self._arg(inputs, "axes")).size
+        target = list(shape)
+        for axis in sorted(self._axes(inputs, "axes", out_rank)):
+            target.insert(axis, 1)
+        return target
