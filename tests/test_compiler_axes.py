@@ -55,3 +55,20 @@ def test_an_op_works_along_the_axis_it_names(tmp_path: Path, op: str, shape: lis
         got = np.asarray(got, np.float32)
         assert got.shape == want.shape, (axis, got.shape, want.shape)
         np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-2, err_msg=f"axis {axis}")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("op", [op for op in OPS if op.startswith("reduce_")])
+def test_a_reduction_that_drops_its_axis_compiles_for_every_axis(tmp_path: Path, op: str, shape: list[int]) -> None:
+    """Dropping the reduced axis is a reshape after the reduction: a view where the layout
+    allows, the host where it does not (dropping the width of a (1, 4, 3, 5) tensor was refused)."""
+    x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float16)
+    for axis in (0, 1, 2, 3, -1):
+        path = tmp_path / f"{op}{axis}.yaml"
+        entry = {"op": op, "in": "x", "out": "y", "axis": axis, "keepdims": False}
+        path.write_text(yaml.safe_dump({"name": "p", "inputs": {"x": {"shape": shape}}, "ops": [entry],
+                                        "outputs": ["y"]}))
+        (got,) = anesim.execute(anesim.compile(path, "m1"), {"x": x}, "m1").values()
+        want = getattr(np, op[len("reduce_"):])(x.astype(np.float32), axis=axis)
+        assert np.asarray(got).shape == want.shape, axis
+        np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=2e-2, atol=2e-2, err_msg=f"axis {axis}")

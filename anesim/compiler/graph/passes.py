@@ -260,7 +260,33 @@ def _channel_first(g: Graph, y: Node, r: Node, TensorInfo: type) -> bool:
     return True
 
 
+def keep_reduced_axes(g: Graph) -> Graph:
+    """Split a reduction that drops its axis into one that keeps it and a reshape after it.
+
+    The engine writes a reduction with the reduced axis kept (size one); dropping it moves the
+    axes after it, which is a layout change like any reshape. As a reshape node of its own it is
+    placed like one: a view of the result where the layout allows, the host where it does not.
+    """
+    from anesim.compiler.graph.graph import TensorInfo
+    from anesim.compiler.graph.ops import REDUCE_OPS
+
+    for node in [n for n in g.nodes if n.op in REDUCE_OPS and not n.attrs.get("keepdims", True)]:
+        dropped = g.info(node.output).shape
+        if not dropped:
+            continue  # (a rank-1 tensor reduced to a scalar: nothing to reshape to)
+        src = g.info(node.inputs[0]).shape
+        axis = node.attrs["axis"] % len(src)
+        kept = f"{node.output}.kept"
+        g.values[kept] = TensorInfo(kept, tuple(1 if i == axis else d for i, d in enumerate(src)))
+        squeeze = Node(f"{node.name}.squeeze", "reshape", (kept,), node.output, {"shape": tuple(dropped)},
+                       node.where)
+        node.output = kept
+        node.attrs["keepdims"] = True
+        g.nodes.insert(g.nodes.index(node) + 1, squeeze)
+    return g
+
+
 def run_passes(graph: Graph) -> Graph:
     """Every pre-lowering rewrite, in order, on a copy of the graph (``graph`` is left as it is)."""
     g = fold_constants(drop_identities(clone(graph)))
-    return drop_dead(fold_batch_norms(fold_transposes(sink_flattens(g))))
+    return drop_dead(fold_batch_norms(fold_transposes(sink_flattens(keep_reduced_axes(g)))))
