@@ -86,7 +86,7 @@ def split_for_kernel_cap(eop: EOp, limits: Limits) -> list[EOp]:
         part.ne = sub
         if eop.weights_view is not None:
             w = eop.weights_view
-            if w.c == 1:
+            if eop.weights_by_row:
                 part.weights_view = w._replace(offset=w.offset + start * w.sh, h=stop - start)
             else:
                 part.weights_view = w._replace(offset=w.offset + start * w.elem, w=stop - start)
@@ -207,7 +207,7 @@ class ProgramEmitter:
                     kernel_offset = kernel_top
                     kernel_parts.append((kernel_top, kernel, p.cores, p.ocg))
                     kernel_top = align_up(kernel_top + kernel.dram_bytes)
-                elif eop.weights_view is not None and eop.weights_view.c == 1:
+                elif eop.weights_view is not None and eop.weights_by_row:
                     kernel = self.runtime_kernel(eop, placements)
                 bias = None
                 if spec.bias is not None:

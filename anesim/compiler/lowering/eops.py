@@ -70,6 +70,10 @@ class EOp:
     ne: NeSpec | None = None
     planar: PlanarSpec | None = None
     weights_view: View | None = None  # matmul: the tensor that supplies the weights
+    # How weights_view holds them: one row per output channel, read as a kernel by the kernel DMA
+    # (True); or C_in channels each C_out wide, read as a second source (False: a transposed
+    # matrix, whose channels cannot tell the two apart when there is one of them)
+    weights_by_row: bool = True
 
     @property
     def engine(self) -> str:

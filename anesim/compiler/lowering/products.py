@@ -166,7 +166,7 @@ class ProductOps(EpilogueFusion):
             return
         weights = a_view.plane(min(n, an - 1), min(c, ac - 1))
         self.emit(EOp(node.name, node.describe(), [data], dest, ne=template.copy(),
-                      weights_view=weights.rows_as_channels() if ta else weights))
+                      weights_view=weights.rows_as_channels() if ta else weights, weights_by_row=not ta))
 
     def _grouped_matmul(self, node: Node, a_view: View, b_view: View, dest: View, template: NeSpec,
                         counts: tuple[int, int, int, int], dims: tuple[int, int, int, int], n_out: int) -> bool:
@@ -189,5 +189,5 @@ class ProductOps(EpilogueFusion):
             parts.append((data, weights, out))
         for data, weights, out in parts:
             self.emit(EOp(node.name, node.describe(), [data], out, ne=template.copy(groups=c_out),
-                          weights_view=weights))
+                          weights_view=weights, weights_by_row=False))
         return True
