@@ -3,7 +3,7 @@
     python benchmarks/fuzz_graphs.py [--cases 3000] [--seed 1] [--workers 2]
     python benchmarks/fuzz_graphs.py --replay 17 --seed 1      # one case, with its operations
 
-Each case (anesim.fuzz.graphs) is a chain of one to three random operations on a random input,
+Each case (anesim.fuzz.graphs) is a chain of one to four random operations on a random input,
 compiled for the M1 and executed with the engine's fp16 numerics, then compared with the
 float32 reference. Prints how many cases computed their graph, were refused by the compiler, or
 drew an invalid graph, and every failure (wrong values or shape, another exception) with its

@@ -1,11 +1,11 @@
 """Differential fuzzing of the compiler: random small graphs, run on the engine and in numpy.
 
 The input fuzzer (:mod:`anesim.fuzz.pool`) checks that damaged files end in a clean refusal; it
-cannot tell a wrong value from a right one. This one can. A case builds a chain of one to three
-operations with random attributes on a random NCHW input (operations the graph builder refuses
-are redrawn as the case's "invalid" outcome), compiles it for the M1, executes it with the
-engine's fp16 numerics on inputs in [-1, 1], and compares the result with the float32 reference
-(:mod:`anesim.compiler.reference`). A case ends as:
+cannot tell a wrong value from a right one. This one can. A case builds a chain of one to four
+operations with random attributes on a random NCHW input, some joining the current value with
+an earlier one (a draw the graph builder refuses ends the case as "invalid"), compiles it for
+the M1, executes it with the engine's fp16 numerics on inputs in [-1, 1], and compares the
+result with the float32 reference (:mod:`anesim.compiler.reference`). A case ends as:
 
 - ``ok``: the compiled model computes the graph, within :data:`TOLERANCE`;
 - ``refused``: the compiler refused it with an :class:`~anesim.errors.AnesimError` (faithful or
@@ -35,7 +35,7 @@ UNARY = ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "exp", "square", "a
 BINARY = ("add", "sub", "mul", "div", "max", "min")
 AXIS_OPS = ("softmax", "reduce_sum", "reduce_mean", "reduce_max", "reduce_min")
 KINDS = ("unary", "binary", "axis", "transpose", "reshape", "concat", "slice", "conv", "linear", "matmul",
-         "pool", "global_pool", "depth_to_space", "space_to_depth", "leaky_relu", "clip", "scale")
+         "pool", "global_pool", "depth_to_space", "space_to_depth", "leaky_relu", "clip", "scale", "join")
 TOLERANCE = 0.05  # of the largest reference magnitude, or absolute below 1
 MAX_ELEMENTS = 200_000  # a drawn value larger than this ends the chain (keeps every case cheap)
 
@@ -50,12 +50,23 @@ class GraphCase:
     ops: list[str] = field(default_factory=list)
 
 
-def _draw_op(r: random.Random, b: Any, x: Any, shape: list[int], k: int) -> tuple[Any, str]:
-    """Apply one random operation to ``x`` (of ``shape``); the result and a description."""
+def _draw_op(r: random.Random, b: Any, x: Any, shape: list[int], k: int, earlier: list[Any]) -> tuple[Any, str]:
+    """Apply one random operation to ``x`` (of ``shape``); the result and a description.
+
+    ``earlier`` holds the values before ``x`` in the chain: a join combines ``x`` with one of
+    them (a residual connection, or a product of two branches), so values are read twice.
+    """
     n, c, h, w = shape  # (every draw starts from a rank-4 value: see run_graph_case)
     kind = r.choice(KINDS)
     name = f"op{k}"
     rng = np.random.default_rng(r.randrange(1 << 30))
+    if kind == "join":
+        same = [e for e in earlier if list(b.graph.info(e.name).shape) == list(shape)]
+        if same:
+            op, other = r.choice(("add", "mul", "max", "sub")), r.choice(same)
+            args = [x, other] if r.random() < 0.5 else [other, x]
+            return b.op(op, args, name=name), f"{op} with {other.name}"
+        kind = "unary"
     if kind == "unary":
         op = r.choice(UNARY)
         return b.op(op, [x], name=name), op
@@ -151,19 +162,22 @@ def compare(got: np.ndarray, want: np.ndarray) -> tuple[bool, str]:
 
 def run_graph_case(seed: int, index: int, chip: str = "m1") -> GraphCase:
     """Build, compile, execute and check case ``index`` of ``seed``."""
-    import anesim
+    from anesim.chips import load_chip
     from anesim.compiler import Builder, compile_graph
     from anesim.compiler.reference import run_graph
     from anesim.errors import AnesimError
+    from anesim.functional import execute
 
     r = random.Random(f"{seed}:graph:{index}")
     case = GraphCase(index, "ok")
     b = Builder(f"case{index}")
     shape = [r.choice((1, 1, 2)), r.randint(1, 40), r.randint(1, 12), r.randint(1, 20)]
     x = t = b.input("x", shape)
+    earlier: list[Any] = []
     try:
-        for k in range(r.randint(1, 3)):
-            t, description = _draw_op(r, b, t, shape, k)
+        for k in range(r.randint(1, 4)):
+            earlier.append(t)
+            t, description = _draw_op(r, b, t, shape, k, earlier[:-1])
             case.ops.append(description)
             shape = list(b.graph.info(t.name).shape)
             if math.prod(shape) > MAX_ELEMENTS or len(shape) != 4:
@@ -175,8 +189,10 @@ def run_graph_case(seed: int, index: int, chip: str = "m1") -> GraphCase:
         return case
     feeds = {"x": np.random.default_rng([seed, index]).uniform(-1, 1, graph.info(x.name).shape).astype(np.float16)}
     try:
-        result = compile_graph(graph, chip)
-        got = anesim.execute(result, feeds, chip)[graph.outputs[0]]
+        config = load_chip(chip)
+        result = compile_graph(graph, config)
+        got = result.execute(feeds, lambda segment, segment_feeds: execute(segment, segment_feeds, config, "exact"))
+        got = got[graph.outputs[0]]
     except AnesimError as exc:
         case.status, case.detail = "refused", str(exc)[:200]
         return case
