@@ -62,7 +62,7 @@ def test_the_comparison_catches_what_it_must() -> None:
 
 
 @pytest.mark.slow
-def test_four_thousand_random_graphs() -> None:
-    cases = _cases(2, range(4000))
+def test_two_thousand_random_graphs() -> None:
+    cases = _cases(2, range(2000))
     failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
     assert not failed, failed[:10]
