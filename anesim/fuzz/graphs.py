@@ -108,7 +108,8 @@ def _draw_op(r: random.Random, b: Any, x: Any, shape: list[int], k: int, earlier
                 f"slice axis {axis} {start}:{end}:{step}")
     if kind == "conv":
         k_hw, stride, dilation = r.choice((1, 1, 2, 3, 5)), r.choice((1, 1, 2)), r.choice((1, 1, 2))
-        padding = r.choice((0, k_hw // 2, 1))
+        padding: Any = r.choice((0, k_hw // 2, 1, "same", "same_lower", "valid",
+                                 [r.randrange(3) for _ in range(4)]))  # (a list: top, bottom, left, right)
         groups = r.choice((1, 1, c))
         out = r.choice((1, 3, 8, 16, 33)) if groups == 1 else c * r.choice((1, 2))
         bias = r.random() < 0.5
@@ -125,7 +126,7 @@ def _draw_op(r: random.Random, b: Any, x: Any, shape: list[int], k: int, earlier
         return b.op("matmul", [x, const], name=name), f"matmul by ({shape[-1]}, {cols})"
     if kind == "pool":
         op, k_hw, stride = r.choice(("max_pool2d", "avg_pool2d")), r.choice((1, 2, 3)), r.choice((None, 1, 2))
-        padding = r.choice((0, 0, 1)) if k_hw > 1 else 0
+        padding = r.choice((0, 0, 1, [0, 1, 1, 0])) if k_hw > 1 else 0
         return (b.op(op, [x], name=name, kernel=k_hw, stride=stride, padding=padding),
                 f"{op} {k_hw} stride {stride} padding {padding}")
     if kind == "global_pool":
