@@ -66,3 +66,51 @@ def test_two_thousand_random_graphs() -> None:
     cases = _cases(2, range(2000))
     failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
     assert not failed, failed[:10]
+
+
+@pytest.fixture(scope="module")
+def ort():
+    pytest.importorskip("onnx", reason="the ONNX cases need onnx (a test extra)")
+    return pytest.importorskip("onnxruntime", reason="the ONNX cases are checked against onnxruntime (a test extra)")
+
+
+def _onnx_cases(seed: int, indices: range) -> list:
+    from anesim.fuzz.onnx_ops import run_onnx_case
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return [run_onnx_case(seed, i) for i in indices]
+
+
+def test_single_onnx_operators_with_random_attributes_match_onnx_runtime(ort) -> None:
+    cases = _onnx_cases(1, range(200))
+    failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
+    assert not failed, failed
+    assert sum(c.status == "ok" for c in cases) >= 120
+
+
+def test_an_onnx_scalar_output_keeps_its_shape(ort, tmp_path) -> None:
+    """Found by the ONNX cases: a reduction of every axis without kept dims is a scalar in ONNX,
+    held as (1,) by the engine; a run handed it back as (1,)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    import anesim
+
+    node = helper.make_node("ReduceMax", ["x", "axes"], ["y"], keepdims=0)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+                              [numpy_helper.from_array(np.array([0, 1], np.int64), "axes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "scalar.onnx"))
+    got = anesim.execute(anesim.compile(tmp_path / "scalar.onnx", "m1"),
+                         {"x": np.arange(6, dtype=np.float32).reshape(1, 6)}, "m1")["y"]
+    assert got.shape == () and float(got) == 5.0
+
+
+@pytest.mark.slow
+def test_a_thousand_onnx_operators(ort) -> None:
+    cases = _onnx_cases(2, range(1000))
+    failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
+    assert not failed, failed[:10]

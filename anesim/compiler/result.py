@@ -210,7 +210,8 @@ class CompileResult:
                      for t in seg.program.inputs if t.name in env or t.name in constants}
             env.update(run_program(seg.program, feeds))
         run_host(self.host_after)
-        return {name: value(name) for name in self.graph.outputs}
+        scalars = self.graph.scalar_outputs
+        return {name: value(name).reshape(()) if name in scalars else value(name) for name in self.graph.outputs}
 
 
 def _renumbered(task: Task, index: int) -> Task:

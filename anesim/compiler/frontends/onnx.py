@@ -502,6 +502,7 @@ def _graph(imported: OnnxImport, file: str) -> Graph:
         raise UnsupportedError("an output is known at compile time; a compiled program computes "
                                "engine outputs only (the ONNX backend returns such outputs)", file=file,
                                found=repr(name))
+    imported.graph.scalar_outputs = {v.graph_name for v in imported.outputs if v.shape == () and v.graph_name}
     return imported.graph
 
 

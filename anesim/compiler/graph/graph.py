@@ -107,6 +107,9 @@ class Graph:
     outputs: list[str] = field(default_factory=list)
     values: dict[str, TensorInfo] = field(default_factory=dict)  # every tensor, inputs included
     source: str = ""
+    # Outputs the source model declares as scalars (rank 0): the engine holds them as (1,), and a
+    # run hands them back with the model's shape, ()
+    scalar_outputs: set[str] = field(default_factory=set)
 
     def info(self, name: str) -> TensorInfo:
         """The shape and type of any tensor in the graph."""
