@@ -28,7 +28,8 @@ from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.frontends.coreml_package import INSTALL, Blobs
 from anesim.compiler.frontends.coreml_package import spec_path as package_spec
 from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
-from anesim.compiler.frontends.coreml_shapes import Shapes, _shape
+from anesim.compiler.frontends.coreml_shapes import Shapes
+from anesim.compiler.frontends.coreml_shapes import tensor_type as _shape
 from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 
-def _shape(ct: Any, value_type: Any) -> tuple[str, list[int]]:
+def tensor_type(ct: Any, value_type: Any) -> tuple[str, list[int]]:
     """(MIL data type name, dimensions; -1 where unknown) of a ValueType's tensor type."""
     if value_type is None or value_type.WhichOneof("type") != "tensorType":
         return "", []
@@ -37,7 +37,7 @@ class Shapes:
         values the rest of the model computes would depend on which reading is right.
         """
         for name, declared in zip(outputs, op.outputs):
-            dims = _shape(self.ct, declared.type)[1]
+            dims = tensor_type(self.ct, declared.type)[1]
             if (not dims or len(dims) != declared.type.tensorType.rank or any(d < 1 for d in dims)
                     or name not in self.b.graph.values):
                 # (no shape declared: no tensor type, or rank 0, which protobuf cannot tell from

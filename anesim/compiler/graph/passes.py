@@ -270,19 +270,23 @@ def keep_reduced_axes(g: Graph) -> Graph:
     from anesim.compiler.graph.graph import TensorInfo
     from anesim.compiler.graph.ops import REDUCE_OPS
 
-    for node in [n for n in g.nodes if n.op in REDUCE_OPS and not n.attrs.get("keepdims", True)]:
-        dropped = g.info(node.output).shape
-        if not dropped:
+    nodes: list[Node] = []
+    for node in g.nodes:
+        nodes.append(node)
+        if node.op not in REDUCE_OPS or node.attrs.get("keepdims", True):
+            continue
+        dropped = g.info(node.output)
+        if not dropped.shape:
             continue  # (a rank-1 tensor reduced to a scalar: nothing to reshape to)
         src = g.info(node.inputs[0]).shape
         axis = node.attrs["axis"] % len(src)
         kept = f"{node.output}.kept"
-        g.values[kept] = TensorInfo(kept, tuple(1 if i == axis else d for i, d in enumerate(src)))
-        squeeze = Node(f"{node.name}.squeeze", "reshape", (kept,), node.output, {"shape": tuple(dropped)},
-                       node.where)
+        g.values[kept] = TensorInfo(kept, tuple(1 if i == axis else d for i, d in enumerate(src)), dropped.dtype)
+        nodes.append(Node(f"{node.name}.squeeze", "reshape", (kept,), node.output, {"shape": dropped.shape},
+                          node.where))
         node.output = kept
         node.attrs["keepdims"] = True
-        g.nodes.insert(g.nodes.index(node) + 1, squeeze)
+    g.nodes = nodes
     return g
 
 
