@@ -59,6 +59,11 @@ def test_the_comparison_catches_what_it_must() -> None:
     got = want.copy()
     got[0, 0] = np.nan
     assert not compare(got, want)[0]  # NaN where the reference is finite
+    got = want.copy()
+    got[1, 1] = 65504.0
+    assert not compare(got, want)[0]  # a finite value where the reference is infinite
+    nan = np.array([np.nan, 1.0], np.float32)
+    assert compare(nan.copy(), nan)[0] and not compare(np.array([0.0, 1.0], np.float32), nan)[0]
 
 
 @pytest.mark.slow
