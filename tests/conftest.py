@@ -10,6 +10,26 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Hand tests to pytest-xdist's workers one at a time (its ``--maxschedchunk``), unless asked
+    otherwise: with the default batches, the first worker takes the whole head of the list, and
+    with it every long case sorted there (below), while the other runs out of work."""
+    if getattr(config.option, "maxschedchunk", 0) is None:
+        config.option.maxschedchunk = 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the cases marked ``cost(seconds)`` first, longest first, the rest in their order: on
+    several workers the long ones then overlap each other and the short ones fill the gaps
+    (longest-first scheduling), instead of one long case starting when the rest are done."""
+    def cost(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("cost")
+        return float(mark.args[0]) if mark and mark.args else 0.0
+
+    order = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (-cost(item), order[id(item)]))
+
+
 def find_shared_dir() -> Path | None:
     """The shared reference folder: $ANESIM_SHARED, else ../shared beside the checkout."""
     env = os.environ.get("ANESIM_SHARED")

@@ -129,6 +129,7 @@ def _stub(graph, chip):  # type: ignore[no-untyped-def]
     return Timing(t, t, io, 1, macs)
 
 
+@pytest.mark.cost(6)
 def test_shared_fit_recovers_the_constants_that_made_the_data() -> None:
     rows = [r for r in load_traces() if r.mapped and r.target in ("M1", "M5")
             and r.family in ("gemm", "elementwise", "power", "conv3x3")]

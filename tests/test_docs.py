@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.docs,
               pytest.mark.skipif(bool(missing), reason=f"docs extra not installed (missing: {', '.join(missing)})")]
 
 
+@pytest.mark.cost(6)
 def test_site_builds_strictly(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                        cwd=ROOT, capture_output=True, text=True)
@@ -23,6 +24,7 @@ def test_site_builds_strictly(tmp_path):
     assert "M5 Pro" in (tmp_path / "site" / "reference" / "chip-table" / "index.html").read_text()
 
 
+@pytest.mark.cost(25)
 def test_every_tutorial_executes_with_figures_within_budget(tmp_path):
     sys.path.insert(0, str(ROOT / "docs"))
     import run_tutorials

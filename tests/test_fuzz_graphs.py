@@ -67,8 +67,10 @@ def test_the_comparison_catches_what_it_must() -> None:
 
 
 @pytest.mark.slow
-def test_two_thousand_random_graphs() -> None:
-    cases = _cases(2, range(2000))
+@pytest.mark.cost(9)
+@pytest.mark.parametrize("first", range(0, 2000, 500))
+def test_two_thousand_random_graphs(first: int) -> None:
+    cases = _cases(2, range(first, first + 500))  # (four items, so that test workers share them)
     failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
     assert not failed, failed[:10]
 
@@ -87,6 +89,7 @@ def _onnx_cases(seed: int, indices: range) -> list:
         return [run_onnx_case(seed, i) for i in indices]
 
 
+@pytest.mark.cost(5)
 def test_single_onnx_operators_with_random_attributes_match_onnx_runtime(ort) -> None:
     cases = _onnx_cases(1, range(200))
     failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
@@ -115,7 +118,9 @@ def test_an_onnx_scalar_output_keeps_its_shape(ort, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_thousand_onnx_operators(ort) -> None:
-    cases = _onnx_cases(2, range(1000))
+@pytest.mark.cost(8)
+@pytest.mark.parametrize("first", (0, 500))
+def test_a_thousand_onnx_operators(ort, first: int) -> None:
+    cases = _onnx_cases(2, range(first, first + 500))
     failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
     assert not failed, failed[:10]

@@ -18,6 +18,7 @@ from anesim.fuzz.pool import FAILURES, case_rng, plan, replay, run_cases
 REPO = Path(__file__).resolve().parents[1]
 SEED = 1234
 FULL_CASES = 10_000
+FULL_PARTS = 4  # test items the ten thousand cases are split over
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def test_every_kind_can_be_fuzzed_here(kind: str, src: object) -> None:
     assert case_counts(700, [kind], src) == {kind: 700}
 
 
+@pytest.mark.cost(5)
 def test_a_few_cases_of_every_kind(src: object) -> None:
     counts = {k: 8 for k in KINDS if available(k, src) is None}
     report = run_cases(plan(counts), SEED, src=src, workers=2)  # type: ignore[arg-type]
@@ -70,14 +72,20 @@ def test_cases_replay_alone(src: object) -> None:
 
 
 @pytest.mark.slow
-def test_ten_thousand_cases_over_every_kind(src: object) -> None:
+@pytest.mark.cost(30)
+@pytest.mark.parametrize("part", range(FULL_PARTS))
+def test_ten_thousand_cases_over_every_kind(src: object, part: int) -> None:
+    """The cases of every kind whose index is ``part`` modulo FULL_PARTS: the parts together run
+    all ten thousand, and side by side on several test workers."""
     missing = {k: available(k, src) for k in KINDS if available(k, src)}
     if missing:
         pytest.skip(f"not every kind can run here: {missing}")
     counts = case_counts(FULL_CASES, list(KINDS), src)
-    report = run_cases(plan(counts), SEED, src=src, workers=2)  # type: ignore[arg-type]
+    assert sum(counts.values()) == FULL_CASES
+    cases = [case for case in plan(counts) if case[1] % FULL_PARTS == part]  # (every kind in each part)
+    report = run_cases(cases, SEED, src=src, workers=1)  # type: ignore[arg-type]
     print(_describe(report))
-    assert report.cases >= FULL_CASES and set(report.counts) == set(KINDS)
+    assert report.cases == len(cases) and set(report.counts) == {k for k, n in counts.items() if n > part}
     assert not report.failures, _describe(report)
 
 

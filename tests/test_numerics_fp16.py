@@ -121,6 +121,7 @@ def _mismatches_all_floats() -> int:
     return bad
 
 
+@pytest.mark.cost(11)
 @pytest.mark.slow
 @pytest.mark.skipif(not fp16.HAVE_F16C, reason="host has no F16C")
 def test_soft_equals_f16c_on_every_float32() -> None:

@@ -77,6 +77,7 @@ def test_vector_width_follows_the_host_or_the_setting() -> None:
     assert LANES == int(os.environ.get("ANESIM_SIMD_LANES") or host_lanes())
 
 
+@pytest.mark.cost(60)
 @pytest.mark.slow
 def test_other_vector_width_matches_reference(tmp_path: Path) -> None:
     """The matmul kernel compiled at the width this host does not choose (own numba cache) is bit-exact too.

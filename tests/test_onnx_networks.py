@@ -37,9 +37,9 @@ NETWORKS = {
     "mobilenet_v2": ("fast", 2.0 ** -4, ()),
     "efficientnet_b0": ("fast", 0.3, ()),
     "whisper_tiny_encoder": ("fast", 2.0 ** -6, ()),
-    "distilbert": ("fast", 2.0 ** -6, (pytest.mark.slow,)),
+    "distilbert": ("fast", 2.0 ** -6, (pytest.mark.slow, pytest.mark.cost(6))),
     "sd_unet_down_block": ("fast", 2.0 ** -6, (pytest.mark.slow,)),
-    "vit_b16": ("fast", 2.0 ** -6, (pytest.mark.slow,)),
+    "vit_b16": ("fast", 2.0 ** -6, (pytest.mark.slow, pytest.mark.cost(15))),
 }
 IN_PROCESS = [pytest.param(name, marks=marks) for name, (_, _, marks) in NETWORKS.items() if name != "resnet18"]
 

@@ -139,6 +139,7 @@ def test_compare_marks_predicted_chips(tmp_path: Path, capsys: pytest.CaptureFix
     assert png.stat().st_size > 1000
 
 
+@pytest.mark.cost(17)
 @pytest.mark.slow
 def test_every_shipped_program_on_every_chip(tmp_path: Path) -> None:
     """`anesim sweep programs/*.yaml --chips all` covers the programs on all 28 chips without an error row."""

@@ -99,6 +99,7 @@ def _pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
                            *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.cost(10)
 def test_example_ci_project(tmp_path: Path) -> None:
     """examples/ci passes; 20 % slower than its baseline fails on latency; an overflowing layer fails by name."""
     pytest.importorskip("onnx")

@@ -40,6 +40,7 @@ def _check(label: str, now: dict, then: dict) -> list[str]:  # type: ignore[type
     return bad
 
 
+@pytest.mark.cost(18)
 @pytest.mark.slow
 def test_validation_error_does_not_rise_above_the_record() -> None:
     recorded = _recorded()["chips"]

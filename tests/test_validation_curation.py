@@ -205,6 +205,7 @@ GARBAGE = ["", "nan", "NaN", "-1", "0", "1e999", "inf", "~", "x" * 300, "{value}
            "GB/s", "tflops", "speedup_x", "conv", "matmul", "llm_decode", "H13", "t8142", "M1 (guide x)"]
 
 
+@pytest.mark.cost(8)
 def test_fuzzed_measurement_files_give_a_clean_result_or_an_anesim_error(shared_dir: Path, tmp_path: Path) -> None:
     rng = random.Random(20)
     with (shared_dir / "measurements" / "m1-m5-calibration.csv").open(encoding="utf-8") as fh:
@@ -277,6 +278,7 @@ def test_a_method_text_that_does_not_suit_a_row_excludes_it(tmp_path: Path) -> N
     assert "its source's method text" in recs[0]["why"]
 
 
+@pytest.mark.cost(13)
 def test_fuzzed_rules_files_load_and_curate_or_raise_an_anesim_error(tmp_path: Path) -> None:
     import yaml
 

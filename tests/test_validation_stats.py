@@ -85,6 +85,7 @@ def test_validate_json_has_the_documented_shape(stub_results) -> None:  # type: 
             assert p["measured"] > 0 and p["simulated"] > 0 and p["source"]
 
 
+@pytest.mark.cost(7)
 def test_report_writes_tables_and_plots(stub_results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from anesim.validate.report import write_report
 
