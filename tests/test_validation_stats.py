@@ -224,3 +224,34 @@ def test_only_restricts_the_fit_to_a_prefix() -> None:
     a = calibrate("M1", timer=stub_timer, cv=False, only="power", include=["dispatch.per_task_overhead_s"])
     for p, free, before, after in zip(a.params, a.free, a.start, a.fitted):
         assert not free and after == before  # nothing under 'power' is a per-chip fit any more
+
+
+def test_calibrating_an_installed_anesim_writes_copies_and_leaves_its_chip_files_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anesim.cli.calibrate as cli_calibrate
+    from anesim.cli import main
+
+    files = [Path(f) for f in load_chip("M1").source_files]
+    before = {f: f.read_bytes() for f in files}
+    monkeypatch.setattr(cli_calibrate, "calibrate", lambda *a, **k: calibrate(*a, **{**k, "timer": stub_timer}))
+    monkeypatch.setattr(cli_calibrate, "in_checkout", lambda name: False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["calibrate", "--chip", "M1", "--no-cv"]) == 0
+    assert all(f.read_bytes() == before[f] for f in files)
+    own = tmp_path / "calibrated-chips" / files[0].name
+    assert own.is_file() and (tmp_path / "calibrated-chips" / "generations" / files[1].name).is_file()
+    chip = load_chip(own)
+    result = calibrate("M1", timer=stub_timer, cv=False)
+    fitted = [(p, v) for p, free, v in zip(result.params, result.free, result.fitted) if free]
+    assert fitted
+    for p, v in fitted:
+        section, name = p.key.split(".")
+        param = getattr(getattr(chip, section), name)
+        assert param.value == (int(round(v)) if p.integer else pytest.approx(float(f"{v:.4g}")))
+        assert param.provenance == "fitted" and param.source.startswith("anesim calibrate --chip M1")
+    # --out works the same from a checkout; the shared constants, read from the package only, are
+    # not written anywhere but a checkout
+    assert main(["calibrate", "--chip", "M1", "--no-cv", "--out", str(tmp_path / "mine")]) == 0
+    assert load_chip(tmp_path / "mine" / files[0].name).name == "M1"
+    assert main(["calibrate", "--shared"]) == 2
+    assert all(f.read_bytes() == before[f] for f in files)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from anesim.cli.output import print_json, print_table
+from anesim.datafiles import in_checkout
 from anesim.errors import InputError
 from anesim.cli.validate import add_measurement_args, measured_rows
 from anesim.validate.calibrate import Calibration, calibrate, write_back
@@ -30,8 +32,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fit only the parameters whose key starts with PREFIX (e.g. power, ne.)")
     p.add_argument("--no-cv", action="store_true", help="skip leave-one-family-out cross-validation")
     p.add_argument("--dry-run", action="store_true", help="report the fit, write nothing")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write the calibrated chip as edited copies of its files in DIR (DIR/<chip>.yaml, with "
+                        f"the generations it inherits in DIR/generations/); default: ./{DEFAULT_OUT} for an "
+                        "installed anesim, whose own chip files are never edited; in a source checkout, the "
+                        "checkout's chips/ files themselves")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
+
+
+DEFAULT_OUT = "calibrated-chips"
+
+
+def out_dir(args: argparse.Namespace) -> Path | None:
+    """Where the fitted chip files go: --out, else the chip files themselves in a checkout (how the
+    shipped values are made), else ./calibrated-chips (an installed package is left alone)."""
+    if args.out is not None:
+        return args.out
+    return None if in_checkout("chips") else Path(DEFAULT_OUT)
 
 
 def _progress(n: int) -> None:
@@ -58,6 +76,11 @@ def run_shared(args: argparse.Namespace) -> int:
     if args.measurements is not None or args.chip:
         raise InputError("--shared fits on the shipped traces of every calibration chip",
                          expected="no --chip or --measurements")
+    if not args.dry_run and (args.out is not None or not in_checkout("chips")):
+        # (the constants are read from the package's own chips/model/scaling.yaml, and only there)
+        raise InputError("--shared refits the constants shipped in chips/model/scaling.yaml, which only a source "
+                         "checkout of anesim edits", expected="--dry-run, or a source checkout without --out",
+                         found="an --out folder" if args.out is not None else "an installed anesim")
     surfaces, timer, rows = surfaces_for()
     constants = fit_constants(surfaces)
     figures = {s.name: summarize(predict(s, constants, rows, timer)) for s in surfaces}
@@ -94,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         measured_in = str(args.measurements)
     else:
         measured_in = "validation/" + ("m5.yaml" if name.startswith("M5") else "m1.yaml")
-    edited = [] if args.dry_run else write_back(result, measured_in)
+    edited = [] if args.dry_run else write_back(result, measured_in, out_dir(args))
     if args.json:
         out = _as_dict(result)
         out["written"] = [str(p) for p in edited]
@@ -122,4 +145,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{result.evaluations} parameter vectors evaluated; split: {result.split}")
     for path in edited:
         print(f"wrote {path}")
+    if edited and out_dir(args) is not None:
+        print(f"the calibrated chip: --chip {edited[0]}")
     return 0

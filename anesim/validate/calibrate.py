@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import io
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,15 +428,39 @@ def set_param(path: Path, dotted: str, value: Any, source: str, provenance: str 
     node["source"] = DoubleQuotedScalarString(source)
     out = io.StringIO()
     y.dump(data, out)
-    path.write_text(out.getvalue(), encoding="utf-8")
+    try:
+        path.write_text(out.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the edited chip file: {exc.strerror}", file=path) from None
     return out.getvalue()
 
 
-def write_back(result: Calibration, measured_in: str) -> list[Path]:
-    """Write the fitted values into the files that define them; returns the files edited.
+def chip_file_copies(chip: str, out_dir: Path) -> dict[Path, Path]:
+    """Copy a chip's file and every generation file it inherits into ``out_dir``: the chip's own
+    at the top, the others in ``generations/``, where the loader looks for a parent first. Returns
+    each original (resolved) with its copy, the chip's own first."""
+    copies: dict[Path, Path] = {}
+    for n, source in enumerate(Path(f) for f in load_chip(chip).source_files):
+        target = out_dir / source.name if n == 0 else out_dir / "generations" / source.name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        except OSError as exc:
+            raise InputError("cannot write a copy of the chip file", file=target, expected="a folder one can write to",
+                             found=exc.strerror or type(exc).__name__) from None
+        copies[source.resolve()] = target
+    return copies
+
+
+def write_back(result: Calibration, measured_in: str, out_dir: Path | None = None) -> list[Path]:
+    """Write the fitted values into the files that define them; returns the files written.
 
     ``measured_in`` names the measurements fitted on (``validation/m1.yaml``, or a CSV's path).
+    With ``out_dir`` the chip's files are copied there (:func:`chip_file_copies`) and the copies
+    are edited, the originals left as they were: ``out_dir/<chip file>`` is the calibrated chip,
+    the first file returned.
     """
+    copies = chip_file_copies(result.chip, out_dir) if out_dir is not None else {}
     held = result.held_back.get("median_abs_pct_error")
     held_text = f"{held:.1f} %" if isinstance(held, (int, float)) else "n/a"
     source = (f"anesim calibrate --chip {result.chip}: fitted on the calibration split "
@@ -445,7 +470,11 @@ def write_back(result: Calibration, measured_in: str) -> list[Path]:
         if not free:
             continue
         value: Any = int(round(v)) if p.integer else float(f"{v:.4g}")
-        set_param(p.file, p.key, value, source, create=True)
-        if p.file not in edited:
-            edited.append(p.file)
+        target = copies.get(p.file.resolve(), p.file)
+        set_param(target, p.key, value, source, create=True)
+        if target not in edited:
+            edited.append(target)
+    if copies:
+        own = next(iter(copies.values()))
+        return [own] + [f for f in edited if f != own]
     return edited
