@@ -115,6 +115,32 @@ def test_an_onnx_scalar_output_keeps_its_shape(ort, tmp_path) -> None:
     got = anesim.execute(anesim.compile(tmp_path / "scalar.onnx", "m1"),
                          {"x": np.arange(6, dtype=np.float32).reshape(1, 6)}, "m1")["y"]
     assert got.shape == () and float(got) == 5.0
+    # and in the declared type, as a runtime hands it back (the engine computed it in fp16)
+    assert got.dtype == np.float32
+
+
+def test_onnx_results_come_back_in_their_declared_types(ort, tmp_path) -> None:
+    """anesim.execute converts the engine's fp16 to each output's declared type, as the ONNX
+    backend always did: a float32 output is float32, a comparison's a bool, an int32 exact."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    import anesim
+
+    nodes = [helper.make_node("Relu", ["x"], ["f"]), helper.make_node("Greater", ["x", "f"], ["b"]),
+             helper.make_node("Cast", ["f"], ["i"], to=TensorProto.INT32)]
+    outs = [helper.make_tensor_value_info("f", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("b", TensorProto.BOOL, [2, 3]),
+            helper.make_tensor_value_info("i", TensorProto.INT32, [2, 3])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])], outs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "typed.onnx"))
+    x = np.array([[-2.0, 0.0, 1.5], [3.0, -0.5, 7.0]], np.float32)
+    got = anesim.execute(anesim.compile(tmp_path / "typed.onnx", "m1"), {"x": x}, "m1")
+    want = ort.InferenceSession(str(tmp_path / "typed.onnx")).run(None, {"x": x})
+    for name, ref in zip("fbi", want):
+        assert got[name].dtype == ref.dtype and np.array_equal(got[name], ref), name
 
 
 @pytest.mark.slow

@@ -170,7 +170,7 @@ class CompileResult:
                 ) -> dict[str, np.ndarray]:
         """Run the model: engine segments with ``run_program``, host ops in numpy between them."""
         from anesim.compiler.graph.ops import ONNX_HOST_OP, node_macs
-        from anesim.compiler.reference.onnx_host import run_onnx_host, to_engine
+        from anesim.compiler.reference.onnx_host import from_engine, run_onnx_host, to_engine
         from anesim.compiler.reference.ops import run_node
         from anesim.limits import check_work
 
@@ -210,8 +210,12 @@ class CompileResult:
                      for t in seg.program.inputs if t.name in env or t.name in constants}
             env.update(run_program(seg.program, feeds))
         run_host(self.host_after)
-        scalars = self.graph.scalar_outputs
-        return {name: value(name).reshape(()) if name in scalars else value(name) for name in self.graph.outputs}
+        scalars, types = self.graph.scalar_outputs, self.graph.output_types
+        out = {}
+        for name in self.graph.outputs:
+            arr = value(name).reshape(()) if name in scalars else value(name)
+            out[name] = from_engine(arr, np.dtype(types[name])) if name in types else arr
+        return out
 
 
 def _renumbered(task: Task, index: int) -> Task:

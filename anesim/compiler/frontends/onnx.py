@@ -352,6 +352,9 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
             self.b.output(name)
             outputs.append(OnnxValue(value.name, dtype, self.shape(value.name), name))
         graph = self.b.graph if self.b.graph.outputs else None
+        if graph is not None:  # (what a run hands back: the declared shapes and types)
+            graph.scalar_outputs = {v.graph_name for v in outputs if v.shape == () and v.graph_name}
+            graph.output_types = {v.graph_name: v.dtype.name for v in outputs if v.graph_name and v.dtype != np.float16}
         return OnnxImport(graph, inputs, outputs, folded, tuple(self.bound))
 
     def _node(self) -> None:
@@ -502,7 +505,6 @@ def _graph(imported: OnnxImport, file: str) -> Graph:
         raise UnsupportedError("an output is known at compile time; a compiled program computes "
                                "engine outputs only (the ONNX backend returns such outputs)", file=file,
                                found=repr(name))
-    imported.graph.scalar_outputs = {v.graph_name for v in imported.outputs if v.shape == () and v.graph_name}
     return imported.graph
 
 

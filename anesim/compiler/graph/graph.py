@@ -110,6 +110,9 @@ class Graph:
     # Outputs the source model declares as scalars (rank 0): the engine holds them as (1,), and a
     # run hands them back with the model's shape, ()
     scalar_outputs: set[str] = field(default_factory=set)
+    # Outputs the source model declares in another element type than the engine's fp16 (numpy
+    # names): a run hands them back in it, as the runtime converts the engine's result
+    output_types: dict[str, str] = field(default_factory=dict)
 
     def info(self, name: str) -> TensorInfo:
         """The shape and type of any tensor in the graph."""

@@ -92,6 +92,19 @@ def run_onnx_host(node: Node, args: list[np.ndarray], env: dict[str, np.ndarray]
             env[name] = check_result(owner, arr)
 
 
+def from_engine(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """An engine result (fp16, or uint8) as the model's declared element type: floats widen
+    exactly; integers and booleans are exact in fp16 up to 2048 and are rounded to the nearest."""
+    arr = np.asarray(arr)
+    if arr.dtype == dtype:
+        return arr
+    if dtype.kind == "f":
+        return arr.astype(dtype)
+    if dtype == np.bool_:
+        return arr != 0
+    return np.rint(arr.astype(np.float32)).astype(dtype)
+
+
 def to_engine(arr: np.ndarray, dtype: str) -> np.ndarray:
     """A host value as the engine stores it: uint8 stays uint8, everything else fp16."""
     arr = np.asarray(arr)
