@@ -57,7 +57,7 @@ def _coremltools() -> SimpleNamespace:
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        from coremltools.proto import MIL_pb2, Model_pb2
+        from coremltools.proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
         from google.protobuf.message import DecodeError
     except ImportError:
         raise UnsupportedError("reading Core ML models needs the coremltools package",
@@ -65,7 +65,33 @@ def _coremltools() -> SimpleNamespace:
     finally:
         log.setLevel(level)
     types = {value: name for name, value in MIL_pb2.DataType.items()}
-    return SimpleNamespace(Model_pb2=Model_pb2, MIL_pb2=MIL_pb2, DecodeError=DecodeError, type_name=types)
+    arrays = {value: name for name, value in FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.items()}
+    return SimpleNamespace(Model_pb2=Model_pb2, MIL_pb2=MIL_pb2, DecodeError=DecodeError, type_name=types,
+                           array_type_name=arrays)
+
+
+# The element types a model's description may declare for a multi-array output, as numpy names:
+# the runtime hands the engine's fp16 result back converted to it.
+OUTPUT_ARRAY_TYPES = {"FLOAT32": "float32", "DOUBLE": "float64", "INT32": "int32", "INT8": "int8",
+                      "FLOAT16": "float16"}
+
+
+def declared_output_types(ct: SimpleNamespace, model: Any, file: str) -> dict[str, str]:
+    """The element type the model's description declares for each multi-array output."""
+    out = {}
+    for feature in model.description.output:
+        if feature.type.WhichOneof("Type") != "multiArrayType":
+            continue
+        code = feature.type.multiArrayType.dataType
+        if code == 0:  # (left unset: no type declared, the engine's is handed back)
+            continue
+        name = ct.array_type_name.get(code, str(code))
+        if name not in OUTPUT_ARRAY_TYPES:
+            raise UnsupportedError("an output element type anesim does not hand back", file=file,
+                                   where=f"output '{feature.name}'", expected=", ".join(OUTPUT_ARRAY_TYPES),
+                                   found=name)
+        out[feature.name] = OUTPUT_ARRAY_TYPES[name]
+    return out
 
 
 class _Read(dict):  # type: ignore[type-arg]
@@ -555,4 +581,7 @@ def load_coreml(path: str | Path) -> Graph:
         raise UnsupportedError("only ML programs (mlprogram) are supported", file=spec_path,
                                found=kind or "a spec with no model")
     name = file.stem if file.suffix else file.name
-    return _Importer(ct, model.mlProgram, Blobs(spec_path), str(path), name).run()
+    declared = declared_output_types(ct, model, str(spec_path))
+    graph = _Importer(ct, model.mlProgram, Blobs(spec_path), str(path), name).run()
+    graph.output_types = {k: v for k, v in declared.items() if k in graph.outputs and v != "float16"}
+    return graph
