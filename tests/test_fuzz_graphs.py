@@ -23,8 +23,10 @@ def test_a_few_hundred_random_graphs_compute_their_values() -> None:
     cases = _cases(1, range(250))
     failed = [(c.index, c.status, c.detail, c.ops) for c in cases if c.status in FAILURES]
     assert not failed, failed
-    # the draws are valid often enough that the fuzzer checks something
+    # the draws are valid often enough that the fuzzer checks something, guarded ops and norms too
     assert sum(c.status == "ok" for c in cases) >= 150
+    computed = {op.split()[0] for c in cases if c.status == "ok" for op in c.ops}
+    assert {"log", "sqrt", "rsqrt", "reciprocal", "layer_norm", "rms_norm"} <= computed
 
 
 def test_a_transposed_product_with_one_contraction_row() -> None:

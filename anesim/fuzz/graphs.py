@@ -13,10 +13,12 @@ result with the float32 reference (:mod:`anesim.compiler.reference`). A case end
 - ``invalid``: the drawn graph is not a valid one (the builder says why);
 - ``wrong`` (values or shape differ) or ``escape`` (another exception): failures.
 
-Left out are the operations whose fp16 results differ from float32 by nature on such inputs:
-logarithms, reciprocals and square roots near zero, and norms, whose variances of nearly equal
-values the M1 flushes to zero as subnormals (docs/numerics.md). A case depends on
-``(seed, index)`` alone.
+Logarithms, square roots, reciprocal square roots and reciprocals are drawn on ``|x| + c`` with
+``c`` from 0.25 to 2, and norms (layer and RMS norm, with or without scale and shift) only as
+the first operation, on the input itself, over an axis of at least eight elements: near zero,
+and on the variance of nearly equal values (which the M1 flushes to zero as a subnormal,
+docs/numerics.md), their fp16 results differ from float32 by nature, and a difference there
+would say nothing about the compiler. A case depends on ``(seed, index)`` alone.
 
     python benchmarks/fuzz_graphs.py --cases 3000 --seed 1
 """
@@ -34,8 +36,12 @@ UNARY = ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "exp", "square", "a
          "hard_sigmoid", "hard_swish", "softplus", "erf")
 BINARY = ("add", "sub", "mul", "div", "max", "min")
 AXIS_OPS = ("softmax", "reduce_sum", "reduce_mean", "reduce_max", "reduce_min")
+GUARDED = ("log", "sqrt", "rsqrt", "reciprocal")  # drawn on |x| + c, c >= 0.25 (module docstring)
+NORMS = ("layer_norm", "rms_norm")
+NORM_MIN_ELEMENTS = 8  # the shortest axis a norm is drawn over
 KINDS = ("unary", "binary", "axis", "transpose", "reshape", "concat", "slice", "conv", "linear", "matmul",
-         "pool", "global_pool", "depth_to_space", "space_to_depth", "leaky_relu", "clip", "scale", "join")
+         "pool", "global_pool", "depth_to_space", "space_to_depth", "leaky_relu", "clip", "scale", "join",
+         "guarded", "norm")
 TOLERANCE = 0.05  # of the largest reference magnitude, or absolute below 1
 MAX_ELEMENTS = 200_000  # a drawn value larger than this ends the chain (keeps every case cheap)
 INPUT_DIMS = (40, 12, 20)  # the largest channels, height and width of an input drawn
@@ -68,6 +74,16 @@ def _draw_op(r: random.Random, b: Any, x: Any, shape: list[int], k: int, earlier
             args = [x, other] if r.random() < 0.5 else [other, x]
             return b.op(op, args, name=name), f"{op} with {other.name}"
         kind = "unary"
+    if kind == "norm":
+        axes = [a for a in range(4) if shape[a] >= NORM_MIN_ELEMENTS]
+        if k == 0 and axes:
+            return _draw_norm(r, b, x, shape, r.choice(axes), name, rng)
+        kind = "guarded"
+    if kind == "guarded":
+        op, offset = r.choice(GUARDED), r.choice((0.25, 0.5, 1.0, 2.0))
+        shifted = b.op("add", [b.op("abs", [x], name=f"{name}.abs"),
+                               b.constant(f"const{k}", np.full([1, 1, 1, 1], offset, np.float32))], name=f"{name}.shift")
+        return b.op(op, [shifted], name=name), f"{op} of |x| + {offset}"
     if kind == "unary":
         op = r.choice(UNARY)
         return b.op(op, [x], name=name), op
@@ -163,6 +179,18 @@ def compare(got: np.ndarray, want: np.ndarray) -> tuple[bool, str]:
     scale = max(float(np.max(np.abs(want[finite]))), 1.0)
     err = float(np.max(np.abs(got[finite] - want[finite]))) / scale
     return err <= TOLERANCE, f"{err:.3g}"
+
+
+def _draw_norm(r: random.Random, b: Any, x: Any, shape: list[int], axis: int, name: str,
+               rng: np.random.Generator) -> tuple[Any, str]:
+    """A layer or RMS norm of ``x`` over ``axis``, with or without a scale (and a shift)."""
+    op, eps = r.choice(NORMS), r.choice((1e-5, 1e-3))
+    args = [x]
+    if r.random() < 0.6:  # (a learned scale; a layer norm's shift with it)
+        args.append(b.constant(f"{name}.gain", rng.uniform(0.5, 1.5, [shape[axis]]).astype(np.float32)))
+        if op == "layer_norm" and r.random() < 0.7:
+            args.append(b.constant(f"{name}.shift", rng.uniform(-1, 1, [shape[axis]]).astype(np.float32)))
+    return b.op(op, args, name=name, axis=axis, eps=eps), f"{op} axis {axis} eps {eps} with {len(args) - 1} constants"
 
 
 def run_graph_case(seed: int, index: int, chip: str = "m1") -> GraphCase:
