@@ -381,3 +381,17 @@ def test_an_empty_input_with_huge_other_dimensions_is_refused_before_numpy_sees_
     with pytest.raises(LimitError, match="m.onnx: input 'x' of shape \\(0, 1099511627776, 8, 1048576\\)"):
         draw_inputs([("x", (0, 1 << 40, 8, 1 << 20), "fp16")], 0, "m.onnx")
     assert draw_inputs([("x", (0, 3), "fp16")], 0, "m.onnx")["x"].shape == (0, 3)
+
+
+def test_a_float64_constant_beyond_float32_is_inf_without_a_warning() -> None:
+    """A model's float64 constant beyond float32's range is ±inf, as fp16 would hold it; numpy's
+    overflow warning is not the user's business (found by the input fuzzer, seed 77)."""
+    import warnings
+
+    from anesim.compiler.graph.constants import ConstantData
+
+    data = ConstantData((2,), given=np.array([1e300, -1e300]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = data.array()
+    assert got.dtype == np.float32 and list(got) == [np.inf, -np.inf]

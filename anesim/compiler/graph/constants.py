@@ -137,7 +137,8 @@ class ConstantData:
         if arr.shape != self.shape:
             arr = arr.reshape(self.shape)
         if arr.dtype.kind == "f" and arr.dtype != np.float32:
-            arr = arr.astype(np.float32)
+            with np.errstate(over="ignore"):  # (a float64 beyond float32's range is ±inf, as fp16 holds it)
+                arr = arr.astype(np.float32)
         if cache and self.given is None:
             self._cache = arr
         return arr
