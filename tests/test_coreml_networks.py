@@ -255,3 +255,32 @@ def test_a_declared_output_shape_the_parameters_do_not_give_is_refused(ct, tmp_p
         anesim.compile(path, "m5-pro")
     # the untampered model compiles
     anesim.compile(_tampered(ct, prog, tmp_path / "ok.mlpackage", "relu", [1, 8, 4, 4]), "m5-pro")
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp_path: Path, side: str) -> None:
+    """The description and the program disagree on a name: malformed, refused with both named
+    (a run would have to guess what to feed or what to hand back)."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.proto import Model_pb2
+
+    from anesim.errors import ProgramError
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 8, 8))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.relu(x=x, name="y")
+
+    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                       compute_precision=ct.precision.FLOAT32)
+    path = tmp_path / "relu.mlpackage"
+    model.save(str(path))
+    assert anesim.execute(anesim.compile(path, "m1"), {"x": np.ones((1, 4, 8, 8), np.float32)}, "m1")["y"].dtype \
+        == np.float32
+    spec_file = next(path.rglob("*.mlmodel"))
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_file.read_bytes())
+    getattr(spec.description, side)[0].name = "renamed"
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(ProgramError, match=f"description's {side}s are not its program's") as err:
+        anesim.compile(path, "m1")
+    assert "renamed" in str(err.value) and spec_file.name in str(err.value)

@@ -28,7 +28,7 @@ from anesim.compiler.frontends.builder import Builder
 from anesim.compiler.frontends.coreml_package import INSTALL, Blobs
 from anesim.compiler.frontends.coreml_package import spec_path as package_spec
 from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
-from anesim.compiler.frontends.coreml_shapes import Shapes
+from anesim.compiler.frontends.coreml_shapes import Shapes, check_description, declared_output_types
 from anesim.compiler.frontends.coreml_shapes import tensor_type as _shape
 from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.compiler.graph.constants import ConstantData
@@ -68,30 +68,6 @@ def _coremltools() -> SimpleNamespace:
     arrays = {value: name for name, value in FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.items()}
     return SimpleNamespace(Model_pb2=Model_pb2, MIL_pb2=MIL_pb2, DecodeError=DecodeError, type_name=types,
                            array_type_name=arrays)
-
-
-# The element types a model's description may declare for a multi-array output, as numpy names:
-# the runtime hands the engine's fp16 result back converted to it.
-OUTPUT_ARRAY_TYPES = {"FLOAT32": "float32", "DOUBLE": "float64", "INT32": "int32", "INT8": "int8",
-                      "FLOAT16": "float16"}
-
-
-def declared_output_types(ct: SimpleNamespace, model: Any, file: str) -> dict[str, str]:
-    """The element type the model's description declares for each multi-array output."""
-    out = {}
-    for feature in model.description.output:
-        if feature.type.WhichOneof("Type") != "multiArrayType":
-            continue
-        code = feature.type.multiArrayType.dataType
-        if code == 0:  # (left unset: no type declared, the engine's is handed back)
-            continue
-        name = ct.array_type_name.get(code, str(code))
-        if name not in OUTPUT_ARRAY_TYPES:
-            raise UnsupportedError("an output element type anesim does not hand back", file=file,
-                                   where=f"output '{feature.name}'", expected=", ".join(OUTPUT_ARRAY_TYPES),
-                                   found=name)
-        out[feature.name] = OUTPUT_ARRAY_TYPES[name]
-    return out
 
 
 class _Read(dict):  # type: ignore[type-arg]
@@ -583,5 +559,6 @@ def load_coreml(path: str | Path) -> Graph:
     name = file.stem if file.suffix else file.name
     declared = declared_output_types(ct, model, str(spec_path))
     graph = _Importer(ct, model.mlProgram, Blobs(spec_path), str(path), name).run()
-    graph.output_types = {k: v for k, v in declared.items() if k in graph.outputs and v != "float16"}
+    check_description(model, graph, str(spec_path))
+    graph.output_types = {k: v for k, v in declared.items() if v != "float16"}
     return graph

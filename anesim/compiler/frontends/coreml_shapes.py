@@ -1,12 +1,14 @@
 """MIL operations that change a tensor's shape and not its data (``reshape``, ``squeeze``,
-``expand_dims``), and the check of every result against the shape the model declares for it
-(Core ML importer mixin)."""
+``expand_dims``), the check of every result against the shape the model declares for it
+(Core ML importer mixin), and of the model description against its program."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from anesim.errors import ProgramError, UnsupportedError
 
 
 def tensor_type(ct: Any, value_type: Any) -> tuple[str, list[int]]:
@@ -16,6 +18,41 @@ def tensor_type(ct: Any, value_type: Any) -> tuple[str, list[int]]:
     tensor = value_type.tensorType
     dims = [d.constant.size if d.WhichOneof("dimension") == "constant" else -1 for d in tensor.dimensions]
     return ct.type_name.get(tensor.dataType, str(tensor.dataType)), dims
+
+
+# The element types a model's description may declare for a multi-array output, as numpy names:
+# the runtime hands the engine's fp16 result back converted to it.
+OUTPUT_ARRAY_TYPES = {"FLOAT32": "float32", "DOUBLE": "float64", "INT32": "int32", "INT8": "int8",
+                      "FLOAT16": "float16"}
+
+
+def declared_output_types(ct: Any, model: Any, file: str) -> dict[str, str]:
+    """The element type the model's description declares for each multi-array output."""
+    out = {}
+    for feature in model.description.output:
+        if feature.type.WhichOneof("Type") != "multiArrayType":
+            continue
+        code = feature.type.multiArrayType.dataType
+        if code == 0:  # (left unset: no type declared, the engine's is handed back)
+            continue
+        name = ct.array_type_name.get(code, str(code))
+        if name not in OUTPUT_ARRAY_TYPES:
+            raise UnsupportedError("an output element type anesim does not hand back", file=file,
+                                   where=f"output '{feature.name}'", expected=", ".join(OUTPUT_ARRAY_TYPES),
+                                   found=name)
+        out[feature.name] = OUTPUT_ARRAY_TYPES[name]
+    return out
+
+
+def check_description(model: Any, graph: Any, file: str) -> None:
+    """Refuse a spec whose description names other inputs or outputs than its program: it is
+    malformed (its producer and anesim would disagree on what a run takes and gives back)."""
+    for kind, described, program in (("inputs", model.description.input, graph.inputs),
+                                     ("outputs", model.description.output, graph.outputs)):
+        names = {feature.name for feature in described}
+        if names and names != set(program):
+            raise ProgramError(f"the model description's {kind} are not its program's", file=file,
+                               expected=", ".join(sorted(program)), found=", ".join(sorted(names)))
 
 
 class Shapes:
