@@ -395,3 +395,26 @@ def test_a_float64_constant_beyond_float32_is_inf_without_a_warning() -> None:
         warnings.simplefilter("error")
         got = data.array()
     assert got.dtype == np.float32 and list(got) == [np.inf, -np.inf]
+
+
+@pytest.mark.parametrize(("declared", "ok"), [([2, 3], True), (["n", 3], True), ([3, 2], False),
+                                               ([2, 3, 1], False), ([], False)])
+def test_an_onnx_output_declared_with_another_shape_is_refused(tmp_path: Path, declared: list, ok: bool) -> None:
+    """ONNX Runtime merges a declared output shape that disagrees leniently, with a warning; the
+    model is malformed, and anesim refuses it as the Core ML importer does. A symbolic dimension
+    is open."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from anesim.compiler import load_graph
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, declared)])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    if ok:
+        assert load_graph(path).info(load_graph(path).outputs[0]).shape in ((2, 3), (1, 1, 2, 3))
+        return
+    with pytest.raises(ProgramError, match="output 'y': the declared output shape is not the one the operators give"):
+        load_graph(path)

@@ -340,11 +340,12 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
                      else self.dtype(value.name))
             if value.name in self.known:
                 folded[value.name] = np.asarray(self.known[value.name]).astype(dtype)
-                outputs.append(OnnxValue(value.name, dtype, tuple(np.shape(self.known[value.name]))))
+                outputs.append(OnnxValue(value.name, dtype, self._declared_as(value, np.shape(self.known[value.name]))))
                 continue
             if value.name not in self.b.graph.values:
                 raise ProgramError("an output is never computed", file=self.file,
                                    where=f"output '{value.name}'")
+            self._declared_as(value, self.shape(value.name))
             name = value.name
             if name in self.b.graph.outputs or name in self.b.graph.inputs:
                 self.node = self.helper.make_node("Identity", [name], [name])
@@ -356,6 +357,19 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
             graph.scalar_outputs = {v.graph_name for v in outputs if v.shape == () and v.graph_name}
             graph.output_types = {v.graph_name: v.dtype.name for v in outputs if v.graph_name and v.dtype != np.float16}
         return OnnxImport(graph, inputs, outputs, folded, tuple(self.bound))
+
+    def _declared_as(self, value: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``shape``, the output's computed shape, if the model declares it or leaves it open
+        (no shape, or a symbolic dimension); a model declaring another is malformed."""
+        tensor = value.type.tensor_type if value.type.HasField("tensor_type") else None
+        if tensor is None or not tensor.HasField("shape"):
+            return tuple(shape)
+        dims = tensor.shape.dim
+        if len(dims) != len(shape) or any(d.HasField("dim_value") and d.dim_value != n for d, n in zip(dims, shape)):
+            raise ProgramError("the declared output shape is not the one the operators give", file=self.file,
+                               where=f"output '{value.name}'", expected=list(shape),
+                               found=[d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims])
+        return tuple(shape)
 
     def _node(self) -> None:
         node, op = self.node, self.node.op_type
