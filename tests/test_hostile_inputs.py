@@ -418,3 +418,24 @@ def test_an_onnx_output_declared_with_another_shape_is_refused(tmp_path: Path, d
         return
     with pytest.raises(ProgramError, match="output 'y': the declared output shape is not the one the operators give"):
         load_graph(path)
+
+
+def test_an_onnx_intermediate_declared_with_another_shape_is_refused(tmp_path: Path) -> None:
+    """The same for a value_info entry (the shipped networks carry hundreds, all consistent)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from anesim.compiler import load_graph
+
+    def model(hidden: list) -> Path:
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Neg", ["h"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+                                  value_info=[helper.make_tensor_value_info("h", TensorProto.FLOAT, hidden)])
+        path = tmp_path / f"m{len(hidden)}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        return path
+
+    load_graph(model([2, 3]))
+    with pytest.raises(ProgramError, match="value 'h': the declared value shape is not the one the operators give"):
+        load_graph(model([6]))

@@ -352,22 +352,25 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
                 name = self.emit("identity", [value.name], out=self.fresh(f"{value.name}:output"))
             self.b.output(name)
             outputs.append(OnnxValue(value.name, dtype, self.shape(value.name), name))
+        for info in self.model.graph.value_info:  # (the intermediates' declared shapes, where known)
+            if info.name in self.known or info.name in self.b.graph.values:
+                self._declared_as(info, self.shape(info.name), "value")
         graph = self.b.graph if self.b.graph.outputs else None
         if graph is not None:  # (what a run hands back: the declared shapes and types)
             graph.scalar_outputs = {v.graph_name for v in outputs if v.shape == () and v.graph_name}
             graph.output_types = {v.graph_name: v.dtype.name for v in outputs if v.graph_name and v.dtype != np.float16}
         return OnnxImport(graph, inputs, outputs, folded, tuple(self.bound))
 
-    def _declared_as(self, value: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """``shape``, the output's computed shape, if the model declares it or leaves it open
-        (no shape, or a symbolic dimension); a model declaring another is malformed."""
+    def _declared_as(self, value: Any, shape: tuple[int, ...], kind: str = "output") -> tuple[int, ...]:
+        """``shape``, a tensor's computed shape, if the model declares it or leaves it open (no
+        shape, or a symbolic dimension); a model declaring another is malformed."""
         tensor = value.type.tensor_type if value.type.HasField("tensor_type") else None
         if tensor is None or not tensor.HasField("shape"):
             return tuple(shape)
         dims = tensor.shape.dim
         if len(dims) != len(shape) or any(d.HasField("dim_value") and d.dim_value != n for d, n in zip(dims, shape)):
-            raise ProgramError("the declared output shape is not the one the operators give", file=self.file,
-                               where=f"output '{value.name}'", expected=list(shape),
+            raise ProgramError(f"the declared {kind} shape is not the one the operators give", file=self.file,
+                               where=f"{kind} '{value.name}'", expected=list(shape),
                                found=[d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims])
         return tuple(shape)
 
