@@ -439,3 +439,20 @@ def test_an_onnx_intermediate_declared_with_another_shape_is_refused(tmp_path: P
     load_graph(model([2, 3]))
     with pytest.raises(ProgramError, match="value 'h': the declared value shape is not the one the operators give"):
         load_graph(model([6]))
+
+
+def test_an_onnx_output_declared_with_another_element_type_is_refused(tmp_path: Path) -> None:
+    """A float result declared int32: ONNX Runtime refuses to load the model; handing the value
+    back converted would round it (1.6 became 2)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from anesim.compiler import load_graph
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [2, 3])])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ProgramError, match="output 'y': the declared output type is not the one the operators give"):
+        load_graph(path)
