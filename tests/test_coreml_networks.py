@@ -279,8 +279,15 @@ def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp
     spec_file = next(path.rglob("*.mlmodel"))
     spec = Model_pb2.Model()
     spec.ParseFromString(spec_file.read_bytes())
+    original = spec.SerializeToString()
     getattr(spec.description, side)[0].name = "renamed"
     spec_file.write_bytes(spec.SerializeToString())
     with pytest.raises(ProgramError, match=f"description's {side}s are not its program's") as err:
         anesim.compile(path, "m1")
     assert "renamed" in str(err.value) and spec_file.name in str(err.value)
+    if side == "output":  # a float result declared as int32 would be rounded: refused too
+        spec.ParseFromString(original)
+        spec.description.output[0].type.multiArrayType.dataType = Model_pb2.ArrayFeatureType.INT32
+        spec_file.write_bytes(spec.SerializeToString())
+        with pytest.raises(ProgramError, match="output 'y': the model description's output type is not its program's"):
+            anesim.compile(path, "m1")

@@ -44,15 +44,32 @@ def declared_output_types(ct: Any, model: Any, file: str) -> dict[str, str]:
     return out
 
 
-def check_description(model: Any, graph: Any, file: str) -> None:
-    """Refuse a spec whose description names other inputs or outputs than its program: it is
-    malformed (its producer and anesim would disagree on what a run takes and gives back)."""
+def _kind(type_name: str) -> str:
+    """'float', 'int' or 'bool' for a MIL or multi-array element type name ('' if unknown)."""
+    name = type_name.upper()
+    if name.startswith("FLOAT") or name == "DOUBLE":
+        return "float"
+    if name.startswith(("INT", "UINT")):
+        return "int"
+    return "bool" if name == "BOOL" else ""
+
+
+def check_description(model: Any, graph: Any, file: str, declared: dict[str, str],
+                      program_types: dict[str, str]) -> None:
+    """Refuse a spec whose description names other inputs or outputs than its program, or
+    declares an output of another kind (float, integer) than the program's: it is malformed,
+    and handing a float result back as an integer would round it."""
     for kind, described, program in (("inputs", model.description.input, graph.inputs),
                                      ("outputs", model.description.output, graph.outputs)):
         names = {feature.name for feature in described}
         if names and names != set(program):
             raise ProgramError(f"the model description's {kind} are not its program's", file=file,
                                expected=", ".join(sorted(program)), found=", ".join(sorted(names)))
+    for name, numpy_name in declared.items():  # (as declared_output_types gives them)
+        program = program_types.get(name, "")
+        if _kind(program) and _kind(numpy_name) != _kind(program):
+            raise ProgramError("the model description's output type is not its program's", file=file,
+                               where=f"output '{name}'", expected=program, found=numpy_name)
 
 
 class Shapes:
