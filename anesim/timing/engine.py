@@ -31,7 +31,6 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
@@ -43,53 +42,12 @@ from anesim.timing.batch import ClosedFormBatches
 from anesim.timing.dram_batch import DramStepBatches
 from anesim.timing.events import Alarms, Timer, start
 from anesim.timing.gate import Gate
+from anesim.timing.output import EngineOutput, TaskStats
 from anesim.timing.plan import ProgramPlan, Run, TaskPlan
-from anesim.timing.units import DST_ID as _DST_ID
-from anesim.timing.units import FIRMWARE_ID as _FIRMWARE_ID
-from anesim.timing.units import NE_ID as _NE_ID
-from anesim.timing.units import PLANAR_ID as _PLANAR_ID
-from anesim.timing.units import SRC_ID as _SRC_ID
-from anesim.timing.units import UNIT_ID as _UNIT_ID
-from anesim.timing.units import UNITS
+from anesim.timing.units import FIRMWARE_ID as _FIRMWARE_ID, NE_ID as _NE_ID, PLANAR_ID as _PLANAR_ID
+from anesim.timing.units import UNIT_ID as _UNIT_ID, UNITS
 
 __all__ = ["UNITS", "Engine", "EngineOutput", "TaskStats", "run_engine"]
-
-
-@dataclass(slots=True)
-class TaskStats:
-    """What happened to one task during the run (cycles)."""
-
-    start: float = -1.0
-    end: float = 0.0
-    ne_cycles: int = 0
-    planar_cycles: int = 0
-    stall_input: float = 0.0
-    stall_weight: float = 0.0
-    stall_output: float = 0.0
-    dram_activation_bytes: float = 0.0  # tile DMA of activations, both streams
-    dram_scratch_bytes: float = 0.0  # the part of it on the scratch stream
-    dram_weight_bytes: float = 0.0
-
-
-@dataclass
-class EngineOutput:
-    """Raw output of one simulation, in cycles; :mod:`~anesim.timing.result` packages it."""
-
-    end_cycles: float
-    engine_start: float
-    engine_end: float
-    busy: dict[str, float]
-    busy_dispatch: dict[str, float]
-    task_stats: list[TaskStats]
-    dram_bytes: dict[str, float]
-    dram_busy_cycles: float
-    dram_contention_cycles: float
-    trace: list[tuple[int, str, float, float, int]]
-    tile_events: int
-    loop_events: int
-    batched_steps: int
-    wall_s: float
-    dispatch_marks: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 class Engine(ClosedFormBatches, DramStepBatches):
