@@ -255,3 +255,11 @@ def test_calibrating_an_installed_anesim_writes_copies_and_leaves_its_chip_files
     assert load_chip(tmp_path / "mine" / files[0].name).name == "M1"
     assert main(["calibrate", "--shared"]) == 2
     assert all(f.read_bytes() == before[f] for f in files)
+    # a chip file of one's own is the one fitted (it starts from the copy's values), and a
+    # calibrated copy fitted again is edited where it lies
+    again = calibrate("M1", timer=stub_timer, cv=False, chip_file=own)
+    assert [Path(f).resolve() for f in again.files][:2] == [own.resolve(), (own.parent / "generations" / files[1].name).resolve()]
+    for (p, v), start in zip(fitted, [s for s, free in zip(again.start, again.free) if free]):
+        assert start == (int(round(v)) if p.integer else pytest.approx(float(f"{v:.4g}")))
+    assert main(["calibrate", "--chip", str(own), "--no-cv"]) == 0
+    assert load_chip(own).name == "M1" and all(f.read_bytes() == before[f] for f in files)

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     (name,) = resolve_chips(args.chip, rows)
     result = calibrate(name, rows=rows, seed=args.seed, holdout=args.holdout, include=args.param,
                        cv=not args.no_cv, progress=_progress, only=args.only,
-                       derived=args.measurements is not None)
+                       derived=args.measurements is not None, chip_file=args.chip)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     if args.measurements is not None:

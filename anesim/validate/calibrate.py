@@ -301,6 +301,7 @@ class Calibration:
     family_cv: dict[str, Any] | None
     evaluations: int
     split: str
+    files: tuple[str, ...] = ()  # the chip file fitted and the generation files it inherits
 
 
 def _summary(ev: Evaluator, values: Values, ids: set[str]) -> dict[str, Any]:
@@ -331,14 +332,16 @@ def family_cv(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool])
 def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
               seed: int = 7, holdout: float = 0.25, include: Sequence[str] = (), cv: bool = True,
               progress: Callable[[int], None] | None = None, only: str | None = None,
-              derived: bool = False) -> Calibration:
+              derived: bool = False, chip_file: str | Path | None = None) -> Calibration:
     """Fit the chip's fitted parameters on the calibration split; nothing is written.
 
-    ``only`` restricts the fit to the keys that start with it (``power`` fits the energy model
-    alone and holds the timing parameters at their configured values).
+    ``name`` is the chip the measurements name; ``chip_file`` a chip file of one's own to fit
+    instead of the shipped one of that name. ``only`` restricts the fit to the keys that start
+    with it (``power`` fits the energy model alone and holds the timing parameters at their
+    configured values).
     """
     rows = load_traces() if rows is None else rows
-    chip = load_chip(name)
+    chip = load_chip(chip_file if chip_file is not None else name)
     params = fitted_params(chip, derived)
     if not params:
         raise InputError("the chip has no parameters marked fitted", found=repr(name))
@@ -364,6 +367,7 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
         family_cv=family_cv(ev, start, (cal | held) - power, searched) if cv else None,
         evaluations=len(ev.memo),
         split=f"{round(100 * (1 - holdout))} % of measurement groups by seeded hash (seed {seed})",
+        files=tuple(chip.source_files),
     )
 
 
@@ -435,16 +439,17 @@ def set_param(path: Path, dotted: str, value: Any, source: str, provenance: str 
     return out.getvalue()
 
 
-def chip_file_copies(chip: str, out_dir: Path) -> dict[Path, Path]:
-    """Copy a chip's file and every generation file it inherits into ``out_dir``: the chip's own
-    at the top, the others in ``generations/``, where the loader looks for a parent first. Returns
-    each original (resolved) with its copy, the chip's own first."""
+def chip_file_copies(files: Sequence[str], out_dir: Path) -> dict[Path, Path]:
+    """Copy a chip's file and every generation file it inherits (``files``, the chip's first) into
+    ``out_dir``: the chip's own at the top, the others in ``generations/``, where the loader looks
+    for a parent first. Returns each original (resolved) with its copy, the chip's own first."""
     copies: dict[Path, Path] = {}
-    for n, source in enumerate(Path(f) for f in load_chip(chip).source_files):
+    for n, source in enumerate(Path(f) for f in files):
         target = out_dir / source.name if n == 0 else out_dir / "generations" / source.name
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            if not (target.exists() and target.samefile(source)):  # (a calibrated copy, fitted again)
+                shutil.copyfile(source, target)
         except OSError as exc:
             raise InputError("cannot write a copy of the chip file", file=target, expected="a folder one can write to",
                              found=exc.strerror or type(exc).__name__) from None
@@ -460,7 +465,8 @@ def write_back(result: Calibration, measured_in: str, out_dir: Path | None = Non
     are edited, the originals left as they were: ``out_dir/<chip file>`` is the calibrated chip,
     the first file returned.
     """
-    copies = chip_file_copies(result.chip, out_dir) if out_dir is not None else {}
+    files = result.files or load_chip(result.chip).source_files
+    copies = chip_file_copies(files, out_dir) if out_dir is not None else {}
     held = result.held_back.get("median_abs_pct_error")
     held_text = f"{held:.1f} %" if isinstance(held, (int, float)) else "n/a"
     source = (f"anesim calibrate --chip {result.chip}: fitted on the calibration split "
