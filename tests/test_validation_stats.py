@@ -263,3 +263,17 @@ def test_calibrating_an_installed_anesim_writes_copies_and_leaves_its_chip_files
         assert start == (int(round(v)) if p.integer else pytest.approx(float(f"{v:.4g}")))
     assert main(["calibrate", "--chip", str(own), "--no-cv"]) == 0
     assert load_chip(own).name == "M1" and all(f.read_bytes() == before[f] for f in files)
+
+
+def test_validating_a_chip_file_of_ones_own_uses_that_file(tmp_path: Path) -> None:
+    """--chip FILE validated the shipped chip of the same name, ignoring the file."""
+    from anesim.validate.calibrate import chip_file_copies
+
+    chip_file_copies(load_chip("M1").source_files, tmp_path)
+    own = tmp_path / Path(load_chip("M1").source_files[0]).name
+    set_param(own, "ne.clock_hz", 0.5e9, "a slower M1 of one's own", provenance="predicted", create=True)
+    shipped = validate("m1", timer=stub_timer)["M1"].points
+    mine = validate(str(own), timer=stub_timer)["M1"].points
+    assert [p.id for p in mine] == [p.id for p in shipped]
+    assert [p.simulated for p in mine] != [p.simulated for p in shipped]
+    assert validate(str(own), timer=stub_timer)["M1"].points == mine  # (and the same again)

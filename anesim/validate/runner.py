@@ -106,9 +106,11 @@ def validate_chip(name: str, rows: Sequence[TraceRow] | None = None, *, timer: T
 
 def validate(spec: str = "all", *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
              progress: Progress | None = None) -> dict[str, ChipValidation]:
-    """Validate every chip a --chip argument names."""
+    """Validate every chip a --chip argument names (a chip file of one's own: that file, against
+    the measurements of the chip it names)."""
     rows = load_traces() if rows is None else rows
-    return {name: validate_chip(name, rows, timer=timer, progress=progress)
+    chip = None if spec.strip().lower() == "all" else load_chip(spec)
+    return {name: validate_chip(name, rows, timer=timer, chip=chip, progress=progress)
             for name in resolve_chips(spec, rows)}
 
 
