@@ -301,7 +301,7 @@ class Calibration:
     family_cv: dict[str, Any] | None
     evaluations: int
     split: str
-    files: tuple[str, ...] = ()  # the chip file fitted and the generation files it inherits
+    files: tuple[str, ...]  # the chip file fitted and the generation files it inherits
 
 
 def _summary(ev: Evaluator, values: Values, ids: set[str]) -> dict[str, Any]:
@@ -465,8 +465,7 @@ def write_back(result: Calibration, measured_in: str, out_dir: Path | None = Non
     are edited, the originals left as they were: ``out_dir/<chip file>`` is the calibrated chip,
     the first file returned.
     """
-    files = result.files or load_chip(result.chip).source_files
-    copies = chip_file_copies(files, out_dir) if out_dir is not None else {}
+    copies = chip_file_copies(result.files, out_dir) if out_dir is not None else {}
     held = result.held_back.get("median_abs_pct_error")
     held_text = f"{held:.1f} %" if isinstance(held, (int, float)) else "n/a"
     source = (f"anesim calibrate --chip {result.chip}: fitted on the calibration split "

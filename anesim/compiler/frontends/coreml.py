@@ -212,11 +212,11 @@ class _Importer(Rank5, Slices, Shapes):
                 raise ProgramError("inputs need fixed shapes", file=self.file, where=f"input '{named.name}'",
                                    found=dims)
             self.b.input(named.name, dims or [1], "uint8" if dtype == "UINT8" else "fp16")
-        declared = {named.name: _shape(self.ct, named.type)[0] for named in main.inputs}  # MIL types
+        mil_types = {named.name: _shape(self.ct, named.type)[0] for named in main.inputs}
         for self.index, op in enumerate(block.operations):
             self.op_type = op.type
             outputs = [o.name for o in op.outputs]
-            declared.update((o.name, _shape(self.ct, o.type)[0]) for o in op.outputs)
+            mil_types.update((o.name, _shape(self.ct, o.type)[0]) for o in op.outputs)
             self.op_name = outputs[0] if outputs else ""
             self.out_shape = _shape(self.ct, op.outputs[0].type)[1] if op.outputs else []
             inputs: dict[str, list[Any]] = _Read()
@@ -246,7 +246,7 @@ class _Importer(Rank5, Slices, Shapes):
                     raise
                 raise type(exc)(exc.problem, file=self.file, where=self.where(), expected=exc.expected,
                                 found=exc.found) from None
-        self.output_mil_types = {name: declared.get(name, "") for name in block.outputs}
+        self.output_mil_types = {name: mil_types.get(name, "") for name in block.outputs}
         for name in block.outputs:
             if self.tensor(name) in self.folded:
                 raise UnsupportedError("a rank-5 model output", file=self.file, where=f"output '{name}'",
