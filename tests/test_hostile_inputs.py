@@ -439,6 +439,15 @@ def test_an_onnx_intermediate_declared_with_another_shape_is_refused(tmp_path: P
     load_graph(model([2, 3]))
     with pytest.raises(ProgramError, match="value 'h': the declared value shape is not the one the operators give"):
         load_graph(model([6]))
+    # and its element type
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Neg", ["h"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+                              value_info=[helper.make_tensor_value_info("h", TensorProto.INT32, [2, 3])])
+    path = tmp_path / "typed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ProgramError, match="value 'h': the declared value type is not the one the operators give"):
+        load_graph(path)
 
 
 def test_an_onnx_output_declared_with_another_element_type_is_refused(tmp_path: Path) -> None:

@@ -255,6 +255,9 @@ def run_onnx_case(seed: int, index: int, chip: str = "m1") -> GraphCase:
             case.status, case.detail = "escape", f"{type(exc).__name__}: {exc}"[:300]
             return case
     for name, expected in zip(d.outputs, want):
+        if np.asarray(got[name]).dtype != np.asarray(expected).dtype:  # (the declared type, as a runtime gives)
+            case.status, case.detail = "wrong", f"output {name}: type {np.asarray(got[name]).dtype}, expected {np.asarray(expected).dtype}"
+            return case
         value = np.asarray(got[name], np.float32)
         expected = np.asarray(expected, np.float32)
         with np.errstate(all="ignore"):

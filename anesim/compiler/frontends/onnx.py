@@ -356,9 +356,15 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
                 name = self.emit("identity", [value.name], out=self.fresh(f"{value.name}:output"))
             self.b.output(name)
             outputs.append(OnnxValue(value.name, dtype, self.shape(value.name), name))
-        for info in self.model.graph.value_info:  # (the intermediates' declared shapes, where known)
+        for info in self.model.graph.value_info:  # (the intermediates' declared shapes and types, where known)
             if info.name in self.known or info.name in self.b.graph.values:
                 self._declared_as(info, self.shape(info.name), "value")
+                declared = info.type.tensor_type.elem_type if info.type.HasField("tensor_type") else 0
+                if (self.fallback is None and declared
+                        and element_dtype(declared, self.file, f"value '{info.name}'") != self.dtype(info.name)):
+                    raise ProgramError("the declared value type is not the one the operators give", file=self.file,
+                                       where=f"value '{info.name}'", expected=self.dtype(info.name).name,
+                                       found=element_dtype(declared, self.file, f"value '{info.name}'").name)
         graph = self.b.graph if self.b.graph.outputs else None
         if graph is not None:  # (what a run hands back: the declared shapes and types)
             graph.scalar_outputs = {v.graph_name for v in outputs if v.shape == () and v.graph_name}
