@@ -155,6 +155,61 @@ def test_a_forked_dispatch_that_dies_is_simulated_here(monkeypatch) -> None:
     assert [o.end_cycles for o in got] == [o.end_cycles for o in want]
 
 
+def _fork_two(monkeypatch, parallel) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)  # (a test runner's own threads)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "0")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dispatches fork worker processes on Linux only")
+def test_a_model_of_many_tasks_is_planned_where_it_is_simulated(monkeypatch) -> None:
+    """Past LAZY_PLAN_TASKS each process plans the dispatches it takes: this process plans fewer
+    than all of them, and the result is the one planned here first, bit for bit."""
+    from anesim.timing import parallel
+
+    compiled = _split_model_of(512)
+    chip = load_chip("m1")
+    alone = anesim.simulate(compiled, chip, trace=True)
+    _fork_two(monkeypatch, parallel)
+    monkeypatch.setattr(parallel, "LAZY_PLAN_TASKS", 1)
+    planned_here = []
+    real = parallel.plan_checked
+
+    def counted(program, chip_, memo=None):
+        if multiprocessing.parent_process() is None:
+            planned_here.append(program.name)
+        return real(program, chip_, memo)
+
+    monkeypatch.setattr(parallel, "plan_checked", counted)
+    forked = anesim.simulate(compiled, chip, trace=True)
+    assert 0 < len(planned_here) < len(compiled.segments)
+    assert forked.latency_s == alone.latency_s and forked.energy_j == alone.energy_j
+    assert forked.tasks == alone.tasks
+    assert forked.raw_trace() == alone.raw_trace()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dispatches fork worker processes on Linux only")
+def test_a_refusal_while_planning_in_processes_is_the_first_in_order(monkeypatch) -> None:
+    """Two refused dispatches planned side by side: the error is the first one's, whichever
+    process found its own first, as when every dispatch is planned here in order."""
+    from anesim.timing import parallel
+
+    compiled = _split_model_of(512)
+    chip = load_chip("m1")
+    names = [s.program.name for s in compiled.segments]
+    _fork_two(monkeypatch, parallel)
+    monkeypatch.setattr(parallel, "LAZY_PLAN_TASKS", 1)
+
+    def refuse(steps, *, file, field, chip):
+        if field != f"program '{names[0]}': tile steps":
+            raise InputError(field, expected="fewer steps", found=steps)
+
+    monkeypatch.setattr(parallel, "check_steps", refuse)
+    for _ in range(3):
+        with pytest.raises(InputError, match=f"program '{names[1]}'"):
+            anesim.simulate(compiled, chip, trace=False)
+
+
 def test_each_dispatch_is_packaged_in_place_on_the_call_timeline() -> None:
     """The call's rows and slices are each dispatch's own, renumbered and moved to where the
     dispatch starts, every field set (rows are built without the dataclass's __init__)."""

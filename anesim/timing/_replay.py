@@ -143,135 +143,137 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
         # flows are re-rated and a wake-up armed as that re-plan would, from its last update.
         w_rate, k_rate, wake_at, wake_seq, seq = _replan(
             last_update, rates, w_on, w_rem, w_pend, w_pt, k_on, k_rem, k_pend, k_pt, wake_at, wake_seq, seq)
+    settle = True  # (the stages and the idle test are looked at again: not after a delayed start)
     while True:
-        # ---- time every stage as far as what is known allows ----
-        progress = True
-        while progress and not aborted:
-            progress = False
-            # source: starts at max(its previous end, the compute end two back)
-            while s_next < n:
-                s = s_next
-                c2 = cmp_end[s - 2]
-                if c2 < 0.0:
-                    break
-                prev = src_end[s - 1]
-                start = prev if prev >= c2 else c2
-                if start > stop:
-                    break
-                src_start[s] = start
-                aa = a[s]
-                src_end[s] = start + aa if aa > 0 else start
-                s_next = s + 1
-                progress = True
-            # compute: after its source, its weights and the write two back
-            while c_next < s_next:
-                c = c_next
-                t0 = c_t0
-                src = src_end[c]
-                t1 = src if src > t0 else t0
-                nd = need[c]
-                if nd >= 0:
-                    if nd >= j_next or (k_busy and nd == j_next - 1):
+        if settle:
+            # ---- time every stage as far as what is known allows ----
+            progress = True
+            while progress and not aborted:
+                progress = False
+                # source: starts at max(its previous end, the compute end two back)
+                while s_next < n:
+                    s = s_next
+                    c2 = cmp_end[s - 2]
+                    if c2 < 0.0:
                         break
-                    w = k_landed[nd]
-                    t2 = w if w > t1 else t1
-                else:
-                    t2 = t1
-                if c == 1:  # (the write of step d0 - 1)
-                    d2 = dst_end_d0m1
-                    if d2 < 0.0:
+                    prev = src_end[s - 1]
+                    start = prev if prev >= c2 else c2
+                    if start > stop:
                         break
-                elif c == 0:  # (written before)
-                    d2 = -_INF
-                else:
-                    d2 = dst_end[c - 2]
-                    if d2 < 0.0:
-                        break
-                t3 = d2 if d2 > t2 else t2
-                if t3 > stop:
-                    break
-                stalls[c] = (t0, t1, t2, t3)
-                end = t3 + b[c]
-                cmp_end[c] = end
-                c_t0 = end
-                c_next = c + 1
-                progress = True
-            # destination: after its compute and the write before
-            while not d_busy and d_next < c_next:
-                dd = d_next
-                ce = cmp_end[dd]
-                prev = dst_end_d0m1 if dd == 0 else dst_end[dd - 1]
-                start = ce if ce >= prev else prev
-                if start > stop:
-                    break
-                dst_start[dd] = start
-                d_next = dd + 1
-                progress = True
-                wb = wbytes[dd]
-                if wb > 0:
-                    d_busy = True
-                    w_idx = dd
-                    w_nb = wb
-                    w_asked = start
-                    seq += 1
-                    w_pend = True
-                    w_pt = start + latency
-                    w_ps = seq
-                else:
-                    p = dpool[dd]
-                    dst_end[dd] = start + p if p > 0 else start
-            if not k_busy and j_next < m:  # the kernel DMA asks for its next chunk, if it may
-                ask = _kernel_ask(j_next, cdep, cmp_end, k_prev_end, t_open, stop)
-                if ask is _ABORT:
-                    aborted = True
-                elif ask is not None:
-                    asked, waited = ask
-                    j = j_next
-                    k_asked[j] = asked
-                    j_next = j + 1
-                    k_busy = True
-                    k_idx = j
-                    k_nb = cbytes[j]
-                    k_asked_t = asked
+                    src_start[s] = start
+                    aa = a[s]
+                    src_end[s] = start + aa if aa > 0 else start
+                    s_next = s + 1
                     progress = True
-                    if waited or (j == 0 and j0_is_first):
-                        k_pt = k_start[j] = asked + latency
+                # compute: after its source, its weights and the write two back
+                while c_next < s_next:
+                    c = c_next
+                    t0 = c_t0
+                    src = src_end[c]
+                    t1 = src if src > t0 else t0
+                    nd = need[c]
+                    if nd >= 0:
+                        if nd >= j_next or (k_busy and nd == j_next - 1):
+                            break
+                        w = k_landed[nd]
+                        t2 = w if w > t1 else t1
+                    else:
+                        t2 = t1
+                    if c == 1:  # (the write of step d0 - 1)
+                        d2 = dst_end_d0m1
+                        if d2 < 0.0:
+                            break
+                    elif c == 0:  # (written before)
+                        d2 = -_INF
+                    else:
+                        d2 = dst_end[c - 2]
+                        if d2 < 0.0:
+                            break
+                    t3 = d2 if d2 > t2 else t2
+                    if t3 > stop:
+                        break
+                    stalls[c] = (t0, t1, t2, t3)
+                    end = t3 + b[c]
+                    cmp_end[c] = end
+                    c_t0 = end
+                    c_next = c + 1
+                    progress = True
+                # destination: after its compute and the write before
+                while not d_busy and d_next < c_next:
+                    dd = d_next
+                    ce = cmp_end[dd]
+                    prev = dst_end_d0m1 if dd == 0 else dst_end[dd - 1]
+                    start = ce if ce >= prev else prev
+                    if start > stop:
+                        break
+                    dst_start[dd] = start
+                    d_next = dd + 1
+                    progress = True
+                    wb = wbytes[dd]
+                    if wb > 0:
+                        d_busy = True
+                        w_idx = dd
+                        w_nb = wb
+                        w_asked = start
                         seq += 1
-                        k_pend = True
-                        k_ps = seq
-                    else:  # back to back: starts now, at the landing of the one before
-                        k_start[j] = asked
-                        dt = asked - last_update  # (charge, as SharedBandwidth._charge)
-                        if dt > 0 and (w_on or k_on):
-                            busy += dt
-                            if w_on:
-                                w_rem -= w_rate * dt
-                        last_update = asked
-                        k_on = True
-                        k_rem = k_nb
-                        k_start_t = asked
-                        w_rate, k_rate, wake_at, wake_seq, seq = _replan(
-                            asked, rates, w_on, w_rem, w_pend, w_pt, k_on, k_rem, k_pend, k_pt, wake_at,
-                            wake_seq, seq)
-        if aborted:
-            break
-        if d_next - idle_d > GIVE_UP_STEPS:
-            break  # (the DRAM has not been idle for a while: likely DRAM-bound from here on)
-        # the source stage past the stretch acts at its start: nothing is replayed from then on
-        if s_next >= n and stop == _INF:
-            c2 = cmp_end[n - 2]
-            if c2 >= 0.0:
-                prev = src_end[n - 1]
-                stop = prev if prev >= c2 else c2
-        # idle: nothing in flight, nothing asked for before now. One transfer asked for at this
-        # very instant (a write after the one before landed, or a fetch back to back) may be
-        # there: the batch leaves it to its stage, which asks for it then (dram_batch.py).
-        w_now = (w_pend and w_asked == now) or (w_on and w_asked == now and w_start == now)
-        k_now = (k_pend and k_asked_t == now) or (k_on and k_asked_t == now and k_start_t == now)
-        if now > t_open and not (w_now and k_now) and (not w_on or w_now) and (not k_on or k_now) \
-                and not (w_pend and w_asked < now) and not (k_pend and k_asked_t < now):
-            idle.append((now, busy, cont, last_update))
-            idle_d = d_next
+                        w_pend = True
+                        w_pt = start + latency
+                        w_ps = seq
+                    else:
+                        p = dpool[dd]
+                        dst_end[dd] = start + p if p > 0 else start
+                if not k_busy and j_next < m:  # the kernel DMA asks for its next chunk, if it may
+                    ask = _kernel_ask(j_next, cdep, cmp_end, k_prev_end, t_open, stop)
+                    if ask is _ABORT:
+                        aborted = True
+                    elif ask is not None:
+                        asked, waited = ask
+                        j = j_next
+                        k_asked[j] = asked
+                        j_next = j + 1
+                        k_busy = True
+                        k_idx = j
+                        k_nb = cbytes[j]
+                        k_asked_t = asked
+                        progress = True
+                        if waited or (j == 0 and j0_is_first):
+                            k_pt = k_start[j] = asked + latency
+                            seq += 1
+                            k_pend = True
+                            k_ps = seq
+                        else:  # back to back: starts now, at the landing of the one before
+                            k_start[j] = asked
+                            dt = asked - last_update  # (charge, as SharedBandwidth._charge)
+                            if dt > 0 and (w_on or k_on):
+                                busy += dt
+                                if w_on:
+                                    w_rem -= w_rate * dt
+                            last_update = asked
+                            k_on = True
+                            k_rem = k_nb
+                            k_start_t = asked
+                            w_rate, k_rate, wake_at, wake_seq, seq = _replan(
+                                asked, rates, w_on, w_rem, w_pend, w_pt, k_on, k_rem, k_pend, k_pt, wake_at,
+                                wake_seq, seq)
+            if aborted:
+                break
+            if d_next - idle_d > GIVE_UP_STEPS:
+                break  # (the DRAM has not been idle for a while: likely DRAM-bound from here on)
+            # the source stage past the stretch acts at its start: nothing is replayed from then on
+            if s_next >= n and stop == _INF:
+                c2 = cmp_end[n - 2]
+                if c2 >= 0.0:
+                    prev = src_end[n - 1]
+                    stop = prev if prev >= c2 else c2
+            # idle: nothing in flight, nothing asked for before now. One transfer asked for at this
+            # very instant (a write after the one before landed, or a fetch back to back) may be
+            # there: the batch leaves it to its stage, which asks for it then (dram_batch.py).
+            w_now = (w_pend and w_asked == now) or (w_on and w_asked == now and w_start == now)
+            k_now = (k_pend and k_asked_t == now) or (k_on and k_asked_t == now and k_start_t == now)
+            if now > t_open and not (w_now and k_now) and (not w_on or w_now) and (not k_on or k_now) \
+                    and not (w_pend and w_asked < now) and not (k_pend and k_asked_t < now):
+                idle.append((now, busy, cont, last_update))
+                idle_d = d_next
         # ---- the next DRAM event: the earliest start or wake-up, the first armed on a tie ----
         best_t = _INF
         best_seq = 0
@@ -354,6 +356,10 @@ def replay(a: list[float], b: list[float], wbytes: list[float], dpool: list[floa
                             k_on = True
                             k_rem = k_nb
                             k_start_t = asked
+        # A delayed start asked for before now changes no stage and leaves a transfer in flight
+        # (no idle instant): the next event follows at once. (With no DRAM latency, a transfer
+        # starts the instant it is asked for, which the idle test must see.)
+        settle = best == 2 or latency <= 0.0
         # re-plan (as SharedBandwidth._replan): re-rate, and arm a wake-up unless a start is due
         # no later
         if w_on or k_on:

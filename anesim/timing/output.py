@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from anesim.timing.plan import ProgramPlan
 
 
 @dataclass(slots=True)
@@ -40,3 +44,19 @@ class EngineOutput:
     batched_steps: int
     wall_s: float
     dispatch_marks: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass
+class PlanSummary:
+    """What packaging reads of a plan: per task (kind, cores, passes, tiles, MACs, kernel bytes,
+    spilled operands), and the tile steps. Small to hand back from a worker process, where
+    the plan itself stays."""
+
+    tasks: list[tuple[str, int, int, int, int, int, tuple[str, ...]]]
+    steps: int
+
+
+def summarize(plan: ProgramPlan) -> PlanSummary:
+    """The :class:`PlanSummary` of ``plan``."""
+    return PlanSummary([(tp.kind, tp.cores, tp.passes, tp.tiles, tp.macs, tp.kernel_bytes, tp.spilled)
+                        for tp in plan.tasks], plan.steps)

@@ -301,6 +301,12 @@ def plan_programs(programs: Iterable[Program], chip: ChipConfig, *, memo: bool =
         yield _plan(program, chip, planned)
 
 
+def plan_with_memo(program: Program, chip: ChipConfig, memo: dict | None) -> ProgramPlan:
+    """:func:`plan_program` with a memo of task shapes kept by the caller across programs
+    (an empty dict to start; None: no memo)."""
+    return _plan(program, chip, memo)
+
+
 def _plan(program: Program, chip: ChipConfig, planned: dict[tuple, tuple[TaskPlan, list[Chunk], int]] | None
           ) -> ProgramPlan:
     """Plan ``program``; ``planned`` (None: no memo) maps shape keys to a plan, its chunks and

@@ -10,13 +10,12 @@ from anesim.chips.schema import ChipConfig
 from anesim.collector import collector_paused
 from anesim.errors import InputError
 from anesim.frozen import frozen_instance
-from anesim.limits import check_steps
 from anesim.program.model import Program
 from anesim.timing import costs
 from anesim.timing.cpu import host_blocks
 from anesim.timing.engine import UNITS, EngineOutput
-from anesim.timing.parallel import run_engines
-from anesim.timing.plan import ProgramPlan, plan_programs
+from anesim.timing.output import PlanSummary
+from anesim.timing.parallel import simulate_dispatches
 from anesim.timing.power import dispatch_energy_j
 from anesim.timing.result import SimStats, TaskTiming, TimingResult, UnitStats
 from anesim.timing.segments import combine, timeline
@@ -39,7 +38,7 @@ def latency_s(out: EngineOutput, chip: ChipConfig) -> float:
     return out.end_cycles / chip.ne.clock_hz.value
 
 
-def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOutput, *,
+def package(plan: PlanSummary, chip: ChipConfig, program: Program, out: EngineOutput, *,
             first_index: int = 0, start_s: float = 0.0) -> TimingResult:
     """Turn raw engine output (cycles) into the typed result (seconds and cycles).
 
@@ -66,19 +65,19 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
     wt = int(round(out.dram_bytes.get("weight", 0.0)))
     tasks = [
         frozen_instance(TaskTiming, {
-            "index": first_index + tp.task.index,
-            "name": tp.task.name or f"task{tp.pos}",
-            "kind": tp.kind,
+            "index": first_index + task.index,
+            "name": task.name or f"task{pos}",
+            "kind": kind,
             "start_s": st.start / clock + start_s,
             "end_s": st.end / clock + start_s,
             "cycles": st.end - st.start,
             "ne_cycles": st.ne_cycles,
             "planar_cycles": st.planar_cycles,
-            "cores": tp.cores,
-            "passes": tp.passes,
-            "tiles": tp.tiles,
-            "macs": tp.macs,
-            "kernel_bytes": tp.kernel_bytes,
+            "cores": cores,
+            "passes": passes,
+            "tiles": tiles,
+            "macs": macs,
+            "kernel_bytes": kernel_bytes,
             "dram_activation_bytes": int(round(st.dram_activation_bytes)),
             "dram_weight_bytes": int(round(st.dram_weight_bytes)),
             "stall_input_cycles": st.stall_input,
@@ -86,17 +85,18 @@ def package(plan: ProgramPlan, chip: ChipConfig, program: Program, out: EngineOu
             "stall_output_cycles": st.stall_output,
             "bound": _bound(st.stall_input, st.stall_weight, st.stall_output,
                             float(max(st.ne_cycles, st.planar_cycles))),
-            "spilled": tp.spilled,
+            "spilled": spilled,
             "dram_scratch_bytes": int(round(st.dram_scratch_bytes)),
         })
-        for tp, st in zip(plan.tasks, out.task_stats)
+        for pos, (task, (kind, cores, passes, tiles, macs, kernel_bytes, spilled), st)
+        in enumerate(zip(program.tasks, plan.tasks, out.task_stats))
     ]
     trace = out.trace
     if first_index or start_s:
         shift = start_s * clock
         trace = [(u, name, start + shift, end + shift, task + first_index if task >= 0 else task)
                  for u, name, start, end, task in trace]
-    macs = sum(tp.macs for tp in plan.tasks)
+    macs = sum(row[4] for row in plan.tasks)
     return TimingResult(
         chip=chip.name,
         program=program.name,
@@ -167,25 +167,19 @@ def simulate(
 def _timed(obj: object, name: str, programs: list[Program], cfg: ChipConfig, *, trace: bool,
            batch: bool) -> TimingResult:
     """Plan, simulate and package ``programs``, the dispatches of ``obj``, as one call."""
-    # Every segment is planned and checked against the step limit before any is simulated, so a
-    # refused program fails before the event loop has run for its earlier segments.
-    plans = []
-    for segment, plan in zip(programs, plan_programs(programs, cfg)):
-        check_steps(plan.steps, file=segment.source or None, field=f"program '{segment.name}': tile steps",
-                    chip=cfg)
-        plans.append(plan)
-    outs = run_engines(plans, cfg, trace=trace, batch=batch)
+    done = simulate_dispatches(programs, cfg, trace=trace, batch=batch)
+    outs = [out for _, out in done]
     blocks = host_blocks(obj, cfg) if getattr(obj, "host_ops", None) else None
     if blocks is None and len(outs) == 1:
-        return package(plans[0], cfg, programs[0], outs[0])
+        return package(done[0][0], cfg, programs[0], outs[0])
     handoff = cfg.cpu.handoff_s.value if blocks and cfg.cpu else 0.0
     if blocks is not None and not getattr(obj, "segments", None):
         # all on the CPU: no dispatch; the empty program's result gives the clock and units
-        return combine([], name, timeline([], blocks, handoff), template=package(plans[0], cfg, programs[0], outs[0]))
+        return combine([], name, timeline([], blocks, handoff), template=package(done[0][0], cfg, programs[0], outs[0]))
     line = timeline([latency_s(out, cfg) for out in outs], blocks, handoff)
     results = []
     first_index = 0
-    for segment, plan, out, start_s in zip(programs, plans, outs, line.dispatch_start_s):
+    for segment, (plan, out), start_s in zip(programs, done, line.dispatch_start_s):
         results.append(package(plan, cfg, segment, out, first_index=first_index, start_s=start_s))
         first_index += len(plan.tasks)
     return combine(results, name, line)
