@@ -210,6 +210,40 @@ def test_a_refusal_while_planning_in_processes_is_the_first_in_order(monkeypatch
             anesim.simulate(compiled, chip, trace=False)
 
 
+def test_a_dispatch_identical_to_an_earlier_one_reuses_its_simulation(monkeypatch) -> None:
+    """The first and last dispatches of the split model plan alike: the event model runs for
+    the first only, and the call's rows are those of each dispatch simulated alone."""
+    from anesim.timing import parallel
+    from anesim.timing.plan import plan_program
+
+    compiled = _split_model_of(64)
+    chip = load_chip("m1")
+    plans = [plan_program(s.program, chip) for s in compiled.segments]
+    assert plans[0].engine_key() == plans[2].engine_key() != plans[1].engine_key()
+    monkeypatch.setenv(parallel.WORKERS_ENV, "1")
+    simulated = []
+    real = parallel.run_engine
+
+    def counted(plan, chip_, **kw):
+        simulated.append(plan)
+        return real(plan, chip_, **kw)
+
+    monkeypatch.setattr(parallel, "run_engine", counted)
+    whole = anesim.simulate(compiled, chip, trace=True)
+    assert len(simulated) == 2 and simulated[1].engine_key() == plans[1].engine_key()
+    alone = [anesim.simulate(s.program, chip, trace=True) for s in compiled.segments]
+    rows = iter(whole.tasks)
+    for part in alone:
+        for row in part.tasks:
+            mine = next(rows)
+            assert mine.cycles == row.cycles and mine.stall_input_cycles == row.stall_input_cycles
+    assert whole.engine_cycles == sum(p.engine_cycles for p in alone)
+    # a plan that differs in a field the event model reads is not taken for the other
+    other = plan_program(compiled.segments[2].program, chip)
+    other.tasks[-1].runs[-1].dst_pool_cycles += 1.0
+    assert other.engine_key() != plans[2].engine_key()
+
+
 def test_each_dispatch_is_packaged_in_place_on_the_call_timeline() -> None:
     """The call's rows and slices are each dispatch's own, renumbered and moved to where the
     dispatch starts, every field set (rows are built without the dataclass's __init__)."""

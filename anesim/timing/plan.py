@@ -19,7 +19,8 @@ task afresh and gives the same plan.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 from anesim.chips.schema import ChipConfig
 from anesim.limits import check_steps
@@ -156,6 +157,21 @@ class ProgramPlan:
     def steps(self) -> int:
         """Total number of tile steps."""
         return self.tasks[-1].last_step + 1 if self.tasks else 0
+
+    def engine_key(self) -> tuple:
+        """Everything the event model reads of this plan: plans with equal keys simulate alike.
+
+        The model reads a task's position, runs, steps, producers and kind and whether it has an
+        NE stage, and every field of a run and of a chunk; a field it starts to read must be
+        added here, or a dispatch would be handed another's simulation.
+        """
+        return (tuple([(tp.pos, tp.first_step, tp.last_step, tp.producers, tp.kind, tp.task.ne is not None,
+                        tuple(map(_run_fields, tp.runs))) for tp in self.tasks]),
+                tuple(map(_chunk_fields, self.chunks)))
+
+
+_run_fields = attrgetter(*[f.name for f in fields(Run)])
+_chunk_fields = attrgetter(*[f.name for f in fields(Chunk)])
 
 
 def task_kind(task: Task) -> str:
