@@ -291,3 +291,69 @@ def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp
         spec_file.write_bytes(spec.SerializeToString())
         with pytest.raises(ProgramError, match="output 'y': the model description's output type is not its program's"):
             anesim.compile(path, "m1")
+
+
+def test_a_description_declaring_another_input_kind_or_shape_than_the_program_is_refused(ct, tmp_path: Path) -> None:
+    """The description's input must be the program's: a float input declared as int32, or with
+    another shape, is malformed (what would a run be fed?), refused with both named."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.proto import Model_pb2
+
+    from anesim.errors import ProgramError
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 8, 8))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.relu(x=x, name="y")
+
+    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                       compute_precision=ct.precision.FLOAT32)
+    path = tmp_path / "relu.mlpackage"
+    model.save(str(path))
+    spec_file = next(path.rglob("*.mlmodel"))
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_file.read_bytes())
+    original = spec.SerializeToString()
+    spec.description.input[0].type.multiArrayType.dataType = Model_pb2.ArrayFeatureType.INT32
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(ProgramError, match="input 'x': the model description's input type is not its program's"):
+        anesim.compile(path, "m1")
+    spec.ParseFromString(original)
+    del spec.description.input[0].type.multiArrayType.shape[:]
+    spec.description.input[0].type.multiArrayType.shape.extend([1, 4, 8, 9])
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(ProgramError, match=r"input 'x': the model description's input shape is not its program's"
+                                           r" \(expected \[1, 4, 8, 8\], found \[1, 4, 8, 9\]\)"):
+        anesim.compile(path, "m1")
+    spec_file.write_bytes(original)
+    anesim.compile(path, "m1")  # (as written by coremltools: accepted)
+
+
+def test_integer_arithmetic_on_an_int32_input_is_refused_and_a_cast_of_it_kept(ct, tmp_path: Path) -> None:
+    """Core ML adds int32 tensors exactly; the engine would hold 3001 as 3000 in fp16 and add
+    there, so an int32 input read by anything but a cast to a float type is refused. The cast
+    rounds as the engine holds the value: 3001 -> 3000, as a float conversion rounds it."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    from anesim.errors import UnsupportedError
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.int32)], opset_version=ct.target.iOS16)
+    def adds(x):
+        return mb.cast(x=mb.add(x=x, y=np.int32(1000)), dtype="fp32", name="y")
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.int32)], opset_version=ct.target.iOS16)
+    def casts(x):
+        return mb.relu(x=mb.cast(x=x, dtype="fp16"), name="y")
+
+    paths = {}
+    for name, prog in (("adds", adds), ("casts", casts)):
+        model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                           compute_precision=ct.precision.FLOAT16)
+        paths[name] = tmp_path / f"{name}.mlpackage"
+        model.save(str(paths[name]))
+    with pytest.raises(UnsupportedError, match=r"an operation on an integer tensor known only at run time.*'x' \(INT32\)"):
+        anesim.compile(paths["adds"], "m1")
+    x = np.array([[1, 3001, 5000, -7]], np.int32)
+    out = anesim.execute(anesim.compile(paths["casts"], "m1"), {"x": x}, "m1")
+    assert list(out.values())[0].tolist() == [[1.0, 3000.0, 5000.0, 0.0]]
+    assert x.astype(np.float16)[0, 1] == 3000

@@ -212,7 +212,8 @@ class _Importer(Rank5, Slices, Shapes):
                 raise ProgramError("inputs need fixed shapes", file=self.file, where=f"input '{named.name}'",
                                    found=dims)
             self.b.input(named.name, dims or [1], "uint8" if dtype == "UINT8" else "fp16")
-        mil_types = {named.name: _shape(self.ct, named.type)[0] for named in main.inputs}
+        self.input_mil = {named.name: _shape(self.ct, named.type) for named in main.inputs}
+        mil_types = {name: dtype for name, (dtype, _) in self.input_mil.items()}
         for self.index, op in enumerate(block.operations):
             self.op_type = op.type
             outputs = [o.name for o in op.outputs]
@@ -232,6 +233,8 @@ class _Importer(Rank5, Slices, Shapes):
             try:
                 if self.op_type == "cast":
                     self._cast_target(inputs)
+                elif self.op_type != "const":
+                    self._check_integer_operands(inputs, mil_types)
                 if self.op_type != "const" and self.involves_rank5(inputs):
                     self.rank5(self.op_type, inputs, self.op_name)
                 else:
@@ -563,6 +566,6 @@ def load_coreml(path: str | Path) -> Graph:
     declared = declared_output_types(ct, model, str(spec_path))
     importer = _Importer(ct, model.mlProgram, Blobs(spec_path), str(path), name)
     graph = importer.run()
-    check_description(model, graph, str(spec_path), declared, importer.output_mil_types)
+    check_description(ct, model, graph, str(spec_path), declared, importer.output_mil_types, importer.input_mil)
     graph.output_types = {k: v for k, v in declared.items() if v != "float16"}
     return graph

@@ -54,17 +54,32 @@ def _kind(type_name: str) -> str:
     return "bool" if name == "BOOL" else ""
 
 
-def check_description(model: Any, graph: Any, file: str, declared: dict[str, str],
-                      program_types: dict[str, str]) -> None:
-    """Refuse a spec whose description names other inputs or outputs than its program, or
-    declares an output of another kind (float, integer) than the program's: it is malformed,
-    and handing a float result back as an integer would round it."""
+def check_description(ct: Any, model: Any, graph: Any, file: str, declared: dict[str, str],
+                      program_types: dict[str, str], program_inputs: dict[str, tuple[str, list[int]]]) -> None:
+    """Refuse a spec whose description names other inputs or outputs than its program, declares
+    an input of another kind (float, integer) or shape than the program's, or an output of
+    another kind: it is malformed (its producer and anesim would read it differently), and
+    handing a float result back as an integer would round it."""
     for kind, described, program in (("inputs", model.description.input, graph.inputs),
                                      ("outputs", model.description.output, graph.outputs)):
         names = {feature.name for feature in described}
         if names and names != set(program):
             raise ProgramError(f"the model description's {kind} are not its program's", file=file,
                                expected=", ".join(sorted(program)), found=", ".join(sorted(names)))
+    for feature in model.description.input:
+        if feature.type.WhichOneof("Type") != "multiArrayType" or feature.name not in program_inputs:
+            continue
+        array = feature.type.multiArrayType
+        mil_type, dims = program_inputs[feature.name]
+        described = _kind(ct.array_type_name.get(array.dataType, "")) if array.dataType else ""
+        if described and _kind(mil_type) and described != _kind(mil_type):
+            raise ProgramError("the model description's input type is not its program's", file=file,
+                               where=f"input '{feature.name}'", expected=mil_type,
+                               found=f"a {described} array")
+        shape = [int(d) for d in array.shape]
+        if shape and dims and shape != dims:
+            raise ProgramError("the model description's input shape is not its program's", file=file,
+                               where=f"input '{feature.name}'", expected=dims, found=shape)
     for name, numpy_name in declared.items():  # (as declared_output_types gives them)
         program = program_types.get(name, "")
         if _kind(program) and _kind(numpy_name) != _kind(program):
@@ -73,15 +88,37 @@ def check_description(model: Any, graph: Any, file: str, declared: dict[str, str
 
 
 class Shapes:
-    """Importer mixin: reshapes, and results checked against their declared types."""
+    """Importer mixin: reshapes, results checked against their declared types, and operations
+    on integer tensors refused."""
 
     b: Any  # the importer's Builder; _ins, _arg, _axes, folded and malformed are the importer's
     ct: Any
     folded: dict[str, tuple[int, ...]]
+    consts: dict[str, Any]
+    lazy: dict[str, Any]
     _ins: Any
     _arg: Any
     _axes: Any
     malformed: Any
+
+    def _check_integer_operands(self, inputs: dict[str, list[Any]], mil_types: dict[str, str]) -> None:
+        """Refuse an operation that reads an integer tensor known only at run time (a model input
+        of an integer type other than uint8, which the engine holds as it is).
+
+        The engine would hold it in fp16, where integers are exact only up to 2048, and compute
+        on it in fp16, where Core ML computes integer operations exactly (on the CPU). A cast of
+        such a tensor to a float type (``_cast_target``) rounds it as the engine holds it, and
+        is kept.
+        """
+        for bindings in inputs.values():
+            for how, name in bindings:
+                if how != "name" or name in self.consts or name in self.lazy:
+                    continue
+                mil = mil_types.get(name, "")
+                if _kind(mil) == "int" and mil != "UINT8":
+                    raise UnsupportedError("an operation on an integer tensor known only at run time: the "
+                                           "engine computes in fp16, exact for integers only up to 2048",
+                                           expected="a cast to a float type first", found=f"'{name}' ({mil})")
 
     def _check_declared(self, op: Any, outputs: list[str]) -> None:
         """Refuse a result whose shape disagrees with the static shape the model declares for it.
