@@ -257,14 +257,11 @@ def test_a_declared_output_shape_the_parameters_do_not_give_is_refused(ct, tmp_p
     anesim.compile(_tampered(ct, prog, tmp_path / "ok.mlpackage", "relu", [1, 8, 4, 4]), "m5-pro")
 
 
-@pytest.mark.parametrize("side", ["input", "output"])
-def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp_path: Path, side: str) -> None:
-    """The description and the program disagree on a name: malformed, refused with both named
-    (a run would have to guess what to feed or what to hand back)."""
+def _relu_package(ct, tmp_path: Path) -> tuple[Path, Path, object]:
+    """A one-op package as coremltools writes it (input x (1, 4, 8, 8), output y): its path, its
+    spec file and the spec parsed, to be tampered with."""
     from coremltools.converters.mil import Builder as mb
     from coremltools.proto import Model_pb2
-
-    from anesim.errors import ProgramError
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 8, 8))], opset_version=ct.target.iOS17)
     def prog(x):
@@ -274,11 +271,23 @@ def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp
                        compute_precision=ct.precision.FLOAT32)
     path = tmp_path / "relu.mlpackage"
     model.save(str(path))
-    assert anesim.execute(anesim.compile(path, "m1"), {"x": np.ones((1, 4, 8, 8), np.float32)}, "m1")["y"].dtype \
-        == np.float32
     spec_file = next(path.rglob("*.mlmodel"))
     spec = Model_pb2.Model()
     spec.ParseFromString(spec_file.read_bytes())
+    return path, spec_file, spec
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp_path: Path, side: str) -> None:
+    """The description and the program disagree on a name: malformed, refused with both named
+    (a run would have to guess what to feed or what to hand back)."""
+    from coremltools.proto import Model_pb2
+
+    from anesim.errors import ProgramError
+
+    path, spec_file, spec = _relu_package(ct, tmp_path)
+    assert anesim.execute(anesim.compile(path, "m1"), {"x": np.ones((1, 4, 8, 8), np.float32)}, "m1")["y"].dtype \
+        == np.float32
     original = spec.SerializeToString()
     getattr(spec.description, side)[0].name = "renamed"
     spec_file.write_bytes(spec.SerializeToString())
@@ -296,22 +305,11 @@ def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp
 def test_a_description_declaring_another_input_kind_or_shape_than_the_program_is_refused(ct, tmp_path: Path) -> None:
     """The description's input must be the program's: a float input declared as int32, or with
     another shape, is malformed (what would a run be fed?), refused with both named."""
-    from coremltools.converters.mil import Builder as mb
     from coremltools.proto import Model_pb2
 
     from anesim.errors import ProgramError
 
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 8, 8))], opset_version=ct.target.iOS17)
-    def prog(x):
-        return mb.relu(x=x, name="y")
-
-    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-                       compute_precision=ct.precision.FLOAT32)
-    path = tmp_path / "relu.mlpackage"
-    model.save(str(path))
-    spec_file = next(path.rglob("*.mlmodel"))
-    spec = Model_pb2.Model()
-    spec.ParseFromString(spec_file.read_bytes())
+    path, spec_file, spec = _relu_package(ct, tmp_path)
     original = spec.SerializeToString()
     spec.description.input[0].type.multiArrayType.dataType = Model_pb2.ArrayFeatureType.INT32
     spec_file.write_bytes(spec.SerializeToString())
