@@ -29,7 +29,9 @@ ends at the idle instant before it.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Generator
+from operator import itemgetter
 from typing import Any
 
 from anesim.timing._replay import replay
@@ -47,6 +49,7 @@ MAX_REPLAY_STEPS = 256
 TRIAL_STEPS = 300
 MIN_DRAM_STRETCH = 32  # source steps: a shorter stretch costs more to replay than it saves
 NEVER = 1 << 62  # a step no program reaches
+_COMPUTE_START = itemgetter(3)  # (of a replayed step's compute instants)
 
 
 def _dram_run(run: Run) -> bool:
@@ -163,41 +166,68 @@ class _Replay:
         # Steps from d0 (the first write not yet asked for) to the end of the stretch the batch
         # may cover: (run, index in it, run index).
         runs = tp.runs
-        steps: list[tuple[Run, int, int]] = []
+        # the stretch as pieces of runs: (run index, first index in it, end index)
+        pieces: list[tuple[int, int, int]] = []
         rb, ib = r0, i0 - (k - d0)
         while ib < 0:
             rb -= 1
             ib += runs[rb].count
-        while (rb, ib) != (r0, i0):
-            steps.append((runs[rb], ib, rb))
-            ib += 1
-            if ib >= runs[rb].count:
-                rb, ib = rb + 1, 0
+        while rb < r0:
+            pieces.append((rb, ib, runs[rb].count))
+            rb, ib = rb + 1, 0
+        if ib < i0:
+            pieces.append((r0, ib, i0))
         r, i = r0, i0
-        window = k + MAX_REPLAY_STEPS
+        end_step = min(tp.last_step, k + MAX_REPLAY_STEPS)  # (the task's last step stays out)
         while r < len(runs):
             run = runs[r]
-            if not _dram_run(run) or run.first_step + i >= tp.last_step or run.first_step + i >= window:
+            stop = min(run.count, end_step - run.first_step)
+            if not _dram_run(run) or stop <= i:
                 break
-            steps.append((run, i, r))
-            i += 1
-            if i >= run.count:
-                r, i = r + 1, 0
-        self.steps = steps
+            pieces.append((r, i, stop))
+            if stop < run.count:
+                i = stop
+                break
+            r, i = r + 1, 0
         self.next_run = (r, i)
-        n = len(steps)
-        k_max = d0 + n
         self.j0 = j0 = e.kdma_j
+        steps: list[tuple[Run, int, int]] = []
+        a: list[float] = []
+        b: list[float] = []
+        wbytes: list[float] = []
+        dpool: list[float] = []
+        need: list[int] = []
+        write_cost = e.write_cost
+        for rr, i_from, i_to in pieces:
+            run = runs[rr]
+            count = i_to - i_from
+            steps += [(run, x, rr) for x in range(i_from, i_to)]
+            a += [run.src_pool_cycles] * count
+            b += [run.compute_cycles] * count
+            wbytes += [float(run.dst_dram_bytes) * (write_cost if run.dst_stream == "activation" else 1.0)] * count
+            dpool += [run.dst_pool_cycles] * count
+            if run.chunk_first >= 0:
+                first, per = run.chunk_first, run.chunk_steps
+                need += [c - j0 if c >= j0 else -1 for c in [first + x // per for x in range(i_from, i_to)]]
+            else:
+                need += [-1] * count
+        self.steps = steps
+        k_max = d0 + len(steps)
         chunks = self.chunks = e.plan.chunks
         fw = e.fw_gate.current()
+        cache = e.kernel_cache
         # The chunks the kernel DMA may reach: up to the first whose buffer waits on a step past
         # the stretch (or whose descriptor is not out), which it cannot ask for before the end.
         cbytes: list[float] = []
         cdep: list[int] = []
         j = j0
+        prev = chunks[j0 - 1] if j0 >= 1 else None
         while j < len(chunks):
             ch = chunks[j]
-            dep = e._chunk_dep(j) if j >= 1 else -1
+            if prev is None:
+                dep = -1
+            else:  # (the buffer it reuses, as Engine._chunk_dep)
+                dep = j - 2 if ch.streamed or prev.nbytes + ch.nbytes <= cache else j - 1
             step = chunks[dep].last_step if dep >= 0 else -1
             if step >= k_max or ch.task_pos + 1 > fw:
                 break
@@ -206,16 +236,8 @@ class _Replay:
                 return
             cbytes.append(float(ch.nbytes) * ch.cost)
             cdep.append(step - d0 if step >= k - 1 else -1)
+            prev = ch
             j += 1
-        a, b, wbytes, dpool, need = [], [], [], [], []
-        write_cost = e.write_cost
-        for run, i, _ in steps:
-            a.append(run.src_pool_cycles)
-            b.append(run.compute_cycles)
-            wbytes.append(float(run.dst_dram_bytes) * (write_cost if run.dst_stream == "activation" else 1.0))
-            dpool.append(run.dst_pool_cycles)
-            c = run.chunk_first + i // run.chunk_steps if run.chunk_first >= 0 else -1
-            need.append(c - j0 if c >= j0 else -1)
         d = e.dram
         stream = tp.runs[r0].dst_stream
         wbit, kbit = d.stream_bit(stream), d.stream_bit("weight")
@@ -300,7 +322,7 @@ class _Replay:
             q = idle[0]
             if q >= res.stop:
                 continue
-            covered = sum(1 for x in range(k_off, res.s_next) if res.src_start[x] <= q)
+            covered = bisect_right(res.src_start, q, k_off, res.s_next) - k_off  # (starts never go back)
             return idle if covered >= MIN_DRAM_BATCH_STEPS else None
         return None
 
@@ -318,11 +340,8 @@ class _Replay:
         trace = e.trace
         pos = tp.pos
         src_start, src_end = res.src_start, res.src_end
-        # source steps started by q
-        s_end = k
-        s_next = d0 + res.s_next
-        while s_end < s_next and src_start[s_end - d0] <= q:
-            s_end += 1
+        # source steps started by q (the stages' start times never go back: found by bisection)
+        s_end = d0 + bisect_right(src_start, q, k - d0, res.s_next)
         src_ends = []
         for x in range(k - d0, s_end - d0):
             t0, t1 = src_start[x], src_end[x]
@@ -333,10 +352,7 @@ class _Replay:
         e.tile_events += s_end - k
         # compute steps started by q
         stalls = res.stalls
-        c_end = k
-        c_next = d0 + res.c_next
-        while c_end < c_next and stalls[c_end - d0][3] <= q:
-            c_end += 1
+        c_end = d0 + bisect_right(stalls, q, k - d0, res.c_next, key=_COMPUTE_START)
         cmp_ends = [res.cmp_end[x] for x in range(k - d0, c_end - d0)]
         computed = [(self.steps[x][0], self.steps[x][1], stalls[x]) for x in range(k - d0, c_end - d0)]
 
@@ -359,19 +375,26 @@ class _Replay:
                     busy["planar"] += (t3 + run.planar_cycles) - t3
 
         # destination steps asked for by q
-        d_end = d0
-        d_next = d0 + res.d_next
-        while d_end < d_next and res.dst_start[d_end - d0] <= q:
-            if res.dst_start[d_end - d0] == q and self.steps[d_end - d0][0].dst_dram_bytes > 0:
-                break  # (a write asked for at the idle instant: its stage asks for it then)
-            d_end += 1
+        hi = bisect_right(res.dst_start, q, 0, res.d_next)
+        x = bisect_left(res.dst_start, q, 0, hi)
+        while x < hi and not self.steps[x][0].dst_dram_bytes > 0:
+            x += 1  # (a write asked for at the idle instant is left out: its stage asks for it then)
+        d_end = d0 + x
         d = e.dram
         by = d.bytes_by_stream
         written = [(self.steps[x][0], res.dst_start[x], res.dst_end[x]) for x in range(d_end - d0)]
         dst_ends = [t1 for _, _, t1 in written]
+        stream, total = "", 0.0  # (added up in the order asked, as the stage adds them)
         for run, _, _ in written:
             if run.dst_dram_bytes > 0:
-                by[run.dst_stream] = by.get(run.dst_stream, 0.0) + run.dst_dram_bytes  # (in the order asked)
+                if run.dst_stream != stream:
+                    if stream:
+                        by[stream] = total
+                    stream = run.dst_stream
+                    total = by.get(stream, 0.0)
+                total = total + run.dst_dram_bytes
+        if stream:
+            by[stream] = total
 
         def book_dst() -> None:
             # When the destination stage reaches the batch, after the write before it has landed
@@ -387,14 +410,16 @@ class _Replay:
                     trace.append((DST_ID, "dst", t0, t1, pos))
             e.tile_events += len(written)
         # kernel chunks asked for by q (all landed by then; one taken over is booked by its stage)
-        taken = []
         j0 = self.j0
-        for jj in range(1 if self.k0 is not None else 0, res.j_next):
-            asked = res.k_asked[jj]
-            if asked >= q:
-                break  # (one asked for at the idle instant: the kernel DMA asks for it then)
-            taken.append((j0 + jj, asked, res.k_start[jj], res.k_landed[jj], False))
-            by["weight"] = by.get("weight", 0.0) + self.chunks[j0 + jj].nbytes
+        first = 1 if self.k0 is not None else 0
+        # (asked in order; one asked for at the idle instant is left out: the kernel DMA asks for it then)
+        last = bisect_left(res.k_asked, q, first, max(first, res.j_next))
+        taken = [(j0 + jj, res.k_asked[jj], res.k_start[jj], res.k_landed[jj], False) for jj in range(first, last)]
+        if taken:
+            total = by.get("weight", 0.0)
+            for jj in range(first, last):
+                total = total + self.chunks[j0 + jj].nbytes
+            by["weight"] = total
         _, d.busy_cycles, d.contention_cycles, d._last_update = idle
         if self.w0 is not None or self.k0 is not None:
             # The transfers taken over leave the DRAM model (their ticks do nothing now); their
