@@ -355,3 +355,17 @@ def test_integer_arithmetic_on_an_int32_input_is_refused_and_a_cast_of_it_kept(c
     out = anesim.execute(anesim.compile(paths["casts"], "m1"), {"x": x}, "m1")
     assert list(out.values())[0].tolist() == [[1.0, 3000.0, 5000.0, 0.0]]
     assert x.astype(np.float16)[0, 1] == 3000
+
+
+def test_an_operation_attribute_other_than_its_name_is_refused(ct, tmp_path: Path) -> None:
+    """An ML program operation's parameters are its inputs; an attribute beside its name (which
+    coremltools' own reader refuses too) would be ignored if accepted: refused, named."""
+    from anesim.errors import ProgramError
+
+    path, spec_file, spec = _relu_package(ct, tmp_path)
+    block = next(iter(spec.mlProgram.functions["main"].block_specializations.values()))
+    relu = next(op for op in block.operations if op.type == "relu")
+    relu.attributes["alpha"].CopyFrom(relu.attributes["name"])
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(ProgramError, match="attribute 'alpha' on a relu operation"):
+        anesim.compile(path, "m1")

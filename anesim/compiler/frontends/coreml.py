@@ -231,6 +231,12 @@ class _Importer(Rank5, Slices, Shapes):
                 inputs[key] = bindings
             attributes = dict(op.attributes)
             try:
+                other = sorted(k for k in attributes if k != "name")
+                if other and self.op_type != "const" and not self.op_type.startswith("constexpr_"):
+                    # (an operation's parameters are its inputs; coremltools' own reader refuses
+                    # any other attribute, and none is read here)
+                    raise self.malformed(f"attribute '{other[0]}' on a {self.op_type} operation",
+                                         expected="only 'name'")
                 if self.op_type == "cast":
                     self._cast_target(inputs)
                 elif self.op_type != "const":
