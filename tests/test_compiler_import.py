@@ -285,6 +285,7 @@ def test_coreml_spec_built_with_the_protobuf_classes(ct, tmp_path: Path) -> None
     from coremltools.proto import MIL_pb2, Model_pb2
 
     model = Model_pb2.Model(specificationVersion=8)
+    model.mlProgram.version = 1
     main = model.mlProgram.functions["main"]
     main.opset = "CoreML7"
     x = main.inputs.add(name="x")

@@ -369,3 +369,51 @@ def test_an_operation_attribute_other_than_its_name_is_refused(ct, tmp_path: Pat
     spec_file.write_bytes(spec.SerializeToString())
     with pytest.raises(ProgramError, match="attribute 'alpha' on a relu operation"):
         anesim.compile(path, "m1")
+
+
+@pytest.mark.parametrize("tamper", ["program attribute", "function attribute", "block attribute", "opset",
+                                    "version"])
+def test_ml_program_fields_that_would_go_unread_are_refused(ct, tmp_path: Path, tamper: str) -> None:
+    """What coremltools' own reader refuses is refused too, named: attributes of the program
+    (but its build information), the function or the block, a function without a block for its
+    opset among several, another format version."""
+    from anesim.errors import AnesimError
+
+    path, spec_file, spec = _relu_package(ct, tmp_path)
+    program = spec.mlProgram
+    main = program.functions["main"]
+    block = main.block_specializations[main.opset]
+    name = block.operations[0].attributes["name"]
+    if tamper == "program attribute":
+        program.attributes["precision"].CopyFrom(name)
+    elif tamper == "function attribute":
+        main.attributes["precision"].CopyFrom(name)
+    elif tamper == "block attribute":
+        block.attributes["precision"].CopyFrom(name)
+    elif tamper == "opset":
+        main.block_specializations["CoreML9"].CopyFrom(block)
+        main.opset = "CoreML42"
+    else:
+        program.version = 2
+    spec_file.write_bytes(spec.SerializeToString())
+    expected = {"program attribute": "program attribute 'precision'", "function attribute": "main function attribute",
+                "block attribute": "block attribute 'precision'", "opset": "no block for its opset",
+                "version": "format version"}[tamper]
+    with pytest.raises(AnesimError, match=expected):
+        anesim.compile(path, "m1")
+
+
+def test_a_function_input_that_is_not_a_tensor_is_refused(ct, tmp_path: Path) -> None:
+    """A state (iOS 18's stateful models) or another non-tensor input was imported as a tensor of
+    one element: refused, named."""
+    from coremltools.proto import MIL_pb2
+
+    from anesim.errors import UnsupportedError
+
+    path, spec_file, spec = _relu_package(ct, tmp_path)
+    main = spec.mlProgram.functions["main"]
+    extra = main.inputs.add(name="cache")
+    extra.type.stateType.wrappedType.tensorType.dataType = MIL_pb2.FLOAT16
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(UnsupportedError, match="input 'cache': a function input that is not a tensor"):
+        anesim.compile(path, "m1")

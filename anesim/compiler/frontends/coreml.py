@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
-from anesim.compiler.frontends.coreml_package import INSTALL, Blobs
+from anesim.compiler.frontends.coreml_package import INSTALL, Blobs, main_block
 from anesim.compiler.frontends.coreml_package import spec_path as package_spec
 from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
 from anesim.compiler.frontends.coreml_shapes import Shapes, check_description, declared_output_types
@@ -196,17 +196,12 @@ class _Importer(Rank5, Slices, Shapes):
     # -- walk ------------------------------------------------------------------------------
 
     def run(self) -> Graph:
-        functions = self.program.functions
-        if "main" not in functions:
-            raise ProgramError("the ML program has no 'main' function", file=self.file,
-                               found=", ".join(sorted(functions)) or "no functions")
-        main = functions["main"]
-        blocks = main.block_specializations
-        if not blocks:
-            raise ProgramError("the main function has no block", file=self.file)
-        # the block of the function's opset; a spec without one names its only block otherwise
-        block = blocks[main.opset] if main.opset in blocks else blocks[sorted(blocks)[0]]
+        main, block = main_block(self.program, self.file)
         for named in main.inputs:
+            if named.type.WhichOneof("type") != "tensorType":  # (a state, a list, a dictionary)
+                raise UnsupportedError("a function input that is not a tensor", file=self.file,
+                                       where=f"input '{named.name}'", expected="a tensor",
+                                       found=named.type.WhichOneof("type") or "no type")
             dtype, dims = _shape(self.ct, named.type)
             if any(d < 1 for d in dims):
                 raise ProgramError("inputs need fixed shapes", file=self.file, where=f"input '{named.name}'",

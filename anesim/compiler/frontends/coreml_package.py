@@ -1,5 +1,6 @@
-"""The files of a Core ML package (``.mlpackage``): which one is the model spec, and the weight
-files its blob values name, read with coremltools' blob reader.
+"""The containers of a Core ML model: the files of a package (``.mlpackage``: which one is the
+model spec, and the weight files its blob values name, read with coremltools' blob reader), and
+the ML program's function and block to import.
 
 The manifest (``Manifest.json``) is read as bounded plain JSON rather than through coremltools'
 ``ModelPackage``, because opening a package with ``ModelPackage`` rewrites its ``Manifest.json``
@@ -86,3 +87,32 @@ class Blobs:
             raise ProgramError(f"unreadable weight blob ({exc})", file=path, where=f"byte {offset:#x}",
                                expected=f"a {dtype} blob") from None
         return values.view(np.float16) if dtype == "FLOAT16" else values
+
+
+def main_block(program: Any, file: str) -> tuple[Any, Any]:
+    """The ML program's ``main`` function and the block of its opset; a field coremltools' own
+    reader refuses (another format version, an attribute of the program but its build
+    information, of the function or of the block) is refused too, as it would go unread."""
+    if program.version != 1:  # (the only version of the ML program format there is)
+        raise UnsupportedError("an ML program format version anesim does not read", file=file,
+                               expected=1, found=program.version)
+    functions = program.functions
+    if "main" not in functions:
+        raise ProgramError("the ML program has no 'main' function", file=file,
+                           found=", ".join(sorted(functions)) or "no functions")
+    main = functions["main"]
+    blocks = main.block_specializations
+    if not blocks:
+        raise ProgramError("the main function has no block", file=file)
+    if main.opset not in blocks and len(blocks) > 1:  # (which one would run is not said)
+        raise ProgramError("the main function has no block for its opset", file=file,
+                           expected=main.opset or "an opset", found=", ".join(sorted(blocks)))
+    # the block of the function's opset; a spec without one names its only block otherwise
+    block = blocks[main.opset] if main.opset in blocks else next(iter(blocks.values()))
+    extra = [f"program attribute '{k}'" for k in sorted(program.attributes) if k != "buildInfo"]
+    extra += [f"main function attribute '{k}'" for k in sorted(main.attributes)]
+    extra += [f"block attribute '{k}'" for k in sorted(block.attributes)]
+    if extra:
+        raise ProgramError("an attribute the ML program format does not define", file=file,
+                           expected="none but the program's buildInfo", found=extra[0])
+    return main, block
