@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         measured_in = str(args.measurements)
     else:
         measured_in = "validation/" + ("m5.yaml" if name.startswith("M5") else "m1.yaml")
-    edited = [] if args.dry_run else write_back(result, measured_in, out_dir(args))
+    copies_in = out_dir(args)
+    edited = [] if args.dry_run else write_back(result, measured_in, copies_in)
     if args.json:
         out = _as_dict(result)
         out["written"] = [str(p) for p in edited]
@@ -145,6 +146,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{result.evaluations} parameter vectors evaluated; split: {result.split}")
     for path in edited:
         print(f"wrote {path}")
-    if edited and out_dir(args) is not None:
+    if edited and copies_in is not None:
         print(f"the calibrated chip: --chip {edited[0]}")
     return 0

@@ -197,17 +197,17 @@ class _Importer(Rank5, Slices, Shapes):
 
     def run(self) -> Graph:
         main, block = main_block(self.program, self.file)
+        self.input_mil: dict[str, tuple[str, list[int]]] = {}  # (MIL type, dims) of each input
         for named in main.inputs:
             if named.type.WhichOneof("type") != "tensorType":  # (a state, a list, a dictionary)
                 raise UnsupportedError("a function input that is not a tensor", file=self.file,
                                        where=f"input '{named.name}'", expected="a tensor",
                                        found=named.type.WhichOneof("type") or "no type")
-            dtype, dims = _shape(self.ct, named.type)
+            dtype, dims = self.input_mil[named.name] = _shape(self.ct, named.type)
             if any(d < 1 for d in dims):
                 raise ProgramError("inputs need fixed shapes", file=self.file, where=f"input '{named.name}'",
                                    found=dims)
             self.b.input(named.name, dims or [1], "uint8" if dtype == "UINT8" else "fp16")
-        self.input_mil = {named.name: _shape(self.ct, named.type) for named in main.inputs}
         mil_types = {name: dtype for name, (dtype, _) in self.input_mil.items()}
         for self.index, op in enumerate(block.operations):
             self.op_type = op.type

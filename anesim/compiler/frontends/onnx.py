@@ -335,13 +335,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         outputs = []
         folded: dict[str, np.ndarray] = {}
         for value in self.model.graph.output:
-            declared = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
-            dtype = (element_dtype(declared, self.file, f"output '{value.name}'") if declared
-                     else self.dtype(value.name))
-            if self.fallback is None and dtype != self.dtype(value.name):  # (ONNX Runtime refuses such a model)
-                raise ProgramError("the declared output type is not the one the operators give", file=self.file,
-                                   where=f"output '{value.name}'", expected=self.dtype(value.name).name,
-                                   found=dtype.name)
+            dtype = self._declared_type(value)
             if value.name in self.known:
                 folded[value.name] = np.asarray(self.known[value.name]).astype(dtype)
                 outputs.append(OnnxValue(value.name, dtype, self._declared_as(value, np.shape(self.known[value.name]))))
@@ -359,17 +353,26 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         for info in self.model.graph.value_info:  # (the intermediates' declared shapes and types, where known)
             if info.name in self.known or info.name in self.b.graph.values:
                 self._declared_as(info, self.shape(info.name), "value")
-                declared = info.type.tensor_type.elem_type if info.type.HasField("tensor_type") else 0
-                if (self.fallback is None and declared
-                        and element_dtype(declared, self.file, f"value '{info.name}'") != self.dtype(info.name)):
-                    raise ProgramError("the declared value type is not the one the operators give", file=self.file,
-                                       where=f"value '{info.name}'", expected=self.dtype(info.name).name,
-                                       found=element_dtype(declared, self.file, f"value '{info.name}'").name)
+                self._declared_type(info, "value")
         graph = self.b.graph if self.b.graph.outputs else None
         if graph is not None:  # (what a run hands back: the declared shapes and types)
             graph.scalar_outputs = {v.graph_name for v in outputs if v.shape == () and v.graph_name}
             graph.output_types = {v.graph_name: v.dtype.name for v in outputs if v.graph_name and v.dtype != np.float16}
         return OnnxImport(graph, inputs, outputs, folded, tuple(self.bound))
+
+    def _declared_type(self, value: Any, kind: str = "output") -> np.dtype:
+        """The element type the model declares for a tensor, its computed one where it declares
+        none; a model declaring another is malformed (ONNX Runtime refuses it). (Not checked with a
+        ``fallback``, as :meth:`_declared_as`.)"""
+        computed = self.dtype(value.name)
+        declared = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
+        if not declared:
+            return computed
+        dtype = element_dtype(declared, self.file, f"{kind} '{value.name}'")
+        if self.fallback is None and dtype != computed:
+            raise ProgramError(f"the declared {kind} type is not the one the operators give", file=self.file,
+                               where=f"{kind} '{value.name}'", expected=computed.name, found=dtype.name)
+        return dtype
 
     def _declared_as(self, value: Any, shape: tuple[int, ...], kind: str = "output") -> tuple[int, ...]:
         """``shape``, a tensor's computed shape, if the model declares it or leaves it open (no
