@@ -465,3 +465,20 @@ def test_an_onnx_output_declared_with_another_element_type_is_refused(tmp_path: 
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ProgramError, match="output 'y': the declared output type is not the one the operators give"):
         load_graph(path)
+
+
+def test_an_integer_output_the_engine_cannot_hand_back_is_an_error_naming_it() -> None:
+    """An output declared as an integer type is handed back rounded from the engine's fp16; a
+    value that type cannot hold (an infinity, NaN, one out of range) has no defined conversion,
+    so it is refused naming the output rather than wrapped to garbage (inf became INT_MIN)."""
+    from anesim.compiler.reference.onnx_host import from_engine
+    from anesim.errors import UnsupportedError
+
+    fp16 = np.array([1.4, 2.5, 3000, -7], np.float16)
+    assert from_engine(fp16, np.dtype(np.int32)).tolist() == [1, 2, 3000, -7]
+    assert from_engine(np.array([1, 0], np.float16), np.dtype(np.bool_)).tolist() == [True, False]
+    with pytest.raises(UnsupportedError, match=r"output 'y': an int32 output holds a value its type cannot hold"
+                                               r".*found 1 such, the first inf"):
+        from_engine(np.array([1, np.inf], np.float16), np.dtype(np.int32), "y")
+    with pytest.raises(UnsupportedError, match="an int8 output .* found 2 such, the first nan"):
+        from_engine(np.array([np.nan, 5, 300], np.float16), np.dtype(np.int8), "z")

@@ -214,7 +214,7 @@ class CompileResult:
         out = {}
         for name in self.graph.outputs:
             arr = value(name).reshape(()) if name in scalars else value(name)
-            out[name] = from_engine(arr, np.dtype(types[name])) if name in types else arr
+            out[name] = from_engine(arr, np.dtype(types[name]), name) if name in types else arr
         return out
 
 

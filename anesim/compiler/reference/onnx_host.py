@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.graph.graph import Node
-from anesim.errors import CompileError
+from anesim.errors import CompileError, UnsupportedError
 
 
 @lru_cache(maxsize=256)
@@ -92,9 +92,13 @@ def run_onnx_host(node: Node, args: list[np.ndarray], env: dict[str, np.ndarray]
             env[name] = check_result(owner, arr)
 
 
-def from_engine(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def from_engine(arr: np.ndarray, dtype: np.dtype, name: str = "") -> np.ndarray:
     """An engine result (fp16, or uint8) as the model's declared element type: floats widen
-    exactly; integers and booleans are exact in fp16 up to 2048 and are rounded to the nearest."""
+    exactly; integers and booleans are exact in fp16 up to 2048 and are rounded to the nearest.
+
+    An integer output holding a value its type cannot (NaN, an infinity, one out of range) is an
+    error naming output ``name``: what a runtime would hand back for it is not defined.
+    """
     arr = np.asarray(arr)
     if arr.dtype == dtype:
         return arr
@@ -102,7 +106,15 @@ def from_engine(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return arr.astype(dtype)
     if dtype == np.bool_:
         return arr != 0
-    return np.rint(arr.astype(np.float32)).astype(dtype)
+    rounded = np.rint(arr.astype(np.float64))
+    info = np.iinfo(dtype)
+    bad = ~np.isfinite(rounded) | (rounded < info.min) | (rounded > info.max)
+    if bad.any():
+        raise UnsupportedError(f"an {dtype.name} output holds a value its type cannot hold",
+                               where=f"output '{name}'" if name else None,
+                               expected=f"finite values from {info.min} to {info.max}",
+                               found=f"{int(bad.sum())} such, the first {arr.reshape(-1)[np.argmax(bad.reshape(-1))]}")
+    return rounded.astype(dtype)
 
 
 def to_engine(arr: np.ndarray, dtype: str) -> np.ndarray:
