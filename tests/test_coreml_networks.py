@@ -304,7 +304,8 @@ def test_a_description_naming_other_features_than_the_program_is_refused(ct, tmp
 
 def test_a_description_declaring_another_input_kind_or_shape_than_the_program_is_refused(ct, tmp_path: Path) -> None:
     """The description's input must be the program's: a float input declared as int32, or with
-    another shape, is malformed (what would a run be fed?), refused with both named."""
+    another shape, is malformed (what would a run be fed?), refused with both named; so is an
+    output declared with another shape than the program computes."""
     from coremltools.proto import Model_pb2
 
     from anesim.errors import ProgramError
@@ -321,6 +322,13 @@ def test_a_description_declaring_another_input_kind_or_shape_than_the_program_is
     spec_file.write_bytes(spec.SerializeToString())
     with pytest.raises(ProgramError, match=r"input 'x': the model description's input shape is not its program's"
                                            r" \(expected \[1, 4, 8, 8\], found \[1, 4, 8, 9\]\)"):
+        anesim.compile(path, "m1")
+    spec.ParseFromString(original)
+    del spec.description.output[0].type.multiArrayType.shape[:]
+    spec.description.output[0].type.multiArrayType.shape.extend([1, 4, 8, 1])
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(ProgramError, match=r"output 'y': the model description's output shape is not its program's"
+                                           r" \(expected \[1, 4, 8, 8\], found \[1, 4, 8, 1\]\)"):
         anesim.compile(path, "m1")
     spec_file.write_bytes(original)
     anesim.compile(path, "m1")  # (as written by coremltools: accepted)

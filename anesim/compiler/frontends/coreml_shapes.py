@@ -58,7 +58,7 @@ def check_description(ct: Any, model: Any, graph: Any, file: str, declared: dict
                       program_types: dict[str, str], program_inputs: dict[str, tuple[str, list[int]]]) -> None:
     """Refuse a spec whose description names other inputs or outputs than its program, declares
     an input of another kind (float, integer) or shape than the program's, or an output of
-    another kind: it is malformed (its producer and anesim would read it differently), and
+    another kind or shape: it is malformed (its producer and anesim would read it differently), and
     handing a float result back as an integer would round it."""
     for kind, described, program in (("inputs", model.description.input, graph.inputs),
                                      ("outputs", model.description.output, graph.outputs)):
@@ -80,6 +80,14 @@ def check_description(ct: Any, model: Any, graph: Any, file: str, declared: dict
         if shape and dims and shape != dims:
             raise ProgramError("the model description's input shape is not its program's", file=file,
                                where=f"input '{feature.name}'", expected=dims, found=shape)
+    for feature in model.description.output:
+        if feature.type.WhichOneof("Type") != "multiArrayType" or feature.name not in graph.outputs:
+            continue
+        shape = [int(d) for d in feature.type.multiArrayType.shape]
+        computed = list(graph.info(feature.name).shape)
+        if shape and shape != computed:
+            raise ProgramError("the model description's output shape is not its program's", file=file,
+                               where=f"output '{feature.name}'", expected=computed, found=shape)
     for name, numpy_name in declared.items():  # (as declared_output_types gives them)
         program = program_types.get(name, "")
         if _kind(program) and _kind(numpy_name) != _kind(program):
