@@ -108,7 +108,7 @@ def test_a_rules_file_naming_an_unknown_reason_or_family_is_refused(tmp_path: Pa
 @pytest.mark.parametrize("label, chip", [
     ("M2 Pro (10-core GPU)", "M2 Pro"), ("Apple M3 Max", "M3 Max"), ("  m4   PRO ", "M4 Pro"),
     ("M4", "M4"), ("H14", "M2"), ("h15g", "M3 Pro"), ("H13G", "M1 Pro"), ("t6000", "M1 Pro"), ("T8103", "M1"),
-    ("MacBook Pro (M1 Max, 2021)", "M1 Max"), ("A16 Bionic", "A16"), ("M5_Pro", "M5 Pro"),
+    ("MacBook Pro (M1 Max, 2021)", "M1 Max"), ("A16 Bionic", "A16"), ("M5_Pro", "M5 Pro"), ("M9", "A11"),
 ])
 def test_chip_labels_are_read_through_the_chip_files(label: str, chip: str) -> None:
     assert builtin_names().read(label).chip == chip
@@ -117,6 +117,8 @@ def test_chip_labels_are_read_through_the_chip_files(label: str, chip: str) -> N
 @pytest.mark.parametrize("label, reason", [
     ("M7 Ultra", "unknown_chip"), ("", "unknown_chip"), ("Snapdragon X Elite", "unknown_chip"),
     ("M10", "unknown_chip"), ("H17S", "ambiguous_chip"),
+    # the A11's compiler target is 'm9'; an M9 with a marketing tier is a chip no file holds
+    ("Apple M9 Ultra", "unknown_chip"), ("M9 Pro (12-core GPU)", "unknown_chip"),
 ])
 def test_labels_no_chip_file_fits_are_left_unattributed(label: str, reason: str) -> None:
     att = builtin_names().read(label)

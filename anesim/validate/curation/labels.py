@@ -3,7 +3,8 @@
 A label is split into lowercase words; the first run of words that spells a chip's name or
 alias (``M2 Pro (10-core GPU)``, ``Apple M3 Max``, ``t6000``), SoC id (``T8103``) or compiler
 target (``H14``, ``h15g``: the generation's reference chip, whose SoC the generation file names)
-picks the chip. A label that fits no chip, or fits several, is left unattributed with the reason.
+picks the chip; a target followed by a marketing tier (``M9 Ultra``) is a chip name no file holds,
+not the target. A label that fits no chip, or fits several, is left unattributed with the reason.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import yaml
 from anesim.chips import all_chips, builtin_chip_dir
 from anesim.chips.loader import normalize_name
 from anesim.chips.schema import ChipConfig
+
+
+# Words of a marketing name's tier: after one, a word that spells a compiler target is a chip
+# name no file holds, not that target.
+TIERS = frozenset({"pro", "max", "ultra", "plus"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class ChipNames:
                 if hit is None:
                     continue
                 kind, names = hit
+                if kind == "compiler target" and end < len(words) and words[end] in TIERS:
+                    continue  # (a marketing name, 'M9 Ultra', is not the target 'm9' of another chip)
                 if len(names) > 1:
                     return Attribution(None, f"label {label!r} fits {', '.join(sorted(names))} (by {kind} "
                                              f"'{key}')", "ambiguous_chip")
