@@ -63,6 +63,45 @@ def test_per_pass_weight_slices_in_one_run():
     assert len([e for e in batched.trace if e.unit == "kernel_dma"]) == 8
 
 
+def _one_run_per_step(plan):
+    """``plan`` with every run cut into runs of one step each (as tile-outer tasks were planned)."""
+    for tp in plan.tasks:
+        tp.runs = [dataclasses.replace(r, first_step=r.first_step + i, count=1, pass_index=r.pass_of(i),
+                                       pass_steps=1,
+                                       chunk_first=r.chunk_first + i // r.chunk_steps if r.chunk_first >= 0 else -1)
+                   for r in tp.runs for i in range(r.count)]
+    return plan
+
+
+@pytest.mark.parametrize("c_in, c_out, h, w, streamed", [
+    (64, 256, 128, 256, False),  # the kernel fits the cache: one chunk for the task
+    (512, 256, 64, 64, True),  # a slice per pass, fetched again for every tile
+])
+def test_tile_outer_passes_share_a_run(c_in, c_out, h, w, streamed):
+    # The 4 MiB (or 512 KiB x 8 passes) source is over the 2 MiB working set: each source tile is
+    # loaded once and every pass runs on it before the next tile. The first pass of a tile reads
+    # it from DRAM, the other seven from the pool copy: two runs a tile, the second over passes
+    # 1-7, one step each.
+    from anesim.timing.engine import run_engine
+
+    chip = make_chip()
+    task = conv_task(0, c_in, c_out, h, w, ocg=8)
+    plan = plan_program(program(task), chip)
+    (tp,) = plan.tasks
+    assert tp.passes == 8 and tp.tiles > 1 and len(tp.runs) == 2 * tp.tiles
+    assert all(r.pass_steps == 1 and r.weights_streamed == streamed for r in tp.runs)
+    assert [(r.pass_index, r.count) for r in tp.runs[:2]] == [(0, 1), (1, 7)]
+    steps = _steps(plan)
+    assert [s[1] for s in steps] == list(range(8)) * tp.tiles
+    assert [s[2] for s in steps] == (list(range(8 * tp.tiles)) if streamed else [0] * (8 * tp.tiles))
+    # The engine times the merged runs as it timed one run per step, trace and all.
+    for batch in (True, False):
+        merged = run_engine(plan, chip, batch=batch)
+        single = run_engine(_one_run_per_step(plan_program(program(task), chip)), chip, batch=batch)
+        assert merged.end_cycles == single.end_cycles and merged.trace == single.trace
+        assert merged.task_stats == single.task_stats and merged.dram_bytes == single.dram_bytes
+
+
 # --------------------------------------------------------------------------- the shape memo
 
 

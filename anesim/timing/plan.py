@@ -7,6 +7,8 @@ thousand equal tiles is one record. Steps are numbered globally across the progr
 the DMA engines and the NE walk them in one order. Consecutive passes whose steps cost the same
 (every middle pass of a many-pass convolution) share one run too: a run spans whole passes of
 ``pass_steps`` steps each, so step ``i`` of a run belongs to pass ``pass_index + i // pass_steps``.
+Tiles outermost (a source too large for the working set is loaded one tile at a time, and every
+pass runs on the tile), a tile's passes at equal costs share one run of one step per pass.
 
 Whole models repeat a few task shapes thousands of times (every attention tile of a UNet), so
 each distinct shape is planned once: a later task whose ``_shape_key`` matches gets copies of
@@ -563,11 +565,16 @@ def _plan_task(program: Program, chip: ChipConfig, pos: int, task: Task, step: i
             last.count += count
             if mode == "pass":
                 last.chunk_stride, last.chunk_steps = 1, tiles
+        elif tile_outer and shape_costs == last_costs and p == runs[-1].pass_index + runs[-1].count:
+            # The next pass of the same tile at the same costs: one step per pass, and the same
+            # weights (the task's) or the next slice (streamed per step, appended just now).
+            runs[-1].count += count
         else:
             runs.append(
                 Run(pos, p, step, count, out_rows, src_dram, src_pool / pool_rate,
                     ne, planar, dst_dram, dst_pool / pool_rate, chunk_first, stride,
-                    tiles if merge else 0, chunk_steps, weights_streamed, src_stream=src_stream, dst_stream=dst_stream)
+                    tiles if merge else (1 if tile_outer else 0), chunk_steps, weights_streamed,
+                    src_stream=src_stream, dst_stream=dst_stream)
             )
             last_costs = shape_costs
         step += count
