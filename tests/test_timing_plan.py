@@ -12,6 +12,7 @@ import anesim
 from anesim.chips import load_chip
 from anesim.program.model import Kernel, Layout, NeStage, PlanarStage, Program, Slot, Task
 from anesim.timing import simulate
+from anesim.timing.engine import Engine, run_engine
 from anesim.timing import plan as plan_module
 from anesim.timing.plan import _shape_key, plan_program, plan_programs
 
@@ -82,8 +83,6 @@ def test_tile_outer_passes_share_a_run(c_in, c_out, h, w, streamed):
     # loaded once and every pass runs on it before the next tile. The first pass of a tile reads
     # it from DRAM, the other seven from the pool copy: two runs a tile, the second over passes
     # 1-7, one step each.
-    from anesim.timing.engine import run_engine
-
     chip = make_chip()
     task = conv_task(0, c_in, c_out, h, w, ocg=8)
     plan = plan_program(program(task), chip)
@@ -100,6 +99,24 @@ def test_tile_outer_passes_share_a_run(c_in, c_out, h, w, streamed):
         single = run_engine(_one_run_per_step(plan_program(program(task), chip)), chip, batch=batch)
         assert merged.end_cycles == single.end_cycles and merged.trace == single.trace
         assert merged.task_stats == single.task_stats and merged.dram_bytes == single.dram_bytes
+
+
+def test_tile_outer_stretches_between_first_passes_are_replayed():
+    # 20 passes a tile, weights streamed per step: each tile's first pass reads the source from
+    # DRAM, and the 19 passes after it (a pool source, a DRAM write and a weight slice each) are a
+    # stretch the DRAM batches replay, as the step-by-step model times it.
+    chip = make_chip()
+    task = conv_task(0, 512, 640, 64, 64, ocg=8)
+    plan = plan_program(program(task), chip)
+    (tp,) = plan.tasks
+    assert tp.passes == 20 and tp.tiles == 4
+    assert [(r.count, r.src_dram_bytes > 0) for r in tp.runs[:2]] == [(1, True), (19, False)]
+    batched = Engine(plan, chip)
+    out = batched.run()
+    step_by_step = run_engine(plan_program(program(task), chip), chip, batch=False)
+    assert batched.dram_covered >= 3 * 16
+    assert out.end_cycles == step_by_step.end_cycles and out.task_stats == step_by_step.task_stats
+    assert sorted(out.trace) == sorted(step_by_step.trace)
 
 
 # --------------------------------------------------------------------------- the shape memo
