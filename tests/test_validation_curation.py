@@ -109,6 +109,9 @@ def test_a_rules_file_naming_an_unknown_reason_or_family_is_refused(tmp_path: Pa
     ("M2 Pro (10-core GPU)", "M2 Pro"), ("Apple M3 Max", "M3 Max"), ("  m4   PRO ", "M4 Pro"),
     ("M4", "M4"), ("H14", "M2"), ("h15g", "M3 Pro"), ("H13G", "M1 Pro"), ("t6000", "M1 Pro"), ("T8103", "M1"),
     ("MacBook Pro (M1 Max, 2021)", "M1 Max"), ("A16 Bionic", "A16"), ("M5_Pro", "M5 Pro"), ("M9", "A11"),
+    # model identifiers and ANE board types the shared sources tie to a chip (devices.yaml)
+    ("MacBookAir10,1", "M1"), ("MacBookPro18,2 (64 GB)", "M1 Max"), ("Mac17_8", "M5 Pro"), ("Mac17,3", "M5"),
+    ("iPhone18,3", "A19"), ("board 64", "M1"), ("Board type 128", "M2"), ("subtype 208", "A17 Pro"),
 ])
 def test_chip_labels_are_read_through_the_chip_files(label: str, chip: str) -> None:
     assert builtin_names().read(label).chip == chip
@@ -119,6 +122,9 @@ def test_chip_labels_are_read_through_the_chip_files(label: str, chip: str) -> N
     ("M10", "unknown_chip"), ("H17S", "ambiguous_chip"),
     # the A11's compiler target is 'm9'; an M9 with a marketing tier is a chip no file holds
     ("Apple M9 Ultra", "unknown_chip"), ("M9 Pro (12-core GPU)", "unknown_chip"),
+    # a board type a family shares; identifiers no source ties to a chip, or of a chip no file holds
+    ("board 96", "ambiguous_chip"), ("board type 160", "ambiguous_chip"), ("board 2", "unknown_chip"),
+    ("J274AP", "unknown_chip"), ("Mac14,12", "unknown_chip"), ("Apple M6 / Mac18,5", "unknown_chip"),
 ])
 def test_labels_no_chip_file_fits_are_left_unattributed(label: str, reason: str) -> None:
     att = builtin_names().read(label)
@@ -309,3 +315,16 @@ def test_fuzzed_rules_files_load_and_curate_or_raise_an_anesim_error(tmp_path: P
         assert len(records) == len(MADE_UP_ROWS)
         assert all(r["status"] in ("mapped", "excluded") for r in records)
     assert loaded > 5  # many mutations leave a loadable table: curation is exercised
+
+
+def test_device_identifiers_name_their_source_and_a_broken_file_is_refused(tmp_path) -> None:
+    from anesim.validate.curation.labels import load_devices
+
+    att = builtin_names().read("MacBookAir10,1")
+    assert "model identifier" in att.note and "m1-m5-calibration.csv" in att.note
+    assert "caveat 5" in builtin_names().read("Mac18,5").note
+    bad = tmp_path / "devices.yaml"
+    bad.write_text("models:\n  - {id: 'Mac1,1', chips: [M1], basis: guessed, source: x}\nboard_types: []\n")
+    with pytest.raises(AnesimError, match="bad device identifiers") as info:
+        load_devices(bad)
+    assert "models.0.basis" in str(info.value)

@@ -1,10 +1,13 @@
-"""Read a chip label as a chip file: by the chip files' own names, aliases, SoC ids and targets.
+"""Read a chip label as a chip file: by the chip files' own names, aliases, SoC ids and targets,
+and by the machine and board identifiers of ``devices.yaml``.
 
 A label is split into lowercase words; the first run of words that spells a chip's name or
 alias (``M2 Pro (10-core GPU)``, ``Apple M3 Max``, ``t6000``), SoC id (``T8103``) or compiler
 target (``H14``, ``h15g``: the generation's reference chip, whose SoC the generation file names)
 picks the chip; a target followed by a marketing tier (``M9 Ultra``) is a chip name no file holds,
-not the target. A label that fits no chip, or fits several, is left unattributed with the reason.
+not the target. Then a model identifier (``MacBookAir10,1``, ``Mac17_8``) or ANE board type
+(``board 64``, ``board type 160``) the shared sources tie to a chip. A label that fits no chip, or
+fits several, is left unattributed with the reason.
 """
 
 from __future__ import annotations
@@ -13,13 +16,21 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from anesim.chips import all_chips, builtin_chip_dir
 from anesim.chips.loader import normalize_name
 from anesim.chips.schema import ChipConfig
+from anesim.errors import ConfigError
+from anesim.yamlfile import read_yaml
+
+DEVICES_FILE = Path(__file__).resolve().parent / "devices.yaml"
+# The words a board type may follow in a label (``board 64``, ``board type 64``, ``subtype 64``).
+BOARD_WORDS = ("board", "boardtype", "subtype", "anesubtype", "kmgqappleneuralenginesubtype")
 
 
 # Words of a marketing name's tier: after one, a word that spells a compiler target is a chip
@@ -47,10 +58,47 @@ def _generation_soc(target: str) -> str | None:
     return str(soc) if soc else None
 
 
-class ChipNames:
-    """Words that name chips, from the chip files: name and aliases, SoC id, compiler target."""
+class _Identifier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chips: list[str]  # (empty: a chip no file holds)
+    basis: Literal["stated", "decompiled", "estimated"]
+    source: str
 
-    def __init__(self, chips: Iterable[ChipConfig]) -> None:
+
+class _Model(_Identifier):
+    id: str
+
+
+class _Board(_Identifier):
+    board: int
+
+
+class _Devices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[_Model]
+    board_types: list[_Board]
+
+
+def _words(text: str) -> str:
+    return "".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+@lru_cache(maxsize=1)
+def load_devices(path: Path = DEVICES_FILE) -> _Devices:
+    """The model identifiers and board types of ``devices.yaml``."""
+    try:
+        return _Devices.model_validate(read_yaml(path, ConfigError, "device identifiers file"))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"bad device identifiers: {err['msg']}", file=path,
+                          where="key '" + ".".join(str(p) for p in err["loc"]) + "'") from None
+
+
+class ChipNames:
+    """Words that name chips, from the chip files (name and aliases, SoC id, compiler target) and
+    from ``devices.yaml`` (model identifiers, ANE board types)."""
+
+    def __init__(self, chips: Iterable[ChipConfig], devices: _Devices | None = None) -> None:
         self.files: dict[str, str] = {}
         # key -> (kind of key, chip names); earlier kinds win over later ones
         self.keys: dict[str, tuple[str, set[str]]] = {}
@@ -71,6 +119,19 @@ class ChipNames:
             gen_soc = _generation_soc(target)
             ref = {c.name for c in group if gen_soc and c.identity.soc.lower() == gen_soc.lower()}
             self.keys.setdefault(target, ("compiler target", ref or {c.name for c in group}))
+        # (a chip the identifier names that this set of chips lacks is not read into it)
+        devices = devices or load_devices()
+        sources: dict[str, str] = {}  # key -> its source, for the note
+        for model in devices.models:
+            key = _words(model.id)
+            self.keys.setdefault(key, ("model identifier", {c for c in model.chips if c in self.files}))
+            sources.setdefault(key, model.source)
+        for board in devices.board_types:
+            for word in BOARD_WORDS:
+                key = f"{word}{board.board}"
+                self.keys.setdefault(key, ("board type", {c for c in board.chips if c in self.files}))
+                sources.setdefault(key, board.source)
+        self.sources = sources
 
     def canonical(self, name: str) -> str | None:
         """The chip a name or alias spells exactly, if exactly one."""
@@ -89,14 +150,17 @@ class ChipNames:
                 kind, names = hit
                 if kind == "compiler target" and end < len(words) and words[end] in TIERS:
                     continue  # (a marketing name, 'M9 Ultra', is not the target 'm9' of another chip)
+                if not names:  # an identifier the sources tie to a chip no file holds
+                    return Attribution(None, f"label {label!r} is {kind} '{key}' of a chip no file under "
+                                             f"chips/ holds ({self.sources.get(key)})", "unknown_chip")
                 if len(names) > 1:
                     return Attribution(None, f"label {label!r} fits {', '.join(sorted(names))} (by {kind} "
                                              f"'{key}')", "ambiguous_chip")
                 (name,) = names
                 if normalize_name(label) == normalize_name(name):
                     return Attribution(name)
-                return Attribution(name, f"label {label!r} read as the {name} ({self.files[name]}, by {kind} "
-                                         f"'{key}')")
+                how = f"by {kind} '{key}'" + (f": {self.sources[key]}" if key in self.sources else "")
+                return Attribution(name, f"label {label!r} read as the {name} ({self.files[name]}, {how})")
         return Attribution(None, f"label {label!r} names no chip file under chips/", "unknown_chip")
 
 
