@@ -328,3 +328,31 @@ def test_device_identifiers_name_their_source_and_a_broken_file_is_refused(tmp_p
     with pytest.raises(AnesimError, match="bad device identifiers") as info:
         load_devices(bad)
     assert "models.0.basis" in str(info.value)
+
+
+def test_calibrating_on_a_few_rows_fits_only_what_they_move(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from anesim.validate.calibrate import calibrate
+
+    sizes = [(256, 256, 256, "0.25"), (512, 512, 512, "0.3"), (1024, 1024, 1024, "0.9"), (2048, 2048, 2048, "6.1"),
+             (512, 2048, 512, "0.6"), (1024, 512, 1024, "0.5"), (2048, 1024, 512, "1.1"), (768, 768, 768, "0.45")]
+    rows = [_row("MacBookAir10,1", "my own bench", f"run {i}", "gemm", f"m={m} k={k} n={n}", "latency_ms", v)
+            for i, (m, k, n, v) in enumerate(sizes)]
+    path = _write(tmp_path / "mine.csv", rows)
+    result = calibrate("M1", rows=load_measurements(path), cv=False, derived=True)
+    held = dict(zip((p.key for p in result.params), result.held))
+    # GEMM latencies say nothing of the planar engine, the CPU or energy: those stay as they were
+    # and are not written as fitted on this file
+    assert held["planar.elements_per_cycle"] == held["cpu.memory_bytes_per_s"] == "held: no calibration point depends on it"
+    assert held["power.engine_w"].startswith("held: fewer than 3 power rows")
+    for p, free, start, after in zip(result.params, result.free, result.start, result.fitted):
+        assert free or after == start
+    assert any(result.free)
+    out = tmp_path / "out"
+    assert main(["calibrate", "--measurements", str(path), "--chip", "M1", "--no-cv", "--out", str(out)]) == 0
+    text = (out / "m1.yaml").read_text()
+    assert "ne:" in text and "planar:" not in text and "power:" not in text
+    # two rows cannot fit the parameters they move: refused, nothing written
+    two = _write(tmp_path / "two.csv", rows[:2])
+    assert main(["calibrate", "--measurements", str(two), "--chip", "M1", "--no-cv", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot fit" in err and "--only" in err and not (tmp_path / "x").exists()

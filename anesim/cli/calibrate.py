@@ -61,8 +61,8 @@ def _progress(n: int) -> None:
 def _as_dict(r: Calibration) -> dict[str, object]:
     return {
         "chip": r.chip, "split": r.split, "evaluations": r.evaluations,
-        "params": [{"key": p.key, "file": p.file.name, "fitted": free, "before": s, "after": a}
-                   for p, free, s, a in zip(r.params, r.free, r.start, r.fitted)],
+        "params": [{"key": p.key, "file": p.file.name, "fitted": free, "held": held or None, "before": s, "after": a}
+                   for p, free, held, s, a in zip(r.params, r.free, r.held, r.start, r.fitted)],
         "calibration": r.calibration, "held_back": r.held_back,
         "held_back_before": r.before_held_back, "family_cv": r.family_cv,
     }
@@ -117,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
         measured_in = str(args.measurements)
     else:
         measured_in = "validation/" + ("m5.yaml" if name.startswith("M5") else "m1.yaml")
+    before, after = result.before_held_back.get("median_abs_pct_error"), result.held_back.get("median_abs_pct_error")
+    if isinstance(before, (int, float)) and isinstance(after, (int, float)) and after > before:
+        print(f"anesim: warning: the fit predicts the held-back split worse than the values it started from "
+              f"(median |err| {before:.1f} % -> {after:.1f} %); --dry-run reports a fit without writing it",
+              file=sys.stderr)
     copies_in = out_dir(args)
     edited = [] if args.dry_run else write_back(result, measured_in, copies_in)
     if args.json:
@@ -124,15 +129,8 @@ def run(args: argparse.Namespace) -> int:
         out["written"] = [str(p) for p in edited]
         print_json(out)
         return 0
-    rows_out = []
-    for p, free, s, a in zip(result.params, result.free, result.start, result.fitted):
-        if free:
-            note = "fitted"
-        elif args.only and not p.key.startswith(args.only):
-            note = f"held (--only {args.only})"
-        else:
-            note = "shared with other generations: held (pass --param to fit)"
-        rows_out.append([p.key, p.file.name, f"{s:.4g}", f"{a:.4g}", note])
+    rows_out = [[p.key, p.file.name, f"{s:.4g}", f"{a:.4g}", held or "fitted"]
+                for p, held, s, a in zip(result.params, result.held, result.start, result.fitted)]
     print_table(["parameter", "file", "before", "after", ""], rows_out)
     print()
     table = [["calibration split", result.calibration], ["held-back split (before)", result.before_held_back],

@@ -265,25 +265,32 @@ def _candidates(p: FittedParam, centre: float, factors: list[float]) -> list[flo
     return out
 
 
-def coordinate_search(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool]) -> Values:
-    """Coordinate descent over the coarse then the fine log grid; ties keep the current value."""
+def coordinate_search(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool]) -> tuple[Values, list[bool]]:
+    """Coordinate descent over the coarse then the fine log grid; ties keep the current value.
+
+    Returns the values and, per parameter, whether moving it alone ever changed the objective:
+    a parameter no point in ``ids`` depends on is left where it was, and is not a fit.
+    """
     best = list(start)
     best_obj = ev.objective(tuple(best), ids)
+    informed = [False] * len(best)
     for factors in (COARSE, FINE):
         for _ in range(3):  # passes until no coordinate moves
             moved = False
             for j, p in enumerate(ev.params):
                 if not free[j]:
                     continue
+                base = best_obj
                 for v in _candidates(p, best[j], factors):
                     trial = list(best)
                     trial[j] = v
                     obj = ev.objective(tuple(trial), ids)
+                    informed[j] = informed[j] or abs(obj - base) > 1e-12
                     if obj < best_obj - 1e-12:
                         best, best_obj, moved = trial, obj, True
             if not moved:
                 break
-    return tuple(best)
+    return tuple(best), informed
 
 
 @dataclass
@@ -292,7 +299,7 @@ class Calibration:
 
     chip: str
     params: list[FittedParam]
-    free: list[bool]
+    free: list[bool]  # fitted: free to move, and some calibration point depends on it
     start: Values
     fitted: Values
     calibration: dict[str, Any]
@@ -302,6 +309,7 @@ class Calibration:
     evaluations: int
     split: str
     files: tuple[str, ...]  # the chip file fitted and the generation files it inherits
+    held: list[str] = field(default_factory=list)  # per parameter not fitted, why ("" for one fitted)
 
 
 def _summary(ev: Evaluator, values: Values, ids: set[str]) -> dict[str, Any]:
@@ -318,7 +326,7 @@ def family_cv(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool])
     predicted: list[Point] = []
     per_family = {}
     for fam in sorted(fams):
-        fit = coordinate_search(ev, start, ids - fams[fam], free)
+        fit, _ = coordinate_search(ev, start, ids - fams[fam], free)
         pts = ev.points(fit)
         mine = [pts[i] for i in sorted(fams[fam]) if i in pts]
         predicted += mine
@@ -327,6 +335,20 @@ def family_cv(ev: Evaluator, start: Values, ids: set[str], free: Sequence[bool])
     out = summarize(predicted)
     out["families"] = per_family
     return out
+
+
+def _held_reason(p: FittedParam, free: bool, searched: bool, informed: bool, power_solved: bool,
+                 only: str | None) -> str:
+    """Why a parameter was not fitted ("" when it was)."""
+    if not free:
+        if only is not None and not p.key.startswith(only):
+            return f"held (--only {only})"
+        return "shared with other generations: held (pass --param to fit)"
+    if searched and not informed:
+        return "held: no calibration point depends on it"
+    if not searched and not power_solved:
+        return "held: fewer than 3 power rows in the calibration split"
+    return ""
 
 
 def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer | None = None,
@@ -356,12 +378,22 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
     start = tuple(float(p.value) for p in params)
     power = {r.id for r in mine if r.family == "power"}
     searched = [f and p.key not in POWER_KEYS for f, p in zip(free, params)]
-    fitted = coordinate_search(ev, start, cal - power, searched)
+    fitted, informed = coordinate_search(ev, start, cal - power, searched)
     solved = fit_power(ev, fitted, cal & power)
     if solved is not None:
         fitted = tuple(solved[p.key] if f and p.key in solved else v for p, f, v in zip(params, free, fitted))
+    # (a parameter no calibration point moves, or an energy coefficient without the three power
+    # rows that solve them, stays as it was and is not written as fitted on these measurements)
+    reasons = [_held_reason(p, f, s, i, solved is not None, only) for p, f, s, i in zip(params, free, searched, informed)]
+    moved = [p.key for p, s, i in zip(params, searched, informed) if s and i]
+    if len(moved) > len(cal - power):
+        raise InputError(f"{len(cal - power)} calibration point(s) cannot fit the {len(moved)} parameters they "
+                         f"depend on ({', '.join(moved)})",
+                         expected="at least one calibration point per parameter: more measurements, a smaller "
+                                  "--holdout, or --only PREFIX to fit fewer parameters",
+                         found=f"{len(cal - power)} of the chip's {len(mine)} mapped rows in the calibration split")
     return Calibration(
-        chip=name, params=params, free=free, start=start, fitted=fitted,
+        chip=name, params=params, free=[not h for h in reasons], start=start, fitted=fitted, held=reasons,
         calibration=_summary(ev, fitted, cal), held_back=_summary(ev, fitted, held),
         before_held_back=_summary(ev, start, held),
         family_cv=family_cv(ev, start, (cal | held) - power, searched) if cv else None,
