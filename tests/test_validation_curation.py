@@ -351,8 +351,9 @@ def test_calibrating_on_a_few_rows_fits_only_what_they_move(tmp_path: Path, caps
     assert main(["calibrate", "--measurements", str(path), "--chip", "M1", "--no-cv", "--out", str(out)]) == 0
     text = (out / "m1.yaml").read_text()
     assert "ne:" in text and "planar:" not in text and "power:" not in text
-    # two rows cannot fit the parameters they move: refused, nothing written
-    two = _write(tmp_path / "two.csv", rows[:2])
-    assert main(["calibrate", "--measurements", str(two), "--chip", "M1", "--no-cv", "--out", str(tmp_path / "x")]) == 2
+    # one row cannot fit the two parameters it moves: refused, nothing written
+    one = _write(tmp_path / "one.csv", rows[3:4])
+    assert main(["calibrate", "--measurements", str(one), "--chip", "M1", "--no-cv", "--holdout", "0",
+                 "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "cannot fit" in err and "--only" in err and not (tmp_path / "x").exists()

@@ -152,12 +152,15 @@ def test_yaml_edit_writes_floats_short_and_keeps_inline_comments(tmp_path: Path)
 
 
 def test_calibration_is_deterministic_and_reports_a_held_back_split() -> None:
-    a = calibrate("M1", timer=stub_timer, cv=False)
-    b = calibrate("M1", timer=stub_timer, cv=False)
+    a = calibrate("M1", timer=stub_timer, cv=False, include=["dispatch.per_task_overhead_s"])
+    b = calibrate("M1", timer=stub_timer, cv=False, include=["dispatch.per_task_overhead_s"])
     assert a.fitted == b.fitted and a.held_back == b.held_back
     assert a.held_back["n_points"] > 10 and a.calibration["n_points"] > 3 * a.held_back["n_points"] / 2
-    keys = [p.key for p in fitted_params(load_chip("M1"))]
-    assert "dispatch.per_task_overhead_s" in keys
+    # no shipped per-chip parameter is marked fitted (the per-task overhead is the guide's bound);
+    # --param names one to fit
+    assert fitted_params(load_chip("M1")) == []
+    keys = [p.key for p in fitted_params(load_chip("M1"), include=["dispatch.per_task_overhead_s"])]
+    assert keys == ["dispatch.per_task_overhead_s"]
     # what the cross-generation rules derive is not a per-chip fit
     assert not {"ne.mac_lanes_per_out_channel", "dram.weight_bytes_per_s", "power.engine_w"} & set(keys)
     chip = with_values(load_chip("M1"), a.params, a.fitted)
@@ -236,12 +239,12 @@ def test_calibrating_an_installed_anesim_writes_copies_and_leaves_its_chip_files
     monkeypatch.setattr(cli_calibrate, "calibrate", lambda *a, **k: calibrate(*a, **{**k, "timer": stub_timer}))
     monkeypatch.setattr(cli_calibrate, "in_checkout", lambda name: False)
     monkeypatch.chdir(tmp_path)
-    assert main(["calibrate", "--chip", "M1", "--no-cv"]) == 0
+    assert main(["calibrate", "--chip", "M1", "--no-cv", "--param", "dispatch.per_task_overhead_s"]) == 0
     assert all(f.read_bytes() == before[f] for f in files)
     own = tmp_path / "calibrated-chips" / files[0].name
     assert own.is_file() and (tmp_path / "calibrated-chips" / "generations" / files[1].name).is_file()
     chip = load_chip(own)
-    result = calibrate("M1", timer=stub_timer, cv=False)
+    result = calibrate("M1", timer=stub_timer, cv=False, include=["dispatch.per_task_overhead_s"])
     fitted = [(p, v) for p, free, v in zip(result.params, result.free, result.fitted) if free]
     assert fitted
     for p, v in fitted:
@@ -251,17 +254,18 @@ def test_calibrating_an_installed_anesim_writes_copies_and_leaves_its_chip_files
         assert param.provenance == "fitted" and param.source.startswith("anesim calibrate --chip M1")
     # --out works the same from a checkout; the shared constants, read from the package only, are
     # not written anywhere but a checkout
-    assert main(["calibrate", "--chip", "M1", "--no-cv", "--out", str(tmp_path / "mine")]) == 0
+    assert main(["calibrate", "--chip", "M1", "--no-cv", "--param", "dispatch.per_task_overhead_s",
+                 "--out", str(tmp_path / "mine")]) == 0
     assert load_chip(tmp_path / "mine" / files[0].name).name == "M1"
     assert main(["calibrate", "--shared"]) == 2
     assert all(f.read_bytes() == before[f] for f in files)
     # a chip file of one's own is the one fitted (it starts from the copy's values), and a
     # calibrated copy fitted again is edited where it lies
-    again = calibrate("M1", timer=stub_timer, cv=False, chip_file=own)
+    again = calibrate("M1", timer=stub_timer, cv=False, chip_file=own, include=["dispatch.per_task_overhead_s"])
     assert [Path(f).resolve() for f in again.files][:2] == [own.resolve(), (own.parent / "generations" / files[1].name).resolve()]
     for (p, v), start in zip(fitted, [s for s, free in zip(again.start, again.free) if free]):
         assert start == (int(round(v)) if p.integer else pytest.approx(float(f"{v:.4g}")))
-    assert main(["calibrate", "--chip", str(own), "--no-cv"]) == 0
+    assert main(["calibrate", "--chip", str(own), "--no-cv", "--param", "dispatch.per_task_overhead_s"]) == 0
     assert load_chip(own).name == "M1" and all(f.read_bytes() == before[f] for f in files)
 
 

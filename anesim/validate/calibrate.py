@@ -58,8 +58,9 @@ class FittedParam:
     shared: bool  # defined above the chip's own generation, so other generations inherit it
 
 
-def fitted_params(chip: ChipConfig, derived: bool = False) -> list[FittedParam]:
-    """Every parameter of the chip whose provenance is ``fitted``, with the file defining it.
+def fitted_params(chip: ChipConfig, derived: bool = False, include: Sequence[str] = ()) -> list[FittedParam]:
+    """Every parameter of the chip whose provenance is ``fitted``, or whose key is in ``include``,
+    with the file defining it.
 
     With ``derived``, the Params the cross-generation rules derive for the chip are included too,
     as the chip's own (fitting them to a measurement file of that chip writes a per-chip value
@@ -78,7 +79,7 @@ def fitted_params(chip: ChipConfig, derived: bool = False) -> list[FittedParam]:
             if isinstance(param, Param) and derived and f"{section}.{name}" in chip.derived_params:
                 out.append(FittedParam(f"{section}.{name}", param.value, isinstance(param.value, int), chain[0],
                                        False))
-            elif isinstance(param, Param) and param.provenance == "fitted":
+            elif isinstance(param, Param) and (param.provenance == "fitted" or f"{section}.{name}" in include):
                 key = f"{section}.{name}"
                 # the nearest file in the inheritance chain that sets the key defines it
                 file = next((f for f, d in zip(chain, raw) if name in (d.get(section) or {})), chain[-1])
@@ -364,15 +365,24 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
     """
     rows = load_traces() if rows is None else rows
     chip = load_chip(chip_file if chip_file is not None else name)
-    params = fitted_params(chip, derived)
+    params = fitted_params(chip, derived, include)
+    unknown = sorted(set(include) - {p.key for p in params})
+    if unknown:
+        raise InputError("--param names no parameter of the chip", found=", ".join(unknown),
+                         expected="a key such as dispatch.per_task_overhead_s (anesim chips show NAME lists them)")
     if not params:
-        raise InputError("the chip has no parameters marked fitted", found=repr(name))
+        raise InputError("the chip has no parameters marked fitted", found=repr(name),
+                         expected="--param KEY to fit one (e.g. dispatch.per_task_overhead_s), --measurements "
+                                  "to fit the chip's derived parameters to a file, or --shared")
     free = [(not p.shared or p.key in include) and (only is None or p.key.startswith(only)) for p in params]
     mine = [r for r in rows if r.target == name and r.mapped]
     if not mine:
         raise InputError("no measured traces for this chip", found=repr(name))
     held = {r.id for r in mine if held_back(r, seed, holdout)}
     cal = {r.id for r in mine} - held
+    if not cal:
+        raise InputError("every row of the chip falls in the held-back split: nothing to fit on",
+                         expected="more rows, or a smaller --holdout", found=f"{len(mine)} row(s), --holdout {holdout}")
     keys = frozenset(p.key for p in params)
     ev = Evaluator(name, chip, params, rows, timer or PipelineTimer(keys), progress)
     start = tuple(float(p.value) for p in params)
