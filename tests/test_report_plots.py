@@ -43,6 +43,16 @@ def test_timeline_utilisation_and_roofline_figures(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 10_000
     with pytest.raises(AnesimError, match="no timeline"):
         timeline_plot(simulate(target, chip, trace=False))
+    assert "range" not in fig_title(timeline_plot(result))
+    # a chip without calibration rows of its own: the title gives the prediction's range
+    a16 = load_chip("a16")
+    predicted = simulate(anesim.compile("programs/transformer_block.yaml", a16), a16)
+    lo, hi = predicted.latency_range_s
+    assert f"(range {lo * 1e6:,.1f}-{hi * 1e6:,.1f} µs)" in fig_title(timeline_plot(predicted))
+
+
+def fig_title(fig) -> str:
+    return fig.axes[0].get_title()
 
 
 def test_cli_run_plot_and_roofline_plot(tmp_path, capsys):

@@ -115,7 +115,10 @@ def timeline_plot(result: TimingResult, path: str | Path | None = None, *, progr
     ax.set_ylim(len(units) - 0.4, -0.6)
     ax.grid(True, axis="x", lw=0.3)
     n_tasks = len(result.tasks)
-    ax.set_title(title or f"{result.program} on {result.chip}: {result.latency_s * 1e6:,.1f} µs, "
+    # (a chip without calibration rows of its own: the prediction's range, as the CLI prints it)
+    ranged = (f" (range {result.latency_range_s[0] * 1e6:,.1f}-{result.latency_range_s[1] * 1e6:,.1f} µs)"
+              if result.latency_range_s else "")
+    ax.set_title(title or f"{result.program} on {result.chip}: {result.latency_s * 1e6:,.1f} µs{ranged}, "
                  f"{n_tasks} task{'s' if n_tasks != 1 else ''} (colour = task, grey = dispatch)", fontsize=10)
     if axp is not None and chip is not None:
         t, b = pool_occupancy(programs, result, chip)
