@@ -320,6 +320,11 @@ def test_fuzzed_rules_files_load_and_curate_or_raise_an_anesim_error(tmp_path: P
 def test_device_identifiers_name_their_source_and_a_broken_file_is_refused(tmp_path) -> None:
     from anesim.validate.curation.labels import load_devices
 
+    from anesim.chips import all_chips
+
+    shipped = {c.name for c in all_chips()}
+    devices = load_devices()
+    assert all(set(e.chips) <= shipped for e in [*devices.models, *devices.board_types])  # (no typo reads as 'no file')
     att = builtin_names().read("MacBookAir10,1")
     assert "model identifier" in att.note and "m1-m5-calibration.csv" in att.note
     assert "caveat 5" in builtin_names().read("Mac18,5").note

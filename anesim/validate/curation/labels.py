@@ -122,15 +122,12 @@ class ChipNames:
         # (a chip the identifier names that this set of chips lacks is not read into it)
         devices = devices or load_devices()
         sources: dict[str, str] = {}  # key -> its source, for the note
-        for model in devices.models:
-            key = _words(model.id)
-            self.keys.setdefault(key, ("model identifier", {c for c in model.chips if c in self.files}))
-            sources.setdefault(key, model.source)
-        for board in devices.board_types:
-            for word in BOARD_WORDS:
-                key = f"{word}{board.board}"
-                self.keys.setdefault(key, ("board type", {c for c in board.chips if c in self.files}))
-                sources.setdefault(key, board.source)
+        entries = [(_words(m.id), "model identifier", m) for m in devices.models]
+        entries += [(f"{word}{b.board}", "board type", b) for b in devices.board_types for word in BOARD_WORDS]
+        for key, kind, entry in entries:
+            if key not in self.keys:  # (a chip's own name, alias, SoC id or target comes first)
+                self.keys[key] = (kind, {c for c in entry.chips if c in self.files})
+                sources[key] = entry.source
         self.sources = sources
 
     def canonical(self, name: str) -> str | None:
