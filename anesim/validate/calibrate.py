@@ -374,6 +374,9 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
         raise InputError("the chip has no parameters marked fitted", found=repr(name),
                          expected="--param KEY to fit one (e.g. dispatch.per_task_overhead_s), --measurements "
                                   "to fit the chip's derived parameters to a file, or --shared")
+    if only is not None and not any(p.key.startswith(only) for p in params):
+        raise InputError("--only matches none of the parameters to fit", found=only,
+                         expected="a prefix of one of " + ", ".join(p.key for p in params))
     free = [(not p.shared or p.key in include) and (only is None or p.key.startswith(only)) for p in params]
     mine = [r for r in rows if r.target == name and r.mapped]
     if not mine:
