@@ -362,3 +362,7 @@ def test_calibrating_on_a_few_rows_fits_only_what_they_move(tmp_path: Path, caps
                  "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "cannot fit" in err and "--only" in err and not (tmp_path / "x").exists()
+    for bad in ("nan", "-0.5", "1", "inf"):  # a held-back fraction outside [0, 1): one line, exit 2
+        assert main(["calibrate", "--measurements", str(path), "--chip", "M1", "--dry-run", "--holdout", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--holdout" in err

@@ -363,6 +363,9 @@ def calibrate(name: str, *, rows: Sequence[TraceRow] | None = None, timer: Timer
     with it (``power`` fits the energy model alone and holds the timing parameters at their
     configured values).
     """
+    if not 0.0 <= holdout < 1.0:  # (NaN fails this too)
+        raise InputError("--holdout is the fraction of measurement groups held back",
+                         expected="a number from 0 up to, not including, 1", found=str(holdout))
     rows = load_traces() if rows is None else rows
     chip = load_chip(chip_file if chip_file is not None else name)
     params = fitted_params(chip, derived, include)
