@@ -42,6 +42,25 @@ def test_usage_errors_are_one_line(capsys) -> None:
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error" in err
+    # a count or a seed below zero is a usage error, not a traceback from deep inside
+    for argv in (["compile", "programs/conv3x3.yaml", "--chip", "m1", "--tasks", "-5"],
+                 ["run", "programs/conv3x3.yaml", "--chip", "m1", "--random-inputs", "-3"],
+                 ["run", "programs/conv3x3.yaml", "--chip", "m1", "--random-inputs", "x"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.count("\n") == 1 and "0 or more" in err
+
+
+def test_compile_report_shows_as_many_task_rows_as_asked(repo_root: Path) -> None:
+    import anesim
+
+    result = anesim.compile(repo_root / "programs" / "resnet_basic_block.yaml", "m1")  # three tasks
+    for shown in range(5):
+        text = result.report(max_tasks=shown).split("\ntask ")[1]
+        rows = [line for line in text.splitlines()[1:] if not line.startswith("...")]
+        assert len(rows) == min(shown, 3)
+        assert ("more tasks" in text) == (shown < 3)
 
 
 def test_readme_python_example_runs(repo_root: Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from anesim.cli.options import add_limit_options
+from anesim.cli.options import add_limit_options, whole_number
 from anesim.cli.output import print_json
 
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "OUT.sidecar.json (H13 chips); "
                         "OUT.json = the program model (every chip)")
     p.add_argument("--json", action="store_true", help="print the summary and task table as JSON")
-    p.add_argument("--tasks", type=int, default=60, metavar="N", help="show at most N task rows (default 60)")
+    p.add_argument("--tasks", type=whole_number, default=60, metavar="N", help="show at most N task rows (default 60)")
     p.add_argument("--weights", action="store_true", help="include kernel weights in JSON output")
     add_limit_options(p)
     p.set_defaults(func=run)

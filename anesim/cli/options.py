@@ -5,6 +5,17 @@ from __future__ import annotations
 import argparse
 
 
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (a count, or a seed numpy takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, found {value}")
+    return value
+
+
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--max-memory`` (the memory limit on what one input file may ask for)."""
     parser.add_argument("--max-memory", metavar="BYTES",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anesim.cli.options import add_limit_options
+from anesim.cli.options import add_limit_options, whole_number
 from anesim.cli.output import print_json, print_table, si
 
 MAX_TASK_ROWS = 100
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="OUT.png", help="draw the timeline per unit with pool occupancy below (.png, .svg, .pdf)")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input tensor for the functional run (repeatable)")
-    p.add_argument("--random-inputs", type=int, metavar="SEED", help="seed for the inputs not given with --input (default 0)")
+    p.add_argument("--random-inputs", type=whole_number, metavar="SEED", help="seed for the inputs not given with --input (default 0)")
     p.add_argument("--out", metavar="DIR", help="write output tensors of the functional run as DIR/NAME.npy")
     p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
     p.add_argument("--approximate", action="store_true",

@@ -154,15 +154,16 @@ class CompileResult:
         if rows:
             cols = ["task", "op", "name", "in", "out", "kernel", "cores", "ocg", "passes", "tile_h",
                     "winograd", "result_in", "fused"]
-            shown = rows if len(rows) <= max_tasks else rows[: max_tasks // 2] + rows[-max_tasks // 2:]
+            head = max_tasks // 2  # (the first rows and the last ones; rows[-0:] would be all of them)
+            shown = rows if len(rows) <= max_tasks else rows[:head] + rows[len(rows) - (max_tasks - head):]
             table = [[str(r[c]) for c in cols] for r in shown]
-            widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
+            widths = [max([len(c), *(len(t[i]) for t in table)]) for i, c in enumerate(cols)]
+            body = ["  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip() for t in table]
+            if len(rows) > max_tasks:
+                body.insert(head, f"... {len(rows) - max_tasks} more tasks ...")
             lines.append("")
             lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
-            for i, t in enumerate(table):
-                if len(rows) > max_tasks and i == max_tasks // 2:
-                    lines.append(f"... {len(rows) - max_tasks} more tasks ...")
-                lines.append("  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
+            lines += body
         return "\n".join(lines)
 
     def execute(self, inputs: Mapping[str, np.ndarray],
