@@ -125,6 +125,19 @@ def test_program_parameters_are_swept(tmp_path: Path) -> None:
     assert float(rows[1]["latency_s"]) > float(rows[0]["latency_s"])
 
 
+def test_a_sweep_whose_every_point_fails_reports_it_without_plot_warnings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], recwarn: pytest.WarningsRecorder) -> None:
+    program = tmp_path / "batched.yaml"
+    program.write_text(BATCHED)
+    out = tmp_path / "out"
+    assert main(["sweep", str(program), "--chips", "m1", "--param", "batch=abc", "--out", str(out), "--workers", "0",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "1 point(s) failed" in err and "must be a number" in err
+    assert (out / "latency_by_chip.png").is_file()
+    assert not [w for w in recwarn if "legend" in str(w.message)]  # (no empty legend to warn about)
+
+
 def test_compare_marks_predicted_chips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     png = tmp_path / "compare.png"
     assert main(["compare", CONV, "--chips", "m1,a14,a17-pro", "-o", str(png)]) == 0

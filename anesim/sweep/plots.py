@@ -55,7 +55,8 @@ def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_title("Latency by chip, predicted by anesim\n(whiskers: the 80 % range on chips without calibration rows)",
                  fontsize=9)
     # beside the axes, not over them: with many programs the legend would hide the last chips' bars
-    ax.legend(fontsize=7, ncol=1 if len(programs) <= 14 else 2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if ax.get_legend_handles_labels()[0]:  # (every point failed: nothing to label)
+        ax.legend(fontsize=7, ncol=1 if len(programs) <= 14 else 2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -121,7 +122,7 @@ def scaling(rows: list[dict[str, Any]], swept: list[str], path: Path) -> None:
         if across_chips:
             ax.set_xscale("log")
         ax.set_title("Scaling across chips" if across_chips else f"Scaling with {key}")
-        if len(lines) <= 12:
+        if len(lines) <= 12 and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
