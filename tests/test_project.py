@@ -45,7 +45,8 @@ def test_usage_errors_are_one_line(capsys) -> None:
     # a count or a seed below zero is a usage error, not a traceback from deep inside
     for argv in (["compile", "programs/conv3x3.yaml", "--chip", "m1", "--tasks", "-5"],
                  ["run", "programs/conv3x3.yaml", "--chip", "m1", "--random-inputs", "-3"],
-                 ["run", "programs/conv3x3.yaml", "--chip", "m1", "--random-inputs", "x"]):
+                 ["run", "programs/conv3x3.yaml", "--chip", "m1", "--random-inputs", "x"],
+                 ["sweep", "programs/conv3x3.yaml", "--chips", "m1", "--out", "unused", "--workers", "-1"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         err = capsys.readouterr().err

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from anesim.cli.options import whole_number
 from anesim.cli.output import print_table
 
 
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "or a parameter the program files declare under params: (batch, seq, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the table and figures")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a new LocalCluster)")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=whole_number, default=2,
                    help="LocalCluster worker processes (default 2; 0 runs in this process without Dask)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -64,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
     for program in args.programs:
         if not Path(program).is_file() and not Path(program).is_dir():
             raise InputError("no such program file", file=program)
-    if args.workers < 0:
-        raise InputError("bad --workers", expected="0 or more", found=args.workers)
     chips = resolve_chips(args.chips)
     fixed = parse_assignments(args.set, "--set", multi=False)
     swept = parse_assignments(args.param, "--param", multi=True)

@@ -79,8 +79,9 @@ class _Devices(BaseModel):
     board_types: list[_Board]
 
 
-def _words(text: str) -> str:
-    return "".join(re.findall(r"[a-z0-9]+", text.lower()))
+def _words(text: str) -> list[str]:
+    """A label's lowercase words (letters and digits; any other character separates them)."""
+    return re.findall(r"[a-z0-9]+", text.lower())
 
 
 @lru_cache(maxsize=1)
@@ -122,7 +123,7 @@ class ChipNames:
         # (a chip the identifier names that this set of chips lacks is not read into it)
         devices = devices or load_devices()
         sources: dict[str, str] = {}  # key -> its source, for the note
-        entries = [(_words(m.id), "model identifier", m) for m in devices.models]
+        entries = [("".join(_words(m.id)), "model identifier", m) for m in devices.models]
         entries += [(f"{word}{b.board}", "board type", b) for b in devices.board_types for word in BOARD_WORDS]
         for key, kind, entry in entries:
             if key not in self.keys:  # (a chip's own name, alias, SoC id or target comes first)
@@ -137,7 +138,7 @@ class ChipNames:
 
     def read(self, label: str) -> Attribution:
         """The chip a free-form label names."""
-        words = re.findall(r"[a-z0-9]+", label.lower())
+        words = _words(label)
         for start in range(len(words)):
             for end in range(len(words), start, -1):
                 key = "".join(words[start:end])
