@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,8 @@ class Published:
     value: float  # in seconds, joules, or a ratio
     shown: str  # the figure as the source prints it
     source: str
-    runs: int = 1  # program runs the figure covers (a classifier-free-guidance step runs the UNet twice)
+    runs: int = 1  # program runs the figure covers
+    params: dict[str, float] = field(default_factory=dict)  # the program's params for this figure
     baseline: str = ""
     note: str = ""
     band: tuple[float, float] | None = None  # anesim / published the whole-model test accepts
@@ -66,9 +67,13 @@ def load_published(path: Path = PUBLISHED_FILE) -> list[Published]:
     return out
 
 
-def published_ratio(p: Published, pred: Callable[[str, str], dict[str, float]]) -> tuple[float, str]:
-    """anesim / published for one figure, and the prediction as shown in the table."""
-    r = pred(p.program, p.chip)
+Predictor = Callable[[str, str, tuple[tuple[str, float], ...]], dict[str, float]]
+
+
+def published_ratio(p: Published, pred: Predictor) -> tuple[float, str]:
+    """anesim / published for one figure, and the prediction as shown in the table; ``pred`` takes
+    the program, the chip and the program's params as sorted (name, value) pairs."""
+    r = pred(p.program, p.chip, tuple(sorted(p.params.items())))
     if p.quantity == "latency_s":
         got = p.runs * r["latency_s"]
         shown = f"{got * 1e3:.4g} ms" + (f" ({p.runs} x {r['latency_s'] * 1e3:.4g})" if p.runs > 1 else "")
@@ -76,20 +81,20 @@ def published_ratio(p: Published, pred: Callable[[str, str], dict[str, float]]) 
         got = p.runs * r["energy_j"]
         shown = f"{got * 1e3:.4g} mJ"
     else:
-        got = pred(p.baseline, p.chip)["latency_s"] / r["latency_s"]
+        got = pred(p.baseline, p.chip, ())["latency_s"] / r["latency_s"]
         shown = f"{got:.3g}x"
     return got / p.value, shown
 
 
-def run_one(path: Path, chip_name: str) -> dict[str, float]:
+def run_one(path: Path, chip_name: str, params: dict[str, float] | None = None) -> dict[str, float]:
     """Compile and time one program on one chip as ``anesim run --timing-only`` does."""
-    import anesim
     from anesim.chips import load_chip
+    from anesim.compiler import compile_file
     from anesim.timing import simulate
 
     chip = load_chip(chip_name)
     t0, c0 = time.perf_counter(), time.process_time()
-    target = anesim.compile(str(path), chip)
+    target = compile_file(path, chip, params=params or None)
     t1, c1 = time.perf_counter(), time.process_time()
     result = simulate(target, chip, trace=False)  # as the CLI runs it without --trace
     t2, c2 = time.perf_counter(), time.process_time()
@@ -101,12 +106,12 @@ def run_one(path: Path, chip_name: str) -> dict[str, float]:
 
 def published_table(markdown: bool) -> None:
     """Every published whole-model figure beside anesim's prediction and their ratio."""
-    cache: dict[tuple[str, str], dict[str, float]] = {}
+    cache: dict[tuple, dict[str, float]] = {}
 
-    def pred(program: str, chip: str) -> dict[str, float]:
-        if (program, chip) not in cache:
-            cache[program, chip] = run_one(REPO / "programs" / f"{program}.yaml", chip)
-        return cache[program, chip]
+    def pred(program: str, chip: str, params: tuple[tuple[str, float], ...]) -> dict[str, float]:
+        if (program, chip, params) not in cache:
+            cache[program, chip, params] = run_one(REPO / "programs" / f"{program}.yaml", chip, dict(params))
+        return cache[program, chip, params]
 
     head = ["program", "chip", "published", "source", "anesim", "anesim / published", "band"]
     sep = " | " if markdown else "  "
@@ -116,7 +121,8 @@ def published_table(markdown: bool) -> None:
     for p in load_published():
         ratio, shown = published_ratio(p, pred)
         band = f"{p.band[0]:g}-{p.band[1]:g}" if p.band else "-"
-        cells = [p.program, p.chip, p.shown, p.source, shown, f"{ratio:.3g}", band]
+        name = p.program + (" (" + ", ".join(f"{k}={v:g}" for k, v in p.params.items()) + ")" if p.params else "")
+        cells = [name, p.chip, p.shown, p.source, shown, f"{ratio:.3g}", band]
         print(("| " if markdown else "") + sep.join(cells) + (" |" if markdown else ""))
 
 

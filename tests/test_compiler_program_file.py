@@ -47,6 +47,17 @@ def _write(tmp_path: Path, text: str, name: str = "prog.yaml") -> Path:
     return path
 
 
+def test_power_in_expressions(tmp_path: Path) -> None:
+    """``**`` in ``${...}``: whole for whole numbers and a non-negative exponent, else a float."""
+    text = GOOD.replace('out_channels: "${4 * 2}"', 'out_channels: "${2 ** 3 * 1 ** 1000000 + (-1) ** 2 - 1}"')
+    text = text.replace("{op: add, in: [b, shift], out: c0}",
+                        '{op: add, in: [b, shift], out: c00}\n  - {op: scale, in: c00, out: c0, scale: "${(320 / 5) ** -0.5}"}')
+    g = load_program_file(_write(tmp_path, text))
+    assert g.info("b").shape == (1, 8, 6, 6)
+    scale = next(n for n in g.nodes if n.op == "scale").attrs["scale"]
+    assert scale == 0.125 and isinstance(scale, float)
+
+
 def test_good_program_expands(tmp_path: Path) -> None:
     g = load_program_file(_write(tmp_path, GOOD))
     ops = [n.op for n in g.nodes]
@@ -81,6 +92,11 @@ BAD = [
     ("with: {x: x, c: 8}", "with: {x: x, c: 8, d: 1}", "key 'ops[0].with.d'", "unknown block parameter"),
     ("{op: relu, in", "{op: relu, bogus: 1, in", "key 'ops[3].ops[0].bogus'", "unknown key for relu"),
     ('"${4 * 2}"', '"${4 * q}"', "key 'ops[1].out_channels'", "unknown name"),
+    ('"${4 * 2}"', '"${9 ** 9 ** 9}"', "key 'ops[1].out_channels'", "power too large"),
+    ('"${4 * 2}"', '"${(0 - 8) ** 0.5}"', "key 'ops[1].out_channels'", "power out of range"),
+    ('"${4 * 2}"', '"${0 ** -1}"', "key 'ops[1].out_channels'", "power out of range"),
+    ('"${4 * 2}"', '"${10.0 ** 400}"', "key 'ops[1].out_channels'", "power out of range"),
+    ('"${4 * 2}"', '"${2 ** 3 ** 0.5 < 1}"', "key 'ops[1].out_channels'", "unsupported expression"),
 ]
 
 

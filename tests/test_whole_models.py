@@ -131,6 +131,29 @@ def test_sd_unet_structure() -> None:
     assert graph.info("noise").shape == (1, 4, 64, 64)
 
 
+SD21_BASE = {"heads_320": 5, "heads_640": 10, "heads_1280": 20, "text_dim": 1024}
+
+
+def test_sd_unet_params_give_the_sd21_base_unet() -> None:
+    """SD 2.1-base: heads 64 wide (5, 10, 20), 1024-wide text states; batch 2 for a guided step."""
+    sd15 = _graph("sd_unet")
+    sd21 = load_graph(REPO / "programs" / "sd_unet.yaml", {**SD21_BASE, "batch": 2})
+    assert sd21.inputs["text"].shape == (2, 1024, 1, 77)
+    assert sd21.inputs["latent"].shape == (2, 4, 64, 64)
+    assert sd21.info("noise").shape == (2, 4, 64, 64)
+    scores = [sd21.info(n.output).shape for n in sd21.nodes if n.op == "softmax"]
+    assert scores[0] == (2, 5, 4096, 4096)  # self-attention at 64x64: 5 heads
+    assert scores[1] == (2, 5, 77, 4096)  # cross-attention on the 77 text tokens
+    assert {s[1] for s in scores} == {5, 10, 20}
+    scales = {n.attrs["scale"] for n in sd21.nodes if n.op == "scale" and n.output.endswith("scaled1")}
+    assert scales == {0.125}  # 1 / sqrt(64) at every level
+    # the 16 cross-attention K and V projections read 1024-wide text states instead of 768-wide:
+    # 865.9 M parameters in the diffusers SD 2.1-base UNet against 859.5 M
+    extra = 2 * (1024 - 768) * (5 * 320 + 5 * 640 + 6 * 1280)
+    weights15, weights21 = (_weights(g, "conv2d") + _weights(g, "linear") for g in (sd15, sd21))
+    assert weights21 - weights15 == extra
+
+
 @pytest.mark.parametrize("name", ["llama_decode_step", "llama_decode_step_int8"])
 def test_llama_decode_step(name: str) -> None:
     graph = _graph(name)

@@ -15,6 +15,7 @@ import pytest
 
 from anesim.chips import load_chip
 from anesim.compiler import compile_file
+from anesim.compiler.frontends.program_file import declared_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,14 +33,15 @@ FIGURES = BENCH.load_published()
 BANDED = [f for f in FIGURES if f.band is not None]
 
 
-def _predict(program: str, chip: str, cache: dict = {}) -> dict[str, float]:  # noqa: B006 - a memo
-    if (program, chip) not in cache:
+def _predict(program: str, chip: str, params: tuple, cache: dict = {}) -> dict[str, float]:  # noqa: B006 - a memo
+    if (program, chip, params) not in cache:
         from anesim.timing import simulate
 
         config = load_chip(chip)
-        result = simulate(compile_file(REPO / "programs" / f"{program}.yaml", config), config, trace=False)
-        cache[program, chip] = {"latency_s": result.latency_s, "energy_j": result.energy_j}
-    return cache[program, chip]
+        target = compile_file(REPO / "programs" / f"{program}.yaml", config, params=dict(params) or None)
+        result = simulate(target, config, trace=False)
+        cache[program, chip, params] = {"latency_s": result.latency_s, "energy_j": result.energy_j}
+    return cache[program, chip, params]
 
 
 def test_every_figure_names_a_program_and_a_chip() -> None:
@@ -48,6 +50,8 @@ def test_every_figure_names_a_program_and_a_chip() -> None:
         assert (REPO / "programs" / f"{f.program}.yaml").is_file(), f.program
         load_chip(f.chip)
         assert f.quantity in ("latency_s", "energy_j", "speedup") and f.value > 0
+        declared = declared_params(REPO / "programs" / f"{f.program}.yaml")
+        assert set(f.params) <= set(declared), f"{f.program}: params {sorted(f.params)} not all declared"
         if f.band is not None:
             assert 0 < f.band[0] < 1 < f.band[1], f"{f.program} on {f.chip}: a band must hold 1"
 

@@ -32,6 +32,7 @@ std: 0.02}``, or the name of a constant). Every error names the file and the key
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from functools import lru_cache
@@ -174,13 +175,36 @@ class _Expander:
                 return _BINOPS[type(node.op)](left, right)
             except ZeroDivisionError:
                 raise self.error(key, "division by zero", ctx, found=repr(text)) from None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            base = self._walk(node.left, text, env, key, ctx)
+            exponent = self._walk(node.right, text, env, key, ctx)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (base, exponent)):
+                raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
+            return self._power(base, exponent, text, key, ctx)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             value = self._walk(node.operand, text, env, key, ctx)
             if not isinstance(value, (int, float)):
                 raise self.error(key, "arithmetic needs numbers", ctx, found=repr(text))
             return -value if isinstance(node.op, ast.USub) else value
         raise self.error(key, "unsupported expression", ctx, found=repr(text),
-                         expected="numbers, names and + - * / // %")
+                         expected="numbers, names and + - * / // % **")
+
+    def _power(self, base: int | float, exponent: int | float, text: str, key: str, ctx: str) -> int | float:
+        """``base ** exponent``: whole for whole numbers and a non-negative exponent, else a float
+        (``(c / heads) ** -0.5``); refused past 2**63 before it is computed (a file could otherwise
+        ask for a number of billions of digits)."""
+        if isinstance(base, int) and isinstance(exponent, int) and exponent >= 0:
+            if abs(base) > 1 and exponent * math.log2(abs(base)) > 63:
+                raise self.error(key, "power too large", ctx, found=repr(text), expected="at most 2**63")
+            return base ** exponent
+        try:
+            value = float(base) ** float(exponent)
+        except (OverflowError, ZeroDivisionError):
+            value = math.inf
+        if isinstance(value, complex) or not math.isfinite(value):
+            raise self.error(key, "power out of range", ctx, found=repr(text),
+                             expected="a finite real number (no negative base to a fractional exponent, no 0 to a negative one)")
+        return value
 
     def subst(self, value: Any, env: dict[str, Any], key: str, ctx: str) -> Any:
         """Replace $name and ${expr} in strings (recursively in lists and mappings)."""
