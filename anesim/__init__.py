@@ -56,17 +56,22 @@ def load(path: str | Path, *, chip: ChipConfig | str = "m1", sidecar: str | Path
     return program
 
 
-def compile(model: Any, chip: ChipConfig | str = "m1") -> CompileResult:  # noqa: A001 - the verb users expect
-    """Compile a model file or a builder graph for a chip; the result holds program and report."""
+def compile(model: Any, chip: ChipConfig | str = "m1",  # noqa: A001 - the verb users expect
+            params: dict[str, Any] | None = None) -> CompileResult:
+    """Compile a model file or a builder graph for a chip; the result holds program and report.
+    ``params`` set a program file's ``params:``."""
     from anesim.compiler import compile_file, compile_graph
     from anesim.compiler.graph import Graph
 
-    if isinstance(model, Graph):
-        return compile_graph(model, chip)
-    builder_graph = getattr(model, "graph", None)
-    if isinstance(builder_graph, Graph):
-        return compile_graph(builder_graph, chip)
-    return compile_file(model, chip)
+    graph = model if isinstance(model, Graph) else getattr(model, "graph", None)
+    if isinstance(graph, Graph):
+        if params:
+            from anesim.errors import UnsupportedError
+
+            raise UnsupportedError("only program files take parameters; a graph is built already",
+                                   found=", ".join(params))
+        return compile_graph(graph, chip)
+    return compile_file(model, chip, params=params)
 
 
 def encode(program_or_decoded: Any) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,57 @@ def test_cnn_scales_with_batch_and_resolution(tmp_path: Path) -> None:
         ratio = int(by[batch, 224]["macs"]) / int(by[batch, 160]["macs"])
         assert 1.9 < ratio < (224 / 160) ** 2
         assert float(by[batch, 224]["latency_s"]) > float(by[batch, 160]["latency_s"])
+
+
+def test_run_compile_explain_check_take_params(capsys: pytest.CaptureFixture[str]) -> None:
+    """--param NAME=VALUE on the commands that compile one model sets its params: as a sweep does."""
+    program = str(PROGRAMS / "resnet18.yaml")
+    assert main(["run", program, "--timing-only", "--json", "--param", "batch=2", "--param", "resolution=160"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert main(["run", program, "--timing-only", "--json", "--param", "resolution=160"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert two["macs"] == 2 * one["macs"]
+    assert main(["compile", program, "--json", "--param", "batch=2"]) == 0
+    assert json.loads(capsys.readouterr().out)["macs"] == 2 * 1_814_073_344  # torchvision: 1.81 GMAC per image
+    assert main(["explain", program, "--json", "--param", "resolution=160"]) == 0
+    assert json.loads(capsys.readouterr().out)["latency_s"] < one["latency_s"] * 1.5
+    assert main(["check", program, "--json", "--param", "batch=2"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--param", "batch"], "bad --param (expected KEY=VALUE, found 'batch')"),
+    (["--param", "depth=2"], "unknown program parameter"),
+    (["--param", "batch=1", "--param", "batch=2"], "--param names a key twice"),
+])
+def test_bad_params_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    assert main(["run", str(PROGRAMS / "resnet18.yaml"), "--timing-only", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_params_are_refused_for_other_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Compiled programs, ONNX and Core ML models have no params:; --param there is an error, not ignored."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    for command in (["run", str(model), "--timing-only"], ["compile", str(model)], ["explain", str(model)],
+                    ["check", str(model)], ["compare", str(model), "--chips", "m1"]):
+        assert main([*command, "--param", "batch=2"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"anesim: error: {model}: --param sets a program file's params; other model formats and "
+                       "compiled programs have none (expected a program YAML, found batch=2)"), err
+
+
+def test_compare_refuses_chip_keys_as_params(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(PROGRAMS / "resnet18.yaml"), "--chips", "m1", "--param", "clock=1GHz"]) == 2
+    assert "not chip-file keys" in capsys.readouterr().err
+
+
+def test_compile_api_takes_params() -> None:
+    import anesim
+    from anesim.errors import UnsupportedError
+
+    result = anesim.compile(PROGRAMS / "resnet18.yaml", "m1", {"batch": 2})
+    assert result.graph.inputs["image"].shape == (2, 3, 224, 224)
+    with pytest.raises(UnsupportedError, match="only program files take parameters"):
+        anesim.compile(result.graph, "m1", {"batch": 2})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from anesim.cli.options import add_limit_options
+from anesim.cli.options import add_limit_options, add_param_option, program_params
 from anesim.cli.output import print_json
 
 
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fix", action="store_true", help="apply the safe rewrites and show the predicted gain")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="bind a dynamic dimension (default 1); with --fix the bound shape becomes static")
+    add_param_option(p)
     add_limit_options(p)
     p.set_defaults(func=run)
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from anesim.chips import all_chips, load_chip
 
     dims = _dims(args.dim)
-    graph, dynamic = load_for_check(args.model, dims=dims)
+    graph, dynamic = load_for_check(args.model, dims=dims, params=program_params(args.param, args.model))
     if args.chip == "all":
         matrix = placement_matrix(graph, all_chips())
         if args.json:
@@ -99,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         fixed_graph = graph
         applied = []
         if dynamic:
-            fixed_graph, _ = load_for_check(args.model, dims=dims, static=True)
+            fixed_graph, _ = load_for_check(args.model, dims=dims, static=True,
+                                            params=program_params(args.param, args.model))
             applied.append({"fix": "static-shape", "layer": ", ".join(dynamic),
                             "what": "dynamic dimensions bound to " + ", ".join(f"{d}={dims.get(d, 1)}" for d in dynamic)})
         passed = run_passes(fixed_graph)

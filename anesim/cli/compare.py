@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from anesim.cli.options import add_param_option, program_params
 from anesim.cli.output import print_table
 
 
@@ -18,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a model file (program YAML, ONNX, Core ML)")
     p.add_argument("--chips", default="a14,a15,a16,a17-pro,a18-pro",
                    help="comma-separated chip names or files, or 'all' (default: a14,a15,a16,a17-pro,a18-pro)")
+    add_param_option(p)
     p.add_argument("-o", "--output", metavar="PNG", help="the figure (default: MODEL-compare.png beside the model "
                                                        "is not written; give a path to plot)")
     p.set_defaults(func=run)
@@ -28,12 +30,19 @@ def run(args: argparse.Namespace) -> int:
     from anesim.chips import load_chip
     from anesim.errors import InputError
     from anesim.sweep import expand, resolve_chips, run_point
+    from anesim.sweep.overrides import canonical_key, is_chip_key
     from anesim.sweep.status import chip_status
 
     if not Path(args.model).is_file() and not Path(args.model).is_dir():
         raise InputError("no such model file", file=args.model)
+    params = program_params(args.param, args.model) or {}
+    chip_keys = [k for k in params if is_chip_key(canonical_key(k))]
+    if chip_keys:  # (expand would take them as chip-file overrides)
+        raise InputError("--param sets the program's params, not chip-file keys", file=args.model,
+                         expected="a name under the program's params:; chip-file overrides: anesim sweep --set",
+                         found=", ".join(chip_keys))
     chips = resolve_chips(args.chips)
-    rows = [run_point(point) for point in expand([args.model], chips)]
+    rows = [run_point(point) for point in expand([args.model], chips, {k: [v] for k, v in params.items()})]
     statuses = [chip_status(load_chip(c)) for c in chips]
     table = []
     for row, status in zip(rows, statuses):

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from anesim.cli.options import add_limit_options, whole_number
+from anesim.cli.options import add_limit_options, add_param_option, program_params, whole_number
 from anesim.cli.output import print_json
 
 
@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary and task table as JSON")
     p.add_argument("--tasks", type=whole_number, default=60, metavar="N", help="show at most N task rows (default 60)")
     p.add_argument("--weights", action="store_true", help="include kernel weights in JSON output")
+    add_param_option(p)
     add_limit_options(p)
     p.set_defaults(func=run)
 
@@ -44,7 +45,7 @@ def _write(args: argparse.Namespace, result: object, out: Path) -> str:
         from anesim.compiler.backend.h13_hwx import write_hwx
 
         # like the command buffer, the container keeps every intermediate in DRAM
-        hwx_result = compile_file(args.model, args.chip, chain=False)
+        hwx_result = compile_file(args.model, args.chip, chain=False, params=program_params(args.param, args.model))
         data = write_hwx(hwx_result)
         out.write_bytes(data)
         return (f"wrote {out} ({len(data)} bytes, {len(hwx_result.program.tasks)} H13 tasks, intermediates in DRAM); "
@@ -54,7 +55,7 @@ def _write(args: argparse.Namespace, result: object, out: Path) -> str:
         from anesim.compiler.backend.h13_emit import encode_raw
 
         # the command buffer keeps every intermediate in DRAM: pool residency has no H13 encoding yet
-        raw_result = compile_file(args.model, args.chip, chain=False)
+        raw_result = compile_file(args.model, args.chip, chain=False, params=program_params(args.param, args.model))
         data, sidecar = encode_raw(raw_result)
         out.write_bytes(data)
         side = out.with_name(out.stem + ".sidecar.json")
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     """Compile and report."""
     from anesim.compiler import compile_file
 
-    result = compile_file(args.model, args.chip)
+    result = compile_file(args.model, args.chip, params=program_params(args.param, args.model))
     message = _write(args, result, Path(args.output)) if args.output else None
     if args.json:
         data = result.summary()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from anesim.cli.options import add_limit_options
+from anesim.cli.options import add_limit_options, add_param_option, program_params
 from anesim.cli.output import print_json, print_table
 
 MAX_ROWS = 80
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="a compiled program (.hwx, raw command buffer) or a model (program YAML, ONNX, Core ML)")
     p.add_argument("--chip", default="m1", help="chip name, alias or YAML path (default: m1)")
     p.add_argument("--tasks", action="store_true", help="also list every task")
+    add_param_option(p)
     p.add_argument("--json", action="store_true", help="print the whole explanation as one JSON object")
     p.add_argument("--sidecar", metavar="FILE", help="the sidecar describing a raw command buffer's tensors")
     add_limit_options(p)
@@ -38,9 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from anesim.chips import load_chip
     from anesim.report.explain import RESOURCES, explain
 
+    params = program_params(args.param, args.file)
     chip = load_chip(args.chip)
     if anesim.is_model_file(args.file):
-        target: Any = anesim.compile(args.file, chip)
+        target: Any = anesim.compile(args.file, chip, params)
     else:
         target = anesim.load(args.file, sidecar=args.sidecar)
     e = explain(target, chip)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 
 def whole_number(text: str) -> int:
@@ -22,3 +24,23 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
                         help="refuse inputs whose tensors and buffers need more than BYTES (512M, 2GiB, ...; "
                              "default: the chip's DRAM window, 3.5 GiB, or $ANESIM_MAX_MEMORY); "
                              "the work and step limits scale with it (docs/limits.md)")
+
+
+def add_param_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--param NAME=VALUE`` (repeatable): a program file's ``params:``."""
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a parameter the program file declares under params: (batch, seq, ...); "
+                             "repeatable (docs/sweep.md lists the shipped programs' params)")
+
+
+def program_params(items: list[str], file: str) -> dict[str, Any] | None:
+    """The ``--param`` items as a program file's params (None without any); refused for other files."""
+    if not items:
+        return None
+    from anesim.errors import InputError
+    from anesim.sweep.points import parse_assignments
+
+    if Path(file).suffix.lower() not in (".yaml", ".yml"):
+        raise InputError("--param sets a program file's params; other model formats and compiled programs have none",
+                         file=file, expected="a program YAML", found=", ".join(items))
+    return {key: values[0] for key, values in parse_assignments(items, "--param", multi=False).items()}

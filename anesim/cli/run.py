@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anesim.cli.options import add_limit_options, whole_number
+from anesim.cli.options import add_limit_options, add_param_option, program_params, whole_number
 from anesim.cli.output import print_json, print_table, si
 
 MAX_TASK_ROWS = 100
@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "ONNX, Core ML) to compile for the chip")
     p.add_argument("--chip", default="m1", help="chip name, alias or YAML path (default: m1)")
     p.add_argument("--timing-only", action="store_true", help="skip the functional (numerics) run")
+    add_param_option(p)
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     p.add_argument("--trace", metavar="OUT", help="write the timeline: OUT.json (Chrome) or OUT.pftrace (Perfetto)")
     p.add_argument("--plot", metavar="OUT.png", help="draw the timeline per unit with pool occupancy below (.png, .svg, .pdf)")
@@ -152,9 +153,10 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("--numerics chooses how the functional run computes, and --timing-only skips that run",
                          expected="one of the two", found=f"--timing-only --numerics {args.numerics}")
+    params = program_params(args.param, args.file)
     chip = load_chip(args.chip)
     if anesim.is_model_file(args.file):
-        target: Any = anesim.compile(args.file, chip)  # segments and host work, not just the tasks
+        target: Any = anesim.compile(args.file, chip, params)  # segments and host work, not just the tasks
         program = target.program
     else:
         program = target = anesim.load(args.file, sidecar=args.sidecar, approximate=args.approximate)
