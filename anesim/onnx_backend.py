@@ -140,7 +140,14 @@ class AnesimBackend(_Backend):  # type: ignore[misc,valid-type]
     def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> AnesimRep:
         """Compile ``model`` for the chip ``device`` names ("CPU": ``$ANESIM_ONNX_CHIP`` or :data:`DEFAULT_CHIP`)."""
         from anesim.chips import load_chip
+        from anesim.compiler.frontends.onnx import name_not_text
+        from anesim.errors import ProgramError
 
+        name = kwargs.get("name", "<onnx>")
+        where = name_not_text(model.graph, "graph")
+        if where is not None:
+            raise ProgramError("not a valid ONNX model: a name or string attribute is not UTF-8 text", file=name,
+                               where=where)
         chip = load_chip(chip_for_device(device))
         return AnesimRep(model, chip, kwargs.get("name", model.graph.name or "<onnx>"))
 

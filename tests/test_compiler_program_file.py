@@ -49,7 +49,8 @@ def _write(tmp_path: Path, text: str, name: str = "prog.yaml") -> Path:
 
 def test_power_in_expressions(tmp_path: Path) -> None:
     """``**`` in ``${...}``: whole for whole numbers and a non-negative exponent, else a float."""
-    text = GOOD.replace('out_channels: "${4 * 2}"', 'out_channels: "${2 ** 3 * 1 ** 1000000 + (-1) ** 2 - 1}"')
+    text = GOOD.replace('out_channels: "${4 * 2}"',
+                        'out_channels: "${2 ** 3 * 1 ** 1000000 + (-1) ** 2 - 1}"')
     text = text.replace("{op: add, in: [b, shift], out: c0}",
                         '{op: add, in: [b, shift], out: c00}\n  - {op: scale, in: c00, out: c0, scale: "${(320 / 5) ** -0.5}"}')
     g = load_program_file(_write(tmp_path, text))

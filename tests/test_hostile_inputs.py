@@ -313,9 +313,41 @@ def test_onnx_node_name_that_is_not_utf8(tmp_path: Path) -> None:
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     path = tmp_path / "m.onnx"
     path.write_bytes(data.replace(b"qqqqqq", b"\xff\xfeqq\x80q"))  # (protobuf hands it over as bytes)
-    with pytest.raises(ProgramError, match=r"graph.node\[0\]: not a valid ONNX model: a name is not UTF-8"):
+    with pytest.raises(ProgramError,
+                       match=r"graph.node\[0\]: not a valid ONNX model: a name or string attribute is not UTF-8"):
         compile_file(path, "m1")
     assert main(["check", str(path)]) == 2
+
+
+def test_onnx_graph_name_and_attribute_that_are_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The graph's name names the program in every report (check --json printed it as bytes and
+    failed); a string attribute is read as text."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from anesim.compiler import compile_file
+
+    pool = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], auto_pad="NOTSET")
+    graph = helper.make_graph([pool], "gggggg", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 2])])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    named, attributed = tmp_path / "name.onnx", tmp_path / "attr.onnx"
+    named.write_bytes(data.replace(b"gggggg", b"\xff\xfegg\x80g"))  # (protobuf hands them over as bytes)
+    attributed.write_bytes(data.replace(b"NOTSET", b"\xff\xfeNO\x80T"))
+    with pytest.raises(ProgramError,
+                       match=r"graph.name b'.*': not a valid ONNX model: a name or string attribute is not UTF-8"):
+        compile_file(named, "m1")
+    for path in (named, attributed):
+        assert main(["check", str(path), "--json"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"anesim: error: {path}: "), err
+    with pytest.raises(ProgramError, match=r"graph.node\[0\].auto_pad: not a valid ONNX model: a name or string "
+                                           "attribute is not UTF-8 text"):
+        compile_file(attributed, "m1")
+    from anesim.onnx_backend import AnesimBackend
+
+    with pytest.raises(ProgramError, match="a name or string attribute is not UTF-8 text"):
+        AnesimBackend.prepare(onnx.load(str(named)))
 
 
 def test_a_scalar_constant_filling_a_huge_shape_is_refused_before_it_exists(tmp_path: Path) -> None:

@@ -142,10 +142,13 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         for a in self.node.attribute:
             if a.name == name:
                 value = self.helper.get_attribute_value(a)
-                if isinstance(value, bytes):
-                    return value.decode()
-                if isinstance(value, list):
-                    return [v.decode() if isinstance(v, bytes) else v for v in value]
+                try:
+                    if isinstance(value, bytes):
+                        return value.decode()
+                    if isinstance(value, list):
+                        return [v.decode() if isinstance(v, bytes) else v for v in value]
+                except UnicodeDecodeError:
+                    raise self.fail(f"attribute '{name}' is not UTF-8 text", found=repr(value)[:80]) from None
                 return value
         return default
 
@@ -500,13 +503,17 @@ def check_model(model: Any, file: str | Path) -> None:
         raise ProgramError("not a valid ONNX model: a name or string is not UTF-8 text", file=file) from None
     except ValueError as exc:  # the checker's own parse of what python's protobuf read leniently
         raise ProgramError("not a valid ONNX model", file=file, found=" ".join(str(exc).split())[:200]) from None
-    where = _name_not_text(model.graph, "graph")
+    where = name_not_text(model.graph, "graph")
     if where is not None:  # (protobuf hands such a name over as bytes, which every report would trip on)
-        raise ProgramError("not a valid ONNX model: a name is not UTF-8 text", file=file, where=where)
+        raise ProgramError("not a valid ONNX model: a name or string attribute is not UTF-8 text", file=file,
+                           where=where)
 
 
-def _name_not_text(graph: Any, path: str) -> str | None:
-    """Where a name in ``graph`` (or a subgraph of its nodes) is not UTF-8 text, or None."""
+def name_not_text(graph: Any, path: str) -> str | None:
+    """Where a name or string attribute in ``graph`` (or a subgraph of its nodes) is not UTF-8 text,
+    or None."""
+    if not isinstance(graph.name, str):  # (it names the program and every report)
+        return f"{path}.name {graph.name!r}"
     for kind in ("input", "output", "value_info", "initializer"):
         for value in getattr(graph, kind):
             if not isinstance(value.name, str):
@@ -516,9 +523,14 @@ def _name_not_text(graph: Any, path: str) -> str | None:
         names += [a.name for a in node.attribute]
         if not all(isinstance(n, str) for n in names):
             return f"{path}.node[{i}]"
+        for a in node.attribute:  # string attributes are bytes in the protobuf, UTF-8 by the spec
+            try:
+                [text.decode() for text in (a.s, *a.strings)]
+            except UnicodeDecodeError:
+                return f"{path}.node[{i}].{a.name}"
         for a in node.attribute:
             for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                found = _name_not_text(sub, f"{path}.node[{i}].{a.name}")
+                found = name_not_text(sub, f"{path}.node[{i}].{a.name}")
                 if found is not None:
                     return found
     return None
