@@ -47,11 +47,22 @@ def _bad(node_where: str, file: str | None, problem: str, expected: Any = None, 
     return CompileError(problem, file=file, where=node_where, expected=expected, found=found)
 
 
+# Kernel sizes, strides, dilations and pads beyond this cannot describe a tensor anesim can hold
+# (and would not fit the 32-bit and 64-bit integers the kernels compute with).
+MAX_GEOMETRY = 2**31 - 1
+
+
+def _bounded(values: tuple[int, ...], name: str) -> tuple[int, ...]:
+    if any(abs(v) > MAX_GEOMETRY for v in values):
+        raise ValueError(f"'{name}' must be at most {MAX_GEOMETRY} in size, found {max(values, key=abs)}")
+    return values
+
+
 def _pair(value: Any, name: str) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool):
-        return value, value
+        return _bounded((value, value), name)  # type: ignore[return-value]
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return int(value[0]), int(value[1])
+        return _bounded((int(value[0]), int(value[1])), name)  # type: ignore[return-value]
     raise ValueError(f"'{name}' must be an integer or a pair of integers, found {value!r}")
 
 
@@ -72,12 +83,12 @@ def _padding(value: Any, kernel: tuple[int, int], stride: tuple[int, int],
             pads.append((small, large) if value == "same" else (large, small))
         return pads[0][0], pads[0][1], pads[1][0], pads[1][1]
     if isinstance(value, int) and not isinstance(value, bool):
-        return value, value, value, value
+        return _bounded((value, value, value, value), "padding")  # type: ignore[return-value]
     if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
         if len(value) == 2:
-            return value[0], value[0], value[1], value[1]
+            return _bounded((value[0], value[0], value[1], value[1]), "padding")  # type: ignore[return-value]
         if len(value) == 4:
-            return value[0], value[1], value[2], value[3]
+            return _bounded((value[0], value[1], value[2], value[3]), "padding")  # type: ignore[return-value]
     raise ValueError(f"'padding' must be an integer, a pair, a quad (top, bottom, left, right), "
                      f"'same', 'same_lower' or 'valid', found {value!r}")
 
