@@ -55,6 +55,7 @@ class Report:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[CaseResult] = field(default_factory=list)
     slowest: dict[str, float] = field(default_factory=dict)
+    slowest_index: dict[str, int] = field(default_factory=dict)  # (to replay it: --replay KIND:INDEX)
     seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -62,7 +63,9 @@ class Report:
         """Count one case."""
         row = self.counts.setdefault(result.kind, {s: 0 for s in STATUSES})
         row[result.status] += 1
-        self.slowest[result.kind] = max(self.slowest.get(result.kind, 0.0), result.seconds)
+        if result.seconds >= self.slowest.get(result.kind, 0.0):
+            self.slowest[result.kind] = result.seconds
+            self.slowest_index[result.kind] = result.index
         self.seconds[result.kind] = self.seconds.get(result.kind, 0.0) + result.seconds
         if result.status in FAILURES:
             self.failures.append(result)
@@ -82,6 +85,9 @@ class Report:
                          + f"{self.slowest[kind]:>7.2f}")
         total = {s: sum(r[s] for r in self.counts.values()) for s in STATUSES}
         lines.append(f"{'total':<8}{self.cases:>9}" + "".join(f"{total[s]:>9}" for s in STATUSES))
+        if self.slowest:
+            kind = max(self.slowest, key=lambda k: self.slowest[k])
+            lines.append(f"slowest case: {kind}:{self.slowest_index[kind]} ({self.slowest[kind]:.2f} s)")
         return "\n".join(lines)
 
 
