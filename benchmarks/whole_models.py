@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,60 +28,6 @@ WHOLE_MODELS = [
 ]
 CHIPS = ["m1", "m1-max", "m5", "m5-pro", "a17-pro", "a16"]
 WALL_BAR_S = 2.0
-
-
-@dataclass(frozen=True)
-class Published:
-    """A whole-model figure from the shared reference folder (path:line under it)."""
-
-    program: str
-    chip: str
-    quantity: str  # latency_s, energy_j, or speedup (baseline's latency / program's latency)
-    value: float  # in seconds, joules, or a ratio
-    shown: str  # the figure as the source prints it
-    source: str
-    runs: int = 1  # program runs the figure covers
-    params: dict[str, float] = field(default_factory=dict)  # the program's params for this figure
-    baseline: str = ""
-    note: str = ""
-    band: tuple[float, float] | None = None  # anesim / published the whole-model test accepts
-    test: bool = True  # checked by the default test suite (false: too slow to run there)
-
-
-PUBLISHED_FILE = REPO / "validation" / "published_whole_models.yaml"
-
-
-def load_published(path: Path = PUBLISHED_FILE) -> list[Published]:
-    """The published whole-model figures (validation/published_whole_models.yaml)."""
-    from anesim.errors import ProgramError
-    from anesim.yamlfile import read_yaml
-
-    doc = read_yaml(path, ProgramError, "published whole-model figures")
-    out = []
-    for entry in doc["figures"]:
-        band = entry.get("band")
-        out.append(Published(**{**entry, "value": float(entry["value"]),
-                                "band": (float(band[0]), float(band[1])) if band else None}))
-    return out
-
-
-Predictor = Callable[[str, str, tuple[tuple[str, float], ...]], dict[str, float]]
-
-
-def published_ratio(p: Published, pred: Predictor) -> tuple[float, str]:
-    """anesim / published for one figure, and the prediction as shown in the table; ``pred`` takes
-    the program, the chip and the program's params as sorted (name, value) pairs."""
-    r = pred(p.program, p.chip, tuple(sorted(p.params.items())))
-    if p.quantity == "latency_s":
-        got = p.runs * r["latency_s"]
-        shown = f"{got * 1e3:.4g} ms" + (f" ({p.runs} x {r['latency_s'] * 1e3:.4g})" if p.runs > 1 else "")
-    elif p.quantity == "energy_j":
-        got = p.runs * r["energy_j"]
-        shown = f"{got * 1e3:.4g} mJ"
-    else:
-        got = pred(p.baseline, p.chip, ())["latency_s"] / r["latency_s"]
-        shown = f"{got:.3g}x"
-    return got / p.value, shown
 
 
 def run_one(path: Path, chip_name: str, params: dict[str, float] | None = None) -> dict[str, float]:
@@ -118,11 +62,12 @@ def published_table(markdown: bool) -> None:
     print(("| " if markdown else "") + sep.join(head) + (" |" if markdown else ""))
     if markdown:
         print("|" + "|".join("---" for _ in head) + "|")
+    from anesim.validate.whole_models import load_published, published_ratio
+
     for p in load_published():
-        ratio, shown = published_ratio(p, pred)
+        ratio, _, shown = published_ratio(p, pred)
         band = f"{p.band[0]:g}-{p.band[1]:g}" if p.band else "-"
-        name = p.program + (" (" + ", ".join(f"{k}={v:g}" for k, v in p.params.items()) + ")" if p.params else "")
-        cells = [name, p.chip, p.shown, p.source, shown, f"{ratio:.3g}", band]
+        cells = [p.label(), p.chip, p.shown, p.source, shown, f"{ratio:.3g}", band]
         print(("| " if markdown else "") + sep.join(cells) + (" |" if markdown else ""))
 
 

@@ -62,7 +62,8 @@ def test_every_shipped_data_file_is_declared() -> None:
     data_only = [p for p in config["packages"] if not _directory_of(p, config["package-dir"]).joinpath(
         "__init__.py").is_file()]
     assert sorted(data_only) == sorted(p for p in data_only if p in package_data)
-    assert {"anesim._chipdata", "anesim._chipdata.generations", "anesim._validationdata"} <= set(data_only)
+    assert {"anesim._chipdata", "anesim._chipdata.generations", "anesim._validationdata",
+            "anesim._programdata"} <= set(data_only)
     assert "anesim.hwx.regmaps" in package_data
 
 

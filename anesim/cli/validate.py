@@ -58,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fit the shared constants with one chip (and one family) left out and predict it")
     p.add_argument("--write", action="store_true",
                    help="with --cross-validate: write the prediction intervals (chips/model/uncertainty.yaml)")
+    p.add_argument("--whole-models", action="store_true",
+                   help="the whole-model figures published for Apple chips beside anesim's predictions "
+                        "(external checks, validation/published_whole_models.yaml); --chip picks one chip's")
+    p.add_argument("--programs", metavar="DIR", type=Path,
+                   help="with --whole-models: the folder of the programs they name (default: the shipped programs)")
     p.set_defaults(func=run)
 
 
@@ -150,8 +155,49 @@ def run_cross_validation(args: argparse.Namespace) -> int:
     return 0
 
 
+WHOLE_MODEL_HEADERS = ["program", "chip", "published", "source", "anesim", "anesim / published", "band"]
+
+
+def run_whole_models(args: argparse.Namespace) -> int:
+    """--whole-models: every published whole-model figure (of --chip) beside the prediction."""
+    from anesim.validate.whole_models import compare, load_published, program_predictor, programs_dir
+
+    if args.measurements is not None or args.record or args.report or args.cross_validate or args.write:
+        raise InputError("--whole-models compares the published whole-model figures with the shipped programs",
+                         expected="no --measurements, --record, --report, --cross-validate or --write")
+    figures = load_published()
+    if args.chip.strip().lower() != "all":
+        name = load_chip(args.chip).name
+        figures = [f for f in figures if load_chip(f.chip).name == name]
+        if not figures:
+            raise InputError(f"no whole-model figure for chip '{args.chip}'",
+                             expected="a chip of validation/published_whole_models.yaml, or all")
+    rows = compare(figures, program_predictor(args.programs or programs_dir()),
+                   progress=lambda i, n: _stage(f"whole-model figure {i + 1} of {n}"))
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    if args.json:
+        print_json({"figures": rows})
+        return 0
+    table = []
+    for r in rows:
+        label = r["program"] + (" (" + ", ".join(f"{k}={v:g}" for k, v in r["params"].items()) + ")"
+                                if r["params"] else "")
+        band = "-" if r["band"] is None else f"{r['band'][0]:g}-{r['band'][1]:g}" + ("" if r["in_band"] else " OUT")
+        table.append([label, r["chip"], r["published_shown"], r["source"], r["anesim_shown"], f"{r['ratio']:.3g}",
+                      band])
+    print_table(WHOLE_MODEL_HEADERS, table, right=(5,))
+    print("external checks, never fitted; a band is the range of anesim / published a comparison is held to "
+          "(docs/whole-models.md §3), the others are reported only")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, then print, report and record as asked."""
+    if args.whole_models:
+        return run_whole_models(args)
+    if args.programs is not None:
+        raise InputError("--programs goes with --whole-models", found=str(args.programs))
     if args.cross_validate:
         return run_cross_validation(args)
     if args.write:
