@@ -160,7 +160,8 @@ def simulate(
         result.latency_range_s = interval.latency_range_s(result.latency_s)
         result.energy_range_j = interval.energy_range_j(result.energy_j)
         result.prediction = (f"no calibration rows for this chip; {round(100 * interval.coverage)} % range "
-                             f"from {interval.basis.replace('_', '-')} cross-validation ({interval.points} points)")
+                             f"from {interval.basis.replace('_', '-')} cross-validation ({interval.points} "
+                             "kernel-level points; whole networks: docs/validation.md)")
     return result
 
 
