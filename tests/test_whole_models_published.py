@@ -76,7 +76,11 @@ def test_a_damaged_figures_file_is_refused(tmp_path: Path) -> None:
                           ("figures: [{program: a, chip: m1, quantity: speed, value: 1}]", "a quantity of"),
                           ("figures: [{program: a, chip: m1, quantity: latency_s, value: x}]", "must be numbers"),
                           ("figures: [{program: a, chip: m1, quantity: latency_s, value: 1, band: [2, 3]}]",
-                           "a band holding 1")]:
+                           "a band holding 1"),
+                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: 1, runs: 0}]",
+                           "runs must be a whole number"),
+                          ("figures: [{program: a, chip: m1, quantity: speedup, value: 1}]",
+                           "a speedup needs the baseline")]:
         path.write_text(text)
         with pytest.raises(ProgramError, match=problem):
             load_published(path)

@@ -181,10 +181,8 @@ def run_whole_models(args: argparse.Namespace) -> int:
         return 0
     table = []
     for r in rows:
-        label = r["program"] + (" (" + ", ".join(f"{k}={v:g}" for k, v in r["params"].items()) + ")"
-                                if r["params"] else "")
         band = "-" if r["band"] is None else f"{r['band'][0]:g}-{r['band'][1]:g}" + ("" if r["in_band"] else " OUT")
-        table.append([label, r["chip"], r["published_shown"], r["source"], r["anesim_shown"], f"{r['ratio']:.3g}",
+        table.append([r["label"], r["chip"], r["published_shown"], r["source"], r["anesim_shown"], f"{r['ratio']:.3g}",
                       band])
     print_table(WHOLE_MODEL_HEADERS, table, right=(5,))
     print("external checks, never fitted; a band is the range of anesim / published a comparison is held to "

@@ -81,6 +81,13 @@ def load_published(path: Path | None = None) -> list[Published]:
         params = entry.get("params") or {}
         if not isinstance(params, dict):
             raise ProgramError("params must be a mapping", file=file, where=f"{where}.params", found=repr(params))
+        runs = entry.get("runs", 1)
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+            raise ProgramError("runs must be a whole number, 1 or more", file=file, where=f"{where}.runs",
+                               found=repr(runs))
+        if entry["quantity"] == "speedup" and not entry.get("baseline"):
+            raise ProgramError("a speedup needs the baseline program it is over", file=file,
+                               where=f"{where}.baseline")
         out.append(Published(**{**entry, "value": value, "band": band, "params": params,
                                 "shown": str(entry.get("shown", entry["value"])),
                                 "source": str(entry.get("source", ""))}))
@@ -137,7 +144,8 @@ def compare(figures: list[Published], pred: Predictor,
         if progress is not None:
             progress(i, len(figures))
         ratio, got, shown = published_ratio(p, pred)
-        rows.append({"program": p.program, "params": dict(p.params), "chip": p.chip, "quantity": p.quantity,
+        rows.append({"program": p.program, "params": dict(p.params), "label": p.label(), "chip": p.chip,
+                     "quantity": p.quantity,
                      "published": p.value, "published_shown": p.shown, "source": p.source, "runs": p.runs,
                      "anesim": got, "anesim_shown": shown, "ratio": ratio,
                      "band": list(p.band) if p.band else None,
