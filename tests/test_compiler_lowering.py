@@ -333,6 +333,7 @@ CASES = {
     "matmul_const": ([(7, 5)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(5, 6)))),
     "matmul_const_tb": ([(7, 5)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(6, 5)),
                                                          transpose_b=True)),
+    "matmul_stacked": ([(3, 4, 5, 6)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(6, 7)))),
     "gelu": ([(1, 4, 3, 5)], lambda b, x: b.gelu(x)),
     "silu": ([(1, 4, 3, 5)], lambda b, x: b.activation("silu", x)),
     "leaky_relu": ([(1, 4, 3, 5)], lambda b, x: b.activation("leaky_relu", x, alpha=0.1)),
@@ -424,6 +425,26 @@ def test_batched_transposed_matmul_is_one_grouped_task(m1) -> None:
     # the weights travel once, through the tile DMA (no second copy through the kernel DMA)
     t = anesim.simulate(result, m1).tasks[0]
     assert t.dram_weight_bytes == 0 and t.dram_activation_bytes >= kv.nbytes
+
+
+def test_planes_sharing_a_right_operand_are_stacked(m1) -> None:
+    """A_(n,c) B with one constant B: the planes' rows stacked into products of at most the channel
+    limit (whole planes each), bit for bit the plane-by-plane products."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((6, 7)).astype(np.float16)
+    xv = rng.standard_normal((3, 4, 5, 6)).astype(np.float16)
+    outs = {}
+    for name, weights in (("stacked", w), ("plane_by_plane", np.broadcast_to(w, (3, 4, 6, 7)).copy())):
+        b = Builder(name)
+        b.output(b.matmul(b.input("x", (3, 4, 5, 6)), b.constant("w", weights)))
+        result = compile_graph(b.build(), m1)
+        outs[name] = (len(result.program.tasks), list(anesim.execute(result, {"x": xv}).values())[0])
+    assert outs["stacked"][0] == 1 and outs["plane_by_plane"][0] == 12
+    assert np.array_equal(outs["stacked"][1], outs["plane_by_plane"][1])
+    # past the channel limit (16,384 on the M1): whole planes per product
+    b = Builder("many")
+    b.output(b.matmul(b.input("x", (4096, 16, 1, 4)), b.constant("w", "normal", shape=(4, 8))))
+    assert len(compile_graph(b.build(), m1).program.tasks) == 4
 
 
 def test_pool_fits_from_the_top_and_the_bottom() -> None:
