@@ -334,6 +334,7 @@ CASES = {
     "matmul_const_tb": ([(7, 5)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(6, 5)),
                                                          transpose_b=True)),
     "matmul_stacked": ([(3, 4, 5, 6)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(6, 7)))),
+    "matmul_stacked_n": ([(1, 4, 5, 6)], lambda b, x: b.matmul(x, b.constant("w", "normal", shape=(3, 1, 6, 7)))),
     "gelu": ([(1, 4, 3, 5)], lambda b, x: b.gelu(x)),
     "silu": ([(1, 4, 3, 5)], lambda b, x: b.activation("silu", x)),
     "leaky_relu": ([(1, 4, 3, 5)], lambda b, x: b.activation("leaky_relu", x, alpha=0.1)),
@@ -445,6 +446,16 @@ def test_planes_sharing_a_right_operand_are_stacked(m1) -> None:
     b = Builder("many")
     b.output(b.matmul(b.input("x", (4096, 16, 1, 4)), b.constant("w", "normal", shape=(4, 8))))
     assert len(compile_graph(b.build(), m1).program.tasks) == 4
+    # a right operand per image, shared by its channels: one product per image
+    wn = rng.standard_normal((3, 1, 6, 7)).astype(np.float16)
+    outs = {}
+    for name, weights in (("stacked", wn), ("plane_by_plane", np.broadcast_to(wn, (3, 4, 6, 7)).copy())):
+        b = Builder(name)
+        b.output(b.matmul(b.input("x", (1, 4, 5, 6)), b.constant("w", weights)))
+        result = compile_graph(b.build(), m1)
+        outs[name] = (len(result.program.tasks), list(anesim.execute(result, {"x": xv[:1]}).values())[0])
+    assert outs["stacked"][0] == 3 and outs["plane_by_plane"][0] == 12
+    assert np.array_equal(outs["stacked"][1], outs["plane_by_plane"][1])
 
 
 def test_pool_fits_from_the_top_and_the_bottom() -> None:

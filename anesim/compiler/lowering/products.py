@@ -123,9 +123,8 @@ class ProductOps(EpilogueFusion):
         if a_view is not None and ta and c_out > 1 and self._grouped_matmul(
                 node, a_view, b_view, dest, template, (an, ac, bn, bc), (c_out, m, k, ncols), n_out):
             return
-        if a_view is not None and not ta and (bn, bc) == (1, 1) and (an, ac) == (n_out, c_out) \
-                and n_out * c_out > 1 and self._stacked_matmul(node, a_view, b_view, dest, template,
-                                                               n_out * c_out * m, k, ncols):
+        if a_view is not None and not ta and self._stacked_matmul(node, a_view, b_view, dest, template,
+                                                                  (an, ac, bn, bc), (n_out, c_out, m, k, ncols)):
             return
         for n in range(n_out):
             for c in range(c_out):
@@ -173,22 +172,35 @@ class ProductOps(EpilogueFusion):
                       weights_view=weights.rows_as_channels() if ta else weights, weights_by_row=not ta))
 
     def _stacked_matmul(self, node: Node, a_view: View, b_view: View, dest: View, template: NeSpec,
-                        rows: int, k: int, ncols: int) -> bool:
-        """Planes A_(n,c) B that share one right operand B as products of stacked planes: the
-        rows of A of as many planes as the engine's channel limit takes, one output channel each
-        (a batch of 4,096 x 16 small products was 65,536 tasks). Each output is the same dot
-        product over k as plane by plane. Only where strides can say the stack."""
-        weights = reshape_view(a_view, (1, 1, rows, k))
-        out = reshape_view(dest, (1, 1, rows, ncols))
-        if weights is None or out is None:
+                        counts: tuple[int, int, int, int], dims: tuple[int, int, int, int, int]) -> bool:
+        """Planes A_(n,c) B that share their right operand B as products of stacked planes: the
+        rows of A of as many planes as the engine's channel limit takes, one output channel each.
+        Every plane shares B when B has no leading axes; the channels of an image share it when B
+        has none on C. (A batch of 4,096 x 16 small products was 65,536 tasks.) Each output is the
+        same dot product over k as plane by plane. Only where strides can say the stack."""
+        an, ac, bn, bc = counts
+        n_out, c_out, m, k, ncols = dims
+        if (bn, bc) == (1, 1) and (an, ac) == (n_out, c_out) and n_out * c_out > 1:  # every plane
+            groups = [(a_view, b_view.plane(0, 0), dest, n_out * c_out)]
+        elif bc == 1 and ac == c_out and c_out > 1:  # the channels of each image
+            groups = [(a_view.image(min(n, an - 1)), b_view.plane(min(n, bn - 1), 0), dest.image(n), c_out)
+                      for n in range(n_out)]
+        else:
             return False
-        m = rows // (a_view.n * a_view.c)
         step = max(1, self.limits.max_dimension // m) * m  # (whole planes per product)
-        data = b_view.plane(0, 0).rows_as_channels()
-        for r0 in range(0, rows, step):
-            count = min(step, rows - r0)
-            w_rows = weights._replace(offset=weights.offset + r0 * weights.sh, h=count)
-            o_rows = out._replace(offset=out.offset + r0 * out.sh, h=count)
+        pieces = []
+        for a_part, b_plane, d_part, planes in groups:
+            rows = planes * m
+            weights = reshape_view(a_part, (1, 1, rows, k))
+            out = reshape_view(d_part, (1, 1, rows, ncols))
+            if weights is None or out is None:
+                return False
+            data = b_plane.rows_as_channels()
+            for r0 in range(0, rows, step):
+                count = min(step, rows - r0)
+                pieces.append((data, weights._replace(offset=weights.offset + r0 * weights.sh, h=count),
+                               out._replace(offset=out.offset + r0 * out.sh, h=count)))
+        for data, w_rows, o_rows in pieces:
             self.emit(EOp(node.name, node.describe(), [data], o_rows.rows_as_channels(), ne=template.copy(),
                           weights_view=w_rows, weights_by_row=True))
         return True
