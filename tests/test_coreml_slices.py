@@ -30,6 +30,7 @@ class _Importer(Slices):
         return UnsupportedError(problem, file="model.mlpackage", **kw)
 
     _axes = CoreMLImporter._axes  # the importer's own axis check
+    _number = CoreMLImporter._number  # ... and numeric parameter check
 
 
 def test_slice_by_index_cuts_each_axis() -> None:
@@ -76,3 +77,24 @@ def test_expand_dims_inserts_where_mil_does(axes: list[int]) -> None:
 def test_expand_dims_axis_out_of_range_is_refused_not_wrapped(axes: list[int]) -> None:
     with pytest.raises(UnsupportedError, match=r"'axes' names an axis the tensor does not have"):
         _ShapeImporter()._reshape("expand_dims", {"x": "v", "axes": axes}, "y")
+
+
+def test_parameters_of_the_wrong_kind_are_refused() -> None:
+    """A MIL parameter read as one string, flag or number: an array or another kind is an error
+    (a pad_type damaged into bytes was compared with strings and escaped as a ValueError)."""
+    imp = _Importer()
+    imp._flag, imp._text = CoreMLImporter._flag.__get__(imp), CoreMLImporter._text.__get__(imp)
+    assert imp._text({"pad_type": "same"}, "pad_type") == "same"
+    assert imp._flag({"keep_dims": np.array([True])}, "keep_dims", False) is True
+    assert imp._number({"axis": np.int32(-1)}, "axis", whole=True) == -1
+    assert imp._number({"alpha": np.float16(0.5)}, "alpha") == 0.5
+    for call, message in [
+        (lambda: imp._text({"pad_type": np.frombuffer(b"custom", np.uint8)}, "pad_type"), "'pad_type' must be one string"),
+        (lambda: imp._flag({"keep_dims": np.array([True, False])}, "keep_dims", False), "'keep_dims' must be one boolean"),
+        (lambda: imp._flag({"keep_dims": 1}, "keep_dims", False), "'keep_dims' must be one boolean"),
+        (lambda: imp._number({"axis": np.array([1, 2])}, "axis", whole=True), "'axis' must be one integer"),
+        (lambda: imp._number({"axis": 1.5}, "axis", whole=True), "'axis' must be one integer"),
+        (lambda: imp._number({"alpha": "x"}, "alpha"), "'alpha' must be one number"),
+    ]:
+        with pytest.raises(UnsupportedError, match=message):
+            call()

@@ -272,10 +272,31 @@ class _Importer(Rank5, Slices, Shapes):
             return self.consts[value]
         raise self.fail(f"parameter '{key}' must be constant", found=repr(value))
 
+    def _flag(self, inputs: dict[str, list[Any]], key: str, default: bool) -> bool:
+        """A boolean parameter: one bool (a MIL bool constant), else an error naming it."""
+        value = np.asarray(self._arg(inputs, key, default))
+        if value.size != 1 or value.dtype.kind != "b":
+            raise self.fail(f"parameter '{key}' must be one boolean", found=repr(value)[:60])
+        return bool(value.reshape(-1)[0])
+
+    def _number(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED, whole: bool = False) -> Any:
+        """A numeric parameter: one number (``whole``: an integer), else an error naming it."""
+        value = np.asarray(self._arg(inputs, key, default))
+        if value.size != 1 or value.dtype.kind not in ("iu" if whole else "iuf"):
+            raise self.fail(f"parameter '{key}' must be one {'integer' if whole else 'number'}", found=repr(value)[:60])
+        return int(value.reshape(-1)[0]) if whole else float(value.reshape(-1)[0])
+
+    def _text(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED) -> str:
+        """A string parameter: one string, else an error naming it."""
+        value = np.asarray(self._arg(inputs, key, default))
+        if value.size != 1 or value.dtype.kind not in "US":
+            raise self.fail(f"parameter '{key}' must be one string", found=repr(value)[:60])
+        return str(value.reshape(-1)[0])
+
     def _cast_target(self, inputs: dict[str, list[Any]]) -> None:
         """A cast the engine performs as it holds the value: to a float type (it computes in fp16)."""
-        dtype = self._arg(inputs, "dtype")
-        if dtype not in ("fp16", "fp32", "fp64") or not isinstance(dtype, str):
+        dtype = self._text(inputs, "dtype")
+        if dtype not in ("fp16", "fp32", "fp64"):
             raise self.fail("a cast to a non-float type rounds, truncates or wraps; the engine computes in fp16",
                             expected="fp16 or fp32", found=repr(dtype)[:60])
 
@@ -322,17 +343,17 @@ class _Importer(Rank5, Slices, Shapes):
             return
         if op in UNARY:
             kwargs: dict[str, Any] = {}
-            if op == "gelu" and self._arg(inputs, "mode", "EXACT") != "EXACT":
+            if op == "gelu" and self._text(inputs, "mode", "EXACT") != "EXACT":
                 raise self.fail("only the exact (erf) GELU is supported", expected="mode EXACT",
-                                found=self._arg(inputs, "mode"))
+                                found=self._text(inputs, "mode"))
             b.op(UNARY[op], self._ins(inputs, "x"), name=out, **kwargs)
         elif op in BINARY:
             b.op(BINARY[op], self._ins(inputs, "x") + self._ins(inputs, "y"), name=out)
         elif op == "leaky_relu":
-            b.op("leaky_relu", self._ins(inputs, "x"), name=out, alpha=float(self._arg(inputs, "alpha", 0.01)))
+            b.op("leaky_relu", self._ins(inputs, "x"), name=out, alpha=self._number(inputs, "alpha", 0.01))
         elif op == "clip":
-            b.op("clip", self._ins(inputs, "x"), name=out, min=float(self._arg(inputs, "alpha")),
-                 max=float(self._arg(inputs, "beta")))
+            b.op("clip", self._ins(inputs, "x"), name=out, min=self._number(inputs, "alpha"),
+                 max=self._number(inputs, "beta"))
         elif op == "conv":
             self._conv(inputs, out)
         elif op == "linear":
@@ -345,10 +366,10 @@ class _Importer(Rank5, Slices, Shapes):
                 b.op("add", [product, bias[0]], name=out)
         elif op == "matmul":
             b.op("matmul", self._ins(inputs, "x") + self._ins(inputs, "y"), name=out,
-                 transpose_a=bool(self._arg(inputs, "transpose_x", False)),
-                 transpose_b=bool(self._arg(inputs, "transpose_y", False)))
+                 transpose_a=self._flag(inputs, "transpose_x", False),
+                 transpose_b=self._flag(inputs, "transpose_y", False))
         elif op == "softmax":
-            b.op("softmax", self._ins(inputs, "x"), name=out, axis=int(self._arg(inputs, "axis", -1)))
+            b.op("softmax", self._ins(inputs, "x"), name=out, axis=self._number(inputs, "axis", -1, whole=True))
         elif op == "layer_norm":
             axes = [int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)]
             if len(axes) != 1:
@@ -360,7 +381,7 @@ class _Importer(Rank5, Slices, Shapes):
                 width = b.graph.info(x[0]).shape[axes[0]]
                 params = [b.constant(f"{out}.gamma", np.ones(width, np.float32)).name]
             b.op("layer_norm", x + params + beta, name=out, axis=axes[0],
-                 eps=float(self._arg(inputs, "epsilon", 1e-5)))
+                 eps=self._number(inputs, "epsilon", 1e-5))
         elif op == "batch_norm":
             x = self._ins(inputs, "x")
             c = b.graph.info(x[0]).shape[1]
@@ -370,7 +391,7 @@ class _Importer(Rank5, Slices, Shapes):
                     params += self._ins(inputs, key)
                 else:
                     params.append(b.constant(f"{out}.{key}", np.full(c, default, np.float32)).name)
-            b.op("batch_norm", x + params, name=out, eps=float(self._arg(inputs, "epsilon", 1e-5)))
+            b.op("batch_norm", x + params, name=out, eps=self._number(inputs, "epsilon", 1e-5))
         elif op in ("max_pool", "avg_pool"):
             self._pool(op, inputs, out)
         elif op in REDUCE:
@@ -384,9 +405,9 @@ class _Importer(Rank5, Slices, Shapes):
             perm = [int(p) for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)]
             b.op("transpose", x, name=out, perm=[p + rank if -rank <= p < 0 else p for p in perm])
         elif op == "concat":
-            if self._arg(inputs, "interleave", False):
+            if self._flag(inputs, "interleave", False):
                 raise self.fail("interleaved concat is not supported")
-            b.op("concat", self._ins(inputs, "values", many=True), name=out, axis=int(self._arg(inputs, "axis")))
+            b.op("concat", self._ins(inputs, "values", many=True), name=out, axis=self._number(inputs, "axis", whole=True))
         elif op == "slice_by_index":
             self._slice(inputs, out)
         elif op == "split":
@@ -491,15 +512,15 @@ class _Importer(Rank5, Slices, Shapes):
         weights += self._ins(inputs, "bias", optional=True)
         name = f"{out}.out2d" if one_d else out
         self.b.op("conv2d", x + weights, name=name, stride=strides, padding=padding, dilation=dilations,
-                  groups=int(self._arg(inputs, "groups", 1)), weight_format=fmt, palette_bits=bits or 4)
+                  groups=self._number(inputs, "groups", 1, whole=True), weight_format=fmt, palette_bits=bits or 4)
         if one_d:
             result = self.b.graph.info(name).shape
             self.b.op("reshape", [name], name=out, shape=[result[0], result[1], result[3]])
 
     def _pad_type(self, inputs: dict[str, list[Any]]) -> str:
         """MIL's ``pad_type``: valid, same (odd pixel after), same_lower (before) or custom (``pad``)."""
-        pad_type = self._arg(inputs, "pad_type", "valid")
-        if pad_type in ("valid", "same", "same_lower", "custom") and isinstance(pad_type, str):
+        pad_type = self._text(inputs, "pad_type", "valid")
+        if pad_type in ("valid", "same", "same_lower", "custom"):
             return pad_type
         raise self.fail("unsupported pad_type", expected="valid, same(_lower) or custom", found=repr(pad_type)[:60])
 
@@ -509,10 +530,10 @@ class _Importer(Rank5, Slices, Shapes):
         pad_type = self._pad_type(inputs)
         pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
         padding: Any = pads if pad_type == "custom" else pad_type
-        if self._arg(inputs, "ceil_mode", False):
+        if self._flag(inputs, "ceil_mode", False):
             raise self.fail("ceil-mode pooling is not supported")
         padded = pad_type in ("same", "same_lower") or (pad_type == "custom" and any(pads))
-        exclude = bool(self._arg(inputs, "exclude_padding_from_average", False))  # (no padding: no effect)
+        exclude = self._flag(inputs, "exclude_padding_from_average", False)  # (no padding: no effect)
         if op == "avg_pool" and padded and exclude:
             raise self.fail("average pooling that excludes padding is not supported")
         self.b.op("max_pool2d" if op == "max_pool" else "avg_pool2d", self._ins(inputs, "x"), name=out,
@@ -522,7 +543,7 @@ class _Importer(Rank5, Slices, Shapes):
         x = self._ins(inputs, "x")[0]
         rank = len(self.b.graph.info(x).shape)
         axes = sorted(set(self._axes(inputs, "axes", rank)))
-        keep = bool(self._arg(inputs, "keep_dims", False))
+        keep = self._flag(inputs, "keep_dims", False)
         if rank == 4 and axes == [2, 3] and keep and op in ("reduce_mean", "reduce_max"):
             self.b.op("global_avg_pool" if op == "reduce_mean" else "global_max_pool", [x], name=out)
             return

@@ -37,6 +37,7 @@ class Rank5:
     _ins: Any
     _arg: Any
     _axes: Any
+    _flag: Any
     reshape_target: Any
     fail: Any
     malformed: Any
@@ -133,7 +134,7 @@ class Rank5:
         if len(shape) != FOLD_RANK:
             raise self.fail("a reduction to a rank-5 tensor", found=list(shape))
         axes = set(self._axes(inputs, "axes", FOLD_RANK))
-        keep = bool(self._arg(inputs, "keep_dims", False))
+        keep = self._flag(inputs, "keep_dims", False)
         self._declared([1 if a in axes else d for a, d in enumerate(shape)] if keep
                        else [d for a, d in enumerate(shape) if a not in axes])
         merged = {a for a in axes & {0, 1} if shape[a] != 1}  # reducing a unit axis changes nothing

@@ -10,10 +10,11 @@ import numpy as np
 class Slices:
     """Importer mixin: MIL operations that cut a tensor along its axes."""
 
-    b: Any  # the importer's Builder; _ins, _arg, _axes and fail are the importer's
+    b: Any  # the importer's Builder; _ins, _arg, _axes, _number and fail are the importer's
     _ins: Any
     _arg: Any
     _axes: Any
+    _number: Any
     fail: Any
 
     def _split(self, inputs: dict[str, list[Any]], outputs: list[str]) -> None:
@@ -22,7 +23,7 @@ class Slices:
         (axis,) = self._axes(inputs, "axis", len(shape))
         sizes = self._arg(inputs, "split_sizes", None)
         if sizes is None:
-            parts = int(self._arg(inputs, "num_splits"))
+            parts = self._number(inputs, "num_splits", whole=True)
             if parts < 1 or shape[axis] % parts:
                 raise self.fail("num_splits must divide the axis", found=f"{parts} parts of {shape[axis]}")
             sizes = [shape[axis] // parts] * parts
