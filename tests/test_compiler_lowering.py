@@ -428,34 +428,31 @@ def test_batched_transposed_matmul_is_one_grouped_task(m1) -> None:
     assert t.dram_weight_bytes == 0 and t.dram_activation_bytes >= kv.nbytes
 
 
+def _product_tasks_and_result(m1, x: np.ndarray, weights: np.ndarray) -> tuple[int, np.ndarray]:
+    """Tasks and output of x @ weights (a constant), compiled for the M1 and executed."""
+    b = Builder("product")
+    b.output(b.matmul(b.input("x", x.shape), b.constant("w", weights)))
+    result = compile_graph(b.build(), m1)
+    return len(result.program.tasks), list(anesim.execute(result, {"x": x}).values())[0]
+
+
 def test_planes_sharing_a_right_operand_are_stacked(m1) -> None:
-    """A_(n,c) B with one constant B: the planes' rows stacked into products of at most the channel
-    limit (whole planes each), bit for bit the plane-by-plane products."""
+    """A_(n,c) B with a shared constant B: the planes' rows stacked into products of at most the
+    channel limit (whole planes each), bit for bit the plane-by-plane products (the same B given
+    once per plane)."""
     rng = np.random.default_rng(3)
-    w = rng.standard_normal((6, 7)).astype(np.float16)
     xv = rng.standard_normal((3, 4, 5, 6)).astype(np.float16)
-    outs = {}
-    for name, weights in (("stacked", w), ("plane_by_plane", np.broadcast_to(w, (3, 4, 6, 7)).copy())):
-        b = Builder(name)
-        b.output(b.matmul(b.input("x", (3, 4, 5, 6)), b.constant("w", weights)))
-        result = compile_graph(b.build(), m1)
-        outs[name] = (len(result.program.tasks), list(anesim.execute(result, {"x": xv}).values())[0])
-    assert outs["stacked"][0] == 1 and outs["plane_by_plane"][0] == 12
-    assert np.array_equal(outs["stacked"][1], outs["plane_by_plane"][1])
+    # one B for every plane: one product; one B per image, shared by its channels: one per image
+    for x, w, tasks in ((xv, rng.standard_normal((6, 7)), 1), (xv[:1], rng.standard_normal((3, 1, 6, 7)), 3)):
+        w = w.astype(np.float16)
+        stacked = _product_tasks_and_result(m1, x, w)
+        plane_by_plane = _product_tasks_and_result(m1, x, np.broadcast_to(w, (3, 4, 6, 7)).copy())
+        assert stacked[0] == tasks and plane_by_plane[0] == 12
+        assert np.array_equal(stacked[1], plane_by_plane[1])
     # past the channel limit (16,384 on the M1): whole planes per product
     b = Builder("many")
     b.output(b.matmul(b.input("x", (4096, 16, 1, 4)), b.constant("w", "normal", shape=(4, 8))))
     assert len(compile_graph(b.build(), m1).program.tasks) == 4
-    # a right operand per image, shared by its channels: one product per image
-    wn = rng.standard_normal((3, 1, 6, 7)).astype(np.float16)
-    outs = {}
-    for name, weights in (("stacked", wn), ("plane_by_plane", np.broadcast_to(wn, (3, 4, 6, 7)).copy())):
-        b = Builder(name)
-        b.output(b.matmul(b.input("x", (1, 4, 5, 6)), b.constant("w", weights)))
-        result = compile_graph(b.build(), m1)
-        outs[name] = (len(result.program.tasks), list(anesim.execute(result, {"x": xv[:1]}).values())[0])
-    assert outs["stacked"][0] == 3 and outs["plane_by_plane"][0] == 12
-    assert np.array_equal(outs["stacked"][1], outs["plane_by_plane"][1])
 
 
 def test_pool_fits_from_the_top_and_the_bottom() -> None:
