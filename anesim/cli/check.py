@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from anesim.chips import all_chips, load_chip
 
     dims = _dims(args.dim)
-    graph, dynamic = load_for_check(args.model, dims=dims, params=program_params(args.param, args.model))
+    params = program_params(args.param, args.model)
+    graph, dynamic = load_for_check(args.model, dims=dims, params=params)
     if args.chip == "all":
         matrix = placement_matrix(graph, all_chips())
         if args.json:
@@ -100,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
         fixed_graph = graph
         applied = []
         if dynamic:
-            fixed_graph, _ = load_for_check(args.model, dims=dims, static=True,
-                                            params=program_params(args.param, args.model))
+            fixed_graph, _ = load_for_check(args.model, dims=dims, static=True, params=params)
             applied.append({"fix": "static-shape", "layer": ", ".join(dynamic),
                             "what": "dynamic dimensions bound to " + ", ".join(f"{d}={dims.get(d, 1)}" for d in dynamic)})
         passed = run_passes(fixed_graph)

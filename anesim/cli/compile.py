@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _write(args: argparse.Namespace, result: object, out: Path) -> str:
+def _write(args: argparse.Namespace, result: object, out: Path, params: dict | None) -> str:
     from anesim.compiler.backend.program_json import program_to_dict
     from anesim.errors import UnsupportedError
 
@@ -45,7 +45,7 @@ def _write(args: argparse.Namespace, result: object, out: Path) -> str:
         from anesim.compiler.backend.h13_hwx import write_hwx
 
         # like the command buffer, the container keeps every intermediate in DRAM
-        hwx_result = compile_file(args.model, args.chip, chain=False, params=program_params(args.param, args.model))
+        hwx_result = compile_file(args.model, args.chip, chain=False, params=params)
         data = write_hwx(hwx_result)
         out.write_bytes(data)
         return (f"wrote {out} ({len(data)} bytes, {len(hwx_result.program.tasks)} H13 tasks, intermediates in DRAM); "
@@ -55,7 +55,7 @@ def _write(args: argparse.Namespace, result: object, out: Path) -> str:
         from anesim.compiler.backend.h13_emit import encode_raw
 
         # the command buffer keeps every intermediate in DRAM: pool residency has no H13 encoding yet
-        raw_result = compile_file(args.model, args.chip, chain=False, params=program_params(args.param, args.model))
+        raw_result = compile_file(args.model, args.chip, chain=False, params=params)
         data, sidecar = encode_raw(raw_result)
         out.write_bytes(data)
         side = out.with_name(out.stem + ".sidecar.json")
@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     """Compile and report."""
     from anesim.compiler import compile_file
 
-    result = compile_file(args.model, args.chip, params=program_params(args.param, args.model))
-    message = _write(args, result, Path(args.output)) if args.output else None
+    params = program_params(args.param, args.model)
+    result = compile_file(args.model, args.chip, params=params)
+    message = _write(args, result, Path(args.output), params) if args.output else None
     if args.json:
         data = result.summary()
         data["tasks_table"] = result.task_rows()
