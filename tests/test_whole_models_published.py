@@ -61,6 +61,8 @@ def test_the_cli_prints_the_comparison(capsys: pytest.CaptureFixture[str]) -> No
     (["--chip", "m3"], "no whole-model figure for chip 'm3'"),
     (["--measurements", "x.csv"], "--whole-models compares the published whole-model figures"),
     (["--programs", "/nonexistent"], "no program 'resnet50' for a whole-model figure"),
+    (["--summary"], "--whole-models compares the published whole-model figures"),
+    (["--rules", "mine.yaml"], "--whole-models compares the published whole-model figures"),
 ])
 def test_cli_refusals(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     chip = [] if "--chip" in args else ["--chip", "a17-pro"]
@@ -73,13 +75,14 @@ def test_a_damaged_figures_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "figures.yaml"
     for text, problem in [("figures: 3", "no list of figures"),
                           ("figures: [{program: a, chip: m1, quantity: latency_s}]", "a figure needs"),
-                          ("figures: [{program: a, chip: m1, quantity: speed, value: 1}]", "a quantity of"),
-                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: x}]", "must be numbers"),
-                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: 1, band: [2, 3]}]",
+                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: 1}]", "and source"),
+                          ("figures: [{program: a, chip: m1, quantity: speed, value: 1, source: s}]", "a quantity of"),
+                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: x, source: s}]", "must be numbers"),
+                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: 1, band: [2, 3], source: s}]",
                            "a band holding 1"),
-                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: 1, runs: 0}]",
+                          ("figures: [{program: a, chip: m1, quantity: latency_s, value: 1, runs: 0, source: s}]",
                            "runs must be a whole number"),
-                          ("figures: [{program: a, chip: m1, quantity: speedup, value: 1}]",
+                          ("figures: [{program: a, chip: m1, quantity: speedup, value: 1, source: s}]",
                            "a speedup needs the baseline")]:
         path.write_text(text)
         with pytest.raises(ProgramError, match=problem):

@@ -162,9 +162,11 @@ def run_whole_models(args: argparse.Namespace) -> int:
     """--whole-models: every published whole-model figure (of --chip) beside the prediction."""
     from anesim.validate.whole_models import compare, load_published, program_predictor, programs_dir
 
-    if args.measurements is not None or args.record or args.report or args.cross_validate or args.write:
+    if (args.measurements is not None or args.rules or args.record or args.report or args.summary
+            or args.cross_validate or args.write):
         raise InputError("--whole-models compares the published whole-model figures with the shipped programs",
-                         expected="no --measurements, --record, --report, --cross-validate or --write")
+                         expected="no --measurements, --rules, --record, --report, --summary, --cross-validate "
+                                  "or --write")
     figures = load_published()
     if args.chip.strip().lower() != "all":
         name = load_chip(args.chip).name

@@ -65,9 +65,9 @@ def load_published(path: Path | None = None) -> list[Published]:
     out = []
     for i, entry in enumerate(entries):
         where = f"key 'figures[{i}]'"
-        required = {"program", "chip", "quantity", "value"}
+        required = {"program", "chip", "quantity", "value", "source"}  # (every figure cites its line)
         if not isinstance(entry, dict) or set(entry) - set(FIELDS) or not required <= set(entry):
-            raise ProgramError("a figure needs program, chip, quantity and value, and no other keys than "
+            raise ProgramError("a figure needs program, chip, quantity, value and source, and no other keys than "
                                + ", ".join(FIELDS), file=file, where=where, found=repr(entry)[:120])
         try:
             value = float(entry["value"])
@@ -90,7 +90,7 @@ def load_published(path: Path | None = None) -> list[Published]:
                                where=f"{where}.baseline")
         out.append(Published(**{**entry, "value": value, "band": band, "params": params,
                                 "shown": str(entry.get("shown", entry["value"])),
-                                "source": str(entry.get("source", ""))}))
+                                "source": str(entry["source"])}))
     return out
 
 
