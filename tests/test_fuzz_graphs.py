@@ -66,6 +66,12 @@ def test_the_comparison_catches_what_it_must() -> None:
     assert not compare(got, want)[0]  # a finite value where the reference is infinite
     nan = np.array([np.nan, 1.0], np.float32)
     assert compare(nan.copy(), nan)[0] and not compare(np.array([0.0, 1.0], np.float32), nan)[0]
+    # a float32 reference beyond fp16's range: fp16 rounds it to an infinity of its sign
+    big = np.array([100604.4, -75827.6, 65519.0, 1.0], np.float32)
+    assert compare(np.array([np.inf, -np.inf, 65504.0, 1.0], np.float32), big)[0]
+    assert not compare(np.array([65504.0, -np.inf, 65504.0, 1.0], np.float32), big)[0]
+    assert not compare(np.array([-np.inf, -np.inf, 65504.0, 1.0], np.float32), big)[0]
+    assert not compare(np.array([np.inf, -np.inf, np.inf, 1.0], np.float32), big)[0]
 
 
 @pytest.mark.slow
