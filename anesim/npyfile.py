@@ -3,13 +3,16 @@
 ``numpy.load`` trusts the header's shape and allocates it before reading; a four-byte file that
 claims a shape of (4096, 4096, 4096) would ask for 128 GiB. Here numpy's own header parser reads
 the header, then the stated shape and dtype must account for exactly the bytes that follow and
-stay within the memory limit (:mod:`anesim.limits`), and only then is the array read.
+stay within the memory limit (:mod:`anesim.limits`), and only then is the array read. A header
+written by Python 2 (numpy parses it a second way and warns that it did) is read without that
+warning: the file is valid, and the warning would reach the user as a library's traceback line.
 """
 
 from __future__ import annotations
 
 import os
 import tokenize
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +38,14 @@ def load_npy(path: str | Path, what: str = "input") -> np.ndarray:
         length = os.fstat(fh.fileno()).st_size
         try:
             version = npy_format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = npy_format.read_array_header_1_0(fh, max_header_size=MAX_HEADER_BYTES)
-            elif version == (2, 0):
-                shape, fortran, dtype = npy_format.read_array_header_2_0(fh, max_header_size=MAX_HEADER_BYTES)
-            else:
-                raise ValueError(f"format version {version}")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*created on Python 2", category=UserWarning)
+                if version == (1, 0):
+                    shape, fortran, dtype = npy_format.read_array_header_1_0(fh, max_header_size=MAX_HEADER_BYTES)
+                elif version == (2, 0):
+                    shape, fortran, dtype = npy_format.read_array_header_2_0(fh, max_header_size=MAX_HEADER_BYTES)
+                else:
+                    raise ValueError(f"format version {version}")
         except (ValueError, EOFError, SyntaxError, TypeError, OverflowError, tokenize.TokenError) as exc:
             raise InputError(f"{what} is not a readable .npy file", file=file, where="header",
                              expected="a NumPy .npy header (format 1.0 or 2.0) of numeric dtype",

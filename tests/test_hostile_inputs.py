@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,12 @@ def test_npy_headers_that_lie(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     good = tmp_path / "g.npy"
     np.save(good, np.arange(6, dtype=np.float16).reshape(2, 3))
     assert load_npy(good).tolist() == [[0, 1, 2], [3, 4, 5]]
+    # a Python 2 header (long integers in the shape): read as numpy reads it, without its warning
+    old = tmp_path / "py2.npy"
+    old.write_bytes(_npy((2, 3), np.arange(6, dtype=np.float16).tobytes()).replace(b"(2, 3), }", b"(2L,3L),}"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_npy(old).tolist() == [[0, 1, 2], [3, 4, 5]]
     wrong = tmp_path / "w.npy"
     np.save(wrong, np.zeros((1, 3, 8, 8), np.float16))
     _cli_error(capsys, ["run", str(CONV), "--input", f"x={wrong}"], "w.npy", "input 'x' has the wrong shape")
