@@ -62,11 +62,13 @@ inputs:
   x: {shape: [1, 32, 1, 4]}
 constants:
   w: {shape: [1, 1, 4, 8], init: normal, std: 0.1}
+  b: {shape: [1, 1, 1, 8], init: uniform, low: -0.5, high: 0.5}
 ops:
   - {op: linear, in: x, out: h, out_features: 16, bias: true}
   - {op: gelu, in: h, out: g}
   - {op: matmul, in: [g, w], out: m}
-  - {op: softmax, in: m, out: y, axis: -1}
+  - {op: add, in: [m, b], out: mb}
+  - {op: softmax, in: mb, out: y, axis: -1}
 outputs: [y]
 """,
 )

@@ -47,6 +47,12 @@ class Init:
 
     def generate(self, shape: tuple[int, ...]) -> np.ndarray:
         """Draw the constant as float32."""
+        # Parameters beyond float32's range give infinities, as in the fp16 the program stores
+        # (which holds no more than 65504 anyway), not a warning from numpy.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._draw(shape)
+
+    def _draw(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.kind == "zeros":
             return np.zeros(shape, np.float32)
         if self.kind == "ones":
