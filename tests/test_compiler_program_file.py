@@ -133,6 +133,9 @@ def test_bad_files_give_one_line_naming_file_and_key(tmp_path: Path, old: str, n
     ("{init: uniform, low: 5, high: -5}", "the initialiser's interval is empty or too wide"),
     ("{init: uniform, low: -1.0e+308, high: 1.0e+308}", "the initialiser's interval is empty or too wide"),
     ("{init: normal, std: -2}", "the initialiser's 'std' is negative"),
+    ("{init: xavier_uniform, gain: -1}", "the initialiser's 'gain' is negative"),
+    ("{init: xavier_uniform, gain: 1.7e+308}", "the initialiser's interval is empty or too wide"),
+    ("{init: he_normal, gain: 1.0e+308}", "ok"),
     ("{init: normal, std: 1.0e+39}", "ok"),  # (infinities, as fp16 holds them, and no warning)
     ("{init: uniform, low: -1.0e+39, high: 1.0e+39}", "ok"),
 ])

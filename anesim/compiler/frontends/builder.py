@@ -150,16 +150,18 @@ class Builder:
                     or not _finite(number):
                 raise CompileError(f"the initialiser's '{key}' must be a finite number", where=where,
                                    expected="a number", found=repr(number)[:60])
-        if kind == "uniform":  # (numpy draws nothing from an empty or unbounded interval)
-            low, high = float(init.get("low", -1.0)), float(init.get("high", 1.0))
-            if not low <= high or not _finite(high - low):
-                raise CompileError("the initialiser's interval is empty or too wide", where=where,
-                                   expected="low <= high, with high - low a finite double",
-                                   found=f"low {low:g}, high {high:g}")
-        if kind == "normal" and float(init.get("std", 1.0)) < 0:
-            raise CompileError("the initialiser's 'std' is negative", where=where,
-                               expected="a standard deviation >= 0", found=repr(init["std"])[:60])
-        return ConstantData.seeded(shape, Init(kind=kind, seed=seed, **init), dtype)
+        for key in ("std", "gain"):  # (a spread and a scale of one)
+            if float(init.get(key, 0.0)) < 0:
+                raise CompileError(f"the initialiser's '{key}' is negative", where=where,
+                                   expected="a number >= 0", found=repr(init[key])[:60])
+        draw = Init(kind=kind, seed=seed, **init)
+        interval = draw.interval(shape)
+        if interval is not None and not (interval[0] <= interval[1] and _finite(interval[1] - interval[0])):
+            # (numpy draws nothing from an empty or unbounded interval)
+            raise CompileError("the initialiser's interval is empty or too wide", where=where,
+                               expected="low <= high, with high - low a finite double",
+                               found=f"low {interval[0]:g}, high {interval[1]:g}")
+        return ConstantData.seeded(shape, draw, dtype)
 
     def _weight(self, owner: str, role: str, value: WeightSpec, shape: tuple[int, ...],
                 default: str) -> str:

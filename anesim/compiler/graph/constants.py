@@ -70,16 +70,23 @@ class Init:
         if self.kind == "normal":
             std = 1.0 if self.std is None else self.std
             return (rng.standard_normal(shape, np.float32) * np.float32(std) + np.float32(self.value))
-        if self.kind == "uniform":
-            return rng.uniform(self.low, self.high, shape).astype(np.float32)
-        fan_in, fan_out = _fans(shape)
+        interval = self.interval(shape)
+        if interval is not None:
+            return rng.uniform(*interval, shape).astype(np.float32)
         if self.kind == "he_normal":
-            std = self.gain * math.sqrt(2.0 / max(fan_in, 1))
+            std = self.gain * math.sqrt(2.0 / max(_fans(shape)[0], 1))
             return rng.standard_normal(shape, np.float32) * np.float32(std)
-        if self.kind == "xavier_uniform":
-            bound = self.gain * math.sqrt(6.0 / max(fan_in + fan_out, 1))
-            return rng.uniform(-bound, bound, shape).astype(np.float32)
         raise ValueError(f"unknown init kind {self.kind!r}")
+
+    def interval(self, shape: tuple[int, ...]) -> tuple[float, float] | None:
+        """The interval a uniform kind draws from (None for the other kinds)."""
+        if self.kind == "uniform":
+            return self.low, self.high
+        if self.kind == "xavier_uniform":
+            fan_in, fan_out = _fans(shape)
+            bound = self.gain * math.sqrt(6.0 / max(fan_in + fan_out, 1))
+            return -bound, bound
+        return None
 
 
 @dataclass(eq=False)
