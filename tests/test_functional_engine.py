@@ -163,3 +163,23 @@ def test_reading_a_stream_nobody_wrote_is_a_program_error() -> None:
     memory = Memory({}, np.zeros(1 << 16, np.uint8))
     with pytest.raises(ProgramError):
         memory.read(Layout("pool", None, 0x40, 1, 2560, 1600, "fp16", 32, 32), what="task 3 source 1")
+
+
+def test_a_source_larger_than_its_destination_is_refused_before_it_is_computed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged raw buffer held a 139-million-element source for a relu: the functional engine
+    computed it for seconds before refusing its result's shape (found by fuzzing)."""
+    import anesim.functional.tasks as tasks
+    from anesim.errors import UnsupportedError
+    from anesim.program.model import NeStage, Task
+
+    def pool(channels: int, height: int, width: int) -> Layout:
+        return Layout("pool", None, 0, channels, height, width)
+
+    relu = Task(0, (pool(8, 16, 64),), pool(4, 2, 3), ne=NeStage("bypass", activation="relu"))
+    monkeypatch.setattr(tasks, "_ne_stage", lambda *a, **k: pytest.fail("computed before the check"))
+    with pytest.raises(UnsupportedError, match=r"computes a \(8, 16, 64\) result for a \(4, 2, 3\) destination"):
+        tasks.run_task(relu, [np.zeros((8, 16, 64), np.uint16)], tasks.M1_RULES)
+    monkeypatch.undo()
+    fits = Task(0, (pool(8, 16, 64),), pool(8, 64, 16), ne=NeStage("bypass", activation="relu"))
+    assert tasks.run_task(fits, [np.zeros((8, 16, 64), np.uint16)], tasks.M1_RULES).shape == (8, 64, 16)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import anesim.numerics as numerics
@@ -158,6 +160,11 @@ def run_task(task: Task, sources: list[np.ndarray], rules: MacRules, mode: str =
     """
     x = sources[0]
     second = sources[1] if len(sources) > 1 else None
+    r = task.result
+    shape = (r.groups * r.depth * r.channels, r.height, r.width)
+    early = _pointwise_shape(task, x, second)
+    if early is not None:  # (a damaged task may hold a source far larger than its destination)
+        _check_fits(task, early, shape, r.elements)
     y = x
     if task.ne is not None:
         y = _ne_stage(task.ne, x, second, rules, mode)
@@ -165,18 +172,40 @@ def run_task(task: Task, sources: list[np.ndarray], rules: MacRules, mode: str =
         second = None if consumed else second
     if task.planar is not None:
         y = _planar_stage(task.planar, y, second)
-    r = task.result
-    shape = (r.groups * r.depth * r.channels, r.height, r.width)
     if y.shape != shape:
-        if y.size == r.elements:
+        if _check_fits(task, y.shape, shape, r.elements) == "reshape":
             y = y.reshape(shape)
-        elif _broadcasts(y.shape, shape):  # one value per row read back across a wider row
+        else:  # one value per row read back across a wider row
             y = np.ascontiguousarray(np.broadcast_to(y, shape))
-        else:
-            raise UnsupportedError(
-                f"task {task.index} computes a {tuple(y.shape)} result for a {shape} destination"
-            )
     return y
+
+
+def _check_fits(task: Task, got: tuple[int, ...], shape: tuple[int, ...], elements: int) -> str:
+    """How a result of shape ``got`` lands in the destination ``shape``: as it is, "reshape" (the
+    same count) or "broadcast"; any other shape is an UnsupportedError."""
+    if tuple(got) == shape:
+        return "same"
+    if math.prod(got) == elements:
+        return "reshape"
+    if _broadcasts(tuple(got), shape):
+        return "broadcast"
+    raise UnsupportedError(f"task {task.index} computes a {tuple(got)} result for a {shape} destination")
+
+
+def _pointwise_shape(task: Task, x: np.ndarray, second: np.ndarray | None) -> tuple[int, ...] | None:
+    """The result shape of a task whose stages keep their operands' shape (a pass-through or
+    product on the NE, a pointwise planar operation), known before anything is computed; None
+    for the others, or where the operands do not broadcast (the stage itself says so)."""
+    ne, pe = task.ne, task.planar
+    if ne is not None and ne.op not in ("bypass", "elementwise"):
+        return None
+    if pe is not None and pe.op not in _BINARY_PLANAR | {"sqsum", "abs", "copy"}:
+        return None
+    joined = (ne is not None and ne.op == "elementwise") or (pe is not None and pe.op in _BINARY_PLANAR | {"sqsum"})
+    try:
+        return np.broadcast_shapes(x.shape, second.shape) if joined and second is not None else x.shape
+    except ValueError:
+        return None
 
 
 def _broadcasts(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
