@@ -63,12 +63,14 @@ inputs:
 constants:
   w: {shape: [1, 1, 4, 8], init: normal, std: 0.1}
   b: {shape: [1, 1, 1, 8], init: uniform, low: -0.5, high: 0.5}
+  s: {shape: [1, 1, 1, 8], init: xavier_uniform, gain: 1.0}
 ops:
-  - {op: linear, in: x, out: h, out_features: 16, bias: true}
+  - {op: linear, in: x, out: h, out_features: 16, bias: {init: he_normal, gain: 0.5}}
   - {op: gelu, in: h, out: g}
   - {op: matmul, in: [g, w], out: m}
   - {op: add, in: [m, b], out: mb}
-  - {op: softmax, in: mb, out: y, axis: -1}
+  - {op: mul, in: [mb, s], out: ms}
+  - {op: softmax, in: ms, out: y, axis: -1}
 outputs: [y]
 """,
 )
