@@ -229,6 +229,28 @@ def test_onnx_reshape_target_that_cannot_apply(tmp_path: Path, shape: np.ndarray
     assert needle in str(info.value)
 
 
+def test_onnx_fold_of_an_average_over_nothing(tmp_path: Path) -> None:
+    """A GlobalAveragePool of a constant with no pixels: the reference's NaN came with numpy's
+    warnings on the user's terminal; the fold now stops there, naming the node (found by fuzzing)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from anesim.compiler import compile_file
+
+    nodes = [helper.make_node("GlobalAveragePool", ["c"], ["g"]), helper.make_node("Add", ["x", "g"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 1, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 1, 1])],
+                              [numpy_helper.from_array(np.zeros((1, 2, 0, 3), np.float32), "c")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(AnesimError, match="GlobalAveragePool.*cannot evaluate at compile time.*Mean of empty") as info:
+            compile_file(path, "m1")
+    assert info.value.file == str(path)
+    assert not [w for w in seen if issubclass(w.category, RuntimeWarning)]
+
+
 def test_core_ml_manifest_that_indexes_a_list(tmp_path: Path) -> None:
     from anesim.compiler.frontends.coreml_package import spec_path
 

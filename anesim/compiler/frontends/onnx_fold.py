@@ -8,6 +8,7 @@ specification says it means.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,12 @@ def evaluate_node(node: Any, values: list[np.ndarray], names: list[str], opset: 
         if name:
             feeds[name] = next(it)
     evaluator = ReferenceEvaluator(node, opsets={"": opset})
-    return [np.asarray(v) for v in evaluator.run(None, feeds)]
+    # IEEE arithmetic's infinities and NaNs are the operator's values (numpy would only warn of
+    # them); an average over no elements has none, and stops the fold as the reference's
+    # exceptions do.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.filterwarnings("error", message="Mean of empty slice", category=RuntimeWarning)
+        return [np.asarray(v) for v in evaluator.run(None, feeds)]
 
 
 def shape_of(node: Any, shape: tuple[int, ...], opset: int) -> list[np.ndarray]:
