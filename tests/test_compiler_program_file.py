@@ -268,3 +268,28 @@ def test_constant_shapes_take_program_params() -> None:
     program["constants"]["offset"]["shape"][3] = "${width - 8}"
     with pytest.raises(ProgramError, match=r"constants.offset.shape.*positive integers"):
         parse_program(program)
+
+
+@pytest.mark.parametrize("op, problem", [
+    ("{op: layer_norm, in: x, out: y, axis: 7}", "layer_norm: 'axis' must be an integer in [-4, 3], found 7"),
+    ("{op: layer_norm, in: x, out: y, axis: 1, gamma: g}", ""),
+    ("{op: rms_norm, in: x, out: y, axis: [1], gamma: g}", "rms_norm: 'axis' must be an integer"),
+    ("{op: layer_norm, in: x, out: y, eps: .nan}", "'eps' must be a finite non-negative number"),
+    ("{op: batch_norm, in: x, out: y, eps: [1]}", "'eps' must be a finite non-negative number"),
+    ("{op: batch_norm, in: x, out: y, eps: '1*0e-3'}", "'eps' must be a finite non-negative number"),
+    ("{op: space_to_depth, in: x, out: y, blocksize: 0}", "'blocksize' must be a positive integer, found 0"),
+    ("{op: depth_to_space, in: x, out: y, blocksize: 0.0}", "'blocksize' must be a positive integer"),
+])
+def test_norm_and_rearrangement_attributes_are_checked(tmp_path: Path, op: str, problem: str) -> None:
+    """Each escaped as IndexError, ZeroDivisionError or TypeError (found by fuzzing a program seed
+    with these ops); a NaN epsilon was accepted."""
+    text = ("name: t\ninputs:\n  x: {shape: [1, 8, 4, 4]}\nconstants:\n  g: {shape: [8], init: ones}\n"
+            f"ops:\n  - {op}\noutputs: [y]\n")
+    path = _write(tmp_path, text, "t.yaml")
+    if not problem:
+        load_program_file(path)
+        return
+    with pytest.raises(ProgramError) as info:
+        load_program_file(path)
+    assert str(info.value).startswith(f"{path}: key 'ops[0]"), str(info.value)  # (.axis, .eps: the key)
+    assert problem in str(info.value)

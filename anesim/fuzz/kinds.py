@@ -73,6 +73,34 @@ ops:
   - {op: softmax, in: ms, out: y, axis: -1}
 outputs: [y]
 """,
+    """name: small_attrs
+seed: 5
+inputs:
+  x: {shape: [1, 8, 8, 8]}
+constants:
+  mean: {shape: [8], init: zeros}
+  var: {shape: [8], init: ones}
+  gain: {shape: [8], init: fill, value: 1.5}
+  shift: {shape: [8], init: uniform, low: -0.1, high: 0.1}
+ops:
+  - {op: batch_norm, in: x, out: bn, gamma: gain, beta: shift, mean: mean, var: var, eps: 1.0e-3}
+  - {op: clip, in: bn, out: c, min: -1.0, max: 2.0}
+  - {op: leaky_relu, in: c, out: lr, alpha: 0.1}
+  - {op: slice, in: lr, out: sl0, axis: 2, start: 1, end: 8, step: 2}
+  - {op: slice, in: sl0, out: sl, axis: 3, start: 0, end: 7, step: 2}
+  - {op: max_pool2d, in: lr, out: mp, kernel: 3, stride: 2, padding: 1}
+  - {op: concat, in: [sl, mp], out: cat, axis: 1}
+  - {op: transpose, in: cat, out: tr, perm: [0, 1, 3, 2]}
+  - {op: depth_to_space, in: tr, out: d2s, blocksize: 2, mode: CRD}
+  - {op: space_to_depth, in: d2s, out: s2d, blocksize: 2}
+  - {op: layer_norm, in: s2d, out: ln, axis: 1, eps: 1.0e-5}
+  - {op: scale, in: ln, out: sc, scale: 0.5, bias: 0.25}
+  - {op: shrink, in: sc, out: sh, lambd: 0.2, bias: 0.1}
+  - {op: reduce_mean, in: sh, out: rm, axis: 3}
+  - {op: argmax, in: sh, out: am, axis: 1, keepdims: true}
+  - {op: softmax, in: rm, out: y, axis: 1}
+outputs: [y, am]
+""",
 )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from anesim.compiler.graph.constants import INIT_KINDS, ConstantData, Init, derive_seed
 from anesim.compiler.graph.graph import Constant, Graph, Node, TensorInfo
-from anesim.compiler.graph.ops import check_node
+from anesim.compiler.graph.ops import check_node, norm_axis
 from anesim.errors import CompileError
 from anesim.limits import check_bytes, tensor_bytes
 
@@ -302,7 +302,7 @@ class Builder:
         """Layer normalisation over one axis (the channel axis in ANE layout)."""
         xin = self.tensor(self._ref(x))
         node_name = self._name("layer_norm", name)
-        size = xin.shape[axis]
+        size = self._axis_size(xin, axis, "layer_norm", node_name)
         inputs = [xin.name]
         if gamma is not None or beta is not None:
             inputs.append(self._weight(node_name, "gamma", gamma, (size,), "ones"))
@@ -316,8 +316,16 @@ class Builder:
         node_name = self._name("rms_norm", name)
         inputs = [xin.name]
         if gamma is not None:
-            inputs.append(self._weight(node_name, "gamma", gamma, (xin.shape[axis],), "ones"))
+            size = self._axis_size(xin, axis, "rms_norm", node_name)
+            inputs.append(self._weight(node_name, "gamma", gamma, (size,), "ones"))
         return self.op("rms_norm", inputs, name=node_name, axis=axis, eps=eps)
+
+    def _axis_size(self, x: Tensor, axis: Any, op: str, node_name: str) -> int:
+        """The length of ``x`` along ``axis`` (the normalised one), before any weight is made for it."""
+        try:
+            return x.shape[norm_axis(axis, len(x.shape))]
+        except ValueError as exc:
+            raise CompileError(f"{op}: {exc}", file=self.graph.source or None, where=f"op '{node_name}'") from None
 
     def softmax(self, x: TensorLike, axis: int = 1, name: str | None = None) -> Tensor:
         """Softmax over one axis."""

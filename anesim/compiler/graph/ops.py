@@ -117,6 +117,24 @@ def _norm_axis(axis: Any, rank: int) -> int:
     return axis % rank
 
 
+def norm_axis(axis: Any, rank: int) -> int:
+    """``axis`` of a rank-``rank`` tensor as 0 .. rank - 1; ValueError when it names none."""
+    return _norm_axis(axis, rank)
+
+
+def _eps(value: Any) -> None:
+    """A norm's epsilon: a finite number, not negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"'eps' must be a finite non-negative number, found {value!r}")
+
+
+def _blocksize(value: Any) -> int:
+    """A depth/space rearrangement's block size: a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_GEOMETRY:
+        raise ValueError(f"'blocksize' must be a positive integer, found {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """One op: input arity, attribute defaults and the shape rule."""
@@ -275,8 +293,7 @@ def _axis_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 def _norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
     attrs["axis"] = _norm_axis(attrs["axis"], len(x))
-    if not isinstance(attrs["eps"], (int, float)) or attrs["eps"] < 0:
-        raise ValueError(f"'eps' must be a non-negative number, found {attrs['eps']!r}")
+    _eps(attrs["eps"])
     size = x[attrs["axis"]]
     for extra in shapes[1:]:
         if math.prod(extra) != size:
@@ -300,6 +317,7 @@ def _batch_norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
     if len(x) != 4:
         raise ValueError(f"batch_norm needs an NCHW input of rank 4, found shape {x}")
+    _eps(attrs["eps"])
     for extra in shapes[1:]:
         if math.prod(extra) != x[1]:
             raise ValueError(f"batch-norm parameters must have {x[1]} elements, found {extra}")
@@ -406,7 +424,7 @@ def _gather_elements_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _depth_to_space_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     n, c, h, w = _nchw(shapes[0])
-    b = attrs["blocksize"]
+    b = _blocksize(attrs["blocksize"])
     if len(shapes[0]) != 4 or c % (b * b) or attrs["mode"] not in ("DCR", "CRD"):
         raise ValueError(f"depth_to_space needs NCHW with C divisible by {b * b} and mode DCR or CRD")
     return (n, c // (b * b), h * b, w * b)
@@ -414,7 +432,7 @@ def _depth_to_space_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _space_to_depth_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     n, c, h, w = _nchw(shapes[0])
-    b = attrs["blocksize"]
+    b = _blocksize(attrs["blocksize"])
     if len(shapes[0]) != 4 or h % b or w % b:
         raise ValueError(f"space_to_depth needs NCHW with H and W divisible by {b}")
     return (n, c * b * b, h // b, w // b)
