@@ -136,6 +136,8 @@ def test_bad_files_give_one_line_naming_file_and_key(tmp_path: Path, old: str, n
     ("{init: xavier_uniform, gain: -1}", "the initialiser's 'gain' is negative"),
     ("{init: xavier_uniform, gain: 1.7e+308}", "the initialiser's interval is empty or too wide"),
     ("{init: he_normal, gain: 1.0e+308}", "ok"),
+    ("{init: xavier_uniform, gain: -0.0}", "ok"),  # (numpy refused the interval 0.0 .. -0.0)
+    ("{init: uniform, low: 0.0, high: -0.0}", "ok"),
     ("{init: normal, std: 1.0e+39}", "ok"),  # (infinities, as fp16 holds them, and no warning)
     ("{init: uniform, low: -1.0e+39, high: 1.0e+39}", "ok"),
 ])
@@ -292,4 +294,28 @@ def test_norm_and_rearrangement_attributes_are_checked(tmp_path: Path, op: str, 
     with pytest.raises(ProgramError) as info:
         load_program_file(path)
     assert str(info.value).startswith(f"{path}: key 'ops[0]"), str(info.value)  # (.axis, .eps: the key)
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize("op, problem", [
+    ("{op: gelu, in: x, out: y, approximate: tanh}", "'approximate' must be 'none'"),
+    ("{op: gelu, in: x, out: y, approximate: none}", ""),
+    ("{op: shrink, in: x, out: y, bias: []}", "'bias' must be a finite number, found []"),
+    ("{op: shrink, in: x, out: y, lambd: .inf}", "'lambd' must be a finite number"),
+    ("{op: is_inf, in: x, out: y, detect_negative: 'no'}", "'detect_negative' must be true or false"),
+    ("{op: reshape, in: x, out: y, shape: [true, 8, 16, 1]}", "'shape' must be a list of integers"),
+    ("{op: transpose, in: x, out: y, perm: [0.0, 1, 3, 2]}", "'perm' must be a permutation"),
+    ("{op: transpose, in: x, out: y, perm: [false, true, 3, 2]}", "'perm' must be a permutation"),
+])
+def test_attributes_the_lowering_would_ignore_or_break_on(tmp_path: Path, op: str, problem: str) -> None:
+    """A tanh GELU was computed as the erf form; a shrink's list bias broke the host op at run time
+    (found by fuzzing); a string flag of is_inf read as true."""
+    text = f"name: t\ninputs:\n  x: {{shape: [1, 8, 4, 4]}}\nops:\n  - {op}\noutputs: [y]\n"
+    path = _write(tmp_path, text, "t.yaml")
+    if not problem:
+        load_program_file(path)
+        return
+    with pytest.raises(ProgramError) as info:
+        load_program_file(path)
+    assert str(info.value).startswith(f"{path}: key 'ops[0]"), str(info.value)
     assert problem in str(info.value)

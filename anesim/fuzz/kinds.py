@@ -101,6 +101,28 @@ ops:
   - {op: softmax, in: rm, out: y, axis: 1}
 outputs: [y, am]
 """,
+    """name: small_kinds
+seed: 9
+inputs:
+  x: {shape: [1, 8, 6, 6]}
+  z: {shape: [1, 8, 6, 6]}
+ops:
+  - {op: conv2d, in: x, out: c1, out_channels: 8, kernel: 3, padding: 2, dilation: 2, groups: 2, bias: true, weight_format: palette, palette_bits: 4}
+  - {op: conv2d, in: c1, out: c2, out_channels: 8, kernel: 1, stride: 1, sparsity: 0.5}
+  - {op: where, in: [z, c2, x], out: w}
+  - {op: greater, in: [w, z], out: g}
+  - {op: fmod, in: [w, z], out: f}
+  - {op: hard_swish, in: f, out: hs}
+  - {op: softplus, in: hs, out: sp}
+  - {op: reduce_max, in: sp, out: rmax, axis: 2}
+  - {op: global_max_pool, in: sp, out: gmp}
+  - {op: gather, in: sp, out: ga, axis: 1, indices: [0, 2, 4]}
+  - {op: argmin, in: sp, out: amin, axis: 3, keepdims: false, select_last_index: true}
+  - {op: matmul, in: [sp, x], out: mm, transpose_b: true}
+  - {op: linear, in: gmp, out: lin, out_features: 4, weight_format: int8}
+  - {op: reshape, in: mm, out: rs, shape: [1, 8, 36, 1]}
+outputs: [rmax, ga, amin, lin, rs, g]
+""",
 )
 
 

@@ -80,12 +80,13 @@ class Init:
 
     def interval(self, shape: tuple[int, ...]) -> tuple[float, float] | None:
         """The interval a uniform kind draws from (None for the other kinds)."""
+        # (+ 0.0 turns a negative zero positive: numpy refuses an interval from 0.0 to -0.0)
         if self.kind == "uniform":
-            return self.low, self.high
+            return self.low + 0.0, self.high + 0.0
         if self.kind == "xavier_uniform":
             fan_in, fan_out = _fans(shape)
-            bound = self.gain * math.sqrt(6.0 / max(fan_in + fan_out, 1))
-            return -bound, bound
+            bound = self.gain * math.sqrt(6.0 / max(fan_in + fan_out, 1)) + 0.0
+            return -bound + 0.0, bound
         return None
 
 

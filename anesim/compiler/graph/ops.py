@@ -327,7 +327,8 @@ def _batch_norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 def _reshape_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
     target = attrs["shape"]
-    if not isinstance(target, (list, tuple)) or not target or not all(isinstance(d, int) for d in target):
+    if not isinstance(target, (list, tuple)) or not target \
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in target):
         raise ValueError(f"'shape' must be a list of integers, found {target!r}")
     total = math.prod(x)
     if list(target).count(-1) > 1:
@@ -348,7 +349,9 @@ def _transpose_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     perm = attrs["perm"]
     if perm is None:
         perm = list(reversed(range(len(x))))
-    if sorted(perm) != list(range(len(x))):
+    if not isinstance(perm, (list, tuple)) \
+            or not all(isinstance(p, int) and not isinstance(p, bool) for p in perm) \
+            or sorted(perm) != list(range(len(x))):
         raise ValueError(f"'perm' must be a permutation of 0..{len(x) - 1}, found {perm!r}")
     attrs["perm"] = tuple(perm)
     return tuple(x[p] for p in perm)
@@ -401,8 +404,11 @@ def _gather_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
     axis = _norm_axis(attrs["axis"], len(x))
     indices = attrs["indices"]
-    if not isinstance(indices, tuple) or not indices or not all(isinstance(i, int) for i in indices):
-        raise ValueError(f"'indices' must be a non-empty tuple of integers, found {indices!r}")
+    if isinstance(indices, list):  # (a program file's YAML has lists, not tuples)
+        indices = attrs["indices"] = tuple(indices)
+    if not isinstance(indices, tuple) or not indices \
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise ValueError(f"'indices' must be a non-empty list of integers, found {indices!r}")
     if any(not 0 <= i < x[axis] for i in indices):
         raise ValueError(f"an index is outside an axis of {x[axis]}: {indices}")
     attrs["axis"] = axis
@@ -420,6 +426,29 @@ def _gather_elements_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     if any(not 0 <= i < x[attrs["axis"]] for i in attrs["indices"]):
         raise ValueError("an index is outside the gathered axis")
     return shape
+
+
+def _gelu_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    # (the graph op is the erf form; a tanh approximation is written out, as the ONNX import does)
+    if attrs["approximate"] != "none":
+        raise ValueError(f"'approximate' must be 'none' (write the tanh form out with tanh), "
+                         f"found {attrs['approximate']!r}")
+    return tuple(shapes[0])
+
+
+def _is_inf_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    for key in ("detect_negative", "detect_positive"):
+        if not isinstance(attrs[key], bool):
+            raise ValueError(f"'{key}' must be true or false, found {attrs[key]!r}")
+    return tuple(shapes[0])
+
+
+def _shrink_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    for key in ("bias", "lambd"):
+        value = attrs[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"'{key}' must be a finite number, found {value!r}")
+    return tuple(shapes[0])
 
 
 def _depth_to_space_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
@@ -466,7 +495,7 @@ for _name in UNARY_OPS:
 SPECS["leaky_relu"] = OpSpec("leaky_relu", 1, 1, {"alpha": 0.01}, _leaky_infer)
 SPECS["clip"] = OpSpec("clip", 1, 1, {"min": 0.0, "max": 6.0}, _clip_infer)
 SPECS["scale"] = OpSpec("scale", 1, 1, {"scale": 1.0, "bias": 0.0}, _scale_infer)
-SPECS["gelu"] = OpSpec("gelu", 1, 1, {"approximate": "none"}, _same_infer)
+SPECS["gelu"] = OpSpec("gelu", 1, 1, {"approximate": "none"}, _gelu_infer)
 for _name in REDUCE_OPS:
     SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 1, "keepdims": True}, _reduce_infer)
 
@@ -478,9 +507,9 @@ SPECS["where"] = OpSpec("where", 3, 3, {}, _where_infer)
 for _name in ("argmax", "argmin"):
     SPECS[_name] = OpSpec(_name, 1, 1, {"axis": 0, "keepdims": True, "select_last_index": False}, _arg_infer)
 SPECS["gather"] = OpSpec("gather", 1, 1, {"axis": 0, "indices": None}, _gather_infer)
-SPECS["is_inf"] = OpSpec("is_inf", 1, 1, {"detect_negative": True, "detect_positive": True}, _same_infer)
+SPECS["is_inf"] = OpSpec("is_inf", 1, 1, {"detect_negative": True, "detect_positive": True}, _is_inf_infer)
 SPECS["hardmax"] = OpSpec("hardmax", 1, 1, {"axis": -1}, _axis_infer)
-SPECS["shrink"] = OpSpec("shrink", 1, 1, {"bias": 0.0, "lambd": 0.5}, _same_infer)
+SPECS["shrink"] = OpSpec("shrink", 1, 1, {"bias": 0.0, "lambd": 0.5}, _shrink_infer)
 SPECS["gather_elements"] = OpSpec("gather_elements", 1, 1, {"axis": 0, "indices": None, "index_shape": None},
                                   _gather_elements_infer)
 SPECS["depth_to_space"] = OpSpec("depth_to_space", 1, 1, {"blocksize": 2, "mode": "DCR"}, _depth_to_space_infer)
