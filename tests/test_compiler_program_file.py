@@ -137,6 +137,9 @@ def test_bad_files_give_one_line_naming_file_and_key(tmp_path: Path, old: str, n
     ("{init: xavier_uniform, gain: 1.7e+308}", "the initialiser's interval is empty or too wide"),
     ("{init: he_normal, gain: 1.0e+308}", "ok"),
     ("{init: xavier_uniform, gain: -0.0}", "ok"),  # (numpy refused the interval 0.0 .. -0.0)
+    ("[1, x, 1, 1, 1, 1, 1, 1]", "a constant's values must be numbers"),
+    ("[1, 18446744073709551616, 1, 1, 1, 1, 1, 1]", "a constant's values must be numbers"),
+    ("[[1, 2], [3]]", "a constant's values must form a rectangular array"),
     ("{init: uniform, low: 0.0, high: -0.0}", "ok"),
     ("{init: normal, std: 1.0e+39}", "ok"),  # (infinities, as fp16 holds them, and no warning)
     ("{init: uniform, low: -1.0e+39, high: 1.0e+39}", "ok"),

@@ -118,7 +118,14 @@ class Builder:
             init = {**value, **init}
             value = init.pop("init", None)
         if isinstance(value, (np.ndarray, list, tuple, float, int)) and not isinstance(value, bool):
-            arr = np.asarray(value)
+            try:
+                arr = np.asarray(value)
+            except (ValueError, TypeError, OverflowError):  # (ragged nesting)
+                raise CompileError("a constant's values must form a rectangular array", where=where,
+                                   found=repr(value)[:60]) from None
+            if arr.dtype.kind not in "biuf":  # (strings, None, integers past 64 bits: an object array)
+                raise CompileError("a constant's values must be numbers", where=where,
+                                   expected="integers of at most 64 bits or floats", found=repr(value)[:60])
             if shape is not None and tuple(arr.shape) != shape:
                 if arr.size == 1:  # (a scalar filling the shape: its size is checked before it exists)
                     check_bytes(tensor_bytes(shape, arr.dtype.itemsize), file=self.graph.source or None,
