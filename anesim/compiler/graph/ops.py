@@ -111,15 +111,11 @@ def broadcast_shapes(a: Shape, b: Shape) -> Shape:
     return tuple(out)
 
 
-def _norm_axis(axis: Any, rank: int) -> int:
+def norm_axis(axis: Any, rank: int) -> int:
+    """``axis`` of a rank-``rank`` tensor as 0 .. rank - 1; ValueError when it names none."""
     if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
         raise ValueError(f"'axis' must be an integer in [{-rank}, {rank - 1}], found {axis!r}")
     return axis % rank
-
-
-def norm_axis(axis: Any, rank: int) -> int:
-    """``axis`` of a rank-``rank`` tensor as 0 .. rank - 1; ValueError when it names none."""
-    return _norm_axis(axis, rank)
 
 
 def _eps(value: Any) -> None:
@@ -286,13 +282,13 @@ def _global_pool_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 
 def _axis_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
-    attrs["axis"] = _norm_axis(attrs["axis"], len(shapes[0]))
+    attrs["axis"] = norm_axis(attrs["axis"], len(shapes[0]))
     return tuple(shapes[0])
 
 
 def _norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
-    attrs["axis"] = _norm_axis(attrs["axis"], len(x))
+    attrs["axis"] = norm_axis(attrs["axis"], len(x))
     _eps(attrs["eps"])
     size = x[attrs["axis"]]
     for extra in shapes[1:]:
@@ -303,7 +299,7 @@ def _norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _reduce_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
-    attrs["axis"] = _norm_axis(attrs["axis"], len(x))
+    attrs["axis"] = norm_axis(attrs["axis"], len(x))
     out = list(x)
     out[attrs["axis"]] = 1
     if not attrs["keepdims"]:
@@ -359,7 +355,7 @@ def _transpose_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _concat_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     rank = len(shapes[0])
-    axis = _norm_axis(attrs["axis"], rank)
+    axis = norm_axis(attrs["axis"], rank)
     attrs["axis"] = axis
     for s in shapes[1:]:
         if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != axis):
@@ -371,7 +367,7 @@ def _concat_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _slice_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
-    axis = _norm_axis(attrs["axis"], len(x))
+    axis = norm_axis(attrs["axis"], len(x))
     attrs["axis"] = axis
     size = x[axis]
     start, end, step = attrs["start"], attrs["end"], attrs["step"]
@@ -402,7 +398,7 @@ def _arg_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _gather_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
-    axis = _norm_axis(attrs["axis"], len(x))
+    axis = norm_axis(attrs["axis"], len(x))
     indices = attrs["indices"]
     if isinstance(indices, list):  # (a program file's YAML has lists, not tuples)
         indices = attrs["indices"] = tuple(indices)
@@ -419,7 +415,7 @@ def _gather_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _gather_elements_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
-    attrs["axis"] = _norm_axis(attrs["axis"], len(x))
+    attrs["axis"] = norm_axis(attrs["axis"], len(x))
     shape = tuple(attrs["index_shape"] or ())
     if len(shape) != len(x) or len(attrs["indices"] or ()) != math.prod(shape):
         raise ValueError(f"'indices' must hold an index per output element of a rank-{len(x)} shape")
