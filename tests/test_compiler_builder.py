@@ -130,3 +130,51 @@ def test_graph_without_outputs_is_an_error() -> None:
     b.input("x", (1, 1, 1, 1))
     with pytest.raises(CompileError, match="no outputs"):
         b.build()
+
+
+@pytest.mark.parametrize("lo, hi, ops", [
+    (-1.0, 3.0, ["clip"]),
+    (0.0, 3.4e38, ["max"]),  # (ONNX exporters write FLT_MAX for "no maximum")
+    (-1e300, 2.0, ["min"]),
+    (-70000.0, 70000.0, ["identity"]),
+    (-1.0, 65519.0, ["clip"]),  # (fp16 rounds 65519 to 65504: a bound it holds)
+])
+def test_a_clip_bound_past_fp16_s_range_is_dropped(lo: float, hi: float, ops: list[str]) -> None:
+    """A bound fp16 rounds to an infinity clips nothing an fp16 tensor holds; as a table's range it
+    was refused when the program ran (no finite knot span). The values still match the reference."""
+    from anesim.chips import load_chip
+    from anesim.functional import execute
+
+    b = Builder("clip")
+    x = b.input("x", (1, 4, 4, 4))
+    b.output(b.clip(b.conv2d(x, 4, 1, name="c"), lo, hi, name="cl"))
+    graph = b.build()
+    assert [n.op for n in graph.nodes][1:] == ops
+    chip = load_chip("m1")
+    feeds = {"x": np.random.default_rng(0).uniform(-8, 8, (1, 4, 4, 4)).astype(np.float16)}
+    got = compile_graph(graph, chip).execute(feeds, lambda seg, f: execute(seg, f, chip, "exact"))
+    want = run_graph(graph, {k: v.astype(np.float32) for k, v in feeds.items()})
+    out = graph.outputs[0]
+    np.testing.assert_allclose(got[out].astype(np.float32), want[out], atol=0.02)
+
+
+def test_a_clip_bound_past_the_far_side_is_refused() -> None:
+    b = Builder("clip")
+    x = b.input("x", (1, 4, 4, 4))
+    with pytest.raises(CompileError, match="beyond fp16's range on the far side"):
+        b.clip(x, 70000.0, 80000.0)
+
+
+def test_an_onnx_clip_to_flt_max_is_a_max(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from anesim.compiler import compile_file
+
+    bounds = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("lo", 0.0), ("hi", 3.4028235e38))]
+    graph = helper.make_graph([helper.make_node("Clip", ["x", "lo", "hi"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], bounds)
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert [n.op for n in compile_file(path, "m1").graph.nodes] == ["max"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from anesim.compiler.graph.constants import INIT_KINDS, ConstantData, Init, derive_seed
 from anesim.compiler.graph.graph import Constant, Graph, Node, TensorInfo
+from anesim.compiler.graph.attr_checks import clip_bounds
 from anesim.compiler.graph.ops import check_node, norm_axis
 from anesim.errors import CompileError
 from anesim.limits import check_bytes, tensor_bytes
@@ -400,6 +401,26 @@ class Builder:
     def relu(self, x: TensorLike, name: str | None = None) -> Tensor:
         """max(x, 0)."""
         return self.op("relu", [x], name=name)
+
+    def clip(self, x: TensorLike, lo: float | None, hi: float | None, name: str | None = None) -> Tensor:
+        """``x`` clipped to [lo, hi] (None: no bound), as the engine can hold it.
+
+        The engine's clip is a table over a finite range. A bound that fp16 rounds to an infinity
+        on its own side clips nothing an fp16 tensor holds (an infinity stays one either way), so
+        it is dropped: a one-sided clip is a max or a min with a scalar, none at all an identity.
+        """
+        node_name = self._name("clip", name)
+        try:
+            lo, hi = clip_bounds(lo, hi)
+        except ValueError as exc:
+            raise CompileError(str(exc), file=self.graph.source or None, where=f"op '{node_name}'") from None
+        if lo is None and hi is None:
+            return self.op("identity", [x], name=node_name)
+        if lo is not None and hi is not None:
+            return self.op("clip", [x], name=node_name, min=float(lo), max=float(hi))
+        bound, op = (lo, "max") if lo is not None else (hi, "min")
+        limit = self.constant(f"{node_name}.{op}", np.asarray([bound], np.float32))
+        return self.op(op, [x, limit], name=node_name)
 
     def gelu(self, x: TensorLike, name: str | None = None) -> Tensor:
         """Gaussian error linear unit."""

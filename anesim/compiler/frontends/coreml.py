@@ -352,8 +352,7 @@ class _Importer(Rank5, Slices, Shapes):
         elif op == "leaky_relu":
             b.op("leaky_relu", self._ins(inputs, "x"), name=out, alpha=self._number(inputs, "alpha", 0.01))
         elif op == "clip":
-            b.op("clip", self._ins(inputs, "x"), name=out, min=self._number(inputs, "alpha"),
-                 max=self._number(inputs, "beta"))
+            b.clip(self._ins(inputs, "x")[0], self._number(inputs, "alpha"), self._number(inputs, "beta"), name=out)
         elif op == "conv":
             self._conv(inputs, out)
         elif op == "linear":

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.onnx_fold import element_dtype
+from anesim.compiler.graph.attr_checks import clip_bounds
 
 UNARY = {
     "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
@@ -299,6 +300,10 @@ class NnHandlers:
         x = self.t(0)
         if lo is not None and hi is not None and lo >= hi:
             raise self.fail("Clip with min >= max is not supported", found=f"min {lo}, max {hi}")
+        try:  # (a bound past fp16's range, FLT_MAX say, clips nothing the engine holds)
+            lo, hi = clip_bounds(lo, hi)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
         if lo is None and hi is None:
             y = self.emit("identity", [x])
         elif hi is None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from anesim.compiler.graph.attr_checks import FP16_OVERFLOW, MAX_GEOMETRY, check_blocksize, check_eps
 from anesim.errors import CompileError
 
 Shape = tuple[int, ...]
@@ -46,10 +47,6 @@ PALETTE_BITS = (1, 2, 4, 6, 8)
 def _bad(node_where: str, file: str | None, problem: str, expected: Any = None, found: Any = None) -> CompileError:
     return CompileError(problem, file=file, where=node_where, expected=expected, found=found)
 
-
-# Kernel sizes, strides, dilations and pads beyond this cannot describe a tensor anesim can hold
-# (and would not fit the 32-bit and 64-bit integers the kernels compute with).
-MAX_GEOMETRY = 2**31 - 1
 
 
 def _bounded(values: tuple[int, ...], name: str) -> tuple[int, ...]:
@@ -116,19 +113,6 @@ def norm_axis(axis: Any, rank: int) -> int:
     if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
         raise ValueError(f"'axis' must be an integer in [{-rank}, {rank - 1}], found {axis!r}")
     return axis % rank
-
-
-def _eps(value: Any) -> None:
-    """A norm's epsilon: a finite number, not negative."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ValueError(f"'eps' must be a finite non-negative number, found {value!r}")
-
-
-def _blocksize(value: Any) -> int:
-    """A depth/space rearrangement's block size: a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_GEOMETRY:
-        raise ValueError(f"'blocksize' must be a positive integer, found {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -241,6 +225,10 @@ def _clip_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     lo, hi = attrs["min"], attrs["max"]
     if not isinstance(lo, (int, float)) or not isinstance(hi, (int, float)) or lo >= hi:
         raise ValueError(f"'min' and 'max' must be numbers with min < max, found {lo!r}, {hi!r}")
+    if not (-FP16_OVERFLOW < lo and hi < FP16_OVERFLOW):
+        # (the engine's clip is a table over [min, max]; Builder.clip writes a wider one as max/min)
+        raise ValueError(f"'min' and 'max' must lie within fp16's range (|bound| < {FP16_OVERFLOW:g}; "
+                         f"a one-sided clip is a max or min), found {lo!r}, {hi!r}")
     return tuple(shapes[0])
 
 
@@ -289,7 +277,7 @@ def _axis_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 def _norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
     attrs["axis"] = norm_axis(attrs["axis"], len(x))
-    _eps(attrs["eps"])
+    check_eps(attrs["eps"])
     size = x[attrs["axis"]]
     for extra in shapes[1:]:
         if math.prod(extra) != size:
@@ -313,7 +301,7 @@ def _batch_norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     x = shapes[0]
     if len(x) != 4:
         raise ValueError(f"batch_norm needs an NCHW input of rank 4, found shape {x}")
-    _eps(attrs["eps"])
+    check_eps(attrs["eps"])
     for extra in shapes[1:]:
         if math.prod(extra) != x[1]:
             raise ValueError(f"batch-norm parameters must have {x[1]} elements, found {extra}")
@@ -449,7 +437,7 @@ def _shrink_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _depth_to_space_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     n, c, h, w = _nchw(shapes[0])
-    b = _blocksize(attrs["blocksize"])
+    b = check_blocksize(attrs["blocksize"])
     if len(shapes[0]) != 4 or c % (b * b) or attrs["mode"] not in ("DCR", "CRD"):
         raise ValueError(f"depth_to_space needs NCHW with C divisible by {b * b} and mode DCR or CRD")
     return (n, c // (b * b), h * b, w * b)
@@ -457,7 +445,7 @@ def _depth_to_space_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 def _space_to_depth_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
     n, c, h, w = _nchw(shapes[0])
-    b = _blocksize(attrs["blocksize"])
+    b = check_blocksize(attrs["blocksize"])
     if len(shapes[0]) != 4 or h % b or w % b:
         raise ValueError(f"space_to_depth needs NCHW with H and W divisible by {b}")
     return (n, c * b * b, h // b, w // b)
