@@ -178,3 +178,26 @@ def test_an_onnx_clip_to_flt_max_is_a_max(tmp_path) -> None:  # type: ignore[no-
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     assert [n.op for n in compile_file(path, "m1").graph.nodes] == ["max"]
+
+
+def test_ieee_values_of_odd_constants_come_without_numpy_s_warnings() -> None:
+    """A batch norm with a negative variance (NaN gain), a bias past float32 and a host op on
+    infinities compute what the formulas give; numpy's warnings reached the terminal (fuzzing)."""
+    import warnings
+
+    from anesim.chips import load_chip
+    from anesim.functional import execute
+
+    b = Builder("odd")
+    x = b.input("x", (1, 4, 2, 2))
+    y = b.batch_norm(b.conv2d(x, 4, 1, name="c"), var=np.array([1.0, -2.0, 1.0, 1.0], np.float32),
+                     name="bn")
+    z = b.op("fmod", [b.op("add", [y, b.constant("big", np.full((1, 4, 1, 1), 3e38, np.float32))]), y])
+    b.output(z)
+    chip = load_chip("m1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = b.build()
+        got = compile_graph(graph, chip).execute({"x": np.ones((1, 4, 2, 2), np.float16)},
+                                                 lambda seg, f: execute(seg, f, chip, "exact"))
+    assert np.isnan(got[graph.outputs[0]][0, 1]).all()

@@ -145,7 +145,8 @@ class ConstantData:
         elif self.init is not None:
             arr = self.init.generate(self.shape)
         elif self.thunk is not None:
-            arr = np.asarray(self.thunk())
+            with np.errstate(all="ignore"):  # (IEEE infinities and NaNs are the values: a batch
+                arr = np.asarray(self.thunk())  # norm's negative variance, a bias past float32)
         else:
             raise ValueError("constant has neither data nor a generator")
         if arr.shape != self.shape:

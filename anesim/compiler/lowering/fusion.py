@@ -49,7 +49,8 @@ class EpilogueFusion(SegmentBase):
             t = y.output
 
     def _add_bias(self, ne: NeSpec, value: np.ndarray | float, channels: int) -> None:
-        vec = np.broadcast_to(np.asarray(value, np.float32), (channels,)).astype(np.float32)
+        with np.errstate(over="ignore"):  # (a bias past float32 is an infinity, as fp16 holds it)
+            vec = np.broadcast_to(np.asarray(value, np.float32), (channels,)).astype(np.float32)
         ne.bias = vec if ne.bias is None else ne.bias + vec
 
     def _absorb_one(self, y: Node, t: str, ne: NeSpec, channel_ok: bool) -> bool:

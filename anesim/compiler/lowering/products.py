@@ -97,9 +97,10 @@ class ProductOps(EpilogueFusion):
             return gamma / np.sqrt(var + eps)
 
         gamma, beta, mean, var = (p.array().reshape(-1) for p in params)
-        g = gamma / np.sqrt(var + eps)
-        ne = NeSpec("conv", values_kernel((c, 1, 1, 1), gain, "batch-norm gain"), groups=c,
-                    bias=(beta - mean * g).astype(np.float32))
+        with np.errstate(all="ignore"):  # (a negative variance: NaN, as the formula gives)
+            g = gamma / np.sqrt(var + eps)
+            bias = (beta - mean * g).astype(np.float32)
+        ne = NeSpec("conv", values_kernel((c, 1, 1, 1), gain, "batch-norm gain"), groups=c, bias=bias)
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
         for i in range(x.n):

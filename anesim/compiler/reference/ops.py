@@ -77,6 +77,11 @@ def _matmul(a: np.ndarray, b: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarra
 
 def run_node(node: Node, args: list[np.ndarray]) -> np.ndarray:
     """Evaluate one node on float32 arrays of its inputs' logical shapes."""
+    with np.errstate(all="ignore"):  # (IEEE infinities and NaNs are the values; numpy would warn)
+        return _run_node(node, args)
+
+
+def _run_node(node: Node, args: list[np.ndarray]) -> np.ndarray:
     a = node.attrs
     op = node.op
     x = args[0].astype(F32) if args else None
