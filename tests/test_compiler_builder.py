@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -165,7 +167,7 @@ def test_a_clip_bound_past_the_far_side_is_refused() -> None:
         b.clip(x, 70000.0, 80000.0)
 
 
-def test_an_onnx_clip_to_flt_max_is_a_max(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_onnx_clip_to_flt_max_is_a_max(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
