@@ -295,8 +295,10 @@ def test_constant_shapes_take_program_params() -> None:
     ("{op: transpose, in: x, out: y, perm: [0.0, 1, 3, 2]}", "'perm' must be a permutation"),
     ("{op: transpose, in: x, out: y, perm: [false, true, 3, 2]}", "'perm' must be a permutation"),
     # (a clip table over a range fp16 cannot hold was refused only when the program ran)
-    ("{op: clip, in: x, out: y, min: -1, max: 1.0e+300}", "must lie within fp16's range"),
+    ("{op: clip, in: x, out: y, min: -1, max: 1.0e+300}", ""),  # (a max with -1)
+    ("{op: clip, in: x, out: y, min: 70000, max: 80000}", "beyond fp16's range on the far side"),
     ("{op: clip, in: x, out: y, min: -1, max: 65504}", ""),
+    ("{op: clip, in: [x, x], out: y}", "clip takes 1 inputs"),
 ])
 def test_op_attributes_are_checked_when_the_file_is_read(tmp_path: Path, op: str, problem: str) -> None:
     text = ("name: t\ninputs:\n  x: {shape: [1, 8, 4, 4]}\nconstants:\n  g: {shape: [8], init: ones}\n"
