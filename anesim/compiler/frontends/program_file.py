@@ -449,7 +449,8 @@ class _Expander:
         elif op == "rms_norm":
             t = b.rms_norm(inputs[0], name=name, **attrs)
         elif op == "clip" and len(inputs) == 1 and "activation" not in attrs:  # (a bound past fp16: max/min)
-            t = b.clip(inputs[0], attrs.get("min", 0.0), attrs.get("max", 6.0), name=name)
+            bounds = {**SPECS["clip"].defaults, **attrs}
+            t = b.clip(inputs[0], bounds["min"], bounds["max"], name=name)
         else:
             activation = attrs.pop("activation", None)
             t = b.op(op, inputs, name=name, where=where, **attrs)

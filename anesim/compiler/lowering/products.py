@@ -91,16 +91,11 @@ class ProductOps(EpilogueFusion):
         c = x.c
         params = [self.g.constants[p].data for p in node.inputs[1:]]
         eps = float(node.attrs["eps"])
-
-        def gain() -> np.ndarray:
-            gamma, _, _, var = (p.array().reshape(-1) for p in params)
-            return gamma / np.sqrt(var + eps)
-
         gamma, beta, mean, var = (p.array().reshape(-1) for p in params)
         with np.errstate(all="ignore"):  # (a negative variance: NaN, as the formula gives)
             g = gamma / np.sqrt(var + eps)
             bias = (beta - mean * g).astype(np.float32)
-        ne = NeSpec("conv", values_kernel((c, 1, 1, 1), gain, "batch-norm gain"), groups=c, bias=bias)
+        ne = NeSpec("conv", values_kernel((c, 1, 1, 1), lambda: g, "batch-norm gain"), groups=c, bias=bias)
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
         for i in range(x.n):
