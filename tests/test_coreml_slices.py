@@ -31,6 +31,7 @@ class _Importer(Slices):
 
     _axes = CoreMLImporter._axes  # the importer's own axis check
     _number = CoreMLImporter._number  # ... and numeric parameter check
+    _one = CoreMLImporter._one  # (which reads the one element of a parameter)
 
 
 def test_slice_by_index_cuts_each_axis() -> None:

@@ -272,26 +272,26 @@ class _Importer(Rank5, Slices, Shapes):
             return self.consts[value]
         raise self.fail(f"parameter '{key}' must be constant", found=repr(value))
 
-    def _flag(self, inputs: dict[str, list[Any]], key: str, default: bool) -> bool:
-        """A boolean parameter: one bool (a MIL bool constant), else an error naming it."""
+    def _one(self, inputs: dict[str, list[Any]], key: str, default: Any, kinds: str, what: str) -> Any:
+        """The one element of a parameter whose numpy kind is in ``kinds``, else an error naming it."""
         value = np.asarray(self._arg(inputs, key, default))
-        if value.size != 1 or value.dtype.kind != "b":
-            raise self.fail(f"parameter '{key}' must be one boolean", found=repr(value)[:60])
-        return bool(value.reshape(-1)[0])
+        if value.size != 1 or value.dtype.kind not in kinds:
+            raise self.fail(f"parameter '{key}' must be one {what}", found=repr(value)[:60])
+        return value.reshape(-1)[0]
+
+    def _flag(self, inputs: dict[str, list[Any]], key: str, default: bool) -> bool:
+        """A boolean parameter (a MIL bool constant)."""
+        return bool(self._one(inputs, key, default, "b", "boolean"))
 
     def _number(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED, whole: bool = False) -> Any:
-        """A numeric parameter: one number (``whole``: an integer), else an error naming it."""
-        value = np.asarray(self._arg(inputs, key, default))
-        if value.size != 1 or value.dtype.kind not in ("iu" if whole else "iuf"):
-            raise self.fail(f"parameter '{key}' must be one {'integer' if whole else 'number'}", found=repr(value)[:60])
-        return int(value.reshape(-1)[0]) if whole else float(value.reshape(-1)[0])
+        """A numeric parameter (``whole``: an integer)."""
+        if whole:
+            return int(self._one(inputs, key, default, "iu", "integer"))
+        return float(self._one(inputs, key, default, "iuf", "number"))
 
     def _text(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED) -> str:
-        """A string parameter: one string, else an error naming it."""
-        value = np.asarray(self._arg(inputs, key, default))
-        if value.size != 1 or value.dtype.kind not in "US":
-            raise self.fail(f"parameter '{key}' must be one string", found=repr(value)[:60])
-        return str(value.reshape(-1)[0])
+        """A string parameter."""
+        return str(self._one(inputs, key, default, "US", "string"))
 
     def _cast_target(self, inputs: dict[str, list[Any]]) -> None:
         """A cast the engine performs as it holds the value: to a float type (it computes in fp16)."""
