@@ -9,12 +9,13 @@ import pytest
 
 from anesim.compiler import Builder
 from anesim.compiler.frontends.coreml import _Importer as CoreMLImporter
+from anesim.compiler.frontends.coreml_params import Params
 from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.errors import UnsupportedError
 
 
-class _Importer(Slices):
-    """The importer's side of the mixin: inputs by name, parameters as given."""
+class _Importer(Params, Slices):
+    """The importer's side of the mixin: inputs by name, parameters as given, read as it reads them."""
 
     def __init__(self) -> None:
         self.b = Builder("slices")
@@ -28,10 +29,6 @@ class _Importer(Slices):
 
     def fail(self, problem: str, **kw: Any) -> UnsupportedError:
         return UnsupportedError(problem, file="model.mlpackage", **kw)
-
-    _axes = CoreMLImporter._axes  # the importer's own axis check
-    _number = CoreMLImporter._number  # ... and numeric parameter check
-    _one = CoreMLImporter._one  # (which reads the one element of a parameter)
 
 
 def test_slice_by_index_cuts_each_axis() -> None:
@@ -84,7 +81,6 @@ def test_parameters_of_the_wrong_kind_are_refused() -> None:
     """A MIL parameter read as one string, flag or number: an array or another kind is an error
     (a pad_type damaged into bytes was compared with strings and escaped as a ValueError)."""
     imp = _Importer()
-    imp._flag, imp._text = CoreMLImporter._flag.__get__(imp), CoreMLImporter._text.__get__(imp)
     assert imp._text({"pad_type": "same"}, "pad_type") == "same"
     assert imp._flag({"keep_dims": np.array([True])}, "keep_dims", False) is True
     assert imp._number({"axis": np.int32(-1)}, "axis", whole=True) == -1
@@ -99,3 +95,22 @@ def test_parameters_of_the_wrong_kind_are_refused() -> None:
     ]:
         with pytest.raises(UnsupportedError, match=message):
             call()
+
+
+@pytest.mark.parametrize("key, value", [("begin", ["0", "1", "a", "2"]), ("end", [1, 4, 6.5, 8]),
+                                        ("stride", [1, 1, float("nan"), 1]), ("end_mask", ["x"] * 4),
+                                        ("squeeze_mask", [0, 0, 1, 0])])
+def test_list_parameters_of_the_wrong_kind_are_refused_not_truncated(key: str, value: list) -> None:
+    """A list parameter is read as integers (booleans for masks): a string escaped as ValueError,
+    a fraction was truncated (6.5 -> 6) and a mask's string read as true."""
+    inputs = {"x": "x", "begin": [0, 0, 0, 0], "end": [1, 4, 6, 8], key: np.asarray(value)}
+    with pytest.raises(UnsupportedError, match=rf"parameter '{key}' must be a list of (integers|booleans)"):
+        _Importer()._slice(inputs, "y")
+
+
+def test_split_sizes_must_be_integers() -> None:
+    for sizes, message in [(["4", "4"], "'split_sizes' must be a list of integers"),
+                           ([4.5, 3.5], "'split_sizes' must be a list of integers")]:
+        with pytest.raises(UnsupportedError, match=message):
+            _Importer()._split({"x": "x", "axis": 3, "split_sizes": np.asarray(sizes)}, ["a", "b"])
+    _Importer()._split({"x": "x", "axis": 3, "split_sizes": np.asarray([3, 5])}, ["a", "b"])

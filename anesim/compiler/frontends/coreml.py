@@ -11,7 +11,8 @@ quantised (``constexpr_affine_dequantize``) weights keep their format on the con
 uses them.
 
 coremltools is an optional extra (``pip install 'anesim[coreml]'``); nothing else in anesim
-imports it. The package's manifest is read by :mod:`.coreml_package`.
+imports it. The package's manifest is read by :mod:`.coreml_package`, an op's parameters with
+their types checked by :mod:`.coreml_params`, compressed weights by :mod:`.coreml_constexpr`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from anesim.compiler.frontends.builder import Builder
+from anesim.compiler.frontends.coreml_constexpr import Compressed
 from anesim.compiler.frontends.coreml_package import INSTALL, Blobs, main_block
 from anesim.compiler.frontends.coreml_package import spec_path as package_spec
+from anesim.compiler.frontends.coreml_params import Params
 from anesim.compiler.frontends.coreml_rank5 import FOLD_RANK, Rank5, fold
 from anesim.compiler.frontends.coreml_shapes import Shapes, check_description, declared_output_types
 from anesim.compiler.frontends.coreml_shapes import tensor_type as _shape
@@ -90,10 +93,7 @@ class _Read(dict):  # type: ignore[type-arg]
         return super().__contains__(key)
 
 
-_REQUIRED = object()  # _arg's default: the parameter must be present
-
-
-class _Importer(Rank5, Slices, Shapes):
+class _Importer(Params, Compressed, Rank5, Slices, Shapes):
     def __init__(self, ct: SimpleNamespace, program: Any, blobs: Blobs, file: str, name: str) -> None:
         self.ct = ct
         self.program = program
@@ -258,57 +258,12 @@ class _Importer(Rank5, Slices, Shapes):
             self.b.output(self.tensor(name))
         return self.b.build()
 
-    def _arg(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED) -> Any:
-        """A constant parameter's value (ints, strings, shapes); a missing one without a default is an error."""
-        bindings = inputs.get(key)
-        if not bindings:
-            if default is _REQUIRED:
-                raise self.fail(f"the operation has no '{key}' parameter", expected=f"a '{key}' parameter")
-            return default
-        kind, value = bindings[0]
-        if kind == "value":
-            return value
-        if value in self.consts:
-            return self.consts[value]
-        raise self.fail(f"parameter '{key}' must be constant", found=repr(value))
-
-    def _one(self, inputs: dict[str, list[Any]], key: str, default: Any, kinds: str, what: str) -> Any:
-        """The one element of a parameter whose numpy kind is in ``kinds``, else an error naming it."""
-        value = np.asarray(self._arg(inputs, key, default))
-        if value.size != 1 or value.dtype.kind not in kinds:
-            raise self.fail(f"parameter '{key}' must be one {what}", found=repr(value)[:60])
-        return value.reshape(-1)[0]
-
-    def _flag(self, inputs: dict[str, list[Any]], key: str, default: bool) -> bool:
-        """A boolean parameter (a MIL bool constant)."""
-        return bool(self._one(inputs, key, default, "b", "boolean"))
-
-    def _number(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED, whole: bool = False) -> Any:
-        """A numeric parameter (``whole``: an integer)."""
-        if whole:
-            return int(self._one(inputs, key, default, "iu", "integer"))
-        return float(self._one(inputs, key, default, "iuf", "number"))
-
-    def _text(self, inputs: dict[str, list[Any]], key: str, default: Any = _REQUIRED) -> str:
-        """A string parameter."""
-        return str(self._one(inputs, key, default, "US", "string"))
-
     def _cast_target(self, inputs: dict[str, list[Any]]) -> None:
         """A cast the engine performs as it holds the value: to a float type (it computes in fp16)."""
         dtype = self._text(inputs, "dtype")
         if dtype not in ("fp16", "fp32", "fp64"):
             raise self.fail("a cast to a non-float type rounds, truncates or wraps; the engine computes in fp16",
                             expected="fp16 or fp32", found=repr(dtype)[:60])
-
-    def _axes(self, inputs: dict[str, list[Any]], key: str, rank: int) -> list[int]:
-        """Parameter ``key`` as axes of a rank-``rank`` tensor, negatives counted from the end; an
-        axis outside -rank .. rank-1 is refused rather than wrapped round."""
-        axes = [int(a) for a in np.asarray(self._arg(inputs, key)).reshape(-1)]
-        bad = [a for a in axes if not -rank <= a < rank]
-        if bad:
-            raise self.fail(f"'{key}' names an axis the tensor does not have",
-                            expected=f"axes -{rank} to {rank - 1}", found=bad[0])
-        return [a % rank for a in axes]
 
     def _ins(self, inputs: dict[str, list[Any]], key: str, *, optional: bool = False, many: bool = False) -> list[str]:
         """The tensors bound to parameter ``key``: one, or (``many``) one or more; none only for an
@@ -370,7 +325,7 @@ class _Importer(Rank5, Slices, Shapes):
         elif op == "softmax":
             b.op("softmax", self._ins(inputs, "x"), name=out, axis=self._number(inputs, "axis", -1, whole=True))
         elif op == "layer_norm":
-            axes = [int(a) for a in np.asarray(self._arg(inputs, "axes")).reshape(-1)]
+            axes = self._ints(inputs, "axes")
             if len(axes) != 1:
                 raise self.fail("layer_norm over several axes is not supported", found=axes)
             x = self._ins(inputs, "x")
@@ -401,7 +356,7 @@ class _Importer(Rank5, Slices, Shapes):
             x = self._ins(inputs, "x")
             rank = len(b.graph.info(x[0]).shape)
             # MIL allows negative axes (the converter writes [0, 2, -3, -1] for a head split)
-            perm = [int(p) for p in np.asarray(self._arg(inputs, "perm")).reshape(-1)]
+            perm = self._ints(inputs, "perm")
             b.op("transpose", x, name=out, perm=[p + rank if -rank <= p < 0 else p for p in perm])
         elif op == "concat":
             if self._flag(inputs, "interleave", False):
@@ -414,75 +369,6 @@ class _Importer(Rank5, Slices, Shapes):
         else:
             raise self.fail("unsupported operation", found=op)
 
-    def _constexpr(self, op: str, attrs: dict[str, Any], out: str) -> None:
-        values = {k: self._value(v, k) for k, v in attrs.items() if k != "name"}
-        needed = {"constexpr_lut_to_dense": ("lut", "indices", "shape"),
-                  "constexpr_affine_dequantize": ("quantized_data", "zero_point", "scale")}.get(op, ())
-        if any(key not in values for key in needed):  # the iOS 18 forms take inputs instead
-            raise self.fail("only the iOS 16 form of this operation (its data as attributes) is supported",
-                            expected=", ".join(needed), found=", ".join(sorted(values)) or "no attributes")
-
-        def materialize(v: Any) -> np.ndarray:
-            return v.array() if isinstance(v, ConstantData) else np.asarray(v)
-
-        if op == "constexpr_lut_to_dense":
-            lut, indices, shape = values["lut"], values["indices"], values["shape"]
-            shape = tuple(int(d) for d in np.asarray(shape).reshape(-1))
-            size = int(np.asarray(materialize(lut)).size)
-            bits = int(round(math.log2(size)))
-
-            def dense(lut: Any = lut, indices: Any = indices, shape: tuple[int, ...] = shape,
-                      bits: int = bits) -> np.ndarray:
-                packed = np.asarray(materialize(indices), np.uint8).reshape(-1)
-                unpacked = np.unpackbits(packed, bitorder="little").reshape(-1, bits)
-                idx = (unpacked * (1 << np.arange(bits))).sum(axis=1)[: math.prod(shape)]
-                return np.asarray(materialize(lut), np.float32).reshape(-1)[idx].reshape(shape)
-
-            def encoded(lut: Any = lut, indices: Any = indices, shape: tuple[int, ...] = shape,
-                        bits: int = bits) -> dict[str, np.ndarray]:
-                packed = np.asarray(materialize(indices), np.uint8).reshape(-1)
-                unpacked = np.unpackbits(packed, bitorder="little").reshape(-1, bits)
-                idx = (unpacked * (1 << np.arange(bits))).sum(axis=1)[: math.prod(shape)]
-                palette = np.asarray(materialize(lut), np.float32).reshape(-1)
-                return {"weights": idx.astype(np.uint8).reshape(shape),
-                        "palette": palette.astype(np.float16).view(np.uint16)}
-
-            data = ConstantData.derived(shape, dense, f"{bits}-bit palette")
-            data.encoding = ("palette", bits, encoded)
-            self.lazy[out] = data
-            self.formats[out] = ("palette", bits)
-        elif op == "constexpr_affine_dequantize":
-            q, zero, scale = values["quantized_data"], values["zero_point"], values["scale"]
-            axis = int(np.asarray(values.get("axis", 0)).reshape(-1)[0])
-            qarr = np.asarray(q)
-            shape = tuple(qarr.shape)
-
-            def dense(q: np.ndarray = qarr, zero: Any = zero, scale: Any = scale, axis: int = axis) -> np.ndarray:
-                bshape = [1] * q.ndim
-                bshape[axis] = -1
-                z = np.asarray(materialize(zero), np.float32).reshape(bshape if np.size(materialize(zero)) > 1 else [1])
-                s = np.asarray(materialize(scale), np.float32).reshape(bshape if np.size(materialize(scale)) > 1 else [1])
-                return (q.astype(np.float32) - z) * s
-
-            fmt = "int8" if qarr.dtype == np.int8 else "uint8"
-
-            def encoded(q: np.ndarray = qarr, zero: Any = zero, scale: Any = scale,
-                        axis: int = axis) -> dict[str, np.ndarray] | None:
-                if axis != 0:
-                    return None  # the engine's scales are per output channel
-                o = q.shape[0]
-                z = np.broadcast_to(np.asarray(materialize(zero)).reshape(-1), (o,))
-                sc = np.broadcast_to(np.asarray(materialize(scale), np.float32).reshape(-1), (o,))
-                return {"weights": q.copy(), "scale": sc.astype(np.float16).view(np.uint16).copy(),
-                        "zero_point": z.astype(q.dtype).copy()}
-
-            data = ConstantData.derived(shape, dense, "affine dequantized")
-            data.encoding = (fmt, 0, encoded)
-            self.lazy[out] = data
-            self.formats[out] = (fmt, 0)
-        else:
-            raise self.fail("unsupported operation", found=op)
-
     def _conv(self, inputs: dict[str, list[Any]], out: str) -> None:
         x = self._ins(inputs, "x")
         w_name = inputs["weight"][0][1] if inputs.get("weight") else None
@@ -491,9 +377,9 @@ class _Importer(Rank5, Slices, Shapes):
         fmt, bits = self.formats.get(w_name, ("fp16", 0))
         weights = self._ins(inputs, "weight")
         pad_type = self._pad_type(inputs)
-        pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
-        strides = [int(s) for s in np.asarray(self._arg(inputs, "strides", [1, 1])).reshape(-1)]
-        dilations = [int(d) for d in np.asarray(self._arg(inputs, "dilations", [1, 1])).reshape(-1)]
+        pads = self._ints(inputs, "pad", [0, 0, 0, 0])
+        strides = self._ints(inputs, "strides", [1, 1])
+        dilations = self._ints(inputs, "dilations", [1, 1])
         shape = self.b.graph.info(x[0]).shape
         one_d = len(shape) == 3
         if one_d:
@@ -524,10 +410,10 @@ class _Importer(Rank5, Slices, Shapes):
         raise self.fail("unsupported pad_type", expected="valid, same(_lower) or custom", found=repr(pad_type)[:60])
 
     def _pool(self, op: str, inputs: dict[str, list[Any]], out: str) -> None:
-        kernel = [int(k) for k in np.asarray(self._arg(inputs, "kernel_sizes")).reshape(-1)]
-        strides = [int(s) for s in np.asarray(self._arg(inputs, "strides", kernel)).reshape(-1)]
+        kernel = self._ints(inputs, "kernel_sizes")
+        strides = self._ints(inputs, "strides", kernel)
         pad_type = self._pad_type(inputs)
-        pads = [int(p) for p in np.asarray(self._arg(inputs, "pad", [0, 0, 0, 0])).reshape(-1)]
+        pads = self._ints(inputs, "pad", [0, 0, 0, 0])
         padding: Any = pads if pad_type == "custom" else pad_type
         if self._flag(inputs, "ceil_mode", False):
             raise self.fail("ceil-mode pooling is not supported")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from anesim.errors import ProgramError, UnsupportedError
 
 
@@ -99,7 +97,7 @@ class Shapes:
     """Importer mixin: reshapes, results checked against their declared types, and operations
     on integer tensors refused."""
 
-    b: Any  # the importer's Builder; _ins, _arg, _axes, folded and malformed are the importer's
+    b: Any  # the importer's Builder; _ins, _arg, _axes, _ints, folded and malformed are the importer's
     ct: Any
     folded: dict[str, tuple[int, ...]]
     consts: dict[str, Any]
@@ -107,6 +105,7 @@ class Shapes:
     _ins: Any
     _arg: Any
     _axes: Any
+    _ints: Any
     malformed: Any
 
     def _check_integer_operands(self, inputs: dict[str, list[Any]], mil_types: dict[str, str]) -> None:
@@ -156,7 +155,7 @@ class Shapes:
         """The shape a reshape, squeeze or expand_dims of a ``shape`` tensor gives, as its
         parameters say (a reshape's -1 left for the graph to resolve)."""
         if op == "reshape":
-            return [int(d) for d in np.asarray(self._arg(inputs, "shape")).reshape(-1)]
+            return self._ints(inputs, "shape")
         if op == "squeeze":
             axes = self._arg(inputs, "axes", None)
             drop = (set(self._axes(inputs, "axes", len(shape))) if axes is not None
@@ -164,7 +163,7 @@ class Shapes:
             return [d for i, d in enumerate(shape) if i not in drop]
         # MIL's expand_dims: the axes index the output (rank + K), negatives from its end; each,
         # counted from the front, is a position a 1 is inserted at, in ascending order
-        out_rank = len(shape) + np.asarray(self._arg(inputs, "axes")).size
+        out_rank = len(shape) + len(self._ints(inputs, "axes"))
         target = list(shape)
         for axis in sorted(self._axes(inputs, "axes", out_rank)):
             target.insert(axis, 1)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 
 class Slices:
     """Importer mixin: MIL operations that cut a tensor along its axes."""
 
-    b: Any  # the importer's Builder; _ins, _arg, _axes, _number and fail are the importer's
+    b: Any  # the importer's Builder; _ins, _arg, _axes, _ints, _bools, _number and fail are the importer's
     _ins: Any
     _arg: Any
     _axes: Any
+    _ints: Any
+    _bools: Any
     _number: Any
     fail: Any
 
@@ -21,13 +21,13 @@ class Slices:
         x = self._ins(inputs, "x")[0]
         shape = self.b.graph.info(x).shape
         (axis,) = self._axes(inputs, "axis", len(shape))
-        sizes = self._arg(inputs, "split_sizes", None)
-        if sizes is None:
+        if self._arg(inputs, "split_sizes", None) is not None:
+            sizes = self._ints(inputs, "split_sizes")
+        else:
             parts = self._number(inputs, "num_splits", whole=True)
             if parts < 1 or shape[axis] % parts:
                 raise self.fail("num_splits must divide the axis", found=f"{parts} parts of {shape[axis]}")
             sizes = [shape[axis] // parts] * parts
-        sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
         if len(sizes) != len(outputs) or sum(sizes) != shape[axis] or min(sizes) < 1:
             raise self.fail("split sizes must be positive, one per output, and cover the axis",
                             expected=f"{len(outputs)} sizes summing to {shape[axis]}", found=sizes)
@@ -40,12 +40,12 @@ class Slices:
         x = self._ins(inputs, "x")[0]
         shape = self.b.graph.info(x).shape
         rank = len(shape)
-        begin = [int(v) for v in np.asarray(self._arg(inputs, "begin")).reshape(-1)]
-        end = [int(v) for v in np.asarray(self._arg(inputs, "end")).reshape(-1)]
-        stride = [int(v) for v in np.asarray(self._arg(inputs, "stride", [1] * rank)).reshape(-1)]
-        bmask = [bool(v) for v in np.asarray(self._arg(inputs, "begin_mask", [False] * rank)).reshape(-1)]
-        emask = [bool(v) for v in np.asarray(self._arg(inputs, "end_mask", [False] * rank)).reshape(-1)]
-        squeeze = [bool(v) for v in np.asarray(self._arg(inputs, "squeeze_mask", [False] * rank)).reshape(-1)]
+        begin = self._ints(inputs, "begin")
+        end = self._ints(inputs, "end")
+        stride = self._ints(inputs, "stride", [1] * rank)
+        bmask = self._bools(inputs, "begin_mask", [False] * rank)
+        emask = self._bools(inputs, "end_mask", [False] * rank)
+        squeeze = self._bools(inputs, "squeeze_mask", [False] * rank)
         for what, values in (("begin", begin), ("end", end), ("stride", stride), ("begin_mask", bmask),
                              ("end_mask", emask), ("squeeze_mask", squeeze)):
             if len(values) != rank:
