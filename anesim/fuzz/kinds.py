@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -478,6 +479,14 @@ def _mutate_coreml(data: bytes, rng: random.Random) -> bytes:
             elif val.type.tensorType.dimensions and r < 0.8:
                 dims = val.type.tensorType.dimensions
                 dims[rng.randrange(len(dims))].constant.size = rng.choice((0, 1, 3, 1 << 20, 1 << 40))
+            elif val.immediateValue.tensor.ints.values and r >= 0.9:
+                # the same parameter in another element kind: strings, fractions, NaN, infinities
+                tensor = val.immediateValue.tensor
+                ints = list(tensor.ints.values)
+                if rng.random() < 0.5:  # (filling another member of the oneof clears the ints)
+                    tensor.strings.values.extend(rng.choice(("a", "1", "", "nan")) for _ in ints)
+                else:
+                    tensor.floats.values.extend(v + rng.choice((0.0, 0.5, math.nan, math.inf)) for v in ints)
             elif val.immediateValue.tensor.ints.values:
                 values = val.immediateValue.tensor.ints.values
                 values[rng.randrange(len(values))] = rng.choice((0, -1, 2, 9, 1 << 30, -(1 << 31)))
