@@ -289,7 +289,7 @@ def test_onnx_pool_kernel_shape_of_the_wrong_rank(tmp_path: Path) -> None:
 
 def test_the_work_limit_counts_each_task_s_fixed_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     from anesim.compiler import Builder, compile_graph
-    from anesim.functional.execute import execute
+    from anesim.functional.execute import execute, task_work
     from anesim.limits import TASK_WORK
 
     b = Builder("many_small_tasks")
@@ -298,12 +298,37 @@ def test_the_work_limit_counts_each_task_s_fixed_cost(monkeypatch: pytest.Monkey
         y = b.relu(b.add(y, x))
     b.output(y)
     program = compile_graph(b.build(), "m1").program
-    arithmetic = sum(t.macs + t.result.elements * max(len(t.sources), 1) for t in program.tasks)
+    arithmetic = sum(task_work(t) - TASK_WORK for t in program.tasks)
+    assert arithmetic == sum(t.macs + t.result.elements + sum(s.elements for s in t.sources) for t in program.tasks)
     monkeypatch.setenv("ANESIM_MAX_WORK", str(arithmetic + TASK_WORK * (len(program.tasks) - 1)))
     with pytest.raises(LimitError, match="fixed costs: exceeds the work limit"):
         execute(program, {"x": np.zeros((1, 8, 4, 4), np.float16)})
     monkeypatch.setenv("ANESIM_MAX_WORK", str(arithmetic + TASK_WORK * len(program.tasks)))
     execute(program, {"x": np.zeros((1, 8, 4, 4), np.float16)})
+
+
+def test_a_source_read_through_overlapping_strides_is_bounded_before_it_is_copied(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source whose zero channel stride names a billion elements of a 64-byte buffer: the work
+    limit counts every element a task reads (it counted the result's), and a read of more bytes
+    than the memory limit is refused before the copy (a damaged command buffer allocated 5.6 GiB)."""
+    from dataclasses import replace
+
+    from anesim.compiler import Builder, compile_graph
+    from anesim.functional.execute import task_work
+    from anesim.functional.memory import Memory
+    from anesim.program.model import Layout
+
+    wide = Layout("dram", 0, 0, channels=1 << 30, height=1, width=32, row_stride_bytes=64, plane_stride_bytes=0)
+    memory = Memory({0: np.zeros(64, np.uint8)}, np.zeros(64, np.uint8), "k.bin")
+    with pytest.raises(LimitError, match="k.bin: task 0 source 1: its elements, copied: exceeds the memory limit"):
+        memory.read(wide, what="task 0 source 1")
+    assert memory.read(replace(wide, channels=4), what="s").shape == (4, 1, 32)
+
+    b = Builder("one")
+    b.output(b.relu(b.input("x", (1, 8, 4, 4))))
+    task = compile_graph(b.build(), "m1").program.tasks[0]
+    assert task_work(replace(task, sources=[wide])) >= 1 << 35
 
 
 def test_an_onnx_input_a_lowering_does_not_read_sends_the_node_to_the_host(tmp_path: Path,

@@ -67,6 +67,13 @@ def check_numerics(mode: str) -> str:
     return mode
 
 
+def task_work(task: Task) -> int:
+    """The operations one task counts against the work limit: its multiply-accumulates, every
+    element it reads and writes (a source read through overlapping strides can name far more
+    elements than its result) and the executor's fixed cost per task."""
+    return task.macs + task.result.elements + sum(s.elements for s in task.sources) + TASK_WORK
+
+
 def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | None = None,
             numerics: str = "exact", *, stats: list[TaskOutputStats] | None = None,
             segment: int = 0) -> dict[str, np.ndarray]:
@@ -78,7 +85,7 @@ def execute(program: Program, inputs: Mapping[str, object], chip: ChipConfig | N
     """
     check_numerics(numerics)
     values = check_inputs(program, inputs)
-    check_work(sum(t.macs + t.result.elements * max(len(t.sources), 1) + TASK_WORK for t in program.tasks),
+    check_work(sum(task_work(t) for t in program.tasks),
                file=program.source or None, field=f"the {len(program.tasks)} tasks' multiply-accumulates, elements and fixed costs",
                chip=chip)
     pool_bytes = chip.memory.pool_bytes.value if chip is not None else DEFAULT_POOL_BYTES

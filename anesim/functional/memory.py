@@ -126,6 +126,8 @@ class Memory:
                                    found="nothing" if tile is None else f"{tile.size} elements")
             return tile.reshape(-1, layout.height, layout.width).copy()
         v = self.view(layout, what)
+        # (a view through zero or overlapping strides can name far more elements than its buffer holds)
+        check_bytes(v.size * v.itemsize, file=self.source or None, field=f"{what}: its elements, copied")
         return np.ascontiguousarray(v.reshape(-1, layout.height, layout.width))
 
     def write(self, layout: Layout, values: np.ndarray, what: str = "result") -> None:
