@@ -270,6 +270,17 @@ def test_dimension_over_the_chip_maximum_runs_on_the_host(m1) -> None:
     assert "maximum dimension" in result.host_ops[0].reason
 
 
+def test_a_batch_has_its_own_limit_per_tier(m1) -> None:
+    """Max tensor N: 4096 below the A13 tier, 65536 from it (not the 16384 of a width or height)."""
+    def build(n: int):
+        return lambda b: b.relu(b.input("x", (n, 1, 1, 2)))
+
+    assert not _one(build(20000), m1).host_ops
+    a11 = load_chip("a11")
+    assert not _one(build(4096), a11).host_ops
+    assert _one(build(4097), a11).host_ops[0].reason == "a batch of 4097 exceeds this tier's maximum 4096"
+
+
 # -- kernels and tables --------------------------------------------------------------------
 
 @pytest.mark.parametrize("cores, ocg", [(4, 1), (4, 8), (16, 32), (2, 3)])

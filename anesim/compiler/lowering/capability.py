@@ -92,11 +92,15 @@ def _condition(graph: Graph, node: Node, limits: Limits, table: RuleTable) -> tu
     out = graph.info(node.output)
     shapes = [graph.info(i).shape for i in node.inputs] + [out.shape]
     max_channels = table.condition("max_channels").value(tier)
+    max_batch = table.condition("max_batch").value(tier)
     for shape in shapes:
         n, c, h, w = as_nchw(shape)
-        if max(h, w, n) > limits.max_dimension:
+        if max(h, w) > limits.max_dimension:
             cond = table.condition("max_dimension")
             return cond, cond.message.format(shape=shape, limit=limits.max_dimension)
+        if n > max_batch:
+            cond = table.condition("max_batch")
+            return cond, cond.message.format(n=n, limit=max_batch)
         if c > max_channels and node.op not in ("conv2d", "linear"):
             cond = table.condition("max_channels")
             return cond, cond.message.format(channels=c, limit=max_channels)

@@ -18,7 +18,7 @@ from anesim.errors import ConfigError
 
 RULES_FILE = Path(__file__).with_name("placement_rules.yaml")
 Status = Literal["native", "decomposed", "bridge", "gated", "no_path"]
-CHECKS = ("max_dimension", "max_channels", "kernel_size", "transpose_width", "reshape_width",
+CHECKS = ("max_dimension", "max_batch", "max_channels", "kernel_size", "transpose_width", "reshape_width",
           "strided_width_slice", "matmul_transposed_rhs", "matmul_rank", "batch_reduction", "dtype",
           "dynamic_shape")
 ENGINE_STATUSES = ("native", "decomposed")
