@@ -16,10 +16,11 @@ numerics, inputs rounded to fp16 first). A case ends as:
 
 Two draws are left out, where the runtimes themselves disagree and anesim follows onnx's
 reference (docs/onnx.md): ``align_corners`` and ``pytorch_half_pixel`` resizes by a scale that
-gives no whole length, and pools whose windows can lie wholly in the padding. Norms are left out
-as in :mod:`anesim.fuzz.graphs`: the M1 flushes the square of a small value to zero, so an
-instance or Lp norm of nearly equal or small values differs from float32 by nature. So is a
-square root: the engine's table gives +0 for a negative input where float32 gives NaN
+gives no whole length, and pools whose windows can lie wholly in the padding. Instance, group
+and Lp norms are left out as in :mod:`anesim.fuzz.graphs`: the M1 flushes the square of a small
+value to zero, so a norm of nearly equal or small values differs from float32 by nature; a layer
+norm is drawn over four values or more, a batch norm with constant statistics. So is a square
+root: the engine's table gives +0 for a negative input where float32 gives NaN
 (docs/numerics.md). A case depends on
 ``(seed, index)`` alone. Needs ``onnx`` and ``onnxruntime`` (the test extra).
 
@@ -41,7 +42,9 @@ OPS = ("Softmax", "LogSoftmax", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceM
        "Transpose", "Concat", "Slice", "Split", "Gemm", "MatMul", "Conv", "MaxPool", "AveragePool", "Pad",
        "Flatten", "Squeeze", "Unsqueeze", "Gather", "Clip", "LeakyRelu", "HardSigmoid", "Elu", "Selu",
        "Where", "Expand", "Tile", "CumSum", "DepthToSpace", "SpaceToDepth", "Resize", "Mul", "Add", "Div",
-       "Pow", "Erf", "Gelu")
+       "Pow", "Erf", "Gelu", "ArgMax", "ArgMin", "Celu", "HardSwish", "Hardmax", "Mish", "PRelu", "Shrink",
+       "Softplus", "Softsign", "ThresholdedRelu", "Identity", "Reshape", "GlobalAveragePool", "GlobalMaxPool",
+       "ConvTranspose", "Einsum", "GatherElements", "LpPool", "BatchNormalization", "LayerNormalization", "Mod")
 OPSET = 20
 TOLERANCE = 0.05
 
@@ -57,6 +60,7 @@ class _Draw:
         self.outputs = ["y"]
         self.attrs: dict[str, Any] = {}
         self.inits: list[Any] = []
+        self.out_type = "FLOAT"  # (the outputs' ONNX element type)
 
     def axis(self) -> int:
         return self.r.randrange(-self.rank, self.rank)
@@ -204,6 +208,79 @@ def _draw(r: random.Random) -> tuple[str, _Draw] | None:
         d.const("b", np.round(value * 2) if op == "Pow" else value, np.float32)  # (whole powers)
     elif op == "Gelu":
         a["approximate"] = r.choice(("none", "tanh"))
+    else:
+        return _draw_more(r, op, d)
+    return op, d
+
+
+def _draw_more(r: random.Random, op: str, d: _Draw) -> tuple[str, _Draw] | None:
+    """The arguments of the activations, norms, index and layout operators (see :func:`_draw`)."""
+    shape, rank, a = d.shape, d.rank, d.attrs
+    if op in ("ArgMax", "ArgMin"):
+        a.update(axis=d.axis(), keepdims=r.choice((0, 1)), select_last_index=r.choice((0, 1)))
+        d.out_type = "INT64"
+    elif op in ("Celu", "ThresholdedRelu"):
+        a["alpha"] = r.choice((1.0, 0.5, 2.0) if op == "Celu" else (1.0, 0.2, -0.5))
+    elif op == "Hardmax":
+        a["axis"] = d.axis()
+    elif op == "PRelu":
+        d.const("slope", d.uniform(-1, 1, r.choice(([1], shape[-1:], [shape[1]] + [1] * (rank - 2)))), np.float32)
+    elif op == "Shrink":
+        a.update(bias=r.choice((0.0, 0.5)), lambd=r.choice((0.5, 0.2)))
+    elif op == "Reshape":
+        target = r.choice(([-1], [shape[0], -1], list(reversed(shape)), [0] + shape[1:]))
+        d.const("shape", target)
+    elif op in ("GlobalAveragePool", "GlobalMaxPool", "LpPool", "ConvTranspose"):
+        if rank != 4:
+            return None
+        if op == "LpPool":
+            kernel = [r.choice((1, 2, 3)), r.choice((1, 2, 3))]
+            if kernel[0] > shape[2] or kernel[1] > shape[3]:
+                return None
+            a.update(kernel_shape=kernel, p=r.choice((1, 2)), strides=[r.choice((1, 2))] * 2)
+        elif op == "ConvTranspose":
+            k, stride, groups = r.choice((1, 2, 3)), r.choice((1, 2)), r.choice((1, shape[1]))
+            out = r.choice((1, 2)) * groups
+            d.const("w", d.uniform(-1, 1, (shape[1], out // groups, k, k)), np.float32)
+            a.update(group=groups, strides=[stride] * 2, pads=[r.randrange(k) for _ in range(4)],
+                     output_padding=[r.randrange(stride)] * 2)
+            if r.random() < 0.5:
+                d.const("bias", d.uniform(-1, 1, out), np.float32)
+    elif op == "Einsum":
+        n = r.randint(1, 6)
+        if rank == 2:
+            a["equation"] = r.choice(("ij,jk->ik", "ij,kj->ik"))
+            d.const("b", d.uniform(-1, 1, (shape[1], n) if a["equation"] == "ij,jk->ik" else (n, shape[1])),
+                    np.float32)
+        elif rank == 3:
+            a["equation"] = "bij,bjk->bik"
+            d.const("b", d.uniform(-1, 1, (shape[0], shape[2], n)), np.float32)
+        else:
+            a["equation"] = r.choice(("nchw->nhwc", "nchw->nchw", "nchw,c->nhw"))
+            if "," in a["equation"]:
+                d.const("b", d.uniform(-1, 1, (shape[1],)), np.float32)
+    elif op == "GatherElements":
+        a["axis"] = d.axis()
+        size = shape[a["axis"]]
+        out = list(shape)
+        out[a["axis"]] = r.randint(1, 4)
+        d.const("indices", np.random.default_rng(r.randrange(1 << 30)).integers(-size, size, out))
+    elif op == "BatchNormalization":
+        c = shape[1]
+        a["epsilon"] = r.choice((1e-5, 1e-3))
+        for name, low, high in (("scale", 0.5, 1.5), ("bias", -1, 1), ("mean", -0.5, 0.5), ("var", 0.2, 2.0)):
+            d.const(name, d.uniform(low, high, c), np.float32)
+    elif op == "LayerNormalization":
+        a.update(axis=d.axis(), epsilon=r.choice((1e-5, 1e-3)))
+        norm = shape[a["axis"] % rank:]
+        if int(np.prod(norm)) < 4:
+            return None  # (the variance of one to three values: the engine's flushed squares, see above)
+        d.const("scale", d.uniform(0.5, 1.5, norm), np.float32)
+        if r.random() < 0.5:
+            d.const("bias", d.uniform(-1, 1, norm), np.float32)
+    elif op == "Mod":
+        a["fmod"] = 1
+        d.const("b", d.uniform(0.5, 1.5, shape[-1:]), np.float32)
     return op, d
 
 
@@ -226,7 +303,8 @@ def run_onnx_case(seed: int, index: int, chip: str = "m1") -> GraphCase:
     case = GraphCase(index, "ok", ops=[f"{op} {d.attrs} on {d.shape}"])
     node = helper.make_node(op, d.inputs, d.outputs, **d.attrs)
     graph = helper.make_graph([node], "case", [helper.make_tensor_value_info("x", TensorProto.FLOAT, d.shape)],
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in d.outputs],
+                              [helper.make_tensor_value_info(o, getattr(TensorProto, d.out_type), None)
+                               for o in d.outputs],
                               d.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 9
