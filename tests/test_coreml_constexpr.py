@@ -135,3 +135,20 @@ def test_list_parameters_hold_integers(pb, tmp_path: Path, op: str, params: dict
     """A string escaped as ValueError, an infinity as OverflowError; a fraction was truncated."""
     with pytest.raises(AnesimError, match=rf"\({op}\): parameter '{key}' must be a list of integers"):
         compile_file(_spec(pb, tmp_path / "bad.mlmodel", None, {}, op=op, params=params), "m1")
+
+
+def test_compressed_weights_read_by_a_matrix_product_give_a_timing_warning(pb, tmp_path: Path, capsys) -> None:
+    """A linear layer's palettised weights run as fp16 data: the values are the model's, the
+    weight stream is not, and the run says so (a timing note), where a convolution keeps them."""
+    from anesim.cli import main
+
+    mil, model_pb = pb
+    path = _spec(pb, tmp_path / "fc.mlmodel", "constexpr_lut_to_dense", {**LUT, "shape": ("INT32", [3, 2], [2])},
+                 op="linear")
+    program = compile_file(path, "m1").program
+    (note,) = program.approximations
+    assert note.kind == "timing" and "'y' (linear) weight 'w'" in note.field and "8x the weight bytes" in note.message
+    assert main(["run", str(path), "--chip", "m1", "--timing-only"]) == 0
+    assert "anesim: warning:" in capsys.readouterr().err
+    conv = _spec(pb, tmp_path / "conv.mlmodel", "constexpr_lut_to_dense", LUT)
+    assert compile_file(conv, "m1").program.approximations == []

@@ -81,6 +81,7 @@ def _compile(graph: Graph, chip: ChipConfig, name: str | None, cores: int | None
                              g.source)
     shapes = {k: v.shape for k, v in g.values.items()}
     program, infos, first_task = emitter.emit(eops, outputs, inputs, shapes, notes, cores, chain)
+    program.approximations.extend(g.approximations)
     first_task.append(len(program.tasks))
     segments: list[Segment] = []
     pending: list[HostOp] = []

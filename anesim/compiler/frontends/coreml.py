@@ -37,6 +37,7 @@ from anesim.compiler.frontends.coreml_slices import Slices
 from anesim.compiler.graph.constants import ConstantData
 from anesim.compiler.graph.graph import Graph
 from anesim.errors import AnesimError, ProgramError, UnsupportedError
+from anesim.program.notes import Note
 
 
 UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "erf": "erf",
@@ -313,12 +314,15 @@ class _Importer(Params, Compressed, Rank5, Slices, Shapes):
         elif op == "linear":
             x = self._ins(inputs, "x")[0]
             w = self._ins(inputs, "weight")[0]
+            self._note_dense(w, "weight")
             bias = self._ins(inputs, "bias", optional=True)
             product = f"{out}.product" if bias else out
             b.op("matmul", [x, w], name=product, transpose_b=True)
             if bias:
                 b.op("add", [product, bias[0]], name=out)
         elif op == "matmul":
+            for key in ("x", "y"):
+                self._note_dense(self._ins(inputs, key)[0], key)
             b.op("matmul", self._ins(inputs, "x") + self._ins(inputs, "y"), name=out,
                  transpose_a=self._flag(inputs, "transpose_x", False),
                  transpose_b=self._flag(inputs, "transpose_y", False))
@@ -368,6 +372,20 @@ class _Importer(Params, Compressed, Rank5, Slices, Shapes):
             self._split(inputs, outputs)
         else:
             raise self.fail("unsupported operation", found=op)
+
+    def _note_dense(self, name: str, key: str) -> None:
+        """A compressed constant read by a product that is not a convolution: a timing note.
+
+        Only a convolution's kernel keeps a palette or 8-bit codes; a features-last product takes
+        its constant operand as fp16 data, so its weights are the model's values (exact) but
+        stream as 16 bits each (docs/compiler.md §4, Core ML)."""
+        fmt = self.formats.get(name)
+        if fmt is not None:
+            bits = fmt[1] or 8
+            self.b.graph.approximations.append(Note(
+                "timing", f"its {fmt[0]} weights ({bits} bits) are read as fp16 by a matrix product "
+                f"(only convolutions keep a compressed format): {16 / bits:g}x the weight bytes of the model",
+                field=f"{self.where()} {key} '{name}'"))
 
     def _conv(self, inputs: dict[str, list[Any]], out: str) -> None:
         x = self._ins(inputs, "x")

@@ -16,6 +16,7 @@ from typing import Any
 from anesim.compiler.graph.constants import ConstantData
 from anesim.errors import CompileError
 from anesim.limits import check_bytes
+from anesim.program.notes import Note
 
 MAX_RANK = 4
 # Tensors only the host reads and writes (the CPU fallback of an ONNX model) may have any rank
@@ -113,6 +114,9 @@ class Graph:
     # Outputs the source model declares in another element type than the engine's fp16 (numpy
     # names): a run hands them back in it, as the runtime converts the engine's result
     output_types: dict[str, str] = field(default_factory=dict)
+    # What an importer could express only approximately, as timing notes the compiled program
+    # carries (anesim run prints them as warnings): anesim.program.notes
+    approximations: list[Note] = field(default_factory=list)
 
     def info(self, name: str) -> TensorInfo:
         """The shape and type of any tensor in the graph."""

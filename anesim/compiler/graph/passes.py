@@ -26,7 +26,7 @@ def clone(graph: Graph) -> Graph:
     """A copy of the graph whose node list, nodes, attributes and tables can be rewritten freely."""
     return Graph(graph.name, dict(graph.inputs), dict(graph.constants),
                  [n.copy() for n in graph.nodes], list(graph.outputs), dict(graph.values),
-                 graph.source, set(graph.scalar_outputs), dict(graph.output_types))
+                 graph.source, set(graph.scalar_outputs), dict(graph.output_types), list(graph.approximations))
 
 
 def fold_constants(g: Graph) -> Graph:
