@@ -379,7 +379,7 @@ def test_quantised_weights_match_their_dequantised_reference(m1) -> None:
 
     for fmt, bits in (("int8", 0), ("uint8", 0), ("palette", 4), ("palette", 2)):
         graph = _graph(fmt, [(1, 16, 6, 6)], lambda b, x: b.conv2d(
-            x, 8, kernel=3, padding=1, weight_format=fmt, palette_bits=bits or 4))
+            x, 8, kernel=3, padding=1, weight_format=fmt, palette_bits=bits or None))
         result = compile_graph(graph, m1)
         kernel = result.program.tasks[0].ne.kernel
         assert kernel.format == fmt

@@ -102,6 +102,10 @@ BAD = [
     ('"${4 * 2}"', '"${0 ** -1}"', "key 'ops[1].out_channels'", "power out of range"),
     ('"${4 * 2}"', '"${10.0 ** 400}"', "key 'ops[1].out_channels'", "power out of range"),
     ('"${4 * 2}"', '"${2 ** 3 ** 0.5 < 1}"', "key 'ops[1].out_channels'", "unsupported expression"),
+    # a palette's bit width on weights with no palette was read by nothing
+    ("kernel: 1}", "kernel: 1, weight_format: int8, palette_bits: 2}", "key 'ops[1]'",
+     "palette_bits describes a palette: it needs weight_format palette (found weight_format 'int8', palette_bits 2)"),
+    ("kernel: 1}", "kernel: 1, palette_bits: 2}", "key 'ops[1]'", "found weight_format 'fp16'"),
 ]
 
 

@@ -221,7 +221,7 @@ class Builder:
     def conv2d(self, x: TensorLike, out_channels: int, kernel: int | Sequence[int] = 1,
                stride: int | Sequence[int] = 1, padding: Any = 0, dilation: int | Sequence[int] = 1,
                groups: int = 1, weights: WeightSpec = None, bias: WeightSpec | bool = False,
-               activation: str | None = None, weight_format: str = "fp16", palette_bits: int = 4,
+               activation: str | None = None, weight_format: str = "fp16", palette_bits: int | None = None,
                name: str | None = None, sparsity: float = 0.0) -> Tensor:
         """A 2-D convolution (OIHW weights), optional bias and activation.
 
@@ -246,12 +246,12 @@ class Builder:
                                        (out_channels,), "zeros"))
         out = self.op("conv2d", inputs, name=node_name, stride=stride, padding=padding,
                       dilation=dilation, groups=groups, weight_format=weight_format,
-                      palette_bits=palette_bits, sparsity=sparsity)
+                      palette_bits=_palette_bits(weight_format, palette_bits, node_name), sparsity=sparsity)
         return self._activate(out, activation)
 
     def linear(self, x: TensorLike, out_features: int, weights: WeightSpec = None,
                bias: WeightSpec | bool = False, activation: str | None = None,
-               weight_format: str = "fp16", palette_bits: int = 4, name: str | None = None,
+               weight_format: str = "fp16", palette_bits: int | None = None, name: str | None = None,
                sparsity: float = 0.0) -> Tensor:
         """A fully connected layer over the channel axis (a 1x1 convolution in ANE layout).
 
@@ -269,7 +269,7 @@ class Builder:
             inputs.append(self._weight(node_name, "bias", "zeros" if bias is True else bias,
                                        (out_features,), "zeros"))
         out = self.op("linear", inputs, name=node_name, weight_format=weight_format,
-                      palette_bits=palette_bits, sparsity=sparsity)
+                      palette_bits=_palette_bits(weight_format, palette_bits, node_name), sparsity=sparsity)
         return self._activate(out, activation)
 
     def _activate(self, x: Tensor, activation: str | None) -> Tensor:
@@ -433,6 +433,14 @@ class Builder:
     def scale(self, x: TensorLike, scale: float = 1.0, bias: float = 0.0, name: str | None = None) -> Tensor:
         """x * scale + bias with scalar constants."""
         return self.op("scale", [x], name=name, scale=float(scale), bias=float(bias))
+
+
+def _palette_bits(weight_format: str, bits: int | None, node_name: str) -> int:
+    """A layer's palette width: given only with a palette (nothing else reads it), 4 by default."""
+    if bits is not None and weight_format != "palette":
+        raise CompileError("palette_bits describes a palette: it needs weight_format palette",
+                           where=f"op '{node_name}'", found=f"weight_format {weight_format!r}, palette_bits {bits!r}")
+    return 4 if bits is None else bits
 
 
 def _finite(number: int | float | np.number) -> bool:
