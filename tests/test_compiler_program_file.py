@@ -303,6 +303,14 @@ def test_constant_shapes_take_program_params() -> None:
     ("{op: clip, in: x, out: y, min: 70000, max: 80000}", "beyond fp16's range on the far side"),
     ("{op: clip, in: x, out: y, min: -1, max: 65504}", ""),
     ("{op: clip, in: [x, x], out: y}", "clip takes 1 inputs"),
+    ("{op: clip, in: x, out: y, min: 'a'}", "clip bounds must be numbers, found min 'a'"),  # (a TypeError's text)
+    ("{op: clip, in: x, out: y, min: .nan, max: 1}", "clip bounds must be numbers, found min nan"),
+    # flags a truth test read: keepdims 'x' kept the axis, 2 and 0 were read as true and false
+    ("{op: reduce_mean, in: x, out: y, axis: 1, keepdims: 'x'}", "'keepdims' must be true or false, found 'x'"),
+    ("{op: argmax, in: x, out: y, axis: 1, keepdims: 2}", "'keepdims' must be true or false, found 2"),
+    ("{op: reduce_sum, in: x, out: y, axis: 1, keepdims: 0}", "'keepdims' must be true or false, found 0"),
+    ("{op: matmul, in: [x, x], out: y, transpose_b: 1}", "'transpose_b' must be true or false, found 1"),
+    ("{op: reduce_max, in: x, out: y, axis: 1, keepdims: false}", ""),
 ])
 def test_op_attributes_are_checked_when_the_file_is_read(tmp_path: Path, op: str, problem: str) -> None:
     text = ("name: t\ninputs:\n  x: {shape: [1, 8, 4, 4]}\nconstants:\n  g: {shape: [8], init: ones}\n"

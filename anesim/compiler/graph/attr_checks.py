@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 # Kernel sizes, strides, dilations and pads beyond this cannot describe a tensor anesim can hold
 # (and would not fit the 32-bit and 64-bit integers the kernels compute with).
 MAX_GEOMETRY = 2**31 - 1
@@ -24,10 +26,21 @@ def clip_bounds(lo: float | None, hi: float | None) -> tuple[float | None, float
     stays one either way), so it is dropped; one past the far side (a minimum above the largest
     finite value) is a ValueError.
     """
+    for bound in (lo, hi):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float, np.number))
+                                  or math.isnan(bound)):
+            raise ValueError(f"clip bounds must be numbers, found min {lo!r}, max {hi!r}")
     if (lo is not None and lo >= FP16_OVERFLOW) or (hi is not None and hi <= -FP16_OVERFLOW):
         raise ValueError(f"clip bounds beyond fp16's range on the far side, found min {lo}, max {hi}")
     return (None if lo is not None and lo <= -FP16_OVERFLOW else lo), \
         (None if hi is not None and hi >= FP16_OVERFLOW else hi)
+
+
+def check_flags(attrs: dict[str, Any], *keys: str) -> None:
+    """Boolean attributes: true or false, not a number or a string a truth test would read."""
+    for key in keys:
+        if not isinstance(attrs[key], (bool, np.bool_)):
+            raise ValueError(f"'{key}' must be true or false, found {attrs[key]!r}")
 
 
 def check_eps(value: Any) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from anesim.compiler.graph.attr_checks import FP16_OVERFLOW, MAX_GEOMETRY, check_blocksize, check_eps
+from anesim.compiler.graph.attr_checks import FP16_OVERFLOW, MAX_GEOMETRY, check_blocksize, check_eps, check_flags
 from anesim.errors import CompileError
 
 Shape = tuple[int, ...]
@@ -196,6 +196,7 @@ def _linear_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 
 def _matmul_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    check_flags(attrs, "transpose_a", "transpose_b")
     a, b = shapes
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"matmul needs operands of rank 2 or more, found {a} and {b}")
@@ -286,6 +287,7 @@ def _norm_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 
 def _reduce_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+    check_flags(attrs, "keepdims")
     x = shapes[0]
     attrs["axis"] = norm_axis(attrs["axis"], len(x))
     out = list(x)
@@ -379,8 +381,7 @@ def _where_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 
 def _arg_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
-    if not isinstance(attrs["select_last_index"], bool):
-        raise ValueError(f"'select_last_index' must be true or false, found {attrs['select_last_index']!r}")
+    check_flags(attrs, "select_last_index")
     return _reduce_infer(shapes, attrs)
 
 
@@ -421,9 +422,7 @@ def _gelu_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
 
 
 def _is_inf_infer(shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
-    for key in ("detect_negative", "detect_positive"):
-        if not isinstance(attrs[key], bool):
-            raise ValueError(f"'{key}' must be true or false, found {attrs[key]!r}")
+    check_flags(attrs, "detect_negative", "detect_positive")
     return tuple(shapes[0])
 
 
