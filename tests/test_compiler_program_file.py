@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -323,3 +324,17 @@ def test_op_attributes_are_checked_when_the_file_is_read(tmp_path: Path, op: str
         load_program_file(path)
     assert str(info.value).startswith(f"{path}: key 'ops[0]"), str(info.value)  # (.axis, .eps: the key)
     assert problem in str(info.value)
+
+
+def test_a_scale_past_float32_gives_infinities_without_a_numpy_warning(tmp_path: Path) -> None:
+    """fp16 holds the factor as an infinity; the run computed it so and leaked numpy's overflow warning."""
+    import anesim
+
+    text = ("name: t\ninputs:\n  x: {shape: [1, 2, 2, 2]}\n"
+            "ops:\n  - {op: scale, in: x, out: y, scale: 1.0e+300}\noutputs: [y]\n")
+    program = anesim.compile(_write(tmp_path, text, "t.yaml"), "m1")
+    x = np.array([1.0, -2.0, 0.5, -0.25] * 2, np.float16).reshape(1, 2, 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = anesim.execute(program, {"x": x}, "m1")["y"]
+    assert np.array_equal(y, np.where(x > 0, np.inf, -np.inf).astype(np.float16))

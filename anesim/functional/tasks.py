@@ -97,10 +97,12 @@ def _ne_stage(ne: NeStage, x: np.ndarray, second: np.ndarray | None, rules: MacR
         y = x
     else:
         raise UnsupportedError(f"NE operation {ne.op!r} is not executed by the functional engine")
+    with np.errstate(over="ignore"):  # (a factor past float32's range is the infinity fp16 holds too)
+        acc_bias, post_scale = np.float32(ne.acc_bias), np.float32(ne.post_scale)
     if ne.acc_bias != 0.0:  # exact sum in the accumulator, one rounding at the port
-        y = numerics.elementwise("add", y, numerics.f32_to_f16(np.float32(ne.acc_bias)))
+        y = numerics.elementwise("add", y, numerics.f32_to_f16(acc_bias))
     if ne.post_scale != 1.0:
-        y = numerics.scale_bias(y, np.float32(ne.post_scale), None, axis=0)
+        y = numerics.scale_bias(y, post_scale, None, axis=0)
     if ne.bias is not None:
         y = numerics.scale_bias(y, None, np.asarray(ne.bias, np.uint16), axis=0)
     if ne.activation == "relu":
