@@ -185,6 +185,16 @@ def test_parquet_holds_the_same_table_as_the_csv(tmp_path: Path) -> None:
     assert [r["ne.cores"] for r in table] == [4, 8]
 
 
+def test_parquet_takes_engine_cycles_past_64_bits(tmp_path: Path) -> None:
+    """A chip file's clock may be up to 1e30 Hz: its engine cycles overflowed pyarrow's int64 (a
+    traceback from ``anesim sweep --param clock=1e30``); the column holds them as floats."""
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the sweep and test extras) is not installed")
+    from anesim.sweep.table import write_tables
+
+    write_tables([{"engine_cycles": 158 * 10**24}, {"engine_cycles": 162718}], tmp_path)
+    assert pq.read_table(tmp_path / "sweep.parquet").column("engine_cycles").to_pylist() == [1.58e26, 162718.0]
+
+
 def test_a_point_on_a_chip_without_calibration_rows_carries_its_range() -> None:
     calibrated, predicted = (run_point(p) for p in expand([CONV], ["m1", "a14"]))
     assert calibrated["latency_low_s"] is None and calibrated["energy_high_j"] is None

@@ -19,6 +19,14 @@ def columns_of(rows: list[dict[str, Any]]) -> list[str]:
     return COLUMNS[:2] + extra + COLUMNS[2:]
 
 
+def _parquet_value(value: Any) -> Any:
+    """``value`` as a parquet column can hold it: an integer past 64 bits (the engine cycles of a
+    chip file's 1e30 Hz clock) as a float, as the CSV's reader would read it."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(1 << 63) <= value < 1 << 63:
+        return float(value)
+    return value
+
+
 def write_tables(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     """Write ``sweep.csv`` (and ``sweep.parquet`` if pyarrow is importable); return the paths written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -35,7 +43,7 @@ def write_tables(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         import pyarrow.parquet as pq
     except ImportError:
         return written
-    table = pa.Table.from_pylist([{k: row.get(k) for k in cols} for row in rows])
+    table = pa.Table.from_pylist([{k: _parquet_value(row.get(k)) for k in cols} for row in rows])
     pq.write_table(table, out / "sweep.parquet")
     written.append(out / "sweep.parquet")
     return written
