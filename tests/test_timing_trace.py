@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from timing_support import add_task, conv_task, make_chip, program
@@ -109,6 +110,25 @@ def test_pftrace_without_perfetto_names_the_way_out(result, tmp_path, monkeypatc
         write_trace(result, path)
     assert not path.exists()
     assert write_trace(result, tmp_path / "t.json") == "chrome-json"  # needs nothing
+
+
+@needs_perfetto
+def test_a_timeline_past_the_pftrace_timestamps_is_refused_in_one_line(tmp_path):
+    """A chip file may state a DRAM of 1e-20 B/s: the timeline's nanoseconds then overflow the
+    uint64 timestamps, which escaped from protobuf as a ValueError traceback; JSON takes it."""
+    import anesim
+    from anesim.cli import main
+
+    conv = str(Path(__file__).resolve().parents[1] / "programs" / "conv3x3.yaml")
+    chip = tmp_path / "slow.yaml"
+    chip.write_text("inherits: h13\nname: Slow\n"
+                    "dram: {peak_bytes_per_s: {value: 1.0e-20, provenance: predicted, source: test}}\n")
+    slow = anesim.simulate(anesim.compile(conv, str(chip)), str(chip))
+    with pytest.raises(AnesimError, match=r"t.pftrace: the timeline is too long for a Perfetto trace"):
+        write_trace(slow, tmp_path / "t.pftrace")
+    args = ["run", conv, "--chip", str(chip), "--timing-only", "--trace"]
+    assert main([*args, str(tmp_path / "t.pftrace")]) == 2
+    assert main([*args, str(tmp_path / "t.json")]) == 0
 
 
 @needs_perfetto

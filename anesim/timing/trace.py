@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from anesim.errors import UnsupportedError
+from anesim.errors import InputError, UnsupportedError
 from anesim.timing.result import TimingResult
 
 # TrackEvent.Type values (perfetto/trace/track_event/track_event.proto).
@@ -20,6 +20,7 @@ SLICE_BEGIN = 1
 SLICE_END = 2
 
 _SEQUENCE_ID = 1
+MAX_TIMESTAMP_NS = (1 << 64) - 1  # TracePacket.timestamp is a uint64 (about 585 years)
 _ROOT_UUID = 1
 _UNIT_UUID_BASE = 100
 
@@ -96,6 +97,10 @@ def pftrace_bytes(result: TimingResult, *, path: str | Path | None = None) -> by
         ) from None
     builder = TraceProtoBuilder()
     tracks, edges = _packet_plan(result)
+    if edges and edges[-1][0] > MAX_TIMESTAMP_NS:
+        raise InputError("the timeline is too long for a Perfetto trace's 64-bit nanosecond timestamps",
+                         file=path, expected=f"at most {MAX_TIMESTAMP_NS / 1e9:.3g} s (or a .json path for the "
+                         "Chrome trace)", found=f"{edges[-1][0] / 1e9:.3g} s")
     for uuid, parent, name in tracks:
         td = builder.add_packet().track_descriptor
         td.uuid = uuid
