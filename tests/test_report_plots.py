@@ -62,3 +62,13 @@ def test_cli_run_plot_and_roofline_plot(tmp_path, capsys):
     roof = tmp_path / "roof.png"
     assert main(["roofline", "--chip", "m1", "--roofs-only", "--plot", str(roof)]) == 0
     assert roof.read_bytes().startswith(PNG)
+
+
+def test_roofline_of_a_chip_file_with_a_name_of_its_own(tmp_path, capsys):
+    """A chip file named 'X' (no chip of anesim's): its roofs alone; the command looked its name
+    up among the shipped chips and failed with 'unknown chip'."""
+    chip = tmp_path / "x.yaml"
+    chip.write_text("inherits: h13\nname: X\n")
+    roof = tmp_path / "roof.png"
+    assert main(["roofline", "--chip", str(chip), "--plot", str(roof)]) == 0
+    assert roof.read_bytes().startswith(PNG) and "(0 points)" in capsys.readouterr().out
