@@ -24,6 +24,7 @@ docs/limits.md records the choices.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -78,7 +79,11 @@ def parse_size(text: str, *, what: str = "--max-memory", minimum: int = MIN_MEMO
     if match is None or unit not in _UNITS:
         raise LimitError(f"bad {what}", expected="a byte count such as 512M, 2GiB or 1073741824",
                          found=repr(text))
-    value = int(float(match.group(1)) * _UNITS[unit])
+    number = float(match.group(1)) * _UNITS[unit]
+    if not math.isfinite(number):
+        raise LimitError(f"bad {what}", expected="a byte count such as 512M, 2GiB or 1073741824",
+                         found=repr(text))
+    value = int(number)
     if value < minimum:
         raise LimitError(f"{what} is too small", expected=f">= {minimum}", found=value)
     return value

@@ -30,8 +30,9 @@ def _cli_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: st
 
 def test_sizes_parse_and_the_override_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_size("512M") == 512 << 20 and parse_size("2GiB") == 2 << 30 and parse_size("1e9") == 10**9
-    with pytest.raises(LimitError):
-        parse_size("lots")
+    for bad in ("lots", "1e999", "1e308T"):  # (an infinity escaped as an OverflowError traceback)
+        with pytest.raises(LimitError, match="bad --max-memory"):
+            parse_size(bad)
     assert current().memory_bytes == 0xE0000000
     monkeypatch.setenv("ANESIM_MAX_MEMORY", "64M")
     assert current().memory_bytes == 64 << 20 and current().steps == (64 << 20) // 2048
