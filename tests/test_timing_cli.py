@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,16 @@ def test_run_rejects_a_file_that_is_not_npy(conv_hwx, capsys, tmp_path):
     assert main(["run", str(conv_hwx), "--input", f"image={bad}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "x.npy" in err and "image" in err and ".npy file" in err
+
+
+def test_run_says_when_an_input_overflows_fp16(capsys, tmp_path):
+    """float32 inputs past fp16's range enter the engine as infinities, as the runtime's conversion
+    gives them; the run says how many (its outputs were infinities with no word why)."""
+    import numpy as np
+
+    conv = str(Path(__file__).resolve().parents[1] / "programs" / "conv3x3.yaml")
+    x = np.ones((1, 64, 56, 56), np.float32)
+    x[0, 0, :2, :3] = [[1e10, -7e4, 65519.0], [65520.0, 6e4, np.inf]]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", conv, "--chip", "m1", "--input", f"x={tmp_path / 'x.npy'}"]) == 0
+    assert "input x: 3 finite value(s) beyond fp16's range" in capsys.readouterr().out

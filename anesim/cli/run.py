@@ -57,11 +57,12 @@ def _input_files(items: list[str]) -> dict[str, str]:
     return files
 
 
-def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, str],
-                        seed: int, numerics: str = "exact") -> tuple[dict[str, Any], dict[str, Any]]:
+def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, str], seed: int,
+                        numerics: str = "exact", notes: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(outputs, drawn inputs): execute with the .npy ``files`` given and seeded draws for the rest.
 
-    An input that does not fit the program is an error naming its file.
+    An input that does not fit the program is an error naming its file; ``notes`` receives a line
+    for each given fp16 input whose finite values fp16 holds only as infinities.
     """
     import anesim
     from anesim.errors import InputError
@@ -78,6 +79,11 @@ def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, s
         if tuple(value.shape) != shape and value.size != _elements(shape):
             raise InputError(f"input '{name}' has the wrong shape", file=files[name],
                              expected=f"shape {shape} {dtype}", found=tuple(value.shape))
+        if notes is not None and dtype == "fp16":
+            beyond = _beyond_fp16(value)
+            if beyond:
+                notes.append(f"input {name}: {beyond} finite value(s) beyond fp16's range (|value| >= 65520) "
+                             f"entered the engine as infinities")
     drawn = {k: v for k, v in draw_inputs(wanted, seed, _source(target, program) or None).items() if k not in inputs}
     inputs.update(drawn)
     try:
@@ -87,6 +93,16 @@ def execute_with_inputs(target: Any, program: Any, chip: Any, files: dict[str, s
         if not named:
             raise
         raise InputError(exc.problem, file=files[named[0]], expected=exc.expected, found=exc.found) from None
+
+
+def _beyond_fp16(value: Any) -> int:
+    """How many of an array's finite values round to an infinity in fp16."""
+    import numpy as np
+
+    if value.dtype.kind not in "iuf":
+        return 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        return int(np.count_nonzero(np.isfinite(value) & np.isinf(value.astype(np.float16))))
 
 
 def _source(target: Any, program: Any) -> str:
@@ -115,9 +131,11 @@ def _functional(args: argparse.Namespace, program: Any, target: Any, chip: Any) 
     import numpy as np
 
     seed = DEFAULT_SEED if args.random_inputs is None else args.random_inputs
-    outputs, drawn = execute_with_inputs(target, program, chip, _input_files(args.input), seed, args.numerics)
-    notes = [] if args.numerics == "exact" else [
-        f"numerics '{args.numerics}': not bit-exact, see docs/numerics.md for the measured deviation"]
+    notes: list[str] = []
+    outputs, drawn = execute_with_inputs(target, program, chip, _input_files(args.input), seed, args.numerics,
+                                         notes)
+    if args.numerics != "exact":
+        notes.append(f"numerics '{args.numerics}': not bit-exact, see docs/numerics.md for the measured deviation")
     if drawn and args.random_inputs is None:
         notes.append(f"inputs not given with --input were drawn with seed {seed} "
                      f"({', '.join(drawn)}); --random-inputs SEED picks another seed")
