@@ -239,15 +239,28 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     in_place = {b.id: _in_place_sources(b, writers[b.id], accesses, buffers, spans) for b in eligible}
     sizes = [align_up(b.nbytes) for b in eligible]
     best: dict[int, int] = {}
-    best_spill = -1
+    best_spill, best_pp = -1, False
+    traffic = [size * (1 + len(readers.get(b.id, ()))) for b, size in zip(eligible, sizes)]
     for ping_pong in (False, True):
         pooled = _pack_pool(eligible, sizes, spans, in_place, accesses, buffers, pool_bytes, ping_pong)
-        spill = sum(size * (1 + len(readers.get(b.id, ()))) for b, size in zip(eligible, sizes)
-                    if b.id not in pooled)
+        spill = sum(t for b, t in zip(eligible, traffic) if b.id not in pooled)
         if best_spill < 0 or spill < best_spill:
-            best, best_spill = pooled, spill
+            best, best_spill, best_pp = pooled, spill, ping_pong
         if best_spill == 0:
             break  # everything eligible is on chip: the other packing cannot do better
+    if best_spill > 0:
+        # Residency is decided in order of first use, so a long-lived tensor that saves little
+        # traffic for the pool time it holds (a block's input, read again at its end) can keep out
+        # short-lived ones that save more (the tiles between). Leave such tensors in DRAM and
+        # pack again; the packing that moves fewer bytes is kept.
+        keep_out = _low_value_blockers(eligible, traffic, spans, best)
+        if keep_out:
+            fewer = [b for b in eligible if b.id not in keep_out]
+            fewer_sizes = [size for b, size in zip(eligible, sizes) if b.id not in keep_out]
+            pooled = _pack_pool(fewer, fewer_sizes, spans, in_place, accesses, buffers, pool_bytes, best_pp)
+            spill = sum(t for b, t in zip(eligible, traffic) if b.id not in pooled)
+            if spill < best_spill:
+                best, best_spill = pooled, spill
     dram_live: list[tuple[int, int, int]] = []
     dram_top = 0
     for buf in order:
@@ -270,6 +283,29 @@ def plan_memory(buffers: list[Buffer], accesses: list[Access], pool_bytes: int, 
     if dram_top:
         slot_sizes[INTERMEDIATE_SLOT] = align_up(dram_top, PAGE_BYTES)
     return placements, slot_sizes
+
+
+def _low_value_blockers(eligible: list[Buffer], traffic: list[int], spans: dict[int, tuple[int, int]],
+                        pooled: dict[int, int]) -> set[int]:
+    """Pooled tensors live where an eligible tensor was left out, whose traffic saved per byte
+    and task held is lower than that left-out tensor's."""
+    def density(b: Buffer, t: int) -> float:
+        first, last = spans[b.id]
+        return t / (max(b.nbytes, 1) * (last - first + 1))
+
+    held = sorted(((spans[b.id][0], spans[b.id][1], density(b, t), b.id)
+                   for b, t in zip(eligible, traffic) if b.id in pooled))
+    out = sorted((spans[b.id][0], density(b, t)) for b, t in zip(eligible, traffic) if b.id not in pooled)
+    blockers: set[int] = set()
+    active: list[tuple[int, float, int]] = []  # (last, density, id) of the held tensors begun
+    i = 0
+    for first, dens in out:
+        while i < len(held) and held[i][0] <= first:
+            active.append((held[i][1], held[i][2], held[i][3]))
+            i += 1
+        active = [a for a in active if a[0] >= first]
+        blockers.update(a[2] for a in active if a[1] < dens)
+    return blockers
 
 
 def _pack_pool(eligible: list[Buffer], sizes: list[int], spans: dict[int, tuple[int, int]],
