@@ -10,7 +10,8 @@ array is created or a loop is entered, so a damaged or hostile file ends in one
   every shipped chip; ``--max-memory`` on the commands that read programs, or the
   ``ANESIM_MAX_MEMORY`` environment variable, overrides it (``512M``, ``2GiB``, a byte count).
 - The **work limit** bounds the arithmetic one run asks for: multiply-accumulates plus elements
-  produced, over every task and host operation executed, and :data:`TASK_WORK` per task executed
+  produced (and, by an engine task, read), over every task and host operation executed, and
+  :data:`TASK_WORK` per task executed
   (a task's fixed cost in the executor). By default 64 operations per byte of the memory limit
   (240 G for 3.5 GiB; ResNet-50 is about 4 G multiply-accumulates); ``ANESIM_MAX_WORK``
   overrides it.
