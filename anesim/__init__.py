@@ -59,9 +59,11 @@ def load(path: str | Path, *, chip: ChipConfig | str = "m1", sidecar: str | Path
 def compile(model: Any, chip: ChipConfig | str = "m1",  # noqa: A001 - the verb users expect
             params: dict[str, Any] | None = None) -> CompileResult:
     """Compile a model file or a builder graph for a chip; the result holds program and report.
-    ``params`` set a program file's ``params:``."""
+    ``params`` set a program file's ``params:``. What the import could express only approximately
+    is left as timing notes in ``result.program.approximations`` (errors under ``ANESIM_STRICT=1``)."""
     from anesim.compiler import compile_file, compile_graph
     from anesim.compiler.graph import Graph
+    from anesim.program.notes import enforce
 
     graph = model if isinstance(model, Graph) else getattr(model, "graph", None)
     if isinstance(graph, Graph):
@@ -70,8 +72,12 @@ def compile(model: Any, chip: ChipConfig | str = "m1",  # noqa: A001 - the verb 
 
             raise UnsupportedError("only program files take parameters; a graph is built already",
                                    found=", ".join(params))
-        return compile_graph(graph, chip)
-    return compile_file(model, chip, params=params)
+        result = compile_graph(graph, chip)
+        enforce(result.program.approximations, graph.source or None)
+        return result
+    result = compile_file(model, chip, params=params)
+    enforce(result.program.approximations, str(model))
+    return result
 
 
 def encode(program_or_decoded: Any) -> bytes:

@@ -152,3 +152,15 @@ def test_compressed_weights_read_by_a_matrix_product_give_a_timing_warning(pb, t
     assert "anesim: warning:" in capsys.readouterr().err
     conv = _spec(pb, tmp_path / "conv.mlmodel", "constexpr_lut_to_dense", LUT)
     assert compile_file(conv, "m1").program.approximations == []
+
+
+def test_a_compiled_model_s_timing_notes_are_errors_under_strict(pb, tmp_path: Path, monkeypatch) -> None:
+    """ANESIM_STRICT=1 refuses timing notes, for a compiled model as for a decoded program."""
+    import anesim
+
+    path = _spec(pb, tmp_path / "fc.mlmodel", "constexpr_lut_to_dense", {**LUT, "shape": ("INT32", [3, 2], [2])},
+                 op="linear")
+    assert len(anesim.compile(path, "m1").program.approximations) == 1
+    monkeypatch.setenv("ANESIM_STRICT", "1")
+    with pytest.raises(AnesimError, match=r"fc.mlmodel: .*read as fp16 by a matrix product.*ANESIM_STRICT=1"):
+        anesim.compile(path, "m1")
