@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from coreml_support import mil_program
 
 from anesim.cli import main
 from anesim.compiler import compile_file, compile_graph, load_graph
@@ -284,16 +285,7 @@ def test_coreml_spec_built_with_the_protobuf_classes(ct, tmp_path: Path) -> None
     """A spec written with coremltools' generated classes: ML programs are read, others refused."""
     from coremltools.proto import MIL_pb2, Model_pb2
 
-    model = Model_pb2.Model(specificationVersion=8)
-    model.mlProgram.version = 1
-    main = model.mlProgram.functions["main"]
-    main.opset = "CoreML7"
-    x = main.inputs.add(name="x")
-    x.type.tensorType.dataType = MIL_pb2.FLOAT16
-    x.type.tensorType.rank = 4
-    for size in (1, 4, 2, 2):
-        x.type.tensorType.dimensions.add().constant.size = size
-    block = main.block_specializations["CoreML7"]
+    model, block = mil_program(MIL_pb2, Model_pb2)
     relu = block.operations.add(type="relu")
     relu.inputs["x"].arguments.add(name="x")
     relu.outputs.add(name="y")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from coreml_support import mil_program
 
 from anesim.compiler import compile_file
 from anesim.errors import AnesimError, UnsupportedError
@@ -41,17 +42,7 @@ def _typed(pb, value, kind: str, data, dims: list[int]) -> None:
 
 def _spec(pb, path: Path, const_op: str | None, attrs: dict, op: str = "conv", params: dict | None = None) -> Path:
     """A model ``x (1, 4, 2, 2) -> op -> y``; with ``const_op``, the op's weight is that constexpr."""
-    mil, model_pb = pb
-    model = model_pb.Model(specificationVersion=8)
-    model.mlProgram.version = 1
-    main = model.mlProgram.functions["main"]
-    main.opset = "CoreML7"
-    x = main.inputs.add(name="x")
-    x.type.tensorType.dataType = mil.FLOAT16
-    x.type.tensorType.rank = 4
-    for size in (1, 4, 2, 2):
-        x.type.tensorType.dimensions.add().constant.size = size
-    block = main.block_specializations["CoreML7"]
+    model, block = mil_program(*pb)
     if const_op:
         const = block.operations.add(type=const_op)
         const.outputs.add(name="w")
@@ -142,7 +133,6 @@ def test_compressed_weights_read_by_a_matrix_product_give_a_timing_warning(pb, t
     weight stream is not, and the run says so (a timing note), where a convolution keeps them."""
     from anesim.cli import main
 
-    mil, model_pb = pb
     path = _spec(pb, tmp_path / "fc.mlmodel", "constexpr_lut_to_dense", {**LUT, "shape": ("INT32", [3, 2], [2])},
                  op="linear")
     program = compile_file(path, "m1").program
