@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     rows = load_traces()
     if not args.roofs_only:
         try:
-            (name,) = resolve_chips(args.chip, rows)  # (as given: a chip file's name need not be a chip's)
+            (name,) = resolve_chips(chip, rows)  # (the chip loaded, not its name: a file's need not be a chip's)
         except InputError:  # no traces for this chip: roofs only
             name = None
         if name:

@@ -46,17 +46,17 @@ def validated_chips(rows: Iterable[TraceRow]) -> list[str]:
     return list(seen)
 
 
-def resolve_chips(spec: str, rows: Sequence[TraceRow]) -> list[str]:
-    """Trace chip names for a --chip argument: a name or alias, or 'all'."""
+def resolve_chips(spec: str | ChipConfig, rows: Sequence[TraceRow]) -> list[str]:
+    """Trace chip names for a --chip argument (a name, alias or chip file, or 'all') or a loaded chip."""
     names = validated_chips(rows)
-    if spec.strip().lower() == "all":
+    if isinstance(spec, str) and spec.strip().lower() == "all":
         return names
-    wanted = load_chip(spec)
+    wanted = spec if isinstance(spec, ChipConfig) else load_chip(spec)
     aliases = {normalize_name(n) for n in (wanted.name, *wanted.aliases)}
     for name in names:
         if normalize_name(name) in aliases:
             return [name]
-    raise InputError("no measured traces for this chip", found=repr(spec),
+    raise InputError("no measured traces for this chip", found=repr(spec if isinstance(spec, str) else wanted.name),
                      expected="all, or one of " + ", ".join(names))
 
 

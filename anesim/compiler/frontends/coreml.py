@@ -321,9 +321,10 @@ class _Importer(Params, Compressed, Rank5, Slices, Shapes):
             if bias:
                 b.op("add", [product, bias[0]], name=out)
         elif op == "matmul":
-            for key in ("x", "y"):
-                self._note_dense(self._ins(inputs, key)[0], key)
-            b.op("matmul", self._ins(inputs, "x") + self._ins(inputs, "y"), name=out,
+            operands = self._ins(inputs, "x") + self._ins(inputs, "y")
+            for key, name in zip(("x", "y"), operands):
+                self._note_dense(name, key)
+            b.op("matmul", operands, name=out,
                  transpose_a=self._flag(inputs, "transpose_x", False),
                  transpose_b=self._flag(inputs, "transpose_y", False))
         elif op == "softmax":
