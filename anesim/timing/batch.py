@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+import numpy as np
+
 from anesim.timing.events import Timer
 from anesim.timing.plan import Run, TaskPlan
 from anesim.timing.units import DST_ID, SRC_ID
@@ -26,6 +28,9 @@ BatchStart = tuple[float, float, float, list[float], list[float], "tuple[int, fl
 MIN_BATCH_STEPS = 2
 # A batch that replays the kernel DMA leaves a run's last step out; shorter runs are not worth it.
 MIN_KERNEL_BATCH_STEPS = 3
+# Steps of one run from which a batch tries the steady state (:func:`_steady_compute`): its numpy
+# calls cost about as much as 40 steps of the recurrence.
+STEADY_MIN_STEPS = 64
 
 
 def _dram_or_streamed(run: Run) -> bool:
@@ -43,6 +48,56 @@ def _step_run(tp: TaskPlan, r: int, i: int, back: int) -> Run | None:
             return None
         i += runs[r].count
     return runs[r]
+
+
+def _steady_compute(src_1: float, cmp_2: float, cmp_1: float, dst_2: float, dst_1: float, a: float, b: int,
+                    c: float, m: int) -> tuple[int, list[float], list[float], list[float], tuple[float, ...]] | None:
+    """The next ``m`` steps of a batch's recurrence (look-backs and stage times as in
+    :meth:`ClosedFormBatches._run_batch`, no layer overhead) while its pipeline is compute-bound.
+
+    Compute-bound, each compute starts as the one before ends: its source read (which starts as
+    the compute two back ends) and the write two back are done by then, and each write starts as
+    its compute ends. The compute ends are then added one after another (``np.add.accumulate``
+    adds in order, as the recurrence does) and every other time is one addition to one of them,
+    the same the recurrence makes; the comparisons the recurrence would make are checked on
+    those values for every step. Returns how many steps from the first hold (n), their source,
+    compute and destination ends, and the look-backs after them (src_1, cmp_2, cmp_1, dst_2,
+    dst_1); None when the first does not. The stalls the recurrence adds are all zero there.
+    """
+    seq = np.full(m + 1, float(b))
+    seq[0] = cmp_1
+    ends = np.add.accumulate(seq)
+    cm1, c1 = ends[:m], ends[1:]  # a step's compute end one back, and its own
+    cm2 = np.empty(m)  # two back
+    cm2[0] = cmp_2
+    cm2[1:] = ends[:m - 1]
+    s1 = cm2 + a
+    d1 = c1 + c
+    s_prev = np.empty(m)
+    s_prev[0] = src_1
+    s_prev[1:] = s1[:m - 1]
+    dm1 = np.empty(m)  # the write one back
+    dm1[0] = dst_1
+    dm1[1:] = d1[:m - 1]
+    dm2 = np.empty(m)
+    dm2[0] = dst_2
+    dm2[1:] = dm1[:m - 1]
+    holds = (s_prev <= cm2) & (s1 <= cm1) & (dm2 <= cm1) & (dm1 <= c1)
+    n = m if holds.all() else int(holds.argmin())
+    if n == 0:
+        return None
+    k = n - 1
+    return (n, s1[:n].tolist(), c1[:n].tolist(), d1[:n].tolist(),
+            (float(s1[k]), float(cm1[k]), float(c1[k]), float(dm1[k]), float(d1[k])))
+
+
+def _add_n(total: float, step: float, n: int) -> float:
+    """``total`` with ``step`` added ``n`` times, one addition after another (as a loop rounds)."""
+    if not step:
+        return total
+    seq = np.full(n + 1, float(step))
+    seq[0] = total
+    return float(np.add.accumulate(seq)[-1])
 
 
 def chunk_of(run: Run, i: int) -> int:
@@ -254,48 +309,77 @@ class ClosedFormBatches:
         busy_ne, busy_planar = busy["ne"], busy["planar"]
         busy_src, busy_dst = busy["tile_dma_src"], busy["tile_dma_dst"]
         j = 0
+        # (a long piece's pipeline may settle into a steady state after a step or two: tried once
+        # there, and the steps it holds for are added in one go; not with per-step trace slices or
+        # weight landings)
+        steady = not record and kernel is None
         for run, i_from, i_to in pieces:
             a, c = run.src_pool_cycles, run.dst_pool_cycles
-            for i in range(i_from, i_to):
-                extra = first_extra if j == 0 else 0
-                b = run.compute_cycles + extra
-                s0 = src_1 if src_1 >= cmp_2 else cmp_2
-                s1 = s0 + a
-                ready = s1 if s1 >= cmp_1 else cmp_1
-                if kernel is not None:
-                    w = kernel.landed(chunk_of(run, i), cmp_end)
-                    if w > ready:
-                        stall_w += w - ready
-                        ready = w
-                c0 = ready if ready >= dst_2 else dst_2
-                d = s1 - cmp_1
-                stall_in += d if d > 0.0 else 0.0
-                stall_out += c0 - ready
-                c1 = c0 + b
-                d0 = c1 if c1 >= dst_1 else dst_1
-                d1 = d0 + c
-                src_end.append(s1)
-                cmp_end.append(c1)
-                dst_end.append(d1)
-                if record:
-                    busy_src += s1 - s0
-                    busy_dst += d1 - d0
-                    if s1 > s0:
-                        self.trace.append((SRC_ID, "src", s0, s1, tp.pos))
-                    self._compute_slices(tp, run, i, c0, extra)
-                    if d1 > d0:
-                        self.trace.append((DST_ID, "dst", d0, d1, tp.pos))
-                else:
-                    ne = run.ne_cycles + extra if run.ne_cycles else 0
-                    st.ne_cycles += ne
-                    st.planar_cycles += run.planar_cycles
-                    busy_ne += ne
-                    busy_planar += run.planar_cycles
-                    busy_src += a
-                    busy_dst += c
-                    self.tile_events += 1
-                src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
-                j += 1
+            try_at = i_from + 2 if steady and i_to - i_from >= STEADY_MIN_STEPS + 2 else i_to
+            lo = i_from
+            while lo < i_to:
+                hi = i_to
+                if lo < try_at:
+                    hi = try_at
+                elif lo == try_at:
+                    found = _steady_compute(src_1, cmp_2, cmp_1, dst_2, dst_1, a, run.compute_cycles, c, i_to - lo)
+                    if found is not None:
+                        n, src_ends, cmp_ends, dst_ends, (src_1, cmp_2, cmp_1, dst_2, dst_1) = found
+                        src_end += src_ends
+                        cmp_end += cmp_ends
+                        dst_end += dst_ends
+                        ne = run.ne_cycles if run.ne_cycles else 0
+                        st.ne_cycles += ne * n  # (whole cycles: exact)
+                        st.planar_cycles += run.planar_cycles * n
+                        busy_ne = _add_n(busy_ne, ne, n)
+                        busy_planar = _add_n(busy_planar, run.planar_cycles, n)
+                        busy_src = _add_n(busy_src, a, n)
+                        busy_dst = _add_n(busy_dst, c, n)
+                        self.tile_events += n
+                        j += n
+                        lo += n
+                        continue
+                for i in range(lo, hi):
+                    extra = first_extra if j == 0 else 0
+                    b = run.compute_cycles + extra
+                    s0 = src_1 if src_1 >= cmp_2 else cmp_2
+                    s1 = s0 + a
+                    ready = s1 if s1 >= cmp_1 else cmp_1
+                    if kernel is not None:
+                        w = kernel.landed(chunk_of(run, i), cmp_end)
+                        if w > ready:
+                            stall_w += w - ready
+                            ready = w
+                    c0 = ready if ready >= dst_2 else dst_2
+                    d = s1 - cmp_1
+                    stall_in += d if d > 0.0 else 0.0
+                    stall_out += c0 - ready
+                    c1 = c0 + b
+                    d0 = c1 if c1 >= dst_1 else dst_1
+                    d1 = d0 + c
+                    src_end.append(s1)
+                    cmp_end.append(c1)
+                    dst_end.append(d1)
+                    if record:
+                        busy_src += s1 - s0
+                        busy_dst += d1 - d0
+                        if s1 > s0:
+                            self.trace.append((SRC_ID, "src", s0, s1, tp.pos))
+                        self._compute_slices(tp, run, i, c0, extra)
+                        if d1 > d0:
+                            self.trace.append((DST_ID, "dst", d0, d1, tp.pos))
+                    else:
+                        ne = run.ne_cycles + extra if run.ne_cycles else 0
+                        st.ne_cycles += ne
+                        st.planar_cycles += run.planar_cycles
+                        busy_ne += ne
+                        busy_planar += run.planar_cycles
+                        busy_src += a
+                        busy_dst += c
+                        self.tile_events += 1
+                    src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
+                    j += 1
+                lo = hi
         st.stall_input, st.stall_weight, st.stall_output = stall_in, stall_w, stall_out
         if kernel is not None:
             kernel.hand_over()
