@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Generator
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -162,7 +163,11 @@ class _Replay:
         self.t_open = t = e.env._now
         self.k = k = tp.runs[r0].first_step + i0
         self.d0 = d0 = e.dst_step + 1
-        self.steps: list[tuple[Run, int, int]] | None = None  # (none: the take-over was refused)
+        # per step from d0: its run, its index in the run and the run's index (built list by list:
+        # a stretch has hundreds of steps); None while the take-over is refused
+        self.steps: list[Run] | None = None
+        self.step_i: list[int] = []
+        self.step_r: list[int] = []
         self.ok = self._take_over_state(tp, d0)
         if not self.ok:
             return
@@ -194,7 +199,9 @@ class _Replay:
             r, i = r + 1, 0
         self.next_run = (r, i)
         self.j0 = j0 = e.kdma_j
-        steps: list[tuple[Run, int, int]] = []
+        steps: list[Run] = []
+        step_i: list[int] = []
+        step_r: list[int] = []
         a: list[float] = []
         b: list[float] = []
         wbytes: list[float] = []
@@ -204,17 +211,24 @@ class _Replay:
         for rr, i_from, i_to in pieces:
             run = runs[rr]
             count = i_to - i_from
-            steps += [(run, x, rr) for x in range(i_from, i_to)]
+            steps += [run] * count
+            step_i += range(i_from, i_to)
+            step_r += [rr] * count
             a += [run.src_pool_cycles] * count
             b += [run.compute_cycles] * count
             wbytes += [float(run.dst_dram_bytes) * (write_cost if run.dst_stream == "activation" else 1.0)] * count
             dpool += [run.dst_pool_cycles] * count
             if run.chunk_first >= 0:
                 first, per = run.chunk_first, run.chunk_steps
-                need += [c - j0 if c >= j0 else -1 for c in [first + x // per for x in range(i_from, i_to)]]
+                if per == 1:  # (a slice per step: the chunks count up, the landed ones first)
+                    low = first + i_from - j0
+                    need += [-1] * min(count, max(0, -low))
+                    need += range(max(low, 0), first + i_to - j0)
+                else:
+                    need += [c - j0 if c >= j0 else -1 for c in [first + x // per for x in range(i_from, i_to)]]
             else:
                 need += [-1] * count
-        self.steps = steps
+        self.steps, self.step_i, self.step_r = steps, step_i, step_r
         k_max = d0 + len(steps)
         chunks = self.chunks = e.plan.chunks
         fw = e.fw_gate.current()
@@ -357,7 +371,7 @@ class _Replay:
         stalls = res.stalls
         c_end = d0 + bisect_right(stalls, q, k - d0, res.c_next, key=_COMPUTE_START)
         cmp_ends = [res.cmp_end[x] for x in range(k - d0, c_end - d0)]
-        computed = [(self.steps[x][0], self.steps[x][1], stalls[x]) for x in range(k - d0, c_end - d0)]
+        computed = list(zip(self.steps[k - d0:c_end - d0], self.step_i[k - d0:c_end - d0], stalls[k - d0:c_end - d0]))
 
         def book_compute() -> None:
             # When the compute stage reaches the batch, after the step before it: its stalls and
@@ -380,12 +394,12 @@ class _Replay:
         # destination steps asked for by q
         hi = bisect_right(res.dst_start, q, 0, res.d_next)
         x = bisect_left(res.dst_start, q, 0, hi)
-        while x < hi and not self.steps[x][0].dst_dram_bytes > 0:
+        while x < hi and not self.steps[x].dst_dram_bytes > 0:
             x += 1  # (a write asked for at the idle instant is left out: its stage asks for it then)
         d_end = d0 + x
         d = e.dram
         by = d.bytes_by_stream
-        written = [(self.steps[x][0], res.dst_start[x], res.dst_end[x]) for x in range(d_end - d0)]
+        written = list(zip(self.steps[:d_end - d0], res.dst_start, res.dst_end))
         dst_ends = [t1 for _, _, t1 in written]
         stream, total = "", 0.0  # (added up in the order asked, as the stage adds them)
         for run, _, _ in written:
@@ -417,7 +431,8 @@ class _Replay:
         first = 1 if self.k0 is not None else 0
         # (asked in order; one asked for at the idle instant is left out: the kernel DMA asks for it then)
         last = bisect_left(res.k_asked, q, first, max(first, res.j_next))
-        taken = [(j0 + jj, res.k_asked[jj], res.k_start[jj], res.k_landed[jj], False) for jj in range(first, last)]
+        taken = list(zip(range(j0 + first, j0 + last), res.k_asked[first:last], res.k_start[first:last],
+                         res.k_landed[first:last], repeat(False)))
         if taken:
             total = by.get("weight", 0.0)
             for jj in range(first, last):
@@ -469,7 +484,7 @@ class _Replay:
         e.batched_steps += s_end - k
         self.src_resume = src_ends[-1]
         if s_end - d0 < len(self.steps):
-            _, i, r = self.steps[s_end - d0]
+            i, r = self.step_i[s_end - d0], self.step_r[s_end - d0]
         else:
             r, i = self.next_run
         return s_end, r, i
