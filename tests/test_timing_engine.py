@@ -570,7 +570,7 @@ def test_dram_batches_end_where_a_stage_asks_for_a_transfer(name, chip_name, kin
 
     def recording(self, idle):
         q, res = idle[0], self.res
-        write = any(res.dst_start[x] == q and self.steps[x][0].dst_dram_bytes > 0 for x in range(res.d_next))
+        write = any(res.dst_start[x] == q and self.steps[x].dst_dram_bytes > 0 for x in range(res.d_next))
         fetch = any(res.k_asked[j] == q for j in range(res.j_next))
         cuts.append("write" if write else "fetch" if fetch else "idle")
         return apply(self, idle)
