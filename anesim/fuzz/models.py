@@ -19,7 +19,8 @@ BLOB_FP16 = 1
 
 
 def onnx_seeds() -> list[Any]:
-    """Three small ONNX models: a CNN, an MLP with softmax, and a residual block with a reshape."""
+    """Four small ONNX models: a CNN, an MLP with softmax, a residual block with a reshape, and a CNN
+    with 8-bit weights (DequantizeLinear)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(7)
@@ -54,7 +55,19 @@ def onnx_seeds() -> list[Any]:
         helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 1], name="transpose"),
     ], [1, 8, 4, 4], [1, 16, 8], [init("w1", 8, 4, 1, 1),
                                   numpy_helper.from_array(np.array([1, 8, 16], np.int64), "shape")], "block")
-    return [cnn, mlp, block]
+    codes = numpy_helper.from_array(rng.integers(-127, 128, (8, 4, 3, 3)).astype(np.int8), "w1q")
+    quantised = model([  # 8-bit weights: per output channel for the convolution, one scale for the product
+        helper.make_node("DequantizeLinear", ["w1q", "w1s", "w1z"], ["w1"], axis=0, name="dq1"),
+        helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("GlobalAveragePool", ["c1"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], axis=1, name="flat"),
+        helper.make_node("DequantizeLinear", ["w2q", "w2s"], ["w2"], name="dq2"),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], name="fc"),
+    ], [1, 4, 8, 8], [1, 6], [codes, numpy_helper.from_array(np.full(8, 0.01, np.float32), "w1s"),
+                              numpy_helper.from_array(np.zeros(8, np.int8), "w1z"),
+                              numpy_helper.from_array(rng.integers(0, 256, (8, 6)).astype(np.uint8), "w2q"),
+                              numpy_helper.from_array(np.array(0.02, np.float32), "w2s")], "quantised")
+    return [cnn, mlp, block, quantised]
 
 
 def _tensor_type(proto: Any, dtype: int, dims: list[int] | None) -> Any:

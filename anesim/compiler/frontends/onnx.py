@@ -28,6 +28,7 @@ from anesim.compiler.frontends.onnx_fold import element_dtype, evaluate_node, sh
 from anesim.compiler.frontends.onnx_host import HOST_DOMAINS, HostHandlers, engine_holds
 from anesim.compiler.frontends.onnx_layout import LayoutHandlers
 from anesim.compiler.frontends.onnx_nn import NnHandlers
+from anesim.compiler.frontends.onnx_quant import Codes, QuantHandlers, read_codes
 from anesim.compiler.graph.graph import HOST_DTYPE, Graph, TensorInfo
 from anesim.errors import AnesimError, CompileError, ProgramError, UnsupportedError
 from anesim.onnxtensor import initializer_array, require_onnx
@@ -98,7 +99,7 @@ def bound_inputs(model: Any) -> list[str]:
     return names
 
 
-class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
+class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers, QuantHandlers):
     def __init__(self, model: Any, file: str, bound: dict[str, np.ndarray] | None = None,
                  fallback: Callable[[Any, Any], bool] | None = None) -> None:
         onnx = require_onnx("reading ONNX models")
@@ -111,6 +112,7 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
         name = model.graph.name or Path(file).stem
         self.b = Builder(name, source=file)
         self.known: dict[str, np.ndarray] = {}  # values known at compile time (their ONNX dtype)
+        self.codes: dict[str, Codes] = {}  # known values a DequantizeLinear made of 8-bit codes
         self.dtypes: dict[str, np.dtype] = {}  # the ONNX element type of every engine tensor
         self.scalars: set[str] = set()  # engine tensors that are ONNX scalars (held as (1,))
         self.bound = dict(bound or {})
@@ -411,6 +413,10 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers):
                 raise self.fail("cannot evaluate at compile time",
                                 found=f"{type(exc).__name__}: {exc}") from None
             self._store(values)
+            if op == "DequantizeLinear" and node.output and node.output[0]:
+                found = read_codes(node, [self.known[i] for i in present], self.opset, self.attr)
+                if found is not None:
+                    self.codes[node.output[0]] = found
             return
         self._refuse_random_modes()
         host_only = next((i for i in present if self.host_only(i)), None)

@@ -65,13 +65,14 @@ class HostHandlers:
         """What a handler may change, to restore when it refuses and the node goes to the host."""
         g = self.b.graph
         return (len(g.nodes), set(g.values), set(g.constants), list(g.outputs), dict(self.dtypes),
-                set(self.scalars), set(self._names), set(self.known))
+                set(self.scalars), set(self._names), set(self.known), len(g.approximations))
 
     def restore(self, state: tuple) -> None:
         """Undo a handler's partial work."""
         g = self.b.graph
-        nodes, values, constants, outputs, dtypes, scalars, names, known = state
+        nodes, values, constants, outputs, dtypes, scalars, names, known, notes = state
         del g.nodes[nodes:]
+        del g.approximations[notes:]
         for k in set(g.values) - values:
             del g.values[k]
         for k in set(g.constants) - constants:

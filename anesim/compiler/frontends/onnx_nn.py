@@ -350,6 +350,8 @@ class NnHandlers:
     def _op_MatMul(self) -> None:
         self.require_float()
         a, b = self.t(0), self.t(1)
+        self.note_dense_codes(0)  # type: ignore[attr-defined]
+        self.note_dense_codes(1)  # type: ignore[attr-defined]
         sa, sb = self.shape(a), self.shape(b)
         if len(sa) == 1:
             a = self.emit("reshape", [a], shape=[1, sa[0]])
@@ -372,6 +374,8 @@ class NnHandlers:
         if self.opset < 7:
             self.attr("broadcast")
         y = self.emit("matmul", [self.t(0), self.t(1)], transpose_a=ta, transpose_b=tb)
+        self.note_dense_codes(0)  # type: ignore[attr-defined]
+        self.note_dense_codes(1)  # type: ignore[attr-defined]
         if alpha != 1.0:
             y = self.emit("scale", [y], scale=alpha)
         if self.inp(2) is not None and beta != 0.0:
@@ -447,12 +451,12 @@ class NnHandlers:
         if spatial == 1:
             w = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
             strides, dilations, pads = [1] + strides, [1] + dilations, [0, pads[0], 0, pads[1]]
-        weight = self._const_tensor(w, "weight")
+        weight, fmt = self.conv_weight(1, w)  # type: ignore[attr-defined]
         ins = [x, weight]
         if self.inp(2) is not None:
             ins.append(self.t(2))
         y = self.emit("conv2d", ins, stride=strides, dilation=dilations, groups=group,
-                      padding=(pads[0], pads[2], pads[1], pads[3]))
+                      padding=(pads[0], pads[2], pads[1], pads[3]), weight_format=fmt)
         self.finish(self._from_2d(y, spatial), self.node.output[0])
 
     def _op_ConvTranspose(self) -> None:
@@ -460,6 +464,7 @@ class NnHandlers:
         if not self.is_known(1):
             raise self.fail("convolution weights must be constants (initializers)")
         w = np.asarray(self.const(1), np.float32)
+        self.note_dense_codes(1, "a transposed convolution's kernel is rearranged")  # type: ignore[attr-defined]
         x, spatial = self._to_2d(self.t(0))
         group = int(self.attr("group", 1))
         kernel = list(w.shape[2:])
