@@ -98,7 +98,7 @@ def test_a_matrix_product_reading_codes_carries_a_timing_note(op):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     result = _compiled(model)
     notes = [n for n in result.program.approximations if n.kind == "timing"]
-    assert len(notes) == 1 and "input 1 'w'" in notes[0].field
+    assert len(notes) == 1 and "'w'" in notes[0].field and op in notes[0].message
     x = RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)
     (got,) = AnesimBackend.run_model(model, [x], "m1")
     assert _rel(got, _ort(model, x)) < 1e-2
@@ -114,3 +114,17 @@ def test_float_weights_carry_no_note():
     result = _compiled(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert _conv_task(result).ne.kernel.format == "fp16"
     assert not result.program.approximations
+
+
+def test_codes_read_as_data_by_an_elementwise_op_carry_a_timing_note():
+    table = RNG.integers(-127, 128, (16, 8)).astype(np.int8)
+    nodes = [helper.make_node("DequantizeLinear", ["tq", "ts"], ["table"], axis=0),
+             helper.make_node("Add", ["x", "table"], ["y"])]
+    graph = helper.make_graph(nodes, "add", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16, 8])],
+                              [numpy_helper.from_array(table, "tq"),
+                               numpy_helper.from_array(RNG.uniform(0.01, 0.02, 16).astype(np.float32), "ts")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    result = _compiled(model)
+    notes = [n for n in result.program.approximations if n.kind == "timing"]
+    assert len(notes) == 1 and "'table'" in notes[0].field and "Add" in notes[0].message

@@ -350,8 +350,6 @@ class NnHandlers:
     def _op_MatMul(self) -> None:
         self.require_float()
         a, b = self.t(0), self.t(1)
-        self.note_dense_codes(0)  # type: ignore[attr-defined]
-        self.note_dense_codes(1)  # type: ignore[attr-defined]
         sa, sb = self.shape(a), self.shape(b)
         if len(sa) == 1:
             a = self.emit("reshape", [a], shape=[1, sa[0]])
@@ -374,8 +372,6 @@ class NnHandlers:
         if self.opset < 7:
             self.attr("broadcast")
         y = self.emit("matmul", [self.t(0), self.t(1)], transpose_a=ta, transpose_b=tb)
-        self.note_dense_codes(0)  # type: ignore[attr-defined]
-        self.note_dense_codes(1)  # type: ignore[attr-defined]
         if alpha != 1.0:
             y = self.emit("scale", [y], scale=alpha)
         if self.inp(2) is not None and beta != 0.0:
@@ -464,7 +460,7 @@ class NnHandlers:
         if not self.is_known(1):
             raise self.fail("convolution weights must be constants (initializers)")
         w = np.asarray(self.const(1), np.float32)
-        self.note_dense_codes(1, "a transposed convolution's kernel is rearranged")  # type: ignore[attr-defined]
+        self.note_dense_codes(self.inp(1), "a transposed convolution's kernel is rearranged")  # type: ignore[attr-defined]
         x, spatial = self._to_2d(self.t(0))
         group = int(self.attr("group", 1))
         kernel = list(w.shape[2:])

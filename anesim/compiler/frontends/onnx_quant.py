@@ -5,8 +5,8 @@ A ``DequantizeLinear`` whose inputs are all constants folds at import like any o
 beside them. A convolution reading such weights keeps them as the engine's int8 or uint8
 kernel, one scale and one zero point per output channel, as the Core ML importer keeps
 ``constexpr_affine_dequantize`` (docs/onnx.md, "Quantised weights"). Codes the engine's
-kernels cannot hold (another axis, blocks, a 1-D convolution) and products that read their
-constant operand as fp16 data keep the dequantised values (rounded to fp16, as any float
+kernels cannot hold (another axis, blocks, a 1-D convolution) and any other operator that reads
+them as fp16 data (a matrix product, a gather, an elementwise op) keep the dequantised values (rounded to fp16, as any float
 weight) and carry a timing note: their weights stream as 16 bits each, twice the bytes the
 model stores.
 """
@@ -67,22 +67,20 @@ class QuantHandlers:
                 fmt = "int8" if found.codes.dtype == np.int8 else "uint8"
                 data.encoding = (fmt, 0, _encoded(found, w.shape[0]))
             else:
-                self.note_dense_codes(index, "a convolution keeps 8-bit codes only with one scale per "
-                                             "output channel, in 2-D")
+                self.note_dense_codes(self.inp(index), "a convolution keeps 8-bit codes only with one "  # type: ignore[attr-defined]
+                                      "scale per output channel, in 2-D")
         name = self.fresh(f"{self.node.name or self.node.output[0]}/weight")  # type: ignore[attr-defined]
         self.b.constant_data(name, data)  # type: ignore[attr-defined]
         return name, fmt
 
-    def note_dense_codes(self, index: int, why: str = "a matrix product reads its constant operand "
-                                                      "as fp16 data") -> None:
-        """A timing note for input ``index`` when the model stores it as 8-bit codes read as fp16."""
-        name = self.inp(index)  # type: ignore[attr-defined]
-        found = self.codes.get(name)
+    def note_dense_codes(self, name: str | None, why: str) -> None:
+        """A timing note when ``name`` holds 8-bit codes of the model that are held as fp16."""
+        found = self.codes.get(name) if name is not None else None
         if found is None:
             return
         self.b.graph.approximations.append(Note(  # type: ignore[attr-defined]
             "timing", f"its {found.codes.dtype} weights (DequantizeLinear) are held as fp16 ({why}): "
-            "2x the weight bytes of the model", field=f"{self.where()} input {index} '{name}'"))  # type: ignore[attr-defined]
+            "2x the weight bytes of the model", field=f"{self.where()} '{name}'"))  # type: ignore[attr-defined]
 
 
 def _encoded(found: Codes, channels: int) -> Any:
