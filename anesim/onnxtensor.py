@@ -12,12 +12,14 @@ the memory limit, and equal to what the tensor's data holds.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from anesim.errors import ProgramError, UnsupportedError
 from anesim.limits import check_bytes
+
 
 def require_onnx(purpose: str) -> Any:
     """The ``onnx`` module; without it, an UnsupportedError naming ``purpose`` and the extra to install."""
@@ -26,6 +28,21 @@ def require_onnx(purpose: str) -> Any:
     except ImportError:
         raise UnsupportedError(f"{purpose} needs the onnx package", expected="pip install 'anesim[onnx]'") from None
     return onnx
+
+
+def load_model(path: str | Path) -> Any:
+    """``onnx.load`` of a file (its external data included); what it cannot read is a ProgramError
+    naming the file and what onnx found (a missing or short external data file, a path out of
+    the model's folder, a damaged protobuf)."""
+    onnx = require_onnx("reading ONNX models")
+    try:
+        return onnx.load(str(path))
+    except FileNotFoundError:
+        raise ProgramError("no such ONNX file", file=path) from None
+    except Exception as exc:  # onnx raises several protobuf, IO and validation error types
+        text = " ".join(str(exc).split())
+        found = f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+        raise ProgramError("cannot read ONNX model", file=path, found=found) from None
 
 
 # TensorProto data field holding each element type's values when raw_data is absent (onnx.proto)

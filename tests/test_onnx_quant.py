@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx", reason="ONNX import needs the onnx package")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from anesim.compiler import compile_graph  # noqa: E402
-from anesim.compiler.frontends.onnx import import_onnx  # noqa: E402
-from anesim.onnx_backend import AnesimBackend  # noqa: E402
+from anesim.compiler import compile_graph
+from anesim.compiler.frontends.onnx import import_onnx
+from anesim.onnx_backend import AnesimBackend
 
 RNG = np.random.default_rng(3)
 CODES = RNG.integers(-127, 128, (8, 4, 3, 3)).astype(np.int8)
@@ -128,3 +128,4 @@ def test_codes_read_as_data_by_an_elementwise_op_carry_a_timing_note():
     result = _compiled(model)
     notes = [n for n in result.program.approximations if n.kind == "timing"]
     assert len(notes) == 1 and "'table'" in notes[0].field and "Add" in notes[0].message
+

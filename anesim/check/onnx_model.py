@@ -13,8 +13,8 @@ from typing import Any
 
 from anesim.compiler.frontends.onnx import check_model, graph_from_onnx
 from anesim.compiler.graph.graph import MAX_RANK, Graph
-from anesim.errors import ProgramError, UnsupportedError
-from anesim.onnxtensor import require_onnx
+from anesim.errors import UnsupportedError
+from anesim.onnxtensor import load_model, require_onnx
 
 DTYPES = {1: "fp32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "fp16",
           11: "fp64", 16: "bf16"}
@@ -25,11 +25,7 @@ DTYPES = {1: "fp32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 
 def load_onnx_for_check(path: str | Path, *, dims: dict[str, int] | None = None,
                         static: bool = False) -> tuple[Graph, list[str]]:
     """The graph of an ONNX file and the names of its dynamic dimensions."""
-    onnx = require_onnx("reading ONNX models")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises several protobuf and IO error types
-        raise ProgramError(f"cannot read ONNX model: {type(exc).__name__}", file=path) from None
+    model = load_model(path)
     check_model(model, path)  # onnx's own checker first, as the compiler's ONNX reader does
     return check_graph_from_onnx(model, str(path), dims=dims, static=static)
 

@@ -31,7 +31,7 @@ from anesim.compiler.frontends.onnx_nn import NnHandlers
 from anesim.compiler.frontends.onnx_quant import Codes, QuantHandlers, read_codes
 from anesim.compiler.graph.graph import HOST_DTYPE, Graph, TensorInfo
 from anesim.errors import AnesimError, CompileError, ProgramError, UnsupportedError
-from anesim.onnxtensor import initializer_array, require_onnx
+from anesim.onnxtensor import initializer_array, load_model, require_onnx
 
 FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16))
 # Integer inputs are compile-time data (shapes, indices, slice bounds): a backend binds their
@@ -486,14 +486,8 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers, Qua
 
 def load_onnx(path: str | Path) -> Graph:
     """Read an ONNX file into a graph."""
-    onnx = require_onnx("reading ONNX models")
     file = Path(path)
-    try:
-        model = onnx.load(str(file))
-    except FileNotFoundError:
-        raise ProgramError("no such ONNX file", file=file) from None
-    except Exception as exc:  # onnx raises several protobuf and IO error types
-        raise ProgramError(f"cannot read ONNX model: {type(exc).__name__}", file=file) from None
+    model = load_model(file)
     check_model(model, file)
     return _graph(import_onnx(model, str(path)), str(path))
 
