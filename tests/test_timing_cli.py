@@ -78,3 +78,16 @@ def test_run_says_when_an_input_overflows_fp16(capsys, tmp_path):
     np.save(tmp_path / "x.npy", x)
     assert main(["run", conv, "--chip", "m1", "--input", f"x={tmp_path / 'x.npy'}"]) == 0
     assert "input x: 3 finite value(s) beyond fp16's range" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra", [["--out", "out"], ["--input", "x=x.npy"], ["--random-inputs", "3"],
+                                   ["--numerics", "fast"]])
+def test_options_of_the_functional_run_with_timing_only_are_refused(extra, capsys, tmp_path):
+    """--timing-only skips the functional run: an input it would read, a folder it would write or a
+    seed it would draw with is refused, not ignored."""
+    program = Path(__file__).resolve().parents[1] / "programs" / "conv3x3.yaml"
+    extra = [str(tmp_path / "out") if e == "out" else f"x={tmp_path / 'x.npy'}" if e == "x=x.npy" else e for e in extra]
+    assert main(["run", str(program), "--timing-only", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{extra[0]} is an option of the functional run" in err
+    assert not list(tmp_path.iterdir())

@@ -166,11 +166,16 @@ def run(args: argparse.Namespace) -> int:
     from anesim.timing import simulate
     from anesim.timing.trace import write_trace
 
-    if args.timing_only and args.numerics != "exact":
+    functional = [flag for flag, given in (("--numerics " + args.numerics, args.numerics != "exact"),
+                                           ("--input", bool(args.input)), ("--out", args.out is not None),
+                                           ("--random-inputs", args.random_inputs is not None)) if given]
+    if args.timing_only and functional:
         from anesim.errors import InputError
 
-        raise InputError("--numerics chooses how the functional run computes, and --timing-only skips that run",
-                         expected="one of the two", found=f"--timing-only --numerics {args.numerics}")
+        # (each of these only acts on the functional run; ignoring it would leave a file unread
+        # or unwritten without a word)
+        raise InputError(f"{functional[0].split()[0]} is an option of the functional run, and --timing-only "
+                         "skips that run", expected="one of the two", found=f"--timing-only {' '.join(functional)}")
     params = program_params(args.param, args.file)
     chip = load_chip(args.chip)
     if anesim.is_model_file(args.file):
