@@ -46,6 +46,11 @@ def load(path: str | Path, *, chip: ChipConfig | str = "m1", sidecar: str | Path
     refuses timing-only notes as well.
     """
     if is_model_file(path):
+        if sidecar is not None:
+            from anesim.errors import InputError
+
+            raise InputError("a sidecar describes a raw command buffer's tensors; a model file has its own",
+                             file=path, expected="no sidecar", found=f"sidecar {sidecar}")
         return compile(path, chip).program
     from anesim.hwx import load as _load_decoded
     from anesim.hwx.to_program import build_program

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "OUT.json = the program model (every chip)")
     p.add_argument("--json", action="store_true", help="print the summary and task table as JSON")
     p.add_argument("--tasks", type=whole_number, default=60, metavar="N", help="show at most N task rows (default 60)")
-    p.add_argument("--weights", action="store_true", help="include kernel weights in JSON output")
+    p.add_argument("--weights", action="store_true", help="with -o OUT.json: include the kernel weights in the program model")
     add_param_option(p)
     add_limit_options(p)
     p.set_defaults(func=run)
@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     """Compile and report."""
     from anesim.compiler import compile_file
 
+    if args.weights and (not args.output or Path(args.output).suffix.lower() in (".hwx", ".bin", ".anec")):
+        from anesim.errors import InputError
+
+        raise InputError("--weights adds the kernel weights to the program model written with -o OUT.json",
+                         expected="-o OUT.json", found=f"-o {args.output}" if args.output else "no -o")
     params = program_params(args.param, args.model)
     result = compile_file(args.model, args.chip, params=params)
     message = _write(args, result, Path(args.output), params) if args.output else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from anesim.cli.options import add_limit_options, add_param_option, program_params
+from anesim.cli.options import add_limit_options, add_param_option, program_params, refuse_program_options
 from anesim.cli.output import print_json, print_table
 
 MAX_ROWS = 80
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     params = program_params(args.param, args.file)
     chip = load_chip(args.chip)
     if anesim.is_model_file(args.file):
+        refuse_program_options(args.file, sidecar=args.sidecar)
         target: Any = anesim.compile(args.file, chip, params)
     else:
         target = anesim.load(args.file, sidecar=args.sidecar)

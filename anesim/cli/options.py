@@ -44,3 +44,17 @@ def program_params(items: list[str], file: str) -> dict[str, Any] | None:
         raise InputError("--param sets a program file's params; other model formats and compiled programs have none",
                          file=file, expected="a program YAML", found=", ".join(items))
     return {key: values[0] for key, values in parse_assignments(items, "--param", multi=False).items()}
+
+
+def refuse_program_options(file: str, *, sidecar: str | None, approximate: bool = False) -> None:
+    """Refuse the options that only act on a compiled program (.hwx, raw buffer) given with a model:
+    a model has no sidecar, and nothing in it asks for a guess."""
+    from anesim.errors import InputError
+
+    if sidecar is not None:
+        raise InputError("--sidecar describes a raw command buffer's tensors; a model file has its own",
+                         file=file, expected="no --sidecar with a model", found=f"--sidecar {sidecar}")
+    if approximate:
+        raise InputError("--approximate runs a compiled program whose registers ask for a mode no source "
+                         "describes; a model compiled by anesim asks for none", file=file,
+                         expected="no --approximate with a model", found="--approximate")

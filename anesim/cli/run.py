@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anesim.cli.options import add_limit_options, add_param_option, program_params, whole_number
+from anesim.cli.options import (add_limit_options, add_param_option, program_params, refuse_program_options,
+                                 whole_number)
 from anesim.cli.output import print_json, print_table, si
 
 MAX_TASK_ROWS = 100
@@ -179,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     params = program_params(args.param, args.file)
     chip = load_chip(args.chip)
     if anesim.is_model_file(args.file):
+        refuse_program_options(args.file, sidecar=args.sidecar, approximate=args.approximate)
         target: Any = anesim.compile(args.file, chip, params)  # segments and host work, not just the tasks
         program = target.program
     else:

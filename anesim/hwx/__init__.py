@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
+from anesim.errors import InputError
 from anesim.hwx import container, raw
 from anesim.hwx.container import Container
 from anesim.hwx.encode import encode_doc
@@ -58,6 +59,11 @@ def load(path: str | Path, *, sidecar: str | Path | Sidecar | None = None, raw_b
     """
     p = Path(path)
     data = p.read_bytes()
+    if sidecar is not None and data[:4] == HWX_MAGIC_BYTES:
+        # (an .hwx container describes its own tensors: a sidecar given with one would go unread)
+        raise InputError("a sidecar describes a raw command buffer's tensors; this is an .hwx container, "
+                         "which carries its own", file=path, expected="a raw command buffer, or no sidecar",
+                         found=f"the .hwx magic and sidecar {sidecar if isinstance(sidecar, (str, Path)) else '(given)'}")
     sc = load_sidecar(sidecar) if isinstance(sidecar, (str, Path)) else sidecar
     if sc is None and data[:4] != HWX_MAGIC_BYTES:
         for candidate in (p.with_name(p.name + SIDECAR_SUFFIX), p.with_suffix(SIDECAR_SUFFIX)):

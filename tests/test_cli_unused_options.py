@@ -1,0 +1,51 @@
+"""An option the command would not act on is refused (exit 2, one line naming it), not ignored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from anesim.cli import main
+
+PROGRAM = Path(__file__).resolve().parents[1] / "programs" / "conv3x3.yaml"
+
+
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("anesim: error:"), err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_a_sidecar_or_approximate_with_a_model_is_refused(capsys, tmp_path):
+    side = tmp_path / "s.sidecar.json"
+    side.write_text("{}")
+    _refused(capsys, ["run", str(PROGRAM), "--timing-only", "--sidecar", str(side)], "--sidecar", "model file")
+    _refused(capsys, ["explain", str(PROGRAM), "--sidecar", str(side)], "--sidecar")
+    _refused(capsys, ["run", str(PROGRAM), "--timing-only", "--approximate"], "--approximate")
+
+
+def test_a_sidecar_with_an_hwx_container_is_refused(capsys, shared_dir, tmp_path):
+    hwx = shared_dir / "hwx" / "tinygrad" / "conv.hwx"
+    side = tmp_path / "s.sidecar.json"
+    side.write_text("{}")
+    _refused(capsys, ["disasm", str(hwx), "--sidecar", str(side)], "conv.hwx", ".hwx container")
+    _refused(capsys, ["run", str(hwx), "--timing-only", "--sidecar", str(side)], ".hwx container")
+    assert main(["disasm", str(hwx), "--no-summary"]) == 2
+    assert "--no-summary" in capsys.readouterr().err
+    out = tmp_path / "d.json"
+    assert main(["disasm", str(hwx), "--json", "--no-summary", "-o", str(out)]) == 0
+    assert "summary" not in json.loads(out.read_text())
+
+
+def test_weights_only_with_a_program_model_file(capsys, tmp_path):
+    _refused(capsys, ["compile", str(PROGRAM), "--weights"], "--weights", "no -o")
+    _refused(capsys, ["compile", str(PROGRAM), "--weights", "--json"], "--weights")
+    _refused(capsys, ["compile", str(PROGRAM), "--weights", "-o", str(tmp_path / "x.hwx")], "x.hwx")
+    assert not list(tmp_path.iterdir())
+    out = tmp_path / "x.json"
+    assert main(["compile", str(PROGRAM), "--weights", "-o", str(out)]) == 0
+    assert "weights" in out.read_text()
