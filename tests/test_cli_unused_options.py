@@ -49,3 +49,14 @@ def test_weights_only_with_a_program_model_file(capsys, tmp_path):
     out = tmp_path / "x.json"
     assert main(["compile", str(PROGRAM), "--weights", "-o", str(out)]) == 0
     assert "weights" in out.read_text()
+
+
+def test_validate_and_calibrate_refuse_options_of_another_mode(capsys, tmp_path):
+    _refused(capsys, ["validate", "--summary", "--json"], "--summary", "--json")
+    _refused(capsys, ["validate", "--cross-validate", "--summary"], "--summary")
+    _refused(capsys, ["validate", "--cross-validate", "--rules", str(tmp_path / "r.yaml")], "--rules")
+    for extra in (["--no-cv"], ["--holdout", "0.5"], ["--seed", "3"], ["--only", "ne"],
+                  ["--param", "dispatch.per_task_overhead_s"], ["--rules", str(tmp_path / "r.yaml")]):
+        _refused(capsys, ["calibrate", "--shared", "--dry-run", *extra], extra[0])
+    _refused(capsys, ["calibrate", "--chip", "M1", "--dry-run", "--out", str(tmp_path / "c")], "--dry-run", "--out")
+    assert not list(tmp_path.iterdir())

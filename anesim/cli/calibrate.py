@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chip", help="a chip with measurements: M1, 'M1 Max', M5 or 'M5 Pro' in "
                    "the shipped traces, or any chip of a --measurements file")
     add_measurement_args(p)
-    p.add_argument("--holdout", type=float, default=0.25, help="fraction of measurements held back (0.25)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the split hash (7)")
+    p.add_argument("--holdout", type=float, help=f"fraction of measurements held back ({DEFAULT_HOLDOUT})")
+    p.add_argument("--seed", type=int, help=f"seed of the split hash ({DEFAULT_SEED})")
     p.add_argument("--param", action="append", default=[], metavar="KEY",
                    help="also fit a parameter other generations share (e.g. dispatch.per_task_overhead_s)")
     p.add_argument("--only", metavar="PREFIX",
@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 DEFAULT_OUT = "calibrated-chips"
+DEFAULT_HOLDOUT = 0.25
+DEFAULT_SEED = 7
 
 
 def out_dir(args: argparse.Namespace) -> Path | None:
@@ -73,9 +75,14 @@ def run_shared(args: argparse.Namespace) -> int:
     from anesim.validate.crossval import fit_constants, predict, surfaces_for, write_constants
     from anesim.validate.stats import summarize
 
-    if args.measurements is not None or args.chip:
+    per_chip = [flag for flag, given in (("--chip", bool(args.chip)), ("--measurements", args.measurements is not None),
+                                         ("--rules", bool(args.rules)), ("--holdout", args.holdout is not None),
+                                         ("--seed", args.seed is not None), ("--param", bool(args.param)),
+                                         ("--only", args.only is not None), ("--no-cv", args.no_cv)) if given]
+    if per_chip:  # (options of one chip's fit: the shared fit takes none of them)
         raise InputError("--shared fits on the shipped traces of every calibration chip",
-                         expected="no --chip or --measurements")
+                         expected="no --chip, --measurements, --rules, --holdout, --seed, --param, --only or --no-cv",
+                         found=" ".join(per_chip))
     if not args.dry_run and (args.out is not None or not in_checkout("chips")):
         # (the constants are read from the package's own chips/model/scaling.yaml, and only there)
         raise InputError("--shared refits the constants shipped in chips/model/scaling.yaml, which only a source "
@@ -102,13 +109,18 @@ def run_shared(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, report and (unless --dry-run) write the values back."""
+    if args.dry_run and args.out is not None:
+        raise InputError("--dry-run writes nothing, and --out names where to write", expected="one of the two",
+                         found=f"--dry-run --out {args.out}")
     if args.shared:
         return run_shared(args)
     if not args.chip:
         raise InputError("calibrate needs --chip NAME or --shared")
     rows = measured_rows(args)
     (name,) = resolve_chips(args.chip, rows)
-    result = calibrate(name, rows=rows, seed=args.seed, holdout=args.holdout, include=args.param,
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    holdout = DEFAULT_HOLDOUT if args.holdout is None else args.holdout
+    result = calibrate(name, rows=rows, seed=seed, holdout=holdout, include=args.param,
                        cv=not args.no_cv, progress=_progress, only=args.only,
                        derived=args.measurements is not None, chip_file=args.chip)
     if sys.stderr.isatty():

@@ -130,9 +130,11 @@ def run_cross_validation(args: argparse.Namespace) -> int:
     """--cross-validate: the table (or JSON), and the intervals file with --write."""
     from anesim.validate.crossval import cross_validate, uncertainty_data, write_uncertainty
 
-    if args.measurements is not None or args.record or args.report or args.chip.strip().lower() != "all":
-        raise InputError("--cross-validate runs on the shipped traces of every calibration chip",
-                         expected="no --measurements, --record, --report or --chip")
+    if (args.measurements is not None or args.rules or args.record or args.report or args.summary
+            or args.chip.strip().lower() != "all"):
+        raise InputError("--cross-validate runs on the shipped traces of every calibration chip, with the "
+                         "shipped curation, and prints one table",
+                         expected="no --measurements, --rules, --record, --report, --summary or --chip")
     cv = cross_validate(progress=_stage)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
@@ -204,6 +206,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--write goes with --cross-validate")
     if args.record and args.measurements is not None:
         raise InputError("--record keeps the shipped traces' accuracy; it does not take --measurements")
+    if args.summary and args.json:
+        raise InputError("--summary leaves the per-point tables out of the printed report; --json prints "
+                         "every point", expected="one of the two", found="--summary --json")
     rows = measured_rows(args)
     results = validate(args.chip, rows=rows, progress=_progress)
     source = str(args.measurements) if args.measurements is not None else None
