@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from anesim.cli import main
@@ -60,3 +61,21 @@ def test_validate_and_calibrate_refuse_options_of_another_mode(capsys, tmp_path)
         _refused(capsys, ["calibrate", "--shared", "--dry-run", *extra], extra[0])
     _refused(capsys, ["calibrate", "--chip", "M1", "--dry-run", "--out", str(tmp_path / "c")], "--dry-run", "--out")
     assert not list(tmp_path.iterdir())
+
+
+def test_check_refuses_a_dim_that_binds_nothing_and_one_chip_options_with_all(capsys, tmp_path):
+    _refused(capsys, ["check", str(PROGRAM), "--chip", "m1", "--dim", "batch=2"], "--dim", "ONNX")
+    _refused(capsys, ["check", str(PROGRAM), "--chip", "all", "--fix"], "--fix")
+    _refused(capsys, ["check", str(PROGRAM), "--chip", "all", "--plot", str(tmp_path / "p.png")], "--plot")
+    onnx = pytest.importorskip("onnx", reason="ONNX models need the onnx package")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((8, 4, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "dyn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 8, 8])], [w])
+    path = tmp_path / "dyn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert main(["check", str(path), "--chip", "m1", "--dim", "N=2"]) == 0
+    capsys.readouterr()
+    _refused(capsys, ["check", str(path), "--chip", "m1", "--dim", "M=2"], "--dim M", "expected N")

@@ -18,4 +18,9 @@ def load_for_check(path: str | Path, *, dims: dict[str, int] | None = None, stat
         from anesim.check.onnx_model import load_onnx_for_check
 
         return load_onnx_for_check(file, dims=dims, static=static)
+    if dims:
+        from anesim.errors import InputError
+
+        raise InputError("--dim binds an ONNX model's dynamic dimensions; other formats have fixed shapes",
+                         file=file, expected="an .onnx model", found=f"--dim {next(iter(dims))}")
     return load_graph(file, params), []

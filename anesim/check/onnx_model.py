@@ -13,7 +13,7 @@ from typing import Any
 
 from anesim.compiler.frontends.onnx import check_model, graph_from_onnx
 from anesim.compiler.graph.graph import MAX_RANK, Graph
-from anesim.errors import UnsupportedError
+from anesim.errors import InputError, UnsupportedError
 from anesim.onnxtensor import load_model, require_onnx
 
 DTYPES = {1: "fp32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "fp16",
@@ -48,6 +48,12 @@ def check_graph_from_onnx(model: Any, file: str, *, dims: dict[str, int] | None 
             dynamic_inputs.setdefault(value.name, []).append(label)
             d.Clear()
             d.dim_value = int(dims.get(label, 1))
+    labels_all = [label for labels in dynamic_inputs.values() for label in labels]
+    unknown = sorted(set(dims) - set(labels_all))
+    if unknown:  # (a size that binds nothing would be ignored without a word)
+        raise InputError(f"--dim {unknown[0]}: the model has no dynamic dimension of that name", file=file,
+                         expected=", ".join(dict.fromkeys(labels_all)) or "none (every input shape is fixed)",
+                         found=unknown[0])
     inferred = onnx.shape_inference.infer_shapes(model)
     types: dict[str, Any] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):

@@ -79,7 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from anesim.check.load import load_for_check
     from anesim.check.report import check_graph, placement_matrix
     from anesim.chips import all_chips, load_chip
+    from anesim.errors import InputError
 
+    if args.chip == "all" and (args.fix or args.plot):
+        raise InputError("--chip all prints one column per chip; --fix and --plot work on one chip's report",
+                         expected="--chip NAME with --fix or --plot",
+                         found="--chip all " + " ".join(f for f, on in (("--fix", args.fix), ("--plot", args.plot)) if on))
     dims = _dims(args.dim)
     params = program_params(args.param, args.model)
     graph, dynamic = load_for_check(args.model, dims=dims, params=params)
