@@ -79,3 +79,9 @@ def test_check_refuses_a_dim_that_binds_nothing_and_one_chip_options_with_all(ca
     assert main(["check", str(path), "--chip", "m1", "--dim", "N=2"]) == 0
     capsys.readouterr()
     _refused(capsys, ["check", str(path), "--chip", "m1", "--dim", "M=2"], "--dim M", "expected N")
+
+
+def test_sweep_refuses_workers_with_an_existing_scheduler(capsys, tmp_path):
+    _refused(capsys, ["sweep", str(PROGRAM), "--chips", "m1", "--out", str(tmp_path / "s"), "--scheduler",
+                      "tcp://127.0.0.1:9", "--workers", "3", "--no-progress"], "--workers", "--scheduler")
+    assert not list(tmp_path.iterdir())

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "or a parameter the program files declare under params: (batch, seq, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the table and figures")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a new LocalCluster)")
-    p.add_argument("--workers", type=whole_number, default=2,
+    p.add_argument("--workers", type=whole_number,
                    help="LocalCluster worker processes (default 2; 0 runs in this process without Dask)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from anesim.sweep.runner import run_points
     from anesim.sweep.table import write_tables
 
+    if args.scheduler is not None and args.workers is not None:
+        raise InputError("--workers sizes the LocalCluster anesim starts; an existing --scheduler has its own "
+                         "workers", expected="one of the two", found=f"--scheduler {args.scheduler} --workers {args.workers}")
+    workers = 2 if args.workers is None else args.workers
     for program in args.programs:
         if not Path(program).is_file() and not Path(program).is_dir():
             raise InputError("no such program file", file=program)
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"anesim sweep: {len(args.programs)} program(s) x {len(chips)} chip(s) x "
           f"{len(points) // max(len(args.programs) * len(chips), 1)} parameter combination(s) = {len(points)} points, "
           f"timing only", file=sys.stderr)
-    rows = run_points(points, scheduler=args.scheduler, workers=args.workers, progress=not args.no_progress,
+    rows = run_points(points, scheduler=args.scheduler, workers=workers, progress=not args.no_progress,
                       warn=lambda m: print(f"anesim: warning: {m}", file=sys.stderr))
     out = Path(args.out)
     written = write_tables(rows, out)
