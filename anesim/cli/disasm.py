@@ -30,11 +30,6 @@ def run(args: argparse.Namespace) -> int:
     """Decode the file and print its listing or JSON form."""
     from anesim import hwx
 
-    if args.no_summary and not args.json:
-        from anesim.errors import InputError
-
-        raise InputError("--no-summary leaves the summary out of the JSON form, which --json asks for",
-                         expected="--json --no-summary", found="--no-summary without --json")
     decoded = hwx.load(args.file, sidecar=args.sidecar, raw_buffer=args.raw)
     if args.json:
         text = json.dumps(hwx.to_json(decoded, summary=not args.no_summary), indent=1) + "\n"
