@@ -234,7 +234,8 @@ class _Importer(NnHandlers, LayoutHandlers, AttentionHandlers, HostHandlers, Qua
         if arr.size == 0:
             raise self.fail(f"'{name}' is empty; the engine has no empty tensors")
         self.b.constant(name, arr.astype(np.float32).reshape(arr.shape or (1,)))
-        self.note_dense_codes(name, f"{self.node.op_type} reads it as fp16 data")
+        if name in self.codes:
+            self.note_dense_codes(name, f"{self.node.op_type} reads it as fp16 data")
         self.dtypes[name] = arr.dtype
         if arr.ndim == 0:
             self.scalars.add(name)

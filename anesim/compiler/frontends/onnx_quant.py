@@ -5,10 +5,10 @@ A ``DequantizeLinear`` whose inputs are all constants folds at import like any o
 beside them. A convolution reading such weights keeps them as the engine's int8 or uint8
 kernel, one scale and one zero point per output channel, as the Core ML importer keeps
 ``constexpr_affine_dequantize`` (docs/onnx.md, "Quantised weights"). Codes the engine's
-kernels cannot hold (another axis, blocks, a 1-D convolution) and any other operator that reads
-them as fp16 data (a matrix product, a gather, an elementwise op) keep the dequantised values (rounded to fp16, as any float
-weight) and carry a timing note: their weights stream as 16 bits each, twice the bytes the
-model stores.
+kernels cannot hold (another axis, blocks, a 1-D convolution), and codes any other operator
+reads as fp16 data (a matrix product, a gather, an elementwise op), are held as the dequantised
+values (rounded to fp16, as any float weight) with a timing note: they stream as 16 bits each,
+twice the bytes the model stores.
 """
 
 from __future__ import annotations
