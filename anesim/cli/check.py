@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.chip == "all" and (args.fix or args.plot):
         raise InputError("--chip all prints one column per chip; --fix and --plot work on one chip's report",
                          expected="--chip NAME with --fix or --plot",
-                         found="--chip all " + " ".join(f for f, on in (("--fix", args.fix), ("--plot", args.plot)) if on))
+                         found="--chip all " + " ".join(flag for flag, on in (("--fix", args.fix),
+                                                                             ("--plot", args.plot)) if on))
     dims = _dims(args.dim)
     params = program_params(args.param, args.model)
     graph, dynamic = load_for_check(args.model, dims=dims, params=params)

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "OUT.json = the program model (every chip)")
     p.add_argument("--json", action="store_true", help="print the summary and task table as JSON")
     p.add_argument("--tasks", type=whole_number, default=60, metavar="N", help="show at most N task rows (default 60)")
-    p.add_argument("--weights", action="store_true", help="with -o OUT.json: include the kernel weights in the program model")
+    p.add_argument("--weights", action="store_true",
+                   help="with -o OUT.json: include the kernel weights in the program model")
     add_param_option(p)
     add_limit_options(p)
     p.set_defaults(func=run)
