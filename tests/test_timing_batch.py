@@ -10,26 +10,27 @@ from anesim.timing.batch import _add_n, _steady_compute
 
 
 def _recurrence(look: tuple[float, float, float, float, float], a: float, b: int, c: float, m: int):
-    """The closed-form batch's recurrence, step by step (as ``_run_batch`` without a trace)."""
+    """The closed-form batch's recurrence (docs/timing.md), step by step, as its specification
+    states it: a source read starts when the previous read is done and the compute two back has
+    freed its buffer; a compute when its source is read, the compute before is done and the write
+    two back has freed its output buffer; a write when its compute and the write before are done.
+    Returns the source, compute and destination ends, the input and output stalls, and the
+    look-backs after the last step."""
     src_1, cmp_2, cmp_1, dst_2, dst_1 = look
     stall_in = stall_out = 0.0
-    src, cmp_, dst = [], [], []
+    ends: tuple[list[float], list[float], list[float]] = ([], [], [])
     for _ in range(m):
-        s0 = src_1 if src_1 >= cmp_2 else cmp_2
-        s1 = s0 + a
-        ready = s1 if s1 >= cmp_1 else cmp_1
-        c0 = ready if ready >= dst_2 else dst_2
-        d = s1 - cmp_1
-        stall_in += d if d > 0.0 else 0.0
-        stall_out += c0 - ready
-        c1 = c0 + b
-        d0 = c1 if c1 >= dst_1 else dst_1
-        d1 = d0 + c
-        src.append(s1)
-        cmp_.append(c1)
-        dst.append(d1)
-        src_1, cmp_2, cmp_1, dst_2, dst_1 = s1, cmp_1, c1, dst_1, d1
-    return src, cmp_, dst, stall_in, stall_out, (src_1, cmp_2, cmp_1, dst_2, dst_1)
+        read_end = max(src_1, cmp_2) + a
+        inputs_ready = max(read_end, cmp_1)
+        start = max(inputs_ready, dst_2)
+        stall_in += max(read_end - cmp_1, 0.0)
+        stall_out += start - inputs_ready
+        compute_end = start + b
+        write_end = max(compute_end, dst_1) + c
+        for seq, value in zip(ends, (read_end, compute_end, write_end)):
+            seq.append(value)
+        src_1, cmp_2, cmp_1, dst_2, dst_1 = read_end, cmp_1, compute_end, dst_1, write_end
+    return (*ends, stall_in, stall_out, (src_1, cmp_2, cmp_1, dst_2, dst_1))
 
 
 def _look_backs(rnd: random.Random, a: float, b: int, c: float) -> tuple[float, float, float, float, float]:
