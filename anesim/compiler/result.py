@@ -179,6 +179,10 @@ class CompileResult:
         host = [h.node for s in self.segments for h in s.host_before] + [h.node for h in self.host_after]
         check_work(sum(node_macs(self.graph, n) + self.graph.info(n.output).elements for n in host),
                    file=self.graph.source or None, field=f"the {len(host)} host operations")
+        unknown = [name for name in env if name not in self.graph.inputs]
+        if unknown:  # (a misspelt name would leave its value unused, as the Program path refuses too)
+            raise InputError(f"unknown input '{unknown[0]}'", file=self.graph.source or None,
+                             expected=f"one of {sorted(self.graph.inputs)}")
         missing = [name for name in self.graph.inputs if name not in env]
         if missing:
             raise InputError(f"missing input '{missing[0]}'", file=self.graph.source or None,

@@ -1,4 +1,5 @@
-"""An option the command would not act on is refused (exit 2, one line naming it), not ignored."""
+"""An option the command would not act on, or an input the model does not have, is refused (exit 2,
+one line naming it), not ignored."""
 
 from __future__ import annotations
 
@@ -83,3 +84,18 @@ def test_sweep_refuses_workers_with_an_existing_scheduler(capsys, tmp_path):
     _refused(capsys, ["sweep", str(PROGRAM), "--chips", "m1", "--out", str(tmp_path / "s"), "--scheduler",
                       "tcp://127.0.0.1:9", "--workers", "3", "--no-progress"], "--workers", "--scheduler")
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unknown_input_name_is_refused_by_every_execution_path():
+    import anesim
+    from anesim.errors import InputError
+
+    compiled = anesim.compile(PROGRAM, "m1")
+    feeds = {"x": np.ones((1, 64, 56, 56), np.float32), "typo": np.ones(3, np.float32)}
+    for target in (compiled, compiled.program):
+        with pytest.raises(InputError, match="unknown input 'typo'"):
+            anesim.execute(target, feeds, "m1")
+    from anesim.testing import run_model
+
+    with pytest.raises(InputError, match="unknown input 'typo'"):  # (a drawn value stood in for it)
+        run_model(PROGRAM, "m1", inputs={"typo": np.ones(3, np.float32)})
