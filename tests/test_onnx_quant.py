@@ -129,3 +129,26 @@ def test_codes_read_as_data_by_an_elementwise_op_carry_a_timing_note():
     notes = [n for n in result.program.approximations if n.kind == "timing"]
     assert len(notes) == 1 and "'table'" in notes[0].field and "Add" in notes[0].message
 
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+def test_quantised_activations_run_on_the_host_as_onnxruntime_computes_them(opset):
+    # (the QDQ form quantisation tools write: QuantizeLinear/DequantizeLinear around each input;
+    # the installed reference implements them below opset 19 only through its version-19 class)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
+             helper.make_node("Conv", ["xd", "w"], ["y"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])],
+                              [numpy_helper.from_array(np.array(0.02, np.float32), "xs"),
+                               numpy_helper.from_array(np.array(128, np.uint8), "xz"),
+                               numpy_helper.from_array(CODES, "wq"), numpy_helper.from_array(SCALES, "ws"),
+                               numpy_helper.from_array(np.zeros(8, np.int8), "wz")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    result = _compiled(model)
+    assert [h.node.attrs["model"] is not None for h in result.segments[0].host_before] == [True, True]
+    assert _conv_task(result).ne.kernel.format == "int8"
+    x = RNG.uniform(-2, 2, (1, 4, 8, 8)).astype(np.float32)
+    (got,) = AnesimBackend.run_model(model, [x], "m1")
+    assert _rel(got, _ort(model, x)) < 1e-2

@@ -112,10 +112,12 @@ class HostHandlers:
             in_dtypes.append(dtype.name)
         outs = [o for o in node.output if o]
         model = self.model  # type: ignore[attr-defined]
+        opsets = [_reference_opset(o, node) for o in model.opset_import]
         one = helper.make_model(
             helper.make_graph([node], "host", graph_inputs, [helper.make_empty_tensor_value_info(o) for o in outs],
                               inits),
-            opset_imports=list(model.opset_import), functions=list(model.functions), ir_version=model.ir_version)
+            opset_imports=opsets, functions=list(model.functions),
+            ir_version=max(model.ir_version, 9) if opsets != list(model.opset_import) else model.ir_version)
         types = self._infer(one, outs)
         payload = one.SerializeToString()
         try:  # the reference must implement the node; built once here, reused when it runs
@@ -184,3 +186,21 @@ class HostHandlers:
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
             result.append((np.dtype(dtype), tuple(int(d.dim_value) for d in dims)))
         return result
+
+
+# Operators whose versions before 19 the installed onnx reference implements only through its
+# version-19 class, with the same meaning for every type those versions allow (int8, uint8 and
+# int32 codes, float32 scales: version 19 adds float8 codes, float16 scales and float8
+# saturation): a one-node model of them is evaluated at opset 19.
+SAME_FROM_19 = {"DequantizeLinear": 10, "QuantizeLinear": 10}
+
+
+def _reference_opset(opset: Any, node: Any) -> Any:
+    """The opset import a one-node host model is evaluated with (``SAME_FROM_19``)."""
+    first = SAME_FROM_19.get(node.op_type)
+    if opset.domain in ("", "ai.onnx") and first is not None and first <= opset.version < 19:
+        from onnx import helper
+
+        return helper.make_opsetid(opset.domain, 19)
+    return opset
+
