@@ -192,13 +192,12 @@ class HostHandlers:
 # version-19 class, with the same meaning for every type those versions allow (int8, uint8 and
 # int32 codes, float32 scales: version 19 adds float8 codes, float16 scales and float8
 # saturation): a one-node model of them is evaluated at opset 19.
-SAME_FROM_19 = {"DequantizeLinear": 10, "QuantizeLinear": 10}
+SAME_FROM_19 = ("DequantizeLinear", "QuantizeLinear")  # (both from opset 10)
 
 
 def _reference_opset(opset: Any, node: Any) -> Any:
     """The opset import a one-node host model is evaluated with (``SAME_FROM_19``)."""
-    first = SAME_FROM_19.get(node.op_type)
-    if opset.domain in ("", "ai.onnx") and first is not None and first <= opset.version < 19:
+    if opset.domain in ("", "ai.onnx") and node.op_type in SAME_FROM_19 and 10 <= opset.version < 19:
         from onnx import helper
 
         return helper.make_opsetid(opset.domain, 19)

@@ -35,7 +35,7 @@ class Codes:
 
 def read_codes(node: Any, values: list[np.ndarray], opset: int, attr: Any) -> Codes | None:
     """The codes of a folded ``DequantizeLinear`` (its input values in order), or None when its
-    codes are not 8-bit integers or its result not float32 (nothing to keep)."""
+    codes are not 8-bit integers or its scales not float32 (nothing the engine's kernels hold)."""
     q = np.asarray(values[0])
     scale = np.asarray(values[1])
     if q.dtype not in (np.int8, np.uint8) or scale.dtype != np.float32 or q.ndim == 0:
