@@ -1,7 +1,5 @@
 """``python -m anesim`` runs the CLI."""
 
-import sys
+from anesim.cli import console
 
-from anesim.cli import main
-
-sys.exit(main())
+console()

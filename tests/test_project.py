@@ -34,6 +34,29 @@ def test_module_entry_point_runs() -> None:
     assert done.returncode == 0 and "anesim" in done.stdout
 
 
+def test_console_runs_one_model_commands_without_the_collector(monkeypatch) -> None:
+    import gc
+
+    import pytest
+
+    import anesim.cli as cli
+
+    seen: list[tuple[list[str], bool]] = []
+    monkeypatch.setattr(cli, "main", lambda argv: seen.append((list(argv), gc.isenabled())) or 3)
+    was_enabled = gc.isenabled()
+    try:
+        for argv, collector in ((["run", "x.yaml", "--timing-only"], False), (["compile", "x.yaml", "-o", "x.json"], False),
+                                (["validate", "--json"], True), (["sweep", "x.yaml"], True), ([], True)):
+            gc.enable()
+            monkeypatch.setattr(sys, "argv", ["anesim", *argv])
+            with pytest.raises(SystemExit) as info:
+                cli.console()
+            assert info.value.code == 3  # main's status is the process's
+            assert seen[-1] == (argv, collector)
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
+
+
 def test_usage_errors_are_one_line(capsys) -> None:
     import pytest
 

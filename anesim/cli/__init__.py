@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -17,6 +18,9 @@ COMMAND_MODULES = ["run", "compile", "check", "explain", "disasm", "asm", "chips
                    "roofline", "sweep", "compare"]
 
 EXIT_BAD_INPUT = 2
+# Commands that read one model or program and end: their process runs without the cyclic
+# garbage collector (see console()).
+ONE_MODEL_COMMANDS = frozenset({"run", "compile", "explain", "disasm", "asm"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,3 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+def console() -> NoReturn:
+    """The ``anesim`` program: :func:`main` on the command line, as a process of its own."""
+    argv = sys.argv[1:]
+    if _command(argv) in ONE_MODEL_COMMANDS:
+        # One model, then the process ends: the collector would only walk the compiled program
+        # and the simulation's objects again and again between the phases that pause it (a tenth
+        # of a large model's run) for the few reference cycles they leave, which the end frees.
+        # Commands that go through many models in turn keep it, or their memory would grow.
+        gc.disable()
+    sys.exit(main(argv))
+
