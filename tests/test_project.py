@@ -53,7 +53,10 @@ def test_console_runs_one_model_commands_without_the_collector(monkeypatch) -> N
                 cli.console()
             assert info.value.code == 3  # main's status is the process's
             assert seen[-1] == (argv, collector)
+            assert gc.get_freeze_count() > 0  # (what is left is not walked again at the end)
+            gc.unfreeze()
     finally:
+        gc.unfreeze()
         (gc.enable if was_enabled else gc.disable)()
 
 
