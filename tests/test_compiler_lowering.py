@@ -485,3 +485,45 @@ def test_per_group_statistic_is_read_through_zero_strides(m1) -> None:
     stat = planar[0].sources[1]
     assert stat.row_stride_bytes == 0 and stat.height == 40 and stat.width == 64
     assert sum(t.result.nbytes for t in result.program.tasks if t.planar is None) <= 32 * 64 * 2
+
+
+def _batched_per_plane_graph(n: int) -> object:
+    b = Builder("batched")
+    x = b.input("x", (n, 3, 12, 10))
+    y = b.input("y", (n, 3, 12, 10))
+    s = b.sigmoid(b.add(x, y))  # planar add, then a LUT through the NE bypass
+    p = b.max_pool2d(b.scale(s, 0.5, 0.25), kernel=2, stride=2)  # post-scale and bias; a pooling
+    bias = b.constant("bias", np.array([0.5, -1.0, 2.0], np.float32).reshape(1, 3, 1, 1))
+    b.output(b.mul(p, b.add(p, bias)))  # a bias per channel, repeated per image taken as channels
+    return b.build()
+
+
+def test_a_batch_of_per_plane_work_runs_as_channels(m1, monkeypatch) -> None:
+    """Element-wise and pooling ops over a batch take its images as channels, a task for as many
+    images as the channel limit holds rather than a task per image, bit for bit the per-image
+    lowering; a batch of one image, or images that are not back to back (a concat's part), go
+    image by image."""
+    from anesim.compiler.lowering import segment
+    from anesim.compiler.lowering.views import Buffer, batch_folds
+
+    graph = _batched_per_plane_graph(64)
+    rng = np.random.default_rng(5)
+    inputs = {k: rng.standard_normal((64, 3, 12, 10)).astype(np.float16) for k in ("x", "y")}
+    folded = compile_graph(graph, m1)
+    monkeypatch.setattr(segment, "batch_folds", lambda views, max_channels, max_bytes: None)
+    per_image = compile_graph(graph, m1)
+    assert len(per_image.program.tasks) == 6 * 64
+    assert len(folded.program.tasks) == 6  # (64 images of 3 channels: 192 channels, one task each op)
+    got = folded.execute(inputs, run_program)
+    want = per_image.execute(inputs, run_program)
+    for name in want:
+        assert np.array_equal(got[name].view(np.uint16), want[name].view(np.uint16))
+    monkeypatch.undo()
+
+    whole = Buffer(0, "t", "intermediate", 5, 4, 3, 7).view()
+    assert batch_folds([whole.image(0)], 16, 1 << 20) is None  # one image
+    assert batch_folds([whole.channels(0, 2)], 16, 1 << 20) is None  # images not back to back
+    assert batch_folds([whole], 16, 2 * whole.sn - 1) is None  # two images over the working set
+    groups = batch_folds([whole, whole], 8, 1 << 20)  # two images of four channels per group
+    assert [g[0].dims for g in groups] == [(1, 8, 3, 7), (1, 8, 3, 7), (1, 4, 3, 7)]
+    assert [g[0].offset for g in groups] == [0, 2 * whole.sn, 4 * whole.sn]

@@ -19,7 +19,7 @@ from anesim.compiler.lowering.eops import EOp, NeSpec
 from anesim.compiler.lowering.fusion import EpilogueFusion
 from anesim.compiler.lowering.luts import build_table
 from anesim.compiler.lowering.primitives import Primitives
-from anesim.compiler.lowering.segment import values_kernel
+from anesim.compiler.lowering.segment import per_channel, values_kernel
 from anesim.compiler.lowering.views import View
 from anesim.errors import CompileError
 
@@ -72,6 +72,10 @@ class ElementwiseOps(EpilogueFusion, Primitives):
             return False
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
+        if ne.kernel is None:  # (plane by plane: a batch's images may be taken as channels)
+            for s, d in self.per_plane(x, dest):
+                self.emit(EOp(node.name, node.describe(), [s], d, ne=per_channel(ne, d.c)))
+            return True
         for i in range(x.n):
             self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i), ne=ne.copy()))
         return True

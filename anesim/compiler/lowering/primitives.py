@@ -109,9 +109,8 @@ class Primitives(SegmentBase):
         if axis in (2, 3):
             window = (src.h, 1) if axis == 2 else (1, src.w)
             op = "maxpool" if kind == "max" else "minpool"
-            for i in range(src.n):
-                self.emit(EOp(name, where, [src.image(i)], dest.image(i),
-                              planar=PlanarSpec(op, False, window, window)))
+            for s, d in self.per_plane(src, dest):
+                self.emit(EOp(name, where, [s], d, planar=PlanarSpec(op, False, window, window)))
             return
         # channels: a tree of planar max over overlapping halves (max is idempotent)
         cur, count = src, src.c

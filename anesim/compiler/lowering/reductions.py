@@ -247,9 +247,9 @@ class ReductionOps(EpilogueFusion, Primitives):
         x = self.src(node.inputs[0])
         relu = self._absorb_relu(node)
         dest = self.dest_for(relu or node.output)
-        for i in range(x.n):
-            self.emit(EOp(node.name, node.describe(), [x.image(i)], dest.image(i),
-                          planar=PlanarSpec(op, bool(relu), window, stride, padding)))
+        # (a pooling works plane by plane: a batch's images are taken as channels where they can be)
+        for s, d in self.per_plane(x, dest):
+            self.emit(EOp(node.name, node.describe(), [s], d, planar=PlanarSpec(op, bool(relu), window, stride, padding)))
 
     def _op_max_pool2d(self, node: Node) -> None:
         a = node.attrs

@@ -19,7 +19,7 @@ from anesim.compiler.graph.graph import Graph, Node, as_nchw, axis_nchw
 from anesim.compiler.lowering.capability import Limits
 from anesim.compiler.lowering.eops import EOp, NeSpec, PlanarSpec
 from anesim.compiler.lowering.kernels import KernelSource
-from anesim.compiler.lowering.views import Buffer, View, reshape_view, slice_view
+from anesim.compiler.lowering.views import Buffer, View, batch_folds, reshape_view, slice_view
 from anesim.errors import CompileError
 from anesim.program.model import align_up
 
@@ -34,6 +34,14 @@ def ones_kernel(shape: tuple[int, int, int, int], value: float = 1.0) -> KernelS
 def values_kernel(shape: tuple[int, int, int, int], make: Any, description: str) -> KernelSource:
     """A constant kernel whose values ``make()`` computes when they are first read."""
     return KernelSource(shape, lambda: np.asarray(make(), np.float32).reshape(shape), "fp16", 0, description)
+
+
+def per_channel(ne: NeSpec, channels: int) -> NeSpec:
+    """A copy of a kernel-less NE spec for ``channels`` channels: a per-channel bias repeated
+    for each image a batch fold took as channels."""
+    if ne.bias is not None and 1 < ne.bias.size < channels:
+        return ne.copy(bias=np.tile(ne.bias, channels // ne.bias.size))
+    return ne.copy()
 
 
 def rows_as_lanes(src: View, dest: View, lanes: int) -> tuple[View, View]:
@@ -195,15 +203,27 @@ class SegmentBase:
         their rows as channels (the same bytes, a view), so every core and lane takes a share
         instead of one lane walking the rows.
         """
-        for i in range(src.n):
-            s, d = src.image(i), dest.image(i)
+        for s, d in self.per_plane(src, dest):
             if ne.bias is None or ne.bias.size == 1:
                 s, d = rows_as_lanes(s, d, self.chip.ne.cores.value * self.chip.ne.out_channels_per_cycle_fp16.value)
-            self.emit(EOp(name, where, [s], d, ne=ne.copy()))
+            self.emit(EOp(name, where, [s], d, ne=per_channel(ne, d.c)))
+
+    def per_plane(self, src: View, dest: View) -> list[tuple[View, View]]:
+        """``src`` and ``dest`` image by image for work done plane by plane (no channel mixing),
+        or, where the layout allows (:func:`batch_folds`), a batch's images as channels: a task
+        for as many images as the channel limit holds, not one per image."""
+        folds = batch_folds([src, dest], self.limits.max_dimension, self.chip.memory.working_set_cap_bytes.value)
+        return [(s, d) for s, d in folds] if folds else [(src.image(i), dest.image(i)) for i in range(src.n)]
 
     def planar(self, op: str, a: View, b: View | None, dest: View, name: str, where: str,
                relu: bool = False) -> None:
         """A planar-engine op of one or two sources (one per image)."""
+        folds = batch_folds([dest, a] + ([b] if b is not None else []), self.limits.max_dimension,
+                            self.chip.memory.working_set_cap_bytes.value)
+        if folds:  # (a per-plane op: a batch's images are taken as channels, a few tasks for all)
+            for d, *srcs in folds:
+                self.emit(EOp(name, where, srcs, d, planar=PlanarSpec(op, relu)))
+            return
         for i in range(dest.n):
             srcs = [a.image(min(i, a.n - 1))] + ([b.image(min(i, b.n - 1))] if b is not None else [])
             self.emit(EOp(name, where, srcs, dest.image(i), planar=PlanarSpec(op, relu)))

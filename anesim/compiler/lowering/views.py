@@ -93,6 +93,12 @@ class View(NamedTuple):
         return View(self.buffer, self.offset + index * self.sn, 1, self.c, self.h, self.w,
                     self.sn, self.sc, self.sh, self.elem)
 
+    def images_as_channels(self, start: int, count: int) -> View:
+        """Images [start, start + count) as one image of ``count * c`` channels: the same bytes,
+        where each image follows the one before at the plane stride (see :func:`batch_folds`)."""
+        return View(self.buffer, self.offset + start * self.sn, 1, count * self.c, self.h, self.w,
+                    count * self.sn, self.sc, self.sh, self.elem)
+
     def plane(self, n: int, c: int) -> View:
         """One (n, c) plane: a single-channel view of h rows."""
         return View(self.buffer, self.offset + n * self.sn + c * self.sc, 1, 1, self.h, self.w,
@@ -111,6 +117,28 @@ class View(NamedTuple):
     def is_packed_like(self, other: View) -> bool:
         """True when both views address the same bytes the same way."""
         return self == other
+
+
+def batch_folds(views: list[View], max_channels: int, max_bytes: int) -> list[list[View]] | None:
+    """A batch of per-plane work (an element-wise op, a pooling) as a few images of many channels.
+
+    Every view must hold the same batch and channels (a plane of one maps to the same plane of
+    the others; their heights and widths are the op's business), and each image must follow the
+    one before at the plane stride (a whole tensor in the packed layout; not a concat's part or a
+    channel slice), so that images [i, i + k) are the channels of one image, byte for byte. Returns
+    per group of at most ``max_channels`` channels, and of at most ``max_bytes`` per view (the
+    working set a task's operand may hold on chip: a group never spills where its images alone
+    would not), each view's images as one image, or None when the batch is one or the views do
+    not allow it (then the work goes image by image).
+    """
+    first = views[0]
+    n = first.n
+    if n == 1 or any(v.n != n or v.c != first.c or v.sn != v.c * v.sc for v in views):
+        return None
+    per = max(1, min(max_channels // first.c, max_bytes // max(max(v.sn for v in views), 1)))
+    if per == 1:
+        return None
+    return [[v.images_as_channels(i, min(per, n - i)) for v in views] for i in range(0, n, per)]
 
 
 def _dims4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
