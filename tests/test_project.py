@@ -39,7 +39,7 @@ def test_console_runs_one_model_commands_without_the_collector(monkeypatch) -> N
 
     import pytest
 
-    import anesim.cli as cli
+    from anesim import cli
 
     seen: list[tuple[list[str], bool]] = []
     monkeypatch.setattr(cli, "main", lambda argv: seen.append((list(argv), gc.isenabled())) or 3)

@@ -249,7 +249,8 @@ class ReductionOps(EpilogueFusion, Primitives):
         dest = self.dest_for(relu or node.output)
         # (a pooling works plane by plane: a batch's images are taken as channels where they can be)
         for s, d in self.per_plane(x, dest):
-            self.emit(EOp(node.name, node.describe(), [s], d, planar=PlanarSpec(op, bool(relu), window, stride, padding)))
+            self.emit(EOp(node.name, node.describe(), [s], d,
+                          planar=PlanarSpec(op, bool(relu), window, stride, padding)))
 
     def _op_max_pool2d(self, node: Node) -> None:
         a = node.attrs

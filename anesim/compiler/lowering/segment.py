@@ -3,7 +3,8 @@
 :class:`SegmentBase` allocates buffers (inputs, outputs, intermediates, constants read by the
 tile DMA), decides where each value is written - its own buffer, its place in a concat result
 written in place, or the storage of the reshape it feeds - and appends engine ops through a few
-helpers (a copy, a bypass, a planar op, a 1x1 convolution), one op per image. The op-family
+helpers (a copy, a bypass, a planar op, a 1x1 convolution), one op per image, or for the
+helpers that work plane by plane one per group of images taken as channels. The op-family
 modules build on it; :mod:`anesim.compiler.lowering.lower` combines them.
 """
 
@@ -192,11 +193,12 @@ class SegmentBase:
         self.eops.append(eop)
 
     def copy(self, src: View, dest: View, name: str, where: str) -> None:
-        """A DMA copy through the NE bypass (one per image)."""
+        """A DMA copy through the NE bypass (per image, or images as channels: :meth:`per_plane`)."""
         self.bypass(src, dest, NeSpec("bypass"), name, where)
 
     def bypass(self, src: View, dest: View, ne: NeSpec, name: str, where: str) -> None:
-        """Bias, post-scale and nonlinearity without a kernel (one op per image).
+        """Bias, post-scale and nonlinearity without a kernel (per image, or images as channels:
+        :meth:`per_plane`).
 
         A per-element op has no use for the row structure: when the result holds fewer channels
         than the NE has channel lanes and no per-channel bias, source and result are seen with
@@ -217,7 +219,8 @@ class SegmentBase:
 
     def planar(self, op: str, a: View, b: View | None, dest: View, name: str, where: str,
                relu: bool = False) -> None:
-        """A planar-engine op of one or two sources (one per image)."""
+        """A planar-engine op of one or two sources: per image (a source of one image serves every
+        image), or a batch's images as channels where every operand allows it (:func:`batch_folds`)."""
         folds = batch_folds([dest, a] + ([b] if b is not None else []), self.limits.max_dimension,
                             self.chip.memory.working_set_cap_bytes.value)
         if folds:  # (a per-plane op: a batch's images are taken as channels, a few tasks for all)
