@@ -494,12 +494,14 @@ def _batched_per_plane_graph(n: int) -> object:
     s = b.sigmoid(b.add(x, y))  # planar add, then a LUT through the NE bypass
     p = b.max_pool2d(b.scale(s, 0.5, 0.25), kernel=2, stride=2)  # post-scale and bias; a pooling
     bias = b.constant("bias", np.array([0.5, -1.0, 2.0], np.float32).reshape(1, 3, 1, 1))
-    b.output(b.mul(p, b.add(p, bias)))  # a bias per channel, repeated per image taken as channels
+    gain = b.constant("gain", np.array([1.5, -0.5, 0.25], np.float32).reshape(1, 3, 1, 1))
+    q = b.mul(b.add(p, bias), gain)  # a bias and a depthwise scale per channel, repeated per image
+    b.output(b.mul(p, q))
     return b.build()
 
 
 def test_a_batch_of_per_plane_work_runs_as_channels(m1, monkeypatch) -> None:
-    """Element-wise and pooling ops over a batch take its images as channels, a task for as many
+    """Element-wise (a depthwise scale included) and pooling ops over a batch take its images as channels, a task for as many
     images as the channel limit holds rather than a task per image, bit for bit the per-image
     lowering; a batch of one image, or images that are not back to back (a concat's part), go
     image by image."""
@@ -512,8 +514,8 @@ def test_a_batch_of_per_plane_work_runs_as_channels(m1, monkeypatch) -> None:
     folded = compile_graph(graph, m1)
     monkeypatch.setattr(segment, "batch_folds", lambda views, max_channels, max_bytes: None)
     per_image = compile_graph(graph, m1)
-    assert len(per_image.program.tasks) == 6 * 64
-    assert len(folded.program.tasks) == 6  # (64 images of 3 channels: 192 channels, one task each op)
+    assert len(per_image.program.tasks) == 7 * 64
+    assert len(folded.program.tasks) == 7  # (64 images of 3 channels: 192 channels, one task each op)
     got = folded.execute(inputs, run_program)
     want = per_image.execute(inputs, run_program)
     for name in want:

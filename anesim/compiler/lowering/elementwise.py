@@ -72,7 +72,9 @@ class ElementwiseOps(EpilogueFusion, Primitives):
             return False
         out = self.absorb(node.output, ne, channel_ok=True)
         dest = self.dest_for(out)
-        if ne.kernel is None:  # (plane by plane: a batch's images may be taken as channels)
+        k = ne.kernel
+        if k is None or (ne.groups == channels and k.shape == (channels, 1, 1, 1) and k.encoded is None):
+            # (plane by plane, a depthwise scale included: a batch's images may be taken as channels)
             for s, d in self.per_plane(x, dest):
                 self.emit(EOp(node.name, node.describe(), [s], d, ne=per_channel(ne, d.c)))
             return True

@@ -52,6 +52,15 @@ class KernelSource:
         return KernelSource((stop - start, i, kh, kw), lambda: make()[start:stop], self.format,
                             self.palette_bits, f"{self.description}[{start}:{stop}]", encoded, self.sparsity)
 
+    def repeated_out(self, times: int) -> KernelSource:
+        """The output channels ``times`` over, in order (a depthwise kernel for a batch's images
+        taken as channels); for weights given as values, not as a model's own codes."""
+        assert self.encoded is None
+        make = self.make
+        o, i, kh, kw = self.shape
+        return KernelSource((o * times, i, kh, kw), lambda: np.tile(make(), (times, 1, 1, 1)), self.format,
+                            self.palette_bits, f"{self.description} x{times}", sparsity=self.sparsity)
+
     def scaled(self, per_channel: np.ndarray) -> KernelSource:
         """The same weights times a per-output-channel factor (batch norm, a following mul)."""
         make = self.make

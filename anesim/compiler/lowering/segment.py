@@ -38,11 +38,17 @@ def values_kernel(shape: tuple[int, int, int, int], make: Any, description: str)
 
 
 def per_channel(ne: NeSpec, channels: int) -> NeSpec:
-    """A copy of a kernel-less NE spec for ``channels`` channels: a per-channel bias repeated
-    for each image a batch fold took as channels."""
+    """A copy of an NE spec that works plane by plane (no kernel, or a depthwise one), for
+    ``channels`` channels: its per-channel bias and kernel repeated for each image a batch fold
+    took as channels."""
+    changes: dict[str, Any] = {}
     if ne.bias is not None and 1 < ne.bias.size < channels:
-        return ne.copy(bias=np.tile(ne.bias, channels // ne.bias.size))
-    return ne.copy()
+        changes["bias"] = np.tile(ne.bias, channels // ne.bias.size)
+    kernel = ne.kernel
+    if kernel is not None and kernel.shape[0] < channels:
+        changes["kernel"] = kernel.repeated_out(channels // kernel.shape[0])
+        changes["groups"] = channels
+    return ne.copy(**changes)
 
 
 def rows_as_lanes(src: View, dest: View, lanes: int) -> tuple[View, View]:
