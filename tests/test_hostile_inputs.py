@@ -447,6 +447,25 @@ def test_a_task_asking_for_more_tile_steps_than_the_limit_is_refused_while_plann
         set_max_memory(None)
 
 
+def test_a_batch_lowering_past_the_step_limit_is_refused_as_it_goes() -> None:
+    """A large batch through a layer that mixes channels lowers image by image: the lowering
+    stops at the first operation over the step limit, naming the node, instead of lowering the
+    rest of a model that is refused anyway (a batch of 65,535 small convolutions took 7 s): the
+    count it reports is the limit passed, not the whole batch's."""
+    from anesim.chips import load_chip
+    from anesim.compiler import Builder, compile_graph
+
+    b = Builder("wide_batch")
+    b.output(b.conv2d(b.input("x", (60_000, 4, 2, 2)), 4, kernel=1, name="mix"))
+    set_max_memory(4 << 20)  # a step limit of 2,048
+    try:
+        with pytest.raises(LimitError, match=r"lowered engine operations \(refused while lowering node 'mix'\): "
+                                             r"exceeds the step limit .* found more than 2,048"):
+            compile_graph(b.build(), load_chip("m1"))
+    finally:
+        set_max_memory(None)
+
+
 def test_a_one_byte_working_set_still_plans() -> None:
     from anesim.chips import load_chip
     from anesim.compiler import compile_file

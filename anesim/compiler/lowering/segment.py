@@ -22,6 +22,8 @@ from anesim.compiler.lowering.eops import EOp, NeSpec, PlanarSpec
 from anesim.compiler.lowering.kernels import KernelSource
 from anesim.compiler.lowering.views import Buffer, View, batch_folds, reshape_view, slice_view
 from anesim.errors import CompileError
+from anesim.limits import LimitError
+from anesim.limits import current as current_limits
 from anesim.program.model import align_up
 
 VIEW_OPS = ("reshape", "transpose", "slice", "identity")
@@ -83,6 +85,7 @@ class SegmentBase:
         self.storage: dict[str, View] = {}
         self.const_buffers: dict[str, View] = {}
         self.eops: list[EOp] = []
+        self.max_ops = current_limits(chip).steps
         self.fused: set[str] = set()
         self.on_chip = False  # temporaries belong to a row tile (kept in the pool when they fit)
         self.consumers: dict[str, list[Node]] = {}
@@ -195,8 +198,15 @@ class SegmentBase:
         return out
 
     def emit(self, eop: EOp) -> None:
-        """Append an engine op."""
+        """Append an engine op; refused as soon as the ops outnumber the step limit (a large batch
+        goes image by image through the layers that mix channels: the whole lowering of one that
+        is refused anyway took seconds)."""
         self.eops.append(eop)
+        if len(self.eops) > self.max_ops:
+            raise LimitError("exceeds the step limit (scales with --max-memory / ANESIM_MAX_MEMORY)",
+                             file=self.g.source or None,
+                             where=f"lowered engine operations (refused while lowering node '{eop.name}')",
+                             expected=f"<= {self.max_ops:,}", found=f"more than {self.max_ops:,}")
 
     def copy(self, src: View, dest: View, name: str, where: str) -> None:
         """A DMA copy through the NE bypass (per image, or images as channels: :meth:`per_plane`)."""
