@@ -102,4 +102,3 @@ def console() -> NoReturn:
     # large model's compiled program and plans: a tenth of a second) to free what the end frees.
     gc.freeze()
     sys.exit(status)
-

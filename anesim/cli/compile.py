@@ -31,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# -o suffixes written as H13 command streams (.hwx: a container; the others a raw buffer and its
+# sidecar); any other is the program model as JSON
+ENCODED_SUFFIXES = (".hwx", ".bin", ".anec")
+
+
 def _write(args: argparse.Namespace, result: object, out: Path, params: dict | None) -> str:
     from anesim.compiler.backend.program_json import program_to_dict
     from anesim.errors import UnsupportedError
@@ -51,7 +56,7 @@ def _write(args: argparse.Namespace, result: object, out: Path, params: dict | N
         out.write_bytes(data)
         return (f"wrote {out} ({len(data)} bytes, {len(hwx_result.program.tasks)} H13 tasks, intermediates in DRAM); "
                 f"read it back with: anesim disasm {out}")
-    if suffix in (".bin", ".anec"):
+    if suffix in ENCODED_SUFFIXES:  # (.bin, .anec: a raw command buffer)
         from anesim.compiler import compile_file
         from anesim.compiler.backend.h13_emit import encode_raw
 
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     """Compile and report."""
     from anesim.compiler import compile_file
 
-    if args.weights and (not args.output or Path(args.output).suffix.lower() in (".hwx", ".bin", ".anec")):
+    if args.weights and (not args.output or Path(args.output).suffix.lower() in ENCODED_SUFFIXES):
         from anesim.errors import InputError
 
         raise InputError("--weights adds the kernel weights to the program model written with -o OUT.json",

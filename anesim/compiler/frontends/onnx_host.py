@@ -202,4 +202,3 @@ def _reference_opset(opset: Any, node: Any) -> Any:
 
         return helper.make_opsetid(opset.domain, 19)
     return opset
-
