@@ -51,6 +51,14 @@ def test_weights_only_with_a_program_model_file(capsys, tmp_path):
     assert "weights" in out.read_text()
 
 
+def test_compile_output_names_a_known_format(capsys, tmp_path):
+    # (a name with another suffix used to get the program model as JSON without a word)
+    _refused(capsys, ["compile", str(PROGRAM), "-o", str(tmp_path / "x.txt")], "x.txt", ".txt", "OUT.json")
+    _refused(capsys, ["compile", str(PROGRAM), "-o", str(tmp_path / "x")], "no suffix")
+    assert not list(tmp_path.iterdir())
+    assert main(["compile", str(PROGRAM), "-o", str(tmp_path / "x.JSON")]) == 0
+
+
 def test_validate_and_calibrate_refuse_options_of_another_mode(capsys, tmp_path):
     _refused(capsys, ["validate", "--summary", "--json"], "--summary", "--json")
     _refused(capsys, ["validate", "--cross-validate", "--summary"], "--summary")

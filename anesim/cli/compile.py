@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # -o suffixes written as H13 command streams (.hwx: a container; the others a raw buffer and its
-# sidecar); any other is the program model as JSON
+# sidecar), and the one written as the program model
 ENCODED_SUFFIXES = (".hwx", ".bin", ".anec")
+MODEL_SUFFIX = ".json"
 
 
 def _write(args: argparse.Namespace, result: object, out: Path, params: dict | None) -> str:
@@ -77,9 +78,14 @@ def run(args: argparse.Namespace) -> int:
     """Compile and report."""
     from anesim.compiler import compile_file
 
-    if args.weights and (not args.output or Path(args.output).suffix.lower() in ENCODED_SUFFIXES):
-        from anesim.errors import InputError
+    from anesim.errors import InputError
 
+    if args.output and Path(args.output).suffix.lower() not in (*ENCODED_SUFFIXES, MODEL_SUFFIX):
+        # (checked before compiling: any other name would get JSON it does not announce)
+        raise InputError("-o names what to write by its suffix", file=args.output,
+                         expected="OUT.hwx, OUT.bin or OUT.anec (an H13 command stream) or OUT.json (the program model)",
+                         found=Path(args.output).suffix or "no suffix")
+    if args.weights and (not args.output or Path(args.output).suffix.lower() in ENCODED_SUFFIXES):
         raise InputError("--weights adds the kernel weights to the program model written with -o OUT.json",
                          expected="-o OUT.json", found=f"-o {args.output}" if args.output else "no -o")
     params = program_params(args.param, args.model)
