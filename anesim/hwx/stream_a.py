@@ -16,9 +16,9 @@ from typing import Any
 
 from anesim.hwx.binary import Reader, pack_u32
 from anesim.hwx.fields import register_from_json, register_to_json, word_to_json
-from anesim.hwx.jsonform import MAX_STREAM_BYTES, Doc, hexnum
+from anesim.hwx.jsonform import Doc, hexnum
 from anesim.hwx.regmaps import RegisterMap
-from anesim.hwx.tasks import DecodedTask, gap_item, header_fields, header_has_ext, header_from_json
+from anesim.hwx.tasks import DecodedTask, encode_items, gap_item, header_fields, header_has_ext, header_from_json
 
 MAX_GROUP_WORDS = 64
 
@@ -137,13 +137,4 @@ def encode_task(doc: Doc, regmap: RegisterMap) -> bytes:
 
 def encode(doc: Doc, regmap: RegisterMap) -> bytes:
     """The command stream bytes of a decoded encoding-A stream."""
-    parts = []
-    for item in doc.get("items").items():
-        kind = item.get("kind").str()
-        if kind == "task":
-            parts.append(encode_task(item, regmap))
-        elif kind == "gap":
-            parts.append(item.get("data").blob(MAX_STREAM_BYTES - sum(map(len, parts))))
-        else:
-            raise item.get("kind").error("unknown stream item", expected="'task' or 'gap'", found=kind)
-    return b"".join(parts)
+    return encode_items(doc, regmap, encode_task, [])

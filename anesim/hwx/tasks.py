@@ -6,11 +6,12 @@ disassembler and for building the program model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from anesim.hwx.fields import word_from_json
-from anesim.hwx.jsonform import Doc, blob
+from anesim.hwx.jsonform import MAX_STREAM_BYTES, Doc, blob
 from anesim.hwx.regmaps import RegisterMap
 
 
@@ -47,6 +48,20 @@ def header_has_ext(regmap: RegisterMap, words: list[int]) -> bool:
 def gap_item(data: bytes, offset: int) -> dict[str, Any]:
     """Bytes between or after tasks that belong to no task, kept verbatim."""
     return {"kind": "gap", "offset": f"{offset:#x}", "data": blob(data)}
+
+
+def encode_items(doc: Doc, regmap: RegisterMap, encode_task: Callable[[Doc, RegisterMap], bytes],
+                 parts: list[bytes]) -> bytes:
+    """A stream's bytes: ``parts`` (its header, if any), then its items, tasks and gaps, in order."""
+    for item in doc.get("items").items():
+        kind = item.get("kind").str()
+        if kind == "task":
+            parts.append(encode_task(item, regmap))
+        elif kind == "gap":
+            parts.append(item.get("data").blob(MAX_STREAM_BYTES - sum(map(len, parts))))
+        else:
+            raise item.get("kind").error("unknown stream item", expected="'task' or 'gap'", found=kind)
+    return b"".join(parts)
 
 
 def header_from_json(doc: Doc, regmap: RegisterMap) -> list[int]:
