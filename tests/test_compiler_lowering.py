@@ -529,3 +529,37 @@ def test_a_batch_of_per_plane_work_runs_as_channels(m1, monkeypatch) -> None:
     groups = batch_folds([whole, whole], 8, 1 << 20)  # two images of four channels per group
     assert [g[0].dims for g in groups] == [(1, 8, 3, 7), (1, 8, 3, 7), (1, 4, 3, 7)]
     assert [g[0].offset for g in groups] == [0, 2 * whole.sn, 4 * whole.sn]
+
+
+def _norm_and_softmax_graph(batch: int):
+    b = Builder(f"rows_{batch}")
+    x = b.input("x", (batch, 64, 1, 1024))
+    b.output(b.softmax(b.layer_norm(x, axis=1, gamma=np.linspace(0.5, 1.5, 64), beta=np.full(64, 0.25)), axis=1))
+    return b.build()
+
+
+def test_a_batch_of_row_wise_work_is_tiled_image_by_image(m1) -> None:
+    """A layer norm and a softmax over a batch whose working set exceeds the cap are cut into its
+    images (and each image into row tiles where it does not fit), their temporaries on chip as
+    for one image: DRAM moves the input and the result once, as for the images one by one (the
+    batch used to be left whole, its temporaries spilling). Bit for bit each image compiled on
+    its own; a batch that fits as a whole is not cut."""
+    from anesim.sweep.overrides import apply_overrides
+    from anesim.timing import simulate
+
+    # (an image's 128 KiB fits six times over; the batch of four does not)
+    chip = apply_overrides(m1, {"memory.working_set_cap_bytes": 768 * 1024})
+    batched = compile_graph(_norm_and_softmax_graph(4), chip)
+    one = compile_graph(_norm_and_softmax_graph(1), chip)
+    moved = simulate(batched, chip, trace=False).dram_bytes["activation"]
+    assert moved == 4 * simulate(one, chip, trace=False).dram_bytes["activation"] == 4 * 2 * 64 * 1024 * 2
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 64, 1, 1024)).astype(np.float16)
+    got = batched.execute({"x": x}, run_program)
+    (name,) = got
+    for i in range(4):
+        (want,) = one.execute({"x": x[i:i + 1]}, run_program).values()
+        assert np.array_equal(got[name][i:i + 1].view(np.uint16), want.view(np.uint16))
+    roomy = apply_overrides(m1, {"memory.working_set_cap_bytes": 16 * 2**20})
+    whole = compile_graph(_norm_and_softmax_graph(4), roomy)
+    assert len(whole.program.tasks) < len(batched.program.tasks)  # (its per-plane stages take the images as channels)

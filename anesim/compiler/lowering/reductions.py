@@ -46,16 +46,26 @@ class ReductionOps(EpilogueFusion, Primitives):
         is cut along an axis other than the reduced one, height if it has rows, else width in
         steps of 32 elements (64 bytes, so every tile starts on a row boundary), into the
         largest tiles whose working set, ``full_tiles`` tensors of the tile's size, fits the
-        cap. The stages then run tile by tile with their temporaries on chip, as Apple's softmax
+        cap; a batch that does not fit is first cut into its images. The stages then run tile by tile with their temporaries on chip, as Apple's softmax
         streams a few rows at a time through the pool; one element of every reduction lives in
         one tile, so the arithmetic is unchanged.
         """
         cap = self.chip.memory.working_set_cap_bytes.value
         whole = [(x, target)]
-        if axis != 1 or x.n != 1 or target.n != 1:
+        if axis != 1 or x.n != target.n:
             return whole
         if full_tiles * Buffer(0, "", "", *x.dims).nbytes <= cap:
             return whole
+        if x.n > 1:
+            # A batch: the rows of every image are reduced on their own, so each image is tiled
+            # as a tensor of one (whole where it fits), and a batch never spills where one
+            # image alone would not.
+            tiles = []
+            for i in range(x.n):
+                xi, ti = slice_view(x, 0, i, 1, 1), slice_view(target, 0, i, 1, 1)
+                assert xi is not None and ti is not None
+                tiles.extend(self._row_tiles(xi, ti, axis, full_tiles))
+            return tiles
         tile_axis, extent, step = (2, x.h, 1) if x.h > 1 else (3, x.w, 32)
 
         def tile_bytes(count: int) -> int:
