@@ -46,9 +46,10 @@ class ReductionOps(EpilogueFusion, Primitives):
         is cut along an axis other than the reduced one, height if it has rows, else width in
         steps of 32 elements (64 bytes, so every tile starts on a row boundary), into the
         largest tiles whose working set, ``full_tiles`` tensors of the tile's size, fits the
-        cap; a batch that does not fit is first cut into its images. The stages then run tile by tile with their temporaries on chip, as Apple's softmax
-        streams a few rows at a time through the pool; one element of every reduction lives in
-        one tile, so the arithmetic is unchanged.
+        cap; a batch that does not fit is first cut into its images. The stages then run tile
+        by tile with their temporaries on chip, as Apple's softmax streams a few rows at a time
+        through the pool; one element of every reduction lives in one tile, so the arithmetic
+        is unchanged.
         """
         cap = self.chip.memory.working_set_cap_bytes.value
         whole = [(x, target)]
