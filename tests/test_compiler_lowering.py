@@ -534,7 +534,8 @@ def test_a_batch_of_per_plane_work_runs_as_channels(m1, monkeypatch) -> None:
 def _norm_and_softmax_graph(batch: int):
     b = Builder(f"rows_{batch}")
     x = b.input("x", (batch, 64, 1, 1024))
-    b.output(b.softmax(b.layer_norm(x, axis=1, gamma=np.linspace(0.5, 1.5, 64), beta=np.full(64, 0.25)), axis=1))
+    normed = b.layer_norm(x, axis=1, gamma=np.linspace(0.5, 1.5, 64), beta=np.full(64, 0.25))
+    b.output(b.softmax(normed, axis=1))
     return b.build()
 
 
@@ -562,4 +563,5 @@ def test_a_batch_of_row_wise_work_is_tiled_image_by_image(m1) -> None:
         assert np.array_equal(got[name][i:i + 1].view(np.uint16), want.view(np.uint16))
     roomy = apply_overrides(m1, {"memory.working_set_cap_bytes": 16 * 2**20})
     whole = compile_graph(_norm_and_softmax_graph(4), roomy)
-    assert len(whole.program.tasks) < len(batched.program.tasks)  # (its per-plane stages take the images as channels)
+    # (its per-plane stages take the images as channels)
+    assert len(whole.program.tasks) < len(batched.program.tasks)
