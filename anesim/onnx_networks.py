@@ -48,6 +48,20 @@ ROW_LIMIT = 4096
 
 
 
+_VALUE_FIELDS = ("raw_data", "float_data", "double_data", "int32_data", "int64_data", "uint64_data",
+                 "string_data")
+
+
+def weightless_initializer(model: Any) -> str | None:
+    """The name of the first initializer a spec left without values (tagged, empty, not external),
+    or None: such a model is a spec, to be completed by :func:`materialise`."""
+    for tensor in model.graph.initializer:
+        if (tensor.doc_string.startswith(TAG) and tensor.data_location != 1  # (1: EXTERNAL)
+                and not any(len(getattr(tensor, f)) for f in _VALUE_FIELDS)):
+            return tensor.name
+    return None
+
+
 def describe(model: Any, exact_limit: int = EXACT_LIMIT) -> Any:
     """A spec of ``model``: a copy whose large, non-constant float initializers keep only their
     dims, type and statistics (mean, standard deviation) in a tagged ``doc_string``."""

@@ -142,6 +142,22 @@ def test_materialiser_cli_and_bad_statistics(tmp_path: Path) -> None:
     assert "bad.spec.onnx" in run.stderr and tensor.name in run.stderr and "out of range" in run.stderr
 
 
+def test_a_spec_given_as_a_model_is_refused_with_the_way_to_complete_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """A weightless spec run as a model gets one line naming it a spec and the command that
+    completes it, not the checker's complaint about a tensor with no value."""
+    from anesim.cli import main
+
+    assert main(["run", str(SPECS / "resnet18.spec.onnx"), "--timing-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "network spec" in err and "python -m anesim.onnx_networks" in err
+    assert "conv1.weight" in err
+    spec = onnx.load(str(SPECS / "resnet18.spec.onnx"))
+    from anesim.onnx_networks import materialise, weightless_initializer
+
+    assert weightless_initializer(spec) == "conv1.weight"
+    assert weightless_initializer(materialise(spec)) is None
+
+
 @pytest.mark.parametrize("name", IN_PROCESS)
 def test_network_agrees_with_onnxruntime(name: str, materialised) -> None:
     numerics, bound, _ = NETWORKS[name]

@@ -496,6 +496,14 @@ def load_onnx(path: str | Path) -> Graph:
 def check_model(model: Any, file: str | Path) -> None:
     """onnx's own checker (attribute types, node arity, graph wiring), as one ProgramError."""
     onnx = require_onnx("reading ONNX models")
+    from anesim.onnx_networks import weightless_initializer
+
+    empty = weightless_initializer(model)
+    if empty is not None:  # (the checker would only say a tensor holds no value)
+        raise ProgramError("a network spec: its weights are statistics to draw them from, not values",
+                           file=file, expected="a complete model: python -m anesim.onnx_networks SPEC "
+                           "OUT.onnx --seed 0 writes one (docs/networks.md)",
+                           found=f"initializer '{empty}' without values")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
