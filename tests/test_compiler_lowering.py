@@ -561,6 +561,11 @@ def test_a_batch_of_row_wise_work_is_tiled_image_by_image(m1) -> None:
     for i in range(4):
         (want,) = one.execute({"x": x[i:i + 1]}, run_program).values()
         assert np.array_equal(got[name][i:i + 1].view(np.uint16), want.view(np.uint16))
+    # an image whose narrowest row tile (32 columns) does not fit is left whole, as alone
+    tight = apply_overrides(m1, {"memory.working_set_cap_bytes": 16 * 1024})
+    alone = simulate(compile_graph(_norm_and_softmax_graph(1), tight), tight, trace=False).dram_bytes
+    together = simulate(compile_graph(_norm_and_softmax_graph(4), tight), tight, trace=False).dram_bytes
+    assert together["activation"] == 4 * alone["activation"]
     roomy = apply_overrides(m1, {"memory.working_set_cap_bytes": 16 * 2**20})
     whole = compile_graph(_norm_and_softmax_graph(4), roomy)
     # (its per-plane stages take the images as channels)

@@ -104,7 +104,7 @@ class ReductionOps(EpilogueFusion, Primitives):
         tiles = self._row_tiles(x, self.dest_for(node.output), axis, full_tiles + 1)
         cap = self.chip.memory.working_set_cap_bytes.value
         fits = (full_tiles + 1) * Buffer(0, "", "", *tiles[0][0].dims).nbytes <= cap
-        self.on_chip = len(tiles) > 1 or fits
+        self.on_chip = fits  # (every row tile fits by construction; an image left whole may not)
         try:
             for xs, ts in tiles:
                 buf = self.buffers[xs.buffer]
