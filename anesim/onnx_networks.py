@@ -45,18 +45,22 @@ EXACT_LIMIT = 1024
 ROW_SPREAD = 1.25
 ROW_LIMIT = 4096
 
-
-
-
 _VALUE_FIELDS = ("raw_data", "float_data", "double_data", "int32_data", "int64_data", "uint64_data",
                  "string_data")
+
+
+def _tagged(tensor: Any) -> bool:
+    """True for a tensor whose doc_string holds a spec's statistics (protobuf hands a doc_string
+    that is not UTF-8 over as bytes, which is not one)."""
+    doc = tensor.doc_string
+    return isinstance(doc, str) and doc.startswith(TAG)
 
 
 def weightless_initializer(model: Any) -> str | None:
     """The name of the first initializer a spec left without values (tagged, empty, not external),
     or None: such a model is a spec, to be completed by :func:`materialise`."""
     for tensor in model.graph.initializer:
-        if (tensor.doc_string.startswith(TAG) and tensor.data_location != 1  # (1: EXTERNAL)
+        if (_tagged(tensor) and tensor.data_location != 1  # (1: EXTERNAL)
                 and not any(len(getattr(tensor, f)) for f in _VALUE_FIELDS)):
             return tensor.name
     return None
@@ -114,7 +118,7 @@ def materialise(spec: Any, seed: int = 0, file: str = "<spec>") -> Any:
     model = onnx.ModelProto()
     model.CopyFrom(spec)
     for tensor in model.graph.initializer:
-        if not tensor.doc_string.startswith(TAG):
+        if not _tagged(tensor):
             continue
         where = f"initializer '{tensor.name}': doc_string"
         dims = tuple(int(d) for d in tensor.dims)

@@ -156,6 +156,11 @@ def test_a_spec_given_as_a_model_is_refused_with_the_way_to_complete_it(capsys: 
 
     assert weightless_initializer(spec) == "conv1.weight"
     assert weightless_initializer(materialise(spec)) is None
+    # a doc_string that is not UTF-8 reaches python as bytes: not a tag, and no TypeError
+    spec.graph.initializer[0].doc_string = "anesim:random QQQQ"
+    damaged = onnx.load_from_string(spec.SerializeToString().replace(b"QQQQ", b"\xff\xfe\xfd\xfc"))
+    assert isinstance(damaged.graph.initializer[0].doc_string, bytes)
+    assert weightless_initializer(damaged) == damaged.graph.initializer[1].name
 
 
 @pytest.mark.parametrize("name", IN_PROCESS)
