@@ -200,3 +200,24 @@ def test_a_point_on_a_chip_without_calibration_rows_carries_its_range() -> None:
     assert calibrated["latency_low_s"] is None and calibrated["energy_high_j"] is None
     assert predicted["latency_low_s"] < predicted["latency_s"] < predicted["latency_high_s"]
     assert predicted["energy_low_j"] < predicted["energy_j"] < predicted["energy_high_j"]
+
+
+def test_latency_axes_read_as_plain_numbers() -> None:
+    """A log axis of a sweep figure labels its ticks 1.4, 2, 1000, not 1.4 x 10^0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from anesim.sweep.plots import plain_log_axis
+
+    for low, high, some in ((1.39, 2.6, "1.4"), (0.3, 2500, "1000")):
+        fig, ax = plt.subplots()
+        ax.bar([0, 1], [low, high])
+        ax.set_yscale("log")
+        ax.set_ylim(low * 0.98, high * 1.05)
+        plain_log_axis(ax.yaxis)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+        plt.close(fig)
+        assert some in labels and not any("times" in text or "^" in text for text in labels), labels

@@ -22,6 +22,15 @@ def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if not r.get("error")]
 
 
+def plain_log_axis(axis: Any) -> None:
+    """Label a log axis with plain numbers (1.4, 20, 0.5), not as powers of ten (1.4 x 10^0);
+    the in-between ticks are labelled only where the axis spans less than about two decades."""
+    from matplotlib import ticker
+
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
     """Grouped bars: one group per chip, one bar per program (log scale); swept points take their best."""
     plt = _pyplot()
@@ -51,9 +60,11 @@ def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
                         linewidth=0.8)
     ax.set_xticks(x, chips, rotation=60, ha="right", fontsize=8)
     ax.set_yscale("log")
+    plain_log_axis(ax.yaxis)
     ax.set_ylabel("predicted latency (ms)")
-    ax.set_title("Latency by chip, predicted by anesim\n(whiskers: the 80 % range on chips without calibration rows)",
-                 fontsize=9)
+    swept = len(best) < len(rows)  # (a program swept over parameters or overrides: its fastest point)
+    ax.set_title("Latency by chip, predicted by anesim\n(whiskers: the 80 % range on chips without calibration rows"
+                 + (";\na program swept over parameters: its fastest point)" if swept else ")"), fontsize=9)
     # beside the axes, not over them: with many programs the legend would hide the last chips' bars
     if ax.get_legend_handles_labels()[0]:  # (every point failed: nothing to label)
         ax.legend(fontsize=7, ncol=1 if len(programs) <= 14 else 2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -119,6 +130,7 @@ def scaling(rows: list[dict[str, Any]], swept: list[str], path: Path) -> None:
         ax.set_xlabel("chip peak fp16 FLOP/s" if across_chips else key)
         ax.set_ylabel("predicted latency (ms)")
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
         if across_chips:
             ax.set_xscale("log")
         ax.set_title("Scaling across chips" if across_chips else f"Scaling with {key}")
