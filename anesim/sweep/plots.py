@@ -64,7 +64,7 @@ def latency_by_chip(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("predicted latency (ms)")
     swept = len(best) < len(rows)  # (a program swept over parameters or overrides: its fastest point)
     ax.set_title("Latency by chip, predicted by anesim\n(whiskers: the 80 % range on chips without calibration rows"
-                 + (";\na program swept over parameters: its fastest point)" if swept else ")"), fontsize=9)
+                 + (";\na program swept over parameters or chip settings: its fastest point)" if swept else ")"), fontsize=9)
     # beside the axes, not over them: with many programs the legend would hide the last chips' bars
     if ax.get_legend_handles_labels()[0]:  # (every point failed: nothing to label)
         ax.legend(fontsize=7, ncol=1 if len(programs) <= 14 else 2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
