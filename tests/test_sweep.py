@@ -25,6 +25,14 @@ def test_values_and_assignments() -> None:
     assert parse_assignments(["cores=2,4"], "--param", multi=True) == {"cores": [2, 4]}
     with pytest.raises(InputError, match="bad --set"):
         parse_assignments(["cores"], "--set", multi=False)
+    # a unit after something that is not a number, and a list where one value is taken: one
+    # line each, not a ValueError's traceback or a string value no key accepts
+    with pytest.raises(InputError, match="not a number before the unit GHz"):
+        parse_assignments(["clock=1.0GHz,xGHz"], "--param", multi=True)
+    with pytest.raises(InputError, match="not a number before the unit GHz"):
+        parse_value("xGHz")
+    with pytest.raises(InputError, match="--set takes one value per key"):
+        parse_assignments(["clock=1.0,1.2"], "--set", multi=False)
     with pytest.raises(InputError, match="both --set and --param"):
         expand([CONV], ["m1"], {"clock": [1e9]}, {"ne.clock_hz": [1e9, 2e9]})
 

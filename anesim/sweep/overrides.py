@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from anesim.chips.schema import ChipConfig
-from anesim.errors import ConfigError
+from anesim.errors import ConfigError, InputError
 
 # Short names for the keys people sweep most.
 ALIASES = {"clock": "ne.clock_hz", "clock_hz": "ne.clock_hz", "cores": "ne.cores", "pool_bytes": "memory.pool_bytes"}
@@ -66,7 +66,11 @@ def parse_value(text: str) -> Any:
         return lowered == "true"
     for suffix, factor in (("kib", 2**10), ("mib", 2**20), ("gib", 2**30), ("ghz", 10**9), ("mhz", 10**6)):
         if lowered.endswith(suffix):
-            number = float(t[: -len(suffix)])
+            try:
+                number = float(t[: -len(suffix)])
+            except ValueError:
+                raise InputError(f"not a number before the unit {t[-len(suffix):]}",
+                                 expected="a number and a unit (1.2GHz, 800MHz, 8MiB)", found=repr(text)) from None
             value = number * factor
             return int(value) if suffix.endswith("ib") else value
     try:

@@ -55,6 +55,9 @@ def parse_assignments(items: list[str], option: str, *, multi: bool) -> dict[str
         key = key.strip()
         if not sep or not key or not text.strip():
             raise InputError(f"bad {option}", expected="KEY=VALUE" + (",VALUE…" if multi else ""), found=repr(item))
+        if not multi and "," in text:
+            raise InputError(f"{option} takes one value per key", found=repr(item),
+                             expected="KEY=VALUE (a list of values is swept by anesim sweep --param)")
         values = [parse_value(v) for v in text.split(",")] if multi else [parse_value(text)]
         if any(v == "" for v in values):
             raise InputError(f"bad {option}: an empty value", found=repr(item))
